@@ -1,0 +1,34 @@
+"""Local file helpers: atomic writes with the right mode from the first byte."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` via a temp file in the same directory and rename.
+
+    The temp file is created with `mode` before any byte is written, so a key is never
+    readable by others even for an instant, and readers see the old or the new file, never half.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make it 0700: roachctl's state holds keys."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path

@@ -1,0 +1,1 @@
+"""Fixtures: nspawn test hosts (filled in by the test-bed work)."""

@@ -1,0 +1,1 @@
+"""Fixtures: stand-in releases and the local mirror (filled in by the test-bed work)."""
