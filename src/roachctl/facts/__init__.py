@@ -1,0 +1,1 @@
+"""Observed host facts: gathered in one round trip per host, parsed purely."""

@@ -1,0 +1,56 @@
+"""What roachctl observed on a host: the input of `plan.diff`, the output of fact gathering.
+
+Gathering runs one shell script per host per round trip (see facts/gather.py) and parses its
+output into these values with pure functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PathFact:
+    """stat of one path. `kind` is "file", "dir", "link" or "missing"."""
+
+    path: str
+    kind: str
+    mode: int = 0
+    owner: str = ""
+    group: str = ""
+    sha256: str = ""  # files only (and only where asked for)
+    target: str = ""  # links only (readlink, not resolved)
+
+
+@dataclass(frozen=True)
+class UnitFact:
+    name: str
+    load_state: str = ""  # loaded / not-found
+    active_state: str = ""  # active / inactive / failed / activating / deactivating
+    sub_state: str = ""
+    unit_file_state: str = ""  # enabled / disabled / ...
+    main_pid: int = 0
+    active_enter_timestamp: str = ""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """Facts about one host, gathered in one round trip."""
+
+    host: str
+    os_id: str = ""
+    os_version: str = ""
+    arch: str = ""  # amd64 / arm64 (mapped from uname -m)
+    has_systemd: bool = False
+    users: dict[str, bool] = field(default_factory=dict)  # name -> exists
+    paths: dict[str, PathFact] = field(default_factory=dict)
+    units: dict[str, UnitFact] = field(default_factory=dict)
+    firewall_backends: tuple[str, ...] = ()  # available backends, e.g. ("nftables",)
+    firewall_loaded: dict[str, bool] = field(default_factory=dict)  # roachctl table/rules name -> present
+    fd_limit: int = 0
+    disk_free_bytes: dict[str, int] = field(default_factory=dict)
+    clock_unix: float = 0.0
+    listening_ports: tuple[int, ...] = ()
+
+    def path(self, path: str) -> PathFact:
+        return self.paths.get(path, PathFact(path=path, kind="missing"))

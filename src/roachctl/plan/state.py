@@ -1,0 +1,137 @@
+"""Desired state of one host and the changes that converge it: the contract between layers.
+
+The planner (pure) builds a `HostState` per host from the topology; `diff` compares it with the
+`HostFacts` the executor observed and yields `Change`s. `--dry-run` prints those changes; apply
+executes exactly those changes and nothing else. An empty change list means converged.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """A system account the service runs as (no login shell, no password)."""
+
+    name: str
+    home: str
+
+
+@dataclass(frozen=True)
+class DirSpec:
+    path: str
+    mode: int
+    owner: str = "root"
+    group: str = "root"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A small file whose full content roachctl renders (unit, certs, firewall rules)."""
+
+    path: str
+    content: bytes
+    sha256: str
+    mode: int
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False  # never print content (keys)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """A CockroachDB release unpacked into a versioned, root-owned directory.
+
+    `install_dir` is e.g. /opt/cockroach-v25.4.0.linux-amd64; it contains `cockroach` and `lib/`.
+    `binary_sha256` identifies the installed binary so an unchanged release is never re-sent.
+    """
+
+    version: str
+    arch: str
+    install_dir: str
+    tarball_name: str
+    tarball_sha256: str
+    binary_sha256: str
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """A systemd unit file plus whether it must be enabled at boot."""
+
+    file: FileSpec
+    name: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class FirewallSpec:
+    """Firewall rules for this host, rendered for the backend the host uses.
+
+    `backend` is "nftables", "ufw", "firewalld" or "none" (firewall.manage: false).
+    `allowed` are the CIDRs allowed per port; everything else to those ports is dropped.
+    """
+
+    backend: str
+    ports: tuple[int, ...]
+    allowed: dict[int, tuple[str, ...]]
+    file: FileSpec | None = None  # e.g. the nft ruleset file roachctl owns
+    unit: UnitSpec | None = None  # e.g. the oneshot unit that loads it at boot
+
+
+@dataclass(frozen=True)
+class HostState:
+    """Everything roachctl owns on one host, in the order it must be applied."""
+
+    host: str
+    user: UserSpec
+    dirs: tuple[DirSpec, ...]
+    release: ReleaseSpec
+    links: tuple[LinkSpec, ...]
+    files: tuple[FileSpec, ...]
+    units: tuple[UnitSpec, ...]
+    firewall: FirewallSpec
+
+
+class ChangeKind(enum.StrEnum):
+    CREATE_USER = "create-user"
+    CREATE_DIR = "create-dir"
+    FIX_DIR = "fix-dir"  # mode/owner of an existing dir
+    INSTALL_RELEASE = "install-release"
+    WRITE_FILE = "write-file"
+    FIX_FILE = "fix-file"  # content right, mode/owner wrong
+    LINK = "link"
+    DAEMON_RELOAD = "daemon-reload"
+    ENABLE_UNIT = "enable-unit"
+    FIREWALL = "firewall"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step that moves a host toward its desired state; `describe()` is what the plan shows."""
+
+    host: str
+    kind: ChangeKind
+    target: str
+    reason: str
+    spec: UserSpec | DirSpec | FileSpec | LinkSpec | ReleaseSpec | UnitSpec | FirewallSpec | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind.value} {self.target} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: str
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+
+    @property
+    def converged(self) -> bool:
+        return not self.changes
