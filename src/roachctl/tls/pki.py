@@ -194,4 +194,5 @@ def cert_sans(cert_pem: bytes) -> list[str]:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return []
-    return [*ext.get_values_for_type(x509.DNSName), *(str(ip) for ip in ext.get_values_for_type(x509.IPAddress))]
+    ips = [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
+    return [*ext.get_values_for_type(x509.DNSName), *ips]
