@@ -1,1 +1,80 @@
-"""Fixtures: stand-in releases and the local mirror (filled in by the test-bed work)."""
+"""Fixtures: stand-in releases and the local mirror.
+
+- ``standin_releases`` (session): builds OLD_VERSION and NEW_VERSION for the host arch and for arm64 with
+  tests/standin/make_release.py into a session tmp dir. Yields :class:`Releases`.
+- ``release_mirror`` (function): a fresh :class:`tests.support.mirror.Mirror` on 127.0.0.1:<free port> serving
+  that directory (knobs and the request log start clean in every test).
+
+The stand-in script defaults to tests/standin/cockroach; ``ROACHCTL_STANDIN=/path`` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.standin import make_release
+from tests.support.mirror import Mirror
+
+OLD_VERSION = "v25.2.0"
+NEW_VERSION = "v25.4.0"
+HOST_ARCH = make_release.host_arch()
+ARCHES = tuple(dict.fromkeys((HOST_ARCH, "arm64")))
+
+
+def standin_path() -> Path:
+    """The stand-in script releases are built from (``ROACHCTL_STANDIN`` overrides)."""
+    env = os.environ.get("ROACHCTL_STANDIN")
+    return Path(env) if env else make_release.STANDIN
+
+
+@dataclass(frozen=True)
+class Releases:
+    """Built stand-in releases: ``dir`` holds the tarballs and ``.sha256sum`` files (official names)."""
+
+    dir: Path
+    old: str = OLD_VERSION
+    new: str = NEW_VERSION
+    arch: str = HOST_ARCH
+
+    def tarball(self, version: str, arch: str | None = None) -> Path:
+        """Path of the tarball for ``version`` (default arch: this machine's)."""
+        path = self.dir / make_release.tarball_name(version, arch or self.arch)
+        if not path.is_file():
+            raise FileNotFoundError(f"no stand-in release built for {version}/{arch or self.arch}: {path}")
+        return path
+
+    def checksum_file(self, version: str, arch: str | None = None) -> Path:
+        tgz = self.tarball(version, arch)
+        return tgz.with_name(tgz.name + ".sha256sum")
+
+    def sha256(self, version: str, arch: str | None = None) -> str:
+        return self.checksum_file(version, arch).read_text().split()[0]
+
+
+def build_releases(directory: Path, versions: tuple[str, ...] = (OLD_VERSION, NEW_VERSION)) -> Releases:
+    """Build every version × (host arch, arm64) into ``directory``."""
+    standin = standin_path()
+    for version in versions:
+        for arch in ARCHES:
+            make_release.build(version, directory, arch, standin)
+    return Releases(dir=directory)
+
+
+@pytest.fixture(scope="session")
+def standin_releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
+    directory = tmp_path_factory.mktemp("releases")
+    try:
+        return build_releases(directory)
+    except make_release.ReleaseError as exc:
+        pytest.fail(f"cannot build stand-in releases: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def release_mirror(standin_releases: Releases) -> Iterator[Mirror]:
+    with Mirror(standin_releases.dir) as mirror:
+        yield mirror
