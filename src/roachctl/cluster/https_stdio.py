@@ -1,0 +1,154 @@
+"""HTTPS GET over a child process's stdin/stdout (e.g. `ssh -W host:port`).
+
+Why: readiness (`/health?ready=1`, contract §6) must be checked from the controller without
+opening the HTTP port to it and without requiring curl or python on the host. `ssh -W` over the
+existing ControlMaster gives a byte pipe to the node's HTTP port *from the node itself*; TLS runs
+here with the cluster's ca.crt and verifies the node's certificate for its advertised name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: str
+
+
+class ProbeError(Exception):
+    """The byte pipe or the TLS/HTTP exchange failed (node down, refused, bad cert)."""
+
+
+async def https_get_via_stdio(
+    argv: Sequence[str],
+    *,
+    server_hostname: str,
+    path: str,
+    ssl_context: ssl.SSLContext | None,
+    timeout: float = 10.0,
+) -> HttpResponse:
+    """Spawn `argv` (a stdio byte pipe to host:port) and GET `path` over it.
+
+    `ssl_context=None` means plain HTTP (insecure clusters).
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        return await asyncio.wait_for(
+            _exchange(proc, server_hostname, path, ssl_context), timeout=timeout
+        )
+    except TimeoutError as exc:
+        raise ProbeError(f"no answer from {server_hostname} within {timeout:.0f}s") from exc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+def _request(host: str, path: str) -> bytes:
+    return (f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: roachctl\r\nAccept: */*\r\n\r\n").encode()
+
+
+async def _exchange(
+    proc: asyncio.subprocess.Process,
+    host: str,
+    path: str,
+    context: ssl.SSLContext | None,
+) -> HttpResponse:
+    assert proc.stdin is not None and proc.stdout is not None
+    if context is None:
+        proc.stdin.write(_request(host, path))
+        await proc.stdin.drain()
+        raw = await proc.stdout.read()
+    else:
+        raw = await _tls_exchange(proc.stdin, proc.stdout, context, host, _request(host, path))
+    if not raw:
+        err = b""
+        if proc.stderr is not None:
+            try:
+                err = await asyncio.wait_for(proc.stderr.read(), 2)
+            except TimeoutError:
+                err = b""
+        raise ProbeError(err.decode(errors="replace").strip() or "connection closed without an answer")
+    return _parse(raw)
+
+
+async def _tls_exchange(
+    writer: asyncio.StreamWriter,
+    reader: asyncio.StreamReader,
+    context: ssl.SSLContext,
+    host: str,
+    request: bytes,
+) -> bytes:
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
+
+    async def flush() -> None:
+        data = outgoing.read()
+        if data:
+            writer.write(data)
+            await writer.drain()
+
+    async def feed() -> bool:
+        chunk = await reader.read(65536)
+        if not chunk:
+            incoming.write_eof()
+            return False
+        incoming.write(chunk)
+        return True
+
+    while True:  # handshake
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            await flush()
+            if not await feed():
+                raise ProbeError("connection closed during TLS handshake") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise ProbeError(f"TLS certificate of {host} rejected: {exc.verify_message}") from exc
+        except ssl.SSLError as exc:
+            raise ProbeError(f"TLS handshake with {host} failed: {exc}") from exc
+    tls.write(request)
+    await flush()
+    body = bytearray()
+    while True:
+        try:
+            data = tls.read(65536)
+            if not data:
+                break
+            body += data
+        except ssl.SSLWantReadError:
+            await flush()
+            if not await feed():
+                break
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+    return bytes(body)
+
+
+def _parse(raw: bytes) -> HttpResponse:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    parts = status_line.split()
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ProbeError(f"not an HTTP response: {status_line[:80]!r}")
+    return HttpResponse(status=int(parts[1]), body=body.decode(errors="replace"))
+
+
+def client_context(ca_pem: bytes) -> ssl.SSLContext:
+    """TLS client context trusting only the cluster CA, with hostname verification."""
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
