@@ -1,0 +1,74 @@
+"""Run `cockroach` client commands (init, node status/drain, sql) on a node, without leaving keys.
+
+Client commands need ca.crt + client.root.crt/key (contract §3, §5, §10), and nodes must never
+hold a client key (issue #4). So each call streams a short-lived client cert (minted by the
+controller, see ClusterHome.ephemeral_client) through ssh stdin into a private `mktemp -d` under
+/run (tmpfs: never on disk), runs the command with `--certs-dir` pointing there, and removes the
+directory on exit — success, failure or signal alike. Keys never appear in argv (no `ps` leak).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from roachctl.exec.command import Command
+from roachctl.tls import store
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
+
+# $1 = cockroach binary; $2... = its arguments. stdin = files framed by "#roachctl-file NAME".
+_SECURE_SCRIPT = r"""
+umask 077
+d=$(mktemp -d /run/roachctl-client.XXXXXXXX) || exit 70
+trap 'rm -rf "$d"' EXIT
+trap 'exit 130' HUP INT TERM
+pat='^#roachctl-file [a-z0-9][a-z0-9._-]*$'
+awk -v d="$d" -v pat="$pat" '$0 ~ pat { f = d "/" $2; next } f != "" { print > f }' || exit 70
+bin=$1
+shift
+"$bin" "$@" --certs-dir="$d"
+"""
+
+
+@dataclass(frozen=True)
+class ClientCall:
+    """A command plus the bytes to feed on its stdin."""
+
+    command: Command
+    stdin: bytes | None
+
+
+def bundle(files: dict[str, bytes]) -> bytes:
+    """Frame PEM files for the remote awk splitter."""
+    out = bytearray()
+    for name, data in files.items():
+        if not _NAME.match(name):
+            raise ValueError(f"bad cert file name {name!r}")
+        out += f"#roachctl-file {name}\n".encode() + data.rstrip(b"\n") + b"\n"
+    return bytes(out)
+
+
+def client_call(
+    binary: str,
+    args: Sequence[str],
+    *,
+    ca_pem: bytes | None,
+    client_cert_pem: bytes | None = None,
+    client_key_pem: bytes | None = None,
+    user: str = "root",
+    sudo: bool = True,
+) -> ClientCall:
+    """Build the call for `binary args...` with ephemeral certs, or `--insecure` when ca_pem is None."""
+    if ca_pem is None:
+        return ClientCall(Command.of(binary, *args, "--insecure", sudo=sudo), None)
+    if client_cert_pem is None or client_key_pem is None:
+        raise ValueError("a secure client call needs a client certificate and key")
+    files = {
+        store.CA_CERT: ca_pem,
+        store.client_cert_name(user): client_cert_pem,
+        store.client_key_name(user): client_key_pem,
+    }
+    command = Command.shell(_SECURE_SCRIPT, binary, *args, sudo=sudo, name="roachctl-client")
+    return ClientCall(command, bundle(files))
