@@ -1,1 +1,38 @@
-"""release layer."""
+"""Getting a verified CockroachDB release; shared by local clusters and remote deploy.
+
+Public API::
+
+    obtain(version=None, *, home, arch=None, mirror=None, tarball=None, sha256=None,
+           progress=True) -> Release
+    from_binary(path, *, arch=None) -> Release      # local mode only (tarball is None)
+    Release(version, arch, dir, binary, tarball, tarball_sha256, binary_sha256, source)
+    DEFAULT_VERSION, DEFAULT_BASE_URL, MIRROR_ENV, detect_arch(), normalize_version()
+
+`obtain` never uses bytes before their SHA-256 matched the published digest, keeps the verified
+tarball and its extracted tree in ``<home>/cache/releases/``, and reuses them without network.
+Every failure is a `roachctl.errors.ReleaseError` (exit 2) that leaves nothing in the cache.
+"""
+
+from roachctl.release.model import Release
+from roachctl.release.names import (
+    DEFAULT_BASE_URL,
+    DEFAULT_VERSION,
+    MIRROR_ENV,
+    ReleaseName,
+    detect_arch,
+    normalize_version,
+)
+from roachctl.release.obtain import binary_version, from_binary, obtain
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_VERSION",
+    "MIRROR_ENV",
+    "Release",
+    "ReleaseName",
+    "binary_version",
+    "detect_arch",
+    "from_binary",
+    "normalize_version",
+    "obtain",
+]

@@ -1,0 +1,133 @@
+"""The release cache, ``<home>/cache/releases/``: verified tarballs and their extracted trees.
+
+Layout per release (stem = ``cockroach-<v>.linux-<arch>``)::
+
+    <stem>.tgz             the verified tarball (remote deploy uploads it)
+    <stem>.tgz.sha256sum   the digest it was verified against, in the published format
+    <stem>/                the extracted tree, fixed modes
+    <stem>.json            manifest: digests of tarball and binary; written LAST (commit marker)
+
+Commit protocol: download/copy into ``.tmp-*`` files, verify, extract into a ``.tmp-*`` dir,
+rename the tree and tarball into place, then write the manifest atomically. An entry without a
+manifest, or whose files no longer match it, is incomplete and is removed before any new
+attempt — so an interrupted or corrupt download never leaves a usable-looking release.
+All of this runs under an exclusive lock on ``.lock``, so concurrent roachctl runs don't race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from roachctl.fsutil import atomic_write
+from roachctl.release.checksum import sha256_file
+from roachctl.release.extract import extract_release
+from roachctl.release.model import Release
+from roachctl.release.names import ReleaseName
+from roachctl.ui.console import console
+
+MANIFEST_SCHEMA = 1
+
+
+class ReleaseCache:
+    """One cache directory of releases."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def for_home(cls, home: Path) -> ReleaseCache:
+        return cls(home / "cache" / "releases")
+
+    def paths(self, name: ReleaseName) -> tuple[Path, Path, Path, Path]:
+        """(tarball, checksum file, extracted dir, manifest) for `name`."""
+        r = self.root
+        return r / name.tarball, r / name.checksum, r / name.stem, r / f"{name.stem}.json"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the cache's exclusive lock (blocks while another roachctl fills the cache)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def load(self, name: ReleaseName) -> Release | None:
+        """The cached release if complete and intact (digests re-checked, no network), else None.
+
+        A damaged entry is removed with a warning so the caller fetches it afresh.
+        """
+        manifest = self.paths(name)[3]
+        if not manifest.exists():
+            self.discard(name)
+            return None
+        try:
+            data = json.loads(manifest.read_text())
+            release = Release.from_dict(data["release"])
+            ok = (release.tarball is not None and release.tarball.is_file()
+                  and release.binary.is_file()
+                  and sha256_file(release.tarball) == release.tarball_sha256
+                  and sha256_file(release.binary) == release.binary_sha256)
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            console().print(f"[yellow]warning:[/] cached release {name.stem} is damaged; removing it")
+            self.discard(name)
+            return None
+        return release
+
+    def discard(self, name: ReleaseName) -> None:
+        """Remove every file of `name` (complete or partial) and stale temp files."""
+        tarball, checksum, tree, manifest = self.paths(name)
+        manifest.unlink(missing_ok=True)  # first: the entry stops being a release at once
+        for path in (tarball, checksum):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(tree, ignore_errors=True)
+        if self.root.is_dir():
+            for stale in self.root.glob(f".tmp-{name.stem}*"):
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    stale.unlink(missing_ok=True)
+
+    def temp_file(self, name: ReleaseName) -> tuple[int, Path]:
+        """A new private temp file in the cache (same filesystem, so the final rename is atomic)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=f".tmp-{name.stem}-", suffix=".tgz", dir=self.root)
+        return fd, Path(path)
+
+    def commit(self, name: ReleaseName, staged: Path, tarball_sha256: str, source: str) -> Release:
+        """Extract the verified tarball `staged` and move everything into place.
+
+        `staged` must already be verified against the published digest. On any failure all
+        files of `name` are removed and the error propagates.
+        """
+        tarball, checksum, tree, manifest = self.paths(name)
+        workdir = Path(tempfile.mkdtemp(prefix=f".tmp-{name.stem}-x", dir=self.root))
+        try:
+            binary = extract_release(staged, name, workdir)
+            binary_sha256 = sha256_file(binary)
+            os.rename(workdir / name.stem, tree)
+            os.replace(staged, tarball)
+            tarball.chmod(0o644)
+            atomic_write(checksum, f"{tarball_sha256}  {name.tarball}\n".encode())
+            release = Release(name.version, name.arch, tree, tree / binary.name, tarball,
+                              tarball_sha256, binary_sha256, source)
+            doc = {"schema": MANIFEST_SCHEMA, "release": release.to_dict()}
+            atomic_write(manifest, (json.dumps(doc, indent=2) + "\n").encode())
+            return release
+        except BaseException:
+            self.discard(name)
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            staged.unlink(missing_ok=True)
