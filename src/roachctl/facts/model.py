@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class PathFact:
-    """stat of one path. `kind` is "file", "dir", "link" or "missing"."""
+    """stat of one path. `kind` is "file", "dir", "link", "missing", or "other" (socket, fifo, device)."""
 
     path: str
     kind: str
@@ -47,9 +47,11 @@ class HostFacts:
     units: dict[str, UnitFact] = field(default_factory=dict)
     firewall_backends: tuple[str, ...] = ()  # available backends, e.g. ("nftables",)
     firewall_loaded: dict[str, bool] = field(default_factory=dict)  # roachctl table/rules name -> present
+    firewall_active: str = ""  # the backend that manages the ruleset: firewalld / ufw / nftables / ""
     fd_limit: int = 0
     disk_free_bytes: dict[str, int] = field(default_factory=dict)
     clock_unix: float = 0.0
+    clock_skew: float = 0.0  # host clock minus controller clock when the command was sent (s)
     listening_ports: tuple[int, ...] = ()
 
     def path(self, path: str) -> PathFact:

@@ -1,0 +1,118 @@
+"""Run one child process to completion: stdin fed from bytes or a file, output captured, bounded.
+
+Shared by the OpenSSH and local executors. Children start in their own session
+(`start_new_session=True`) so a Ctrl-C at the terminal reaches only roachctl, which then decides
+whether to let the command finish; a remote command is never cut in half by a stray SIGINT.
+When we do give up on a child (timeout, cancellation) we kill its whole process group and reap it,
+so no `ssh` client is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    duration: float
+
+
+class ProcTimeout(Exception):
+    """The child ran longer than its timeout and was killed."""
+
+    def __init__(self, timeout: float, stdout: bytes, stderr: bytes) -> None:
+        super().__init__(f"timed out after {timeout:g}s")
+        self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+Stdin = bytes | Path | None
+
+
+async def _feed(proc: asyncio.subprocess.Process, stdin: Stdin) -> None:
+    writer = proc.stdin
+    if writer is None:
+        return
+    try:
+        if isinstance(stdin, bytes):
+            writer.write(stdin)
+            await writer.drain()
+        elif isinstance(stdin, Path):
+            with stdin.open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    writer.write(chunk)
+                    await writer.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the child exited early; its exit code tells why
+    finally:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            writer.close()
+            await writer.wait_closed()
+
+
+async def _read(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(CHUNK):
+        sink.extend(chunk)
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
+async def run_process(argv: list[str], *, stdin: Stdin = None, timeout: float | None = None) -> Completed:
+    """Run `argv` and return its exit code and output.
+
+    Raises:
+        ProcTimeout: it ran longer than `timeout` seconds (the process group is killed).
+        OSError: the program could not be started.
+    """
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    out, err = bytearray(), bytearray()
+    io = asyncio.gather(_feed(proc, stdin), _read(proc.stdout, out), _read(proc.stderr, err))
+    try:
+        async with asyncio.timeout(timeout):
+            await io
+            returncode = await proc.wait()
+    except TimeoutError:
+        _kill_group(proc)
+        await _reap(proc, io)
+        raise ProcTimeout(timeout or 0.0, bytes(out), bytes(err)) from None
+    except BaseException:
+        _kill_group(proc)
+        await _reap(proc, io)
+        raise
+    return Completed(returncode, bytes(out), bytes(err), time.monotonic() - started)
+
+
+async def _reap(proc: asyncio.subprocess.Process, io: asyncio.Future[Any]) -> None:
+    """Wait (bounded) for a killed child, shielded so a second cancellation cannot leak it."""
+    io.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.shield(asyncio.wait_for(proc.wait(), 5))
+    with contextlib.suppress(BaseException):
+        await io

@@ -1,0 +1,172 @@
+"""Fan-out: run one async step on many hosts at once, with caps, failure collection and safe Ctrl-C.
+
+Why not a bare `TaskGroup`: a TaskGroup cancels every sibling on the first failure, which would cut
+remote steps in half on healthy hosts. Here a failure (or the first Ctrl-C) only stops *starting*
+new hosts; steps already running finish, and the caller learns exactly which hosts succeeded,
+failed, or were never touched (`FanoutFailures`). A second Ctrl-C cancels the running steps (the
+executors then kill their ssh clients). Connection caps live in the transport (`OpenSSH`), session
+caps in each executor, so any fan-out shape respects sshd's MaxStartups/MaxSessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from roachctl.errors import HostFailures, InterruptedByUser, RoachctlError
+
+T = TypeVar("T")
+
+
+@dataclass
+class FanoutFailures(HostFailures):
+    """HostFailures plus the hosts that were never started (fail-fast stopped before them)."""
+
+    not_started: list[str] = field(default_factory=list)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def render(self) -> str:
+        text = super().render()
+        if self.not_started:
+            text += f"\n  not started: {', '.join(sorted(self.not_started))}"
+        return text
+
+
+class Interrupts:
+    """Two-stage Ctrl-C for one operation: the first stops new work, the second cancels running work.
+
+    Share one instance across the stages of an operation; `install()` routes SIGINT to it.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stopping = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def interrupt(self) -> None:
+        """What SIGINT does (callable directly from tests)."""
+        self.count += 1
+        self.stopping.set()
+        if self.count >= 2:
+            for task in list(self._running):
+                task.cancel()
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    @contextlib.contextmanager
+    def install(self) -> Iterator[None]:
+        """Handle SIGINT with `interrupt()` inside the block (main thread only; else a no-op)."""
+        loop = asyncio.get_running_loop()
+        try:
+            previous = signal.getsignal(signal.SIGINT)
+            loop.add_signal_handler(signal.SIGINT, self.interrupt)
+        except (ValueError, RuntimeError, NotImplementedError):
+            yield  # not the main thread, or no signal support: Ctrl-C keeps its default behaviour
+            return
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            signal.signal(signal.SIGINT, previous)
+
+
+def _as_roachctl_error(exc: BaseException) -> RoachctlError:
+    if isinstance(exc, RoachctlError):
+        return exc
+    if isinstance(exc, asyncio.CancelledError):
+        return RoachctlError("cancelled (second Ctrl-C) while running")
+    wrapped = RoachctlError(f"internal error: {type(exc).__name__}: {exc}")
+    wrapped.__cause__ = exc
+    return wrapped
+
+
+@dataclass
+class _Outcome:
+    results: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, RoachctlError] = field(default_factory=dict)
+    not_started: list[str] = field(default_factory=list)
+
+
+async def fanout(
+    hosts: Iterable[str],
+    step: Callable[[str], Awaitable[T]],
+    *,
+    continue_on_error: bool = False,
+    limit: int | None = None,
+    interrupts: Interrupts | None = None,
+) -> dict[str, T]:
+    """Run `step(host)` for every host concurrently; return {host: result} in the given host order.
+
+    Args:
+        continue_on_error: keep starting hosts after a failure (default: stop starting new ones;
+            running ones always finish).
+        limit: at most this many hosts in flight (None: all; connection caps still apply).
+        interrupts: a shared two-stage Ctrl-C controller; without one, SIGINT is handled for the
+            duration of this call.
+
+    Raises:
+        FanoutFailures: one or more hosts failed; carries which succeeded and which never started.
+        InterruptedByUser: Ctrl-C; raised after running steps finished (or were cancelled).
+    """
+    ordered = list(dict.fromkeys(hosts))
+    ctl = interrupts or Interrupts()
+    installer: contextlib.AbstractContextManager[None] = (
+        contextlib.nullcontext() if interrupts else ctl.install()
+    )
+    outcome = _Outcome()
+    gate = asyncio.Semaphore(limit or max(1, len(ordered)))
+    failed = asyncio.Event()
+
+    async def one(host: str) -> None:
+        async with gate:
+            if ctl.requested or (failed.is_set() and not continue_on_error):
+                outcome.not_started.append(host)
+                return
+            task = asyncio.create_task(_call(step, host))
+            ctl.track(task)
+            try:
+                outcome.results[host] = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    task.cancel()  # the fan-out itself was cancelled from outside
+                    raise
+                outcome.failures[host] = _as_roachctl_error(asyncio.CancelledError())
+                failed.set()
+            except BaseException as exc:  # every host failure is collected, none lost
+                outcome.failures[host] = _as_roachctl_error(exc)
+                failed.set()
+
+    with installer:
+        await asyncio.gather(*(one(host) for host in ordered))
+    return _finish(ordered, outcome, ctl)
+
+
+async def _call(step: Callable[[str], Awaitable[T]], host: str) -> T:
+    return await step(host)
+
+
+def _finish(ordered: list[str], outcome: _Outcome, ctl: Interrupts) -> dict[str, Any]:
+    succeeded = [h for h in ordered if h in outcome.results]
+    if ctl.requested:
+        parts = [f"{len(succeeded)} host(s) finished" + (f" ({', '.join(succeeded)})" if succeeded else "")]
+        if outcome.failures:
+            parts.append(f"failed: {', '.join(sorted(outcome.failures))}")
+        if outcome.not_started:
+            parts.append(f"not started: {', '.join(outcome.not_started)}")
+        raise InterruptedByUser("interrupted; " + "; ".join(parts))
+    if outcome.failures:
+        raise FanoutFailures(failures=dict(outcome.failures), succeeded=succeeded,
+                             not_started=[h for h in ordered if h in outcome.not_started])
+    return {host: outcome.results[host] for host in ordered}

@@ -1,0 +1,269 @@
+"""OpenSSH executor: the system `ssh` client, one multiplexed master connection per host.
+
+Why the system client: the user's ssh config (Include, Match, ProxyJump, agents, certificates,
+known_hosts) must just work, and only `ssh` itself implements all of it (stack-and-style.md §1.1).
+Design rules implemented here, each from a documented failure:
+
+- `BatchMode=yes`: no prompt may ever appear (it would hang under a live display).
+- `ControlMaster=auto`, `ControlPersist=60s`, `ControlPath=<short 0700 dir>/%C`: one TCP+auth per
+  host, reused by every command; `%C` is a fixed-length hash so the socket path fits `sun_path`.
+  The control dir is private to one `OpenSSH` object, so `close()` (`ssh -O exit`) never tears down
+  a master another roachctl process is using; ControlPersist reaps masters we fail to close.
+- `ConnectTimeout` and `ServerAliveInterval`x`ServerAliveCountMax` bound how long a dead or cut host
+  can stall us: connect fails after ConnectTimeout, an established session after ~15 s.
+- At most 8 sessions per host (sshd MaxSessions is 10; a refused session silently falls back to a
+  full login) and at most 8 concurrent new connections overall (sshd MaxStartups, bastions).
+- Exit code 255 is ssh's own failure -> `TransportError` (exit 10) with a hint; anything else is the
+  remote command's -> `RemoteCommandError` (exit 20). Caveat: a remote command that itself exits
+  255 is indistinguishable and is reported as a transport failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from roachctl.errors import RemoteCommandError, TransportError, UsageError
+from roachctl.exec._proc import ProcTimeout, Stdin, run_process
+from roachctl.exec.base import ExecutorBase, Result, command_failed, stderr_tail
+from roachctl.exec.command import Command
+
+SUN_PATH_MAX = 104  # Linux allows 108; macOS 104. %C expands to 40 hex characters.
+CONTROL_HASH_LEN = 40
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    """How to reach hosts. Unset fields fall back to the user's ssh config (or `ssh_config`).
+
+    `user`, `port`, `identity_file` and `sudo` come from the topology's `ssh:` section.
+    """
+
+    ssh_config: Path | None = None
+    user: str | None = None
+    port: int | None = None
+    identity_file: Path | None = None
+    sudo: bool = True
+    accept_new_host_keys: bool = False
+    connect_timeout: int = 10
+    server_alive_interval: int = 5
+    server_alive_count_max: int = 3
+    control_persist: str = "60s"
+    max_sessions_per_host: int = 8
+    max_new_connections: int = 8
+    ssh_binary: str = "ssh"
+    extra_options: tuple[str, ...] = ()  # "Key=Value" pairs passed as -o
+
+
+_HINTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), hint)
+    for pattern, hint in (
+        (r"host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
+         "the host key is unknown or has changed: check known_hosts (ssh-keyscan), or pass "
+         "--accept-new-host-keys for a first connection"),
+        (r"permission denied \(", "the key was not accepted: check ssh.user and ssh.identity_file in "
+         "the topology, your ssh config and ssh-agent (try: ssh -v HOST)"),
+        (r"too many authentication failures", "ssh offered too many keys: set ssh.identity_file, or "
+         "IdentitiesOnly yes in your ssh config"),
+        (r"could not resolve hostname|name or service not known",
+         "the host name does not resolve: check the Host entry in your ssh config or DNS"),
+        (r"connection refused", "nothing listens on the ssh port: is sshd running, is the port right?"),
+        (r"timed out|timeout, server .* not responding|no route to host|network is unreachable",
+         "the host did not answer: check that it is up, the address, and firewalls on the way"),
+        (r"connection (closed|reset) by|broken pipe|connection to .* closed",
+         "the connection dropped: the host may have rebooted or the network failed; retry"),
+    )
+)
+
+
+def transport_error(host: str, stderr: str, *, what: str = "ssh failed") -> TransportError:
+    """A TransportError for exit code 255, with a hint picked from ssh's own stderr."""
+    tail = stderr_tail(stderr, 1000)
+    hint = next((h for pattern, h in _HINTS if pattern.search(tail)), "run `ssh -v HOST` to see why")
+    message = f"{what}: {tail}" if tail else f"{what} (exit code 255, no message)"
+    return TransportError(message, hint=hint, where=host)
+
+
+def default_control_dir() -> Path:
+    """A fresh 0700 directory whose sockets fit sun_path: $XDG_RUNTIME_DIR if short, else /tmp."""
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), "/tmp"):
+        if base and os.path.isdir(base) and len(base) + 14 + CONTROL_HASH_LEN <= SUN_PATH_MAX:
+            return Path(tempfile.mkdtemp(prefix="roachctl-", dir=base))
+    raise UsageError("no directory short enough for ssh control sockets (sun_path limit)")
+
+
+def ssh_base_argv(options: SSHOptions, control_dir: Path) -> list[str]:
+    """Everything before the destination: config, batch mode, multiplexing, timeouts, identity."""
+    control_path = str(control_dir).replace("%", "%%") + "/%C"
+    argv = [options.ssh_binary]
+    if options.ssh_config is not None:
+        argv += ["-F", str(options.ssh_config)]
+    opts = [
+        "BatchMode=yes",
+        "ControlMaster=auto",
+        f"ControlPersist={options.control_persist}",
+        f"ControlPath={control_path}",
+        f"ConnectTimeout={options.connect_timeout}",
+        f"ServerAliveInterval={options.server_alive_interval}",
+        f"ServerAliveCountMax={options.server_alive_count_max}",
+        "ConnectionAttempts=1",
+    ]
+    if options.accept_new_host_keys:
+        opts.append("StrictHostKeyChecking=accept-new")
+    opts += options.extra_options
+    for opt in opts:
+        argv += ["-o", opt]
+    if options.user:
+        argv += ["-l", options.user]
+    if options.port:
+        argv += ["-p", str(options.port)]
+    if options.identity_file is not None:
+        argv += ["-i", str(options.identity_file.expanduser())]
+    return argv
+
+
+class OpenSSH:
+    """The transport for one operation: a private control dir, connection caps, one executor per host.
+
+    Use as `async with OpenSSH(options) as ssh: ex = ssh.executor("store-1")`; leaving the block
+    closes every master (`ssh -O exit`) and removes the control dir.
+    """
+
+    def __init__(self, options: SSHOptions | None = None, *, control_dir: Path | None = None) -> None:
+        self.options = options or SSHOptions()
+        if control_dir is not None and len(str(control_dir)) + 1 + CONTROL_HASH_LEN > SUN_PATH_MAX:
+            raise UsageError(f"control dir {control_dir} is too long for ssh control sockets (sun_path)")
+        self._own_dir = control_dir is None
+        self.control_dir = control_dir or default_control_dir()
+        self.control_dir.chmod(0o700)
+        self.connect_slots = asyncio.Semaphore(self.options.max_new_connections)
+        self._executors: dict[str, OpenSSHExecutor] = {}
+
+    def executor(self, host: str) -> OpenSSHExecutor:
+        """The (cached) executor for `host`; every caller shares its master and session cap."""
+        if host not in self._executors:
+            self._executors[host] = OpenSSHExecutor(host, self)
+        return self._executors[host]
+
+    def base_argv(self) -> list[str]:
+        return ssh_base_argv(self.options, self.control_dir)
+
+    async def close(self) -> None:
+        """Close every master this transport opened and remove the control dir (idempotent)."""
+        await asyncio.gather(*(ex.close() for ex in self._executors.values()), return_exceptions=True)
+        if self._own_dir:
+            shutil.rmtree(self.control_dir, ignore_errors=True)
+
+    async def __aenter__(self) -> OpenSSH:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class OpenSSHExecutor(ExecutorBase):
+    """Runs commands on one host through the transport's master connection."""
+
+    def __init__(self, host: str, transport: OpenSSH) -> None:
+        self.host = host
+        self._transport = transport
+        self._sessions = asyncio.Semaphore(transport.options.max_sessions_per_host)
+        self._connect_lock = asyncio.Lock()
+        self._connected = False
+        self.remote_uid: int | None = None
+
+    @property
+    def is_root(self) -> bool:
+        return self.remote_uid == 0
+
+    def _argv(self, *middle: str) -> list[str]:
+        return [*self._transport.base_argv(), *middle]
+
+    async def connect(self, *, timeout: float | None = None) -> None:
+        """Open the master connection (if none) and learn the login uid. Idempotent.
+
+        Runs under the transport's cap on concurrent new connections. Raises TransportError.
+        """
+        if self._connected:
+            return
+        async with self._connect_lock:
+            if self._connected:
+                return
+            opts = self._transport.options
+            limit = timeout if timeout is not None else opts.connect_timeout * 2 + 10
+            async with self._transport.connect_slots:
+                try:
+                    done = await self._spawn(self._argv("-T", "--", self.host, "id -u"), None, limit,
+                                             what="could not connect")
+                except ProcTimeout:
+                    raise TransportError(f"could not connect within {limit:g}s", where=self.host,
+                                         hint="the host did not answer: check that it is up") from None
+            if done.returncode != 0 or not done.stdout.strip().isdigit():
+                raise TransportError(f"unexpected answer to `id -u` (exit {done.returncode}): "
+                                     f"{stderr_tail(done.stdout + done.stderr, 300)}", where=self.host)
+            self.remote_uid = int(done.stdout.strip())
+            self._connected = True
+
+    async def check(self) -> bool:
+        """True if a master connection for this host is alive (`ssh -O check`)."""
+        try:
+            done = await run_process(self._argv("-O", "check", "--", self.host), timeout=10)
+        except (ProcTimeout, OSError):
+            return False
+        return done.returncode == 0
+
+    async def close(self) -> None:
+        """Ask the master to exit (`ssh -O exit`); harmless if there is none."""
+        self._connected = False
+        with contextlib.suppress(ProcTimeout, OSError):
+            await run_process(self._argv("-O", "exit", "--", self.host), timeout=10)
+
+    async def effective_config(self) -> dict[str, str]:
+        """`ssh -G HOST`: the options ssh would really use (for `doctor`)."""
+        done = await run_process(self._argv("-G", "--", self.host), timeout=10)
+        config: dict[str, str] = {}
+        for line in done.stdout.decode("utf-8", "replace").splitlines():
+            key, _, value = line.partition(" ")
+            config.setdefault(key, value)
+        return config
+
+    async def _exec(self, cmd: Command, *, stdin: Stdin, timeout: float | None, check: bool) -> Result:
+        await self.connect()
+        use_sudo = cmd.sudo and not self.is_root
+        if use_sudo and not self._transport.options.sudo:
+            raise UsageError(f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo "
+                             "is false", hint="set ssh.sudo: true in the topology, or connect as root",
+                             where=self.host)
+        argv = self._argv("-T", "--", self.host, cmd.render(use_sudo=use_sudo))
+        async with self._sessions:
+            try:
+                done = await self._spawn(argv, stdin, timeout, what="ssh failed", cmd=cmd)
+            except ProcTimeout as exc:
+                raise RemoteCommandError(
+                    f"command timed out after {exc.timeout:g}s: {cmd.display()}", where=self.host,
+                    stderr=cmd.mask(stderr_tail(exc.stderr)),
+                ) from None
+        result = Result(done.returncode, done.stdout, done.stderr, done.duration)
+        if check and result.returncode != 0:
+            raise command_failed(self.host, cmd, result)
+        return result
+
+    async def _spawn(self, argv: list[str], stdin: Stdin, timeout: float | None, *, what: str,
+                     cmd: Command | None = None) -> Result:
+        """Run one ssh process; exit 255 becomes TransportError (and forces a reconnect next time)."""
+        try:
+            done = await run_process(argv, stdin=stdin, timeout=timeout)
+        except OSError as exc:
+            raise TransportError(f"cannot run {argv[0]}: {exc}", where=self.host,
+                                 hint="install the OpenSSH client") from exc
+        if done.returncode == 255:
+            self._connected = False
+            err = done.stderr.decode("utf-8", "replace")
+            raise transport_error(self.host, cmd.mask(err) if cmd else err, what=what)
+        return Result(done.returncode, done.stdout, done.stderr, done.duration)

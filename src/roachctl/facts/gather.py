@@ -1,0 +1,174 @@
+"""Fact gathering: ONE POSIX sh script per host per round trip, parsed into `HostFacts`.
+
+Why one script: with tens of paths, units and users per host, one command per fact would cost
+tens of round trips per host. The script is a constant; everything we ask about travels as its
+positional parameters (pairs of `kind value`), so a path or unit name can never change what runs.
+The script prints one tab-separated record per line and refers to requested items by their index,
+never by echoing them back, so odd names (tabs, newlines) cannot corrupt the report. Parsing is
+pure and lives in `facts/parse.py`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from roachctl.errors import RemoteCommandError
+from roachctl.exec.base import Executor
+from roachctl.exec.command import Command
+from roachctl.facts.model import HostFacts
+from roachctl.facts.parse import Item, ReportError, parse_report
+
+NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+_NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
+
+# Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
+# then per requested item (second field = 1-based index of the item's pair): path, target, sha,
+# user, unit, nft, df; and finally `end`. Exit status is always 0 unless the shell itself broke.
+SCRIPT = r"""
+set -u
+set -f
+export LC_ALL=C
+printf 'v\t1\n'
+printf 'clock\t%s\n' "$(date +%s.%N)"
+for f in /etc/os-release /usr/lib/os-release; do
+  if [ -r "$f" ]; then awk '{print "os\t" $0}' "$f"; break; fi
+done
+printf 'arch\t%s\n' "$(uname -m)"
+if [ -d /run/systemd/system ]; then sd=1; else sd=0; fi
+printf 'systemd\t%s\n' "$sd"
+printf 'nofile\t%s\n' "$(ulimit -H -n)"
+for b in nft ufw firewall-cmd; do
+  if command -v "$b" >/dev/null 2>&1; then printf 'fwbin\t%s\n' "$b"; fi
+done
+active=
+if command -v firewall-cmd >/dev/null 2>&1 && [ "$(firewall-cmd --state 2>/dev/null)" = running ]; then
+  active=firewalld
+elif command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q '^Status: active'; then
+  active=ufw
+elif [ "$sd" = 1 ] && systemctl is-active --quiet nftables.service 2>/dev/null; then
+  active=nftables
+fi
+printf 'fwactive\t%s\n' "$active"
+if command -v ss >/dev/null 2>&1; then
+  ss -Htln 2>/dev/null | awk '{print "ss\t" $4}'
+else
+  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {print "proc\t" $2}'
+fi
+path_fact() {
+  # $1 index, $2 p|h, $3 path
+  if [ -L "$3" ]; then pk=link
+  elif [ -d "$3" ]; then pk=dir
+  elif [ -f "$3" ]; then pk=file
+  elif [ -e "$3" ]; then pk=other
+  else printf 'path\t%s\tmissing\n' "$1"; return; fi
+  printf 'path\t%s\t%s\t%s\n' "$1" "$pk" "$(stat -c '%a %U %G' -- "$3" | tr ' ' '\t')"
+  if [ "$pk" = link ]; then
+    printf 'target\t%s\t%s\n' "$1" "$(readlink -- "$3" | od -An -v -tx1 | tr -d ' \n')"
+  fi
+  if [ "$2" = h ] && [ "$pk" = file ]; then
+    printf 'sha\t%s\t%s\n' "$1" "$(sha256sum <"$3" 2>/dev/null | cut -d' ' -f1)"
+  fi
+}
+i=0
+while [ $# -ge 2 ]; do
+  kind=$1 val=$2
+  shift 2
+  i=$((i + 1))
+  case $kind in
+    p|h) path_fact "$i" "$kind" "$val" ;;
+    u) if id -u -- "$val" >/dev/null 2>&1; then ok=1; else ok=0; fi
+       printf 'user\t%s\t%s\n' "$i" "$ok" ;;
+    s) if [ "$sd" = 1 ]; then
+         systemctl show -p LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp \
+           -- "$val" 2>/dev/null | awk -v i="$i" '{print "unit\t" i "\t" $0}'
+       fi ;;
+    n) if ! command -v nft >/dev/null 2>&1; then printf 'nft\t%s\t0\n' "$i"
+       elif nft list table "${val%% *}" "${val#* }" >/dev/null 2>&1; then printf 'nft\t%s\t1\n' "$i"
+       elif nft list tables >/dev/null 2>&1; then printf 'nft\t%s\t0\n' "$i"
+       else printf 'nft\t%s\t?\n' "$i"; fi ;;
+    d) d=$val
+       while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
+       df -Pk -- "$d" 2>/dev/null | awk -v i="$i" 'NR == 2 {print "df\t" i "\t" $(NF - 2)}' ;;
+  esac
+done
+printf 'end\n'
+"""
+
+
+@dataclass(frozen=True)
+class FactRequest:
+    """What to look at on a host, besides the facts every report has (OS, arch, clock, ...).
+
+    `nft_tables` are "family name" (e.g. "inet roachctl") or a bare name (family inet).
+    """
+
+    paths: tuple[str, ...] = ()
+    hash_paths: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    nft_tables: tuple[str, ...] = ()
+    disk_dirs: tuple[str, ...] = ()
+
+    def items(self) -> list[Item]:
+        """The items passed to the script, in index order (index = position + 1)."""
+        hashed = list(dict.fromkeys(self.hash_paths))
+        plain = [p for p in dict.fromkeys(self.paths) if p not in set(hashed)]
+        items = [Item("p", p) for p in plain] + [Item("h", p) for p in hashed]
+        items += [Item("u", u) for u in dict.fromkeys(self.users)]
+        items += [Item("s", s) for s in dict.fromkeys(self.units)]
+        items += [Item("n", _nft_spec(t), key=t) for t in dict.fromkeys(self.nft_tables)]
+        items += [Item("d", d) for d in dict.fromkeys(self.disk_dirs)]
+        for item in items:
+            if item.kind in "phd" and not item.value.startswith("/"):
+                raise ValueError(f"fact paths must be absolute: {item.value!r}")
+        return items
+
+    def args(self) -> list[str]:
+        return [word for item in self.items() for word in (item.kind, item.value)]
+
+
+def _nft_spec(table: str) -> str:
+    parts = table.split()
+    family, name = (parts[0], parts[1]) if len(parts) == 2 else ("inet", parts[0] if parts else "")
+    if family not in NFT_FAMILIES or not _NFT_NAME.match(name):
+        raise ValueError(f"invalid nft table {table!r}: expected '[family] name'")
+    return f"{family} {name}"
+
+
+def facts_command(request: FactRequest, *, sudo: bool = True) -> Command:
+    """The one command that gathers everything in `request` (runs as root so keys can be hashed)."""
+    return Command.shell(SCRIPT, *request.args(), sudo=sudo, name="roachctl-facts")
+
+
+async def gather_facts(
+    executor: Executor,
+    *,
+    host: str,
+    paths: Sequence[str] = (),
+    hash_paths: Sequence[str] = (),
+    users: Sequence[str] = (),
+    units: Sequence[str] = (),
+    nft_tables: Sequence[str] = (),
+    disk_dirs: Sequence[str] = (),
+    sudo: bool = True,
+    timeout: float | None = 120.0,
+) -> HostFacts:
+    """Gather facts about one host in a single round trip.
+
+    Raises:
+        TransportError: the host could not be reached.
+        RemoteCommandError: the script failed or its report was incomplete.
+    """
+    request = FactRequest(tuple(paths), tuple(hash_paths), tuple(users), tuple(units),
+                          tuple(nft_tables), tuple(disk_dirs))
+    sent = time.time()
+    result = await executor.run(facts_command(request, sudo=sudo), timeout=timeout)
+    try:
+        return parse_report(host, result.out, request.items(), sent_at=sent)
+    except ReportError as exc:
+        raise RemoteCommandError(f"could not parse the fact report: {exc}", where=host,
+                                 stderr=result.err[-2000:]) from exc
