@@ -149,7 +149,8 @@ def parse_data(data: Any, source: str = "<topology>", pos: Positions | None = No
         topology: Topology | None = Topology.model_validate(data)
     except ValidationError as exc:
         topology = None
-        problems += [_problem(source, pos, err) for err in exc.errors(include_url=False)]
+        errors = exc.errors(include_url=False)
+        problems += [_problem(source, pos, err) for err in errors if not _shadowed(err, errors)]
     issues = check_topology(topology) if topology is not None else check_parts(Parts.salvage(data))
     problems += [_issue_problem(source, pos, issue) for issue in issues]
     if problems:
@@ -157,6 +158,14 @@ def parse_data(data: Any, source: str = "<topology>", pos: Positions | None = No
         raise TopologyError(sorted(unique, key=lambda p: (p.line, p.column)))
     assert topology is not None
     return topology
+
+
+def _shadowed(err: Any, errors: list[Any]) -> bool:
+    """A "too short" list error caused only by its own invalid items adds nothing: drop it."""
+    loc = tuple(err["loc"])
+    return err["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][: len(loc)]) == loc for other in errors
+    )
 
 
 def _dotted(loc: Loc) -> str:

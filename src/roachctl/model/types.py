@@ -199,7 +199,7 @@ def check_address(raw: Any) -> str:
         if ip.is_unspecified or ip.is_multicast:
             raise invalid(f"{value} cannot be advertised", "advertise the address other nodes route to")
         return value
-    if ":" in value and _ip(value.rsplit(":", 1)[0]) is None and value.count(":") == 1:
+    if value.count(":") == 1 and value.rsplit(":", 1)[1].isdigit():
         raise invalid(f"address {value!r} includes a port", "set ports with sql_port: / http_port:")
     if not _full(DNS_NAME_RE, value):
         raise invalid(

@@ -227,18 +227,22 @@ def _check_ports(p: Parts) -> list[Issue]:
     issues = []
     for c in p.configs():
         if c.sql_port == c.http_port:
+            loc = _setting_loc(p, c.index, "http_port")
+            if loc[0] == "defaults" and _setting_loc(p, c.index, "sql_port")[0] == "nodes":
+                loc = ("nodes", c.index, "sql_port")  # the node's own setting causes the clash
             issues.append(
                 Issue(
-                    _setting_loc(p, c.index, "http_port"),
-                    f"sql_port and http_port are both {c.sql_port}" + _on(c),
+                    loc,
+                    f"sql_port and http_port are both {c.sql_port}" + _on(c, loc),
                     "give the HTTP (DB Console) port its own number, e.g. 8080",
                 )
             )
     return issues
 
 
-def _on(c: NodeConfig) -> str:
-    return f" on {c.host}"
+def _on(c: NodeConfig, loc: Loc) -> str:
+    """Name the host only when the setting is the node's own (defaults apply to all)."""
+    return f" on {c.host}" if loc[0] == "nodes" else ""
 
 
 def _check_memory(p: Parts) -> list[Issue]:
@@ -246,11 +250,12 @@ def _check_memory(p: Parts) -> list[Issue]:
     for c in p.configs():
         cache, sql = memory_fraction(c.cache), memory_fraction(c.max_sql_memory)
         if cache is not None and sql is not None and cache + sql > MAX_MEMORY_FRACTION:
+            loc = _setting_loc(p, c.index, "max_sql_memory")
             issues.append(
                 Issue(
-                    _setting_loc(p, c.index, "max_sql_memory"),
+                    loc,
                     f"cache {c.cache} + max_sql_memory {c.max_sql_memory} exceed "
-                    f"{MAX_MEMORY_FRACTION:.0%} of RAM" + _on(c),
+                    f"{MAX_MEMORY_FRACTION:.0%} of RAM" + _on(c, loc),
                     "keep cache + max_sql_memory <= .75 (production: .25 each, at most .35 each)",
                 )
             )
@@ -263,6 +268,8 @@ def _check_stores(p: Parts) -> list[Issue]:
     forbidden = [(data, "the data dir itself"), (f"{data}/{LOG_DIR}", "the log dir")]
     for c in p.configs():
         loc = _setting_loc(p, c.index, "stores")
+        if loc == ("defaults", "stores") and p.defaults.stores is None:
+            continue  # the derived default <data>/cockroach-data is safe when data is
         for j, store in enumerate(c.stores):
             here = (*loc, j)
             if any(store == bad for bad, _ in forbidden) or _inside(store, f"{data}/{LOG_DIR}"):

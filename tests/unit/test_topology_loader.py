@@ -1,0 +1,340 @@
+"""Topology loading: valid files, and every problem at its exact file:line:col with a hint."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from roachctl.errors import ExitCode, Problem, TopologyError, UsageError
+from roachctl.model.loader import load_text, load_topology
+from roachctl.model.topology import Topology
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "topologies"
+
+MINIMAL = """\
+name: prod
+version: v25.4.0
+nodes:
+  - host: store-1
+  - host: store-2
+  - host: store-3
+"""
+
+
+def problems(text: str) -> list[Problem]:
+    with pytest.raises(TopologyError) as info:
+        load_text(textwrap.dedent(text), "t.yaml")
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+    return info.value.problems
+
+
+def only(text: str) -> Problem:
+    found = problems(text)
+    assert len(found) == 1, [p.render() for p in found]
+    return found[0]
+
+
+def test_interface_example_loads_with_defaults() -> None:
+    t = load_topology(FIXTURES / "prod.yaml")
+    assert t.name == "prod" and t.version == "v25.4.0" and t.secure
+    assert t.effective_cluster_name == "prod"
+    first = t.node_configs()[0]
+    assert first.advertise == "198.51.100.11"
+    assert first.stores == ("/var/lib/cockroach/cockroach-data",)
+    assert (first.sql_port, first.http_port) == (26257, 8080)
+    assert float(first.cache) == 0.25  # YAML 1.2 reads .25 as a float; kept as a decimal fraction
+    assert t.node_config("store-2").advertise == "store-2"
+
+
+def test_minimal_file_gets_seed_layout_defaults() -> None:
+    t = load_text(MINIMAL)
+    paths = (t.paths.install_root, t.paths.home, t.paths.data)
+    assert paths == ("/opt", "/opt/cockroach", "/var/lib/cockroach")
+    assert (t.service.user, t.service.unit) == ("cockroach", "cockroach")
+    assert t.firewall.manage and t.firewall.backend == "auto"
+    assert t.ssh.sudo
+
+
+def test_model_is_frozen() -> None:
+    t = load_text(MINIMAL)
+    with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen assignment
+        t.name = "other"  # type: ignore[misc]
+
+
+def test_unknown_key_points_at_key_and_suggests() -> None:
+    p = only(MINIMAL.replace("  - host: store-2\n", "  - host: store-2\n    advertize: 10.0.0.2\n"))
+    assert (p.file, p.line, p.column) == ("t.yaml", 6, 5)
+    assert "unknown key nodes[1].advertize" in p.message
+    assert "did you mean 'advertise'?" in p.hint and "valid keys here:" in p.hint
+
+
+def test_unknown_key_in_wrong_section_says_where_it_belongs() -> None:
+    p = only(MINIMAL + "sql_port: 26000\n")
+    assert (p.line, p.column) == (7, 1)
+    assert "'sql_port' belongs under defaults or nodes" in p.hint
+
+
+def test_missing_required_keys_at_the_enclosing_mapping() -> None:
+    found = problems("nodes:\n  - advertise: 10.0.0.1\n")
+    rendered = {(p.line, p.column, p.message) for p in found}
+    assert (1, 1, "missing required key 'name' in the top level") in rendered
+    assert (1, 1, "missing required key 'version' in the top level") in rendered
+    assert (2, 5, "missing required key 'host' in nodes[0]") in rendered
+
+
+def test_all_errors_at_once_sorted_by_position() -> None:
+    found = problems(
+        """\
+        name: Prod!
+        version: 25.4.0
+        secure: no
+        paths:
+          data: /tmp/cockroach
+        firewall:
+          sql_clients: [10.0.0.5/24]
+        defaults:
+          cache: 25%
+        nodes:
+          - host: store-1
+            http_port: 80
+        """
+    )
+    where = [(p.line, p.column) for p in found]
+    assert where == sorted(where)
+    assert where == [(1, 7), (2, 10), (3, 9), (5, 9), (7, 17), (9, 10), (12, 16)]
+    hints = [p.hint for p in found]
+    assert "lowercase letters" in hints[0]
+    assert hints[1] == "release names start with 'v': v25.4.0"
+    assert "true or false" in hints[2]
+    assert "world-writable" in found[3].message
+    assert hints[4] == "did you mean 10.0.0.0/24?"
+    assert "25% -> .25" in hints[5]
+    assert "unprivileged" in hints[6]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "line", "col", "message", "hint"),
+    [
+        ("version: 25.4", 2, 10, "got the number 25.4", "leading 'v'"),
+        ("version: latest", 2, 10, "invalid version 'latest'", "v25.4.0"),
+        ("version: v25.4.0-rc.1", 0, 0, "", ""),
+    ],
+)
+def test_version_forms(snippet: str, line: int, col: int, message: str, hint: str) -> None:
+    text = MINIMAL.replace("version: v25.4.0", snippet)
+    if not message:
+        assert load_text(text).version == "v25.4.0-rc.1"
+        return
+    p = only(text)
+    assert (p.line, p.column) == (line, col) and message in p.message and hint in p.hint
+
+
+def test_duplicate_hosts_and_advertise_addresses() -> None:
+    extra = "  - host: STORE-1\n  - host: store-4\n    advertise: store-2\n"
+    found = problems(MINIMAL.replace("  - host: store-3\n", extra))
+    assert [(p.line, p.column) for p in found] == [(6, 11), (8, 16)]
+    assert "listed twice (also nodes[0])" in found[0].message
+    assert "also advertised by nodes[1]" in found[1].message
+
+
+def test_sql_and_http_port_clash_reported_where_set() -> None:
+    p = only(MINIMAL + "defaults:\n  http_port: 26257\n")
+    assert (p.line, p.column) == (8, 14)
+    assert p.message == "defaults.http_port: sql_port and http_port are both 26257"
+    p = only(MINIMAL.replace("  - host: store-2\n", "  - host: store-2\n    sql_port: 8080\n"))
+    assert (p.line, p.column) == (6, 15) and p.message.endswith("both 8080 on store-2")
+
+
+def test_node_level_port_clash_points_at_node() -> None:
+    p = only(MINIMAL.replace("  - host: store-2\n", "  - host: store-2\n    http_port: 26257\n"))
+    assert (p.line, p.column) == (6, 16)
+    assert p.message == "nodes[1].http_port: sql_port and http_port are both 26257 on store-2"
+
+
+def test_locality_keys_must_match() -> None:
+    text = MINIMAL.replace("store-1\n", "store-1\n    locality: region=eu,zone=a\n")
+    text = text.replace("store-2\n", "store-2\n    locality: zone=b,region=eu\n")
+    p = only(text)
+    assert (p.line, p.column) == (7, 15)
+    assert "differ from nodes[0]'s region,zone" in p.message
+
+
+def test_locality_may_be_omitted_on_some_nodes() -> None:
+    text = MINIMAL.replace("store-1\n", "store-1\n    locality: region=eu,zone=a\n")
+    assert load_text(text).nodes[0].locality == "region=eu,zone=a"
+
+
+@pytest.mark.parametrize(
+    ("locality", "hint"),
+    [("region = eu", "no spaces"), ("region=eu,region=us", "appears once"), ("region", "key=value")],
+)
+def test_bad_locality(locality: str, hint: str) -> None:
+    p = only(MINIMAL.replace("store-1\n", f"store-1\n    locality: {locality}\n"))
+    assert (p.line, p.column) == (5, 15) and hint in p.hint
+
+
+def test_any_client_needs_explicit_opt_in() -> None:
+    p = only(MINIMAL + "firewall:\n  sql_clients:\n    - 10.0.0.0/8\n    - 0.0.0.0/0\n")
+    assert (p.line, p.column) == (10, 7)
+    assert "allow_any_client: true" in p.hint
+    ok = load_text(MINIMAL + "firewall:\n  allow_any_client: true\n  sql_clients: [0.0.0.0/0]\n")
+    assert ok.firewall.sql_clients == ("0.0.0.0/0",)
+
+
+def test_insecure_cluster_never_open_to_everyone() -> None:
+    text = MINIMAL + "secure: false\nfirewall:\n  allow_any_client: true\n  http_clients: ['::/0']\n"
+    p = only(text)
+    assert "insecure" in p.message and (p.line, p.column) == (10, 18)
+
+
+def test_service_user_rules() -> None:
+    p = only(MINIMAL + "service:\n  user: root\n")
+    assert (p.line, p.column) == (8, 9) and "must not run as 'root'" in p.message
+    p = only(MINIMAL + "ssh:\n  user: azmin\nservice:\n  user: azmin\n")
+    assert (p.line, p.column) == (10, 9) and "login user 'azmin'" in p.message
+
+
+def test_unit_name_suffix_is_optional_and_templates_rejected() -> None:
+    assert load_text(MINIMAL + "service:\n  unit: crdb.service\n").service.unit == "crdb"
+    p = only(MINIMAL + "service:\n  unit: crdb@1\n")
+    assert "template" in p.hint
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("/var/tmp/crdb", "world-writable"),
+        ("/dev/shm/x", "world-writable"),
+        ("var/lib/x", "relative"),
+        ("~/data", "'~'"),
+        ("/var/lib/../x", "not normalized"),
+        ("/var/lib/my data", "unsupported characters"),
+        ("/var/lib/x;rm", "unsupported characters"),
+        ("/var/lib", "system directory"),
+        ("/usr/local/crdb", "ProtectSystem"),
+    ],
+)
+def test_bad_data_paths(path: str, fragment: str) -> None:
+    p = only(MINIMAL + f"paths:\n  data: '{path}'\n")
+    assert (p.line, p.column) == (8, 9)
+    assert fragment in p.message + p.hint
+
+
+def test_paths_must_not_nest() -> None:
+    p = only(MINIMAL + "paths:\n  data: /opt/cockroach/data\n")
+    assert "overlap" in p.message
+    p = only(MINIMAL + "paths:\n  install_root: /srv/crdb/bin\n  data: /srv/crdb\n")
+    assert "install_root /srv/crdb/bin is inside data" in p.message
+
+
+def test_stores_overrides_and_conflicts() -> None:
+    text = MINIMAL.replace("store-1\n", "store-1\n    stores: [/mnt/ssd1/crdb, /mnt/ssd2/crdb]\n")
+    t = load_text(text)
+    assert t.node_configs()[0].stores == ("/mnt/ssd1/crdb", "/mnt/ssd2/crdb")
+    assert t.node_configs()[1].stores == ("/var/lib/cockroach/cockroach-data",)
+    p = only(MINIMAL.replace("store-1\n", "store-1\n    stores: [/mnt/a, /mnt/a/b]\n"))
+    assert "overlaps store 0" in p.message and (p.line, p.column) == (5, 22)
+    p = only(MINIMAL + "defaults:\n  stores: [/var/lib/cockroach/logs]\n")
+    assert "is the log dir" in p.message
+
+
+def test_memory_fractions_are_bounded() -> None:
+    p = only(MINIMAL + "defaults:\n  cache: .5\n  max_sql_memory: .5\n")
+    assert (p.line, p.column) == (9, 19) and "75%" in p.message
+    assert load_text(MINIMAL + "defaults:\n  cache: 2GiB\n  max_sql_memory: .35\n").defaults.cache == "2GiB"
+    p = only(MINIMAL + "defaults:\n  cache: 2\n")
+    assert "no unit" in p.message
+
+
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("deploy@store-1", "ssh: user:"),
+        ("store-1;reboot", "ssh config alias"),
+        ("-oProxyCommand=x", "ssh config alias"),
+        ("[::1]", "without brackets"),
+    ],
+)
+def test_bad_hosts(host: str, fragment: str) -> None:
+    p = only(MINIMAL.replace("host: store-2", f"host: '{host}'"))
+    assert (p.line, p.column) == (5, 11) and fragment in p.hint
+
+
+@pytest.mark.parametrize(
+    ("advertise", "fragment"),
+    [("10.0.0.1:26257", "includes a port"), ("0.0.0.0", "cannot be advertised"), ("a b", "invalid address")],
+)
+def test_bad_advertise(advertise: str, fragment: str) -> None:
+    p = only(MINIMAL.replace("host: store-2", f"host: store-2\n    advertise: '{advertise}'"))
+    assert fragment in p.message and (p.line, p.column) == (6, 16)
+
+
+def test_ipv6_addresses_accepted() -> None:
+    t = load_text(MINIMAL.replace("host: store-2", "host: 2001:db8::2\n    advertise: 2001:db8::2"))
+    assert t.nodes[1].address == "2001:db8::2"
+
+
+def test_empty_and_oversized_node_lists() -> None:
+    p = only("name: prod\nversion: v25.4.0\nnodes: []\n")
+    assert (p.line, p.column) == (3, 8) and "no nodes" in p.message
+    many = "name: p\nversion: v25.4.0\nnodes:\n" + "".join(f"  - host: h{i}\n" for i in range(129))
+    assert "at most 128" in only(many).hint
+
+
+def test_cluster_name_must_suit_cockroach() -> None:
+    p = only(MINIMAL.replace("name: prod", "name: 1prod"))
+    assert (p.line, p.column) == (1, 7) and "cluster_name:" in p.hint
+    renamed = load_text(MINIMAL.replace("name: prod", "name: 1prod\ncluster_name: p1"))
+    assert renamed.effective_cluster_name == "p1"
+
+
+def test_join_override_validated() -> None:
+    t = load_text(MINIMAL + "join: ['10.0.0.1:26257', '[2001:db8::1]:26257']\n")
+    assert t.join == ("10.0.0.1:26257", "[2001:db8::1]:26257")
+    p = only(MINIMAL + "join: [store-1]\n")
+    assert "host:port" in p.hint
+
+
+def test_type_errors_have_hints() -> None:
+    found = problems(MINIMAL + "ssh: yes\nfirewall:\n  manage: 'true'\n  sql_clients: 10.0.0.0/8\n")
+    assert [(p.line, p.column) for p in found] == [(7, 6), (9, 11), (10, 16)]
+    assert all(p.hint for p in found)
+
+
+def test_yaml_syntax_error_has_position() -> None:
+    p = only("name: prod\nnodes:\n  - host: a\n   bad: [\n")
+    assert p.message.startswith("YAML syntax error") and p.line >= 3
+
+
+def test_duplicate_yaml_key_is_a_problem() -> None:
+    p = only(MINIMAL + "name: other\n")
+    assert p.line == 7 and "duplicate" in p.message and "once" in p.hint
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "- a\n- b\n", "just text\n"])
+def test_empty_or_non_mapping_documents(text: str) -> None:
+    p = only(text)
+    assert (p.line, p.column) == (1, 1)
+
+
+def test_missing_file_is_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        load_topology(tmp_path / "nope.yaml")
+    assert info.value.exit_code == ExitCode.BAD_INPUT and info.value.hint
+    with pytest.raises(UsageError):
+        load_topology(tmp_path)
+
+
+def test_render_names_file_line_col(tmp_path: Path) -> None:
+    path = tmp_path / "topo.yaml"
+    path.write_text(MINIMAL.replace("v25.4.0", "v25"))
+    with pytest.raises(TopologyError) as info:
+        load_topology(path)
+    assert f"{path}:2:10: version: invalid version 'v25'" in info.value.render()
+
+
+def test_fixture_files_load() -> None:
+    for path in sorted(FIXTURES.glob("*.yaml")):
+        assert isinstance(load_topology(path), Topology)
