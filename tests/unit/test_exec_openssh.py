@@ -1,0 +1,226 @@
+"""OpenSSH executor, pure parts: the ssh argv, the control path limit, 255 classification."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from roachctl.errors import ExitCode, RemoteCommandError, TransportError, UsageError
+from roachctl.exec.command import Command
+from roachctl.exec.openssh import (
+    CONTROL_HASH_LEN,
+    SUN_PATH_MAX,
+    OpenSSH,
+    SSHOptions,
+    ssh_base_argv,
+    transport_error,
+)
+
+
+def _opts(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, word in enumerate(argv) if word == "-o"]
+
+
+def test_base_argv_has_the_design_rules() -> None:
+    argv = ssh_base_argv(SSHOptions(), Path("/tmp/rc-x"))
+    opts = _opts(argv)
+    assert argv[0] == "ssh" and "-F" not in argv
+    for expected in ("BatchMode=yes", "ControlMaster=auto", "ControlPersist=60s", "ControlPath=/tmp/rc-x/%C",
+                     "ConnectTimeout=10", "ServerAliveInterval=5", "ServerAliveCountMax=3"):
+        assert expected in opts
+    assert not any(o.startswith("StrictHostKeyChecking") for o in opts), "respect the user's setting"
+    assert "-l" not in argv and "-p" not in argv and "-i" not in argv
+
+
+def test_topology_ssh_section_and_config_file() -> None:
+    options = SSHOptions(ssh_config=Path("/etc/rc/cfg"), user="deploy", port=2222,
+                         identity_file=Path("/keys/id"), accept_new_host_keys=True)
+    argv = ssh_base_argv(options, Path("/tmp/rc-x"))
+    assert argv[1:3] == ["-F", "/etc/rc/cfg"]
+    assert argv[argv.index("-l") + 1] == "deploy" and argv[argv.index("-p") + 1] == "2222"
+    assert argv[argv.index("-i") + 1] == "/keys/id"
+    assert "StrictHostKeyChecking=accept-new" in _opts(argv)
+
+
+def test_percent_in_control_dir_is_escaped() -> None:
+    assert "ControlPath=/tmp/a%%b/%C" in _opts(ssh_base_argv(SSHOptions(), Path("/tmp/a%b")))
+
+
+def test_default_control_dir_is_private_short_and_removed_on_close() -> None:
+    async def scenario() -> Path:
+        async with OpenSSH() as ssh:
+            path = ssh.control_dir
+            assert path.stat().st_mode & 0o777 == 0o700
+            assert len(str(path)) + 1 + CONTROL_HASH_LEN <= SUN_PATH_MAX
+        return path
+
+    assert not asyncio.run(scenario()).exists()
+
+
+def test_too_long_control_dir_rejected() -> None:
+    with pytest.raises(UsageError, match="sun_path"):
+        OpenSSH(control_dir=Path("/tmp/" + "x" * 80))
+
+
+def test_executor_is_cached_per_host() -> None:
+    async def scenario() -> None:
+        async with OpenSSH() as ssh:
+            assert ssh.executor("a") is ssh.executor("a") and ssh.executor("a") is not ssh.executor("b")
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("stderr", "hint_word"),
+    [
+        ("Host key verification failed.\r\n", "known_hosts"),
+        ("root@1.2.3.4: Permission denied (publickey).", "identity_file"),
+        ("ssh: connect to host 10.0.0.9 port 22: Connection timed out", "did not answer"),
+        ("Timeout, server 10.0.0.9 not responding.", "did not answer"),
+        ("ssh: connect to host 10.0.0.9 port 22: Connection refused", "sshd"),
+        ("ssh: Could not resolve hostname nope: Name or service not known", "resolve"),
+        ("Connection closed by 10.0.0.9 port 22", "dropped"),
+        ("", "ssh -v"),
+    ],
+)
+def test_transport_errors_get_a_hint(stderr: str, hint_word: str) -> None:
+    err = transport_error("h1", stderr)
+    assert isinstance(err, TransportError) and err.exit_code == ExitCode.TRANSPORT
+    assert err.where == "h1" and hint_word in (err.hint or "")
+
+
+def _fake_ssh(tmp_path: Path, body: str) -> Path:
+    """A stand-in `ssh` binary: lets us test classification without a network."""
+    script = tmp_path / "ssh"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return script
+
+
+def test_exit_255_is_transport_and_other_codes_are_remote(tmp_path: Path) -> None:
+    fake = _fake_ssh(tmp_path, 'case "$*" in *"id -u"*) echo 1000; exit 0;; esac\n'
+                     'case "$*" in *unreachable*) echo "Connection timed out" >&2; exit 255;; esac\n'
+                     'echo "remote says no" >&2; exit 4\n')
+
+    async def scenario() -> None:
+        async with OpenSSH(SSHOptions(ssh_binary=str(fake))) as ssh:
+            ex = ssh.executor("h1")
+            with pytest.raises(RemoteCommandError, match="remote says no"):
+                await ex.run(Command.of("false"))
+            assert ex.remote_uid == 1000 and not ex.is_root
+            with pytest.raises(TransportError, match="timed out"):
+                await ex.run(Command.of("echo", "unreachable"))
+
+    asyncio.run(scenario())
+
+
+def test_sudo_needed_but_disabled_is_a_usage_error(tmp_path: Path) -> None:
+    fake = _fake_ssh(tmp_path, "echo 1000\n")
+
+    async def scenario() -> None:
+        async with OpenSSH(SSHOptions(ssh_binary=str(fake), sudo=False)) as ssh:
+            with pytest.raises(UsageError, match=r"ssh\.sudo"):
+                await ssh.executor("h1").run(Command.of("id", sudo=True))
+
+    asyncio.run(scenario())
+
+
+def test_sudo_prefix_only_for_non_root_login(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    fake = _fake_ssh(tmp_path, f'printf "%s\\n" "$*" >> {log}\n'
+                     'case "$*" in *"id -u"*) echo "$UID_TO_REPORT";; esac\n')
+
+    async def scenario(uid: str) -> str:
+        os.environ["UID_TO_REPORT"] = uid
+        log.write_text("")
+        async with OpenSSH(SSHOptions(ssh_binary=str(fake))) as ssh:
+            await ssh.executor("h1").run(Command.of("id", sudo=True))
+        return log.read_text()
+
+    assert "sudo -n -- env LC_ALL=C id" in asyncio.run(scenario("1000"))
+    root_log = asyncio.run(scenario("0"))
+    assert "env LC_ALL=C id" in root_log and "sudo" not in root_log
+
+
+def test_missing_ssh_binary_is_a_transport_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with OpenSSH(SSHOptions(ssh_binary=str(tmp_path / "nope"))) as ssh:
+            await ssh.executor("h1").connect()
+
+    with pytest.raises(TransportError, match="cannot run"):
+        asyncio.run(scenario())
+
+
+def test_connect_timeout_is_a_transport_error(tmp_path: Path) -> None:
+    fake = _fake_ssh(tmp_path, 'case "$*" in *" -O "*) exit 0;; esac\nsleep 20\n')
+
+    async def scenario() -> None:
+        async with OpenSSH(SSHOptions(ssh_binary=str(fake))) as ssh:
+            await ssh.executor("h1").connect(timeout=0.3)
+
+    with pytest.raises(TransportError, match="could not connect within"):
+        asyncio.run(scenario())
+
+
+def test_sessions_per_host_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roachctl.exec import openssh
+    from roachctl.exec._proc import Completed
+
+    live, peak = 0, 0
+
+    async def fake_run(argv: list[str], **_: object) -> Completed:
+        nonlocal live, peak
+        if argv[-1] == "id -u":
+            return Completed(0, b"0\n", b"", 0.0)
+        live += 1
+        peak = max(peak, live)
+        await asyncio.sleep(0.05)
+        live -= 1
+        return Completed(0, b"", b"", 0.05)
+
+    monkeypatch.setattr(openssh, "run_process", fake_run)
+
+    async def scenario() -> None:
+        ssh = OpenSSH(SSHOptions(max_sessions_per_host=3))
+        try:
+            ex = ssh.executor("h1")
+            await asyncio.gather(*(ex.run(Command.of("true")) for _ in range(12)))
+        finally:
+            await ssh.close()
+
+    asyncio.run(scenario())
+    assert peak == 3
+
+
+def test_connects_are_capped_and_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from roachctl.exec import openssh
+    from roachctl.exec._proc import Completed
+
+    live, peak, connects = 0, 0, 0
+
+    async def fake_run(argv: list[str], **_: object) -> Completed:
+        nonlocal live, peak, connects
+        if argv[-1] == "id -u":
+            connects += 1
+            live += 1
+            peak = max(peak, live)
+            await asyncio.sleep(0.05)
+            live -= 1
+            return Completed(0, b"0\n", b"", 0.0)
+        return Completed(0, b"", b"", 0.0)
+
+    monkeypatch.setattr(openssh, "run_process", fake_run)
+
+    async def scenario() -> None:
+        ssh = OpenSSH(SSHOptions(max_new_connections=4))
+        try:
+            hosts = [f"h{i}" for i in range(12)]
+            await asyncio.gather(*(ssh.executor(h).run(Command.of("true")) for h in hosts for _ in range(3)))
+        finally:
+            await ssh.close()
+
+    asyncio.run(scenario())
+    assert peak == 4 and connects == 12
