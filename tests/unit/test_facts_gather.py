@@ -1,0 +1,127 @@
+"""The fact script for real (LocalExecutor, this machine): one command, hostile names, exact stat/sha."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from roachctl.exec.base import PUT_SCRIPT, Result
+from roachctl.exec.command import Command
+from roachctl.exec.local import LocalExecutor
+from roachctl.facts.gather import SCRIPT, FactRequest, facts_command, gather_facts
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class CountingExecutor(LocalExecutor):
+    def __init__(self) -> None:
+        super().__init__(host="local")
+        self.commands: list[Command] = []
+
+    async def run(self, cmd: Command, *, stdin: bytes | None = None, timeout: float | None = None,
+                  check: bool = True) -> Result:
+        self.commands.append(cmd)
+        return await super().run(cmd, stdin=stdin, timeout=timeout, check=check)
+
+
+@pytest.mark.parametrize("script", [SCRIPT, PUT_SCRIPT], ids=["facts", "put"])
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+def test_scripts_are_valid_posix_sh(script: str, shell: str) -> None:
+    if not shutil.which(shell):
+        pytest.skip(f"{shell} not installed")
+    argv = [shell, "--posix", "-n", "-c", script] if shell == "bash" else [shell, "-n", "-c", script]
+    assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+
+
+def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
+    hostile = tmp_path / "we\tird\nname $(touch pwned) -x"
+    hostile.write_bytes(b"secret")
+    os.chown(hostile, 65534, 65534)
+    hostile.chmod(0o4750)
+    link = tmp_path / "-link"
+    link.symlink_to("target with\nnewline")
+    sub = tmp_path / "dir"
+    sub.mkdir(mode=0o700)
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"not hashed")
+    executor = CountingExecutor()
+    before = time.time()
+    facts = asyncio.run(gather_facts(
+        executor, host="local", paths=[str(hostile), str(link), str(sub), str(plain), str(tmp_path / "nope")],
+        hash_paths=[str(hostile), str(link)], users=["root", "no-such-user-rc"], units=["x.service"],
+        nft_tables=["inet roachctl"], disk_dirs=[str(tmp_path / "not" / "yet")],
+    ))
+    assert len(executor.commands) == 1, "facts must be gathered in one round trip"
+    assert executor.commands[0].sudo
+    f = facts.path(str(hostile))
+    assert (f.kind, f.mode, f.owner, f.group) == ("file", 0o4750, "nobody", "nogroup")
+    assert f.sha256 == hashlib.sha256(b"secret").hexdigest()
+    lf = facts.path(str(link))
+    assert (lf.kind, lf.target, lf.sha256) == ("link", "target with\nnewline", "")
+    assert facts.path(str(sub)).kind == "dir" and facts.path(str(sub)).mode == 0o700
+    assert facts.path(str(plain)).sha256 == ""
+    assert facts.path(str(tmp_path / "nope")).kind == "missing"
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+    assert facts.users == {"root": True, "no-such-user-rc": False}
+    free = shutil.disk_usage(tmp_path).free
+    assert facts.disk_free_bytes[str(tmp_path / "not" / "yet")] == pytest.approx(free, rel=0.01)
+    assert facts.arch in ("amd64", "arm64") and facts.os_id
+    assert before - 1 < facts.clock_unix < time.time() + 1 and abs(facts.clock_skew) < 1
+    assert facts.fd_limit > 0
+    assert facts.has_systemd == os.path.isdir("/run/systemd/system")
+
+
+def test_listening_ports_include_a_socket_we_open() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        facts = asyncio.run(gather_facts(LocalExecutor(), host="local"))
+    assert port in facts.listening_ports
+
+
+def test_proc_fallback_finds_the_same_ports(tmp_path: Path) -> None:
+    """Hide `ss` from PATH: the /proc/net/tcp branch must report the listening ports too."""
+    import socket
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("sh", "awk", "cat", "date", "uname", "stat", "id", "df", "dirname", "readlink", "od", "tr",
+                 "sha256sum", "cut", "grep", "env"):
+        if found := shutil.which(tool):
+            (bindir / tool).symlink_to(found)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        cmd = facts_command(FactRequest())
+        line = cmd.render(use_sudo=False)
+        out = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=20, check=True,
+                             env={"PATH": str(bindir)}).stdout.decode()
+    assert "\nproc\t" in out and "\nss\t" not in out
+    from roachctl.facts.parse import parse_report
+
+    assert port in parse_report("local", out, []).listening_ports
+
+
+def test_invalid_requests_rejected_before_anything_runs() -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        FactRequest(paths=("relative",)).args()
+    with pytest.raises(ValueError, match="nft table"):
+        FactRequest(nft_tables=("inet bad;name",)).args()
+    with pytest.raises(ValueError, match="nft table"):
+        FactRequest(nft_tables=("weird roachctl",)).args()
+    assert FactRequest(nft_tables=("roachctl",)).args() == ["n", "inet roachctl"]
+
+
+def test_hashed_paths_are_not_duplicated() -> None:
+    assert FactRequest(paths=("/a", "/b"), hash_paths=("/b",)).args() == ["p", "/a", "h", "/b"]
