@@ -1,8 +1,23 @@
-"""`roachctl local ...`: development clusters on this machine."""
+"""`roachctl local ...`: development clusters on this machine (interface.md, "Local clusters")."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+from rich.table import Table
+
+from roachctl.cli.context import AppContext
+from roachctl.errors import RefusedError
+from roachctl.local import ops
+from roachctl.local.cluster import LocalCluster
+from roachctl.local.layout import DEFAULT_NAME, ClusterPaths, check_name
+from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE
+from roachctl.local.report import cluster_list, cluster_status
+from roachctl.release.names import DEFAULT_VERSION, MIRROR_ENV
+from roachctl.ui.console import console, emit_json
 
 
 def register(root: click.Group) -> None:
@@ -10,6 +25,196 @@ def register(root: click.Group) -> None:
     root.add_command(local)
 
 
+def _app(ctx: click.Context) -> AppContext:
+    app = ctx.find_object(AppContext)
+    return app if app is not None else AppContext(home=Path.home() / ".local/share/roachctl")
+
+
+def _explicit(ctx: click.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Local cluster name.")
+timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default=ops.READY_TIMEOUT,
+                              show_default=True, help="Seconds to wait for the nodes.")
+
+
 @click.group()
 def local() -> None:
     """Run an N-node CockroachDB cluster on this machine for development."""
+
+
+def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
+    doc = cluster_status(cluster)
+    if app.json:
+        emit_json(doc)
+    con = console()
+    con.print(f"[bold green]local cluster {cluster.state.name!r} is ready[/] "
+              f"({len(cluster.state.nodes)} nodes, {doc['version']}, "
+              f"{'secure' if doc['secure'] else 'INSECURE'})")
+    for node in doc["nodes"]:
+        con.print(f"  n{node['index']}  sql: {node['sql_url']}")
+        con.print(f"      console: {node['http_url']}")
+    name = cluster.state.name
+    if detach:
+        con.print(f"running in the background; `roachctl local sql --name {name}` to connect, "
+                  f"`roachctl local stop --name {name}` to stop")
+    else:
+        con.print("press Ctrl-C to drain and stop every node (twice to stop them at once)")
+
+
+@local.command()
+@name_option
+@click.option("--nodes", type=int, default=3, show_default=True, help="Number of nodes (1-9).")
+@click.option("--version", "version", default=None, help=f"CockroachDB release [default: {DEFAULT_VERSION}].")
+@click.option("--insecure", is_flag=True, help="No TLS and no authentication (only when you mean it).")
+@click.option("--base-port", type=int, default=DEFAULT_SQL_BASE, show_default=True,
+              help="First SQL/RPC port to try; each node takes the next free one. Ports of other local "
+                   "clusters are skipped; a given port that another program uses is an error.")
+@click.option("--http-base-port", type=int, default=DEFAULT_HTTP_BASE, show_default=True,
+              help="First DB Console (HTTP) port to try, as --base-port.")
+@click.option("--binary", type=click.Path(path_type=Path), default=None,
+              help="Use this existing cockroach binary (no download).")
+@click.option("--tarball", type=click.Path(path_type=Path), default=None,
+              help="Use this release tarball (its .sha256sum beside it, or --sha256).")
+@click.option("--sha256", default=None, help="Expected SHA-256 of the release tarball.")
+@click.option("--mirror", envvar=MIRROR_ENV, default=None,
+              help=f"Download from this mirror instead of binaries.cockroachdb.com (env {MIRROR_ENV}).")
+@click.option("--detach", "-d", is_flag=True, help="Return once every node is ready; leave them running.")
+@timeout_option
+@click.pass_context
+def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure: bool, base_port: int,
+       http_base_port: int, binary: Path | None, tarball: Path | None, sha256: str | None,
+       mirror: str | None, detach: bool, timeout: float) -> None:
+    """Create, start and initialize a new secure local cluster.
+
+    In the foreground (default) it prints each node's SQL and DB Console URL once all are ready;
+    the first Ctrl-C drains and stops every node gracefully, a second one stops them at once.
+    """
+    app = _app(ctx)
+    opts = ops.UpOptions(
+        name=name, nodes=nodes, insecure=insecure, sql_base=base_port, http_base=http_base_port,
+        explicit_sql=_explicit(ctx, "base_port"), explicit_http=_explicit(ctx, "http_base_port"),
+        source=ops.ReleaseChoice(version=version, binary=binary, tarball=tarball, sha256=sha256,
+                                 mirror=mirror),
+        detach=detach, timeout=timeout)
+    code = ops.up(app.home, opts, on_ready=lambda c: _print_ready(app, c, detach))
+    ctx.exit(code)
+
+
+@local.command()
+@name_option
+@timeout_option
+@click.option("--foreground", is_flag=True, help="Stay in the foreground like `up` (Ctrl-C stops).")
+@click.pass_context
+def start(ctx: click.Context, name: str, timeout: float, foreground: bool) -> None:
+    """Restart an existing local cluster on its data (same cluster, no init); wait until ready."""
+    app = _app(ctx)
+    code = ops.start(app.home, name, timeout=timeout, foreground=foreground,
+                     on_ready=lambda c: _print_ready(app, c, not foreground))
+    ctx.exit(code)
+
+
+@local.command()
+@name_option
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds to wait for each node's drain and for its exit.")
+@click.option("--force", is_flag=True, help="Kill the nodes at once (SIGKILL) instead of draining.")
+@click.pass_context
+def stop(ctx: click.Context, name: str, timeout: float, force: bool) -> None:
+    """Stop every node gracefully (drain, then SIGTERM one at a time); the data is kept."""
+    ops.stop(_app(ctx).home, name, timeout=timeout, force=force)
+    console().print(f"local cluster {name!r} stopped; data kept")
+
+
+def _confirm_wipe(app: AppContext, name: str) -> bool:
+    if app.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise RefusedError(f"wiping local cluster {name!r} needs confirmation",
+                           hint="pass --yes (stdin is not a terminal, so roachctl cannot ask)")
+    typed = click.prompt(f"This deletes every file of local cluster {name!r}. Type its name to confirm",
+                         default="", show_default=False, err=True)
+    return bool(typed == name)
+
+
+@local.command()
+@name_option
+@click.option("--wipe", is_flag=True, help="Also delete the data, certificates and logs.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds to wait for each node's drain and for its exit.")
+@click.pass_context
+def down(ctx: click.Context, name: str, wipe: bool, timeout: float) -> None:
+    """Stop the cluster and forget its processes; with --wipe delete it entirely (asks first)."""
+    app = _app(ctx)
+    ops.down(app.home, name, wipe=wipe, confirm=lambda n: _confirm_wipe(app, n), timeout=timeout)
+    console().print(f"local cluster {name!r} {'deleted' if wipe else 'stopped; data kept'}")
+
+
+def _status_table(doc: dict[str, Any]) -> Table:
+    table = Table(title=f"local cluster {doc['cluster']} — {doc['version']}, "
+                        f"{'secure' if doc['secure'] else 'INSECURE'}, cluster id {doc['cluster_id'] or '?'}")
+    for column in ("node", "id", "pid", "alive", "ready", "live", "sql", "console", "cert expires"):
+        table.add_column(column)
+    for n in doc["nodes"]:
+        table.add_row(f"n{n['index']}", str(n["node_id"] or "-"), str(n["pid"] or "-"),
+                      _yes(n["alive"]), _yes(n["ready"]), _yes(n["live"]),
+                      n["sql_url"].split("?")[0], n["http_url"], n["cert_expires"] or "-")
+    return table
+
+
+def _yes(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[red]no[/]"
+
+
+@local.command()
+@name_option
+@click.pass_context
+def status(ctx: click.Context, name: str) -> None:
+    """Show each node: pid, alive, ready, live, URLs, certificate expiry (log tail if dead)."""
+    app = _app(ctx)
+    doc = cluster_status(LocalCluster.load(ClusterPaths(app.home, check_name(name))))
+    if app.json:
+        emit_json(doc)
+        return
+    con = console()
+    con.print(_status_table(doc))
+    for n in doc["nodes"]:
+        if not n["alive"] and n.get("log_tail"):
+            con.print(f"[red]n{n['index']} is not running[/]; last lines of its output:\n{n['log_tail']}")
+    if doc["secure"]:
+        con.print(f"certs: {doc['certs_dir']} (expiry: " +
+                  ", ".join(f"{k} {v}" for k, v in doc["cert_expires"].items()) + ")")
+
+
+@local.command()
+@name_option
+@click.option("-e", "--execute", "statements", multiple=True,
+              help="SQL to run (repeatable); without it, an interactive shell.")
+@click.pass_context
+def sql(ctx: click.Context, name: str, statements: tuple[str, ...]) -> None:
+    """Open a SQL shell (or run -e statements) on a ready node, with the right certs."""
+    ctx.exit(ops.sql(_app(ctx).home, name, statements))
+
+
+@local.command(name="list")
+@click.pass_context
+def list_(ctx: click.Context) -> None:
+    """List the local clusters in this roachctl home."""
+    app = _app(ctx)
+    rows = cluster_list(app.home)
+    if app.json:
+        emit_json(rows)
+        return
+    if not rows:
+        console().print("no local clusters; create one with `roachctl local up`")
+        return
+    table = Table()
+    for column in ("name", "nodes", "running", "version", "secure", "sql ports", "http ports"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], str(r["nodes"]), str(r["running"]), str(r["version"]),
+                      "yes" if r["secure"] else "NO", ",".join(map(str, r["sql_ports"])),
+                      ",".join(map(str, r["http_ports"])))
+    console().print(table)

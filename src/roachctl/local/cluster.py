@@ -1,0 +1,291 @@
+"""A local cluster's processes: spawn nodes, initialize once, wait for readiness, stop in order.
+
+`LocalCluster` pairs the on-disk layout with the state file. Every process it touches is first
+re-identified by pid + create time + argv (local/process.py), so a pid reused by an unrelated
+process is never signalled. The state file is saved after every change to the set of running
+processes, so a roachctl that dies midway leaves pids another roachctl can find.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import psutil
+
+from roachctl.errors import RefusedError, RemoteCommandError
+from roachctl.local import process
+from roachctl.local.client import Endpoint, Probe, liveness, run_client
+from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
+from roachctl.local.layout import ClusterPaths
+from roachctl.local.ports import port_in_use
+from roachctl.local.state import HOST, ClusterState, NodeState, save, state_lock
+from roachctl.local.state import load as load_state
+from roachctl.plan.argv import StartSpec, start_argv
+from roachctl.ui.console import console
+
+POLL = 0.2
+INIT_ATTEMPT_TIMEOUT = 30.0
+DRAIN_TIMEOUT = 60.0
+EXIT_TIMEOUT = 60.0
+JOIN_MAX = 3
+"""--join lists the first three nodes on every node (3-5 initial nodes, the same list everywhere)."""
+NODE_CACHE = "128MiB"
+NODE_SQL_MEMORY = "128MiB"
+_CLUSTER_ID_RE = re.compile(r"^clusterID:\s+(\S+)", re.MULTILINE)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LocalCluster:
+    """Operations on one local cluster (its state file is the source of truth)."""
+
+    def __init__(self, paths: ClusterPaths, state: ClusterState) -> None:
+        self.paths = paths
+        self.state = state
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def load(cls, paths: ClusterPaths) -> LocalCluster:
+        return cls(paths, load_state(paths))
+
+    # -- identity and paths ---------------------------------------------------------------------
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.paths.certs if self.state.secure else None)
+
+    @property
+    def binary(self) -> Path:
+        return Path(self.state.release["binary"])
+
+    def reload(self) -> None:
+        """Re-read the state file (another roachctl may have changed it)."""
+        self.state = load_state(self.paths)
+
+    def save(self) -> None:
+        with state_lock(self.paths.home):
+            save(self.paths, self.state)
+
+    def node_argv(self, node: NodeState) -> list[str]:
+        """The node's `cockroach start` argv: absolute paths everywhere, loopback only."""
+        np = self.paths.node(node.index)
+        join = tuple(n.sql_addr for n in self.state.nodes[:JOIN_MAX])
+        spec = StartSpec(
+            binary=str(self.binary), stores=(str(np.store),), listen_addr=node.sql_addr,
+            http_addr=node.http_addr, join=join,
+            certs_dir=str(self.paths.certs) if self.state.secure else None,
+            cache=NODE_CACHE, max_sql_memory=NODE_SQL_MEMORY, log_dir=str(np.logs),
+            temp_dir=str(np.temp), external_io_dir=str(np.extern), pid_file=str(np.pid_file),
+        )
+        return start_argv(spec)
+
+    def running(self, node: NodeState) -> psutil.Process | None:
+        """The node's live process, verified by create time and argv; None if it is not running."""
+        child = self.children.get(node.index)
+        if child is not None and child.poll() is not None:
+            del self.children[node.index]  # reaped our own child
+        return process.find(node.pid, node.create_time, node.argv)
+
+    def running_nodes(self) -> list[tuple[NodeState, psutil.Process]]:
+        found = []
+        for node in self.state.nodes:
+            proc = self.running(node)
+            if proc is not None:
+                found.append((node, proc))
+        return found
+
+    def log_tail(self, node: NodeState, lines: int = 15) -> str:
+        return process.tail(self.paths.node(node.index).output, lines)
+
+    def _node_failure(self, node: NodeState, message: str, hint: str) -> RemoteCommandError:
+        tail = self.log_tail(node)
+        text = f"{message}\n--- last lines of {self.paths.node(node.index).output} ---\n{tail}" \
+            if tail else message
+        return RemoteCommandError(text, where=f"local node n{node.index}", hint=hint)
+
+    # -- starting ---------------------------------------------------------------------------------
+    def spawn(self, nodes: Sequence[NodeState]) -> None:
+        """Start every given node that is not already running; ports must be free."""
+        for node in nodes:
+            if self.running(node) is not None:
+                continue
+            for port, what in ((node.sql_port, "SQL/RPC"), (node.http_port, "HTTP")):
+                if port_in_use(port, HOST):
+                    raise RefusedError(
+                        f"port {port} ({what} of node n{node.index}) is in use by another program",
+                        where=f"local cluster {self.state.name}",
+                        hint="stop that program, then run `roachctl local start` again")
+        for node in nodes:
+            if self.running(node) is not None:
+                continue
+            np = self.paths.node(node.index)
+            np.make()
+            np.pid_file.unlink(missing_ok=True)
+            node.argv = self.node_argv(node)
+            proc, created = process.spawn(node.argv, cwd=np.dir, output=np.output)
+            self.children[node.index] = proc
+            node.pid, node.create_time, node.started_at = proc.pid, created, now_iso()
+            self.save()
+
+    def wait_for(self, nodes: Sequence[NodeState], what: str, check: Callable[[NodeState], Probe],
+                 timeout: float, interrupts: Interrupts | None) -> None:
+        """Poll until `check` passes on every node; a dead node or the deadline is an error."""
+        deadline = time.monotonic() + timeout
+        pending = list(nodes)
+        last: dict[int, str] = {}
+        while True:
+            if interrupts is not None and interrupts.requested:
+                raise StopRequested()
+            for node in list(pending):
+                result = check(node)
+                last[node.index] = result.detail
+                if result.ready:
+                    pending.remove(node)
+                elif self.running(node) is None:
+                    raise self._node_failure(node, f"node n{node.index} exited while {what}",
+                                             "fix the cause shown in the log, then retry")
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                node = pending[0]
+                raise self._node_failure(
+                    node, f"timed out after {timeout:.0f}s waiting for node n{node.index} to be {what} "
+                          f"(last answer: {last.get(node.index, 'none')})",
+                    "see the node's log; raise --timeout if the machine is slow")
+            time.sleep(POLL)
+
+    def wait_listening(self, timeout: float, interrupts: Interrupts | None) -> None:
+        def up(node: NodeState) -> Probe:
+            probe = self.endpoint.probe(node, ready=False)
+            return Probe(probe.up, probe.up, probe.detail)
+        self.wait_for(self.state.nodes, "listening", up, timeout, interrupts)
+
+    def wait_ready(self, timeout: float, interrupts: Interrupts | None) -> None:
+        self.wait_for(self.state.nodes, "ready (/health?ready=1)", self.endpoint.probe, timeout,
+                      interrupts)
+
+    def init_once(self, timeout: float, interrupts: Interrupts | None) -> None:
+        """Run `cockroach init` unless the state says it already ran — once per cluster, ever."""
+        if self.state.initialized:
+            return
+        node = self.state.nodes[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            if interrupts is not None and interrupts.requested:
+                raise StopRequested()
+            res = run_client(self.binary, ["init"], self.endpoint, node, cwd=self.paths.dir,
+                             timeout=min(INIT_ATTEMPT_TIMEOUT, max(1.0, deadline - time.monotonic())))
+            if res.ok or "already been initialized" in res.stderr + res.stdout:
+                break
+            if time.monotonic() >= deadline or self.running(node) is None:
+                raise self._node_failure(node, f"`cockroach init` failed: {res.summary()}",
+                                         "see the node's log; the cluster was not initialized")
+            time.sleep(1.0)
+        self.state.initialized, self.state.initialized_at = True, now_iso()
+        self.save()
+
+    def record_cluster_id(self) -> None:
+        """Remember the cluster ID the nodes printed at startup (to show it, and to notice changes)."""
+        for node in self.state.nodes:
+            found = _CLUSTER_ID_RE.findall(self.log_tail(node, 200))
+            if found:
+                self.state.cluster_id = found[-1]
+                self.save()
+                return
+
+    def bring_up(self, timeout: float, interrupts: Interrupts | None) -> None:
+        """Spawn the nodes, init once, and wait until every node answers /health?ready=1."""
+        self.spawn(self.state.nodes)
+        self.wait_listening(timeout, interrupts)
+        self.init_once(timeout, interrupts)
+        self.wait_ready(timeout, interrupts)
+        self.record_cluster_id()
+
+    # -- stopping ---------------------------------------------------------------------------------
+    def forget(self, node: NodeState) -> None:
+        node.forget_process()
+        self.children.pop(node.index, None)
+        self.save()
+
+    def stop(self, *, interrupts: Interrupts | None = None, drain_timeout: float = DRAIN_TIMEOUT,
+             exit_timeout: float = EXIT_TIMEOUT) -> None:
+        """Stop every running node gracefully, in an order that never loses quorum mid-drain.
+
+        Phase 1 drains each node (`cockroach node drain --self`) one at a time while *all* nodes
+        are still up, so every drain has a quorum to move leases with. Phase 2 sends SIGTERM to one
+        node at a time and waits for it to exit: each is already drained, so even the last node,
+        alone and without quorum, has nothing left that needs one (the seed's node 3 hung because
+        all three were stopped at once). A second interrupt (ForceStop) kills what is left.
+        """
+        nodes = self.running_nodes()
+        if not nodes:
+            self.forget_dead()
+            return
+        try:
+            if self.state.initialized:
+                for node, _ in nodes:
+                    self._drain(node, drain_timeout)
+            for node, proc in nodes:
+                console().print(f"stopping n{node.index} (pid {proc.pid})")
+                process.send(proc, signal.SIGTERM)
+                if not process.wait_gone(proc, exit_timeout):
+                    raise self._node_failure(
+                        node, f"node n{node.index} did not exit within {exit_timeout:.0f}s of SIGTERM",
+                        "run the stop again to keep waiting, or `roachctl local stop --force` to kill it")
+                self.forget(node)
+        except ForceStop:
+            self.kill()
+            raise
+        self.forget_dead()
+
+    def _drain(self, node: NodeState, timeout: float) -> None:
+        console().print(f"draining n{node.index}")
+        res = run_client(self.binary, ["node", "drain", "--self"], self.endpoint, node,
+                         cwd=self.paths.dir, timeout=timeout)
+        if not res.ok:
+            console().print(f"[yellow]warning:[/] draining n{node.index} failed ({res.summary()}); "
+                            "it will drain on SIGTERM")
+
+    def kill(self) -> None:
+        """SIGKILL every running node at once (second Ctrl-C, --force): no drain."""
+        nodes = self.running_nodes()
+        process.sigkill_all([p for _, p in nodes])
+        for node, proc in nodes:
+            process.wait_gone(proc, 10.0)
+            console().print(f"killed n{node.index} (pid {proc.pid})")
+            self.forget(node)
+        self.forget_dead()
+
+    def terminate_quietly(self, grace: float = 10.0) -> None:
+        """Best-effort cleanup after a failed `up`: SIGTERM, then SIGKILL after `grace` seconds."""
+        nodes = self.running_nodes()
+        for _, proc in nodes:
+            process.send(proc, signal.SIGTERM)
+        for _, proc in nodes:
+            process.terminate(proc, grace=grace)
+        for node in self.state.nodes:
+            self.children.pop(node.index, None)
+            node.forget_process()
+
+    def forget_dead(self) -> None:
+        changed = False
+        for node in self.state.nodes:
+            if node.pid is not None and self.running(node) is None:
+                node.forget_process()
+                changed = True
+        if changed:
+            self.save()
+
+    # -- observing --------------------------------------------------------------------------------
+    def liveness(self) -> dict[str, tuple[int, bool]] | None:
+        for node, _ in self.running_nodes():
+            if self.endpoint.probe(node).ready:
+                return liveness(self.binary, self.endpoint, node, cwd=self.paths.dir)
+        return None

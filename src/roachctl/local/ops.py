@@ -1,0 +1,247 @@
+"""The `roachctl local` verbs as functions: up, start, stop, down, sql (status/list: report.py).
+
+`up` is all-or-nothing: it either leaves a ready cluster or nothing at all (no half state dir,
+no stray process). `start` restarts an existing cluster on its data without `init`. `stop` and
+`down` stop nodes gracefully in quorum-safe order (LocalCluster.stop).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from roachctl import release as rel
+from roachctl.errors import ExitCode, InterruptedByUser, RefusedError, RemoteCommandError, UsageError
+from roachctl.fsutil import private_dir
+from roachctl.local import certs, process
+from roachctl.local.cluster import LocalCluster, now_iso
+from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
+from roachctl.local.layout import ClusterPaths, check_name, check_nodes
+from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, plan_ports
+from roachctl.local.state import ClusterState, NodeState, reserved_ports, save, state_lock
+from roachctl.release.model import Release
+from roachctl.ui.console import console
+
+READY_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class ReleaseChoice:
+    """Where the binary comes from (at most one of binary / tarball; mirror only for downloads)."""
+
+    version: str | None = None
+    binary: Path | None = None
+    tarball: Path | None = None
+    sha256: str | None = None
+    mirror: str | None = None
+
+    def resolve(self, home: Path) -> Release:
+        if self.binary and (self.tarball or self.mirror or self.sha256):
+            raise UsageError("--binary cannot be combined with --tarball, --mirror or --sha256",
+                             hint="choose one release source")
+        if self.tarball and self.mirror:
+            raise UsageError("--tarball and --mirror are alternatives", hint="choose one release source")
+        if self.binary:
+            found = rel.from_binary(self.binary)
+            if self.version and rel.normalize_version(self.version) != found.version:
+                raise UsageError(f"--binary is {found.version}, not {self.version}", where="--binary",
+                                 hint="drop --version or use a binary of that version")
+            return found
+        return rel.obtain(self.version, home=home, mirror=self.mirror, tarball=self.tarball,
+                          sha256=self.sha256)
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    name: str
+    nodes: int = 3
+    insecure: bool = False
+    sql_base: int = DEFAULT_SQL_BASE
+    http_base: int = DEFAULT_HTTP_BASE
+    explicit_sql: bool = False
+    explicit_http: bool = False
+    source: ReleaseChoice = ReleaseChoice()
+    detach: bool = False
+    timeout: float = READY_TIMEOUT
+
+
+def _refuse_existing(paths: ClusterPaths) -> None:
+    if paths.state.exists():
+        raise UsageError(f"local cluster {paths.name!r} already exists", where=str(paths.dir),
+                         hint=f"start it with `roachctl local start --name {paths.name}`, or remove it "
+                              f"with `roachctl local down --name {paths.name} --wipe`")
+
+
+def _create(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
+    """Plan ports, create dirs and certs, and write the state (the port reservation), atomically."""
+    paths = ClusterPaths(home, opts.name)
+    with state_lock(home):
+        _refuse_existing(paths)
+        if paths.dir.exists():  # left by a roachctl killed mid-`up` (no state = never usable)
+            shutil.rmtree(paths.dir)
+        plan = plan_ports(opts.nodes, sql_base=opts.sql_base, http_base=opts.http_base,
+                          explicit_sql=opts.explicit_sql, explicit_http=opts.explicit_http,
+                          reserved=reserved_ports(home, except_name=opts.name))
+        try:
+            private_dir(paths.dir)
+            if not opts.insecure:
+                certs.create(paths)
+            nodes = [NodeState(i, p.sql, p.http, str(paths.node(i).dir)) for i, p in enumerate(plan, 1)]
+            state = ClusterState(name=opts.name, secure=not opts.insecure, release=release.to_dict(),
+                                 nodes=nodes, created_at=now_iso())
+            save(paths, state)
+        except BaseException:
+            shutil.rmtree(paths.dir, ignore_errors=True)
+            raise
+    return LocalCluster(paths, state)
+
+
+def _wipe(cluster: LocalCluster) -> None:
+    with state_lock(cluster.paths.home):
+        shutil.rmtree(cluster.paths.dir, ignore_errors=True)
+
+
+def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None]) -> int:
+    """Create, start and initialize a new local cluster; foreground unless `opts.detach`.
+
+    Returns the exit code: 0 when detached or stopped by SIGTERM, 130 after Ctrl-C.
+    """
+    check_name(opts.name)
+    check_nodes(opts.nodes)
+    _refuse_existing(ClusterPaths(home, opts.name))  # before any download
+    release = opts.source.resolve(home)
+    if opts.insecure:
+        console().print("[bold yellow]warning:[/] --insecure: no TLS and no authentication; anyone "
+                        "who can reach these ports on this machine has full control of the cluster")
+    cluster = _create(home, opts, release)
+    with Interrupts("stopping the nodes that were starting; press Ctrl-C again to kill them") as intr:
+        try:
+            cluster.bring_up(opts.timeout, intr)
+        except (StopRequested, ForceStop):
+            cluster.terminate_quietly()
+            _wipe(cluster)
+            raise InterruptedByUser("interrupted; nothing was kept") from None
+        except BaseException:
+            cluster.terminate_quietly()
+            _wipe(cluster)
+            raise
+    on_ready(cluster)
+    return 0 if opts.detach else supervise(cluster)
+
+
+def start(home: Path, name: str, *, timeout: float, foreground: bool,
+          on_ready: Callable[[LocalCluster], None]) -> int:
+    """Start an existing cluster's stopped nodes on their data (no init), and wait until ready."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    already = {n.index for n, _ in cluster.running_nodes()}
+    with Interrupts("stopping the nodes this command started; press Ctrl-C again to kill them") as intr:
+        try:
+            cluster.bring_up(timeout, intr)
+        except (StopRequested, ForceStop):
+            _stop_started(cluster, already)
+            raise InterruptedByUser("interrupted; the data is kept") from None
+        except BaseException:
+            _stop_started(cluster, already)
+            raise
+    on_ready(cluster)
+    return supervise(cluster) if foreground else 0
+
+
+def _stop_started(cluster: LocalCluster, already: set[int]) -> None:
+    """After a failed `start`: stop only the nodes this command started (data is kept)."""
+    for node, proc in cluster.running_nodes():
+        if node.index not in already:
+            process.terminate(proc, grace=30.0)
+            cluster.children.pop(node.index, None)
+            node.forget_process()
+    cluster.save()
+
+
+def supervise(cluster: LocalCluster) -> int:
+    """Foreground: wait for Ctrl-C (or SIGTERM), then stop every node gracefully; 2nd Ctrl-C kills.
+
+    Returns 130 after SIGINT (interrupted, as interface.md and `cockroach start` report it) and 0
+    after SIGTERM or when every node was stopped from elsewhere (`roachctl local stop`).
+    """
+    reported: set[int] = set()
+    with Interrupts() as intr:
+        try:
+            while not intr.requested:
+                running = {n.index for n, _ in cluster.running_nodes()}
+                for node in cluster.state.nodes:
+                    if node.index not in running and node.index not in reported:
+                        reported.add(node.index)
+                        console().print(f"[red]node n{node.index} exited[/]\n{cluster.log_tail(node, 10)}")
+                if not running:
+                    console().print("every node has stopped")
+                    cluster.reload()
+                    cluster.forget_dead()
+                    return 0
+                time.sleep(0.25)
+            cluster.stop(interrupts=intr)
+        except ForceStop:
+            console().print("stopped every node at once (second interrupt)")
+            return int(ExitCode.INTERRUPTED)
+    console().print("every node stopped gracefully; data kept (`roachctl local start` resumes)")
+    return int(ExitCode.INTERRUPTED) if intr.first_signal == signal.SIGINT else 0
+
+
+def stop(home: Path, name: str, *, timeout: float, force: bool) -> None:
+    """Stop every node of a running cluster; gracefully unless `force`. Data is kept."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    if force:
+        cluster.kill()
+        return
+    with Interrupts("already stopping gracefully; press Ctrl-C again to kill the nodes") as intr:
+        try:
+            cluster.stop(interrupts=intr, drain_timeout=timeout, exit_timeout=timeout)
+        except ForceStop:
+            raise InterruptedByUser("stopped every node at once (second interrupt)") from None
+
+
+def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], timeout: float) -> None:
+    """Stop the cluster and forget its processes; with `wipe`, delete ``<home>/local/<name>``.
+
+    `confirm` receives the cluster name and must return True (typed name or --yes) before a wipe.
+    """
+    paths = ClusterPaths(home, check_name(name))
+    cluster = LocalCluster.load(paths)
+    if wipe and not confirm(name):
+        raise RefusedError(f"not wiping local cluster {name!r}: not confirmed",
+                           hint="type the cluster name when asked, or pass --yes")
+    stop(home, name, timeout=timeout, force=False)
+    if wipe:
+        cluster.reload()
+        if cluster.running_nodes():
+            raise RefusedError(f"local cluster {name!r} still has running nodes; nothing was deleted",
+                               hint="run `roachctl local stop --force` first")
+        _wipe(cluster)
+
+
+def sql(home: Path, name: str, statements: Sequence[str]) -> int:
+    """Run `cockroach sql` against a ready node: with `-e` statements, or interactively."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    target = next((n for n, _ in cluster.running_nodes() if cluster.endpoint.probe(n).ready), None)
+    if target is None:
+        raise RefusedError(f"local cluster {name!r} has no ready node",
+                           hint=f"start it with `roachctl local start --name {name}`")
+    argv = [str(cluster.binary), "sql", f"--host={target.sql_addr}", *cluster.endpoint.flags()]
+    for statement in statements:
+        argv += ["-e", statement]
+    interactive = not statements
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if interactive else None
+    try:
+        done = subprocess.run(argv, cwd=cluster.paths.dir, check=False,
+                              stdin=None if interactive else subprocess.DEVNULL)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if done.returncode != 0 and not interactive:
+        raise RemoteCommandError(f"`cockroach sql` exited with {done.returncode}",
+                                 where=f"local node n{target.index}", returncode=done.returncode)
+    return 0

@@ -1,0 +1,132 @@
+"""Node processes: spawn them detached from our terminal, and find or signal them safely later.
+
+A pid in a state file may belong to an unrelated process by the time we read it (pids are
+reused). Before we call a recorded process ours — and certainly before we signal it — its
+create time must equal the recorded one and its command line must equal the recorded argv
+(Patroni does the same for the postmaster). A zombie counts as gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+CREATE_TIME_TOLERANCE = 0.05
+"""psutil's create_time has ~10 ms resolution (clock ticks); allow a little slack."""
+
+
+def spawn(argv: Sequence[str], *, cwd: Path, output: Path, env: dict[str, str] | None = None,
+          ) -> tuple[subprocess.Popen[bytes], float]:
+    """Start `argv` in its own session with `cwd` as its working directory.
+
+    Its own session means a Ctrl-C in roachctl's terminal does not reach the node: roachctl decides
+    how each node stops. stdout/stderr are appended to `output`; stdin is /dev/null.
+    Returns the Popen and the process's create time (psutil), to be recorded with the pid.
+    """
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
+                                start_new_session=True, env=env, close_fds=True)
+    finally:
+        os.close(fd)
+    try:
+        create_time = psutil.Process(proc.pid).create_time()
+    except psutil.Error:  # it died at once; callers notice through poll()
+        create_time = 0.0
+    return proc, create_time
+
+
+def find(pid: int | None, create_time: float | None, argv: Sequence[str]) -> psutil.Process | None:
+    """The live process recorded as (pid, create_time, argv), or None if it is gone or not ours."""
+    if not pid or create_time is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > CREATE_TIME_TOLERANCE:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if argv and not cmdline_matches(proc.cmdline(), argv):
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def cmdline_matches(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
+    """True if the process's cmdline is `argv`, possibly behind a script interpreter.
+
+    For a script (``#!/usr/bin/env python3``) the kernel runs ``python3 <script> args...``, so the
+    recorded argv is a suffix of the cmdline rather than all of it.
+    """
+    want = list(argv)
+    return len(cmdline) >= len(want) and list(cmdline[len(cmdline) - len(want):]) == want
+
+
+def send(proc: psutil.Process, sig: signal.Signals) -> bool:
+    """Signal `proc` (a process returned by `find`); False if it vanished meanwhile."""
+    try:
+        proc.send_signal(sig)
+        return True
+    except psutil.NoSuchProcess:
+        return False
+
+
+def gone(proc: psutil.Process) -> bool:
+    """True once `proc` exited (reaping it if it is our child; a zombie counts as exited)."""
+    try:
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            _reap(proc.pid)
+            return True
+        return not proc.is_running()
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def wait_gone(proc: psutil.Process, timeout: float, *, interval: float = 0.05) -> bool:
+    """Wait up to `timeout` seconds for `proc` to exit; True if it did."""
+    deadline = time.monotonic() + timeout
+    while not gone(proc):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def tail(path: Path, lines: int = 20, max_bytes: int = 16 << 10) -> str:
+    """The last `lines` lines of a log file (empty if missing): shown when a node fails."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def terminate(proc: psutil.Process, *, grace: float) -> None:
+    """SIGTERM `proc`, and SIGKILL it if it has not exited after `grace` seconds."""
+    send(proc, signal.SIGTERM)
+    if not wait_gone(proc, grace):
+        send(proc, signal.SIGKILL)
+        wait_gone(proc, 5.0)
+
+
+def sigkill_all(procs: Sequence[psutil.Process]) -> None:
+    """SIGKILL every process (the second Ctrl-C): no drain, at once."""
+    for proc in procs:
+        send(proc, signal.SIGKILL)
