@@ -21,10 +21,17 @@ class UserSpec:
 
 @dataclass(frozen=True)
 class DirSpec:
+    """A directory with its mode and owner.
+
+    `create_parents=False` (stores outside `data`): create only the last component, so an
+    unmounted disk fails loudly instead of the store landing on the root filesystem.
+    """
+
     path: str
     mode: int
     owner: str = "root"
     group: str = "root"
+    create_parents: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,8 @@ class FirewallSpec:
 
     `backend` is "nftables", "ufw", "firewalld" or "none" (firewall.manage: false).
     `allowed` are the CIDRs allowed per port; everything else to those ports is dropped.
+    `table` is the nft table roachctl owns ("inet roachctl_<cluster>", nftables only): the key of
+    `HostFacts.firewall_loaded`. `apply` is the argv (run as root) that loads `file`.
     """
 
     backend: str
@@ -84,6 +93,8 @@ class FirewallSpec:
     allowed: dict[int, tuple[str, ...]]
     file: FileSpec | None = None  # e.g. the nft ruleset file roachctl owns
     unit: UnitSpec | None = None  # e.g. the oneshot unit that loads it at boot
+    table: str = ""
+    apply: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,7 @@ class Change:
     target: str
     reason: str
     spec: UserSpec | DirSpec | FileSpec | LinkSpec | ReleaseSpec | UnitSpec | FirewallSpec | None = None
+    secret: bool = False  # the target holds a private key: never show or log its content
 
     def describe(self) -> str:
         return f"{self.kind.value} {self.target} ({self.reason})"

@@ -1,0 +1,236 @@
+"""Desired `HostState` x observed `HostFacts` -> the ordered `Change`s that converge the host.
+
+Idempotence is the contract: when the facts match the state, `diff` returns no change at all
+(the second `deploy` reports 0 changes). Every change says why, in words a reviewer can check
+("mode 0644 -> 0600", "missing", "content differs (sha256 1a2b3c4d… -> 5e6f7a8b…)"), and changes
+to key files are flagged `secret` so no report or log ever shows their content.
+
+Order: user, dirs, release, links, files (certs), firewall rules file, unit files, daemon-reload,
+enable units, load firewall rules. `required_*` list exactly the facts this needs, so the executor
+gathers them in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from roachctl.facts.model import HostFacts, PathFact
+from roachctl.plan.state import (
+    Change,
+    ChangeKind,
+    DirSpec,
+    FileSpec,
+    HostPlan,
+    HostState,
+    LinkSpec,
+    UnitSpec,
+)
+
+RELEASE_DIR_MODE = 0o755
+RELEASE_OWNER = ("root", "root")
+
+
+def _units(state: HostState) -> tuple[UnitSpec, ...]:
+    return state.units + ((state.firewall.unit,) if state.firewall.unit else ())
+
+
+def _files(state: HostState) -> tuple[FileSpec, ...]:
+    """Plain files (certs, firewall rules) in apply order; unit files are handled with their units."""
+    return state.files + ((state.firewall.file,) if state.firewall.file else ())
+
+
+def _release_paths(state: HostState) -> tuple[str, str, str]:
+    d = state.release.install_dir
+    return d, f"{d}/cockroach", f"{d}/lib"
+
+
+def required_paths(state: HostState) -> list[str]:
+    """Every path whose stat the diff reads (hash where `required_hashes` says so)."""
+    paths = [d.path for d in state.dirs]
+    paths += [p for p in _release_paths(state)]
+    paths += [link.path for link in state.links]
+    paths += [f.path for f in _files(state)] + [u.file.path for u in _units(state)]
+    return list(dict.fromkeys(paths))
+
+
+def required_hashes(state: HostState) -> list[str]:
+    """Files whose sha256 the diff compares: every rendered file and the installed binary."""
+    files = [f.path for f in _files(state)] + [u.file.path for u in _units(state)]
+    return [*files, _release_paths(state)[1]]
+
+
+def required_users(state: HostState) -> list[str]:
+    return [state.user.name]
+
+
+def required_units(state: HostState) -> list[str]:
+    """Unit names whose enablement the diff reads."""
+    return [u.name for u in _units(state)]
+
+
+def required_nft_tables(state: HostState) -> list[str]:
+    """`family name` of the nft tables whose presence the diff reads."""
+    return [state.firewall.table] if state.firewall.table else []
+
+
+def fact_request(state: HostState) -> dict[str, tuple[str, ...]]:
+    """Keyword arguments for `facts.gather.gather_facts` covering everything `diff` reads."""
+    return {
+        "paths": tuple(required_paths(state)),
+        "hash_paths": tuple(required_hashes(state)),
+        "users": tuple(required_users(state)),
+        "units": tuple(required_units(state)),
+        "nft_tables": tuple(required_nft_tables(state)),
+    }
+
+
+def _short(sha: str) -> str:
+    return f"{sha[:8]}…" if sha else "none"
+
+
+def _mode_owner(fact: PathFact, mode: int, owner: str, group: str) -> list[str]:
+    """What differs in mode/owner, e.g. ["mode 0644 → 0600", "owner root:root → cockroach:cockroach"]."""
+    reasons = []
+    if fact.mode != mode:
+        reasons.append(f"mode {fact.mode:04o} → {mode:04o}")
+    if (fact.owner, fact.group) != (owner, group):
+        reasons.append(f"owner {fact.owner}:{fact.group} → {owner}:{group}")
+    return reasons
+
+
+def _file_change(host: str, spec: FileSpec, facts: HostFacts) -> Change | None:
+    fact = facts.path(spec.path)
+    if fact.kind == "missing":
+        reason = "missing"
+    elif fact.kind != "file":
+        reason = f"is a {fact.kind}, expected a file"
+    elif fact.sha256 != spec.sha256:
+        reason = f"content differs (sha256 {_short(fact.sha256)} → {_short(spec.sha256)})"
+    else:
+        fixes = _mode_owner(fact, spec.mode, spec.owner, spec.group)
+        if not fixes:
+            return None
+        return Change(host, ChangeKind.FIX_FILE, spec.path, ", ".join(fixes), spec, secret=spec.secret)
+    return Change(host, ChangeKind.WRITE_FILE, spec.path, reason, spec, secret=spec.secret)
+
+
+def _dir_change(host: str, spec: DirSpec, facts: HostFacts) -> Change | None:
+    fact = facts.path(spec.path)
+    if fact.kind == "missing":
+        return Change(host, ChangeKind.CREATE_DIR, spec.path, "missing", spec)
+    if fact.kind != "dir":
+        return Change(host, ChangeKind.CREATE_DIR, spec.path, f"is a {fact.kind}, expected a directory", spec)
+    fixes = _mode_owner(fact, spec.mode, spec.owner, spec.group)
+    return Change(host, ChangeKind.FIX_DIR, spec.path, ", ".join(fixes), spec) if fixes else None
+
+
+def _link_change(host: str, spec: LinkSpec, facts: HostFacts) -> Change | None:
+    fact = facts.path(spec.path)
+    if fact.kind == "missing":
+        reason = f"missing, target {spec.target}"
+    elif fact.kind != "link":
+        reason = f"is a {fact.kind}, expected a symlink to {spec.target}"
+    elif fact.target != spec.target:
+        reason = f"points to {fact.target}, expected {spec.target}"
+    else:
+        return None
+    return Change(host, ChangeKind.LINK, spec.path, reason, spec)
+
+
+def _release_change(state: HostState, facts: HostFacts) -> Change | None:
+    """Install (again) when the binary is missing or different, or the tree is not root-owned.
+
+    The seed's tarball carried UID 1002/GID 1003; a later local account with that id would own
+    the database binary. Reinstalling fixes owner and mode in one idempotent step.
+    """
+    spec = state.release
+    root, binary, lib = (facts.path(p) for p in _release_paths(state))
+    if binary.kind == "missing":
+        reason = f"{spec.version} not installed"
+    elif binary.kind != "file" or binary.sha256 != spec.binary_sha256:
+        reason = f"binary differs (sha256 {_short(binary.sha256)} → {_short(spec.binary_sha256)})"
+    else:
+        problems = [
+            f"{name}: {', '.join(fixes)}"
+            for name, fact in (("dir", root), ("cockroach", binary), ("lib", lib))
+            if fact.kind != "missing" and (fixes := _mode_owner(fact, RELEASE_DIR_MODE, *RELEASE_OWNER))
+        ]
+        if root.kind != "dir" or lib.kind != "dir":
+            problems.append("incomplete install (dir or lib/ missing)")
+        if not problems:
+            return None
+        reason = "; ".join(problems)
+    return Change(state.host, ChangeKind.INSTALL_RELEASE, spec.install_dir, reason, spec)
+
+
+def _enable_change(host: str, unit: UnitSpec, facts: HostFacts) -> Change | None:
+    fact = facts.units.get(unit.name)
+    state = fact.unit_file_state if fact else ""
+    if not unit.enabled or state == "enabled":
+        return None
+    return Change(host, ChangeKind.ENABLE_UNIT, unit.name, f"{state or 'not installed'} → enabled", unit)
+
+
+def _firewall_change(state: HostState, facts: HostFacts, rules_changed: bool) -> Change | None:
+    spec = state.firewall
+    if spec.backend == "none" or spec.file is None:
+        return None
+    if rules_changed:
+        reason = "rules changed"
+    elif spec.table and facts.firewall_loaded.get(spec.table) is not True:
+        reason = f"table {spec.table} not loaded"
+    else:
+        return None
+    return Change(state.host, ChangeKind.FIREWALL, spec.file.path, f"{spec.backend}: {reason}", spec)
+
+
+def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
+    host = state.host
+    if facts.users.get(state.user.name) is not True:
+        yield Change(host, ChangeKind.CREATE_USER, state.user.name, "missing", state.user)
+    yield from (_dir_change(host, d, facts) for d in state.dirs)
+    yield _release_change(state, facts)
+    yield from (_link_change(host, link, facts) for link in state.links)
+    yield from (_file_change(host, f, facts) for f in state.files)
+    rules = _file_change(host, state.firewall.file, facts) if state.firewall.file else None
+    yield rules
+    unit_files = [_file_change(host, u.file, facts) for u in _units(state)]
+    yield from unit_files
+    if any(c is not None and c.kind == ChangeKind.WRITE_FILE for c in unit_files):
+        yield Change(host, ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed")
+    yield from (_enable_change(host, u, facts) for u in _units(state))
+    yield _firewall_change(state, facts, rules is not None and rules.kind == ChangeKind.WRITE_FILE)
+
+
+def diff(state: HostState, facts: HostFacts) -> HostPlan:
+    """The changes that make `facts` match `state`, in apply order; empty when converged."""
+    if facts.host != state.host:
+        raise ValueError(f"facts of {facts.host} cannot be compared with the state of {state.host}")
+    return HostPlan(state.host, tuple(c for c in _changes(state, facts) if c is not None))
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What the running node needs after a plan is applied (the engine decides when to do it).
+
+    `restart`: the unit, binary or links changed (the process must be restarted to use them).
+    `reload`: only certificates changed (SIGHUP, via `systemctl reload`, picks them up).
+    """
+
+    restart: bool
+    reload: bool
+
+
+def effects(plan: HostPlan, state: HostState) -> Effects:
+    db_units = {u.file.path for u in state.units}
+    certs = {f.path for f in state.files}
+    restart = any(
+        c.kind in (ChangeKind.INSTALL_RELEASE, ChangeKind.LINK)
+        or (c.kind == ChangeKind.WRITE_FILE and c.target in db_units)
+        for c in plan.changes
+    )
+    reload = not restart and any(
+        c.kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and c.target in certs for c in plan.changes
+    )
+    return Effects(restart=restart, reload=reload)
