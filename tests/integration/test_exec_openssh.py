@@ -59,7 +59,8 @@ def _sshd_connections(bed: Bed, host: str, user: str = "root") -> int:
 
 
 def _accepted(bed: Bed, host: str) -> int:
-    out = bed.exec(host, ["sh", "-c", "journalctl -u ssh.service --no-pager -o cat | grep -c 'Accepted publickey' || true"])
+    script = "journalctl -u ssh.service --no-pager -o cat | grep -c 'Accepted publickey' || true"
+    out = bed.exec(host, ["sh", "-c", script])
     return int(out.stdout.strip() or 0)
 
 
@@ -157,7 +158,8 @@ def test_sudo_as_deploy(bed3: Bed) -> None:
         facts = await gather_facts(ex, host="h1", hash_paths=["/root/only-root.key"])
         assert facts.path("/root/only-root.key").sha256 == hashlib.sha256(b"k").hexdigest()
         assert facts.path("/root/only-root.key").owner == "root"
-        env = await ex.run(Command.of("sh", "-c", 'printf "%s|%s" "$LC_ALL" "$X"', env={"X": "y z"}, sudo=True))
+        show_env = Command.of("sh", "-c", 'printf "%s|%s" "$LC_ALL" "$X"', env={"X": "y z"}, sudo=True)
+        env = await ex.run(show_env)
         assert env.out == "C|y z"
 
     with_ssh(bed3, body, user="deploy")
@@ -183,7 +185,8 @@ def test_remote_failure_is_a_remote_command_error_with_stderr(bed3: Bed) -> None
     async def body(ssh: OpenSSH) -> None:
         ex = ssh.executor("h2")
         with pytest.raises(RemoteCommandError) as info:
-            await ex.run(Command.of("sh", "-c", 'echo "no such thing: $1" >&2; exit 42', "sh", Secret("pw-9")))
+            await ex.run(Command.of("sh", "-c", 'echo "no such thing: $1" >&2; exit 42', "sh",
+                                    Secret("pw-9")))
         err = info.value
         assert err.returncode == 42 and err.exit_code == 20 and err.where == "h2"
         assert "no such thing: ***" in err.stderr and "pw-9" not in err.render()
