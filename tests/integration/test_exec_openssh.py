@@ -324,3 +324,38 @@ def test_gather_facts_on_a_real_host(bed3: Bed) -> None:
         assert abs(facts.clock_skew) < 2 and facts.clock_unix >= sent - 2
 
     with_ssh(bed3, body)
+
+
+def test_connect_phase_reports_unreachable_hosts_and_connects_the_rest(bed3: Bed) -> None:
+    async def body(ssh: OpenSSH) -> None:
+        bed3.cut("h3")
+        try:
+            started = time.monotonic()
+            with pytest.raises(FanoutFailures) as info:
+                await ssh.connect_all([h.name for h in bed3.hosts])
+            assert time.monotonic() - started < 15
+            assert list(info.value.failures) == ["h3"] and info.value.succeeded == ["h1", "h2"]
+            assert isinstance(info.value.failures["h3"], TransportError)
+            assert await ssh.executor("h1").check() and await ssh.executor("h2").check()
+            assert not await ssh.executor("h3").check()
+        finally:
+            bed3.heal("h3")
+
+    with_ssh(bed3, body)
+
+
+def test_pipe_argv_gives_a_byte_pipe_over_the_master(bed3: Bed) -> None:
+    async def body(ssh: OpenSSH) -> bytes:
+        ex = ssh.executor("h1")
+        await ex.connect()
+        proc = await asyncio.create_subprocess_exec(
+            *ex.pipe_argv("127.0.0.1:22"), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            return await asyncio.wait_for(proc.stdout.readline(), 10)
+        finally:
+            proc.kill()
+            await proc.wait()
+
+    assert with_ssh(bed3, body).startswith(b"SSH-2.0-OpenSSH")

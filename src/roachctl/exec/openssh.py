@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from roachctl.errors import RemoteCommandError, TransportError, UsageError
 from roachctl.exec._proc import ProcTimeout, Stdin, run_process
 from roachctl.exec.base import ExecutorBase, Result, command_failed, stderr_tail
 from roachctl.exec.command import Command
+from roachctl.exec.fanout import Interrupts, fanout
 
 SUN_PATH_MAX = 104  # Linux allows 108; macOS 104. %C expands to 40 hex characters.
 CONTROL_HASH_LEN = 40
@@ -154,6 +156,17 @@ class OpenSSH:
     def base_argv(self) -> list[str]:
         return ssh_base_argv(self.options, self.control_dir)
 
+    async def connect_all(
+        self, hosts: Iterable[str], *, continue_on_error: bool = True, interrupts: Interrupts | None = None
+    ) -> None:
+        """The connect phase: open every host's master up front (capped), before any step runs.
+
+        Raises:
+            FanoutFailures: some hosts could not be reached (each a TransportError), listing the rest.
+        """
+        await fanout(hosts, lambda host: self.executor(host).connect(), continue_on_error=continue_on_error,
+                     interrupts=interrupts)
+
     async def close(self) -> None:
         """Close every master this transport opened and remove the control dir (idempotent)."""
         await asyncio.gather(*(ex.close() for ex in self._executors.values()), return_exceptions=True)
@@ -209,6 +222,10 @@ class OpenSSHExecutor(ExecutorBase):
                                      f"{stderr_tail(done.stdout + done.stderr, 300)}", where=self.host)
             self.remote_uid = int(done.stdout.strip())
             self._connected = True
+
+    def pipe_argv(self, target: str) -> list[str]:
+        """argv of a byte pipe to `target` ("host:port" as seen from this host) over the master (`-W`)."""
+        return self._argv("-W", target, "--", self.host)
 
     async def check(self) -> bool:
         """True if a master connection for this host is alive (`ssh -O check`)."""
