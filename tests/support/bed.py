@@ -998,6 +998,11 @@ table bridge {t} {{
             if veth is None or veth in (a, b):
                 self._nft(f"delete element bridge {self.nft_table} pairs {{ {a} . {b} }}")
                 self._pair_cuts.discard((a, b))
+        # ARP entries that failed during the cut answer "unreachable" at once for a while; forget them so
+        # traffic resumes as soon as the link is back (as after a switch port recovers and ARP re-resolves).
+        run(["ip", "neigh", "flush", "dev", self.bridge], check=False)
+        for h in self.hosts:
+            run(["ip", "-n", h.netns, "neigh", "flush", "dev", "eth0"], check=False)
 
     def _nft(self, cmd: str) -> None:
         run(["nft", cmd])
