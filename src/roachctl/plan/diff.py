@@ -85,6 +85,13 @@ def fact_request(state: HostState) -> dict[str, tuple[str, ...]]:
     }
 
 
+_KINDS = {"file": "a file", "dir": "a directory", "link": "a symlink", "other": "a special file"}
+
+
+def _is(kind: str) -> str:
+    return f"is {_KINDS.get(kind, kind)}"
+
+
 def _short(sha: str) -> str:
     return f"{sha[:8]}…" if sha else "none"
 
@@ -104,7 +111,7 @@ def _file_change(host: str, spec: FileSpec, facts: HostFacts) -> Change | None:
     if fact.kind == "missing":
         reason = "missing"
     elif fact.kind != "file":
-        reason = f"is a {fact.kind}, expected a file"
+        reason = f"{_is(fact.kind)}, expected a file"
     elif fact.sha256 != spec.sha256:
         reason = f"content differs (sha256 {_short(fact.sha256)} → {_short(spec.sha256)})"
     else:
@@ -120,7 +127,7 @@ def _dir_change(host: str, spec: DirSpec, facts: HostFacts) -> Change | None:
     if fact.kind == "missing":
         return Change(host, ChangeKind.CREATE_DIR, spec.path, "missing", spec)
     if fact.kind != "dir":
-        return Change(host, ChangeKind.CREATE_DIR, spec.path, f"is a {fact.kind}, expected a directory", spec)
+        return Change(host, ChangeKind.CREATE_DIR, spec.path, f"{_is(fact.kind)}, expected a directory", spec)
     fixes = _mode_owner(fact, spec.mode, spec.owner, spec.group)
     return Change(host, ChangeKind.FIX_DIR, spec.path, ", ".join(fixes), spec) if fixes else None
 
@@ -130,7 +137,7 @@ def _link_change(host: str, spec: LinkSpec, facts: HostFacts) -> Change | None:
     if fact.kind == "missing":
         reason = f"missing, target {spec.target}"
     elif fact.kind != "link":
-        reason = f"is a {fact.kind}, expected a symlink to {spec.target}"
+        reason = f"{_is(fact.kind)}, expected a symlink to {spec.target}"
     elif fact.target != spec.target:
         reason = f"points to {fact.target}, expected {spec.target}"
     else:

@@ -117,7 +117,12 @@ def allowed_sources(
         node.sql_port: [*peers, *(ipaddress.ip_network(c) for c in fw.sql_clients)],
         node.http_port: [*peers, *(ipaddress.ip_network(c) for c in fw.http_clients)],
     }
-    return {port: tuple(str(n) for n in _collapse(nets)) for port, nets in wanted.items()}
+    return {port: tuple(_show(n) for n in _collapse(nets)) for port, nets in wanted.items()}
+
+
+def _show(network: IPNetwork) -> str:
+    """A network as text; a single address without its /32 or /128 (readable plans and rules)."""
+    return str(network.network_address) if network.num_addresses == 1 else str(network)
 
 
 def _collapse(networks: Iterable[IPNetwork]) -> list[IPNetwork]:
@@ -128,13 +133,8 @@ def _collapse(networks: Iterable[IPNetwork]) -> list[IPNetwork]:
 
 
 def _split(cidrs: Iterable[str]) -> tuple[list[str], list[str]]:
-    """IPv4 and IPv6 elements; single addresses without their /32 or /128, for readability."""
-    nets = [ipaddress.ip_network(c) for c in cidrs]
-    text = [str(n.network_address) if n.num_addresses == 1 else str(n) for n in nets]
-    return (
-        [t for t, n in zip(text, nets, strict=True) if n.version == 4],
-        [t for t, n in zip(text, nets, strict=True) if n.version == 6],
-    )
+    """IPv4 and IPv6 elements, in order."""
+    return [c for c in cidrs if ":" not in c], [c for c in cidrs if ":" in c]
 
 
 def _nft_set(name: str, kind: str, elements: list[str]) -> str:

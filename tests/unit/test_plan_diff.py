@@ -1,0 +1,183 @@
+"""diff: converged means no change; every change has a precise reason, in apply order."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from roachctl.facts.model import HostFacts, PathFact, UnitFact
+from roachctl.plan.diff import (
+    diff,
+    effects,
+    fact_request,
+    required_hashes,
+    required_nft_tables,
+    required_paths,
+    required_units,
+)
+from roachctl.plan.report import plan_to_json, plan_to_text
+from roachctl.plan.state import ChangeKind, HostPlan, HostState
+from tests.unit.test_plan_helpers import facts_matching, simulate, state_for, topology
+
+
+@pytest.fixture
+def state() -> HostState:
+    return state_for(topology())
+
+
+def _with_path(facts: HostFacts, path: str, **changes: object) -> HostFacts:
+    facts.paths[path] = dataclasses.replace(facts.path(path), **changes)  # type: ignore[arg-type]
+    return facts
+
+
+def _reasons(state: HostState, facts: HostFacts) -> list[tuple[str, str, str]]:
+    return [(c.kind.value, c.target, c.reason) for c in diff(state, facts).changes]
+
+
+def test_converged_host_has_no_changes(state: HostState) -> None:
+    plan = diff(state, facts_matching(state))
+    assert plan.converged and plan.changes == ()
+
+
+def test_fresh_host_plan_order(state: HostState) -> None:
+    kinds = [c.kind for c in diff(state, HostFacts(host=state.host)).changes]
+    order = [
+        ChangeKind.CREATE_USER, ChangeKind.CREATE_DIR, ChangeKind.INSTALL_RELEASE, ChangeKind.LINK,
+        ChangeKind.WRITE_FILE, ChangeKind.DAEMON_RELOAD, ChangeKind.ENABLE_UNIT, ChangeKind.FIREWALL,
+    ]  # fmt: skip
+    assert [k for k in dict.fromkeys(kinds)] == order
+    assert kinds.count(ChangeKind.DAEMON_RELOAD) == 1
+
+
+def test_fresh_host_converges_in_one_apply(state: HostState) -> None:
+    facts = HostFacts(host=state.host)
+    after = simulate(facts, diff(state, facts).changes)
+    assert diff(state, after).converged
+
+
+def test_key_mode_fix_reason_and_secret(state: HostState) -> None:
+    key = "/opt/cockroach/certs/node.key"
+    facts = _with_path(facts_matching(state), key, mode=0o644)
+    (change,) = diff(state, facts).changes
+    assert (change.kind, change.target, change.reason, change.secret) == (
+        ChangeKind.FIX_FILE, key, "mode 0644 → 0600", True,
+    )  # fmt: skip
+
+
+def test_content_and_owner_reasons(state: HostState) -> None:
+    facts = _with_path(facts_matching(state), "/opt/cockroach/certs/ca.crt", sha256="f" * 64)
+    facts = _with_path(facts, "/var/lib/cockroach", owner="root", mode=0o755)
+    reasons = _reasons(state, facts)
+    assert (
+        "fix-dir",
+        "/var/lib/cockroach",
+        "mode 0755 → 0700, owner root:cockroach → cockroach:cockroach",
+    ) in reasons
+    sha = state.files[0].sha256
+    assert (
+        "write-file",
+        "/opt/cockroach/certs/ca.crt",
+        f"content differs (sha256 ffffffff… → {sha[:8]}…)",
+    ) in reasons
+
+
+def test_unit_change_triggers_daemon_reload_and_restart(state: HostState) -> None:
+    facts = _with_path(facts_matching(state), "/etc/systemd/system/cockroach.service", sha256="0" * 64)
+    plan = diff(state, facts)
+    assert [c.kind for c in plan.changes] == [ChangeKind.WRITE_FILE, ChangeKind.DAEMON_RELOAD]
+    assert effects(plan, state).restart
+
+
+def test_cert_only_change_is_a_reload(state: HostState) -> None:
+    facts = _with_path(facts_matching(state), "/opt/cockroach/certs/node.crt", sha256="0" * 64)
+    eff = effects(diff(state, facts), state)
+    assert (eff.restart, eff.reload) == (False, True)
+    assert effects(HostPlan(state.host), state) == type(eff)(restart=False, reload=False)
+
+
+def test_release_reinstalled_when_binary_differs_or_owner_wrong(state: HostState) -> None:
+    binary = f"{state.release.install_dir}/cockroach"
+    facts = _with_path(facts_matching(state), binary, sha256="1" * 64)
+    assert _reasons(state, facts)[0][2].startswith("binary differs (sha256 11111111…")
+    facts = _with_path(facts_matching(state), state.release.install_dir, owner="1002", group="1003")
+    assert _reasons(state, facts) == [
+        ("install-release", state.release.install_dir, "dir: owner 1002:1003 → root:root")
+    ]
+
+
+def test_link_reasons(state: HostState) -> None:
+    link = "/opt/cockroach/cockroach"
+    facts = _with_path(facts_matching(state), link, target="/opt/cockroach-v24.1.0.linux-amd64/cockroach")
+    ((kind, target, reason),) = _reasons(state, facts)
+    assert (kind, target) == ("link", link)
+    assert (
+        reason == "points to /opt/cockroach-v24.1.0.linux-amd64/cockroach, expected " + state.links[0].target
+    )
+    facts = _with_path(facts_matching(state), link, kind="file")
+    assert "expected a symlink" in _reasons(state, facts)[0][2]
+
+
+def test_unit_not_enabled_and_table_not_loaded(state: HostState) -> None:
+    facts = facts_matching(state)
+    facts.units["cockroach.service"] = UnitFact("cockroach.service", unit_file_state="disabled")
+    facts.firewall_loaded["inet roachctl_prod"] = False
+    assert _reasons(state, facts) == [
+        ("enable-unit", "cockroach.service", "disabled → enabled"),
+        ("firewall", "/etc/roachctl/firewall-prod.nft", "nftables: table inet roachctl_prod not loaded"),
+    ]
+
+
+def test_user_missing(state: HostState) -> None:
+    facts = facts_matching(state)
+    facts.users.clear()
+    assert _reasons(state, facts) == [("create-user", "cockroach", "missing")]
+
+
+def test_wrong_kind_of_path(state: HostState) -> None:
+    facts = _with_path(facts_matching(state), "/var/lib/cockroach/logs", kind="file")
+    assert _reasons(state, facts) == [
+        ("create-dir", "/var/lib/cockroach/logs", "is a file, expected a directory")
+    ]
+
+
+def test_facts_of_another_host_rejected(state: HostState) -> None:
+    with pytest.raises(ValueError):
+        diff(state, HostFacts(host="other"))
+
+
+class RecordingFacts(HostFacts):
+    """HostFacts that remembers which paths the diff looked at."""
+
+    seen: list[str]
+
+    def path(self, path: str) -> PathFact:
+        self.seen.append(path)
+        return super().path(path)
+
+
+def test_diff_reads_only_required_facts(state: HostState) -> None:
+    facts = RecordingFacts(host=state.host)
+    object.__setattr__(facts, "seen", [])
+    diff(state, facts)
+    assert set(facts.seen) <= set(required_paths(state))
+    assert set(required_hashes(state)) <= set(required_paths(state))
+    assert required_units(state) == ["cockroach.service", "roachctl-firewall-prod.service"]
+    assert required_nft_tables(state) == ["inet roachctl_prod"]
+    request = fact_request(state)
+    assert request["users"] == ("cockroach",) and request["nft_tables"] == ("inet roachctl_prod",)
+    assert f"{state.release.install_dir}/cockroach" in request["hash_paths"]
+
+
+def test_report_text_and_json(state: HostState) -> None:
+    plans = [diff(state, HostFacts(host=state.host)), HostPlan("store-2")]
+    text = plan_to_text(plans)
+    assert "store-1: 20 changes" in text and "store-2: up to date" in text
+    assert "/opt/cockroach/certs/node.key [secret]" in text
+    assert text.rstrip().endswith("20 changes on 1 host")
+    data = plan_to_json(plans)
+    assert data["changes"] == 20 and data["hosts"][1] == {"host": "store-2", "converged": True, "changes": []}
+    dumped = json.dumps(data)
+    assert "NODE KEY" not in dumped and "NODE KEY" not in text
+    assert plan_to_text([HostPlan("a")]) == "a: up to date\n0 changes\n"

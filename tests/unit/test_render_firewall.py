@@ -1,0 +1,152 @@
+"""Firewall rendering: who may reach the ports, for nftables (checked by `nft -c`), ufw, firewalld."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from roachctl.errors import RefusedError
+from roachctl.plan import firewall as fw
+from tests.unit.test_plan_helpers import base_data, state_for, topology
+
+HAVE_NFT = shutil.which("nft") is not None
+
+
+def _nft_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "rules.nft"
+    path.write_text(text)
+    return subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True, check=False)
+
+
+def _rules(backend: str = "nftables", **top: object) -> str:
+    state = state_for(topology(**top), backend=backend)
+    assert state.firewall.file is not None
+    return state.firewall.file.content.decode()
+
+
+def test_allowed_sources_are_nodes_plus_clients() -> None:
+    t = topology(firewall={"sql_clients": ["192.168.0.0/16", "10.0.0.12"], "http_clients": ["2001:db8::/64"]})
+    allowed = state_for(t).firewall.allowed
+    assert allowed[26257] == ("10.0.0.11", "10.0.0.12/31", "192.168.0.0/16")
+    assert allowed[8080] == ("10.0.0.11", "10.0.0.12/31", "2001:db8::/64")
+
+
+def test_nft_ruleset_shape() -> None:
+    text = _rules(firewall={"sql_clients": ["192.168.0.0/16"]})
+    lines = text.splitlines()
+    assert lines[3:6] == [
+        "table inet roachctl_prod {}",
+        "delete table inet roachctl_prod",
+        "table inet roachctl_prod {",
+    ]
+    assert "\t\ttype filter hook input priority filter; policy accept;" in lines
+    assert lines.index('\t\tiif "lo" accept') < lines.index("\t\ttcp dport 26257 drop")
+    assert "elements = { 10.0.0.11, 10.0.0.12/31, 192.168.0.0/16 }" in text
+    assert "0.0.0.0/0" not in text and "::/0" not in text
+    assert "dport 22" not in text  # ssh is never filtered
+
+
+def test_any_client_only_when_configured() -> None:
+    text = _rules(firewall={"allow_any_client": True, "http_clients": ["0.0.0.0/0"]})
+    assert "set p8080_v4 { type ipv4_addr; flags interval; elements = { 0.0.0.0/0 }; }" in text
+    assert "set p26257_v4 { type ipv4_addr; flags interval; elements = { 10.0.0.11, 10.0.0.12/31 }; }" in text
+
+
+@pytest.mark.skipif(not HAVE_NFT, reason="nft is not installed")
+@pytest.mark.parametrize(
+    "firewall",
+    [
+        {},
+        {"sql_clients": ["192.168.0.0/16", "192.168.1.0/24", "2001:db8::/32"], "http_clients": ["::1"]},
+        {"allow_any_client": True, "sql_clients": ["0.0.0.0/0", "::/0"]},
+    ],
+)
+def test_nft_accepts_ruleset(firewall: dict[str, object], tmp_path: Path) -> None:
+    result = _nft_check(_rules(firewall=firewall), tmp_path)
+    if result.returncode != 0 and "Operation not permitted" in result.stderr:
+        pytest.skip("nft -c needs CAP_NET_ADMIN here")
+    assert result.returncode == 0, result.stderr
+
+
+def test_names_need_resolved_addresses() -> None:
+    data = base_data()
+    data["nodes"][1]["advertise"] = "store-2.example.net"
+    t = topology(data)
+    assert fw.unresolved_names(t) == {"store-2": "store-2.example.net"}
+    with pytest.raises(RefusedError) as info:
+        state_for(t)
+    assert "store-2" in info.value.message and info.value.hint
+    state = state_for(t, peer_addresses={"store-2": ["10.1.0.2", "fd00::2"]})
+    assert "10.1.0.2" in state.firewall.allowed[26257] and "fd00::2" in state.firewall.allowed[26257]
+    assert state_for(t, backend="none").firewall.file is None  # no rules, no resolution needed
+
+
+def test_table_name_and_apply() -> None:
+    state = state_for(topology(name="eu-prod"))
+    assert state.firewall.table == "inet roachctl_eu_prod"
+    assert state.firewall.apply == ("/usr/sbin/nft", "-f", "/etc/roachctl/firewall-eu-prod.nft")
+    assert state.firewall.file is not None and state.firewall.file.mode == 0o644
+
+
+def test_oneshot_unit_loads_before_database() -> None:
+    state = state_for(topology())
+    assert state.firewall.unit is not None
+    text = state.firewall.unit.file.content.decode()
+    assert "Type=oneshot" in text and "RemainAfterExit=yes" in text
+    assert "Before=network-pre.target shutdown.target cockroach.service" in text
+    assert "ExecStart=/usr/sbin/nft -f /etc/roachctl/firewall-prod.nft" in text
+    assert "Condition" not in text and "ExecStop" not in text
+
+
+def test_ufw_script() -> None:
+    text = _rules("ufw", firewall={"sql_clients": ["192.168.0.0/16"]})
+    assert text.startswith("#!/bin/sh\n")
+    assert "ufw prepend allow proto tcp from 192.168.0.0/16 to any port 26257 comment 'roachctl prod'" in text
+    assert text.index("from 10.0.0.11 to any port 26257") < text.index("ufw deny proto tcp to any port 26257")
+    assert "Anywhere" not in text and "0.0.0.0/0" not in text
+    state = state_for(topology(), backend="ufw")
+    assert state.firewall.unit is None and state.firewall.table == ""
+    assert state.firewall.apply == ("/bin/sh", "/etc/roachctl/firewall-prod.sh")
+
+
+def test_firewalld_script() -> None:
+    text = _rules("firewalld", firewall={"http_clients": ["2001:db8::/64"]})
+    assert "firewall-cmd --permanent --remove-port=26257/tcp" in text
+    assert (
+        '\'--add-rich-rule=rule family="ipv6" source address="2001:db8::/64" '
+        'port port="8080" protocol="tcp" accept\'' in text
+    )
+    assert text.rstrip().endswith("firewall-cmd --reload")
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
+def test_scripts_are_valid_sh(tmp_path: Path) -> None:
+    for backend in ("ufw", "firewalld"):
+        path = tmp_path / f"{backend}.sh"
+        path.write_text(_rules(backend))
+        assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("backend", "active", "available", "expected"),
+    [
+        ("auto", "", ("nftables",), "nftables"),
+        ("auto", "ufw", ("nftables", "ufw"), "ufw"),
+        ("auto", "firewalld", ("nftables", "firewalld"), "firewalld"),
+        ("nftables", "ufw", ("nftables", "ufw"), "nftables"),
+    ],
+)
+def test_choose_backend(backend: str, active: str, available: tuple[str, ...], expected: str) -> None:
+    t = topology(firewall={"backend": backend})
+    assert fw.choose_backend(t, active, available) == expected
+
+
+def test_choose_backend_refusals() -> None:
+    assert fw.choose_backend(topology(firewall={"manage": False}), "", ()) == "none"
+    with pytest.raises(RefusedError):
+        fw.choose_backend(topology(), "", ())
+    with pytest.raises(RefusedError):
+        fw.choose_backend(topology(firewall={"backend": "ufw"}), "", ("nftables",))
