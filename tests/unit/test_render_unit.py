@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from roachctl.model.loader import load_topology
+from roachctl.plan.firewall import unresolved_names
 from roachctl.plan.render import join_list, nofile_limit, systemd_quote
 from tests.unit.test_plan_helpers import base_data, directives, state_for, topology, unit_text
 
@@ -124,7 +126,7 @@ def test_firewall_unit_ordering_only_with_nftables() -> None:
     with_fw = directives(unit_text(state_for(t, backend="nftables")))
     assert "roachctl-firewall-prod.service" in with_fw["After"][0].split()
     without = directives(unit_text(state_for(t, backend="none")))
-    assert without["After"] == ["network-online.target"]
+    assert without["After"] == ["network-online.target time-sync.target"]
 
 
 def test_cluster_name_override() -> None:
@@ -146,17 +148,33 @@ def test_systemd_quote(arg: str, quoted: str) -> None:
     assert systemd_quote(arg) == quoted
 
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "topologies"
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-def test_systemd_analyze_verify_accepts_units(tmp_path: Path) -> None:
-    state = state_for(topology())
+@pytest.mark.parametrize("fixture", ["prod.yaml", "full.yaml"])
+def test_systemd_analyze_verify_accepts_units(fixture: str, tmp_path: Path) -> None:
+    t = load_topology(FIXTURES / fixture)
+    resolved = {host: [f"10.0.0.{i + 1}"] for i, host in enumerate(unresolved_names(t))}
+    state = state_for(t, t.nodes[-1].host, peer_addresses=resolved)
+    binary = f"ExecStart={t.paths.home}/cockroach"
     # The binary does not exist on this machine: point ExecStart at one that does, change nothing else.
-    text = unit_text(state).replace("ExecStart=/opt/cockroach/cockroach", "ExecStart=/bin/true")
-    (tmp_path / "cockroach.service").write_text(text)
+    text = unit_text(state).replace(binary, "ExecStart=/bin/true")
+    unit_name = state.units[0].name
+    (tmp_path / unit_name).write_text(text)
     assert state.firewall.unit is not None
-    (tmp_path / "roachctl-firewall-prod.service").write_bytes(state.firewall.unit.file.content)
-    for name in ("cockroach.service", "roachctl-firewall-prod.service"):
+    (tmp_path / state.firewall.unit.name).write_bytes(state.firewall.unit.file.content)
+    for name in (unit_name, state.firewall.unit.name):
         result = subprocess.run(
             ["systemd-analyze", "verify", str(tmp_path / name)], capture_output=True, text=True, check=False
         )
-        noise = [line for line in result.stderr.splitlines() if "/usr/sbin/nft" not in line]
-        assert result.returncode == 0 and not noise, result.stderr
+        assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_full_example_flags() -> None:
+    t = load_topology(FIXTURES / "full.yaml")
+    flags = _argv(directives(unit_text(state_for(t, "db-eu-1a"))))
+    assert "--store=path=/mnt/nvme0/cockroach" in flags and "--store=path=/mnt/nvme1/cockroach" in flags
+    assert "--cluster-name=payments-eu" in flags and "--http-addr=:8443" in flags
+    assert "--join=10.10.1.11:26257,10.10.2.11:26257,10.10.3.11:26257" in flags
+    assert "--locality=region=eu-west,zone=a" in flags and "--cache=0.3" in flags

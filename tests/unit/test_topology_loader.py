@@ -338,3 +338,14 @@ def test_render_names_file_line_col(tmp_path: Path) -> None:
 def test_fixture_files_load() -> None:
     for path in sorted(FIXTURES.glob("*.yaml")):
         assert isinstance(load_topology(path), Topology)
+
+
+def test_full_example_uses_every_option() -> None:
+    t = load_topology(FIXTURES / "full.yaml")
+    assert t.effective_cluster_name == "payments-eu" and t.ssh.port == 2222
+    assert t.service.unit == "cockroach-payments" and t.firewall.backend == "nftables"
+    nodes = t.node_configs()
+    assert nodes[0].stores == ("/mnt/nvme0/cockroach", "/mnt/nvme1/cockroach")
+    assert nodes[1].stores == ("/srv/cockroach/store",)
+    assert (nodes[2].cache, nodes[2].max_sql_memory, nodes[2].http_port) == ("4GiB", "4GiB", 8443)
+    assert t.join == ("10.10.1.11:26257", "10.10.2.11:26257", "10.10.3.11:26257")

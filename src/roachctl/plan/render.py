@@ -15,6 +15,8 @@ Every directive below is chosen against a seed mistake or the official unit (con
 - No `Condition*=` at all: the seed's `ConditionPathExists=!/var/tmp/...` let any local user stop
   the database from ever starting.
 - `RequiresMountsFor=` data and stores: a store on a separate disk is never written to the root fs.
+- `After=time-sync.target`: a node whose clock is off by 400 ms shuts itself down (contract §8);
+  where chrony/timesyncd provide the target, the node starts only after the clock is synchronized.
 - Hardening that cannot break cockroach: `NoNewPrivileges=yes` (it never setuids), `PrivateTmp=yes`
   (its temp dir is under the first store, never /tmp), `ProtectSystem=full` (read-only /usr, /boot,
   /etc; the model rejects data and stores there, and the service only reads binaries and certs).
@@ -108,14 +110,15 @@ def render_cockroach_unit(
     """The `<unit>.service` text for `node`. `firewall_unit`: a unit that must load rules first."""
     user = topology.service.user
     argv = start_argv(start_spec(topology, node, layout))
-    after = ["network-online.target"] + ([firewall_unit] if firewall_unit else [])
+    wants = ["network-online.target"] + ([firewall_unit] if firewall_unit else [])
+    after = [*wants, "time-sync.target"]  # passive: waits only where a sync service provides it
     mounts = " ".join(dict.fromkeys([layout.data, *layout.stores]))
     lines = [
         f"# Managed by roachctl (cluster {topology.name}); `roachctl deploy` overwrites local changes.",
         "[Unit]",
         f"Description=CockroachDB node {node.host} (cluster {topology.name})",
         "Documentation=https://www.cockroachlabs.com/docs/stable/cockroach-start.html",
-        f"Wants={' '.join(after)}",
+        f"Wants={' '.join(wants)}",
         f"After={' '.join(after)}",
         f"RequiresMountsFor={mounts}",
         "",
