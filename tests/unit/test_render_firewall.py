@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,27 @@ def test_choose_backend_refusals() -> None:
         fw.choose_backend(topology(), "", ())
     with pytest.raises(RefusedError):
         fw.choose_backend(topology(firewall={"backend": "ufw"}), "", ("nftables",))
+
+
+def _can_use_netns() -> bool:
+    return HAVE_NFT and shutil.which("ip") is not None and os.geteuid() == 0
+
+
+@pytest.mark.skipif(not _can_use_netns(), reason="needs root, ip and nft (private network namespace)")
+def test_nft_ruleset_loads_twice_in_a_private_netns(tmp_path: Path) -> None:
+    """The file is idempotently reloadable: loading it again replaces the table, never fails."""
+    ns = f"roachctl-plan-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "rules.nft"
+    path.write_text(_rules(firewall={"sql_clients": ["192.168.0.0/16", "fd00::/8"]}))
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for _ in range(2):
+            load = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", str(path)],
+                                  capture_output=True, text=True, check=False)  # fmt: skip
+            assert load.returncode == 0, load.stderr
+        listed = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "ruleset"],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert listed.count("table inet roachctl_prod") == 1
+        assert "192.168.0.0/16" in listed and "tcp dport 26257 drop" in listed
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
