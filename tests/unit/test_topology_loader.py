@@ -349,3 +349,43 @@ def test_full_example_uses_every_option() -> None:
     assert nodes[1].stores == ("/srv/cockroach/store",)
     assert (nodes[2].cache, nodes[2].max_sql_memory, nodes[2].http_port) == ("4GiB", "4GiB", 8443)
     assert t.join == ("10.10.1.11:26257", "10.10.2.11:26257", "10.10.3.11:26257")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message", "hint"),
+    [
+        ("ssh", "user", "'-oProxyCommand'", "invalid ssh user name", "letters, digits"),
+        ("ssh", "port", "'22'", "valid integer", "whole number"),
+        ("ssh", "port", "0", "out of range", "between 1 and 65535"),
+        ("ssh", "identity_file", "''", "at least 1 character", "non-empty"),
+        ("ssh", "sudo", "'yes'", "valid boolean", "true or false"),
+        ("paths", "home", "/opt", "system directory", "/opt/cockroach"),
+        ("paths", "install_root", "opt", "relative", "/opt"),
+        ("service", "user", "Cockroach", "invalid Linux user name", "lowercase"),
+        ("firewall", "backend", "iptables", "'auto', 'nftables', 'ufw' or 'firewalld'", ""),
+        ("firewall", "manage", "1", "valid boolean", "true or false"),
+        ("defaults", "stores", "[data]", "relative", "absolute"),
+        ("defaults", "stores", "[]", "at least 1 item", "at least one"),
+        ("defaults", "max_sql_memory", "1.5", "not a fraction", "between 0 and 1"),
+        ("defaults", "cache", "2gb", "invalid memory size", "GiB"),
+        ("defaults", "sql_port", "70000", "out of range", "between 1 and 65535"),
+    ],
+)
+def test_field_errors_at_value_with_hint(section: str, key: str, value: str, message: str, hint: str) -> None:
+    p = only(MINIMAL + f"{section}:\n  {key}: {value}\n")
+    inside = value.startswith("[") and value != "[]"  # an item's error points at the item
+    assert (p.line, p.column) == (8, len(key) + 5 + inside), p.render()
+    assert p.message.startswith(f"{section}.{key}")
+    assert message in p.message and hint in p.hint
+
+
+def test_cluster_name_field_validated() -> None:
+    p = only(MINIMAL + "cluster_name: -bad\n")
+    assert (p.line, p.column) == (7, 15) and "--cluster-name" in p.hint
+
+
+def test_salvaged_cross_checks_run_beside_field_errors() -> None:
+    text = MINIMAL.replace("  - host: store-3\n", "  - host: store-1\n  - host: store-4\n    sql_port: 80\n")
+    found = problems(text)
+    assert [(p.line, p.column) for p in found] == [(6, 11), (8, 15)]
+    assert "listed twice" in found[0].message and "privileged" in found[1].message
