@@ -389,3 +389,12 @@ def test_salvaged_cross_checks_run_beside_field_errors() -> None:
     found = problems(text)
     assert [(p.line, p.column) for p in found] == [(6, 11), (8, 15)]
     assert "listed twice" in found[0].message and "privileged" in found[1].message
+
+
+def test_ssh_alias_host_needs_advertise() -> None:
+    p = only(MINIMAL.replace("host: store-2", "host: db_2"))
+    assert (p.line, p.column) == (5, 11) and "set advertise:" in p.hint
+    assert (
+        load_text(MINIMAL.replace("host: store-2", "host: db_2\n    advertise: 10.0.0.2")).nodes[1].host
+        == "db_2"
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from roachctl.model.topology import (
     LOG_DIR,
@@ -27,7 +28,13 @@ from roachctl.model.topology import (
     Topology,
     resolve_node,
 )
-from roachctl.model.types import COCKROACH_CLUSTER_NAME_RE, NAME_RE, locality_keys, memory_fraction
+from roachctl.model.types import (
+    COCKROACH_CLUSTER_NAME_RE,
+    NAME_RE,
+    check_address,
+    locality_keys,
+    memory_fraction,
+)
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -187,6 +194,14 @@ def _norm_address(address: str) -> str:
         return address.lower().rstrip(".")
 
 
+def _is_address(value: str) -> bool:
+    try:
+        check_address(value)
+    except PydanticCustomError:
+        return False
+    return True
+
+
 def _check_hosts(p: Parts) -> list[Issue]:
     issues: list[Issue] = []
     hosts: dict[str, int] = {}
@@ -203,6 +218,14 @@ def _check_hosts(p: Parts) -> list[Issue]:
                 )
             )
         hosts.setdefault(key, i)
+        if node.advertise is None and not _is_address(node.host):
+            issues.append(
+                Issue(
+                    ("nodes", i, "host"),
+                    f"host {node.host!r} is not an address other nodes can use",
+                    "set advertise: to the node's IP address or DNS name",
+                )
+            )
         addr = _norm_address(node.address)
         if addr in addresses and not duplicate:
             where = "advertise" if node.advertise is not None else "host"
