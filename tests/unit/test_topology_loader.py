@@ -398,3 +398,15 @@ def test_ssh_alias_host_needs_advertise() -> None:
         load_text(MINIMAL.replace("host: store-2", "host: db_2\n    advertise: 10.0.0.2")).nodes[1].host
         == "db_2"
     )
+
+
+def test_yaml_merge_keys_do_not_break_positions() -> None:
+    text = MINIMAL + "defaults: &d\n  sql_port: 26300\n  http_port: 8080\n"
+    text = text.replace("  - host: store-1\n", "  - <<: {sql_port: 26400, bogus: 1}\n    host: store-1\n")
+    p = only(text)
+    assert "unknown key nodes[0].bogus" in p.message and p.line == 4
+
+
+def test_tabs_get_an_indentation_hint() -> None:
+    p = only("name: prod\nversion: v25.4.0\nnodes:\n\t- host: a\n")
+    assert (p.line, p.column) == (4, 1) and "tabs" in p.hint

@@ -46,10 +46,11 @@ def _plain(node: Any, loc: Loc, pos: Positions) -> Any:
     """Convert ruamel's round-trip objects to plain Python while recording positions."""
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
+        here = (node.lc.line, node.lc.col)
         for key, value in node.items():
             child = (*loc, key)
-            pos.keys[child] = node.lc.key(key)
-            pos.values[child] = node.lc.value(key)
+            pos.keys[child] = _lc(node.lc.key, key, here)  # merged (<<) keys have no position
+            pos.values[child] = _lc(node.lc.value, key, here)
             out[key if not isinstance(key, str) else str(key)] = _plain(value, child, pos)
         return out
     if isinstance(node, CommentedSeq):
@@ -64,6 +65,14 @@ def _plain(node: Any, loc: Loc, pos: Positions) -> Any:
         if isinstance(node, kind):
             return kind(node)
     return node
+
+
+def _lc(lookup: Any, key: Any, default: Pos) -> Pos:
+    try:
+        line, col = lookup(key)
+    except (KeyError, TypeError):
+        return default
+    return int(line), int(col)
 
 
 def read_yaml(text: str, source: str) -> tuple[Any, Positions]:
@@ -89,7 +98,7 @@ def read_yaml(text: str, source: str) -> tuple[Any, Positions]:
 def _yaml_hint(what: str) -> str:
     if "duplicate key" in what:
         return "each key may appear once per mapping; remove or merge the duplicate"
-    if "tab" in what.lower():
+    if "\t" in what or r"\t" in what or "tab" in what.lower():
         return "indent with spaces, not tabs"
     return "check indentation and quoting near this position (values with ': ' or '#' need quotes)"
 
