@@ -181,3 +181,19 @@ def test_report_text_and_json(state: HostState) -> None:
     dumped = json.dumps(data)
     assert "NODE KEY" not in dumped and "NODE KEY" not in text
     assert plan_to_text([HostPlan("a")]) == "a: up to date\n0 changes\n"
+
+
+def test_initial_fact_request_covers_every_arch_and_backend() -> None:
+    from roachctl.plan.needs import initial_fact_request
+
+    t = topology()
+    request = initial_fact_request(t, "store-1")
+    for arch in ("amd64", "arm64"):
+        for backend in ("nftables", "ufw", "firewalld"):
+            wanted = fact_request(state_for(t, "store-1", backend=backend, arch=arch))
+            for key, values in wanted.items():
+                assert set(values) <= set(request[key]), (arch, backend, key)
+    assert request["disk_dirs"] == ("/var/lib/cockroach", "/var/lib/cockroach/cockroach-data")
+    unmanaged = initial_fact_request(topology(firewall={"manage": False}), "store-1")
+    assert not any(p.startswith("/etc/roachctl") for p in unmanaged["paths"])
+    assert unmanaged["nft_tables"] == ()

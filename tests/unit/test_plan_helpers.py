@@ -61,10 +61,12 @@ def release(t: Topology, arch: str = "amd64") -> ReleaseSpec:
     return release_spec(t, FakeRelease(t.version, arch))
 
 
-def state_for(t: Topology, host: str | None = None, *, backend: str = "nftables", **kw: Any) -> HostState:
+def state_for(
+    t: Topology, host: str | None = None, *, backend: str = "nftables", arch: str = "amd64", **kw: Any
+) -> HostState:
     host = host or t.nodes[0].host
     certs = CERTS if t.secure else {}
-    return desired_state(t, host, release=release(t), certs=certs, firewall_backend=backend, **kw)
+    return desired_state(t, host, release=release(t, arch), certs=certs, firewall_backend=backend, **kw)
 
 
 def _file_fact(spec: FileSpec) -> PathFact:
