@@ -188,6 +188,28 @@ def test_put_stream_large_file(tmp_path: Path) -> None:
     assert run(LocalExecutor().put_stream(src, str(dest), mode=0o755)) is False
 
 
+class _RecordingExecutor(LocalExecutor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[object] = []
+
+    async def _exec(self, cmd, *, stdin, timeout, check):  # type: ignore[no-untyped-def]
+        self.sent.append(stdin)
+        return await super()._exec(cmd, stdin=stdin, timeout=timeout, check=check)
+
+
+def test_put_stream_does_not_resend_an_unchanged_file(tmp_path: Path) -> None:
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.write_bytes(b"payload")
+    ex = _RecordingExecutor()
+    assert run(ex.put_stream(src, str(dest), mode=0o600)) is True
+    assert ex.sent == [None, src], "a missing destination: probe, then stream"
+    ex.sent.clear()
+    assert run(ex.put_stream(src, str(dest), mode=0o600)) is False
+    assert ex.sent == [None], "unchanged: only the probe, no data"
+    assert run(ex.put_stream(src, str(dest), mode=0o644)) is True, "mode differs: must rewrite"
+
+
 def test_put_stream_with_wrong_expected_sha_refused(tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"abc")

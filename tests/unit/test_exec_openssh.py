@@ -224,3 +224,14 @@ def test_connects_are_capped_and_once_per_host(monkeypatch: pytest.MonkeyPatch) 
 
     asyncio.run(scenario())
     assert peak == 4 and connects == 12
+
+
+def test_closed_transport_refuses_new_work() -> None:
+    async def scenario() -> None:
+        ssh = OpenSSH()
+        ex = ssh.executor("h1")
+        await ssh.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await ex.run(Command.of("true"))
+
+    asyncio.run(scenario())

@@ -110,9 +110,19 @@ async def run_process(argv: list[str], *, stdin: Stdin = None, timeout: float | 
 
 
 async def _reap(proc: asyncio.subprocess.Process, io: asyncio.Future[Any]) -> None:
-    """Wait (bounded) for a killed child, shielded so a second cancellation cannot leak it."""
+    """Reap a killed child (bounded) and close our ends of its pipes.
+
+    `proc.wait()` is not enough: it also waits for the pipes to close, and an ssh mux client hands
+    its stdio fds to the ControlMaster, which keeps them open until the *remote* command ends.
+    So we wait for the exit status alone, then close the transport (the master then sees EPIPE).
+    """
     io.cancel()
     with contextlib.suppress(BaseException):
-        await asyncio.shield(asyncio.wait_for(proc.wait(), 5))
-    with contextlib.suppress(BaseException):
         await io
+    deadline = time.monotonic() + 5
+    while proc.returncode is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    transport = getattr(proc, "_transport", None)  # asyncio keeps it private; close() is public on it
+    if transport is not None:
+        with contextlib.suppress(Exception):
+            transport.close()

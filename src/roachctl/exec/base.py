@@ -88,11 +88,12 @@ class Executor(Protocol):
         ...
 
 
-# The atomic-write script. $1 dest, $2 mode (octal), $3 owner, $4 group, $5 expected sha256.
-# Prints "unchanged" or "written". Exit 3 = refused (bad destination / checksum mismatch).
+# The atomic-write script. $1 dest, $2 mode (octal), $3 owner, $4 group, $5 expected sha256,
+# $6 "check" to only compare (reads no data). Prints "unchanged", "differs" (check) or "written".
+# Exit 3 = refused (bad destination / checksum mismatch).
 PUT_SCRIPT = r"""
 set -u
-dest=$1 mode=$2 owner=$3 group=$4 want=$5
+dest=$1 mode=$2 owner=$3 group=$4 want=$5 only=${6:-}
 case $dest in /*) ;; *) echo "destination must be an absolute path: $dest" >&2; exit 3 ;; esac
 if [ -d "$dest" ] && [ ! -L "$dest" ]; then echo "destination is a directory: $dest" >&2; exit 3; fi
 dir=$(dirname -- "$dest")
@@ -106,6 +107,7 @@ if [ -f "$dest" ] && [ ! -L "$dest" ]; then
     exit 0
   fi
 fi
+if [ "$only" = check ]; then echo differs; exit 0; fi
 tmp=$(mktemp -- "$dir/.roachctl-put.XXXXXXXX") || exit 1
 trap 'rm -f -- "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
@@ -174,6 +176,10 @@ class ExecutorBase:
         sha256: str | None = None,
     ) -> bool:
         digest = sha256 or sha256_file(path)
+        check = self._put_command(digest, dest, mode, owner, group, sudo, check_only=True)
+        probe = await self._exec(check, stdin=None, timeout=120.0, check=True)
+        if probe.out.strip().endswith("unchanged"):
+            return False  # already there: don't send the (large) file again
         return await self._put(path, digest, dest, mode, owner, group, sudo, timeout)
 
     async def get(self, path: str, *, sudo: bool = True, timeout: float | None = 120.0) -> bytes:
@@ -185,9 +191,16 @@ class ExecutorBase:
         self, source: bytes | Path, digest: str, dest: str, mode: int, owner: str | None,
         group: str | None, sudo: bool, timeout: float | None,
     ) -> bool:
-        if not 0 <= mode <= 0o7777:
-            raise ValueError(f"invalid mode {mode:o}")
-        cmd = Command.shell(PUT_SCRIPT, dest, f"{mode:o}", owner or "", group or "", digest,
-                            sudo=sudo, name="roachctl-put")
+        cmd = self._put_command(digest, dest, mode, owner, group, sudo)
         result = await self._exec(cmd, stdin=source, timeout=timeout, check=True)
         return result.out.strip().endswith("written")
+
+    @staticmethod
+    def _put_command(
+        digest: str, dest: str, mode: int, owner: str | None, group: str | None, sudo: bool,
+        *, check_only: bool = False,
+    ) -> Command:
+        if not 0 <= mode <= 0o7777:
+            raise ValueError(f"invalid mode {mode:o}")
+        args = [dest, f"{mode:o}", owner or "", group or "", digest, *(["check"] if check_only else [])]
+        return Command.shell(PUT_SCRIPT, *args, sudo=sudo, name="roachctl-put")

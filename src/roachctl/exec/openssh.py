@@ -146,6 +146,7 @@ class OpenSSH:
         self.control_dir.chmod(0o700)
         self.connect_slots = asyncio.Semaphore(self.options.max_new_connections)
         self._executors: dict[str, OpenSSHExecutor] = {}
+        self.closed = False
 
     def executor(self, host: str) -> OpenSSHExecutor:
         """The (cached) executor for `host`; every caller shares its master and session cap."""
@@ -169,6 +170,7 @@ class OpenSSH:
 
     async def close(self) -> None:
         """Close every master this transport opened and remove the control dir (idempotent)."""
+        self.closed = True
         await asyncio.gather(*(ex.close() for ex in self._executors.values()), return_exceptions=True)
         if self._own_dir:
             shutil.rmtree(self.control_dir, ignore_errors=True)
@@ -203,6 +205,8 @@ class OpenSSHExecutor(ExecutorBase):
 
         Runs under the transport's cap on concurrent new connections. Raises TransportError.
         """
+        if self._transport.closed:
+            raise RuntimeError("this OpenSSH transport is closed")
         if self._connected:
             return
         async with self._connect_lock:

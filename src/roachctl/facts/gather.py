@@ -154,10 +154,10 @@ async def gather_facts(
     units: Sequence[str] = (),
     nft_tables: Sequence[str] = (),
     disk_dirs: Sequence[str] = (),
-    sudo: bool = True,
-    timeout: float | None = 120.0,
 ) -> HostFacts:
-    """Gather facts about one host in a single round trip.
+    """Gather facts about one host in a single round trip (as root: keys must be hashable).
+
+    Takes exactly the keyword arguments `plan.diff.fact_request()` returns.
 
     Raises:
         TransportError: the host could not be reached.
@@ -165,6 +165,13 @@ async def gather_facts(
     """
     request = FactRequest(tuple(paths), tuple(hash_paths), tuple(users), tuple(units),
                           tuple(nft_tables), tuple(disk_dirs))
+    return await gather(executor, host, request)
+
+
+async def gather(
+    executor: Executor, host: str, request: FactRequest, *, sudo: bool = True, timeout: float | None = 120.0
+) -> HostFacts:
+    """`gather_facts` with a prepared request, and control over sudo and the timeout."""
     sent = time.time()
     result = await executor.run(facts_command(request, sudo=sudo), timeout=timeout)
     try:
