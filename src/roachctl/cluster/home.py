@@ -47,6 +47,7 @@ class ClusterHome:
 
     def __init__(self, home: Path, name: str) -> None:
         self.name = name
+        self.root = home
         self.dir = home / "clusters" / name
 
     @classmethod

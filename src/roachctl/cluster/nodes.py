@@ -1,0 +1,155 @@
+"""Talking to the nodes of a deployed cluster: targets, client commands, readiness, systemctl.
+
+Everything here goes through the session's ssh masters: client commands run on the node with
+ephemeral certs (cluster/client.py), and readiness is probed over an `ssh -W` pipe from the
+node itself (cluster/https_stdio.py), so the controller needs no route to the cluster's ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+from roachctl.cluster.client import client_call
+from roachctl.cluster.https_stdio import ProbeError, client_context, https_get_via_stdio
+from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
+from roachctl.engine.session import Session
+from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
+from roachctl.exec.base import Result
+from roachctl.exec.command import Command
+from roachctl.plan.layout import layout_for
+from roachctl.tls import pki
+
+
+@dataclass(frozen=True)
+class NodeTarget:
+    """One node as the lifecycle commands address it."""
+
+    host: str
+    advertise: str
+    sql_port: int
+    http_port: int
+    unit: str
+    binary: str
+
+    @property
+    def rpc_addr(self) -> str:
+        return f"{self.advertise}:{self.sql_port}"
+
+
+def targets(session: Session, only: str | None = None) -> list[NodeTarget]:
+    """The cluster's nodes in topology order, or just `only` (an error names the valid hosts)."""
+    topology = session.topology
+    found = []
+    for node in topology.node_configs():
+        layout = layout_for(topology, node, "amd64")  # arch does not change the paths used here
+        found.append(NodeTarget(node.host, node.advertise, node.sql_port, node.http_port,
+                                layout.unit_name, layout.binary))  # fmt: skip
+    if only is None:
+        return found
+    chosen = [t for t in found if t.host == only]
+    if not chosen:
+        raise UsageError(f"{only!r} is not a node of cluster {topology.name}",
+                         hint=f"use one of: {', '.join(t.host for t in found)}")  # fmt: skip
+    return chosen
+
+
+class NodeClient:
+    """Runs `cockroach` client commands on nodes; one short-lived client cert per operation."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._client: pki.KeyPair | None = None
+
+    def _certs(self) -> tuple[bytes | None, bytes | None, bytes | None]:
+        if not self.session.topology.secure:
+            return None, None, None
+        if self._client is None:
+            self._client = self.session.home.ephemeral_client()
+        ca = self.session.home.ca().cert_pem()
+        return ca, self._client.cert_pem(), self._client.key_pem()
+
+    async def run(self, target: NodeTarget, args: list[str], *, timeout: float = 60) -> Result:
+        """`cockroach ARGS --host=<target>` on the target's host (exit code not checked)."""
+        ca, cert, key = self._certs()
+        args = [*args, f"--host={target.rpc_addr}"]
+        call = client_call(target.binary, args, ca_pem=ca, client_cert_pem=cert, client_key_pem=key)
+        executor = self.session.ssh.executor(target.host)
+        return await executor.run(call.command, stdin=call.stdin, timeout=timeout, check=False)
+
+    async def node_status(self, target: NodeTarget, *, ranges: bool = False) -> list[NodeStatus]:
+        args = ["node", "status", "--format=json"] + (["--ranges"] if ranges else [])
+        result = await self.run(target, args, timeout=30)
+        if not result.ok:
+            raise RemoteCommandError(f"`cockroach node status` failed: {result.err.strip()[-500:]}",
+                                     where=target.host, returncode=result.returncode)  # fmt: skip
+        return parse_node_status_json(result.out, where=target.host)
+
+    async def status_from_any(
+        self, candidates: list[NodeTarget], *, ranges: bool = False
+    ) -> list[NodeStatus]:
+        """`node status` from the first node that answers."""
+        errors: list[str] = []
+        for target in candidates:
+            try:
+                return await self.node_status(target, ranges=ranges)
+            except RoachctlError as exc:
+                errors.append(f"{target.host}: {exc.message.splitlines()[0]}")
+        raise RemoteCommandError("no node could report the cluster status", hint="; ".join(errors) or None)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """`/health?ready=1` of one node: ready, or why not (None = no answer at all)."""
+
+    ready: bool
+    answered: bool
+    detail: str
+
+
+async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 10) -> Readiness:
+    """GET /health?ready=1 on the node's HTTP port, through an ssh -W pipe (contract §6)."""
+    executor = session.ssh.executor(target.host)
+    argv = executor.pipe_argv(f"{target.advertise}:{target.http_port}")
+    context = client_context(session.home.ca().cert_pem()) if session.topology.secure else None
+    try:
+        response = await https_get_via_stdio(argv, server_hostname=target.advertise, path="/health?ready=1",
+                                             ssl_context=context, timeout=timeout)  # fmt: skip
+    except ProbeError as exc:
+        return Readiness(False, False, str(exc))
+    detail = "ready" if response.status == 200 else _health_message(response.body)
+    return Readiness(response.status == 200, True, detail)
+
+
+def _health_message(body: str) -> str:
+    try:
+        return str(json.loads(body).get("message") or body.strip())
+    except ValueError:
+        return body.strip()[:200]
+
+
+async def wait_ready(session: Session, target: NodeTarget, *, timeout: float) -> Readiness:
+    """Poll readiness until ready or `timeout`; returns the last observation."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = await probe_ready(session, target, timeout=min(10, max(1, deadline - time.monotonic())))
+        if state.ready or time.monotonic() >= deadline:
+            return state
+        await asyncio.sleep(1)
+
+
+async def systemctl(session: Session, target: NodeTarget, verb: str, *, timeout: float = 330) -> Result:
+    """`systemctl VERB UNIT` as root; a stop waits for the drain (unit TimeoutStopSec=300)."""
+    executor = session.ssh.executor(target.host)
+    return await executor.run(Command.of("systemctl", verb, "--", target.unit, sudo=True), timeout=timeout,
+                              check=False)  # fmt: skip
+
+
+async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) -> str:
+    """The unit's last journal lines, to explain a failure."""
+    executor = session.ssh.executor(target.host)
+    cmd = Command.of("journalctl", "-u", target.unit, "-n", str(lines), "--no-pager", "-o", "cat", sudo=True)
+    result = await executor.run(cmd, timeout=30, check=False)
+    return result.out.strip()

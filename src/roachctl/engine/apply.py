@@ -1,0 +1,165 @@
+"""Apply one host's plan: each `Change` becomes idempotent commands through the executor.
+
+Apply consumes exactly the changes `plan.diff` produced (what `--dry-run` printed) in their
+order, and nothing else. Every step is safe to repeat: a re-run after an interruption or a
+failed host re-gathers facts, re-diffs, and only does what is still missing.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roachctl.exec.base import Executor
+from roachctl.exec.command import Command
+from roachctl.plan.state import (
+    Change,
+    ChangeKind,
+    DirSpec,
+    FileSpec,
+    FirewallSpec,
+    HostPlan,
+    LinkSpec,
+    ReleaseSpec,
+    UnitSpec,
+    UserSpec,
+)
+
+# $1 user, $2 home. Creates a locked system account with its own group and no login shell.
+_USER_SCRIPT = r"""
+set -eu
+if id -u -- "$1" >/dev/null 2>&1; then exit 0; fi
+shell=/usr/sbin/nologin
+[ -x "$shell" ] || shell=/sbin/nologin
+[ -x "$shell" ] || shell=/bin/false
+useradd --system --user-group --no-create-home --home-dir "$2" --shell "$shell" -- "$1"
+"""
+
+# $1 path, $2 mode, $3 owner, $4 group.
+_DIR_SCRIPT = r"""
+set -eu
+if [ -e "$1" ] && [ ! -d "$1" ]; then echo "$1 exists and is not a directory" >&2; exit 3; fi
+mkdir -p -- "$1"
+chown -- "$3:$4" "$1"
+chmod -- "$2" "$1"
+"""
+
+# $1 link path, $2 target. Replaces atomically (rename over the old link).
+_LINK_SCRIPT = r"""
+set -eu
+if [ -d "$1" ] && [ ! -L "$1" ]; then echo "$1 is a directory, refusing to replace it" >&2; exit 3; fi
+tmp="$1.roachctl-tmp.$$"
+ln -sfn -- "$2" "$tmp"
+mv -f -T -- "$tmp" "$1"
+"""
+
+# $1 uploaded tarball, $2 its sha256, $3 install dir, $4 top dir name in the tarball, $5 binary sha256.
+# Extracts into a temp dir beside the target, fixes owner/modes (the seed's tarball had uid 1002),
+# verifies the binary, then swaps the directory in with a rename.
+_RELEASE_SCRIPT = r"""
+set -eu
+tarball=$1 want=$2 dest=$3 top=$4 bin_want=$5
+parent=$(dirname -- "$dest")
+have=$(sha256sum <"$tarball" | cut -d' ' -f1)
+if [ "$have" != "$want" ]; then echo "uploaded release checksum mismatch: $have != $want" >&2; exit 3; fi
+tmp=$(mktemp -d -- "$parent/.roachctl-release.XXXXXXXX")
+trap 'rm -rf -- "$tmp" "$tarball"' EXIT
+trap 'exit 1' HUP INT TERM
+tar -xzf "$tarball" -C "$tmp" --no-same-owner --no-same-permissions
+[ -f "$tmp/$top/cockroach" ] || { echo "release has no $top/cockroach" >&2; exit 3; }
+mkdir -p -- "$tmp/$top/lib"
+got=$(sha256sum <"$tmp/$top/cockroach" | cut -d' ' -f1)
+if [ "$got" != "$bin_want" ]; then echo "binary checksum mismatch: $got != $bin_want" >&2; exit 3; fi
+chown -R root:root -- "$tmp/$top"
+find "$tmp/$top" -type d -exec chmod 0755 {} +
+find "$tmp/$top" -type f -exec chmod 0644 {} +
+chmod 0755 -- "$tmp/$top/cockroach"
+if [ -e "$dest" ]; then
+  rm -rf -- "$dest.roachctl-old"
+  mv -T -- "$dest" "$dest.roachctl-old"
+fi
+mv -T -- "$tmp/$top" "$dest"
+rm -rf -- "$dest.roachctl-old"
+"""
+
+
+@dataclass
+class ApplyResult:
+    """What was done on one host (descriptions of the applied changes, in order)."""
+
+    host: str
+    applied: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[str, str], None]
+
+
+def _noop(host: str, message: str) -> None:
+    pass
+
+
+async def apply_plan(
+    executor: Executor,
+    plan: HostPlan,
+    *,
+    tarballs: dict[str, Path],
+    progress: Progress = _noop,
+) -> ApplyResult:
+    """Apply `plan` on its host, in order; stops at the first failing change (raising it).
+
+    Args:
+        tarballs: local tarball path per release `tarball_name`, for INSTALL_RELEASE.
+        progress: called with (host, change description) before each change.
+    """
+    result = ApplyResult(plan.host)
+    for change in plan.changes:
+        progress(plan.host, change.describe())
+        await _apply(executor, change, tarballs)
+        result.applied.append(change.describe())
+    return result
+
+
+async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) -> None:
+    spec = change.spec
+    kind = change.kind
+    if kind is ChangeKind.CREATE_USER and isinstance(spec, UserSpec):
+        await executor.run(Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True))
+    elif kind in (ChangeKind.CREATE_DIR, ChangeKind.FIX_DIR) and isinstance(spec, DirSpec):
+        await executor.run(Command.shell(_DIR_SCRIPT, spec.path, f"{spec.mode:o}", spec.owner, spec.group,
+                                         sudo=True))
+    elif kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
+        await _install_release(executor, spec, tarballs)
+    elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, FileSpec):
+        await executor.put(spec.content, spec.path, mode=spec.mode, owner=spec.owner, group=spec.group)
+    elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, UnitSpec):
+        f = spec.file
+        await executor.put(f.content, f.path, mode=f.mode, owner=f.owner, group=f.group)
+    elif kind is ChangeKind.LINK and isinstance(spec, LinkSpec):
+        await executor.run(Command.shell(_LINK_SCRIPT, spec.path, spec.target, sudo=True))
+    elif kind is ChangeKind.DAEMON_RELOAD:
+        await executor.run(Command.of("systemctl", "daemon-reload", sudo=True))
+    elif kind is ChangeKind.ENABLE_UNIT and isinstance(spec, UnitSpec):
+        await executor.run(Command.of("systemctl", "enable", "--quiet", "--", spec.name, sudo=True))
+    elif kind is ChangeKind.FIREWALL and isinstance(spec, FirewallSpec):
+        if not spec.apply:
+            raise ValueError(f"firewall backend {spec.backend} has no apply command")
+        await executor.run(Command.of(*spec.apply, sudo=True))
+    else:
+        raise ValueError(f"cannot apply {kind.value} with spec {type(spec).__name__}")
+
+
+async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
+    local = tarballs.get(spec.tarball_name)
+    if local is None:
+        raise ValueError(f"no local tarball for {spec.tarball_name}")
+    parent = posixpath.dirname(spec.install_dir)
+    await executor.run(Command.of("mkdir", "-p", "--", parent, sudo=True))
+    upload = f"{parent}/.roachctl-upload-{spec.tarball_name}"
+    # put_stream skips the transfer when an identical upload is already there (resume after Ctrl-C).
+    await executor.put_stream(local, upload, mode=0o600, owner="root", group="root",
+                              sha256=spec.tarball_sha256, timeout=600)
+    top = posixpath.basename(spec.install_dir)
+    await executor.run(Command.shell(_RELEASE_SCRIPT, upload, spec.tarball_sha256, spec.install_dir, top,
+                                     spec.binary_sha256, sudo=True), timeout=600)

@@ -1,0 +1,328 @@
+"""`deploy`: converge every host to the topology — plan, show, confirm, apply.
+
+Flow (each stage is one parallel pass over the hosts, over one ssh master per host):
+  1. probe: OS, arch, systemd, firewall tools, and IPs of nodes named by host name (1 round trip);
+  2. inputs: the verified release per arch (downloaded once, on the controller) and node certs
+     (signed here; the CA key never leaves the controller);
+  3. desired state per host (pure) → facts about exactly those paths (1 round trip) → diff;
+  4. the plan is printed; `--dry-run` stops here having changed nothing;
+  5. apply the plan per host in parallel; a failing host does not stop the others.
+A second deploy of the same topology finds nothing to change and writes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from roachctl.cluster.home import ClusterHome, ClusterState
+from roachctl.engine.apply import apply_plan
+from roachctl.engine.session import Session
+from roachctl.errors import HostFailures, RefusedError, ReleaseError, RoachctlError
+from roachctl.exec.command import Command
+from roachctl.exec.fanout import fanout
+from roachctl.facts.gather import gather_facts
+from roachctl.facts.model import HostFacts
+from roachctl.model.topology import Topology
+from roachctl.plan import firewall as fw
+from roachctl.plan.desired import desired_state, node_addresses, release_spec
+from roachctl.plan.diff import diff, effects, fact_request
+from roachctl.plan.state import HostPlan, HostState
+from roachctl.release import obtain
+from roachctl.release.model import Release
+from roachctl.tls import store
+
+T = TypeVar("T")
+SUPPORTED_ARCHES = ("amd64", "arm64")
+
+
+@dataclass
+class ReleaseSource:
+    """Where releases come from (interface.md: --mirror, --tarball + --sha256)."""
+
+    mirror: str | None = None
+    tarball: Path | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class Probe:
+    facts: HostFacts
+    addresses: dict[str, list[str]] = field(default_factory=dict)  # name -> IPs, as this host resolves
+
+
+@dataclass
+class DeployPlan:
+    """The plan: desired state, observed facts and changes per host; `--dry-run` prints it."""
+
+    topology: Topology
+    states: dict[str, HostState]
+    plans: dict[str, HostPlan]
+    releases: dict[str, Release]  # by arch
+    facts: dict[str, HostFacts]
+
+    @property
+    def total_changes(self) -> int:
+        return sum(len(p.changes) for p in self.plans.values())
+
+
+@dataclass
+class DeployOutcome:
+    applied: dict[str, list[str]]
+    failures: dict[str, RoachctlError]
+    notices: dict[str, str]
+
+
+Notify = Callable[[str, str], None]
+
+
+def _names_to_resolve(topology: Topology) -> list[str]:
+    names = []
+    for node in topology.node_configs():
+        for address in (node.advertise, node.host):
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                names.append(address)
+    return list(dict.fromkeys(names))
+
+
+def _parse_getent(text: str) -> dict[str, list[str]]:
+    """`getent ahosts NAME` output per name, framed by '#name NAME' lines by our script."""
+    found: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("#name "):
+            current = line[6:]
+            found.setdefault(current, [])
+        elif current and line.strip():
+            ip = line.split()[0]
+            if ip not in found[current]:
+                found[current].append(ip)
+    return found
+
+
+_RESOLVE_SCRIPT = r"""
+for name in "$@"; do
+  echo "#name $name"
+  getent ahosts "$name" 2>/dev/null || true
+done
+"""
+
+
+async def _probe(session: Session, host: str) -> Probe:
+    executor = session.ssh.executor(host)
+    facts = await gather_facts(executor, host=host)
+    names = _names_to_resolve(session.topology)
+    addresses: dict[str, list[str]] = {}
+    if names:
+        result = await executor.run(Command.shell(_RESOLVE_SCRIPT, *names), timeout=30)
+        addresses = _parse_getent(result.out)
+    _preflight(host, facts)
+    return Probe(facts=facts, addresses=addresses)
+
+
+def _preflight(host: str, facts: HostFacts) -> None:
+    """The checks without which nothing can be installed (the full set is `roachctl check`)."""
+    if not facts.has_systemd:
+        raise RefusedError(
+            "systemd is not running on this host",
+            where=host,
+            hint="roachctl installs cockroach as a systemd service; use a systemd host",
+        )
+    if facts.arch not in SUPPORTED_ARCHES:
+        raise RefusedError(
+            f"unsupported architecture {facts.arch or 'unknown'}",
+            where=host,
+            hint="CockroachDB ships linux-amd64 and linux-arm64 releases",
+        )
+
+
+def _peer_addresses(topology: Topology, probes: Mapping[str, Probe]) -> dict[str, list[str]]:
+    """IPs per node host: its own IP address literals, plus what the hosts resolved its names to."""
+    resolved: dict[str, list[str]] = {}
+    for probe in probes.values():
+        for name, ips in probe.addresses.items():
+            resolved.setdefault(name, [])
+            resolved[name] += [ip for ip in ips if ip not in resolved[name]]
+    peers: dict[str, list[str]] = {}
+    for node in topology.node_configs():
+        found: list[str] = []
+        for address in (node.advertise, node.host):
+            try:
+                found.append(str(ipaddress.ip_address(address)))
+            except ValueError:
+                found += resolved.get(address, [])
+        peers[node.host] = list(dict.fromkeys(found))
+    return peers
+
+
+def obtain_releases(
+    topology: Topology, arches: set[str], home: Path, source: ReleaseSource, *, progress: bool
+) -> dict[str, Release]:
+    """The verified release for every arch in use, fetched once on the controller."""
+    if source.tarball is not None and len(arches) > 1:
+        raise ReleaseError(
+            f"the hosts need releases for {', '.join(sorted(arches))} but --tarball gives one file",
+            hint="use --mirror (or the default download) so each architecture gets its release",
+        )
+    return {
+        arch: obtain(
+            topology.version,
+            home=home,
+            arch=arch,
+            mirror=source.mirror,
+            tarball=source.tarball,
+            sha256=source.sha256,
+            progress=progress,
+        )
+        for arch in sorted(arches)
+    }
+
+
+def node_certs(home: ClusterHome, topology: Topology, host: str, ips: list[str]) -> dict[str, bytes]:
+    """ca.crt, node.crt, node.key for `host` (reused while valid: a re-deploy changes nothing)."""
+    if not topology.secure:
+        return {}
+    cert, key = home.node_cert(host, [*node_addresses(topology, host), *ips])
+    return {store.CA_CERT: home.ca().cert_pem(), store.NODE_CERT: cert, store.NODE_KEY: key}
+
+
+async def make_plan(
+    session: Session, source: ReleaseSource, *, progress: bool = True
+) -> tuple[DeployPlan, dict[str, RoachctlError]]:
+    """Probe the hosts and compute the plan; unreachable or refused hosts are returned as failures."""
+    topology, home = session.topology, session.home
+    failures: dict[str, RoachctlError] = {}
+    probes = await _fanout_collect(session.hosts, lambda h: _probe(session, h), failures)
+    if not probes:
+        raise HostFailures(failures=failures)
+    arches = {p.facts.arch for p in probes.values()}
+    releases = obtain_releases(topology, arches, home.root, source, progress=progress)
+    peers = _peer_addresses(topology, probes)
+    unresolved = [h for h, ips in peers.items() if not ips and topology.firewall.manage]
+    if unresolved:
+        raise RefusedError(
+            f"cannot resolve {', '.join(unresolved)} to an IP address on the hosts",
+            hint="add the names to DNS or /etc/hosts on every host, or set `advertise:` to an IP",
+        )
+    states: dict[str, HostState] = {}
+    for host, probe in probes.items():
+        backend = fw.choose_backend(topology, probe.facts.firewall_active, probe.facts.firewall_backends)
+        states[host] = desired_state(
+            topology, host, release=release_spec(topology, releases[probe.facts.arch]),
+            certs=node_certs(home, topology, host, peers[host]), firewall_backend=backend,
+            peer_addresses=peers,
+        )  # fmt: skip
+
+    async def observe(host: str) -> HostFacts:
+        req = fact_request(states[host])
+        return await gather_facts(
+            session.ssh.executor(host),
+            host=host,
+            paths=req["paths"],
+            hash_paths=req["hash_paths"],
+            users=req["users"],
+            units=req["units"],
+            nft_tables=req["nft_tables"],
+        )
+
+    facts = await _fanout_collect(list(states), observe, failures)
+    plans = {h: diff(states[h], facts[h]) for h in facts}
+    return DeployPlan(topology, states, plans, releases, facts), failures
+
+
+async def _fanout_collect(
+    hosts: list[str], step: Callable[[str], Awaitable[T]], failures: dict[str, RoachctlError]
+) -> dict[str, T]:
+    """Run `step` on every host in parallel; failed hosts go to `failures`, the rest are returned.
+
+    One host's failure never stops the others (issue #4: a host that drops mid-deploy fails alone).
+    """
+    results: dict[str, T] = {}
+
+    async def guarded(host: str) -> None:
+        try:
+            results[host] = await step(host)
+        except RoachctlError as exc:
+            failures[host] = exc
+
+    await fanout(hosts, guarded, continue_on_error=True)
+    return {h: results[h] for h in hosts if h in results}
+
+
+async def apply(session: Session, plan: DeployPlan, *, notify: Notify) -> DeployOutcome:
+    """Apply every host's plan in parallel, then reload nodes whose only change is certificates."""
+    tarballs = {
+        release_spec(plan.topology, r).tarball_name: r.tarball for r in plan.releases.values() if r.tarball
+    }
+    todo = [h for h, p in plan.plans.items() if not p.converged]
+
+    async def one(host: str) -> list[str]:
+        executor = session.ssh.executor(host)
+        result = await apply_plan(executor, plan.plans[host], tarballs=tarballs, progress=notify)
+        return result.applied
+
+    failures: dict[str, RoachctlError] = {}
+    applied: dict[str, list[str]] = await _fanout_collect(todo, one, failures) if todo else {}
+    notices = await _after_apply(session, plan, applied)
+    return DeployOutcome(applied=applied, failures=failures, notices=notices)
+
+
+async def _after_apply(
+    session: Session, plan: DeployPlan, applied: Mapping[str, list[str]]
+) -> dict[str, str]:
+    """SIGHUP (reload) running nodes whose certs changed; say which running nodes need a restart."""
+    notices: dict[str, str] = {}
+    for host in applied:
+        state, facts = plan.states[host], plan.facts[host]
+        unit = state.units[0].name
+        running = facts.units.get(unit) is not None and facts.units[unit].active_state == "active"
+        if not running:
+            continue
+        eff = effects(plan.plans[host], state)
+        if eff.reload:
+            await session.ssh.executor(host).run(Command.of("systemctl", "reload", "--", unit, sudo=True))
+            notices[host] = "certificates reloaded (SIGHUP)"
+        elif eff.restart:
+            notices[host] = "running with the old files: run `roachctl restart` to roll the change out"
+    return notices
+
+
+def record(
+    home: ClusterHome,
+    topology: Topology,
+    topology_text: bytes,
+    plan: DeployPlan,
+    outcome: DeployOutcome | None,
+) -> None:
+    """Remember the deployed topology and hosts (controller side only)."""
+    state = home.load_state() if home.exists() else ClusterState(name=topology.name)
+    state.version = topology.version
+    state.hosts = [n.host for n in topology.nodes]
+    state.deployed_at = time.time()
+    home.save_state(state)
+    home.save_topology(topology_text)
+    if outcome is not None:
+        home.journal(
+            "deploy",
+            applied={h: len(c) for h, c in outcome.applied.items()},
+            failed=sorted(outcome.failures),
+            version=topology.version,
+        )
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask on the terminal; without one, `--yes` is required (interface.md)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError("confirmation needed but stdin is not a terminal", hint="pass --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise RefusedError("cancelled: nothing was changed")

@@ -1,0 +1,50 @@
+"""One remote operation's context: the topology, the cluster's home, and the SSH transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from roachctl.cluster.home import ClusterHome
+from roachctl.exec.openssh import OpenSSH, SSHOptions
+from roachctl.model.topology import Topology
+
+
+def ssh_options(
+    topology: Topology, *, ssh_config: Path | None, accept_new_host_keys: bool = False
+) -> SSHOptions:
+    """SSH settings: the topology's `ssh:` section over the user's ssh config (or `--ssh-config`)."""
+    s = topology.ssh
+    return SSHOptions(
+        ssh_config=ssh_config,
+        user=s.user,
+        port=s.port,
+        identity_file=Path(s.identity_file).expanduser() if s.identity_file else None,
+        sudo=s.sudo,
+        accept_new_host_keys=accept_new_host_keys,
+    )
+
+
+@dataclass
+class Session:
+    """Everything a remote command works with; created by `open_session`."""
+
+    topology: Topology
+    home: ClusterHome
+    ssh: OpenSSH
+
+    @property
+    def hosts(self) -> list[str]:
+        return [n.host for n in self.topology.nodes]
+
+
+@asynccontextmanager
+async def open_session(
+    topology: Topology, home_dir: Path, *, ssh_config: Path | None, accept_new_host_keys: bool = False
+) -> AsyncIterator[Session]:
+    """Open the transport for `topology`; every ssh master is closed on exit."""
+    options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
+    async with OpenSSH(options) as ssh:
+        yield Session(topology=topology, home=ClusterHome(home_dir, topology.name), ssh=ssh)
