@@ -192,8 +192,13 @@ def test_remote_failure_is_a_remote_command_error_with_stderr(bed3: Bed) -> None
         assert "no such thing: ***" in err.stderr and "pw-9" not in err.render()
         result = await ex.run(Command.of("ls", "/nonexistent"), check=False)
         assert result.returncode == 2 and "No such file" in result.err
+        with pytest.raises(RemoteCommandError) as info255:
+            await ex.run(Command.of("sh", "-c", "echo own >&2; exit 255"))
+        assert info255.value.returncode == 255 and info255.value.stderr == "own", "remote 255 is not ssh's"
+        started = time.monotonic()
         with pytest.raises(RemoteCommandError, match="timed out"):
             await ex.run(Command.of("sleep", "30"), timeout=1)
+        assert time.monotonic() - started < 3, "a timeout must not wait for the remote command"
         assert (await ex.run(Command.of("true"))).ok, "the connection survives a command timeout"
 
     with_ssh(bed3, body)

@@ -235,3 +235,21 @@ def test_closed_transport_refuses_new_work() -> None:
             await ex.run(Command.of("true"))
 
     asyncio.run(scenario())
+
+
+def test_remote_exit_255_is_not_mistaken_for_a_transport_failure(tmp_path: Path) -> None:
+    """The fake ssh runs the command line locally with sh, as sshd does with the login shell."""
+    fake = _fake_ssh(tmp_path, 'for last; do :; done\n'
+                     'case "$*" in *" -O "*) exit 0;; esac\nexec sh -c "$last"\n')
+
+    async def scenario() -> None:
+        async with OpenSSH(SSHOptions(ssh_binary=str(fake))) as ssh:
+            ex = ssh.executor("h1")
+            result = await ex.run(Command.of("sh", "-c", "echo why >&2; exit 255"), check=False)
+            assert (result.returncode, result.err) == (255, "why")
+            with pytest.raises(RemoteCommandError) as info:
+                await ex.run(Command.of("sh", "-c", "exit 255"))
+            assert info.value.returncode == 255
+            assert (await ex.run(Command.of("sh", "-c", "exit 254"), check=False)).returncode == 254
+
+    asyncio.run(scenario())

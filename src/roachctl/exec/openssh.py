@@ -14,8 +14,9 @@ Design rules implemented here, each from a documented failure:
 - At most 8 sessions per host (sshd MaxSessions is 10; a refused session silently falls back to a
   full login) and at most 8 concurrent new connections overall (sshd MaxStartups, bastions).
 - Exit code 255 is ssh's own failure -> `TransportError` (exit 10) with a hint; anything else is the
-  remote command's -> `RemoteCommandError` (exit 20). Caveat: a remote command that itself exits
-  255 is indistinguishable and is reported as a transport failure.
+  remote command's -> `RemoteCommandError` (exit 20). A remote command that itself exits 255 would
+  look like ssh's own failure, so every command line ends with a POSIX-shell suffix that marks that
+  case on stderr (`REMOTE_255_MARK`); the marker is stripped again here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from roachctl.exec.fanout import Interrupts, fanout
 
 SUN_PATH_MAX = 104  # Linux allows 108; macOS 104. %C expands to 40 hex characters.
 CONTROL_HASH_LEN = 40
+REMOTE_255_MARK = "roachctl: remote command exited 255"
+# Appended to every remote command line (run by the login shell): tells a remote 255 from ssh's.
+_MARK_255 = f'; __rc=$?; [ "$__rc" -ne 255 ] || printf "\\n%s\\n" "{REMOTE_255_MARK}" >&2; exit "$__rc"'
 
 
 @dataclass(frozen=True)
@@ -261,7 +265,7 @@ class OpenSSHExecutor(ExecutorBase):
             raise UsageError(f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo "
                              "is false", hint="set ssh.sudo: true in the topology, or connect as root",
                              where=self.host)
-        argv = self._argv("-T", "--", self.host, cmd.render(use_sudo=use_sudo))
+        argv = self._argv("-T", "--", self.host, cmd.render(use_sudo=use_sudo) + _MARK_255)
         async with self._sessions:
             try:
                 done = await self._spawn(argv, stdin, timeout, what="ssh failed", cmd=cmd)
@@ -283,6 +287,9 @@ class OpenSSHExecutor(ExecutorBase):
         except OSError as exc:
             raise TransportError(f"cannot run {argv[0]}: {exc}", where=self.host,
                                  hint="install the OpenSSH client") from exc
+        if done.returncode == 255 and done.stderr.rstrip().endswith(REMOTE_255_MARK.encode()):
+            stderr = done.stderr.rstrip()[: -len(REMOTE_255_MARK)].rstrip(b"\n")
+            return Result(255, done.stdout, stderr, done.duration)  # the remote command's own 255
         if done.returncode == 255:
             self._connected = False
             err = done.stderr.decode("utf-8", "replace")
