@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -219,6 +220,24 @@ def test_hostile_arguments_reach_the_host_intact(bed3: Bed) -> None:
     with_ssh(bed3, body, user="deploy")
     for marker in ("/tmp/pwned", "/root/pwned", "/home/deploy/pwned", "/pwned"):
         assert bed3.exec("h1", ["test", "-e", marker], check=False).returncode != 0, "injection ran"
+
+
+@pytest.mark.parametrize("user", ["root", "deploy"])
+def test_random_arguments_roundtrip_through_login_shell_and_sudo(bed3: Bed, user: str) -> None:
+    """Every non-NUL character (controls, quotes, unicode) through the login shell on the host and sudo."""
+    rng = random.Random(1234)
+    alphabet = [chr(c) for c in range(1, 128)] + ["é", "漢", "\u2028", "😀", "\x7f"]
+    args = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24))) for _ in range(300)]
+
+    async def body(ssh: OpenSSH) -> None:
+        ex = ssh.executor("h2")
+        for sudo in (False, True):
+            out = await ex.run(Command.of("printf", "%s\\0", *args, sudo=sudo))
+            assert out.stdout.decode().split("\0")[:-1] == args
+
+    with_ssh(bed3, body, user=user)
+    shell = bed3.exec("h2", ["getent", "passwd", user]).stdout.strip().rsplit(":", 1)[1]
+    assert shell in ("/bin/bash", "/bin/sh"), shell
 
 
 def test_cut_host_fails_with_transport_error_in_bounded_time_others_succeed(bed3: Bed) -> None:

@@ -253,3 +253,17 @@ def test_remote_exit_255_is_not_mistaken_for_a_transport_failure(tmp_path: Path)
             assert (await ex.run(Command.of("sh", "-c", "exit 254"), check=False)).returncode == 254
 
     asyncio.run(scenario())
+
+
+def test_effective_config_reports_what_ssh_would_use(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    cfg.write_text("Host store-1\n  HostName 192.0.2.7\n  Port 2222\n  User ops\n")
+
+    async def scenario() -> dict[str, str]:
+        async with OpenSSH(SSHOptions(ssh_config=cfg, user="deploy")) as ssh:
+            return await ssh.executor("store-1").effective_config()
+
+    config = asyncio.run(scenario())
+    assert config["hostname"] == "192.0.2.7" and config["port"] == "2222"
+    assert config["user"] == "deploy", "the topology's ssh.user wins over the ssh config"
+    assert config["batchmode"] == "yes" and config["controlmaster"] == "auto"

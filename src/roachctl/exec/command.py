@@ -20,7 +20,11 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 @dataclass(frozen=True)
 class Secret:
-    """A command argument or env value that must never be logged (passwords, tokens)."""
+    """A command argument or env value that must never be logged (passwords, tokens).
+
+    Masking covers roachctl's own output only: on the host, argv and env of a running process are
+    visible to `ps`/`/proc` for the same user and root. Send real secrets through stdin.
+    """
 
     value: str
 
