@@ -45,7 +45,7 @@ class Outcome:
     failures: dict[str, RoachctlError] = field(default_factory=dict)
 
 
-async def _each(hosts: list[NodeTarget], step: Callable[[NodeTarget], object], outcome: Outcome) -> None:
+async def each_node(hosts: list[NodeTarget], step: Callable[[NodeTarget], object], outcome: Outcome) -> None:
     """Run `step` on every target in parallel; failures are collected per host, not raised."""
 
     async def guarded(host: str) -> None:
@@ -83,13 +83,13 @@ async def start(session: Session, *, only: str | None = None, notify: Notify, ti
             )
         return "started"
 
-    await _each(chosen, start_one, outcome)
+    await each_node(chosen, start_one, outcome)
     started = [t for t in chosen if t.host in outcome.done]
     if not started:
         return outcome
     if not state.initialized:
         await _init_once(session, started[0], notify)
-    await _each(started, lambda t: _ready_or_fail(session, t, timeout, notify), outcome)
+    await each_node(started, lambda t: _ready_or_fail(session, t, timeout, notify), outcome)
     return outcome
 
 
@@ -139,7 +139,7 @@ async def stop(session: Session, *, only: str | None = None, force: bool = False
                 raise RemoteCommandError(f"drain failed: {result.err.strip()[-500:]}", where=target.host)
             return "drained"
 
-        await _each(running, drain, outcome)
+        await each_node(running, drain, outcome)
         if outcome.failures and not force:
             raise RefusedError(
                 "some nodes could not be drained; no node was stopped",
@@ -154,7 +154,7 @@ async def stop(session: Session, *, only: str | None = None, force: bool = False
         return "stopped"
 
     outcome.done.clear()
-    await _each(chosen, stop_one, outcome)
+    await each_node(chosen, stop_one, outcome)
     session.home.journal("stop", hosts=[t.host for t in chosen], failed=sorted(outcome.failures))
     return outcome
 

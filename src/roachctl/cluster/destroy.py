@@ -1,0 +1,91 @@
+"""`destroy`: stop the cluster and remove what roachctl installed; data only with --wipe.
+
+Without --wipe the data directories, the service user and the cluster's CA (controller side)
+are kept, so deploying the same topology again brings the same cluster back. With --wipe the
+data, the user and `<home>/clusters/<name>` go too. The caller asks for the typed confirmation.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from roachctl.cluster.lifecycle import Notify, Outcome, each_node, stop
+from roachctl.cluster.nodes import NodeTarget, targets
+from roachctl.engine.session import Session
+from roachctl.errors import RemoteCommandError, RoachctlError
+from roachctl.exec.command import Command
+from roachctl.plan import firewall as fw
+from roachctl.plan.layout import firewall_unit_name, layout_for
+
+# $1 unit, $2 fw unit, $3 fw table ("" = none), $4 wipe (0/1), $5 service user, then paths to remove
+# (-- separates the removable paths from the data paths, which are removed only when wiping).
+_DESTROY_SCRIPT = r"""
+set -u
+unit=$1 fwunit=$2 table=$3 wipe=$4 user=$5
+shift 5
+systemctl disable --now -- "$unit" >/dev/null 2>&1 || true
+systemctl disable --now -- "$fwunit" >/dev/null 2>&1 || true
+if [ -n "$table" ] && command -v nft >/dev/null 2>&1; then nft delete table $table 2>/dev/null || true; fi
+data=0
+for p in "$@"; do
+  if [ "$p" = "--" ]; then data=1; continue; fi
+  case $p in /|/*/..|*/../*|"") echo "refusing to remove '$p'" >&2; exit 3 ;; esac
+  if [ "$data" = 1 ] && [ "$wipe" != 1 ]; then continue; fi
+  rm -rf -- "$p"
+done
+systemctl daemon-reload
+if [ "$wipe" = 1 ] && id -u -- "$user" >/dev/null 2>&1; then userdel -- "$user" || true; fi
+exit 0
+"""
+
+
+def _paths(session: Session, target: NodeTarget) -> tuple[list[str], list[str]]:
+    """(files roachctl installed, data dirs) for one node, for any arch."""
+    topology = session.topology
+    node = topology.node_config(target.host)
+    installed: list[str] = []
+    for arch in ("amd64", "arm64"):
+        layout = layout_for(topology, node, arch)
+        installed += [layout.install_dir]
+    layout = layout_for(topology, node, "amd64")
+    installed += [
+        layout.unit_path,
+        layout.firewall_unit_path,
+        layout.firewall_file(topology.name, "nft"),
+        layout.firewall_file(topology.name, "sh"),
+        layout.certs_dir,
+        layout.binary,
+        layout.lib_link,
+    ]
+    data = list(dict.fromkeys([layout.data, *layout.stores, layout.log_dir]))
+    return installed, data
+
+
+async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
+    """Stop gracefully, then remove units, firewall rules, certs and release; data only if `wipe`."""
+    try:
+        await stop(session, notify=notify, force=True)
+    except RoachctlError as exc:
+        notify("*", f"graceful stop incomplete ({exc.message.splitlines()[0]}); removing anyway")
+    topology = session.topology
+    layout_unit = f"{topology.service.unit}.service"
+    outcome = Outcome()
+
+    async def remove(target: NodeTarget) -> str:
+        installed, data = _paths(session, target)
+        notify(target.host, "removing" + (" (and wiping data)" if wipe else " (data kept)"))
+        table = fw.nft_table(topology.name)
+        fw_unit = firewall_unit_name(topology.name)
+        wipe_flag = "1" if wipe else "0"
+        cmd = Command.shell(_DESTROY_SCRIPT, layout_unit, fw_unit, table, wipe_flag, topology.service.user,
+                            *installed, "--", *data, sudo=True)  # fmt: skip
+        result = await session.ssh.executor(target.host).run(cmd, timeout=300, check=False)
+        if not result.ok:
+            raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)
+        return "removed, data wiped" if wipe else "removed, data kept"
+
+    await each_node(targets(session), remove, outcome)
+    session.home.journal("destroy", wipe=wipe, done=sorted(outcome.done), failed=sorted(outcome.failures))
+    if wipe and not outcome.failures:
+        shutil.rmtree(session.home.dir, ignore_errors=True)
+    return outcome

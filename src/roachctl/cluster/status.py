@@ -1,0 +1,120 @@
+"""`status`: per node systemd state, pid, uptime, readiness, liveness, version, cert expiry.
+
+`service` is systemd's ActiveState, `ready` is `/health?ready=1`, `live` is the cluster's own
+liveness from `cockroach node status` (interface.md, "status --json"). A host that cannot be
+reached is still listed, with the transport error, so an outage is visible, not hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
+from roachctl.cluster.nodestatus import NodeStatus
+from roachctl.engine.session import Session
+from roachctl.errors import RoachctlError
+from roachctl.facts.gather import gather_facts
+from roachctl.facts.model import UnitFact
+from roachctl.tls import pki, store
+
+
+@dataclass
+class NodeReport:
+    target: NodeTarget
+    unit: UnitFact | None
+    ready: bool
+    ready_detail: str
+    status: NodeStatus | None
+    cert_expires: str | None
+    error: str | None = None
+
+
+def sql_url(session: Session, target: NodeTarget) -> str:
+    """A postgresql:// URL for the operator, with the client certs under roachctl's home."""
+    base = f"postgresql://root@{target.advertise}:{target.sql_port}/defaultdb"
+    if not session.topology.secure:
+        return base + "?sslmode=disable"
+    certs = session.home.certs_dir
+    query = urllib.parse.urlencode({
+        "sslcert": str(certs / store.client_cert_name("root")),
+        "sslkey": str(certs / store.client_key_name("root")),
+        "sslmode": "verify-full",
+        "sslrootcert": str(certs / store.CA_CERT),
+    })  # fmt: skip
+    return f"{base}?{query}"
+
+
+def http_url(session: Session, target: NodeTarget) -> str:
+    scheme = "https" if session.topology.secure else "http"
+    return f"{scheme}://{target.advertise}:{target.http_port}"
+
+
+def _cert_expiry(session: Session, host: str) -> str | None:
+    path = session.home.dir / "nodes" / host / store.NODE_CERT
+    if not session.topology.secure or not path.is_file():
+        return None
+    return pki.cert_not_after(path.read_bytes()).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _unit(session: Session, target: NodeTarget) -> UnitFact | None:
+    facts = await gather_facts(session.ssh.executor(target.host), host=target.host, units=[target.unit])
+    return facts.units.get(target.unit)
+
+
+async def collect(session: Session) -> list[NodeReport]:
+    """Observe every node (in parallel); unreachable hosts are reported, not raised."""
+    chosen = targets(session)
+
+    async def one(target: NodeTarget) -> NodeReport:
+        try:
+            unit = await _unit(session, target)
+        except RoachctlError as exc:
+            return NodeReport(target, None, False, "unreachable", None, _cert_expiry(session, target.host),
+                              error=exc.message.splitlines()[0])  # fmt: skip
+        readiness = await probe_ready(session, target, timeout=8)
+        return NodeReport(target, unit, readiness.ready, readiness.detail, None,
+                          _cert_expiry(session, target.host))  # fmt: skip
+
+    reports = list(await asyncio.gather(*(one(t) for t in chosen)))
+    answering = [r.target for r in reports if r.ready] or [r.target for r in reports if r.unit is not None]
+    if answering:
+        try:
+            rows = await NodeClient(session).status_from_any(answering)
+        except RoachctlError:
+            rows = []
+        for report in reports:
+            report.status = next((r for r in rows if r.address == report.target.rpc_addr), None)
+    return reports
+
+
+def to_json(session: Session, reports: list[NodeReport]) -> dict[str, Any]:
+    """The interface.md `status --json` object."""
+    versions = {r.status.build for r in reports if r.status is not None}
+    return {
+        "cluster": session.topology.name,
+        "version": session.topology.version if not versions else sorted(versions)[-1],
+        "secure": session.topology.secure,
+        "nodes": [_node_json(session, r) for r in reports],
+    }
+
+
+def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
+    return {
+        "host": r.target.host,
+        "node_id": r.status.node_id if r.status else None,
+        "service": r.unit.active_state if r.unit else "unknown",
+        "pid": (r.unit.main_pid or None) if r.unit else None,
+        "since": r.unit.active_enter_timestamp or None if r.unit else None,
+        "ready": r.ready,
+        "ready_detail": r.ready_detail,
+        "live": r.status.is_live if r.status else False,
+        "version": r.status.build if r.status else None,
+        "sql_url": sql_url(session, r.target),
+        "http_url": http_url(session, r.target),
+        "cert_expires": r.cert_expires,
+        "error": r.error,
+    }

@@ -1,0 +1,117 @@
+"""`check`: preflight every host and change nothing; each failure says which host, what, how to fix.
+
+Checks: reachable over ssh, root via sudo, systemd, architecture, free SQL/HTTP ports, disk
+space for the data dir, clock offset between hosts (CockroachDB shuts a node down at 80% of
+--max-offset = 400 ms), and every node reaching every other node's RPC port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from roachctl.engine.deploy import SUPPORTED_ARCHES
+from roachctl.engine.session import Session
+from roachctl.errors import RoachctlError
+from roachctl.exec.command import Command
+from roachctl.exec.fanout import fanout
+from roachctl.facts.gather import gather_facts
+from roachctl.facts.model import HostFacts
+
+MAX_OFFSET_S = 0.5
+CLOCK_LIMIT_S = 0.8 * MAX_OFFSET_S
+MIN_DISK_BYTES = 2 * 1024**3
+
+# $@ = host:port pairs. Prints "host:port ok|refused|blocked" (refused = reachable, nothing listens yet).
+_REACH_SCRIPT = r"""
+command -v bash >/dev/null 2>&1 || { echo "nobash"; exit 0; }
+for hp in "$@"; do
+  h=${hp%:*} p=${hp##*:}
+  out=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$h" "$p" 2>&1); rc=$?
+  if [ $rc = 0 ]; then echo "$hp ok"
+  elif [ $rc = 124 ]; then echo "$hp blocked"
+  elif printf %s "$out" | grep -qi refused; then echo "$hp refused"
+  else echo "$hp blocked"; fi
+done
+"""
+
+
+@dataclass(frozen=True)
+class Finding:
+    host: str
+    check: str
+    ok: bool
+    detail: str
+    hint: str = ""
+
+
+async def run_checks(session: Session) -> list[Finding]:
+    """Every check on every host; the list is the report (nothing on any host changes)."""
+    topology = session.topology
+    findings: list[Finding] = []
+    facts: dict[str, HostFacts] = {}
+    data_dir = topology.paths.data
+
+    async def observe(host: str) -> None:
+        try:
+            facts[host] = await gather_facts(session.ssh.executor(host), host=host, disk_dirs=[data_dir])
+        except RoachctlError as exc:
+            findings.append(Finding(host, "ssh+sudo", False, exc.message.splitlines()[0], exc.hint or ""))
+
+    await fanout(session.hosts, observe, continue_on_error=True)
+    for node in topology.node_configs():
+        f = facts.get(node.host)
+        if f is None:
+            continue
+        findings += _host_findings(f, node.sql_port, node.http_port, data_dir)
+    findings += _clock_findings(facts)
+    findings += await _reach_findings(session, facts)
+    return findings
+
+
+def _host_findings(f: HostFacts, sql_port: int, http_port: int, data_dir: str) -> list[Finding]:
+    out = [Finding(f.host, "ssh+sudo", True, "reachable, root via sudo")]
+    out.append(Finding(f.host, "systemd", f.has_systemd, "running" if f.has_systemd else "not running",
+                       "" if f.has_systemd else "use a host booted with systemd"))  # fmt: skip
+    arch_ok = f.arch in SUPPORTED_ARCHES
+    out.append(Finding(f.host, "arch", arch_ok, f"{f.os_id} {f.os_version} {f.arch}",
+                       "" if arch_ok else "CockroachDB ships linux-amd64 and linux-arm64 only"))  # fmt: skip
+    busy = [p for p in (sql_port, http_port) if p in f.listening_ports]
+    ports_detail = f"{sql_port}, {http_port} " + (f"in use: {busy}" if busy else "free")
+    ports_hint = "stop what listens there, or pick other ports in the topology" if busy else ""
+    out.append(Finding(f.host, "ports", not busy, ports_detail, ports_hint))
+    free = f.disk_free_bytes.get(data_dir, 0)
+    disk_ok = free >= MIN_DISK_BYTES
+    out.append(Finding(f.host, "disk", disk_ok, f"{free / 1024**3:.1f} GiB free for {data_dir}",
+                       "" if disk_ok else "free space or point paths.data at a bigger disk"))  # fmt: skip
+    return out
+
+
+def _clock_findings(facts: dict[str, HostFacts]) -> list[Finding]:
+    skews = {h: f.clock_skew for h, f in facts.items() if f.clock_unix}
+    if len(skews) < 2:
+        return []
+    low, high = min(skews.values()), max(skews.values())
+    spread = high - low
+    ok = spread < CLOCK_LIMIT_S
+    detail = f"offset between hosts ≤ {spread * 1000:.0f} ms (limit {CLOCK_LIMIT_S * 1000:.0f})"
+    hint = "" if ok else "run NTP/chrony on every host from the same source (contract §8)"
+    return [Finding("*", "clocks", ok, detail, hint)]
+
+
+async def _reach_findings(session: Session, facts: dict[str, HostFacts]) -> list[Finding]:
+    peers = [f"{n.advertise}:{n.sql_port}" for n in session.topology.node_configs()]
+    findings: list[Finding] = []
+
+    async def probe(host: str) -> None:
+        result = await session.ssh.executor(host).run(Command.shell(_REACH_SCRIPT, *peers), timeout=60,
+                                                      check=False)  # fmt: skip
+        if result.out.strip() == "nobash":
+            findings.append(Finding(host, "rpc reach", True, "skipped (no bash on host)"))
+            return
+        blocked = [line.split()[0] for line in result.out.splitlines() if line.endswith(" blocked")]
+        detail = f"cannot reach {', '.join(blocked)}" if blocked else f"reaches all {len(peers)} nodes"
+        hint = "open the RPC port between the nodes (and check routes)" if blocked else ""
+        findings.append(Finding(host, "rpc reach", not blocked, detail, hint))
+
+    await fanout(list(facts), probe, continue_on_error=True)
+    return findings
