@@ -93,6 +93,7 @@ class Executor(Protocol):
 # Exit 3 = refused (bad destination / checksum mismatch).
 PUT_SCRIPT = r"""
 set -u
+set -f
 dest=$1 mode=$2 owner=$3 group=$4 want=$5 only=${6:-}
 case $dest in /*) ;; *) echo "destination must be an absolute path: $dest" >&2; exit 3 ;; esac
 if [ -d "$dest" ] && [ ! -L "$dest" ]; then echo "destination is a directory: $dest" >&2; exit 3; fi
@@ -119,6 +120,7 @@ chmod -- "$mode" "$tmp" || exit 1
 sync -- "$tmp" 2>/dev/null || true
 mv -f -T -- "$tmp" "$dest" || exit 1
 trap - EXIT
+sync -- "$dir" 2>/dev/null || true
 echo written
 """
 

@@ -99,7 +99,7 @@ def transport_error(host: str, stderr: str, *, what: str = "ssh failed") -> Tran
 def default_control_dir() -> Path:
     """A fresh 0700 directory whose sockets fit sun_path: $XDG_RUNTIME_DIR if short, else /tmp."""
     for base in (os.environ.get("XDG_RUNTIME_DIR"), "/tmp"):
-        if base and os.path.isdir(base) and len(base) + 14 + CONTROL_HASH_LEN <= SUN_PATH_MAX:
+        if base and os.path.isdir(base) and len(base) + 19 + CONTROL_HASH_LEN <= SUN_PATH_MAX:
             return Path(tempfile.mkdtemp(prefix="roachctl-", dir=base))
     raise UsageError("no directory short enough for ssh control sockets (sun_path limit)")
 
@@ -225,10 +225,12 @@ class OpenSSHExecutor(ExecutorBase):
                 except ProcTimeout:
                     raise TransportError(f"could not connect within {limit:g}s", where=self.host,
                                          hint="the host did not answer: check that it is up") from None
-            if done.returncode != 0 or not done.stdout.strip().isdigit():
+            # The last line: a noisy shell rc file may print something before `id -u` runs.
+            lines = done.stdout.decode("utf-8", "replace").strip().splitlines() or [""]
+            if done.returncode != 0 or not lines[-1].strip().isdigit():
                 raise TransportError(f"unexpected answer to `id -u` (exit {done.returncode}): "
                                      f"{stderr_tail(done.stdout + done.stderr, 300)}", where=self.host)
-            self.remote_uid = int(done.stdout.strip())
+            self.remote_uid = int(lines[-1].strip())
             self._connected = True
 
     def pipe_argv(self, target: str) -> list[str]:
