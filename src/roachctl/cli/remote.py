@@ -1,9 +1,402 @@
-"""Remote cluster commands: check, deploy, start, stop, restart, status, sql, list, destroy."""
+"""Remote cluster commands: check, deploy, start, stop, restart, status, sql, list, destroy.
+
+Each command is a thin shell: parse options, open a session (one ssh master per host), call
+the engine or cluster layer, print a per-host table (or JSON with --json), and raise typed
+errors that the single catch site in cli/app.py turns into exit codes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+from rich.table import Table
+
+from roachctl.cli.context import AppContext
+from roachctl.cluster import destroy as destroy_mod
+from roachctl.cluster import lifecycle
+from roachctl.cluster import status as status_mod
+from roachctl.cluster.home import ClusterHome
+from roachctl.cluster.nodes import NodeClient, probe_ready, targets
+from roachctl.engine import check as check_mod
+from roachctl.engine import deploy as deploy_mod
+from roachctl.engine.session import Session, open_session
+from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, UsageError
+from roachctl.model.loader import load_topology
+from roachctl.model.topology import Topology
+from roachctl.plan.report import plan_to_json, plan_to_text
+from roachctl.release.names import MIRROR_ENV
+from roachctl.ui.console import console, emit_json
+from roachctl.ui.tables import host_results
+
+T = TypeVar("T")
 
 
 def register(root: click.Group) -> None:
     """Attach the remote-cluster commands to the root CLI."""
+    for command in (check, deploy, start, stop, restart, status, sql, list_clusters, destroy):
+        root.add_command(command)
+
+
+def _app(ctx: click.Context) -> AppContext:
+    app = ctx.find_object(AppContext)
+    assert app is not None
+    return app
+
+
+def _notify(host: str, message: str) -> None:
+    console().print(f"[dim]{host}:[/] {message}", highlight=False)
+
+
+def _cluster_topology(app: AppContext, name: str) -> Topology:
+    home = ClusterHome(app.home, name)
+    home.require()
+    return load_topology(home.topology_path)
+
+
+def _run(
+    app: AppContext,
+    topology: Topology,
+    body: Callable[[Session], Awaitable[T]],
+    accept_new_host_keys: bool = False,
+) -> T:
+    async def main() -> T:
+        async with open_session(
+            topology, app.home, ssh_config=app.ssh_config, accept_new_host_keys=accept_new_host_keys
+        ) as session:
+            return await body(session)
+
+    return asyncio.run(main())
+
+
+def _finish(
+    app: AppContext,
+    title: str,
+    session_hosts: list[str],
+    outcome: lifecycle.Outcome,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Print the per-host table (and JSON), then raise if any host failed."""
+    if app.json:
+        emit_json(
+            {
+                "ok": not outcome.failures,
+                "done": outcome.done,
+                "failed": {h: e.render() for h, e in outcome.failures.items()},
+                **(extra or {}),
+            }
+        )
+    host_results(title, session_hosts, outcome.done, outcome.failures)
+    if outcome.failures:
+        raise HostFailures(failures=outcome.failures, succeeded=sorted(outcome.done))
+
+
+accept_keys_option = click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Trust unknown ssh host keys on first connection (accept-new).",
+)
+node_option = click.option("--node", "node", default=None, metavar="HOST", help="Only this node.")
+
+
+@click.command()
+@click.argument("topology_file", type=click.Path(path_type=Path, dir_okay=False))
+@accept_keys_option
+@click.pass_context
+def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -> None:
+    """Preflight every host of TOPOLOGY_FILE; changes nothing.
+
+    Checks ssh and sudo, systemd, architecture, free ports, disk space, clock offset between
+    hosts and that every node reaches every other node's RPC port.
+    """
+    app = _app(ctx)
+    topology = load_topology(topology_file)
+    findings = _run(app, topology, check_mod.run_checks, accept_new_host_keys)
+    failed = [f for f in findings if not f.ok]
+    if app.json:
+        emit_json({"ok": not failed, "checks": [f.__dict__ for f in findings]})
+    table = Table(title=f"check {topology.name}", title_justify="left")
+    for column in ("host", "check", "result", "details"):
+        table.add_column(column)
+    for f in findings:
+        result = "[green]ok[/]" if f.ok else "[red]FAILED[/]"
+        table.add_row(f.host, f.check, result, f.detail + (f"\nhint: {f.hint}" if f.hint else ""))
+    console().print(table)
+    if failed:
+        raise RefusedError(
+            f"{len(failed)} check(s) failed", hint="fix the items marked FAILED and re-run check"
+        )
+
+
+@click.command()
+@click.argument("topology_file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option(
+    "--mirror", envvar=MIRROR_ENV, default=None, help="Release mirror base URL (env ROACHCTL_MIRROR)."
+)
+@click.option(
+    "--tarball",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="A local release tarball (checksum file beside it, or --sha256).",
+)
+@click.option("--sha256", default=None, help="Expected SHA-256 of --tarball.")
+@accept_keys_option
+@click.pass_context
+def deploy(
+    ctx: click.Context,
+    topology_file: Path,
+    dry_run: bool,
+    mirror: str | None,
+    tarball: Path | None,
+    sha256: str | None,
+    accept_new_host_keys: bool,
+) -> None:
+    """Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply. Idempotent.
+
+    A second deploy of the same topology reports 0 changes and rewrites nothing.
+    """
+    app = _app(ctx)
+    topology = load_topology(topology_file)
+    text = topology_file.read_bytes()
+    source = deploy_mod.ReleaseSource(mirror=mirror, tarball=tarball, sha256=sha256)
+
+    async def body(session: Session) -> None:
+        plan, failures = await deploy_mod.make_plan(session, source, progress=not app.json)
+        plans = [plan.plans[h] for h in session.hosts if h in plan.plans]
+        if app.json and (dry_run or plan.total_changes == 0):
+            emit_json(
+                {
+                    "dry_run": dry_run,
+                    **plan_to_json(plans),
+                    "failed": {h: e.render() for h, e in failures.items()},
+                }
+            )
+        console().print(plan_to_text(plans), end="", highlight=False)
+        if failures:
+            host_results(
+                f"deploy {topology.name}: hosts that could not be planned", session.hosts, {}, failures
+            )
+        if dry_run:
+            if failures:
+                raise HostFailures(failures=failures, succeeded=sorted(plan.plans))
+            return
+        if plan.total_changes == 0:
+            deploy_mod.record(session.home, topology, text, plan, None)
+            if failures:
+                raise HostFailures(failures=failures, succeeded=sorted(plan.plans))
+            return
+        deploy_mod.confirm(f"Apply {plan.total_changes} change(s) to {topology.name}?", yes=app.yes)
+        outcome = await deploy_mod.apply(session, plan, notify=_notify)
+        deploy_mod.record(session.home, topology, text, plan, outcome)
+        failures.update(outcome.failures)
+        done = {
+            h: f"{len(c)} change(s) applied" + (f"; {outcome.notices[h]}" if h in outcome.notices else "")
+            for h, c in outcome.applied.items()
+        }
+        for h in plan.plans:
+            if h not in failures:
+                done.setdefault(h, "up to date")
+        if app.json:
+            emit_json(
+                {
+                    "dry_run": False,
+                    **plan_to_json(plans),
+                    "applied": outcome.applied,
+                    "failed": {h: e.render() for h, e in failures.items()},
+                }
+            )
+        host_results(f"deploy {topology.name}", session.hosts, done, failures)
+        if failures:
+            raise HostFailures(failures=failures, succeeded=sorted(done))
+        console().print(f"next: roachctl start {topology.name}")
+
+    _run(app, topology, body, accept_new_host_keys)
+
+
+@click.command()
+@click.argument("cluster")
+@node_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=lifecycle.READY_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for readiness.",
+)
+@click.pass_context
+def start(ctx: click.Context, cluster: str, node: str | None, timeout: float) -> None:
+    """Start CLUSTER's nodes in parallel, init once, and wait until every node is ready."""
+    app = _app(ctx)
+    topology = _cluster_topology(app, cluster)
+
+    async def body(session: Session) -> tuple[lifecycle.Outcome, list[str]]:
+        outcome = await lifecycle.start(session, only=node, notify=_notify, timeout=timeout)
+        urls = [
+            f"{t.host}: sql {status_mod.sql_url(session, t)}\n    console {status_mod.http_url(session, t)}"
+            for t in targets(session, node)
+            if t.host in outcome.done
+        ]
+        return outcome, urls
+
+    outcome, urls = _run(app, topology, body)
+    for line in urls:
+        console().print(line, highlight=False, soft_wrap=True)
+    _finish(app, f"start {cluster}", [n.host for n in topology.nodes], outcome)
+
+
+@click.command()
+@click.argument("cluster")
+@node_option
+@click.option(
+    "--force", is_flag=True, help="Skip the quorum safety check (a lone node may not finish draining)."
+)
+@click.pass_context
+def stop(ctx: click.Context, cluster: str, node: str | None, force: bool) -> None:
+    """Stop CLUSTER gracefully; a whole-cluster stop drains every node first, so none is hard-killed."""
+    app = _app(ctx)
+    topology = _cluster_topology(app, cluster)
+    outcome = _run(app, topology, lambda s: lifecycle.stop(s, only=node, force=force, notify=_notify))
+    _finish(app, f"stop {cluster}", [n.host for n in topology.nodes], outcome)
+
+
+@click.command()
+@click.argument("cluster")
+@node_option
+@click.pass_context
+def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
+    """Rolling restart of CLUSTER: one node at a time, each gated on readiness and cluster health."""
+    app = _app(ctx)
+    topology = _cluster_topology(app, cluster)
+    outcome = _run(app, topology, lambda s: lifecycle.restart(s, only=node, notify=_notify))
+    _finish(app, f"restart {cluster}", [n.host for n in topology.nodes], outcome)
+
+
+@click.command()
+@click.argument("cluster")
+@click.pass_context
+def status(ctx: click.Context, cluster: str) -> None:
+    """Per node: systemd state, pid, readiness, liveness, version and certificate expiry."""
+    app = _app(ctx)
+    topology = _cluster_topology(app, cluster)
+
+    async def body(session: Session) -> dict[str, Any]:
+        return status_mod.to_json(session, await status_mod.collect(session))
+
+    data = _run(app, topology, body)
+    if app.json:
+        emit_json(data)
+        return
+    table = Table(
+        title=f"{data['cluster']} {data['version']} ({'secure' if data['secure'] else 'INSECURE'})",
+        title_justify="left",
+    )
+    for column in ("host", "id", "service", "pid", "ready", "live", "version", "cert expires", "http"):
+        table.add_column(column)
+    for n in data["nodes"]:
+        ready = "[green]yes[/]" if n["ready"] else f"[red]no[/] {n['ready_detail'] or ''}"
+        live = "[green]yes[/]" if n["live"] else "[red]no[/]"
+        table.add_row(
+            n["host"],
+            str(n["node_id"] or "-"),
+            n["service"] + (f"\n{n['error']}" if n["error"] else ""),
+            str(n["pid"] or "-"),
+            ready,
+            live,
+            n["version"] or "-",
+            n["cert_expires"] or "-",
+            n["http_url"],
+        )
+    console().print(table)
+
+
+@click.command()
+@click.argument("cluster")
+@click.option("-e", "--execute", "statements", multiple=True, help="SQL to run (repeatable).")
+@click.option(
+    "--format",
+    "fmt",
+    default="table",
+    show_default=True,
+    type=click.Choice(["table", "tsv", "csv", "json", "records", "raw"]),
+    help="Output format.",
+)
+@click.pass_context
+def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str) -> None:
+    """Run SQL on CLUSTER (through a ready node, as root, with short-lived certs)."""
+    app = _app(ctx)
+    topology = _cluster_topology(app, cluster)
+    if not statements:
+        raise UsageError(
+            "interactive SQL is not supported yet",
+            hint=f"pass statements with -e, or use the URL "
+            f"from `roachctl status {cluster}` with `cockroach sql --url`",
+        )
+
+    async def body(session: Session) -> str:
+        client = NodeClient(session)
+        for target in targets(session):
+            if (await probe_ready(session, target, timeout=5)).ready:
+                args = ["sql", f"--format={fmt}", *[w for s in statements for w in ("-e", s)]]
+                result = await client.run(target, args, timeout=300)
+                if not result.ok:
+                    raise RemoteCommandError(
+                        result.err.strip() or "sql failed", where=target.host, returncode=result.returncode
+                    )
+                return result.out
+        raise RefusedError(f"no node of {cluster} is ready", hint=f"start it: roachctl start {cluster}")
+
+    sys.stdout.write(_run(app, topology, body))
+
+
+@click.command("list")
+@click.pass_context
+def list_clusters(ctx: click.Context) -> None:
+    """List the remote clusters deployed from this home."""
+    app = _app(ctx)
+    rows: list[dict[str, Any]] = []
+    for name in ClusterHome.list_names(app.home):
+        state = ClusterHome(app.home, name).load_state()
+        rows.append(
+            {"name": name, "version": state.version, "initialized": state.initialized, "hosts": state.hosts}
+        )
+    if app.json:
+        emit_json({"clusters": rows})
+        return
+    table = Table(title=f"clusters in {app.home}", title_justify="left")
+    for column in ("name", "version", "initialized", "hosts"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], r["version"], "yes" if r["initialized"] else "no", ", ".join(r["hosts"]))
+    console().print(table)
+
+
+@click.command()
+@click.argument("cluster")
+@click.option("--wipe", is_flag=True, help="Also delete the data directories and the service user.")
+@click.pass_context
+def destroy(ctx: click.Context, cluster: str, wipe: bool) -> None:
+    """Stop CLUSTER and remove what roachctl installed. Data is kept unless --wipe.
+
+    Asks you to type the cluster name (or pass --yes).
+    """
+    app = _app(ctx)
+    topology = _cluster_topology(app, cluster)
+    _confirm_name(cluster, wipe=wipe, yes=app.yes)
+    outcome = _run(app, topology, lambda s: destroy_mod.destroy(s, wipe=wipe, notify=_notify))
+    _finish(app, f"destroy {cluster}", [n.host for n in topology.nodes], outcome)
+
+
+def _confirm_name(cluster: str, *, wipe: bool, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedError("confirmation needed but stdin is not a terminal", hint="pass --yes")
+    what = "and DELETE ALL ITS DATA" if wipe else "(data is kept)"
+    typed = input(f"This removes cluster {cluster} {what}. Type the cluster name to confirm: ").strip()
+    if typed != cluster:
+        raise RefusedError("the name did not match: nothing was changed")

@@ -77,8 +77,18 @@ async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
         table = fw.nft_table(topology.name)
         fw_unit = firewall_unit_name(topology.name)
         wipe_flag = "1" if wipe else "0"
-        cmd = Command.shell(_DESTROY_SCRIPT, layout_unit, fw_unit, table, wipe_flag, topology.service.user,
-                            *installed, "--", *data, sudo=True)  # fmt: skip
+        cmd = Command.shell(
+            _DESTROY_SCRIPT,
+            layout_unit,
+            fw_unit,
+            table,
+            wipe_flag,
+            topology.service.user,
+            *installed,
+            "--",
+            *data,
+            sudo=True,
+        )
         result = await session.ssh.executor(target.host).run(cmd, timeout=300, check=False)
         if not result.ok:
             raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)

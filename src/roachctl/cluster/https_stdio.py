@@ -44,9 +44,7 @@ async def https_get_via_stdio(
         start_new_session=True,
     )
     try:
-        return await asyncio.wait_for(
-            _exchange(proc, server_hostname, path, ssl_context), timeout=timeout
-        )
+        return await asyncio.wait_for(_exchange(proc, server_hostname, path, ssl_context), timeout=timeout)
     except TimeoutError as exc:
         raise ProbeError(f"no answer from {server_hostname} within {timeout:.0f}s") from exc
     finally:

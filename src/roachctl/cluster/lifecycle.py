@@ -59,8 +59,9 @@ async def each_node(hosts: list[NodeTarget], step: Callable[[NodeTarget], object
     await fanout([t.host for t in hosts], guarded, continue_on_error=True)
 
 
-async def start(session: Session, *, only: str | None = None, notify: Notify, timeout: float = READY_TIMEOUT
-                ) -> Outcome:  # fmt: skip
+async def start(
+    session: Session, *, only: str | None = None, notify: Notify, timeout: float = READY_TIMEOUT
+) -> Outcome:
     """Start nodes in parallel, init once, wait until every started node is ready."""
     state = session.home.load_state()
     chosen = targets(session, only)
@@ -100,8 +101,9 @@ async def _init_once(session: Session, first: NodeTarget, notify: Notify) -> Non
     result = await NodeClient(session).run(first, args, timeout=120)
     text = result.out + result.err
     if not result.ok and "already been initialized" not in text:
-        raise RemoteCommandError(f"cockroach init failed: {result.err.strip()}", where=first.host,
-                                 returncode=result.returncode)  # fmt: skip
+        raise RemoteCommandError(
+            f"cockroach init failed: {result.err.strip()}", where=first.host, returncode=result.returncode
+        )
     state = session.home.load_state()
     state.initialized = True
     session.home.save_state(state)
@@ -159,8 +161,9 @@ async def stop(session: Session, *, only: str | None = None, force: bool = False
     return outcome
 
 
-async def _refuse_if_quorum_lost(session: Session, client: NodeClient, everyone: list[NodeTarget],
-                                 leaving: NodeTarget) -> None:  # fmt: skip
+async def _refuse_if_quorum_lost(
+    session: Session, client: NodeClient, everyone: list[NodeTarget], leaving: NodeTarget
+) -> None:
     others = [t for t in everyone if t.host != leaving.host]
     try:
         rows = await client.status_from_any(others or everyone)
@@ -182,8 +185,9 @@ def _row_for(rows: list[NodeStatus], target: NodeTarget) -> NodeStatus | None:
     return next((r for r in rows if r.address == target.rpc_addr), None)
 
 
-async def restart(session: Session, *, only: str | None = None, notify: Notify,
-                  timeout: float = READY_TIMEOUT) -> Outcome:  # fmt: skip
+async def restart(
+    session: Session, *, only: str | None = None, notify: Notify, timeout: float = READY_TIMEOUT
+) -> Outcome:
     """Rolling restart: one node at a time, each gated on readiness and cluster health."""
     everyone = targets(session)
     outcome = Outcome()

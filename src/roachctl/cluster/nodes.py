@@ -45,14 +45,19 @@ def targets(session: Session, only: str | None = None) -> list[NodeTarget]:
     found = []
     for node in topology.node_configs():
         layout = layout_for(topology, node, "amd64")  # arch does not change the paths used here
-        found.append(NodeTarget(node.host, node.advertise, node.sql_port, node.http_port,
-                                layout.unit_name, layout.binary))  # fmt: skip
+        found.append(
+            NodeTarget(
+                node.host, node.advertise, node.sql_port, node.http_port, layout.unit_name, layout.binary
+            )
+        )
     if only is None:
         return found
     chosen = [t for t in found if t.host == only]
     if not chosen:
-        raise UsageError(f"{only!r} is not a node of cluster {topology.name}",
-                         hint=f"use one of: {', '.join(t.host for t in found)}")  # fmt: skip
+        raise UsageError(
+            f"{only!r} is not a node of cluster {topology.name}",
+            hint=f"use one of: {', '.join(t.host for t in found)}",
+        )
     return chosen
 
 
@@ -83,8 +88,11 @@ class NodeClient:
         args = ["node", "status", "--format=json"] + (["--ranges"] if ranges else [])
         result = await self.run(target, args, timeout=30)
         if not result.ok:
-            raise RemoteCommandError(f"`cockroach node status` failed: {result.err.strip()[-500:]}",
-                                     where=target.host, returncode=result.returncode)  # fmt: skip
+            raise RemoteCommandError(
+                f"`cockroach node status` failed: {result.err.strip()[-500:]}",
+                where=target.host,
+                returncode=result.returncode,
+            )
         return parse_node_status_json(result.out, where=target.host)
 
     async def status_from_any(
@@ -115,8 +123,13 @@ async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 
     argv = executor.pipe_argv(f"{target.advertise}:{target.http_port}")
     context = client_context(session.home.ca().cert_pem()) if session.topology.secure else None
     try:
-        response = await https_get_via_stdio(argv, server_hostname=target.advertise, path="/health?ready=1",
-                                             ssl_context=context, timeout=timeout)  # fmt: skip
+        response = await https_get_via_stdio(
+            argv,
+            server_hostname=target.advertise,
+            path="/health?ready=1",
+            ssl_context=context,
+            timeout=timeout,
+        )
     except ProbeError as exc:
         return Readiness(False, False, str(exc))
     detail = "ready" if response.status == 200 else _health_message(response.body)
@@ -143,8 +156,9 @@ async def wait_ready(session: Session, target: NodeTarget, *, timeout: float) ->
 async def systemctl(session: Session, target: NodeTarget, verb: str, *, timeout: float = 330) -> Result:
     """`systemctl VERB UNIT` as root; a stop waits for the drain (unit TimeoutStopSec=300)."""
     executor = session.ssh.executor(target.host)
-    return await executor.run(Command.of("systemctl", verb, "--", target.unit, sudo=True), timeout=timeout,
-                              check=False)  # fmt: skip
+    return await executor.run(
+        Command.of("systemctl", verb, "--", target.unit, sudo=True), timeout=timeout, check=False
+    )
 
 
 async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) -> str:

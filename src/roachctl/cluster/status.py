@@ -39,12 +39,14 @@ def sql_url(session: Session, target: NodeTarget) -> str:
     if not session.topology.secure:
         return base + "?sslmode=disable"
     certs = session.home.certs_dir
-    query = urllib.parse.urlencode({
-        "sslcert": str(certs / store.client_cert_name("root")),
-        "sslkey": str(certs / store.client_key_name("root")),
-        "sslmode": "verify-full",
-        "sslrootcert": str(certs / store.CA_CERT),
-    })  # fmt: skip
+    query = urllib.parse.urlencode(
+        {
+            "sslcert": str(certs / store.client_cert_name("root")),
+            "sslkey": str(certs / store.client_key_name("root")),
+            "sslmode": "verify-full",
+            "sslrootcert": str(certs / store.CA_CERT),
+        }
+    )
     return f"{base}?{query}"
 
 
@@ -73,11 +75,19 @@ async def collect(session: Session) -> list[NodeReport]:
         try:
             unit = await _unit(session, target)
         except RoachctlError as exc:
-            return NodeReport(target, None, False, "unreachable", None, _cert_expiry(session, target.host),
-                              error=exc.message.splitlines()[0])  # fmt: skip
+            return NodeReport(
+                target,
+                None,
+                False,
+                "unreachable",
+                None,
+                _cert_expiry(session, target.host),
+                error=exc.message.splitlines()[0],
+            )
         readiness = await probe_ready(session, target, timeout=8)
-        return NodeReport(target, unit, readiness.ready, readiness.detail, None,
-                          _cert_expiry(session, target.host))  # fmt: skip
+        return NodeReport(
+            target, unit, readiness.ready, readiness.detail, None, _cert_expiry(session, target.host)
+        )
 
     reports = list(await asyncio.gather(*(one(t) for t in chosen)))
     answering = [r.target for r in reports if r.ready] or [r.target for r in reports if r.unit is not None]

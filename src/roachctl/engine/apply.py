@@ -127,8 +127,9 @@ async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) 
     if kind is ChangeKind.CREATE_USER and isinstance(spec, UserSpec):
         await executor.run(Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True))
     elif kind in (ChangeKind.CREATE_DIR, ChangeKind.FIX_DIR) and isinstance(spec, DirSpec):
-        await executor.run(Command.shell(_DIR_SCRIPT, spec.path, f"{spec.mode:o}", spec.owner, spec.group,
-                                         sudo=True))
+        await executor.run(
+            Command.shell(_DIR_SCRIPT, spec.path, f"{spec.mode:o}", spec.owner, spec.group, sudo=True)
+        )
     elif kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
         await _install_release(executor, spec, tarballs)
     elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, FileSpec):
@@ -158,8 +159,13 @@ async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict
     await executor.run(Command.of("mkdir", "-p", "--", parent, sudo=True))
     upload = f"{parent}/.roachctl-upload-{spec.tarball_name}"
     # put_stream skips the transfer when an identical upload is already there (resume after Ctrl-C).
-    await executor.put_stream(local, upload, mode=0o600, owner="root", group="root",
-                              sha256=spec.tarball_sha256, timeout=600)
+    await executor.put_stream(
+        local, upload, mode=0o600, owner="root", group="root", sha256=spec.tarball_sha256, timeout=600
+    )
     top = posixpath.basename(spec.install_dir)
-    await executor.run(Command.shell(_RELEASE_SCRIPT, upload, spec.tarball_sha256, spec.install_dir, top,
-                                     spec.binary_sha256, sudo=True), timeout=600)
+    await executor.run(
+        Command.shell(
+            _RELEASE_SCRIPT, upload, spec.tarball_sha256, spec.install_dir, top, spec.binary_sha256, sudo=True
+        ),
+        timeout=600,
+    )

@@ -70,19 +70,40 @@ async def run_checks(session: Session) -> list[Finding]:
 
 def _host_findings(f: HostFacts, sql_port: int, http_port: int, data_dir: str) -> list[Finding]:
     out = [Finding(f.host, "ssh+sudo", True, "reachable, root via sudo")]
-    out.append(Finding(f.host, "systemd", f.has_systemd, "running" if f.has_systemd else "not running",
-                       "" if f.has_systemd else "use a host booted with systemd"))  # fmt: skip
+    out.append(
+        Finding(
+            f.host,
+            "systemd",
+            f.has_systemd,
+            "running" if f.has_systemd else "not running",
+            "" if f.has_systemd else "use a host booted with systemd",
+        )
+    )
     arch_ok = f.arch in SUPPORTED_ARCHES
-    out.append(Finding(f.host, "arch", arch_ok, f"{f.os_id} {f.os_version} {f.arch}",
-                       "" if arch_ok else "CockroachDB ships linux-amd64 and linux-arm64 only"))  # fmt: skip
+    out.append(
+        Finding(
+            f.host,
+            "arch",
+            arch_ok,
+            f"{f.os_id} {f.os_version} {f.arch}",
+            "" if arch_ok else "CockroachDB ships linux-amd64 and linux-arm64 only",
+        )
+    )
     busy = [p for p in (sql_port, http_port) if p in f.listening_ports]
     ports_detail = f"{sql_port}, {http_port} " + (f"in use: {busy}" if busy else "free")
     ports_hint = "stop what listens there, or pick other ports in the topology" if busy else ""
     out.append(Finding(f.host, "ports", not busy, ports_detail, ports_hint))
     free = f.disk_free_bytes.get(data_dir, 0)
     disk_ok = free >= MIN_DISK_BYTES
-    out.append(Finding(f.host, "disk", disk_ok, f"{free / 1024**3:.1f} GiB free for {data_dir}",
-                       "" if disk_ok else "free space or point paths.data at a bigger disk"))  # fmt: skip
+    out.append(
+        Finding(
+            f.host,
+            "disk",
+            disk_ok,
+            f"{free / 1024**3:.1f} GiB free for {data_dir}",
+            "" if disk_ok else "free space or point paths.data at a bigger disk",
+        )
+    )
     return out
 
 
@@ -103,8 +124,9 @@ async def _reach_findings(session: Session, facts: dict[str, HostFacts]) -> list
     findings: list[Finding] = []
 
     async def probe(host: str) -> None:
-        result = await session.ssh.executor(host).run(Command.shell(_REACH_SCRIPT, *peers), timeout=60,
-                                                      check=False)  # fmt: skip
+        result = await session.ssh.executor(host).run(
+            Command.shell(_REACH_SCRIPT, *peers), timeout=60, check=False
+        )
         if result.out.strip() == "nobash":
             findings.append(Finding(host, "rpc reach", True, "skipped (no bash on host)"))
             return

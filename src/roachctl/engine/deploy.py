@@ -215,10 +215,13 @@ async def make_plan(
     for host, probe in probes.items():
         backend = fw.choose_backend(topology, probe.facts.firewall_active, probe.facts.firewall_backends)
         states[host] = desired_state(
-            topology, host, release=release_spec(topology, releases[probe.facts.arch]),
-            certs=node_certs(home, topology, host, peers[host]), firewall_backend=backend,
+            topology,
+            host,
+            release=release_spec(topology, releases[probe.facts.arch]),
+            certs=node_certs(home, topology, host, peers[host]),
+            firewall_backend=backend,
             peer_addresses=peers,
-        )  # fmt: skip
+        )
 
     async def observe(host: str) -> HostFacts:
         req = fact_request(states[host])
