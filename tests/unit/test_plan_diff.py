@@ -173,11 +173,11 @@ def test_diff_reads_only_required_facts(state: HostState) -> None:
 def test_report_text_and_json(state: HostState) -> None:
     plans = [diff(state, HostFacts(host=state.host)), HostPlan("store-2")]
     text = plan_to_text(plans)
-    assert "store-1: 20 changes" in text and "store-2: up to date" in text
+    assert "store-1: 19 changes" in text and "store-2: up to date" in text
     assert "/opt/cockroach/certs/node.key [secret]" in text
-    assert text.rstrip().endswith("20 changes on 1 host")
+    assert text.rstrip().endswith("19 changes on 1 host")
     data = plan_to_json(plans)
-    assert data["changes"] == 20 and data["hosts"][1] == {"host": "store-2", "converged": True, "changes": []}
+    assert data["changes"] == 19 and data["hosts"][1] == {"host": "store-2", "converged": True, "changes": []}
     dumped = json.dumps(data)
     assert "NODE KEY" not in dumped and "NODE KEY" not in text
     assert plan_to_text([HostPlan("a")]) == "a: up to date\n0 changes\n"
@@ -197,3 +197,14 @@ def test_initial_fact_request_covers_every_arch_and_backend() -> None:
     unmanaged = initial_fact_request(topology(firewall={"manage": False}), "store-1")
     assert not any(p.startswith("/etc/roachctl") for p in unmanaged["paths"])
     assert unmanaged["nft_tables"] == ()
+
+
+def test_changed_rules_are_written_and_loaded_in_one_step(state: HostState) -> None:
+    assert state.firewall.file is not None
+    path = state.firewall.file.path
+    facts = _with_path(facts_matching(state), path, sha256="0" * 64)
+    ((kind, target, reason),) = _reasons(state, facts)
+    assert (kind, target) == ("firewall", path)
+    assert reason.startswith("nftables: rules file content differs (sha256 00000000…")
+    facts = _with_path(facts_matching(state), path, mode=0o666)
+    assert _reasons(state, facts) == [("fix-file", path, "mode 0666 → 0644")]

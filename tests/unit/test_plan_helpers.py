@@ -134,7 +134,8 @@ def simulate(facts: HostFacts, changes: tuple[Change, ...]) -> HostFacts:
             assert isinstance(spec, UnitSpec)
             out.units[spec.name] = UnitFact(spec.name, "loaded", "inactive", "dead", "enabled")
         elif change.kind == ChangeKind.FIREWALL:
-            assert isinstance(spec, FirewallSpec)
+            assert isinstance(spec, FirewallSpec) and spec.file is not None
+            out.paths[spec.file.path] = _file_fact(spec.file)
             if spec.table:
                 out.firewall_loaded[spec.table] = True
     return out

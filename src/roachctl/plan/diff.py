@@ -5,9 +5,9 @@ Idempotence is the contract: when the facts match the state, `diff` returns no c
 ("mode 0644 -> 0600", "missing", "content differs (sha256 1a2b3c4d… -> 5e6f7a8b…)"), and changes
 to key files are flagged `secret` so no report or log ever shows their content.
 
-Order: user, dirs, release, links, files (certs), firewall rules file, unit files, daemon-reload,
-enable units, load firewall rules. `required_*` list exactly the facts this needs, so the executor
-gathers them in one round trip.
+Order: user, dirs, release, links, files (certs), unit files, daemon-reload, enable units, then
+the firewall (write its rules file *and* load it, as one step). `required_*` list exactly the
+facts this needs, so the executor gathers them in one round trip.
 """
 
 from __future__ import annotations
@@ -179,12 +179,18 @@ def _enable_change(host: str, unit: UnitSpec, facts: HostFacts) -> Change | None
     return Change(host, ChangeKind.ENABLE_UNIT, unit.name, f"{state or 'not installed'} → enabled", unit)
 
 
-def _firewall_change(state: HostState, facts: HostFacts, rules_changed: bool) -> Change | None:
+def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -> Change | None:
+    """Load the rules when their file must be (re)written or the nft table is not loaded.
+
+    One FIREWALL change both installs the rules file and loads it: the executor must leave the
+    file in place only once the load succeeded, so a failed load is retried by the next deploy
+    (the file is the record of what is loaded; see `FirewallSpec`).
+    """
     spec = state.firewall
     if spec.backend == "none" or spec.file is None:
         return None
-    if rules_changed:
-        reason = "rules changed"
+    if rules is not None and rules.kind == ChangeKind.WRITE_FILE:
+        reason = f"rules file {rules.reason}"
     elif spec.table and facts.firewall_loaded.get(spec.table) is not True:
         reason = f"table {spec.table} not loaded"
     else:
@@ -201,13 +207,14 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
     yield from (_link_change(host, link, facts) for link in state.links)
     yield from (_file_change(host, f, facts) for f in state.files)
     rules = _file_change(host, state.firewall.file, facts) if state.firewall.file else None
-    yield rules
+    if rules is not None and rules.kind == ChangeKind.FIX_FILE:
+        yield rules  # only mode/owner: the loaded rules are current
     unit_files = [_file_change(host, u.file, facts) for u in _units(state)]
     yield from unit_files
     if any(c is not None and c.kind == ChangeKind.WRITE_FILE for c in unit_files):
         yield Change(host, ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed")
     yield from (_enable_change(host, u, facts) for u in _units(state))
-    yield _firewall_change(state, facts, rules is not None and rules.kind == ChangeKind.WRITE_FILE)
+    yield _firewall_change(state, facts, rules)
 
 
 def diff(state: HostState, facts: HostFacts) -> HostPlan:

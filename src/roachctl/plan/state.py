@@ -86,6 +86,9 @@ class FirewallSpec:
     `allowed` are the CIDRs allowed per port; everything else to those ports is dropped.
     `table` is the nft table roachctl owns ("inet roachctl_<cluster>", nftables only): the key of
     `HostFacts.firewall_loaded`. `apply` is the argv (run as root) that loads `file`.
+    A FIREWALL change means: install `file`, run `apply`; if `apply` fails, restore the previous
+    file (or remove it), so the file always records the rules actually loaded and the next
+    `diff` retries.
     """
 
     backend: str
