@@ -1,0 +1,476 @@
+"""Stand-in `cockroach`: 3-node clusters on loopback (contract §2–§6, §10), run as local processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from roachctl.tls import pki
+from tests.standin.test_standin_harness import (
+    Cluster,
+    base_env,
+    make_cluster,  # noqa: F401  (fixture)
+    run_cli,
+    standin_ca,  # noqa: F401  (fixture)
+    wait_for,
+)
+
+MakeCluster = Callable[..., Cluster]
+BLOCK_LABELS = [
+    "build",
+    "webui",
+    "sql",
+    "sql (JDBC)",
+    "RPC client flags",
+    "logs",
+    "temp dir",
+    "external I/O path",
+    "store[0]",
+    "storage engine",
+    "clusterID",
+    "status",
+    "nodeID",
+]
+STATUS_KEYS = [
+    "address",
+    "build",
+    "id",
+    "is_available",
+    "is_live",
+    "locality",
+    "sql_address",
+    "started_at",
+    "updated_at",
+]
+
+
+def _block(text: str) -> dict[str, str]:
+    lines = text.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("CockroachDB node starting at "))
+    out = {}
+    for ln in lines[start + 1 : start + 1 + len(BLOCK_LABELS)]:
+        label, value = ln[:20].rstrip(), ln[21:]
+        assert ln[20] == " " and label.endswith(":"), ln
+        out[label[:-1]] = value
+    return out
+
+
+@pytest.mark.timeout(60)
+def test_init_once_and_three_nodes_ready(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster()
+    c.start_all()
+    n1 = c.nodes[0]
+    wait_for(lambda: n1.health(ready=False)[0] == 200, 10, "http up")
+    code, body = n1.health()
+    assert code == 503
+    assert body == (
+        '{\n  "error": "node is waiting for cluster initialization",\n  "code": 14,\n'
+        '  "message": "node is waiting for cluster initialization",\n  "details": [\n  ]\n}'
+    )
+    assert n1.health(ready=False) == (200, "{\n\n}")
+
+    res = c.init(c.nodes[1])
+    assert (res.returncode, res.stdout, res.stderr) == (0, "Cluster successfully initialized\n", "")
+    again = c.init(c.nodes[2])
+    assert again.returncode == 1
+    assert again.stdout == ""
+    assert again.stderr == 'ERROR: cluster has already been initialized\nFailed running "init"\n'
+
+    for n in c.nodes:
+        n.wait_ready()
+        assert n.health() == (200, "{\n\n}")
+    rows = c.status_json()
+    assert [r["id"] for r in rows] == ["1", "2", "3"]
+    assert all(sorted(r) == STATUS_KEYS and r["is_live"] == "true" for r in rows)
+    assert {r["address"] for r in rows} == {n.addr for n in c.nodes}
+    assert all(isinstance(v, str) for r in rows for v in r.values())
+
+    # the node `init` was sent to is n1 and printed "initialized new cluster"; the others joined
+    blocks = {n.idx: _block(n.stdout) for n in c.nodes}
+    assert blocks[2]["status"] == "initialized new cluster" and blocks[2]["nodeID"] == "1"
+    assert {blocks[1]["status"], blocks[3]["status"]} == {"initialized new node, joined pre-existing cluster"}
+    assert len({b["clusterID"] for b in blocks.values()}) == 1
+    b1 = blocks[1]
+    assert b1["webui"] == f"https://{n1.addr.split(':')[0]}:{n1.http_port}"
+    certs = str(n1.certs)
+    q = re.escape(certs.replace("/", "%2F"))
+    assert re.fullmatch(
+        rf"postgresql://root@{re.escape(n1.addr)}/defaultdb\?sslcert={q}%2Fclient\.root\.crt"
+        rf"&sslkey={q}%2Fclient\.root\.key&sslmode=verify-full&sslrootcert={q}%2Fca\.crt",
+        b1["sql"],
+    )
+    assert b1["RPC client flags"].endswith(f"<client cmd> --host={n1.addr} --certs-dir={certs}")
+    assert b1["store[0]"] == f"path={n1.store}"
+    assert b1["logs"] == str(n1.store / "logs")
+    assert b1["external I/O path"] == str(n1.store / "extern")
+    assert b1["storage engine"] == "pebble"
+
+    # node ls and the table/csv formats
+    ls = c.cli("node", "ls")
+    assert ls.stdout == "id\n1\n2\n3\n"
+    csv = c.cli("node", "status", "--ranges", "--decommission", "--format=csv")
+    header = csv.stdout.splitlines()[0].split(",")
+    assert header == [
+        *STATUS_KEYS_ORDERED,
+        "replicas_leaders",
+        "replicas_leaseholders",
+        "ranges",
+        "ranges_unavailable",
+        "ranges_underreplicated",
+        "gossiped_replicas",
+        "is_decommissioning",
+        "membership",
+        "is_draining",
+    ]
+    assert len(csv.stdout.splitlines()) == 4
+
+
+STATUS_KEYS_ORDERED = [
+    "id",
+    "address",
+    "sql_address",
+    "build",
+    "started_at",
+    "updated_at",
+    "locality",
+    "is_available",
+    "is_live",
+]
+
+
+@pytest.mark.timeout(60)
+def test_listening_artifacts_and_sd_notify(make_cluster: MakeCluster, tmp_path: Path) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    n = c.nodes[0]
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(15)
+    pid_file = tmp_path / "cockroach.pid"
+    try:
+        n.start(f"--pid-file={pid_file}", env=base_env(NOTIFY_SOCKET=str(sock_path)))
+        assert sock.recv(100) == b"READY=1"  # contract §2.2 step 3: before init
+        assert n.health()[1].find("waiting for cluster initialization") > 0
+    finally:
+        sock.close()
+    assert pid_file.read_text() == f"{n.proc.pid}\n"  # type: ignore[union-attr]
+    ip = c.ip
+    assert (n.store / "cockroach.listen-addr").read_text() == n.addr
+    assert (n.store / "cockroach.advertise-addr").read_text() == n.addr
+    assert (n.store / "cockroach.sql-addr").read_text() == n.addr
+    assert (n.store / "cockroach.advertise-sql-addr").read_text() == n.addr
+    assert (n.store / "cockroach.http-addr").read_text() == f"{ip}:{n.http_port}"
+    assert (n.store / "logs" / "cockroach.log").exists()
+    assert n.event_names() == ["start", "listening"]
+    assert c.init().returncode == 0
+    n.wait_ready()
+    assert n.event_names() == ["start", "listening", "init", "ready"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_signals_sigterm_sigint_sighup_and_restart_identity(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster().up()
+    n1, n2, n3 = c.nodes
+    ids = {r["address"]: r["id"] for r in c.status_json()}
+    cluster_id = _block(n1.stdout)["clusterID"]
+
+    # SIGHUP: reload certificates, keep running (contract §4)
+    n2.signal(signal.SIGHUP)
+    wait_for(lambda: "cert_reload" in n2.event_names(), 10, "cert_reload event")
+    assert 'received signal "hangup", triggering certificate reload' in n2.log_text()
+    assert n2.alive() and n2.is_ready()
+
+    # SIGTERM: graceful, exit 0, others stay ready
+    pid = n3.proc.pid  # type: ignore[union-attr]
+    n3.signal(signal.SIGTERM)
+    assert n3.wait() == 0
+    assert n3.stdout.endswith(
+        "initiating graceful shutdown of server\nserver drained and shutdown completed\n"
+    )
+    names = n3.event_names(pid)
+    assert names[-3:] == ["drain_begin", "drain_end", "exit"]
+    exit_ev = n3.events()[-1]
+    assert exit_ev["code"] == 0 and exit_ev["node_id"] == int(ids[n3.addr])
+    assert n1.is_ready() and n2.is_ready()
+
+    # restart: same cluster and node id, "restarted pre-existing node"
+    n3.start()
+    n3.wait_ready()
+    block = _block(n3.stdout)
+    assert block["status"] == "restarted pre-existing node"
+    assert (block["clusterID"], block["nodeID"]) == (cluster_id, ids[n3.addr])
+    assert "unclean_previous_exit" not in n3.event_names()
+
+    # SIGINT: graceful, exit 3 (contract §4)
+    n3.signal(signal.SIGINT)
+    assert n3.wait() == 3
+    assert n3.stdout.endswith(
+        "Note: a second interrupt will skip graceful shutdown and terminate forcefully\n"
+        "initiating graceful shutdown of server\nserver drained and shutdown completed\n"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_losing_quorum_blocks_drain_until_sigkill(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """The seed's node 3: stop two of three nodes and the third cannot finish draining."""
+    c = make_cluster().up()
+    n1, n2, n3 = c.nodes
+    for n in (n1, n2):
+        n.signal(signal.SIGTERM)
+        assert n.wait() == 0
+    pid = n3.proc.pid  # type: ignore[union-attr]
+    n3.signal(signal.SIGTERM)
+    wait_for(lambda: "drain_begin" in n3.event_names(pid), 10, "drain_begin")
+    assert n3.health()[1].find("node is shutting down") > 0
+    time.sleep(3)
+    assert n3.alive()
+    assert "drain_end" not in n3.event_names(pid)
+    assert "drain remaining:" in n3.log_text()
+    n3.signal(signal.SIGTERM)  # a second SIGTERM is ignored (contract §4)
+    time.sleep(0.5)
+    assert n3.alive()
+    assert "received additional signal 'terminated'; continuing graceful shutdown" in n3.log_text()
+    n3.signal(signal.SIGKILL)  # what systemd does after TimeoutStopSec
+    assert n3.wait() == -signal.SIGKILL
+
+    n3.start()
+    wait_for(lambda: "listening" in n3.event_names(n3.proc.pid), 10, "restart")  # type: ignore[union-attr]
+    unclean = [e for e in n3.events() if e["event"] == "unclean_previous_exit"]
+    assert len(unclean) == 1
+    assert unclean[0]["previous_pid"] == pid and unclean[0]["previous_event"] in (
+        "drain_begin",
+        "quorum_lost",
+    )
+    # without quorum the restarted node is not ready, and reports unavailable ranges
+    for n in (n1, n2):
+        n.start()
+    for n in c.nodes:
+        n.wait_ready(20)
+    rows = c.status_json("--ranges")
+    assert all(r["ranges_unavailable"] == "0" and r["ranges_underreplicated"] == "0" for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_second_sigint_kills_by_signal(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster().up()
+    n1, n2, n3 = c.nodes
+    for n in (n1, n2):
+        n.signal(signal.SIGKILL)
+        n.wait()
+    n3.signal(signal.SIGINT)
+    wait_for(lambda: "drain_begin" in n3.event_names(), 10, "drain_begin")
+    n3.signal(signal.SIGINT)
+    assert n3.wait() == -signal.SIGINT
+    assert (
+        "* ERROR: received signal 'interrupt' during shutdown, initiating hard shutdown - "
+        "node may take longer "
+        "to restart & clients may need to wait for leases to expire\n"
+    ) in n3.stderr
+    assert n3.event_names()[-1] == "hard_shutdown"
+
+
+@pytest.mark.timeout(60)
+def test_quorum_loss_shows_in_status_and_readiness(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster().up()
+    n1, n2, n3 = c.nodes
+    n3.signal(signal.SIGKILL)
+    n3.wait()
+    wait_for(lambda: any(r["is_live"] == "false" for r in c.status_json("--ranges")), 10, "n3 not live")
+    rows = {r["address"]: r for r in c.status_json("--ranges")}
+    assert int(rows[n1.addr]["ranges_underreplicated"]) > 0
+    assert rows[n3.addr]["is_live"] == "false"
+    assert n1.is_ready() and n2.is_ready()
+    n2.signal(signal.SIGKILL)
+    n2.wait()
+    wait_for(lambda: n1.health()[0] == 503, 10, "n1 unready without quorum")
+    assert '"error": "node is not healthy"' in n1.health()[1]
+    rows = c.status_json("--ranges")
+    assert all(int(r["ranges_unavailable"]) > 0 for r in rows)
+    assert "quorum_lost" in n1.event_names()
+
+
+@pytest.mark.timeout(60)
+def test_wrong_san_and_wrong_ca_cannot_join(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    bad_san = c.add_node(2, certs_hosts=["10.9.9.9"])  # cert lacks the address other nodes dial
+    other_ca = pki.create_ca()
+    bad_ca = c.add_node(3, ca=other_ca)
+    c.join = c.nodes[0].addr
+    c.nodes[0].start()
+    assert c.init().returncode == 0
+    c.nodes[0].wait_ready()
+    bad_san.start()
+    bad_ca.start()
+    wait_for(lambda: "certificate is valid for" in c.nodes[0].log_text(), 15, "SAN error logged on n1")
+    assert f"x509: certificate is valid for 10.9.9.9, 127.0.0.1, not {c.ip}" in c.nodes[0].log_text()
+    wait_for(
+        lambda: "certificate signed by unknown authority" in bad_ca.log_text(), 15, "CA error on the joiner"
+    )
+    time.sleep(1)
+    for n in (bad_san, bad_ca):
+        assert n.alive()
+        assert "joined" not in n.event_names()
+        assert n.health(ready=False)[0] in (0, 200)
+    assert [r["id"] for r in c.status_json()] == ["1"]
+
+
+@pytest.mark.timeout(60)
+def test_sql_statements_and_settings(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1).up()
+    res = c.cli("sql", "-e", "SELECT 1", "-e", "SHOW CLUSTER SETTING version", "--format=csv")
+    assert (res.returncode, res.stdout) == (0, "?column?\n1\nversion\n25.4\n")
+    res = c.cli(
+        "sql",
+        "-e",
+        "SET CLUSTER SETTING server.shutdown.initial_wait = '2s'",
+        "-e",
+        "SHOW CLUSTER SETTING server.shutdown.initial_wait",
+    )
+    assert res.stdout == "SET CLUSTER SETTING\nserver.shutdown.initial_wait\n2s\n"
+    res = c.cli(
+        "sql",
+        "-e",
+        "RESET CLUSTER SETTING server.shutdown.initial_wait; "
+        "SHOW CLUSTER SETTING server.shutdown.initial_wait",
+    )
+    assert res.stdout == "SET CLUSTER SETTING\nserver.shutdown.initial_wait\n0s\n"
+    res = c.cli("sql", "-e", "SET CLUSTER SETTING cluster.preserve_downgrade_option = '25.3'")
+    assert res.returncode == 1 and "cannot set cluster.preserve_downgrade_option" in res.stderr
+    res = c.cli("sql", "-e", "SELEKT 1")
+    assert res.returncode == 1
+    assert res.stderr.startswith('ERROR: at or near "selekt": syntax error\nSQLSTATE: 42601\n')
+    assert res.stderr.endswith('Failed running "sql"\n')
+    res = c.cli("sql", "-e", "SHOW CLUSTER SETTING no.such.thing")
+    assert res.stderr.startswith(
+        'ERROR: unrecognized configuration parameter "no.such.thing"\nSQLSTATE: 42704\n'
+    )
+
+
+@pytest.mark.timeout(60)
+def test_secure_and_insecure_do_not_mix(make_cluster: MakeCluster) -> None:  # noqa: F811
+    secure = make_cluster(nodes=1).up()
+    res = run_cli("node", "status", "--insecure", f"--host={secure.nodes[0].addr}")
+    assert res.returncode == 1
+    assert "ERROR: node is running secure mode, SSL connection required" in res.stderr
+    insecure = make_cluster(nodes=1, secure=False).up()
+    res = run_cli("node", "status", f"--certs-dir={secure.client_certs}", f"--host={insecure.nodes[0].addr}")
+    assert res.returncode == 1
+    assert res.stderr.startswith("ERROR: failed to connect to the node")
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_before_init_is_too_early(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    n = c.nodes[0]
+    n.start()
+    wait_for(lambda: "listening" in n.event_names(), 10, "listening")
+    n.signal(signal.SIGTERM)
+    assert n.wait() == 0
+    assert (
+        n.stdout == "initiating graceful shutdown of server\ntoo early to drain; used hard shutdown instead\n"
+    )
+    assert n.event_names()[-2:] == ["hard_shutdown", "exit"]
+
+
+@pytest.mark.timeout(60)
+def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster().up()
+    n1, n2, n3 = c.nodes
+    res = c.cli("node", "decommission", "3", node=n1)
+    assert res.returncode == 1
+    assert "ranges blocking decommission detected" in res.stderr
+    assert res.stderr.endswith('ERROR: Cannot decommission nodes.\nFailed running "node decommission"\n')
+
+    node3 = next(r["id"] for r in c.status_json() if r["address"] == n3.addr)
+    res = c.cli("node", "drain", node3, "--shutdown", node=n1)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "drain ok\nshutdown ok\n"
+    assert res.stderr.endswith("node is draining... remaining: 0 (complete)\n")
+    assert n3.wait() == 0
+    assert n3.event_names()[-3:] == ["drain_begin", "drain_end", "exit"]
+    assert n1.is_ready() and n2.is_ready()
+    res = c.cli("node", "drain", node=n2)
+    assert res.stderr.startswith(
+        "warning: draining a node without node ID or passing --self explicitly is deprecated.\n"
+    )
+    assert res.stdout == "drain ok\n"
+    assert n2.alive()
+    assert '"error": "node is shutting down"' in n2.health()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_decommission_fourth_node(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=4).up()
+    n4 = c.nodes[3]
+    node4 = next(r["id"] for r in c.status_json() if r["address"] == n4.addr)
+    res = c.cli("node", "decommission", node4, "--format=csv", timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("id,is_live,replicas,is_decommissioning,membership,is_draining\n")
+    assert res.stdout.endswith(
+        "\nNo more data reported on target nodes. Please verify cluster health before removing the nodes.\n"
+    )
+    assert f"draining node n{node4}\nnode n{node4} drained successfully\n" in res.stderr
+    rows = {r["id"]: r for r in c.status_json("--decommission")}
+    assert rows[node4]["membership"] == "decommissioned"
+    assert node4 not in {r["id"] for r in c.status_json()}
+    ls = c.cli("node", "ls").stdout.split()
+    assert node4 not in ls  # contract §5: decommissioned nodes are neither active nor live
+    n4.signal(signal.SIGTERM)
+    n4.wait(30)
+    res = c.cli("node", "recommission", node4)
+    assert res.returncode == 1
+    assert "found to be decommissioned" in res.stderr
+
+
+def test_split_sql_listener(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    n = c.nodes[0]
+    from tests.standin.test_standin_harness import free_port
+
+    sql_port = free_port(c.ip)
+    n.start(f"--sql-addr={c.ip}:{sql_port}")
+    assert c.init().returncode == 0  # init talks to the RPC port
+    n.wait_ready()
+    sql_host = f"--host={c.ip}:{sql_port}"
+    res = run_cli("sql", "-e", "select 1", sql_host, *c.sec_flags())
+    assert res.stdout == "?column?\n1\n"
+    assert (n.store / "cockroach.sql-addr").read_text() == f"{c.ip}:{sql_port}"
+    res = c.cli("sql", "-e", "select 1")  # the RPC port does not speak SQL when split
+    assert res.returncode == 1
+    assert "WARNING: Running a server without --sql-addr" not in n.stderr
+
+
+def test_log_and_stores_are_in_store_dir(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1).up()
+    n = c.nodes[0]
+    text = n.log_text()
+    assert "node startup completed:" in text
+    assert "could not initialize GEOS - spatial functions may not be available" in text
+    state = json.loads((n.store / "standin-state.json").read_text())
+    assert state["node_id"] == 1
+    assert os.stat(n.store / "standin-events.jsonl").st_mode & 0o007 == 0
+
+
+def test_uncontactable_warning(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    n = c.nodes[0]
+    n.env_extra = {"COCKROACH_STANDIN_UNCONTACTABLE_SECS": "0.5"}
+    n.start()
+    wait_for(lambda: "unable to contact the other nodes" in n.stderr, 10, "warning")
+    assert (
+        "* WARNING: The server appears to be unable to contact the other nodes in the cluster. Please try:\n"
+        in n.stderr
+    )
+    assert "https://www.cockroachlabs.com/docs/v25.4/cluster-setup-troubleshooting.html." in n.stderr
