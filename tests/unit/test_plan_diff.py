@@ -208,3 +208,18 @@ def test_changed_rules_are_written_and_loaded_in_one_step(state: HostState) -> N
     assert reason.startswith("nftables: rules file content differs (sha256 00000000…")
     facts = _with_path(facts_matching(state), path, mode=0o666)
     assert _reasons(state, facts) == [("fix-file", path, "mode 0666 → 0644")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _UnitFactWithReload(UnitFact):
+    need_daemon_reload: bool = False
+
+
+def test_stale_systemd_definitions_get_a_daemon_reload(state: HostState) -> None:
+    facts = facts_matching(state)
+    facts.units["cockroach.service"] = _UnitFactWithReload(
+        "cockroach.service", unit_file_state="enabled", need_daemon_reload=True
+    )
+    assert _reasons(state, facts) == [
+        ("daemon-reload", "systemd", "systemd has not loaded the current unit files")
+    ]

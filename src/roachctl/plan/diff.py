@@ -198,6 +198,12 @@ def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -
     return Change(state.host, ChangeKind.FIREWALL, spec.file.path, f"{spec.backend}: {reason}", spec)
 
 
+def _stale(facts: HostFacts, unit: UnitSpec) -> bool:
+    """systemd's NeedDaemonReload for `unit`, when fact gathering reports it (a daemon-reload that
+    failed after the unit file was written must be retried even though the file is current)."""
+    return bool(getattr(facts.units.get(unit.name), "need_daemon_reload", False))
+
+
 def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
     host = state.host
     if facts.users.get(state.user.name) is not True:
@@ -213,6 +219,10 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
     yield from unit_files
     if any(c is not None and c.kind == ChangeKind.WRITE_FILE for c in unit_files):
         yield Change(host, ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed")
+    elif any(_stale(facts, u) for u in _units(state)):
+        yield Change(
+            host, ChangeKind.DAEMON_RELOAD, "systemd", "systemd has not loaded the current unit files"
+        )
     yield from (_enable_change(host, u, facts) for u in _units(state))
     yield _firewall_change(state, facts, rules)
 
