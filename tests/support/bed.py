@@ -839,6 +839,8 @@ table bridge {t} {{
             f"--uuid={host.machine_id}", "-b", "--register=no", "--keep-unit", "--private-users=no",
             f"--network-namespace-path={NETNS_DIR / host.netns}", "--link-journal=no",
             "--resolv-conf=off", "--timezone=off", "--console=pipe",
+            # real hosts manage their own firewall: nft needs CAP_NET_ADMIN, scoped to this host's netns
+            "--capability=CAP_NET_ADMIN",
         ]  # fmt: skip
         # move the wrapper shell into the host's own cgroups, then exec nspawn (which nests under it)
         script = "".join(f'echo $$ > "{p}" && ' for p in cg_dirs) + 'exec "$@"'
