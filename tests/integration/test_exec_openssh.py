@@ -303,7 +303,7 @@ def test_host_key_and_auth_failures_are_explained(bed3: Bed) -> None:
 
 
 def test_first_ctrl_c_lets_the_remote_step_finish(bed3: Bed) -> None:
-    for host in ("h1", "h2"):
+    for host in ("h1", "h2", "h3"):
         bed3.exec(host, ["rm", "-f", "/tmp/step-done"])
 
     async def body(ssh: OpenSSH) -> None:
@@ -316,8 +316,26 @@ def test_first_ctrl_c_lets_the_remote_step_finish(bed3: Bed) -> None:
             await fanout(["h1", "h3", "h2"], step, limit=2)
 
     with_ssh(bed3, body)
-    assert bed3.exec("h1", ["test", "-e", "/tmp/step-done"], check=False).returncode == 0, "h1 step was cut"
+    for host in ("h1", "h3"):
+        assert bed3.exec(host, ["test", "-e", "/tmp/step-done"], check=False).returncode == 0, f"{host} cut"
     assert bed3.exec("h2", ["test", "-e", "/tmp/step-done"], check=False).returncode != 0, "h2 was started"
+
+
+def test_second_ctrl_c_cancels_and_kills_the_ssh_clients(bed3: Bed) -> None:
+    async def body(ssh: OpenSSH) -> None:
+        await ssh.connect_all(["h1", "h2"])
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.5, os.kill, os.getpid(), signal.SIGINT)
+        loop.call_later(0.8, os.kill, os.getpid(), signal.SIGINT)
+        started = time.monotonic()
+        with pytest.raises(InterruptedByUser, match="failed: h1, h2"):
+            await fanout(["h1", "h2"], lambda h: ssh.executor(h).run(Command.of("sleep", "20")))
+        assert time.monotonic() - started < 5
+        clients = [p for p in _local_ssh_processes(ssh.control_dir) if "sleep" in " ".join(p.cmdline())]
+        assert clients == [], "ssh clients survived the cancellation"
+        assert (await ssh.executor("h1").run(Command.of("true"))).ok, "the master survives"
+
+    with_ssh(bed3, body)
 
 
 def test_gather_facts_on_a_real_host(bed3: Bed) -> None:
