@@ -47,7 +47,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             unavailable(reason)
 
 
-def _up(n: int, name: str) -> Bed:
+def up_or_skip(n: int, name: str) -> Bed:
+    """Bed.up(n) for a fixture: skip (or fail under ROACHCTL_REQUIRE_BED=1) if the bed is unavailable."""
     try:
         bed = Bed.up(n, name=name)
     except BedUnavailable as exc:
@@ -68,7 +69,7 @@ def _bed_stale_cleanup() -> None:
 
 @pytest.fixture(scope="module")
 def bed3(request: pytest.FixtureRequest, _bed_stale_cleanup: None) -> Iterator[Bed]:
-    bed = _up(3, name=request.module.__name__.rsplit(".", 1)[-1])
+    bed = up_or_skip(3, name=request.module.__name__.rsplit(".", 1)[-1])
     try:
         yield bed
     finally:
@@ -81,7 +82,7 @@ def bed_factory(request: pytest.FixtureRequest, _bed_stale_cleanup: None) -> Ite
     made: list[Bed] = []
 
     def make(n: int, *, name: str | None = None) -> Bed:
-        bed = _up(n, name or request.node.name[:40])
+        bed = up_or_skip(n, name or request.node.name[:40])
         made.append(bed)
         return bed
 
