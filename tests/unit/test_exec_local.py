@@ -17,6 +17,7 @@ from roachctl.exec.command import Command, Secret
 from roachctl.exec.local import LocalExecutor
 
 pytestmark = pytest.mark.timeout(60)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sudo-less root needed (chown, sudo commands)")
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -100,6 +101,7 @@ def test_children_run_in_their_own_session(tmp_path: Path) -> None:
 # --- put -------------------------------------------------------------------------------------------
 
 
+@needs_root
 def test_put_writes_content_mode_owner_and_is_idempotent(tmp_path: Path) -> None:
     dest = tmp_path / "conf"
     ex = LocalExecutor()
@@ -118,6 +120,7 @@ def test_put_writes_content_mode_owner_and_is_idempotent(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conf"], "temp files left behind"
 
 
+@needs_root
 def test_put_replaces_atomically_via_rename(tmp_path: Path) -> None:
     dest = tmp_path / "f"
     dest.write_bytes(b"old")
@@ -126,6 +129,7 @@ def test_put_replaces_atomically_via_rename(tmp_path: Path) -> None:
     assert dest.read_bytes() == b"new" and dest.stat().st_ino != inode
 
 
+@needs_root
 def test_put_replaces_a_symlink_not_its_target(tmp_path: Path) -> None:
     target, link = tmp_path / "target", tmp_path / "link"
     target.write_bytes(b"keep")
@@ -134,6 +138,7 @@ def test_put_replaces_a_symlink_not_its_target(tmp_path: Path) -> None:
     assert not link.is_symlink() and link.read_bytes() == b"new" and target.read_bytes() == b"keep"
 
 
+@needs_root
 def test_put_from_a_local_path_and_hostile_dest_name(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.write_bytes(b"x" * 1000)
@@ -143,6 +148,7 @@ def test_put_from_a_local_path_and_hostile_dest_name(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
+@needs_root
 def test_put_refuses_a_directory_and_relative_paths(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     with pytest.raises(RemoteCommandError, match="is a directory"):
@@ -151,6 +157,7 @@ def test_put_refuses_a_directory_and_relative_paths(tmp_path: Path) -> None:
         run(LocalExecutor().put(b"x", "relative/file"))
 
 
+@needs_root
 def test_put_to_missing_directory_fails(tmp_path: Path) -> None:
     with pytest.raises(RemoteCommandError):
         run(LocalExecutor().put(b"x", str(tmp_path / "no" / "file")))
@@ -165,6 +172,7 @@ class _CorruptingExecutor(LocalExecutor):
         return await super()._exec(cmd, stdin=stdin, timeout=timeout, check=check)
 
 
+@needs_root
 def test_put_checksum_mismatch_keeps_old_file(tmp_path: Path) -> None:
     dest = tmp_path / "f"
     dest.write_bytes(b"old")
@@ -174,6 +182,7 @@ def test_put_checksum_mismatch_keeps_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
+@needs_root
 def test_put_stream_large_file(tmp_path: Path) -> None:
     src = tmp_path / "big"
     block = os.urandom(1 << 20)
@@ -198,6 +207,7 @@ class _RecordingExecutor(LocalExecutor):
         return await super()._exec(cmd, stdin=stdin, timeout=timeout, check=check)
 
 
+@needs_root
 def test_put_stream_does_not_resend_an_unchanged_file(tmp_path: Path) -> None:
     src, dest = tmp_path / "src", tmp_path / "dest"
     src.write_bytes(b"payload")
@@ -210,6 +220,7 @@ def test_put_stream_does_not_resend_an_unchanged_file(tmp_path: Path) -> None:
     assert run(ex.put_stream(src, str(dest), mode=0o644)) is True, "mode differs: must rewrite"
 
 
+@needs_root
 def test_put_stream_with_wrong_expected_sha_refused(tmp_path: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"abc")
@@ -218,6 +229,7 @@ def test_put_stream_with_wrong_expected_sha_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "g").exists()
 
 
+@needs_root
 def test_get(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"\x00\x01bin")
     assert run(LocalExecutor().get(str(tmp_path / "f"))) == b"\x00\x01bin"

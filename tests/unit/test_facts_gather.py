@@ -18,6 +18,7 @@ from roachctl.exec.local import LocalExecutor
 from roachctl.facts.gather import SCRIPT, FactRequest, facts_command, gather_facts
 
 pytestmark = pytest.mark.timeout(60)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sudo-less root needed (chown, sudo commands)")
 
 
 class CountingExecutor(LocalExecutor):
@@ -40,6 +41,7 @@ def test_scripts_are_valid_posix_sh(script: str, shell: str) -> None:
     assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
 
 
+@needs_root
 def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
     hostile = tmp_path / "we\tird\nname $(touch pwned) -x"
     hostile.write_bytes(b"secret")
@@ -78,6 +80,7 @@ def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
     assert facts.has_systemd == os.path.isdir("/run/systemd/system")
 
 
+@needs_root
 def test_listening_ports_include_a_socket_we_open() -> None:
     import socket
 
