@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from roachctl.tls import pki
 from tests.standin.test_standin_harness import (
     Cluster,
     base_env,
+    free_port,
     make_cluster,  # noqa: F401  (fixture)
     run_cli,
     standin_ca,  # noqa: F401  (fixture)
@@ -437,8 +440,6 @@ def test_decommission_fourth_node(make_cluster: MakeCluster) -> None:  # noqa: F
 def test_split_sql_listener(make_cluster: MakeCluster) -> None:  # noqa: F811
     c = make_cluster(nodes=1)
     n = c.nodes[0]
-    from tests.standin.test_standin_harness import free_port
-
     sql_port = free_port(c.ip)
     n.start(f"--sql-addr={c.ip}:{sql_port}")
     assert c.init().returncode == 0  # init talks to the RPC port
@@ -474,3 +475,64 @@ def test_uncontactable_warning(make_cluster: MakeCluster) -> None:  # noqa: F811
         in n.stderr
     )
     assert "https://www.cockroachlabs.com/docs/v25.4/cluster-setup-troubleshooting.html." in n.stderr
+
+
+@pytest.mark.timeout(60)
+def test_background_returns_at_ready_and_prints_no_block(make_cluster: MakeCluster, tmp_path: Path) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    n = c.nodes[0]
+    pid_file = tmp_path / "bg.pid"
+    out_path, err_path = tmp_path / "bg.out", tmp_path / "bg.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        parent = subprocess.run(
+            [*n.argv(f"--pid-file={pid_file}", "--background")],
+            stdout=out,
+            stderr=err,
+            cwd=n.dir,
+            env=base_env(),
+            timeout=30,
+        )
+    assert parent.returncode == 0
+    child_pid = int(pid_file.read_text())
+    try:
+        os.kill(child_pid, 0)
+        assert n.event_names()[:2] == ["start", "listening"]
+        assert c.init().returncode == 0
+        wait_for(lambda: "ready" in n.event_names(), 10, "ready")
+        assert "CockroachDB node starting at" not in out_path.read_text()
+        assert "node startup completed:" in n.log_text()
+        os.kill(child_pid, signal.SIGTERM)
+        wait_for(lambda: "exit" in n.event_names(), 10, "exit")
+        assert "server drained" not in out_path.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child_pid, signal.SIGKILL)
+
+
+def test_deprecated_flags_warn_and_work(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1, secure=False)
+    n = c.nodes[0]
+    n.proc = None
+    argv = [a for a in n.argv() if not a.startswith(("--listen-addr", "--http-addr"))]
+    proc = subprocess.Popen(
+        [
+            *argv,
+            f"--host={c.ip}",
+            f"--port={n.rpc_port}",
+            f"--http-port={n.http_port}",
+            f"--http-host={c.ip}",
+        ],
+        cwd=n.dir,
+        env=base_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    c.procs.append(proc)  # type: ignore[arg-type]
+    wait_for(lambda: "listening" in n.event_names(), 10, "listening")
+    assert (n.store / "cockroach.listen-addr").read_text() == n.addr
+    assert (n.store / "cockroach.http-addr").read_text() == f"{c.ip}:{n.http_port}"
+    proc.kill()
+    _, err = proc.communicate(timeout=5)
+    assert "Flag --port has been deprecated, " in err
+    assert "Flag --host has been deprecated, use --listen-addr/--advertise-addr instead." in err
