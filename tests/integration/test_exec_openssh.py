@@ -105,6 +105,26 @@ def test_one_master_per_host_for_many_concurrent_commands(bed3: Bed) -> None:
     assert {h: _accepted(bed3, h) - before[h] for h in hosts} == {h: 1 for h in hosts}, "one login per host"
 
 
+def test_master_expired_by_control_persist_is_reopened_once(bed3: Bed) -> None:
+    async def body(ssh: OpenSSH) -> None:
+        ex = ssh.executor("h3")
+        await ex.connect()
+        deadline = time.monotonic() + 10
+        while await ex.check() and time.monotonic() < deadline:  # ControlPersist=1s: the master exits
+            await asyncio.sleep(0.2)
+        assert not await ex.check()
+        before = _accepted(bed3, "h3")
+        await asyncio.gather(*(ex.run(Command.of("sleep", "0.3")) for _ in range(6)))
+        assert await ex.check()
+        deadline = time.monotonic() + 5
+        while _accepted(bed3, "h3") - before < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
+        assert _accepted(bed3, "h3") - before == 1, "concurrent commands raced to open masters"
+
+    with_ssh(bed3, body, control_persist=1)
+
+
 def test_put_is_atomic_with_owner_and_mode_and_idempotent(bed3: Bed, tmp_path: Path) -> None:
     dest = "/etc/roachctl-test/conf"
     bed3.exec("h1", ["mkdir", "-p", "/etc/roachctl-test"])

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ class SSHOptions:
     connect_timeout: int = 10
     server_alive_interval: int = 5
     server_alive_count_max: int = 3
-    control_persist: str = "60s"
+    control_persist: int = 60  # seconds an idle master stays up
     max_sessions_per_host: int = 8
     max_new_connections: int = 8
     ssh_binary: str = "ssh"
@@ -113,7 +114,7 @@ def ssh_base_argv(options: SSHOptions, control_dir: Path) -> list[str]:
     opts = [
         "BatchMode=yes",
         "ControlMaster=auto",
-        f"ControlPersist={options.control_persist}",
+        f"ControlPersist={options.control_persist}s",
         f"ControlPath={control_path}",
         f"ConnectTimeout={options.connect_timeout}",
         f"ServerAliveInterval={options.server_alive_interval}",
@@ -195,6 +196,8 @@ class OpenSSHExecutor(ExecutorBase):
         self._sessions = asyncio.Semaphore(transport.options.max_sessions_per_host)
         self._connect_lock = asyncio.Lock()
         self._connected = False
+        self._active = 0  # ssh clients running now (they keep the master alive)
+        self._idle_since = time.monotonic()
         self.remote_uid: int | None = None
 
     @property
@@ -261,6 +264,7 @@ class OpenSSHExecutor(ExecutorBase):
         return config
 
     async def _exec(self, cmd: Command, *, stdin: Stdin, timeout: float | None, check: bool) -> Result:
+        await self._revive_if_expired()
         await self.connect()
         use_sudo = cmd.sudo and not self.is_root
         if use_sudo and not self._transport.options.sudo:
@@ -281,14 +285,28 @@ class OpenSSHExecutor(ExecutorBase):
             raise command_failed(self.host, cmd, result)
         return result
 
+    async def _revive_if_expired(self) -> None:
+        """After a long idle period ControlPersist has closed the master: reconnect through `connect()`.
+
+        Otherwise the next commands would race to become the master, bypassing the connection cap.
+        """
+        persist = self._transport.options.control_persist
+        idle = time.monotonic() - self._idle_since
+        if self._connected and self._active == 0 and idle > persist - 5 and not await self.check():
+            self._connected = False
+
     async def _spawn(self, argv: list[str], stdin: Stdin, timeout: float | None, *, what: str,
                      cmd: Command | None = None) -> Result:
         """Run one ssh process; exit 255 becomes TransportError (and forces a reconnect next time)."""
+        self._active += 1
         try:
             done = await run_process(argv, stdin=stdin, timeout=timeout)
         except OSError as exc:
             raise TransportError(f"cannot run {argv[0]}: {exc}", where=self.host,
                                  hint="install the OpenSSH client") from exc
+        finally:
+            self._active -= 1
+            self._idle_since = time.monotonic()
         if done.returncode == 255 and done.stderr.rstrip().endswith(REMOTE_255_MARK.encode()):
             stderr = done.stderr.rstrip()[: -len(REMOTE_255_MARK)].rstrip(b"\n")
             return Result(255, done.stdout, stderr, done.duration)  # the remote command's own 255
