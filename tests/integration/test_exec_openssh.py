@@ -421,3 +421,22 @@ def test_pipe_argv_gives_a_byte_pipe_over_the_master(bed3: Bed) -> None:
             await proc.wait()
 
     assert with_ssh(bed3, body).startswith(b"SSH-2.0-OpenSSH")
+
+
+def test_fanout_gathers_facts_on_ten_hosts(bed_factory: Callable[..., Bed]) -> None:
+    bed = bed_factory(10, name="exec-fanout10")
+    hosts = [h.name for h in bed.hosts]
+
+    async def body(ssh: OpenSSH) -> dict[str, object]:
+        await ssh.connect_all(hosts)
+
+        async def step(host: str) -> tuple[str, bool]:
+            ex = ssh.executor(host)
+            facts = await gather_facts(ex, host=host, units=["ssh.service"])
+            name = (await ex.run(Command.of("hostname"))).out.strip()
+            return name, facts.units["ssh.service"].active_state == "active"
+
+        return dict(await fanout(hosts, step))
+
+    results = with_ssh(bed, body, max_new_connections=4)
+    assert results == {h: (h, True) for h in hosts}
