@@ -536,3 +536,28 @@ def test_deprecated_flags_warn_and_work(make_cluster: MakeCluster) -> None:  # n
     _, err = proc.communicate(timeout=5)
     assert "Flag --port has been deprecated, " in err
     assert "Flag --host has been deprecated, use --listen-addr/--advertise-addr instead." in err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_drained_nodes_stop_without_quorum(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """Drain every node while all are up, then stop them one by one: no node hangs (no leases left)."""
+    c = make_cluster().up()
+    for n in c.nodes:
+        res = c.cli("node", "drain", "--self", node=n)
+        assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    for n in c.nodes:
+        n.signal(signal.SIGTERM)
+        assert n.wait(10) == 0
+        assert "hard_shutdown" not in n.event_names()
+
+
+def test_plain_http_on_secure_port_redirects(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    n = c.nodes[0].start()
+    wait_for(lambda: n.health(ready=False)[0] == 200, 10, "http up")
+    with socket.create_connection((c.ip, n.http_port), timeout=5) as s:
+        s.sendall(b"GET /health HTTP/1.0\r\nHost: x:1\r\n\r\n")
+        reply = s.recv(4096).decode()
+    assert reply.startswith("HTTP/1.0 307 ")
+    assert "Location: https://x:1/health\r\n" in reply
