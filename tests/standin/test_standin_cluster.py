@@ -561,3 +561,22 @@ def test_plain_http_on_secure_port_redirects(make_cluster: MakeCluster) -> None:
         reply = s.recv(4096).decode()
     assert reply.startswith("HTTP/1.0 307 ")
     assert "Location: https://x:1/health\r\n" in reply
+
+
+@pytest.mark.timeout(60)
+def test_cluster_name_is_verified(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster(nodes=2)
+    n1, n2 = c.nodes
+    n1.start("--cluster-name=prod")
+    n2.start("--cluster-name=staging")
+    wait_for(lambda: n1.health(ready=False)[0] == 200, 10, "http up")
+    res = c.init()
+    assert res.returncode == 1
+    assert res.stderr.startswith('ERROR: local cluster name "prod" does not match peer cluster name ""')
+    res = c.cli("init", "--cluster-name=prod")
+    assert res.returncode == 0, res.stderr
+    n1.wait_ready()
+    wait_for(lambda: "does not match peer cluster name" in n2.log_text(), 10, "n2 refused")
+    assert "joined" not in n2.event_names()
+    block = n1.stdout.splitlines()
+    assert "cluster name:        prod" in block
