@@ -18,6 +18,7 @@ import pytest
 from roachctl.tls import pki
 from tests.standin.test_standin_harness import (
     Cluster,
+    StandinNode,
     base_env,
     free_port,
     make_cluster,  # noqa: F401  (fixture)
@@ -580,3 +581,43 @@ def test_cluster_name_is_verified(make_cluster: MakeCluster) -> None:  # noqa: F
     assert "joined" not in n2.event_names()
     block = n1.stdout.splitlines()
     assert "cluster name:        prod" in block
+
+
+def _sql(c: Cluster, stmt: str, node: StandinNode | None = None) -> str:
+    res = c.cli("sql", "-e", stmt, node=node)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def _rolling_restart(c: Cluster, version: str) -> None:
+    for n in c.nodes:
+        n.signal(signal.SIGTERM)
+        assert n.wait() == 0
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": version}
+        n.start()
+        n.wait_ready()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_rolling_upgrade_finalizes_unless_preserved(make_cluster: MakeCluster) -> None:  # noqa: F811
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.3"}
+    c.up()
+    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
+    _sql(c, "SET CLUSTER SETTING cluster.preserve_downgrade_option = '25.2'")
+    _rolling_restart(c, "v25.4.0")
+    assert {r["build"] for r in c.status_json()} == {"v25.4.0"}
+    time.sleep(1)
+    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"  # preserved: not finalized
+    _sql(c, "RESET CLUSTER SETTING cluster.preserve_downgrade_option")
+    wait_for(lambda: _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n", 10, "finalization")
+    # a finalized cluster refuses the old binary
+    n3 = c.nodes[2]
+    n3.signal(signal.SIGTERM)
+    assert n3.wait() == 0
+    n3.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.3"}
+    n3.start()
+    assert n3.wait() == 1
+    assert "is too new for running version v25.2.3" in n3.stderr
