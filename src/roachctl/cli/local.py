@@ -79,7 +79,7 @@ def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
 @click.option("--tarball", type=click.Path(path_type=Path), default=None,
               help="Use this release tarball (its .sha256sum beside it, or --sha256).")
 @click.option("--sha256", default=None, help="Expected SHA-256 of the release tarball.")
-@click.option("--mirror", envvar=MIRROR_ENV, default=None,
+@click.option("--mirror", default=None,
               help=f"Download from this mirror instead of binaries.cockroachdb.com (env {MIRROR_ENV}).")
 @click.option("--detach", "-d", is_flag=True, help="Return once every node is ready; leave them running.")
 @timeout_option
@@ -99,8 +99,7 @@ def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure:
         source=ops.ReleaseChoice(version=version, binary=binary, tarball=tarball, sha256=sha256,
                                  mirror=mirror),
         detach=detach, timeout=timeout)
-    code = ops.up(app.home, opts, on_ready=lambda c: _print_ready(app, c, detach))
-    ctx.exit(code)
+    ops.up(app.home, opts, on_ready=lambda c: _print_ready(app, c, detach))
 
 
 @local.command()
@@ -111,9 +110,8 @@ def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure:
 def start(ctx: click.Context, name: str, timeout: float, foreground: bool) -> None:
     """Restart an existing local cluster on its data (same cluster, no init); wait until ready."""
     app = _app(ctx)
-    code = ops.start(app.home, name, timeout=timeout, foreground=foreground,
-                     on_ready=lambda c: _print_ready(app, c, not foreground))
-    ctx.exit(code)
+    ops.start(app.home, name, timeout=timeout, foreground=foreground,
+              on_ready=lambda c: _print_ready(app, c, not foreground))
 
 
 @local.command()
@@ -142,13 +140,14 @@ def _confirm_wipe(app: AppContext, name: str) -> bool:
 @local.command()
 @name_option
 @click.option("--wipe", is_flag=True, help="Also delete the data, certificates and logs.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --wipe (same as the global --yes).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds to wait for each node's drain and for its exit.")
 @click.pass_context
-def down(ctx: click.Context, name: str, wipe: bool, timeout: float) -> None:
+def down(ctx: click.Context, name: str, wipe: bool, yes: bool, timeout: float) -> None:
     """Stop the cluster and forget its processes; with --wipe delete it entirely (asks first)."""
     app = _app(ctx)
-    ops.down(app.home, name, wipe=wipe, confirm=lambda n: _confirm_wipe(app, n), timeout=timeout)
+    ops.down(app.home, name, wipe=wipe, confirm=lambda n: yes or _confirm_wipe(app, n), timeout=timeout)
     console().print(f"local cluster {name!r} {'deleted' if wipe else 'stopped; data kept'}")
 
 
@@ -195,7 +194,7 @@ def status(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def sql(ctx: click.Context, name: str, statements: tuple[str, ...]) -> None:
     """Open a SQL shell (or run -e statements) on a ready node, with the right certs."""
-    ctx.exit(ops.sql(_app(ctx).home, name, statements))
+    ops.sql(_app(ctx).home, name, statements)
 
 
 @local.command(name="list")

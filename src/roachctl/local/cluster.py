@@ -51,6 +51,7 @@ class LocalCluster:
         self.paths = paths
         self.state = state
         self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.output_offsets: dict[int, int] = {}  # where this run's output starts, per node
 
     @classmethod
     def load(cls, paths: ClusterPaths) -> LocalCluster:
@@ -105,9 +106,8 @@ class LocalCluster:
         return process.tail(self.paths.node(node.index).output, lines)
 
     def _node_failure(self, node: NodeState, message: str, hint: str) -> RemoteCommandError:
-        tail = self.log_tail(node)
-        text = f"{message}\n--- last lines of {self.paths.node(node.index).output} ---\n{tail}" \
-            if tail else message
+        tail = self.log_tail(node) or "(no output)"
+        text = f"{message}\n--- last lines of {self.paths.node(node.index).output} ---\n{tail}"
         return RemoteCommandError(text, where=f"local node n{node.index}", hint=hint)
 
     # -- starting ---------------------------------------------------------------------------------
@@ -128,6 +128,7 @@ class LocalCluster:
             np = self.paths.node(node.index)
             np.make()
             np.pid_file.unlink(missing_ok=True)
+            self.output_offsets[node.index] = np.output.stat().st_size if np.output.exists() else 0
             node.argv = self.node_argv(node)
             proc, created = process.spawn(node.argv, cwd=np.dir, output=np.output)
             self.children[node.index] = proc
@@ -191,14 +192,35 @@ class LocalCluster:
         self.state.initialized, self.state.initialized_at = True, now_iso()
         self.save()
 
-    def record_cluster_id(self) -> None:
-        """Remember the cluster ID the nodes printed at startup (to show it, and to notice changes)."""
-        for node in self.state.nodes:
-            found = _CLUSTER_ID_RE.findall(self.log_tail(node, 200))
-            if found:
-                self.state.cluster_id = found[-1]
-                self.save()
+    def record_cluster_id(self, wait: float = 5.0) -> None:
+        """Remember the cluster ID the nodes print once serving (to show it, and to notice a change).
+
+        A restarted node printing another ID than the recorded one means its store belongs to a
+        different cluster: that is worth a loud warning.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            for node in self.state.nodes:
+                found = _CLUSTER_ID_RE.findall(self._output_since_spawn(node))
+                if found:
+                    if self.state.cluster_id and found[-1] != self.state.cluster_id:
+                        console().print(f"[bold red]warning:[/] n{node.index} reports cluster ID "
+                                        f"{found[-1]}, but this cluster was {self.state.cluster_id}")
+                    self.state.cluster_id = found[-1]
+                    self.save()
+                    return
+            if time.monotonic() >= deadline:
                 return
+            time.sleep(POLL)
+
+    def _output_since_spawn(self, node: NodeState, limit: int = 256 << 10) -> str:
+        path = self.paths.node(node.index).output
+        try:
+            with path.open("rb") as handle:
+                handle.seek(self.output_offsets.get(node.index, 0))
+                return handle.read(limit).decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def bring_up(self, timeout: float, interrupts: Interrupts | None) -> None:
         """Spawn the nodes, init once, and wait until every node answers /health?ready=1."""
@@ -218,11 +240,14 @@ class LocalCluster:
              exit_timeout: float = EXIT_TIMEOUT) -> None:
         """Stop every running node gracefully, in an order that never loses quorum mid-drain.
 
-        Phase 1 drains each node (`cockroach node drain --self`) one at a time while *all* nodes
-        are still up, so every drain has a quorum to move leases with. Phase 2 sends SIGTERM to one
-        node at a time and waits for it to exit: each is already drained, so even the last node,
-        alone and without quorum, has nothing left that needs one (the seed's node 3 hung because
-        all three were stopped at once). A second interrupt (ForceStop) kills what is left.
+        1. Drain each node (`cockroach node drain --self`) one at a time while *all* nodes are up,
+           so every drain has a quorum to move leases with.
+        2. SIGTERM nodes one at a time, waiting for each to exit, while the nodes left running
+           still form a majority of the cluster (for 3 nodes: just the first).
+        3. SIGTERM the remaining majority *together*: each is already drained, and none of them
+           is left alone without quorum in the middle of its shutdown drain — the seed's node 3
+           hung because it was the last one draining after its peers had gone.
+        A second interrupt (ForceStop) kills whatever is left.
         """
         nodes = self.running_nodes()
         if not nodes:
@@ -232,18 +257,28 @@ class LocalCluster:
             if self.state.initialized:
                 for node, _ in nodes:
                     self._drain(node, drain_timeout)
-            for node, proc in nodes:
-                console().print(f"stopping n{node.index} (pid {proc.pid})")
-                process.send(proc, signal.SIGTERM)
-                if not process.wait_gone(proc, exit_timeout):
-                    raise self._node_failure(
-                        node, f"node n{node.index} did not exit within {exit_timeout:.0f}s of SIGTERM",
-                        "run the stop again to keep waiting, or `roachctl local stop --force` to kill it")
-                self.forget(node)
+            majority = len(self.state.nodes) // 2 + 1
+            one_by_one = nodes[: max(0, len(nodes) - majority)] if self.state.initialized else nodes
+            for node, proc in one_by_one:
+                self._terminate([(node, proc)], exit_timeout)
+            self._terminate(nodes[len(one_by_one):], exit_timeout)
         except ForceStop:
             self.kill()
             raise
         self.forget_dead()
+
+    def _terminate(self, group: Sequence[tuple[NodeState, psutil.Process]], timeout: float) -> None:
+        """SIGTERM every node of `group` at once and wait until all have exited."""
+        for node, proc in group:
+            console().print(f"stopping n{node.index} (pid {proc.pid})")
+            process.send(proc, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for node, proc in group:
+            if not process.wait_gone(proc, max(0.0, deadline - time.monotonic())):
+                raise self._node_failure(
+                    node, f"node n{node.index} did not exit within {timeout:.0f}s of SIGTERM",
+                    "run the stop again to keep waiting, or `roachctl local stop --force` to kill it")
+            self.forget(node)
 
     def _drain(self, node: NodeState, timeout: float) -> None:
         console().print(f"draining n{node.index}")

@@ -3,7 +3,7 @@
 While installed, SIGINT and SIGTERM are counted instead of raising KeyboardInterrupt at a random
 point: the first sets `requested` (callers poll it and begin a graceful stop); the second raises
 `ForceStop` from the handler, so whatever is waiting (a drain, a node's exit) is abandoned and
-the caller kills the nodes.
+the caller kills the nodes. Further interrupts are ignored so the kill itself is not cut short.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class Interrupts:
             self.first_signal = signal.Signals(signum)
             console().print(f"\n[yellow]{signal.Signals(signum).name}:[/] {self.first_message}")
             return
-        raise ForceStop()
+        if self.count == 2:
+            raise ForceStop()
+        # later interrupts: the forced stop is already under way; don't abort it half-done
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():

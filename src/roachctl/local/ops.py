@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roachctl import release as rel
-from roachctl.errors import ExitCode, InterruptedByUser, RefusedError, RemoteCommandError, UsageError
+from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, UsageError
 from roachctl.fsutil import private_dir
 from roachctl.local import certs, process
 from roachctl.local.cluster import LocalCluster, now_iso
 from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
 from roachctl.local.layout import ClusterPaths, check_name, check_nodes
-from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, plan_ports
+from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, check_base, plan_ports
 from roachctl.local.state import ClusterState, NodeState, reserved_ports, save, state_lock
 from roachctl.release.model import Release
 from roachctl.ui.console import console
@@ -106,13 +106,16 @@ def _wipe(cluster: LocalCluster) -> None:
         shutil.rmtree(cluster.paths.dir, ignore_errors=True)
 
 
-def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None]) -> int:
+def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None]) -> None:
     """Create, start and initialize a new local cluster; foreground unless `opts.detach`.
 
-    Returns the exit code: 0 when detached or stopped by SIGTERM, 130 after Ctrl-C.
+    Returns when detached, or (foreground) after a stop by SIGTERM or from elsewhere; raises
+    InterruptedByUser (exit 130) when Ctrl-C ended the foreground cluster.
     """
     check_name(opts.name)
     check_nodes(opts.nodes)
+    check_base("--base-port", opts.sql_base)
+    check_base("--http-base-port", opts.http_base)
     _refuse_existing(ClusterPaths(home, opts.name))  # before any download
     release = opts.source.resolve(home)
     if opts.insecure:
@@ -131,11 +134,12 @@ def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None])
             _wipe(cluster)
             raise
     on_ready(cluster)
-    return 0 if opts.detach else supervise(cluster)
+    if not opts.detach:
+        supervise(cluster)
 
 
 def start(home: Path, name: str, *, timeout: float, foreground: bool,
-          on_ready: Callable[[LocalCluster], None]) -> int:
+          on_ready: Callable[[LocalCluster], None]) -> None:
     """Start an existing cluster's stopped nodes on their data (no init), and wait until ready."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     already = {n.index for n, _ in cluster.running_nodes()}
@@ -149,7 +153,8 @@ def start(home: Path, name: str, *, timeout: float, foreground: bool,
             _stop_started(cluster, already)
             raise
     on_ready(cluster)
-    return supervise(cluster) if foreground else 0
+    if foreground:
+        supervise(cluster)
 
 
 def _stop_started(cluster: LocalCluster, already: set[int]) -> None:
@@ -162,11 +167,12 @@ def _stop_started(cluster: LocalCluster, already: set[int]) -> None:
     cluster.save()
 
 
-def supervise(cluster: LocalCluster) -> int:
+def supervise(cluster: LocalCluster) -> None:
     """Foreground: wait for Ctrl-C (or SIGTERM), then stop every node gracefully; 2nd Ctrl-C kills.
 
-    Returns 130 after SIGINT (interrupted, as interface.md and `cockroach start` report it) and 0
-    after SIGTERM or when every node was stopped from elsewhere (`roachctl local stop`).
+    Raises InterruptedByUser (exit 130, as interface.md and `cockroach start` treat Ctrl-C) after
+    SIGINT; returns normally (exit 0) after SIGTERM or when every node was stopped from elsewhere
+    (`roachctl local stop`).
     """
     reported: set[int] = set()
     with Interrupts() as intr:
@@ -181,14 +187,25 @@ def supervise(cluster: LocalCluster) -> int:
                     console().print("every node has stopped")
                     cluster.reload()
                     cluster.forget_dead()
-                    return 0
+                    return
                 time.sleep(0.25)
-            cluster.stop(interrupts=intr)
+            _stop_or_kill(cluster, intr)
         except ForceStop:
-            console().print("stopped every node at once (second interrupt)")
-            return int(ExitCode.INTERRUPTED)
+            raise InterruptedByUser("stopped every node at once (second interrupt)") from None
     console().print("every node stopped gracefully; data kept (`roachctl local start` resumes)")
-    return int(ExitCode.INTERRUPTED) if intr.first_signal == signal.SIGINT else 0
+    if intr.first_signal == signal.SIGINT:
+        raise InterruptedByUser("stopped by Ctrl-C")
+
+
+def _stop_or_kill(cluster: LocalCluster, intr: Interrupts) -> None:
+    """Graceful stop; if a node is stuck past the timeout, kill the rest (as systemd would after
+    TimeoutStopSec) — the foreground roachctl is going away and must not leave processes behind."""
+    try:
+        cluster.stop(interrupts=intr)
+    except RemoteCommandError as exc:
+        console().print(f"[bold red]error:[/] {exc.render()}\nkilling the remaining nodes")
+        cluster.kill()
+        raise
 
 
 def stop(home: Path, name: str, *, timeout: float, force: bool) -> None:
@@ -223,7 +240,7 @@ def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], t
         _wipe(cluster)
 
 
-def sql(home: Path, name: str, statements: Sequence[str]) -> int:
+def sql(home: Path, name: str, statements: Sequence[str]) -> None:
     """Run `cockroach sql` against a ready node: with `-e` statements, or interactively."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     target = next((n for n, _ in cluster.running_nodes() if cluster.endpoint.probe(n).ready), None)
@@ -244,4 +261,3 @@ def sql(home: Path, name: str, statements: Sequence[str]) -> int:
     if done.returncode != 0 and not interactive:
         raise RemoteCommandError(f"`cockroach sql` exited with {done.returncode}",
                                  where=f"local node n{target.index}", returncode=done.returncode)
-    return 0

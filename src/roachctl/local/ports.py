@@ -45,7 +45,7 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def _check_base(flag: str, base: int) -> None:
+def check_base(flag: str, base: int) -> None:
     if not 1024 <= base <= MAX_PORT:
         raise UsageError(f"{flag} {base} is out of range", where=flag,
                          hint="use a port between 1024 and 65535")
@@ -68,8 +68,8 @@ def plan_ports(
         explicit_sql / explicit_http: the base was given by the user: a port in use by
             another program is an error (RefusedError) instead of being skipped.
     """
-    _check_base("--base-port", sql_base)
-    _check_base("--http-base-port", http_base)
+    check_base("--base-port", sql_base)
+    check_base("--http-base-port", http_base)
     held = dict(reserved or {})
     taken: set[int] = set()
 

@@ -1,0 +1,237 @@
+"""`roachctl local` end to end against the stand-in release: up, status, sql, stop, start, down."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_local_support import (
+    event_names,
+    local_home,
+    our_processes,
+    ports_args,
+    roachctl,
+    spawn_roachctl,
+    status,
+    wait_for,
+)
+from tests.support.release_fixtures import Releases
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    yield from local_home(tmp_path)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tarball(standin_releases: Releases) -> Path:
+    return standin_releases.tarball(standin_releases.new)
+
+
+def _up(home: Path, tarball: Path, *extra: str, name: str = "dev") -> subprocess.CompletedProcess[str]:
+    return roachctl(home, "local", "up", "--name", name, "--tarball", str(tarball), "--detach",
+                    *ports_args(), *extra)
+
+
+def _assert_clean_history(home: Path, name: str, nodes: int = 3) -> None:
+    for i in range(1, nodes + 1):
+        names = event_names(home, name, i)
+        assert "hard_shutdown" not in names and "unclean_previous_exit" not in names, (i, names)
+
+
+def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
+    res = _up(home, tarball)
+    assert res.returncode == 0, res.stderr
+    assert "is ready" in res.stderr and "sql: postgresql://root@127.0.0.1:" in res.stderr
+    doc = status(home)
+    assert doc["secure"] is True and doc["initialized"] is True and doc["version"] == "v25.4.0"
+    assert [(n["alive"], n["ready"], n["live"]) for n in doc["nodes"]] == [(True, True, True)] * 3
+    assert sorted(n["node_id"] for n in doc["nodes"]) == [1, 2, 3]
+    assert all(n["cert_expires"] and n["cert_expires"].endswith("Z") for n in doc["nodes"])
+    assert all("sslmode=verify-full" in n["sql_url"] and n["http_url"].startswith("https://127.0.0.1:")
+               for n in doc["nodes"])
+    cluster_id = doc["cluster_id"]
+    assert cluster_id
+
+    res = roachctl(home, "local", "sql", "-e", "SELECT 1")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["?column?", "1"]
+    bad = roachctl(home, "local", "sql", "-e", "SELEKT 1")
+    assert bad.returncode == 20 and "syntax error" in bad.stderr
+
+    listed = json.loads(roachctl(home, "--json", "local", "list").stdout)
+    assert [(c["name"], c["nodes"], c["running"]) for c in listed] == [("dev", 3, 3)]
+
+    res = roachctl(home, "local", "stop")
+    assert res.returncode == 0, res.stderr
+    assert our_processes(home) == []
+    doc = status(home)
+    assert [n["alive"] for n in doc["nodes"]] == [False] * 3
+    assert all(n["log_tail"] for n in doc["nodes"])  # a dead node shows its output tail
+    for i in (1, 2, 3):
+        names = event_names(home, "dev", i)
+        assert names[-1] == "exit" and "drain_end" in names
+
+    res = roachctl(home, "local", "start")
+    assert res.returncode == 0, res.stderr
+    doc = status(home)
+    assert doc["cluster_id"] == cluster_id
+    assert [(n["ready"], n["live"]) for n in doc["nodes"]] == [(True, True)] * 3
+    for i in (1, 2, 3):
+        assert event_names(home, "dev", i).count("init") <= 1
+    assert sum(event_names(home, "dev", i).count("init") for i in (1, 2, 3)) == 1
+
+    again = roachctl(home, "local", "start")  # already running: nothing to do, still ready
+    assert again.returncode == 0, again.stderr
+    exists = _up(home, tarball)
+    assert exists.returncode == 2 and "already exists" in exists.stderr
+
+    res = roachctl(home, "local", "down")
+    assert res.returncode == 0, res.stderr
+    assert our_processes(home) == [] and (home / "local" / "dev" / "state.json").exists()
+    _assert_clean_history(home, "dev")
+    res = roachctl(home, "local", "down", "--wipe")  # stdin is not a terminal: must refuse
+    assert res.returncode == 30 and "--yes" in res.stderr
+    assert (home / "local" / "dev").exists()
+    res = roachctl(home, "local", "down", "--wipe", "--yes")
+    assert res.returncode == 0, res.stderr
+    assert not (home / "local" / "dev").exists()
+
+
+def test_foreground_sigint_drains_every_node_and_leaves_nothing(home: Path, tarball: Path,
+                                                                tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
+    try:
+        wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
+        assert "console: https://127.0.0.1:" in log.read_text()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 130, log.read_text()
+    finally:
+        proc.kill()
+    assert our_processes(home) == []
+    for i in (1, 2, 3):
+        names = event_names(home, "dev", i)
+        assert names[-1] == "exit", (i, names)
+        assert "drain_end" in names
+    _assert_clean_history(home, "dev")
+    doc = status(home)  # data kept, resumable
+    assert doc["initialized"] and [n["pid"] for n in doc["nodes"]] == [None] * 3
+
+
+def test_second_sigint_stops_at_once(home: Path, tarball: Path, tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
+    try:
+        wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: "draining n1" in log.read_text(), 10, "drain to begin")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130, log.read_text()
+        assert time.monotonic() - started < 10
+    finally:
+        proc.kill()
+    assert "at once" in log.read_text()
+    assert our_processes(home) == []
+    assert [n["alive"] for n in status(home)["nodes"]] == [False] * 3
+
+
+def test_two_clusters_side_by_side(home: Path, tarball: Path) -> None:
+    ports = ports_args()
+    for name in ("a", "b"):
+        res = roachctl(home, "local", "up", "--name", name, "--tarball", str(tarball), "--detach", *ports)
+        assert res.returncode == 0, res.stderr
+    a, b = status(home, "a"), status(home, "b")
+    urls_a = {n["sql_url"].split("?")[0] for n in a["nodes"]} | {n["http_url"] for n in a["nodes"]}
+    urls_b = {n["sql_url"].split("?")[0] for n in b["nodes"]} | {n["http_url"] for n in b["nodes"]}
+    assert not urls_a & urls_b
+    assert a["cluster_id"] != b["cluster_id"]
+    assert all(n["ready"] and n["live"] for n in a["nodes"] + b["nodes"])
+    assert len(json.loads(roachctl(home, "--json", "local", "list").stdout)) == 2
+    for name in ("a", "b"):
+        assert roachctl(home, "local", "down", "--name", name, "--wipe", "--yes").returncode == 0
+    assert our_processes(home) == []
+
+
+def test_explicitly_requested_busy_port_is_refused(home: Path, tarball: Path) -> None:
+    args = ports_args()
+    busy = int(args[1]) + 1  # node 2's SQL port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", busy))
+        sock.listen()
+        res = roachctl(home, "local", "up", "--tarball", str(tarball), "--detach", *args)
+    assert res.returncode == 30, res.stderr
+    assert f"port {busy}" in res.stderr and "in use" in res.stderr
+    assert not (home / "local" / "dev").exists()
+    assert our_processes(home) == []
+
+
+def test_recorded_pid_of_an_unrelated_process_is_never_signalled(home: Path, tarball: Path) -> None:
+    assert _up(home, tarball).returncode == 0
+    assert roachctl(home, "local", "stop").returncode == 0
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        state_file = home / "local" / "dev" / "state.json"
+        state = json.loads(state_file.read_text())
+        node = state["nodes"][0]
+        node["pid"] = bystander.pid  # a reused pid: same number, another process
+        node["create_time"] = time.time() - 3600
+        state_file.write_text(json.dumps(state))
+        doc = status(home)
+        assert doc["nodes"][0]["alive"] is False and doc["nodes"][0]["pid"] is None
+        for args in (["stop"], ["stop", "--force"], ["down"]):
+            assert roachctl(home, "local", *args).returncode == 0
+            assert bystander.poll() is None, f"`local {' '.join(args)}` signalled an unrelated process"
+        state = json.loads(state_file.read_text())
+        assert state["nodes"][0]["pid"] is None  # forgotten, not signalled
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_certificates_modes_and_sans_are_accepted_by_tls(home: Path, tarball: Path) -> None:
+    assert _up(home, tarball, "--nodes", "1").returncode == 0
+    base = home / "local" / "dev"
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(base / "ca") == 0o700 and mode(base / "ca" / "ca.key") == 0o600
+    assert mode(base / "certs") == 0o700
+    assert {p.name for p in (base / "certs").iterdir()} == {
+        "ca.crt", "node.crt", "node.key", "client.root.crt", "client.root.key"}
+    for key in ("node.key", "client.root.key"):
+        assert mode(base / "certs" / key) == 0o600
+    node = status(home)["nodes"][0]
+    port = int(node["http_url"].rsplit(":", 1)[1])
+    ctx = ssl.create_default_context(cafile=str(base / "certs" / "ca.crt"))
+    for server_name in ("localhost", "127.0.0.1"):  # the node's TLS must present a cert valid for both
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+            assert tls.version()
+    with pytest.raises(ssl.SSLCertVerificationError), \
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="not-this-node.example"):
+        pass
+    assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
+
+
+def test_insecure_cluster_warns_and_works(home: Path, tarball: Path) -> None:
+    res = _up(home, tarball, "--insecure", "--nodes", "1")
+    assert res.returncode == 0, res.stderr
+    assert "--insecure" in res.stderr and "warning" in res.stderr
+    doc = status(home)
+    assert doc["secure"] is False and "sslmode=disable" in doc["nodes"][0]["sql_url"]
+    assert not (home / "local" / "dev" / "certs").exists()
+    res = roachctl(home, "local", "sql", "-e", "SELECT 1")
+    assert res.returncode == 0 and res.stdout.split() == ["?column?", "1"]
+    assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
