@@ -356,3 +356,41 @@ def test_supported_upgrade_paths() -> None:
     assert mod.min_supported_major("25.3") == "25.2"
     assert mod.min_supported_major("24.1") == "23.2"
     assert mod.min_supported_major("99.9") is None
+
+
+def test_memory_warning_shout(tmp_path: Path) -> None:
+    ip = pick_ip()
+    proc = subprocess.Popen(
+        [
+            str(STANDIN),
+            "start",
+            "--insecure",
+            "--store=s",
+            f"--listen-addr={ip}:0",
+            f"--http-addr={ip}:0",
+            "--join=127.0.0.1:1",
+            "--cache=.5",
+            "--max-sql-memory=.4",
+        ],
+        cwd=tmp_path,
+        env=base_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: "listening" in [e["event"] for e in _events(tmp_path / "s")], 10, "listening")
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=5)
+    assert re.search(
+        r"\* WARNING: the sum of --max-sql-memory \(\S+ \S+\), --cache \(\S+ \S+\), and "
+        r"--max-tsdb-memory \(\S+ \S+\) is larger than 75% of total RAM \(\S+ \S+\)\.\n",
+        err,
+    )
+    mod = load_standin()
+    assert mod.humanize_ibytes(256 << 20) == "256 MiB"
+    assert mod.humanize_ibytes(int(7.75 * (1 << 30))) == "7.8 GiB"
+    assert mod.memory_bytes("cache", ".25", 1000) == 250
+    assert mod.memory_bytes("cache", "25%", 1000) == 250
+    assert mod.memory_bytes("cache", "1GiB", 1) == 1 << 30
