@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.test_local_support import (
     event_names,
+    events,
     local_home,
     our_processes,
     ports_args,
@@ -121,10 +122,19 @@ def test_foreground_sigint_drains_every_node_and_leaves_nothing(home: Path, tarb
     finally:
         proc.kill()
     assert our_processes(home) == []
+    exits = []
     for i in (1, 2, 3):
-        names = event_names(home, "dev", i)
-        assert names[-1] == "exit", (i, names)
-        assert "drain_end" in names
+        evs = events(home, "dev", i)
+        # drained over RPC while every node was up, then SIGTERM'd: its own drain completes at once
+        assert [e["event"] for e in evs][-5:] == ["drain_begin", "drain_end", "drain_begin", "drain_end",
+                                                 "exit"], (i, evs)
+        assert [e.get("source") for e in evs[-5:-1]] == ["rpc", "rpc", "signal", "signal"]
+        assert evs[-1]["code"] == 0
+        exits.append(evs[-1]["ts"])
+    rpc_drains_done = max(e["ts"] for i in (1, 2, 3) for e in events(home, "dev", i)
+                          if e["event"] == "drain_end" and e.get("source") == "rpc")
+    assert rpc_drains_done < min(exits)  # every node drained while all were still up
+    assert exits == sorted(exits)  # then stopped one at a time
     _assert_clean_history(home, "dev")
     doc = status(home)  # data kept, resumable
     assert doc["initialized"] and [n["pid"] for n in doc["nodes"]] == [None] * 3

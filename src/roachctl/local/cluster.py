@@ -241,12 +241,12 @@ class LocalCluster:
         """Stop every running node gracefully, in an order that never loses quorum mid-drain.
 
         1. Drain each node (`cockroach node drain --self`) one at a time while *all* nodes are up,
-           so every drain has a quorum to move leases with.
-        2. SIGTERM nodes one at a time, waiting for each to exit, while the nodes left running
-           still form a majority of the cluster (for 3 nodes: just the first).
-        3. SIGTERM the remaining majority *together*: each is already drained, and none of them
-           is left alone without quorum in the middle of its shutdown drain — the seed's node 3
-           hung because it was the last one draining after its peers had gone.
+           so every drain has a quorum to move leases with. A drained node takes no new leases.
+        2. SIGTERM one node at a time and wait for it to exit. Nodes whose drain failed go first,
+           while most of their peers still run (their shutdown drain needs a quorum); drained
+           nodes go last: their shutdown drain has nothing left to move, so even the last node,
+           alone, finishes. (The seed stopped all three at once; node 3 was left draining without
+           quorum and ended in a hard shutdown.)
         A second interrupt (ForceStop) kills whatever is left.
         """
         nodes = self.running_nodes()
@@ -254,39 +254,34 @@ class LocalCluster:
             self.forget_dead()
             return
         try:
-            if self.state.initialized:
-                for node, _ in nodes:
-                    self._drain(node, drain_timeout)
-            majority = len(self.state.nodes) // 2 + 1
-            one_by_one = nodes[: max(0, len(nodes) - majority)] if self.state.initialized else nodes
-            for node, proc in one_by_one:
-                self._terminate([(node, proc)], exit_timeout)
-            self._terminate(nodes[len(one_by_one):], exit_timeout)
+            drained = {n.index for n, _ in nodes if self.state.initialized and self._drain(n, drain_timeout)}
+            order = sorted(nodes, key=lambda pair: pair[0].index in drained)  # undrained first
+            for node, proc in order:
+                self._terminate(node, proc, exit_timeout)
         except ForceStop:
             self.kill()
             raise
         self.forget_dead()
 
-    def _terminate(self, group: Sequence[tuple[NodeState, psutil.Process]], timeout: float) -> None:
-        """SIGTERM every node of `group` at once and wait until all have exited."""
-        for node, proc in group:
-            console().print(f"stopping n{node.index} (pid {proc.pid})")
-            process.send(proc, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for node, proc in group:
-            if not process.wait_gone(proc, max(0.0, deadline - time.monotonic())):
-                raise self._node_failure(
-                    node, f"node n{node.index} did not exit within {timeout:.0f}s of SIGTERM",
-                    "run the stop again to keep waiting, or `roachctl local stop --force` to kill it")
-            self.forget(node)
+    def _terminate(self, node: NodeState, proc: psutil.Process, timeout: float) -> None:
+        """SIGTERM one node and wait until it has exited."""
+        console().print(f"stopping n{node.index} (pid {proc.pid})")
+        process.send(proc, signal.SIGTERM)
+        if not process.wait_gone(proc, timeout):
+            raise self._node_failure(
+                node, f"node n{node.index} did not exit within {timeout:.0f}s of SIGTERM",
+                "run the stop again to keep waiting, or `roachctl local stop --force` to kill it")
+        self.forget(node)
 
-    def _drain(self, node: NodeState, timeout: float) -> None:
+    def _drain(self, node: NodeState, timeout: float) -> bool:
+        """Drain one node (it keeps running); False (with a warning) if the drain failed."""
         console().print(f"draining n{node.index}")
         res = run_client(self.binary, ["node", "drain", "--self"], self.endpoint, node,
                          cwd=self.paths.dir, timeout=timeout)
         if not res.ok:
             console().print(f"[yellow]warning:[/] draining n{node.index} failed ({res.summary()}); "
                             "it will drain on SIGTERM")
+        return res.ok
 
     def kill(self) -> None:
         """SIGKILL every running node at once (second Ctrl-C, --force): no drain."""
