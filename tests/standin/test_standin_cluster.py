@@ -404,11 +404,16 @@ def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) 
     assert n3.wait() == 0
     assert n3.event_names()[-3:] == ["drain_begin", "drain_end", "exit"]
     assert n1.is_ready() and n2.is_ready()
-    res = c.cli("node", "drain", node=n2)
+    res = c.cli("node", "drain", "--drain-wait=5s", node=n2)
     assert res.stderr.startswith(
         "warning: draining a node without node ID or passing --self explicitly is deprecated.\n"
     )
     assert res.stdout == "drain ok\n"
+    assert (
+        "warning: --drain-wait is 5s, but the "
+        "server.shutdown.{drain,query,jobs,connection,lease_transfer}_wait cluster settings "
+        "require a value of at least 25s; using the larger value\n"
+    ) in res.stderr
     assert n2.alive()
     assert '"error": "node is shutting down"' in n2.health()[1]
 
