@@ -318,6 +318,7 @@ def test_wrong_san_and_wrong_ca_cannot_join(make_cluster: MakeCluster) -> None: 
     bad_ca.start()
     wait_for(lambda: "certificate is valid for" in c.nodes[0].log_text(), 15, "SAN error logged on n1")
     assert f"x509: certificate is valid for 10.9.9.9, 127.0.0.1, not {c.ip}" in c.nodes[0].log_text()
+    wait_for(lambda: f"127.0.0.1, not {c.ip}" in bad_san.log_text(), 15, "SAN error on the joiner")
     wait_for(
         lambda: "certificate signed by unknown authority" in bad_ca.log_text(), 15, "CA error on the joiner"
     )
