@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.table import Table
 
 from roachctl.cli.context import AppContext
@@ -152,14 +153,14 @@ def down(ctx: click.Context, name: str, wipe: bool, yes: bool, timeout: float) -
 
 
 def _status_table(doc: dict[str, Any]) -> Table:
-    table = Table(title=f"local cluster {doc['cluster']} — {doc['version']}, "
-                        f"{'secure' if doc['secure'] else 'INSECURE'}, cluster id {doc['cluster_id'] or '?'}")
-    for column in ("node", "id", "pid", "alive", "ready", "live", "sql", "console", "cert expires"):
-        table.add_column(column)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("node", "id", "pid", "alive", "ready", "live", "sql", "console"):
+        table.add_column(column, no_wrap=True)
     for n in doc["nodes"]:
+        ready = _yes(n["ready"]) if n["ready"] or not n["alive"] else f"[red]no[/] ({n['health']})"
         table.add_row(f"n{n['index']}", str(n["node_id"] or "-"), str(n["pid"] or "-"),
-                      _yes(n["alive"]), _yes(n["ready"]), _yes(n["live"]),
-                      n["sql_url"].split("?")[0], n["http_url"], n["cert_expires"] or "-")
+                      _yes(n["alive"]), ready, _yes(n["live"]),
+                      n["sql_url"].split("@", 1)[1].split("/", 1)[0], n["http_url"])
     return table
 
 
@@ -178,13 +179,16 @@ def status(ctx: click.Context, name: str) -> None:
         emit_json(doc)
         return
     con = console()
+    con.print(f"local cluster {doc['cluster']}: {doc['version']}, "
+              f"{'secure' if doc['secure'] else 'INSECURE'}, cluster id {doc['cluster_id'] or '?'}")
     con.print(_status_table(doc))
+    con.print(f"sql url of n1: {doc['nodes'][0]['sql_url']}" if doc["nodes"] else "")
     for n in doc["nodes"]:
         if not n["alive"] and n.get("log_tail"):
             con.print(f"[red]n{n['index']} is not running[/]; last lines of its output:\n{n['log_tail']}")
     if doc["secure"]:
-        con.print(f"certs: {doc['certs_dir']} (expiry: " +
-                  ", ".join(f"{k} {v}" for k, v in doc["cert_expires"].items()) + ")")
+        con.print(f"certs: {doc['certs_dir']}; expire: " +
+                  ", ".join(f"{k} {v}" for k, v in doc["cert_expires"].items()))
 
 
 @local.command()
@@ -209,7 +213,7 @@ def list_(ctx: click.Context) -> None:
     if not rows:
         console().print("no local clusters; create one with `roachctl local up`")
         return
-    table = Table()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("name", "nodes", "running", "version", "secure", "sql ports", "http ports"):
         table.add_column(column)
     for r in rows:
