@@ -266,8 +266,8 @@ def test_all_ready_over_https(cluster: Cluster) -> None:
 
 
 def test_second_init_fails(cluster: Cluster) -> None:
-    # Only once every node has joined: an `init` sent to a node that has not joined yet (it polls its
-    # --join list every second) bootstraps a second cluster; roachctl must init exactly once.
+    # Sent once every node has joined (deterministic). An early stand-in bootstrapped a second cluster when
+    # `init` reached a node that had not joined yet; it now refuses that too (tests/standin/README.md).
     h2 = cluster.nodes[1]
     res = cluster.bed.ssh(
         h2.name, f"{BIN} init --certs-dir={CLIENT_CERTS} --host={h2.ip}:{RPC_PORT}", check=False, timeout=90

@@ -703,9 +703,10 @@ class Bed:
                         host.proc.kill()
                         with contextlib.suppress(subprocess.TimeoutExpired):
                             host.proc.wait(timeout=5)
-            leftovers = cleanup_k(self.k)
-            if any(x.startswith(("mounts", "cgroup")) for x in leftovers) and not self.hosts:
-                errors.append(f"unexpected leftovers: {leftovers}")
+            cleanup_k(self.k)
+            remaining = leftovers_of(self.k)
+            if remaining:
+                errors.append(f"teardown left {remaining}")
             self.timings["teardown"] = time.monotonic() - t0
         finally:
             with _LIVE_LOCK:
