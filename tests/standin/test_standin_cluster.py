@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.tls import pki
+from roachctl.tls import pki, store
 from tests.standin.test_standin_harness import (
     Cluster,
     StandinNode,
@@ -627,3 +627,41 @@ def test_rolling_upgrade_finalizes_unless_preserved(make_cluster: MakeCluster) -
     n3.start()
     assert n3.wait() == 1
     assert "is too new for running version v25.2.3" in n3.stderr
+
+
+@pytest.mark.timeout(60)
+def test_sighup_reload_takes_effect_for_new_connections(
+    make_cluster: MakeCluster,  # noqa: F811
+    standin_ca: pki.KeyPair,  # noqa: F811
+) -> None:
+    c = make_cluster(nodes=1).up()
+    n = c.nodes[0]
+    assert c.cli("node", "ls").returncode == 0
+    store.write_node_certs(n.certs, standin_ca, ["10.1.2.3"])  # rotated cert without the node's address
+    n.signal(signal.SIGHUP)
+    wait_for(lambda: "cert_reload" in n.event_names(), 10, "cert_reload")
+    assert n.events()[-1]["ok"] is True
+    res = c.cli("node", "ls")
+    assert res.returncode == 1
+    assert f"x509: certificate is valid for 10.1.2.3, 127.0.0.1, not {c.ip}" in res.stderr
+    # a broken file is refused, the node keeps its certificates and keeps running
+    (n.certs / "node.key").write_text("garbage")
+    n.signal(signal.SIGHUP)
+    wait_for(lambda: n.event_names().count("cert_reload") == 2, 10, "second cert_reload")
+    assert n.events()[-1]["ok"] is False
+    assert n.alive()
+    assert c.cli("node", "ls", node=n).stderr.count("x509") == 1
+
+
+def test_status_for_one_node_and_json_sql(make_cluster: MakeCluster, tmp_path: Path) -> None:  # noqa: F811
+    c = make_cluster(nodes=1)
+    url_file = tmp_path / "url"
+    c.nodes[0].start(f"--listening-url-file={url_file}")
+    assert c.init().returncode == 0
+    c.nodes[0].wait_ready()
+    assert url_file.read_text().startswith(f"postgresql://root@{c.nodes[0].addr}/defaultdb?sslcert=")
+    assert [r["id"] for r in c.status_json("1")] == ["1"]
+    res = c.cli("node", "status", "7")
+    assert (res.returncode, res.stderr) == (1, 'ERROR: node 7 doesn\'t exist\nFailed running "node status"\n')
+    res = c.cli("sql", "--format=json", "-e", "select 1")
+    assert res.stdout == '[\n  {"?column?":"1"}\n]\n'
