@@ -25,6 +25,7 @@ from tests.integration.test_local_support import (
     status,
     wait_for,
 )
+from tests.standin import make_release
 from tests.support.release_fixtures import Releases
 
 
@@ -245,3 +246,24 @@ def test_insecure_cluster_warns_and_works(home: Path, tarball: Path) -> None:
     res = roachctl(home, "local", "sql", "-e", "SELECT 1")
     assert res.returncode == 0 and res.stdout.split() == ["?column?", "1"]
     assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
+
+
+def test_ctrl_c_while_starting_keeps_nothing(home: Path, tmp_path: Path) -> None:
+    standin = tmp_path / "bin" / "standin"
+    standin.parent.mkdir()
+    standin.write_bytes(make_release.baked_standin("v25.4.0"))
+    standin.chmod(0o755)
+    slow = tmp_path / "bin" / "cockroach"  # version answers at once; start takes its time
+    slow.write_text(f'#!/bin/sh\n[ "$1" = start ] && sleep 30\nexec {standin} "$@"\n')
+    slow.chmod(0o755)
+    log = tmp_path / "up.log"
+    proc = spawn_roachctl(home, "local", "up", "--binary", str(slow), *ports_args(), log=log)
+    try:
+        wait_for(lambda: len(our_processes(home)) >= 4, 30, "nodes spawned")  # roachctl + 3 nodes
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, log.read_text()
+    finally:
+        proc.kill()
+    assert "stopping the nodes that were starting" in log.read_text()
+    assert our_processes(home) == []
+    assert not (home / "local" / "dev").exists()

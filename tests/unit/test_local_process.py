@@ -49,7 +49,10 @@ def test_zombie_and_exited_processes_count_as_gone(tmp_path: Path) -> None:
     found = process.find(proc.pid, created, argv)
     assert found is not None
     process.send(found, signal.SIGTERM)
-    time.sleep(0.2)  # not reaped yet: a zombie
+    deadline = time.monotonic() + 5
+    while process.find(proc.pid, created, argv) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # not reaped yet
     assert process.find(proc.pid, created, argv) is None
     assert process.wait_gone(found, 5.0)
     proc.wait()
@@ -59,7 +62,9 @@ def test_script_cmdline_matches_behind_interpreter() -> None:
     argv = ["/opt/x/cockroach", "start", "--insecure"]
     assert process.cmdline_matches(["/usr/bin/python3", *argv], argv)
     assert process.cmdline_matches(argv, argv)
-    assert not process.cmdline_matches(["/usr/bin/python3", "/opt/y/cockroach", "start", "--insecure"], argv)
+    assert process.cmdline_matches(["/usr/bin/python3", "/opt/y/cockroach", "start", "--insecure"], argv)
+    assert not process.cmdline_matches(["/opt/x/cockroach", "start", "--store=/other"], argv)
+    assert not process.cmdline_matches(["start", "--insecure"], argv)
 
 
 def test_tail(tmp_path: Path) -> None:

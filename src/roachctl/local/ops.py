@@ -109,8 +109,9 @@ def _wipe(cluster: LocalCluster) -> None:
 def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None]) -> None:
     """Create, start and initialize a new local cluster; foreground unless `opts.detach`.
 
-    Returns when detached, or (foreground) after a stop by SIGTERM or from elsewhere; raises
-    InterruptedByUser (exit 130) when Ctrl-C ended the foreground cluster.
+    All or nothing: on any failure or Ctrl-C before every node is ready, the started processes are
+    stopped and ``<home>/local/<name>`` is deleted. Returns when detached, or (foreground) after a
+    stop by SIGTERM or from elsewhere; raises InterruptedByUser (exit 130) after Ctrl-C.
     """
     check_name(opts.name)
     check_nodes(opts.nodes)
@@ -126,16 +127,24 @@ def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None])
         try:
             cluster.bring_up(opts.timeout, intr)
         except (StopRequested, ForceStop):
-            cluster.terminate_quietly()
-            _wipe(cluster)
+            _abandon(cluster)
             raise InterruptedByUser("interrupted; nothing was kept") from None
         except BaseException:
-            cluster.terminate_quietly()
-            _wipe(cluster)
+            _abandon(cluster)
             raise
-    on_ready(cluster)
-    if not opts.detach:
-        supervise(cluster)
+        on_ready(cluster)
+        if not opts.detach:
+            supervise(cluster, intr)
+
+
+def _abandon(cluster: LocalCluster) -> None:
+    """After a failed or interrupted `up`: stop what started and delete it all (another Ctrl-C
+    only makes the stop immediate)."""
+    try:
+        cluster.terminate_quietly()
+    except ForceStop:
+        cluster.kill()
+    _wipe(cluster)
 
 
 def start(home: Path, name: str, *, timeout: float, foreground: bool,
@@ -152,46 +161,51 @@ def start(home: Path, name: str, *, timeout: float, foreground: bool,
         except BaseException:
             _stop_started(cluster, already)
             raise
-    on_ready(cluster)
-    if foreground:
-        supervise(cluster)
+        on_ready(cluster)
+        if foreground:
+            supervise(cluster, intr)
 
 
 def _stop_started(cluster: LocalCluster, already: set[int]) -> None:
     """After a failed `start`: stop only the nodes this command started (data is kept)."""
     for node, proc in cluster.running_nodes():
         if node.index not in already:
-            process.terminate(proc, grace=30.0)
+            try:
+                process.terminate(proc, grace=30.0)
+            except ForceStop:
+                process.sigkill_all([proc])
+                process.wait_gone(proc, 5.0)
             cluster.children.pop(node.index, None)
             node.forget_process()
     cluster.save()
 
 
-def supervise(cluster: LocalCluster) -> None:
+def supervise(cluster: LocalCluster, intr: Interrupts) -> None:
     """Foreground: wait for Ctrl-C (or SIGTERM), then stop every node gracefully; 2nd Ctrl-C kills.
 
-    Raises InterruptedByUser (exit 130, as interface.md and `cockroach start` treat Ctrl-C) after
-    SIGINT; returns normally (exit 0) after SIGTERM or when every node was stopped from elsewhere
-    (`roachctl local stop`).
+    `intr` is the caller's interrupt counter, installed since before the nodes started, so no
+    Ctrl-C is ever lost between "ready" and supervision. Raises InterruptedByUser (exit 130, as
+    interface.md and `cockroach start` treat Ctrl-C) after SIGINT; returns normally (exit 0) after
+    SIGTERM or when every node was stopped from elsewhere (`roachctl local stop`).
     """
+    intr.first_message = "stopping gracefully; press Ctrl-C again to stop at once"
     reported: set[int] = set()
-    with Interrupts() as intr:
-        try:
-            while not intr.requested:
-                running = {n.index for n, _ in cluster.running_nodes()}
-                for node in cluster.state.nodes:
-                    if node.index not in running and node.index not in reported:
-                        reported.add(node.index)
-                        console().print(f"[red]node n{node.index} exited[/]\n{cluster.log_tail(node, 10)}")
-                if not running:
-                    console().print("every node has stopped")
-                    cluster.reload()
-                    cluster.forget_dead()
-                    return
-                time.sleep(0.25)
-            _stop_or_kill(cluster, intr)
-        except ForceStop:
-            raise InterruptedByUser("stopped every node at once (second interrupt)") from None
+    try:
+        while not intr.requested:
+            running = {n.index for n, _ in cluster.running_nodes()}
+            for node in cluster.state.nodes:
+                if node.index not in running and node.index not in reported:
+                    reported.add(node.index)
+                    console().print(f"[red]node n{node.index} exited[/]\n{cluster.log_tail(node, 10)}")
+            if not running:
+                console().print("every node has stopped")
+                cluster.reload()
+                cluster.forget_dead()
+                return
+            time.sleep(0.25)
+        _stop_or_kill(cluster, intr)
+    except ForceStop:
+        raise InterruptedByUser("stopped every node at once (second interrupt)") from None
     console().print("every node stopped gracefully; data kept (`roachctl local start` resumes)")
     if intr.first_signal == signal.SIGINT:
         raise InterruptedByUser("stopped by Ctrl-C")

@@ -61,13 +61,14 @@ def find(pid: int | None, create_time: float | None, argv: Sequence[str]) -> psu
 
 
 def cmdline_matches(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
-    """True if the process's cmdline is `argv`, possibly behind a script interpreter.
+    """True if the process's cmdline ends with `argv`'s arguments (everything after argv[0]).
 
-    For a script (``#!/usr/bin/env python3``) the kernel runs ``python3 <script> args...``, so the
-    recorded argv is a suffix of the cmdline rather than all of it.
+    argv[0] may legitimately differ: a script runs as ``python3 <script> args...`` and a wrapper
+    may exec the real binary under another path. The arguments carry the node's own absolute
+    store, log and pid-file paths, which no unrelated process has.
     """
-    want = list(argv)
-    return len(cmdline) >= len(want) and list(cmdline[len(cmdline) - len(want):]) == want
+    want = list(argv[1:])
+    return bool(want) and len(cmdline) > len(want) and list(cmdline[len(cmdline) - len(want):]) == want
 
 
 def send(proc: psutil.Process, sig: signal.Signals) -> bool:
