@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import signal
 import socket
 import ssl
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.integration.test_local_support import (
@@ -254,7 +256,8 @@ def test_ctrl_c_while_starting_keeps_nothing(home: Path, tmp_path: Path) -> None
     standin.write_bytes(make_release.baked_standin("v25.4.0"))
     standin.chmod(0o755)
     slow = tmp_path / "bin" / "cockroach"  # version answers at once; start takes its time
-    slow.write_text(f'#!/bin/sh\n[ "$1" = start ] && sleep 30\nexec {standin} "$@"\n')
+    marker = f"{30 + random.random():.6f}"  # identifies this test's sleep
+    slow.write_text(f'#!/bin/sh\n[ "$1" = start ] && sleep {marker}\nexec {standin} "$@"\n')
     slow.chmod(0o755)
     log = tmp_path / "up.log"
     proc = spawn_roachctl(home, "local", "up", "--binary", str(slow), *ports_args(), log=log)
@@ -267,3 +270,7 @@ def test_ctrl_c_while_starting_keeps_nothing(home: Path, tmp_path: Path) -> None
     assert "stopping the nodes that were starting" in log.read_text()
     assert our_processes(home) == []
     assert not (home / "local" / "dev").exists()
+    leftovers = [p for p in psutil.process_iter(["cmdline"])
+                 if str(standin) in " ".join(p.info["cmdline"] or [])
+                 or p.info["cmdline"] == ["sleep", marker]]
+    assert leftovers == []  # the node's whole process group went, not just its leader

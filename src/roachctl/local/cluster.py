@@ -297,7 +297,7 @@ class LocalCluster:
         """Best-effort cleanup after a failed `up`: SIGTERM, then SIGKILL after `grace` seconds."""
         nodes = self.running_nodes()
         for _, proc in nodes:
-            process.send(proc, signal.SIGTERM)
+            process.send_group(proc, signal.SIGTERM)
         for _, proc in nodes:
             process.terminate(proc, grace=grace)
         for node in self.state.nodes:

@@ -119,15 +119,28 @@ def tail(path: Path, lines: int = 20, max_bytes: int = 16 << 10) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+def send_group(proc: psutil.Process, sig: signal.Signals) -> bool:
+    """Signal `proc`'s whole process group if it leads one (nodes are spawned as session leaders,
+    so the group is the node and anything it started); otherwise just `proc` (TiUP's rule: never
+    signal a group the process does not lead)."""
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, sig)
+            return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    return send(proc, sig)
+
+
 def terminate(proc: psutil.Process, *, grace: float) -> None:
-    """SIGTERM `proc`, and SIGKILL it if it has not exited after `grace` seconds."""
-    send(proc, signal.SIGTERM)
+    """Cleanup of a node that never became ready: SIGTERM its group, SIGKILL after `grace` s."""
+    send_group(proc, signal.SIGTERM)
     if not wait_gone(proc, grace):
-        send(proc, signal.SIGKILL)
+        send_group(proc, signal.SIGKILL)
         wait_gone(proc, 5.0)
 
 
 def sigkill_all(procs: Sequence[psutil.Process]) -> None:
-    """SIGKILL every process (the second Ctrl-C): no drain, at once."""
+    """SIGKILL every process and its group (the second Ctrl-C, --force): no drain, at once."""
     for proc in procs:
-        send(proc, signal.SIGKILL)
+        send_group(proc, signal.SIGKILL)
