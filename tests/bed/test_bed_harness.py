@@ -265,3 +265,66 @@ def test_state_file_names_the_bed(bed3: Bed) -> None:
     state = json.loads((bed3.dir / "state.json").read_text())
     assert state == {"name": "test_bed_harness", "k": bed3.k, "pid": os.getpid(), "n": 3}
     assert textwrap.dedent(bed3.ssh_config.read_text()).count("StrictHostKeyChecking yes") == 3
+
+
+SKIP_PLUGIN = """\
+import tests.support.bed_fixtures as fixtures
+fixtures.preflight_static = lambda **kw: "simulated: not root"
+"""
+SKIP_TEST = """\
+import pytest
+pytestmark = pytest.mark.bed
+def test_needs_bed(bed3):
+    raise AssertionError("must not run")
+def test_marked_only():
+    raise AssertionError("must not run")
+"""
+
+
+@pytest.mark.parametrize("require", ["", "1"])
+def test_missing_prerequisite_skips_or_fails(tmp_path: Path, require: str) -> None:
+    (tmp_path / "simulate_no_bed.py").write_text(SKIP_PLUGIN)
+    test_file = REPO / "tests" / "bed" / f"test_zz_simulated_{os.getpid()}_{require or 0}.py"
+    test_file.write_text(SKIP_TEST)
+    try:
+        env = {**os.environ, "PYTHONPATH": f"{REPO}:{tmp_path}", "ROACHCTL_REQUIRE_BED": require}
+        res = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "simulate_no_bed", "-p", "no:cacheprovider", "-rsf", "-q",
+             str(test_file)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        test_file.unlink()
+    if require:
+        assert res.returncode == 1, res.stdout
+        assert "2 errors" in res.stdout  # failed in setup
+        assert "test bed unavailable (ROACHCTL_REQUIRE_BED=1): simulated: not root" in res.stdout
+    else:
+        assert res.returncode == 0, res.stdout
+        assert "2 skipped" in res.stdout
+        assert "test bed unavailable: simulated: not root" in res.stdout
+
+
+def test_scripts_testbed_up_and_ctrl_c() -> None:
+    proc = subprocess.Popen(
+        [str(REPO / "scripts" / "testbed"), "up", "2", "--name", "cli-selftest"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.endswith("/ssh_config"), line + (proc.stderr.read() if proc.stderr else "")
+        k = int(Path(line).parent.name.removeprefix("k"))
+        for user, expect in (("root", "h2 0"), ("deploy", "h2 1000")):
+            res = subprocess.run(
+                ["ssh", "-F", line, "-l", user, "h2", "echo $(hostname) $(id -u)"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert res.stdout.strip() == expect, res.stderr
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert bedlib.leftovers_of(k) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
