@@ -328,3 +328,15 @@ def test_scripts_testbed_up_and_ctrl_c() -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+
+
+def test_hosts_reach_a_mirror_on_the_gateway(bed3: Bed, tmp_path: Path) -> None:
+    from tests.support.mirror import Mirror
+
+    (tmp_path / "file.tgz").write_bytes(b"payload\n")
+    with Mirror(tmp_path, host=bed3.gateway) as mirror:
+        assert mirror.url.startswith(f"http://{bed3.gateway}:")
+        code = f"import urllib.request; print(urllib.request.urlopen('{mirror.url}/file.tgz').read())"
+        fetch = f'python3 -c "{code}"'
+        assert bed3.ssh("h2", fetch).stdout.strip() == "b'payload\\n'"
+        assert mirror.requests == ["/file.tgz"]
