@@ -284,6 +284,7 @@ def test_second_sigint_kills_by_signal(make_cluster: MakeCluster) -> None:  # no
     assert n3.event_names()[-1] == "hard_shutdown"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_quorum_loss_shows_in_status_and_readiness(make_cluster: MakeCluster) -> None:  # noqa: F811
     c = make_cluster().up()
