@@ -50,9 +50,9 @@ def test_zombie_and_exited_processes_count_as_gone(tmp_path: Path) -> None:
     assert found is not None
     process.send(found, signal.SIGTERM)
     deadline = time.monotonic() + 5
-    while process.find(proc.pid, created, argv) is not None and time.monotonic() < deadline:
+    while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # not reaped yet
+    assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # exited, not reaped yet
     assert process.find(proc.pid, created, argv) is None
     assert process.wait_gone(found, 5.0)
     proc.wait()

@@ -53,11 +53,22 @@ def find(pid: int | None, create_time: float | None, argv: Sequence[str]) -> psu
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        if argv and not cmdline_matches(proc.cmdline(), argv):
+        if argv and not cmdline_matches(_cmdline(proc), argv):
             return None
         return proc
     except psutil.Error:
         return None
+
+
+def _cmdline(proc: psutil.Process, settle: float = 0.5) -> list[str]:
+    """The process's cmdline, waiting out the instant inside execve() when the kernel shows it
+    empty (the new image's arguments are not mapped yet): right after spawn that instant is real."""
+    deadline = time.monotonic() + settle
+    while True:
+        cmdline = proc.cmdline()
+        if cmdline or time.monotonic() >= deadline or proc.status() == psutil.STATUS_ZOMBIE:
+            return cmdline
+        time.sleep(0.005)
 
 
 def cmdline_matches(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
