@@ -191,7 +191,8 @@ def test_signals_sigterm_sigint_sighup_and_restart_identity(make_cluster: MakeCl
     n2.signal(signal.SIGHUP)
     wait_for(lambda: "cert_reload" in n2.event_names(), 10, "cert_reload event")
     assert 'received signal "hangup", triggering certificate reload' in n2.log_text()
-    assert n2.alive() and n2.is_ready()
+    assert n2.alive()
+    n2.wait_ready(10)
 
     # SIGTERM: graceful, exit 0, others stay ready
     pid = n3.proc.pid  # type: ignore[union-attr]
@@ -204,7 +205,7 @@ def test_signals_sigterm_sigint_sighup_and_restart_identity(make_cluster: MakeCl
     assert names[-3:] == ["drain_begin", "drain_end", "exit"]
     exit_ev = n3.events()[-1]
     assert exit_ev["code"] == 0 and exit_ev["node_id"] == int(ids[n3.addr])
-    assert n1.is_ready() and n2.is_ready()
+    wait_for(lambda: n1.is_ready() and n2.is_ready(), 10, "n1 and n2 ready")
 
     # restart: same cluster and node id, "restarted pre-existing node"
     n3.start()
@@ -295,7 +296,7 @@ def test_quorum_loss_shows_in_status_and_readiness(make_cluster: MakeCluster) ->
     rows = {r["address"]: r for r in c.status_json("--ranges")}
     assert int(rows[n1.addr]["ranges_underreplicated"]) > 0
     assert rows[n3.addr]["is_live"] == "false"
-    assert n1.is_ready() and n2.is_ready()
+    wait_for(lambda: n1.is_ready() and n2.is_ready(), 10, "n1 and n2 ready")
     n2.signal(signal.SIGKILL)
     n2.wait()
     wait_for(lambda: n1.health()[0] == 503, 10, "n1 unready without quorum")
@@ -405,7 +406,7 @@ def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) 
     assert res.stderr.endswith("node is draining... remaining: 0 (complete)\n")
     assert n3.wait() == 0
     assert n3.event_names()[-3:] == ["drain_begin", "drain_end", "exit"]
-    assert n1.is_ready() and n2.is_ready()
+    wait_for(lambda: n1.is_ready() and n2.is_ready(), 10, "n1 and n2 ready")
     res = c.cli("node", "drain", "--drain-wait=5s", node=n2)
     assert res.stderr.startswith(
         "warning: draining a node without node ID or passing --self explicitly is deprecated.\n"
