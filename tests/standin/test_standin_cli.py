@@ -394,3 +394,17 @@ def test_memory_warning_shout(tmp_path: Path) -> None:
     assert mod.memory_bytes("cache", ".25", 1000) == 250
     assert mod.memory_bytes("cache", "25%", 1000) == 250
     assert mod.memory_bytes("cache", "1GiB", 1) == 1 << 30
+
+
+def test_client_certificates_are_checked(tmp_path: Path, standin_ca: pki.KeyPair) -> None:  # noqa: F811
+    res = run_cli("node", "status", f"--certs-dir={tmp_path / 'none'}", "--host=127.0.0.1:1")
+    assert res.returncode == 1
+    assert res.stderr.startswith("ERROR: cannot load certificates.\nproblem with CA certificate: not found\n")
+    certs = tmp_path / "client"
+    store.write_client_certs(certs, standin_ca, "root")
+    (certs / "client.root.key").chmod(0o604)
+    res = run_cli("sql", "-e", "select 1", f"--certs-dir={certs}", "--host=127.0.0.1:1")
+    assert res.returncode == 1
+    assert "client.root.key has permissions -rw----r--, exceeds" in res.stderr
+    res = run_cli("sql", "-e", "select 1", f"--certs-dir={certs}", "--user=bob", "--host=127.0.0.1:1")
+    assert "no client certificate found for user bob" in res.stderr
