@@ -667,3 +667,17 @@ def test_status_for_one_node_and_json_sql(make_cluster: MakeCluster, tmp_path: P
     assert (res.returncode, res.stderr) == (1, 'ERROR: node 7 doesn\'t exist\nFailed running "node status"\n')
     res = c.cli("sql", "--format=json", "-e", "select 1")
     assert res.stdout == '[\n  {"?column?":"1"}\n]\n'
+
+
+@pytest.mark.timeout(60)
+def test_simultaneous_stop_of_all_nodes_drains_cleanly(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """All nodes signalled at once: each one's liveness write happens while the others are still up."""
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_LEASE_TRANSFER_SECS": "1"}
+    c.up()
+    for n in c.nodes:
+        n.signal(signal.SIGTERM)
+    for n in c.nodes:
+        assert n.wait(10) == 0
+        assert n.event_names()[-3:] == ["drain_begin", "drain_end", "exit"]
