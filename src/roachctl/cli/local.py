@@ -88,7 +88,10 @@ def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
 def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure: bool, base_port: int,
        http_base_port: int, binary: Path | None, tarball: Path | None, sha256: str | None,
        mirror: str | None, detach: bool, timeout: float) -> None:
-    """Create, start and initialize a new secure local cluster.
+    """Create and start a new secure local cluster.
+
+    Downloads (or reuses) the release, generates certificates, starts the nodes, runs
+    `cockroach init` once and waits until every node answers /health?ready=1.
 
     In the foreground (default) it prints each node's SQL and DB Console URL once all are ready;
     the first Ctrl-C drains and stops every node gracefully, a second one stops them at once.
@@ -109,7 +112,11 @@ def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure:
 @click.option("--foreground", is_flag=True, help="Stay in the foreground like `up` (Ctrl-C stops).")
 @click.pass_context
 def start(ctx: click.Context, name: str, timeout: float, foreground: bool) -> None:
-    """Restart an existing local cluster on its data (same cluster, no init); wait until ready."""
+    """Restart a stopped cluster on its data.
+
+    Same data and cluster ID; `cockroach init` is never run again. Returns once every node is
+    ready (use --foreground to supervise it like `up`).
+    """
     app = _app(ctx)
     ops.start(app.home, name, timeout=timeout, foreground=foreground,
               on_ready=lambda c: _print_ready(app, c, not foreground))
@@ -122,7 +129,11 @@ def start(ctx: click.Context, name: str, timeout: float, foreground: bool) -> No
 @click.option("--force", is_flag=True, help="Kill the nodes at once (SIGKILL) instead of draining.")
 @click.pass_context
 def stop(ctx: click.Context, name: str, timeout: float, force: bool) -> None:
-    """Stop every node gracefully (drain, then SIGTERM one at a time); the data is kept."""
+    """Stop every node gracefully; keep the data.
+
+    Each node is drained while all are still up (so every drain has a quorum), then the nodes
+    get SIGTERM one at a time.
+    """
     ops.stop(_app(ctx).home, name, timeout=timeout, force=force)
     console().print(f"local cluster {name!r} stopped; data kept")
 
@@ -146,7 +157,11 @@ def _confirm_wipe(app: AppContext, name: str) -> bool:
               help="Seconds to wait for each node's drain and for its exit.")
 @click.pass_context
 def down(ctx: click.Context, name: str, wipe: bool, yes: bool, timeout: float) -> None:
-    """Stop the cluster and forget its processes; with --wipe delete it entirely (asks first)."""
+    """Stop the cluster; with --wipe, delete it.
+
+    Without --wipe the data is kept (`local start` brings it back). --wipe deletes
+    <home>/local/<name> after you type the cluster name (or pass --yes).
+    """
     app = _app(ctx)
     ops.down(app.home, name, wipe=wipe, confirm=lambda n: yes or _confirm_wipe(app, n), timeout=timeout)
     console().print(f"local cluster {name!r} {'deleted' if wipe else 'stopped; data kept'}")
@@ -172,7 +187,11 @@ def _yes(flag: bool) -> str:
 @name_option
 @click.pass_context
 def status(ctx: click.Context, name: str) -> None:
-    """Show each node: pid, alive, ready, live, URLs, certificate expiry (log tail if dead)."""
+    """Show each node's process, health and URLs.
+
+    Per node: pid, alive (our process), ready (/health?ready=1), live (the cluster's view), SQL and
+    DB Console URLs, certificate expiry; a node that is not running shows its last output lines.
+    """
     app = _app(ctx)
     doc = cluster_status(LocalCluster.load(ClusterPaths(app.home, check_name(name))))
     if app.json:
@@ -197,7 +216,10 @@ def status(ctx: click.Context, name: str) -> None:
               help="SQL to run (repeatable); without it, an interactive shell.")
 @click.pass_context
 def sql(ctx: click.Context, name: str, statements: tuple[str, ...]) -> None:
-    """Open a SQL shell (or run -e statements) on a ready node, with the right certs."""
+    """Open a SQL shell, or run -e statements.
+
+    Connects to a ready node with the cluster's certificates.
+    """
     ops.sql(_app(ctx).home, name, statements)
 
 
