@@ -81,3 +81,20 @@ def test_start_refuses_a_port_taken_meanwhile(home: Path, standin_releases: Rele
     assert res.returncode == 0, res.stderr
     assert event_names(home, "dev", 1).count("init") == 1
     assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
+
+
+def test_start_refuses_a_changed_binary(home: Path, tmp_path: Path) -> None:
+    binary = tmp_path / "bin" / "cockroach"
+    binary.parent.mkdir()
+    binary.write_bytes(make_release.baked_standin("v25.4.0"))
+    binary.chmod(0o755)
+    assert roachctl(home, "local", "up", "--nodes", "1", "--detach", "--binary", str(binary),
+                    *ports_args()).returncode == 0
+    assert roachctl(home, "local", "stop").returncode == 0
+    binary.write_bytes(binary.read_bytes() + b"\n# tampered\n")
+    res = roachctl(home, "local", "start")
+    assert res.returncode == 30 and "changed since the cluster was created" in res.stderr
+    binary.unlink()
+    res = roachctl(home, "local", "start")
+    assert res.returncode == 30 and "is gone" in res.stderr
+    assert our_processes(home) == []

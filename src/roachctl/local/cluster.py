@@ -27,6 +27,7 @@ from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, ClusterState, NodeState, save, state_lock
 from roachctl.local.state import load as load_state
 from roachctl.plan.argv import StartSpec, start_argv
+from roachctl.release.checksum import sha256_file
 from roachctl.ui.console import console
 
 POLL = 0.2
@@ -222,8 +223,23 @@ class LocalCluster:
         except OSError:
             return ""
 
+    def check_binary(self) -> None:
+        """Refuse to start nodes from a binary that vanished or changed since the cluster was made."""
+        binary, want = self.binary, self.state.release.get("binary_sha256")
+        if not binary.is_file():
+            raise RefusedError(f"the cluster's cockroach binary {binary} is gone",
+                               where=f"local cluster {self.state.name}",
+                               hint="restore it (e.g. run `roachctl local up` for another cluster with the "
+                                    "same release to refill the cache)")
+        if want and sha256_file(binary) != want:
+            raise RefusedError(f"the cluster's cockroach binary {binary} changed since the cluster "
+                               "was created", where=f"local cluster {self.state.name}",
+                               hint="restore the original binary; roachctl will not run an unverified one")
+
     def bring_up(self, timeout: float, interrupts: Interrupts | None) -> None:
         """Spawn the nodes, init once, and wait until every node answers /health?ready=1."""
+        if any(self.running(n) is None for n in self.state.nodes):
+            self.check_binary()
         self.spawn(self.state.nodes)
         self.wait_listening(timeout, interrupts)
         self.init_once(timeout, interrupts)

@@ -27,6 +27,7 @@ from roachctl.release.names import (
     normalize_version,
     parse_tarball_name,
 )
+from roachctl.ui.console import console
 from roachctl.ui.progress import byte_progress
 
 _ELF_MACHINES = {0x3E: "amd64", 0xB7: "arm64"}
@@ -76,6 +77,8 @@ def obtain(
                     where=str(cache.root),
                     hint=f"one of them is not the published release; remove {cache.root / name.stem}* "
                          "to replace the cached copy")
+            if progress:
+                console().print(f"using cached {name.stem} (sha256 verified)")
             return cached
         if tarball is not None:
             assert expected is not None
