@@ -274,3 +274,22 @@ def test_ctrl_c_while_starting_keeps_nothing(home: Path, tmp_path: Path) -> None
                  if str(standin) in " ".join(p.info["cmdline"] or [])
                  or p.info["cmdline"] == ["sleep", marker]]
     assert leftovers == []  # the node's whole process group went, not just its leader
+
+
+def test_stop_without_quorum_is_refused_then_forced_then_restarted(home: Path, tarball: Path) -> None:
+    assert _up(home, tarball).returncode == 0
+    cluster_id = status(home)["cluster_id"]
+    for node in status(home)["nodes"][1:]:
+        psutil.Process(node["pid"]).kill()  # two of three nodes crash
+    wait_for(lambda: [n["alive"] for n in status(home)["nodes"]] == [True, False, False], 10, "crash seen")
+    res = roachctl(home, "local", "stop")
+    assert res.returncode == 30 and "only 1 of 3 nodes are running" in res.stderr
+    assert len(our_processes(home)) == 1  # refused: nothing was signalled
+    res = roachctl(home, "local", "stop", "--force")
+    assert res.returncode == 0, res.stderr
+    assert our_processes(home) == []
+    res = roachctl(home, "local", "start")
+    assert res.returncode == 0, res.stderr
+    doc = status(home)
+    assert doc["cluster_id"] == cluster_id and all(n["ready"] for n in doc["nodes"])
+    assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0

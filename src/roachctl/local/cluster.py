@@ -269,6 +269,13 @@ class LocalCluster:
         if not nodes:
             self.forget_dead()
             return
+        total = len(self.state.nodes)
+        if self.state.initialized and 2 * len(nodes) <= total:
+            raise RefusedError(
+                f"only {len(nodes)} of {total} nodes are running: without a quorum their drain can never "
+                "finish, so a graceful stop would hang", where=f"local cluster {self.state.name}",
+                hint="`roachctl local start` to bring the others back, then stop again; or "
+                     "`roachctl local stop --force` to kill them")
         try:
             drained = {n.index for n, _ in nodes if self.state.initialized and self._drain(n, drain_timeout)}
             order = sorted(nodes, key=lambda pair: pair[0].index in drained)  # undrained first

@@ -216,7 +216,7 @@ def _stop_or_kill(cluster: LocalCluster, intr: Interrupts) -> None:
     TimeoutStopSec) — the foreground roachctl is going away and must not leave processes behind."""
     try:
         cluster.stop(interrupts=intr)
-    except RemoteCommandError as exc:
+    except (RemoteCommandError, RefusedError) as exc:
         console().print(f"[bold red]error:[/] {exc.render()}\nkilling the remaining nodes")
         cluster.kill()
         raise
