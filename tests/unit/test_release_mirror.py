@@ -50,10 +50,10 @@ def test_truncated_download_is_refused(tmp_path: Path, release_mirror: Mirror,
     assert _cached(tmp_path) == []
 
 
-def test_missing_checksum_is_not_published(tmp_path: Path, release_mirror: Mirror,
+def test_missing_tarball_is_not_published(tmp_path: Path, release_mirror: Mirror,
                                            standin_releases: Releases) -> None:
     v = standin_releases.new
-    release_mirror.missing(f"cockroach-{v}.linux-{standin_releases.arch}.tgz.sha256sum")
+    release_mirror.missing(f"cockroach-{v}.linux-{standin_releases.arch}.tgz")
     with pytest.raises(ReleaseError, match="404"):
         release.obtain(v, home=tmp_path, mirror=release_mirror.url, progress=False)
     assert _cached(tmp_path) == []
@@ -68,3 +68,15 @@ def test_other_arch_tarball_is_refused(tmp_path: Path, standin_releases: Release
     with pytest.raises(ReleaseError, match=f"release is for {other}"):
         release.obtain(home=tmp_path, tarball=tgz, progress=False)
     assert _cached(tmp_path) == []
+
+
+def test_mirror_without_checksums_needs_sha256(tmp_path: Path, release_mirror: Mirror,
+                                               standin_releases: Releases) -> None:
+    v = standin_releases.new
+    release_mirror.missing(f"cockroach-{v}.linux-{standin_releases.arch}.tgz.sha256sum")
+    with pytest.raises(ReleaseError, match="404") as err:
+        release.obtain(v, home=tmp_path, mirror=release_mirror.url, progress=False)
+    assert "--sha256" in err.value.render()
+    rel = release.obtain(v, home=tmp_path, mirror=release_mirror.url, sha256=standin_releases.sha256(v),
+                         progress=False)
+    assert rel.tarball_sha256 == standin_releases.sha256(v)

@@ -14,7 +14,7 @@ from pathlib import Path
 from roachctl.errors import ReleaseError, UsageError
 from roachctl.release import checksum as ck
 from roachctl.release.cache import ReleaseCache
-from roachctl.release.fetch import SourceUnreachable, download, fetch_small
+from roachctl.release.fetch import NotPublished, SourceUnreachable, download, fetch_small
 from roachctl.release.model import Release
 from roachctl.release.names import (
     DEFAULT_BASE_URL,
@@ -135,13 +135,20 @@ def _from_url(cache: ReleaseCache, name: ReleaseName, base: str, expected: str |
     """Fetch the published checksum, then stream the tarball into the cache while hashing."""
     url = name.tarball_url(base)
     try:
-        published = ck.parse_sha256sum(fetch_small(name.checksum_url(base)), name.tarball,
-                                       where=name.checksum_url(base))
+        published: str | None = ck.parse_sha256sum(fetch_small(name.checksum_url(base)), name.tarball,
+                                                   where=name.checksum_url(base))
     except SourceUnreachable as exc:
         raise _offline(name, exc, cache) from None
-    if expected and expected != published:
+    except NotPublished as exc:
+        if not expected:  # a mirror without checksum files is usable only with --sha256
+            raise NotPublished(exc.message, hint="check --version and the mirror; a mirror without "
+                                                 ".sha256sum files needs --sha256 HEX") from None
+        published = None
+    if expected and published and expected != published:
         raise ReleaseError(f"--sha256 {expected} differs from the published {published}", where=url,
                            hint="check the digest you passed, or the mirror")
+    want = expected or published
+    assert want is not None
     fd, staged = cache.temp_file(name)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -149,7 +156,7 @@ def _from_url(cache: ReleaseCache, name: ReleaseName, base: str, expected: str |
                 digest, _ = download(url, out, label=f"downloading {name.tarball}", progress=progress)
             except SourceUnreachable as exc:
                 raise _offline(name, exc, cache) from None
-        ck.verify(digest, published, where=url)
+        ck.verify(digest, want, where=url)
         return cache.commit(name, staged, digest, url)
     finally:
         staged.unlink(missing_ok=True)
