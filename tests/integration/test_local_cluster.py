@@ -293,3 +293,21 @@ def test_stop_without_quorum_is_refused_then_forced_then_restarted(home: Path, t
     doc = status(home)
     assert doc["cluster_id"] == cluster_id and all(n["ready"] for n in doc["nodes"])
     assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
+
+
+def test_foreground_reports_a_crashed_node_and_still_stops_the_rest(home: Path, tarball: Path,
+                                                                     tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
+    try:
+        wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
+        psutil.Process(status(home)["nodes"][1]["pid"]).kill()
+        wait_for(lambda: "node n2 exited" in log.read_text(), 10, "crash reported")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 130, log.read_text()
+    finally:
+        proc.kill()
+    assert our_processes(home) == []
+    for i in (1, 3):
+        assert event_names(home, "dev", i)[-1] == "exit"
+        assert "hard_shutdown" not in event_names(home, "dev", i)
