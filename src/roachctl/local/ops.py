@@ -77,6 +77,12 @@ def _refuse_existing(paths: ClusterPaths) -> None:
                               f"with `roachctl local down --name {paths.name} --wipe`")
 
 
+def _node_state(paths: ClusterPaths, index: int, sql_port: int, http_port: int) -> NodeState:
+    np = paths.node(index)
+    return NodeState(index, sql_port, http_port, dir=str(np.dir), store=str(np.store), log_dir=str(np.logs),
+                     temp_dir=str(np.temp), pid_file=str(np.pid_file), output=str(np.output))
+
+
 def _create(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
     """Plan ports, create dirs and certs, and write the state (the port reservation), atomically."""
     paths = ClusterPaths(home, opts.name)
@@ -91,7 +97,7 @@ def _create(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
             private_dir(paths.dir)
             if not opts.insecure:
                 certs.create(paths)
-            nodes = [NodeState(i, p.sql, p.http, str(paths.node(i).dir)) for i, p in enumerate(plan, 1)]
+            nodes = [_node_state(paths, i, p.sql, p.http) for i, p in enumerate(plan, 1)]
             state = ClusterState(name=opts.name, secure=not opts.insecure, release=release.to_dict(),
                                  nodes=nodes, created_at=now_iso())
             save(paths, state)

@@ -35,6 +35,11 @@ class NodeState:
     sql_port: int
     http_port: int
     dir: str
+    store: str = ""
+    log_dir: str = ""
+    temp_dir: str = ""
+    pid_file: str = ""
+    output: str = ""
     argv: list[str] = field(default_factory=list)
     pid: int | None = None
     create_time: float | None = None
