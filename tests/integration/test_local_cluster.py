@@ -113,15 +113,16 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     assert not (home / "local" / "dev").exists()
 
 
-def test_foreground_sigint_drains_every_node_and_leaves_nothing(home: Path, tarball: Path,
-                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_foreground_signal_drains_every_node_and_leaves_nothing(home: Path, tarball: Path, tmp_path: Path,
+                                                                sig: signal.Signals, code: int) -> None:
     log = tmp_path / "up.log"
     proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
     try:
         wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
         assert "console: https://127.0.0.1:" in log.read_text()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=90) == 130, log.read_text()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=90) == code, log.read_text()
     finally:
         proc.kill()
     assert our_processes(home) == []
