@@ -312,3 +312,13 @@ def test_foreground_reports_a_crashed_node_and_still_stops_the_rest(home: Path, 
     for i in (1, 3):
         assert event_names(home, "dev", i)[-1] == "exit"
         assert "hard_shutdown" not in event_names(home, "dev", i)
+
+
+def test_wipe_of_a_cluster_without_quorum_still_cleans_up(home: Path, tarball: Path) -> None:
+    assert _up(home, tarball).returncode == 0
+    for node in status(home)["nodes"][:2]:
+        psutil.Process(node["pid"]).kill()
+    res = roachctl(home, "local", "down", "--wipe", "--yes")
+    assert res.returncode == 0, res.stderr
+    assert "killing the nodes instead" in res.stderr
+    assert our_processes(home) == [] and not (home / "local" / "dev").exists()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roachctl import release as rel
-from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, UsageError
+from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, RoachctlError, UsageError
 from roachctl.fsutil import private_dir
 from roachctl.local import certs, process
 from roachctl.local.cluster import LocalCluster, now_iso
@@ -245,19 +245,29 @@ def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], t
     """Stop the cluster and forget its processes; with `wipe`, delete ``<home>/local/<name>``.
 
     `confirm` receives the cluster name and must return True (typed name or --yes) before a wipe.
+    With `wipe` the nodes are still stopped gracefully when they can be; if they cannot (no
+    quorum, a node stuck), they are killed — their data is about to be deleted anyway.
     """
     paths = ClusterPaths(home, check_name(name))
     cluster = LocalCluster.load(paths)
     if wipe and not confirm(name):
         raise RefusedError(f"not wiping local cluster {name!r}: not confirmed",
                            hint="type the cluster name when asked, or pass --yes")
-    stop(home, name, timeout=timeout, force=False)
-    if wipe:
-        cluster.reload()
-        if cluster.running_nodes():
-            raise RefusedError(f"local cluster {name!r} still has running nodes; nothing was deleted",
-                               hint="run `roachctl local stop --force` first")
-        _wipe(cluster)
+    if not wipe:
+        stop(home, name, timeout=timeout, force=False)
+        return
+    with Interrupts("stopping before the wipe; press Ctrl-C again to kill the nodes") as intr:
+        try:
+            cluster.stop(interrupts=intr, drain_timeout=timeout, exit_timeout=timeout)
+        except (RoachctlError, ForceStop) as exc:
+            if isinstance(exc, RoachctlError):
+                console().print(f"[yellow]warning:[/] {exc.render()}\nkilling the nodes instead")
+            cluster.kill()
+    cluster.reload()
+    if cluster.running_nodes():
+        raise RefusedError(f"local cluster {name!r} still has running nodes; nothing was deleted",
+                           hint="run `roachctl local stop --force` first")
+    _wipe(cluster)
 
 
 def sql(home: Path, name: str, statements: Sequence[str]) -> None:
