@@ -113,7 +113,8 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     assert not (home / "local" / "dev").exists()
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)],
+                         ids=["SIGINT", "SIGTERM"])
 def test_foreground_signal_drains_every_node_and_leaves_nothing(home: Path, tarball: Path, tmp_path: Path,
                                                                 sig: signal.Signals, code: int) -> None:
     log = tmp_path / "up.log"

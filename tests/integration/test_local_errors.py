@@ -86,3 +86,17 @@ def test_commands_on_a_missing_cluster(home: Path) -> None:
         res = roachctl(home, "local", *verb, "--name", "nope")
         assert res.returncode == 2 and "no local cluster named 'nope'" in res.stderr, (verb, res.stderr)
     _assert_nothing_left(home)
+
+
+def test_unusable_home_is_a_clear_error(tmp_path: Path, standin_releases: Releases) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    tarball = str(standin_releases.tarball(standin_releases.new))
+    res = roachctl(blocker / "home", "local", "up", "--detach", "--tarball", tarball, *ports_args())
+    assert res.returncode == 2 and "cannot use the release cache" in res.stderr, res.stderr
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "local").write_text("in the way")
+    res = roachctl(home, "local", "up", "--detach", "--tarball", tarball, *ports_args())
+    assert res.returncode == 2 and "cannot create the cluster's files" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and our_processes(home) == []

@@ -128,7 +128,14 @@ def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None])
     if opts.insecure:
         console().print("[bold yellow]warning:[/] --insecure: no TLS and no authentication; anyone "
                         "who can reach these ports on this machine has full control of the cluster")
-    cluster = _create(home, opts, release)
+    try:
+        cluster = _create(home, opts, release)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise UsageError(f"cannot create the cluster's files: {exc.strerror}: {exc.filename}",
+                         where=str(ClusterPaths(home, opts.name).dir),
+                         hint="check that --home (or ROACHCTL_HOME) is writable") from None
     with Interrupts("stopping the nodes that were starting; press Ctrl-C again to kill them") as intr:
         try:
             cluster.bring_up(opts.timeout, intr)

@@ -68,6 +68,19 @@ def obtain(
     else:
         name = ReleaseName(normalize_version(version or DEFAULT_VERSION), want_arch)
     cache = ReleaseCache.for_home(home)
+    try:
+        return _obtain_locked(cache, name, tarball, expected, mirror, progress)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise ReleaseError(f"cannot use the release cache: {exc.strerror}: {exc.filename or cache.root}",
+                           where=str(cache.root),
+                           hint="check that --home (or ROACHCTL_HOME) is writable and has free space",
+                           ) from None
+
+
+def _obtain_locked(cache: ReleaseCache, name: ReleaseName, tarball: Path | None, expected: str | None,
+                   mirror: str | None, progress: bool) -> Release:
     with cache.locked():
         cached = cache.load(name)
         if cached is not None:
