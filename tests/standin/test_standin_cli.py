@@ -408,3 +408,17 @@ def test_client_certificates_are_checked(tmp_path: Path, standin_ca: pki.KeyPair
     assert "client.root.key has permissions -rw----r--, exceeds" in res.stderr
     res = run_cli("sql", "-e", "select 1", f"--certs-dir={certs}", "--user=bob", "--host=127.0.0.1:1")
     assert "no client certificate found for user bob" in res.stderr
+
+
+def test_only_ready_is_ever_notified() -> None:
+    """Contract §2.2 step 3: cockroach sends sd_notify READY=1 and nothing else.
+
+    STOPPING=1 on a drain would make systemd consider the unit stopping even after a
+    `node drain` without --shutdown, so a later `systemctl stop` would send no SIGTERM.
+    """
+    import pathlib
+    import re
+
+    source = (pathlib.Path(__file__).parent / "cockroach").read_text()
+    notified = set(re.findall(r'sd_notify\("([A-Z_]+)=', source))
+    assert notified == {"READY"}

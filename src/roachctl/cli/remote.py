@@ -176,7 +176,7 @@ def deploy(
                     "failed": {h: e.render() for h, e in failures.items()},
                 }
             )
-        console().print(plan_to_text(plans), end="", highlight=False)
+        console().print(plan_to_text(plans), end="", highlight=False, markup=False)
         if failures:
             host_results(
                 f"deploy {topology.name}: hosts that could not be planned", session.hosts, {}, failures

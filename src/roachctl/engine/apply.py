@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roachctl.exec.base import Executor
+from roachctl.exec.base import Executor, command_failed
 from roachctl.exec.command import Command
 from roachctl.plan.state import (
     Change,
@@ -128,7 +128,7 @@ async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) 
         await executor.run(Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True))
     elif kind in (ChangeKind.CREATE_DIR, ChangeKind.FIX_DIR) and isinstance(spec, DirSpec):
         await executor.run(
-            Command.shell(_DIR_SCRIPT, spec.path, f"{spec.mode:o}", spec.owner, spec.group, sudo=True)
+            Command.shell(_DIR_SCRIPT, spec.path, f"{spec.mode:05o}", spec.owner, spec.group, sudo=True)
         )
     elif kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
         await _install_release(executor, spec, tarballs)
@@ -144,11 +144,28 @@ async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) 
     elif kind is ChangeKind.ENABLE_UNIT and isinstance(spec, UnitSpec):
         await executor.run(Command.of("systemctl", "enable", "--quiet", "--", spec.name, sudo=True))
     elif kind is ChangeKind.FIREWALL and isinstance(spec, FirewallSpec):
-        if not spec.apply:
-            raise ValueError(f"firewall backend {spec.backend} has no apply command")
-        await executor.run(Command.of(*spec.apply, sudo=True))
+        await _apply_firewall(executor, spec)
     else:
         raise ValueError(f"cannot apply {kind.value} with spec {type(spec).__name__}")
+
+
+async def _apply_firewall(executor: Executor, spec: FirewallSpec) -> None:
+    """Load the rules from a staged copy; the rules file is put in place only once the load worked.
+
+    The file on the host is the record of what is loaded, so a failed load leaves the old file
+    and the next deploy retries (see plan.diff._firewall_change).
+    """
+    if spec.file is None or not spec.apply or spec.apply[-1] != spec.file.path:
+        raise ValueError(f"firewall backend {spec.backend}: nothing to apply")
+    f = spec.file
+    staged = f"{f.path}.roachctl-new"
+    await executor.put(f.content, staged, mode=f.mode, owner=f.owner, group=f.group)
+    load = Command.of(*spec.apply[:-1], staged, sudo=True)
+    result = await executor.run(load, check=False)
+    if not result.ok:
+        await executor.run(Command.of("rm", "-f", "--", staged, sudo=True), check=False)
+        raise command_failed(executor.host, load, result)
+    await executor.run(Command.of("mv", "-f", "-T", "--", staged, f.path, sudo=True))
 
 
 async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
