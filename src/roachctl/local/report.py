@@ -34,6 +34,7 @@ def cluster_status(cluster: LocalCluster) -> dict[str, Any]:
             "ready": bool(probe and probe.ready),
             "live": bool(ids and ids[1]),
             "health": probe.detail if probe else "not running",
+            "version": state.release.get("version"),
             "sql_url": cluster.endpoint.sql_url(node),
             "http_url": cluster.endpoint.http_url(node),
             "cert_expires": expiry.get("node"),
