@@ -280,6 +280,7 @@ def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], t
 def sql(home: Path, name: str, statements: Sequence[str]) -> None:
     """Run `cockroach sql` against a ready node: with `-e` statements, or interactively."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    cluster.check_binary()
     target = next((n for n, _ in cluster.running_nodes() if cluster.endpoint.probe(n).ready), None)
     if target is None:
         raise RefusedError(f"local cluster {name!r} has no ready node",
