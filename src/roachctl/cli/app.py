@@ -6,6 +6,7 @@ anything else is an internal error (exit 1) with the traceback shown only with -
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -48,6 +49,9 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI and exit with the code of the error class (interface.md)."""
     _register()
+    # asyncio warns "Unknown child process pid" when a killed ssh client was already reaped by
+    # subprocess' own cleanup; harmless, and not something a user can act on.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     verbose = "--verbose" in (argv or sys.argv) or "-v" in (argv or sys.argv)
     try:
         cli.main(args=argv, prog_name="roachctl", standalone_mode=False)
