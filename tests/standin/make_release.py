@@ -100,8 +100,12 @@ def _entry(name: str, *, mode: int, data: bytes | None) -> tarfile.TarInfo:
 def tarball_bytes(version: str, arch: str, standin: Path = STANDIN) -> bytes:
     """The gzipped tarball for VERSION/ARCH, deterministic."""
     validate(version, arch)
+    return tarball_from_binary(version, arch, baked_standin(version, standin))
+
+
+def tarball_from_binary(version: str, arch: str, cockroach: bytes) -> bytes:
+    """A release tarball (official layout) around any `cockroach` binary, deterministic."""
     top = release_name(version, arch)
-    cockroach = baked_standin(version, standin)
     geos = f"placeholder GEOS library for the roachctl stand-in ({arch})\n".encode()
     geos_c = f"placeholder GEOS C library for the roachctl stand-in ({arch})\n".encode()
     members: list[tuple[str, int, bytes | None]] = [

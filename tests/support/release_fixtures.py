@@ -6,11 +6,21 @@
   that directory (knobs and the request log start clean in every test).
 
 The stand-in script defaults to tests/standin/cockroach; ``ROACHCTL_STANDIN=/path`` overrides it.
+
+Opt-in real-binary tier: ``ROACHCTL_TEST_COCKROACH=/path/to/cockroach`` (a real binary, packed into a
+release tarball named after its ``version --build-tag``) or ``=/path/to/cockroach-vX.Y.Z.linux-ARCH.tgz``
+(an official tarball, its ``.sha256sum`` beside it or computed). Then NEW_VERSION is that release, there is
+no OLD release (upgrade tests skip), and ``real_binary()`` is true so stand-in-only assertions (its event
+log) can skip.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +53,8 @@ class Releases:
 
     def tarball(self, version: str, arch: str | None = None) -> Path:
         """Path of the tarball for ``version`` (default arch: this machine's)."""
+        if not version and real_binary():
+            pytest.skip(f"{REAL_ENV}: the real-binary tier has a single release")
         path = self.dir / make_release.tarball_name(version, arch or self.arch)
         if not path.is_file():
             raise FileNotFoundError(f"no stand-in release built for {version}/{arch or self.arch}: {path}")
@@ -56,8 +68,42 @@ class Releases:
         return self.checksum_file(version, arch).read_text().split()[0]
 
 
+REAL_ENV = "ROACHCTL_TEST_COCKROACH"
+
+
+def real_binary() -> bool:
+    """True when the suite runs against a real `cockroach` (opt-in tier)."""
+    return bool(os.environ.get(REAL_ENV))
+
+
+def _real_release(directory: Path, given: Path) -> Releases:
+    """Put the real release (tarball, or binary packed as one) into ``directory``."""
+    if not given.exists():
+        pytest.fail(f"{REAL_ENV}={given}: no such file", pytrace=False)
+    directory.mkdir(parents=True, exist_ok=True)
+    if given.name.endswith(".tgz"):
+        match = re.fullmatch(r"cockroach-(v[^/]+)\.linux-(amd64|arm64)\.tgz", given.name)
+        if match is None:
+            pytest.fail(f"{REAL_ENV}: expected cockroach-vX.Y.Z.linux-ARCH.tgz, not {given.name}",
+                        pytrace=False)
+        version, arch = match.group(1), match.group(2)
+        shutil.copyfile(given, directory / given.name)
+        data = (directory / given.name).read_bytes()
+    else:
+        tag = subprocess.run([str(given), "version", "--build-tag"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout.strip()
+        version, arch = tag, HOST_ARCH
+        data = make_release.tarball_from_binary(version, arch, given.read_bytes())
+        (directory / make_release.tarball_name(version, arch)).write_bytes(data)
+    name = make_release.tarball_name(version, arch)
+    (directory / f"{name}.sha256sum").write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+    return Releases(dir=directory, old="", new=version, arch=arch)
+
+
 def build_releases(directory: Path, versions: tuple[str, ...] = (OLD_VERSION, NEW_VERSION)) -> Releases:
-    """Build every version × (host arch, arm64) into ``directory``."""
+    """Build every version × (host arch, arm64) into ``directory`` (or take the real release, see above)."""
+    if real_binary():
+        return _real_release(directory, Path(os.environ[REAL_ENV]))
     standin = standin_path()
     for version in versions:
         for arch in ARCHES:
