@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""Deploy benchmark: roachctl vs the seed's sequential scp+ssh script, on the project's test bed.
+
+    sudo .venv/bin/python bench/deploy_bench.py --hosts 3,9 --repeat 3 [--json] [--no-seed-rerun]
+
+For every N in --hosts and every repeat, on FRESH bed hosts (a new `Bed.up(N)`, boot not timed):
+
+- ``seed cold``     bench/seed_deploy.sh: per host, one after another, one scp (tarball, certs, unit, firewall
+                    file, post-install script) + one ssh running the script; no ControlMaster. THE BASELINE.
+- ``seed re-run``   the same script again on the same hosts (it has no idempotence: it redoes everything).
+- ``roachctl cold`` ``roachctl --yes deploy`` on fresh hosts with a fresh --home (so it includes creating the CA
+                    and signing the node certs, which the seed did beforehand, untimed).
+- ``roachctl no-op`` the same deploy again: must print "0 changes" (asserted).
+
+Seed and roachctl each get their own fresh bed per repeat; their order alternates between repeats. Every
+scenario is timed as the wall clock of its whole command (interpreter start-up included), and the end state
+(binary, certs, unit enabled, service user) is checked after each cold run (not timed). Reported: the median
+of --repeat runs, and its ratio to the seed-cold median measured in the same run. The issue's Ansible/seed
+numbers are printed as static context only ("reference (issue, not measured here)").
+
+Needs root (the bed). Exit status is 0 whenever the measurement completed, whatever the verdict; 1 if a
+scenario failed (wrong end state, no "0 changes", a command error); 2 if the bed is unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+VERSION = "v25.4.0"
+ROACHCTL = REPO / ".venv" / "bin" / "roachctl"
+SEED_SCRIPT = REPO / "bench" / "seed_deploy.sh"
+MAKE_RELEASE = REPO / "tests" / "standin" / "make_release.py"
+NOOP_TARGET_S = 2.0
+NOOP_TARGET_HOSTS = 9
+
+SCENARIOS = ("seed cold", "seed re-run", "roachctl cold", "roachctl no-op")
+BASELINE = "seed cold"
+
+# The issue's numbers (medians of 3 on *their* test bed). Context only: never measured by this script.
+REFERENCE = {
+    3: {"ansible cold": 12.9, "ansible no-op": 10.0, "seed cold": 4.4},
+    9: {"ansible cold": 34.0, "ansible no-op": 33.0, "seed cold": 11.8},
+}
+# Which reference numbers sit next to which measured scenario in the table.
+REFERENCE_FOR = {
+    "seed cold": ("seed cold",),
+    "seed re-run": (),
+    "roachctl cold": ("ansible cold", "seed cold"),
+    "roachctl no-op": ("ansible no-op",),
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+@dataclass
+class Run:
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Results:
+    runs: dict[int, dict[str, list[Run]]] = field(default_factory=dict)
+    boot: dict[int, list[float]] = field(default_factory=dict)
+
+    def add(self, n: int, scenario: str, run: Run) -> None:
+        self.runs.setdefault(n, {}).setdefault(scenario, []).append(run)
+
+    def median(self, n: int, scenario: str) -> float | None:
+        runs = self.runs.get(n, {}).get(scenario)
+        return statistics.median(r.seconds for r in runs) if runs else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# preparation (untimed)
+
+
+def build_release(out: Path) -> Path:
+    subprocess.run(
+        [sys.executable, str(MAKE_RELEASE), VERSION, str(out), "--arch", "amd64"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    tarball = out / f"cockroach-{VERSION}.linux-amd64.tgz"
+    if not tarball.is_file():
+        raise SystemExit(f"make_release.py did not write {tarball}")
+    return tarball
+
+
+def make_seed_certs(out: Path, n: int) -> Path:
+    """The seed's `cockroach cert create-ca` + `create-node` per node, done once, before any timing."""
+    from roachctl.tls import pki
+
+    certs = out / f"certs-{n}"
+    certs.mkdir(parents=True, exist_ok=True)
+    ca = pki.create_ca()
+    (certs / "ca.crt").write_bytes(ca.cert_pem())
+    for i in range(1, n + 1):
+        host = f"h{i}"
+        node = pki.create_node_cert(ca, [host])
+        (certs / host).mkdir(exist_ok=True)
+        (certs / host / "node.crt").write_bytes(node.cert_pem())
+        key = certs / host / "node.key"
+        key.write_bytes(node.key_pem())
+        key.chmod(0o600)
+    return certs
+
+
+def write_topology(path: Path, n: int) -> None:
+    lines = [f"name: bench{n}", f"version: {VERSION}", "ssh:", "  user: root", "nodes:"]
+    lines += [f"  - host: h{i}" for i in range(1, n + 1)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def settle(bed: Any) -> None:
+    """Let every freshly booted host finish starting its units, so boot work is not billed to a scenario."""
+    for host in bed.hosts:
+        bed.exec(host, ["timeout", "30", "systemctl", "is-system-running", "--wait"], check=False, timeout=40)
+    time.sleep(0.3)
+
+
+CHECK_SCRIPT = r"""
+set -e
+test -x /opt/cockroach/cockroach
+test "$(stat -L -c %U /opt/cockroach/cockroach)" = root
+test -s /opt/cockroach/certs/ca.crt
+test -s /opt/cockroach/certs/node.crt
+test "$(stat -c %U:%a /opt/cockroach/certs/node.key)" = cockroach:600
+id cockroach >/dev/null
+test -d /var/lib/cockroach
+test "$(systemctl is-enabled cockroach.service)" = enabled
+/opt/cockroach/cockroach version >/dev/null
+"""
+
+
+def check_end_state(bed: Any, what: str) -> None:
+    for host in bed.hosts:
+        proc = bed.exec(host, ["sh", "-c", CHECK_SCRIPT], check=False)
+        if proc.returncode != 0:
+            raise ScenarioFailed(f"{what}: {host.name} is not deployed: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+def timed(argv: list[str], what: str, *, timeout: float = 600) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise ScenarioFailed(
+            f"{what}: exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return elapsed, proc
+
+
+# ---------------------------------------------------------------------------------------------------------
+# scenarios
+
+
+def run_seed(bed: Any, n: int, tarball: Path, certs: Path, results: Results, *, rerun: bool) -> None:
+    argv = ["bash", str(SEED_SCRIPT), str(bed.ssh_config), str(tarball), str(certs), VERSION]
+    argv += [h.name for h in bed.hosts]
+    elapsed, _ = timed(argv, f"seed cold ({n} hosts)")
+    check_end_state(bed, "seed cold")
+    results.add(n, "seed cold", Run(elapsed))
+    log(f"    seed cold        {elapsed:6.2f} s")
+    if rerun:
+        elapsed, _ = timed(argv, f"seed re-run ({n} hosts)")
+        check_end_state(bed, "seed re-run")
+        results.add(n, "seed re-run", Run(elapsed))
+        log(f"    seed re-run      {elapsed:6.2f} s")
+
+
+CHANGES_RE = re.compile(r"(\d+) change\(s\) applied")
+
+
+def run_roachctl(bed: Any, n: int, tarball: Path, work: Path, results: Results) -> None:
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
+    topo = work / f"topo-{n}.yaml"
+    write_topology(topo, n)
+    argv = [str(ROACHCTL), "--home", str(home), "--ssh-config", str(bed.ssh_config), "--yes", "--no-color"]
+    argv += ["deploy", str(topo), "--tarball", str(tarball)]
+
+    elapsed, proc = timed(argv, f"roachctl cold ({n} hosts)")
+    text = proc.stdout + proc.stderr  # the human report goes to stderr when stdout is not a terminal
+    applied = [int(m) for m in CHANGES_RE.findall(text)]
+    if len(applied) != n or min(applied) == 0:
+        raise ScenarioFailed(f"roachctl cold: expected {n} hosts with changes applied:\n{text}")
+    check_end_state(bed, "roachctl cold")
+    results.add(n, "roachctl cold", Run(elapsed, f"{sum(applied)} changes"))
+    log(f"    roachctl cold    {elapsed:6.2f} s  ({sum(applied)} changes)")
+
+    elapsed, proc = timed(argv, f"roachctl no-op ({n} hosts)")
+    text = proc.stdout + proc.stderr
+    if not re.search(r"(?m)^\s*0 changes\s*$", text):
+        raise ScenarioFailed(f'roachctl no-op: "0 changes" not reported:\n{text}')
+    results.add(n, "roachctl no-op", Run(elapsed, "0 changes"))
+    log(f"    roachctl no-op   {elapsed:6.2f} s  (0 changes)")
+
+
+def on_fresh_bed(n: int, name: str, results: Results, body: Callable[[Any], None]) -> None:
+    from tests.support.bed import Bed
+
+    t0 = time.perf_counter()
+    with Bed.up(n, name=name) as bed:
+        settle(bed)
+        results.boot.setdefault(n, []).append(time.perf_counter() - t0)
+        body(bed)
+
+
+def startup_seconds(repeat: int) -> float:
+    """`roachctl --version`: the controller's interpreter + CLI start-up, paid once per command (no ssh)."""
+    times = []
+    for _ in range(max(3, repeat)):
+        t0 = time.perf_counter()
+        subprocess.run([str(ROACHCTL), "--version"], check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# report
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def report_rows(results: Results) -> list[dict[str, Any]]:
+    rows = []
+    for n in sorted(results.runs):
+        base = results.median(n, BASELINE)
+        for scenario in SCENARIOS:
+            med = results.median(n, scenario)
+            if med is None:
+                continue
+            runs = results.runs[n][scenario]
+            refs = {k: REFERENCE.get(n, {}).get(k) for k in REFERENCE_FOR[scenario]}
+            rows.append(
+                {
+                    "scenario": scenario,
+                    "hosts": n,
+                    "median_s": round(med, 3),
+                    "runs_s": [round(r.seconds, 3) for r in runs],
+                    "ratio_vs_seed_cold": round(med / base, 3) if base else None,
+                    "speedup_vs_seed_cold": round(base / med, 2) if base else None,
+                    "reference_issue_not_measured": {k: v for k, v in refs.items() if v is not None},
+                }
+            )
+    return rows
+
+
+def verdict(results: Results) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    noop9 = results.median(NOOP_TARGET_HOSTS, "roachctl no-op")
+    out["noop_target"] = {
+        "hosts": NOOP_TARGET_HOSTS,
+        "target_s": NOOP_TARGET_S,
+        "median_s": None if noop9 is None else round(noop9, 3),
+        "met": None if noop9 is None else noop9 < NOOP_TARGET_S,
+    }
+    beats = {}
+    for n in sorted(results.runs):
+        seed = results.median(n, BASELINE)
+        cold = results.median(n, "roachctl cold")
+        noop = results.median(n, "roachctl no-op")
+        beats[n] = {
+            "cold_beats_seed_cold_measured": None if seed is None or cold is None else cold < seed,
+            "noop_beats_seed_cold_measured": None if seed is None or noop is None else noop < seed,
+        }
+    out["beats"] = beats
+    return out
+
+
+def print_table(results: Results, meta: dict[str, Any]) -> None:
+    rows = report_rows(results)
+    header = ("scenario", "hosts", "median s", "runs s", "x seed cold", "speedup", "reference (issue, not measured here)")
+    table = [header]
+    for r in rows:
+        refs = ", ".join(f"{k} {v:g} s" for k, v in r["reference_issue_not_measured"].items())
+        table.append(
+            (
+                r["scenario"],
+                str(r["hosts"]),
+                fmt(r["median_s"]),
+                " ".join(fmt(x) for x in r["runs_s"]),
+                fmt(r["ratio_vs_seed_cold"]),
+                "-" if r["speedup_vs_seed_cold"] is None else f"{r['speedup_vs_seed_cold']:.2f}x",
+                refs or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    print()
+    print(f"deploy benchmark — {meta['date']} — {meta['machine']} — median of {meta['repeat']} per scenario")
+    print("x seed cold = median / seed-cold median measured in this run (lower is better); speedup = its inverse")
+    for i, row in enumerate(table):
+        print("  ".join(cell.ljust(w) if j in (0, 3, 6) else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    print("reference (issue, not measured here): medians of 3 on the issue's test bed")
+    for n, refs in REFERENCE.items():
+        print(f"  {n} hosts: " + ", ".join(f"{k} {v:g} s" for k, v in refs.items()))
+    print()
+    print(
+        f"context: roachctl start-up (`roachctl --version`, no ssh) {fmt(meta['startup_s'])} s per command; "
+        f"bed boot+settle per fresh bed (not timed): "
+        + ", ".join(f"{n} hosts {fmt(statistics.median(v), 1)} s" for n, v in sorted(results.boot.items()))
+    )
+    print(f"context: load average before {meta['load_before']}, after {meta['load_after']}")
+    v = verdict(results)
+    t = v["noop_target"]
+    print()
+    if t["median_s"] is None:
+        print(f"VERDICT: no-op target ({NOOP_TARGET_HOSTS} hosts < {NOOP_TARGET_S:g} s) not measured (pass --hosts {NOOP_TARGET_HOSTS})")
+    elif t["met"]:
+        print(f"VERDICT: target MET — {NOOP_TARGET_HOSTS}-host no-op re-deploy {t['median_s']:.2f} s < {NOOP_TARGET_S:g} s")
+    else:
+        print(f"VERDICT: target MISSED — {NOOP_TARGET_HOSTS}-host no-op re-deploy {t['median_s']:.2f} s >= {NOOP_TARGET_S:g} s")
+    for n, b in v["beats"].items():
+        cold, seed = results.median(n, "roachctl cold"), results.median(n, BASELINE)
+        if cold is None or seed is None:
+            continue
+        word = "faster" if b["cold_beats_seed_cold_measured"] else "NOT faster"
+        print(f"VERDICT: {n} hosts: roachctl cold {cold:.2f} s is {word} than the seed script {seed:.2f} s (measured here)")
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--hosts", default="3,9", help="comma-separated host counts (default 3,9)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported (default 3)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout (progress on stderr)")
+    ap.add_argument("--no-seed-rerun", action="store_true", help="skip the seed script's second run")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (tarball, certs, homes)")
+    args = ap.parse_args(argv)
+    counts = [int(x) for x in args.hosts.split(",") if x.strip()]
+    if args.repeat < 1 or not counts:
+        ap.error("--repeat must be >= 1 and --hosts non-empty")
+    if os.geteuid() != 0:
+        log("the test bed needs root: sudo .venv/bin/python bench/deploy_bench.py ...")
+        return 2
+    if not ROACHCTL.exists():
+        log(f"{ROACHCTL} missing: run ./scripts/bootstrap --dev")
+        return 2
+    from tests.support.bed import BedUnavailable
+
+    work = Path(tempfile.mkdtemp(prefix="roachctl-bench-"))
+    results = Results()
+    meta: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}",
+        "repeat": args.repeat,
+        "hosts": counts,
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    failed = False
+    try:
+        tarball = build_release(work / "release")
+        meta["tarball_bytes"] = tarball.stat().st_size
+        meta["startup_s"] = startup_seconds(args.repeat)
+        for n in counts:
+            certs = make_seed_certs(work, n)
+            for r in range(args.repeat):
+                log(f"{n} hosts, repeat {r + 1}/{args.repeat}")
+                seed = ("seed", lambda bed: run_seed(bed, n, tarball, certs, results, rerun=not args.no_seed_rerun))
+                roach = ("roachctl", lambda bed: run_roachctl(bed, n, tarball, work, results))
+                for label, body in (seed, roach) if r % 2 == 0 else (roach, seed):
+                    on_fresh_bed(n, f"bench-{label}-{n}", results, body)
+    except BedUnavailable as exc:
+        log(f"test bed unavailable: {exc}")
+        return 2
+    except ScenarioFailed as exc:
+        log(f"SCENARIO FAILED: {exc}")
+        failed = True
+    except KeyboardInterrupt:
+        log("interrupted; partial results follow")
+        failed = True
+    finally:
+        if args.keep:
+            log(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta.setdefault("startup_s", None)
+    if args.json:
+        doc = {
+            "meta": meta,
+            "rows": report_rows(results),
+            "verdict": verdict(results),
+            "reference_issue_not_measured": REFERENCE,
+            "boot_s": {n: [round(x, 2) for x in v] for n, v in results.boot.items()},
+            "failed": failed,
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+    else:
+        print_table(results, meta)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
