@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     verbose = "--verbose" in (argv or sys.argv) or "-v" in (argv or sys.argv)
     try:
-        cli.main(args=argv, prog_name="roachctl", standalone_mode=False)
+        # With standalone_mode=False click returns ctx.exit(code)'s code instead of exiting.
+        returned = cli.main(args=argv, prog_name="roachctl", standalone_mode=False)
     except click.exceptions.Abort:
         console().print("aborted")
         sys.exit(ExitCode.INTERRUPTED)
@@ -63,11 +64,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(ExitCode.BAD_INPUT)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, InterruptedByUser):
+    except KeyboardInterrupt:
         console().print("interrupted")
         sys.exit(ExitCode.INTERRUPTED)
+    except InterruptedByUser as exc:
+        console().print(exc.render() or "interrupted", markup=False, highlight=False)
+        sys.exit(ExitCode.INTERRUPTED)
     except RoachctlError as exc:
-        console().print(f"[bold red]error:[/] {exc.render()}", markup=True, highlight=False)
+        console().print("[bold red]error:[/] ", end="", markup=True)
+        console().print(exc.render(), markup=False, highlight=False)
         sys.exit(int(exc.exit_code))
     except Exception:
         if verbose:
@@ -76,4 +81,4 @@ def main(argv: list[str] | None = None) -> None:
             "[bold red]internal error[/] (a bug in roachctl); re-run with --verbose for the traceback"
         )
         sys.exit(ExitCode.INTERNAL)
-    sys.exit(ExitCode.OK)
+    sys.exit(returned if isinstance(returned, int) else ExitCode.OK)
