@@ -151,6 +151,19 @@ def command_failed(host: str, cmd: Command, result: Result) -> RemoteCommandErro
     return RemoteCommandError(message, hint=hint, where=host, returncode=result.returncode, stderr=tail)
 
 
+def timed_out(host: str, cmd: Command, timeout: float, stderr: bytes) -> RemoteCommandError:
+    """The error for a command that outlived its timeout (there is no exit code to report)."""
+    return RemoteCommandError(f"command timed out after {timeout:g}s: {cmd.display()}", where=host,
+                              stderr=cmd.mask(stderr_tail(stderr)))
+
+
+def finish(host: str, cmd: Command, result: Result, *, check: bool) -> Result:
+    """Return `result`, or raise `command_failed` when `check` and it exited non-zero."""
+    if check and result.returncode != 0:
+        raise command_failed(host, cmd, result)
+    return result
+
+
 class ExecutorBase:
     """put/put_stream/get built on one primitive, `_exec`; subclasses supply the transport."""
 

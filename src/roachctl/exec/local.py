@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 
-from roachctl.errors import RemoteCommandError
 from roachctl.exec._proc import ProcTimeout, Stdin, run_process
-from roachctl.exec.base import ExecutorBase, Result, command_failed, stderr_tail
+from roachctl.exec.base import ExecutorBase, Result, finish, timed_out
 from roachctl.exec.command import Command
 
 
@@ -27,14 +26,9 @@ class LocalExecutor(ExecutorBase):
         try:
             done = await run_process([self._shell, "-c", line], stdin=stdin, timeout=timeout)
         except ProcTimeout as exc:
-            raise RemoteCommandError(
-                f"command timed out after {exc.timeout:g}s: {cmd.display()}", where=self.host,
-                stderr=cmd.mask(stderr_tail(exc.stderr)),
-            ) from None
-        result = Result(done.returncode, done.stdout, done.stderr, done.duration)
-        if check and result.returncode != 0:
-            raise command_failed(self.host, cmd, result)
-        return result
+            raise timed_out(self.host, cmd, exc.timeout, exc.stderr) from None
+        return finish(self.host, cmd, Result(done.returncode, done.stdout, done.stderr, done.duration),
+                      check=check)
 
     async def close(self) -> None:
         return None

@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from roachctl.errors import RemoteCommandError, TransportError, UsageError
+from roachctl.errors import TransportError, UsageError
 from roachctl.exec._proc import ProcTimeout, Stdin, run_process
-from roachctl.exec.base import ExecutorBase, Result, command_failed, stderr_tail
+from roachctl.exec.base import ExecutorBase, Result, finish, stderr_tail, timed_out
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, fanout
 
@@ -276,14 +276,9 @@ class OpenSSHExecutor(ExecutorBase):
             try:
                 done = await self._spawn(argv, stdin, timeout, what="ssh failed", cmd=cmd)
             except ProcTimeout as exc:
-                raise RemoteCommandError(
-                    f"command timed out after {exc.timeout:g}s: {cmd.display()}", where=self.host,
-                    stderr=cmd.mask(stderr_tail(exc.stderr)),
-                ) from None
-        result = Result(done.returncode, done.stdout, done.stderr, done.duration)
-        if check and result.returncode != 0:
-            raise command_failed(self.host, cmd, result)
-        return result
+                raise timed_out(self.host, cmd, exc.timeout, exc.stderr) from None
+        return finish(self.host, cmd, Result(done.returncode, done.stdout, done.stderr, done.duration),
+                      check=check)
 
     async def _revive_if_expired(self) -> None:
         """After a long idle period ControlPersist has closed the master: reconnect through `connect()`.

@@ -61,27 +61,22 @@ def start_argv(spec: StartSpec) -> list[str]:
     argv = [spec.binary, "start"]
     argv.append(f"--certs-dir={spec.certs_dir}" if spec.certs_dir else "--insecure")
     argv += [f"--store=path={s}" for s in spec.stores]
-    argv.append(f"--listen-addr={spec.listen_addr}")
-    if spec.advertise_addr:
-        argv.append(f"--advertise-addr={spec.advertise_addr}")
-    if spec.sql_addr:
-        argv.append(f"--sql-addr={spec.sql_addr}")
-    if spec.advertise_sql_addr:
-        argv.append(f"--advertise-sql-addr={spec.advertise_sql_addr}")
-    argv.append(f"--http-addr={spec.http_addr}")
-    argv.append(f"--join={','.join(spec.join)}")
-    argv += [f"--cache={spec.cache}", f"--max-sql-memory={spec.max_sql_memory}"]
-    if spec.locality:
-        argv.append(f"--locality={spec.locality}")
-    if spec.log_dir:
-        argv.append(f"--log-dir={spec.log_dir}")
-    if spec.temp_dir:
-        argv.append(f"--temp-dir={spec.temp_dir}")
-    if spec.external_io_dir:
-        argv.append(f"--external-io-dir={spec.external_io_dir}")
-    if spec.pid_file:
-        argv.append(f"--pid-file={spec.pid_file}")
-    if spec.cluster_name:
-        argv.append(f"--cluster-name={spec.cluster_name}")
+    optional = [
+        ("listen-addr", spec.listen_addr),
+        ("advertise-addr", spec.advertise_addr),
+        ("sql-addr", spec.sql_addr),
+        ("advertise-sql-addr", spec.advertise_sql_addr),
+        ("http-addr", spec.http_addr),
+        ("join", ",".join(spec.join)),
+        ("cache", spec.cache),
+        ("max-sql-memory", spec.max_sql_memory),
+        ("locality", spec.locality),
+        ("log-dir", spec.log_dir),
+        ("temp-dir", spec.temp_dir),
+        ("external-io-dir", spec.external_io_dir),
+        ("pid-file", spec.pid_file),
+        ("cluster-name", spec.cluster_name),
+    ]
+    argv += [f"--{flag}={value}" for flag, value in optional if value]
     argv += list(spec.extra)
     return argv
