@@ -231,6 +231,17 @@ def on_fresh_bed(n: int, name: str, results: Results, body: Callable[[Any], None
         body(bed)
 
 
+def code_under_test() -> str:
+    """The commit measured, and whether src/ had uncommitted changes (the venv runs the working tree)."""
+    def git(*a: str) -> str:
+        proc = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else "?"
+
+    head = git("rev-parse", "--short", "HEAD")
+    dirty = [line for line in git("status", "--porcelain", "--", "src").splitlines() if line.strip()]
+    return f"{head}" + (f" + {len(dirty)} uncommitted file(s) in src/" if dirty else " (src/ clean)")
+
+
 def startup_seconds(repeat: int) -> float:
     """`roachctl --version`: the controller's interpreter + CLI start-up, paid once per command (no ssh)."""
     times = []
@@ -330,6 +341,7 @@ def print_table(results: Results, meta: dict[str, Any]) -> None:
         f"bed boot+settle per fresh bed (not timed): "
         + ", ".join(f"{n} hosts {fmt(statistics.median(v), 1)} s" for n, v in sorted(results.boot.items()))
     )
+    print(f"context: code measured: {meta['code']}; release: stand-in tarball {meta.get('tarball_bytes', '?')} bytes")
     print(f"context: load average before {meta['load_before']}, after {meta['load_after']}")
     v = verdict(results)
     t = v["noop_target"]
@@ -377,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}",
         "repeat": args.repeat,
         "hosts": counts,
+        "code": code_under_test(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
     failed = False
