@@ -18,14 +18,14 @@ from rich.table import Table
 
 from roachctl.cli.context import AppContext
 from roachctl.cluster import destroy as destroy_mod
-from roachctl.cluster import lifecycle
+from roachctl.cluster import lifecycle, sqlshell
 from roachctl.cluster import status as status_mod
 from roachctl.cluster.home import ClusterHome
-from roachctl.cluster.nodes import NodeClient, probe_ready, targets
+from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.session import Session, open_session
-from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, UsageError
+from roachctl.errors import HostFailures, RefusedError, RemoteCommandError
 from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.plan.report import plan_to_json, plan_to_text
@@ -327,29 +327,37 @@ def status(ctx: click.Context, cluster: str) -> None:
 )
 @click.pass_context
 def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str) -> None:
-    """Run SQL on CLUSTER (through a ready node, as root, with short-lived certs)."""
+    """Run SQL on CLUSTER (through a ready node, as root, with short-lived certs).
+
+    Without -e: an interactive `cockroach sql` shell on a ready node (over `ssh -t`).
+    """
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
-    if not statements:
-        raise UsageError(
-            "interactive SQL is not supported yet",
-            hint=f"pass statements with -e, or use the URL "
-            f"from `roachctl status {cluster}` with `cockroach sql --url`",
-        )
 
-    async def body(session: Session) -> str:
-        client = NodeClient(session)
+    async def first_ready(session: Session) -> NodeTarget:
         for target in targets(session):
             if (await probe_ready(session, target, timeout=5)).ready:
-                args = ["sql", f"--format={fmt}", *[w for s in statements for w in ("-e", s)]]
-                result = await client.run(target, args, timeout=300)
-                if not result.ok:
-                    raise RemoteCommandError(
-                        result.err.strip() or "sql failed", where=target.host, returncode=result.returncode
-                    )
-                return result.out
+                return target
         raise RefusedError(f"no node of {cluster} is ready", hint=f"start it: roachctl start {cluster}")
 
+    async def shell(session: Session) -> int:
+        return await sqlshell.interactive_sql(session, await first_ready(session))
+
+    async def body(session: Session) -> str:
+        target = await first_ready(session)
+        args = ["sql", f"--format={fmt}", *[w for s in statements for w in ("-e", s)]]
+        result = await NodeClient(session).run(target, args, timeout=300)
+        if not result.ok:
+            raise RemoteCommandError(
+                result.err.strip() or "sql failed", where=target.host, returncode=result.returncode
+            )
+        return result.out
+
+    if not statements:
+        code = _run(app, topology, shell)
+        if code != 0:
+            raise RemoteCommandError(f"the SQL shell exited with code {code}", returncode=code)
+        return
     sys.stdout.write(_run(app, topology, body))
 
 

@@ -12,7 +12,7 @@ import shutil
 from roachctl.cluster.lifecycle import Notify, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
 from roachctl.engine.session import Session
-from roachctl.errors import RemoteCommandError, RoachctlError
+from roachctl.errors import InterruptedByUser, RemoteCommandError, RoachctlError
 from roachctl.exec.command import Command
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import firewall_unit_name, layout_for
@@ -65,6 +65,8 @@ async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
     """Stop gracefully, then remove units, firewall rules, certs and release; data only if `wipe`."""
     try:
         await stop(session, notify=notify, force=True)
+    except InterruptedByUser:
+        raise
     except RoachctlError as exc:
         notify("*", f"graceful stop incomplete ({exc.message.splitlines()[0]}); removing anyway")
     topology = session.topology
@@ -94,7 +96,7 @@ async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
             raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)
         return "removed, data wiped" if wipe else "removed, data kept"
 
-    await each_node(targets(session), remove, outcome)
+    await each_node(targets(session), remove, outcome, session.interrupts)
     session.home.journal("destroy", wipe=wipe, done=sorted(outcome.done), failed=sorted(outcome.failures))
     if wipe and not outcome.failures:
         shutil.rmtree(session.home.dir, ignore_errors=True)

@@ -47,10 +47,25 @@ async def https_get_via_stdio(
         return await asyncio.wait_for(_exchange(proc, server_hostname, path, ssl_context), timeout=timeout)
     except TimeoutError as exc:
         raise ProbeError(f"no answer from {server_hostname} within {timeout:.0f}s") from exc
+    except OSError as exc:
+        # The pipe process exited before we could write (e.g. `ssh -W` to a closed port): the
+        # write side sees a broken pipe / reset. That is "no answer", never an internal error.
+        raise ProbeError(await _pipe_error(proc) or f"connection to {server_hostname} lost: {exc}") from exc
     finally:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+
+
+async def _pipe_error(proc: asyncio.subprocess.Process) -> str:
+    """What the pipe process said on stderr (e.g. ssh's "connect failed"), read with a short bound."""
+    if proc.stderr is None:
+        return ""
+    try:
+        err = await asyncio.wait_for(proc.stderr.read(), 2)
+    except TimeoutError:
+        return ""
+    return err.decode(errors="replace").strip()
 
 
 def _request(host: str, path: str) -> bytes:
@@ -71,13 +86,7 @@ async def _exchange(
     else:
         raw = await _tls_exchange(proc.stdin, proc.stdout, context, host, _request(host, path))
     if not raw:
-        err = b""
-        if proc.stderr is not None:
-            try:
-                err = await asyncio.wait_for(proc.stderr.read(), 2)
-            except TimeoutError:
-                err = b""
-        raise ProbeError(err.decode(errors="replace").strip() or "connection closed without an answer")
+        raise ProbeError(await _pipe_error(proc) or "connection closed without an answer")
     return _parse(raw)
 
 

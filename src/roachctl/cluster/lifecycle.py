@@ -6,7 +6,11 @@
 - stop (whole cluster): drain every node while all of them are still up — each drain needs a
   quorum (contract §4/§5; the seed's node 3 hung because its peers had already exited) — and
   only then stop the units. A drained node has nothing left to hand over, so its stop completes.
+  When the running nodes are not a majority they cannot drain at all (systemd would SIGKILL them
+  after TimeoutStopSec): refused unless --force.
 - stop --node: refused when it would leave the cluster without a majority (unless --force).
+  "Up" means the node answers on its HTTP port right now, not the cluster's liveness record,
+  which still says "live" for seconds after a node stopped.
 - restart: rolling, one node at a time, each gated on the node being ready and the cluster
   reporting every node live and no unavailable ranges before the next one goes down.
 """
@@ -29,8 +33,8 @@ from roachctl.cluster.nodes import (
 )
 from roachctl.cluster.nodestatus import NodeStatus, unavailable_ranges
 from roachctl.engine.session import Session
-from roachctl.errors import RefusedError, RemoteCommandError, RoachctlError
-from roachctl.exec.fanout import fanout
+from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, RoachctlError
+from roachctl.exec.fanout import Interrupts, fanout
 
 Notify = Callable[[str, str], None]
 READY_TIMEOUT = 180.0
@@ -45,8 +49,17 @@ class Outcome:
     failures: dict[str, RoachctlError] = field(default_factory=dict)
 
 
-async def each_node(hosts: list[NodeTarget], step: Callable[[NodeTarget], object], outcome: Outcome) -> None:
-    """Run `step` on every target in parallel; failures are collected per host, not raised."""
+async def each_node(
+    hosts: list[NodeTarget],
+    step: Callable[[NodeTarget], object],
+    outcome: Outcome,
+    interrupts: Interrupts | None = None,
+) -> None:
+    """Run `step` on every target in parallel; failures are collected per host, not raised.
+
+    `interrupts` is the operation's shared Ctrl-C controller (Session.interrupts): the first Ctrl-C
+    lets the running steps finish and raises InterruptedByUser; the second cancels them.
+    """
 
     async def guarded(host: str) -> None:
         target = next(t for t in hosts if t.host == host)
@@ -56,7 +69,7 @@ async def each_node(hosts: list[NodeTarget], step: Callable[[NodeTarget], object
         except RoachctlError as exc:
             outcome.failures[host] = exc
 
-    await fanout([t.host for t in hosts], guarded, continue_on_error=True)
+    await fanout([t.host for t in hosts], guarded, continue_on_error=True, interrupts=interrupts)
 
 
 async def start(
@@ -84,13 +97,15 @@ async def start(
             )
         return "started"
 
-    await each_node(chosen, start_one, outcome)
+    await each_node(chosen, start_one, outcome, session.interrupts)
     started = [t for t in chosen if t.host in outcome.done]
     if not started:
         return outcome
     if not state.initialized:
         await _init_once(session, started[0], notify)
-    await each_node(started, lambda t: _ready_or_fail(session, t, timeout, notify), outcome)
+    await each_node(
+        started, lambda t: _ready_or_fail(session, t, timeout, notify), outcome, session.interrupts
+    )
     return outcome
 
 
@@ -129,24 +144,14 @@ async def stop(session: Session, *, only: str | None = None, force: bool = False
     chosen = targets(session, only)
     outcome = Outcome()
     client = NodeClient(session)
+    up = await _answering(session, everyone)
     if only is not None and not force:
-        await _refuse_if_quorum_lost(session, client, everyone, chosen[0])
-    running = [t for t in chosen if (await probe_ready(session, t, timeout=5)).answered]
+        await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
+    running = [t for t in chosen if t.host in up]
+    if only is None and running and not force:
+        await _refuse_if_cannot_drain(client, everyone, running)
     if only is None and len(running) > 1:
-
-        async def drain(target: NodeTarget) -> str:
-            notify(target.host, "draining")
-            result = await client.run(target, ["node", "drain", "--self"], timeout=600)
-            if not result.ok:
-                raise RemoteCommandError(f"drain failed: {result.err.strip()[-500:]}", where=target.host)
-            return "drained"
-
-        await each_node(running, drain, outcome)
-        if outcome.failures and not force:
-            raise RefusedError(
-                "some nodes could not be drained; no node was stopped",
-                hint="check `roachctl status`, fix the failing nodes, retry (or --force to stop anyway)",
-            )
+        await _drain_all(session, client, running, outcome, notify, force=force)
 
     async def stop_one(target: NodeTarget) -> str:
         notify(target.host, "stopping")
@@ -156,27 +161,94 @@ async def stop(session: Session, *, only: str | None = None, force: bool = False
         return "stopped"
 
     outcome.done.clear()
-    await each_node(chosen, stop_one, outcome)
+    await each_node(chosen, stop_one, outcome, session.interrupts)
     session.home.journal("stop", hosts=[t.host for t in chosen], failed=sorted(outcome.failures))
     return outcome
 
 
-async def _refuse_if_quorum_lost(
-    session: Session, client: NodeClient, everyone: list[NodeTarget], leaving: NodeTarget
+async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
+    """Hosts whose node answers on its HTTP port now (ready or not), probed in parallel."""
+    answers = await asyncio.gather(*(probe_ready(session, t, timeout=5) for t in everyone))
+    return {t.host for t, a in zip(everyone, answers, strict=True) if a.answered}
+
+
+async def _drain_all(
+    session: Session,
+    client: NodeClient,
+    running: list[NodeTarget],
+    outcome: Outcome,
+    notify: Notify,
+    *,
+    force: bool,
 ) -> None:
-    others = [t for t in everyone if t.host != leaving.host]
+    """`node drain --self` on every running node at once, while all of them are still up."""
+
+    async def drain(target: NodeTarget) -> str:
+        notify(target.host, "draining")
+        result = await client.run(target, ["node", "drain", "--self"], timeout=600)
+        if not result.ok:
+            raise RemoteCommandError(f"drain failed: {result.err.strip()[-500:]}", where=target.host)
+        return "drained"
+
+    await each_node(running, drain, outcome, session.interrupts)
+    if outcome.failures and not force:
+        raise RefusedError(
+            "some nodes could not be drained; no node was stopped",
+            hint="check `roachctl status`, fix the failing nodes, retry (or --force to stop anyway)",
+        )
+
+
+async def _members(client: NodeClient, candidates: list[NodeTarget], fallback: int) -> int:
+    """How many active members the cluster has (the topology's count when no node answers)."""
     try:
-        rows = await client.status_from_any(others or everyone)
+        rows = await client.status_from_any(candidates)
+    except RoachctlError:
+        return fallback
+    return max(1, len([r for r in rows if r.membership in (None, "active")]))
+
+
+async def _refuse_if_cannot_drain(
+    client: NodeClient, everyone: list[NodeTarget], running: list[NodeTarget]
+) -> None:
+    """A minority of running nodes cannot drain (no quorum): stopping them means a hard kill."""
+    members = await _members(client, running, len(everyone))
+    if 2 * len(running) > members:
+        return
+    names = ", ".join(t.host for t in running)
+    raise RefusedError(
+        f"only {len(running)} of {members} nodes are running ({names}): without a majority they "
+        "cannot drain, and systemd would kill them hard after the stop timeout",
+        hint="start the other nodes first (`roachctl start CLUSTER`), then stop the whole cluster; "
+        "or pass --force to stop them anyway",
+    )
+
+
+async def _refuse_if_quorum_lost(
+    client: NodeClient, everyone: list[NodeTarget], leaving: NodeTarget, up: set[str]
+) -> None:
+    """Refuse to stop `leaving` when the nodes still up afterwards would not be a majority.
+
+    A member counts as up when the cluster reports it live *and*, for the topology's nodes, it
+    answers on its HTTP port now (liveness lags a stopped node by seconds).
+    """
+    others = [t for t in everyone if t.host != leaving.host and t.host in up]
+    try:
+        rows = await client.status_from_any(others or [leaving])
     except RoachctlError:
         return  # nothing answers: stopping this node cannot make things worse
+    known = {t.rpc_addr: t.host for t in everyone}
     members = [r for r in rows if r.membership in (None, "active")]
-    live = [r for r in members if r.is_live]
-    node = _row_for(rows, leaving)
-    remaining = len(live) - (1 if node is not None and node.is_live else 0)
-    if 2 * remaining <= len(members):
+    remaining = [
+        r
+        for r in members
+        if r.is_live and r.address != leaving.rpc_addr and (r.address not in known or known[r.address] in up)
+    ]
+    if 2 * len(remaining) <= len(members):
+        down = [t.host for t in everyone if t.host not in up and t.host != leaving.host]
+        why = f" ({', '.join(down)} not running)" if down else ""
         raise RefusedError(
-            f"stopping {leaving.host} would leave {remaining} of {len(members)} nodes live: the cluster "
-            "would lose its majority and the node could not finish draining",
+            f"stopping {leaving.host} would leave {len(remaining)} of {len(members)} nodes up{why}: the "
+            "cluster would lose its majority",
             hint="start the other nodes first, stop the whole cluster (no --node), or pass --force",
         )
 
@@ -193,6 +265,7 @@ async def restart(
     outcome = Outcome()
     client = NodeClient(session)
     for target in targets(session, only):
+        _stop_if_interrupted(session.interrupts, outcome)
         notify(target.host, "waiting for a healthy cluster")
         await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
         notify(target.host, "restarting (drain, stop, start)")
@@ -212,6 +285,13 @@ async def restart(
         outcome.done[target.host] = "restarted"
     session.home.journal("restart", done=sorted(outcome.done), failed=sorted(outcome.failures))
     return outcome
+
+
+def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome) -> None:
+    """Between two nodes of a rolling operation: after a Ctrl-C, take no further node down."""
+    if interrupts.requested:
+        done = ", ".join(outcome.done) or "none"
+        raise InterruptedByUser(f"interrupted; restarted so far: {done}; no other node was touched")
 
 
 async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeout: float) -> list[NodeStatus]:

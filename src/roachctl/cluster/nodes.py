@@ -20,7 +20,7 @@ from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.plan.layout import layout_for
-from roachctl.tls import pki
+from roachctl.tls import pki, store
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,17 @@ class NodeClient:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._client: pki.KeyPair | None = None
+
+    def client_files(self) -> dict[str, bytes]:
+        """ca.crt + client.root.crt/key of this operation's short-lived cert (secure clusters)."""
+        ca, cert, key = self._certs()
+        if ca is None or cert is None or key is None:
+            raise ValueError("an insecure cluster has no client certificates")
+        return {
+            store.CA_CERT: ca,
+            store.client_cert_name("root"): cert,
+            store.client_key_name("root"): key,
+        }
 
     def _certs(self) -> tuple[bytes | None, bytes | None, bytes | None]:
         if not self.session.topology.secure:

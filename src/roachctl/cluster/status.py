@@ -84,13 +84,16 @@ async def collect(session: Session) -> list[NodeReport]:
                 _cert_expiry(session, target.host),
                 error=exc.message.splitlines()[0],
             )
+        expiry = _cert_expiry(session, target.host)
+        if unit is None or unit.active_state in ("inactive", "failed"):
+            return NodeReport(target, unit, False, "not running", None, expiry)
         readiness = await probe_ready(session, target, timeout=8)
-        return NodeReport(
-            target, unit, readiness.ready, readiness.detail, None, _cert_expiry(session, target.host)
-        )
+        detail = readiness.detail if readiness.answered else "not answering on its HTTP port"
+        return NodeReport(target, unit, readiness.ready, detail, None, expiry)
 
     reports = list(await asyncio.gather(*(one(t) for t in chosen)))
-    answering = [r.target for r in reports if r.ready] or [r.target for r in reports if r.unit is not None]
+    running = [r.target for r in reports if r.unit is not None and r.unit.active_state == "active"]
+    answering = [r.target for r in reports if r.ready] or running
     if answering:
         try:
             rows = await NodeClient(session).status_from_any(answering)

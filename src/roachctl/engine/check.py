@@ -3,10 +3,14 @@
 Checks: reachable over ssh, root via sudo, systemd, architecture, free SQL/HTTP ports, disk
 space for the data dir, clock offset between hosts (CockroachDB shuts a node down at 80% of
 --max-offset = 400 ms), and every node reaching every other node's RPC port.
+
+A port held by the cluster's own running unit is fine (`check` on a deployed, running cluster
+passes); any other listener fails the check with the process that holds the port.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from roachctl.engine.deploy import SUPPORTED_ARCHES
@@ -16,6 +20,7 @@ from roachctl.exec.command import Command
 from roachctl.exec.fanout import fanout
 from roachctl.facts.gather import gather_facts
 from roachctl.facts.model import HostFacts
+from roachctl.plan.layout import layout_for
 
 MAX_OFFSET_S = 0.5
 CLOCK_LIMIT_S = 0.8 * MAX_OFFSET_S
@@ -35,6 +40,31 @@ done
 """
 
 
+# $1 = unit name, then ports. Prints "PORT ours PID", "PORT other PID NAME" or "PORT free" per port
+# (ours = the listener runs in the unit's cgroup). Runs as root so `ss -p` sees every process.
+_PORT_OWNER_SCRIPT = r"""
+unit=$1
+shift
+for p in "$@"; do
+  line=$(ss -Htlnp "sport = :$p" 2>/dev/null | head -n 1)
+  if [ -z "$line" ]; then echo "$p free"; continue; fi
+  pid=$(printf '%s\n' "$line" | sed -n 's/.*pid=\([0-9][0-9]*\).*/\1/p')
+  name=$(printf '%s\n' "$line" | sed -n 's/.*users:(("\([^"]*\)".*/\1/p')
+  if [ -n "$pid" ] && grep -q "/$unit\$" "/proc/$pid/cgroup" 2>/dev/null; then echo "$p ours $pid"
+  else echo "$p other ${pid:-?} ${name:-?}"; fi
+done
+"""
+
+
+@dataclass(frozen=True)
+class PortOwner:
+    """Who listens on a port: the cluster's own unit, or another process (pid, name)."""
+
+    ours: bool
+    pid: str = "?"
+    name: str = "?"
+
+
 @dataclass(frozen=True)
 class Finding:
     host: str
@@ -49,26 +79,60 @@ async def run_checks(session: Session) -> list[Finding]:
     topology = session.topology
     findings: list[Finding] = []
     facts: dict[str, HostFacts] = {}
+    owners: dict[str, dict[int, PortOwner]] = {}
     data_dir = topology.paths.data
 
     async def observe(host: str) -> None:
+        executor = session.ssh.executor(host)
         try:
-            facts[host] = await gather_facts(session.ssh.executor(host), host=host, disk_dirs=[data_dir])
+            facts[host] = await gather_facts(executor, host=host, disk_dirs=[data_dir])
+            owners[host] = await _port_owners(session, host, facts[host])
         except RoachctlError as exc:
             findings.append(Finding(host, "ssh+sudo", False, exc.message.splitlines()[0], exc.hint or ""))
 
-    await fanout(session.hosts, observe, continue_on_error=True)
+    await fanout(session.hosts, observe, continue_on_error=True, interrupts=session.interrupts)
     for node in topology.node_configs():
         f = facts.get(node.host)
         if f is None:
             continue
-        findings += _host_findings(f, node.sql_port, node.http_port, data_dir)
+        findings += _host_findings(f, node.sql_port, node.http_port, data_dir, owners.get(node.host, {}))
     findings += _clock_findings(facts)
     findings += await _reach_findings(session, facts)
     return findings
 
 
-def _host_findings(f: HostFacts, sql_port: int, http_port: int, data_dir: str) -> list[Finding]:
+def _unit_name(session: Session, host: str) -> str:
+    topology = session.topology
+    return layout_for(topology, topology.node_config(host), "amd64").unit_name
+
+
+async def _port_owners(session: Session, host: str, facts: HostFacts) -> dict[int, PortOwner]:
+    """Who holds the node's busy SQL/HTTP ports (only asked when one is busy: no extra round trip)."""
+    node = session.topology.node_config(host)
+    busy = [p for p in (node.sql_port, node.http_port) if p in facts.listening_ports]
+    if not busy:
+        return {}
+    cmd = Command.shell(_PORT_OWNER_SCRIPT, _unit_name(session, host), *map(str, busy), sudo=True)
+    result = await session.ssh.executor(host).run(cmd, timeout=30, check=False)
+    return parse_port_owners(result.out)
+
+
+def parse_port_owners(text: str) -> dict[int, PortOwner]:
+    """Parse `_PORT_OWNER_SCRIPT` output (unknown lines are ignored: the port stays "busy")."""
+    owners: dict[int, PortOwner] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or not words[0].isdigit() or words[1] == "free":
+            continue
+        pid = words[2] if len(words) > 2 else "?"
+        name = words[3] if len(words) > 3 else "?"
+        owners[int(words[0])] = PortOwner(ours=words[1] == "ours", pid=pid, name=name)
+    return owners
+
+
+def _host_findings(
+    f: HostFacts, sql_port: int, http_port: int, data_dir: str, owners: Mapping[int, PortOwner]
+) -> list[Finding]:
     out = [Finding(f.host, "ssh+sudo", True, "reachable, root via sudo")]
     out.append(
         Finding(
@@ -89,10 +153,7 @@ def _host_findings(f: HostFacts, sql_port: int, http_port: int, data_dir: str) -
             "" if arch_ok else "CockroachDB ships linux-amd64 and linux-arm64 only",
         )
     )
-    busy = [p for p in (sql_port, http_port) if p in f.listening_ports]
-    ports_detail = f"{sql_port}, {http_port} " + (f"in use: {busy}" if busy else "free")
-    ports_hint = "stop what listens there, or pick other ports in the topology" if busy else ""
-    out.append(Finding(f.host, "ports", not busy, ports_detail, ports_hint))
+    out.append(_ports_finding(f, (sql_port, http_port), owners))
     free = f.disk_free_bytes.get(data_dir, 0)
     disk_ok = free >= MIN_DISK_BYTES
     out.append(
@@ -105,6 +166,25 @@ def _host_findings(f: HostFacts, sql_port: int, http_port: int, data_dir: str) -
         )
     )
     return out
+
+
+def _ports_finding(f: HostFacts, ports: tuple[int, ...], owners: Mapping[int, PortOwner]) -> Finding:
+    """Free, held by this cluster's own node (fine), or held by something else (named)."""
+    busy = [p for p in ports if p in f.listening_ports]
+    foreign = [p for p in busy if not (p in owners and owners[p].ours)]
+    listed = ", ".join(map(str, ports))
+    if foreign:
+        who = "; ".join(_holder(p, owners.get(p)) for p in foreign)
+        hint = "stop what listens there, or pick other ports in the topology"
+        return Finding(f.host, "ports", False, f"port {who}", hint)
+    detail = f"{listed} in use by this cluster's node" if busy else f"{listed} free"
+    return Finding(f.host, "ports", True, detail)
+
+
+def _holder(port: int, owner: PortOwner | None) -> str:
+    if owner is None:
+        return f"{port} is in use"
+    return f"{port} is in use by {owner.name} (pid {owner.pid})"
 
 
 def _clock_findings(facts: dict[str, HostFacts]) -> list[Finding]:
@@ -135,5 +215,5 @@ async def _reach_findings(session: Session, facts: dict[str, HostFacts]) -> list
         hint = "open the RPC port between the nodes (and check routes)" if blocked else ""
         findings.append(Finding(host, "rpc reach", not blocked, detail, hint))
 
-    await fanout(list(facts), probe, continue_on_error=True)
+    await fanout(list(facts), probe, continue_on_error=True, interrupts=session.interrupts)
     return findings

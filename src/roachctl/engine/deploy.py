@@ -1,10 +1,13 @@
 """`deploy`: converge every host to the topology — plan, show, confirm, apply.
 
 Flow (each stage is one parallel pass over the hosts, over one ssh master per host):
-  1. probe: OS, arch, systemd, firewall tools, and IPs of nodes named by host name (1 round trip);
+  1. probe: OS, arch, systemd, firewall tools and the state of every path the host could need
+     whatever its arch and firewall backend (`plan.needs.initial_fact_request`), plus the IPs of
+     nodes named by host name — two commands sent at once, so one round trip;
   2. inputs: the verified release per arch (downloaded once, on the controller) and node certs
      (signed here; the CA key never leaves the controller);
-  3. desired state per host (pure) → facts about exactly those paths (1 round trip) → diff;
+  3. desired state per host (pure) → diff against the probe's facts; only when those facts do not
+     cover the desired state (never, by construction of the initial request) a second round trip;
   4. the plan is printed; `--dry-run` stops here having changed nothing;
   5. apply the plan per host in parallel; a failing host does not stop the others.
 A second deploy of the same topology finds nothing to change and writes nothing.
@@ -12,6 +15,7 @@ A second deploy of the same topology finds nothing to change and writes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import sys
 import time
@@ -25,13 +29,14 @@ from roachctl.engine.apply import apply_plan
 from roachctl.engine.session import Session
 from roachctl.errors import HostFailures, RefusedError, ReleaseError, RoachctlError
 from roachctl.exec.command import Command
-from roachctl.exec.fanout import fanout
+from roachctl.exec.fanout import Interrupts, fanout
 from roachctl.facts.gather import gather_facts
 from roachctl.facts.model import HostFacts
 from roachctl.model.topology import Topology
 from roachctl.plan import firewall as fw
 from roachctl.plan.desired import desired_state, node_addresses, release_spec
 from roachctl.plan.diff import diff, effects, fact_request
+from roachctl.plan.needs import initial_fact_request
 from roachctl.plan.state import HostPlan, HostState
 from roachctl.release import obtain
 from roachctl.release.model import Release
@@ -50,9 +55,15 @@ class ReleaseSource:
     sha256: str | None = None
 
 
+FactArgs = dict[str, tuple[str, ...]]
+
+
 @dataclass
 class Probe:
+    """One host's first round trip: its facts, what they were gathered for, and resolved names."""
+
     facts: HostFacts
+    request: FactArgs = field(default_factory=dict)  # the gather_facts keyword arguments used
     addresses: dict[str, list[str]] = field(default_factory=dict)  # name -> IPs, as this host resolves
 
 
@@ -116,15 +127,32 @@ done
 
 
 async def _probe(session: Session, host: str) -> Probe:
+    """Facts for any desired state of `host` and the node names it resolves, in one round trip.
+
+    The fact script and the getent script are sent at the same time over the host's master
+    (two sessions, one connection), so a no-op re-deploy waits for one round trip per host.
+    """
     executor = session.ssh.executor(host)
-    facts = await gather_facts(executor, host=host)
+    request = initial_fact_request(session.topology, host)
     names = _names_to_resolve(session.topology)
-    addresses: dict[str, list[str]] = {}
+    gathered = gather_facts(executor, host=host, **request)
     if names:
-        result = await executor.run(Command.shell(_RESOLVE_SCRIPT, *names), timeout=30)
+        resolve = executor.run(Command.shell(_RESOLVE_SCRIPT, *names), timeout=30)
+        facts, result = await asyncio.gather(gathered, resolve)
         addresses = _parse_getent(result.out)
+    else:
+        facts, addresses = await gathered, {}
     _preflight(host, facts)
-    return Probe(facts=facts, addresses=addresses)
+    return Probe(facts=facts, request=request, addresses=addresses)
+
+
+def covers(gathered: Mapping[str, tuple[str, ...]], needed: Mapping[str, tuple[str, ...]]) -> bool:
+    """True when facts gathered for `gathered` answer every question of `needed`.
+
+    Facts about a path that was not asked for read as "missing", so diffing against facts that do
+    not cover the state would plan changes that are not needed: never skip this check.
+    """
+    return all(set(values) <= set(gathered.get(key, ())) for key, values in needed.items())
 
 
 def _preflight(host: str, facts: HostFacts) -> None:
@@ -199,7 +227,7 @@ async def make_plan(
     """Probe the hosts and compute the plan; unreachable or refused hosts are returned as failures."""
     topology, home = session.topology, session.home
     failures: dict[str, RoachctlError] = {}
-    probes = await _fanout_collect(session.hosts, lambda h: _probe(session, h), failures)
+    probes = await _fanout_collect(session.hosts, lambda h: _probe(session, h), failures, session.interrupts)
     if not probes:
         raise HostFailures(failures=failures)
     arches = {p.facts.arch for p in probes.values()}
@@ -225,27 +253,27 @@ async def make_plan(
 
     async def observe(host: str) -> HostFacts:
         req = fact_request(states[host])
-        return await gather_facts(
-            session.ssh.executor(host),
-            host=host,
-            paths=req["paths"],
-            hash_paths=req["hash_paths"],
-            users=req["users"],
-            units=req["units"],
-            nft_tables=req["nft_tables"],
-        )
+        probe = probes[host]
+        if covers(probe.request, req):
+            return probe.facts
+        return await gather_facts(session.ssh.executor(host), host=host, **req)
 
-    facts = await _fanout_collect(list(states), observe, failures)
+    facts = await _fanout_collect(list(states), observe, failures, session.interrupts)
     plans = {h: diff(states[h], facts[h]) for h in facts}
     return DeployPlan(topology, states, plans, releases, facts), failures
 
 
 async def _fanout_collect(
-    hosts: list[str], step: Callable[[str], Awaitable[T]], failures: dict[str, RoachctlError]
+    hosts: list[str],
+    step: Callable[[str], Awaitable[T]],
+    failures: dict[str, RoachctlError],
+    interrupts: Interrupts,
 ) -> dict[str, T]:
     """Run `step` on every host in parallel; failed hosts go to `failures`, the rest are returned.
 
     One host's failure never stops the others (issue #4: a host that drops mid-deploy fails alone).
+    Ctrl-C (the operation's shared `interrupts`): the first lets running host steps finish, then
+    raises InterruptedByUser; the second cancels them.
     """
     results: dict[str, T] = {}
 
@@ -255,7 +283,7 @@ async def _fanout_collect(
         except RoachctlError as exc:
             failures[host] = exc
 
-    await fanout(hosts, guarded, continue_on_error=True)
+    await fanout(hosts, guarded, continue_on_error=True, interrupts=interrupts)
     return {h: results[h] for h in hosts if h in results}
 
 
@@ -272,7 +300,9 @@ async def apply(session: Session, plan: DeployPlan, *, notify: Notify) -> Deploy
         return result.applied
 
     failures: dict[str, RoachctlError] = {}
-    applied: dict[str, list[str]] = await _fanout_collect(todo, one, failures) if todo else {}
+    applied: dict[str, list[str]] = (
+        await _fanout_collect(todo, one, failures, session.interrupts) if todo else {}
+    )
     notices = await _after_apply(session, plan, applied)
     return DeployOutcome(applied=applied, failures=failures, notices=notices)
 
@@ -304,13 +334,19 @@ def record(
     plan: DeployPlan,
     outcome: DeployOutcome | None,
 ) -> None:
-    """Remember the deployed topology and hosts (controller side only)."""
+    """Remember the deployed topology and hosts (controller side only).
+
+    Also writes the operator's root client cert under the cluster's home: the SQL URLs that
+    `start` and `status` print point at it (it never goes to a node).
+    """
     state = home.load_state() if home.exists() else ClusterState(name=topology.name)
     state.version = topology.version
     state.hosts = [n.host for n in topology.nodes]
     state.deployed_at = time.time()
     home.save_state(state)
     home.save_topology(topology_text)
+    if topology.secure:
+        home.operator_certs()
     if outcome is not None:
         home.journal(
             "deploy",

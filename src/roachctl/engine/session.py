@@ -1,13 +1,19 @@
-"""One remote operation's context: the topology, the cluster's home, and the SSH transport."""
+"""One remote operation's context: the topology, the cluster's home, the SSH transport, Ctrl-C.
+
+One `Interrupts` per operation (not per fan-out): every parallel stage of a command shares it,
+so the first Ctrl-C lets the host steps in flight finish and stops starting new ones across all
+stages, and a second Ctrl-C cancels what still runs (exec.fanout).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from roachctl.cluster.home import ClusterHome
+from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
 
@@ -34,6 +40,7 @@ class Session:
     topology: Topology
     home: ClusterHome
     ssh: OpenSSH
+    interrupts: Interrupts = field(default_factory=Interrupts)
 
     @property
     def hosts(self) -> list[str]:
@@ -44,7 +51,12 @@ class Session:
 async def open_session(
     topology: Topology, home_dir: Path, *, ssh_config: Path | None, accept_new_host_keys: bool = False
 ) -> AsyncIterator[Session]:
-    """Open the transport for `topology`; every ssh master is closed on exit."""
+    """Open the transport for `topology`; every ssh master is closed on exit.
+
+    SIGINT goes to the session's `Interrupts` for the whole block (see the module docstring).
+    """
     options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
     async with OpenSSH(options) as ssh:
-        yield Session(topology=topology, home=ClusterHome(home_dir, topology.name), ssh=ssh)
+        session = Session(topology=topology, home=ClusterHome(home_dir, topology.name), ssh=ssh)
+        with session.interrupts.install():
+            yield session
