@@ -51,7 +51,7 @@ MAKE_RELEASE = REPO / "tests" / "standin" / "make_release.py"
 NOOP_TARGET_S = 2.0
 NOOP_TARGET_HOSTS = 9
 
-SCENARIOS = ("seed cold", "seed re-run", "roachctl cold", "roachctl no-op")
+SCENARIOS = ("seed cold", "seed re-run", "seed cold, scp per file", "roachctl cold", "roachctl no-op")
 BASELINE = "seed cold"
 
 # The issue's numbers (medians of 3 on *their* test bed). Context only: never measured by this script.
@@ -63,6 +63,7 @@ REFERENCE = {
 REFERENCE_FOR = {
     "seed cold": ("seed cold",),
     "seed re-run": (),
+    "seed cold, scp per file": ("seed cold",),
     "roachctl cold": ("ansible cold", "seed cold"),
     "roachctl no-op": ("ansible no-op",),
 }
@@ -110,6 +111,30 @@ def build_release(out: Path) -> Path:
     if not tarball.is_file():
         raise SystemExit(f"make_release.py did not write {tarball}")
     return tarball
+
+
+def pad_release(tarball: Path, mb: int) -> Path:
+    """The same release plus lib/libpad.so of `mb` MiB of random bytes, to approach a real release's size
+    (v25.x linux-amd64 tarballs are ~100 MB). Writes the .sha256sum beside it; returns the new tarball."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    out = tarball.parent / "padded" / tarball.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    top = tarball.name[: -len(".tgz")]
+    with tarfile.open(tarball, "r:gz") as src, open(out, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as dst:
+                for member in src.getmembers():
+                    dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+                pad = tarfile.TarInfo(f"{top}/lib/libpad.so")
+                pad.size, pad.mode, pad.mtime = mb << 20, 0o644, 1735689600
+                dst.addfile(pad, io.BytesIO(os.urandom(pad.size)))
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    (out.parent / (out.name + ".sha256sum")).write_text(f"{digest}  {out.name}\n")
+    return out
 
 
 def make_seed_certs(out: Path, n: int) -> Path:
@@ -192,6 +217,20 @@ def run_seed(bed: Any, n: int, tarball: Path, certs: Path, results: Results, *, 
         check_end_state(bed, "seed re-run")
         results.add(n, "seed re-run", Run(elapsed))
         log(f"    seed re-run      {elapsed:6.2f} s")
+
+
+def run_seed_per_file(bed: Any, n: int, tarball: Path, certs: Path, results: Results) -> None:
+    argv = ["bash", str(SEED_SCRIPT), str(bed.ssh_config), str(tarball), str(certs), VERSION]
+    argv += [h.name for h in bed.hosts]
+    env = {**os.environ, "SEED_SCP": "per-file"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise ScenarioFailed(f"seed cold, scp per file ({n} hosts): exit {proc.returncode}\n{proc.stderr[-4000:]}")
+    check_end_state(bed, "seed cold, scp per file")
+    results.add(n, "seed cold, scp per file", Run(elapsed))
+    log(f"    seed per-file    {elapsed:6.2f} s")
 
 
 CHANGES_RE = re.compile(r"(\d+) change\(s\) applied")
@@ -368,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hosts", default="3,9", help="comma-separated host counts (default 3,9)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported (default 3)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout (progress on stderr)")
+    ap.add_argument("--save", type=Path, help="also write the JSON document to this file")
+    ap.add_argument("--pad-mb", type=int, default=0,
+                    help="add N MiB of incompressible bytes to the stand-in release (real ones are ~100 MB)")
+    ap.add_argument("--seed-per-file", action="store_true",
+                    help="also time the seed with one scp per file (7+1 connections per host; not the baseline)")
     ap.add_argument("--no-seed-rerun", action="store_true", help="skip the seed script's second run")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (tarball, certs, homes)")
     args = ap.parse_args(argv)
@@ -395,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         tarball = build_release(work / "release")
+        if args.pad_mb > 0:
+            tarball = pad_release(tarball, args.pad_mb)
         meta["tarball_bytes"] = tarball.stat().st_size
         meta["startup_s"] = startup_seconds(args.repeat)
         for n in counts:
@@ -403,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{n} hosts, repeat {r + 1}/{args.repeat}")
                 seed = ("seed", lambda bed: run_seed(bed, n, tarball, certs, results, rerun=not args.no_seed_rerun))
                 roach = ("roachctl", lambda bed: run_roachctl(bed, n, tarball, work, results))
-                for label, body in (seed, roach) if r % 2 == 0 else (roach, seed):
+                order = [seed, roach] if r % 2 == 0 else [roach, seed]
+                if args.seed_per_file:
+                    order.append(("seedpf", lambda bed: run_seed_per_file(bed, n, tarball, certs, results)))
+                for label, body in order:
                     on_fresh_bed(n, f"bench-{label}-{n}", results, body)
     except BedUnavailable as exc:
         log(f"test bed unavailable: {exc}")
@@ -421,15 +470,17 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta.setdefault("startup_s", None)
+    doc = {
+        "meta": meta,
+        "rows": report_rows(results),
+        "verdict": verdict(results),
+        "reference_issue_not_measured": REFERENCE,
+        "boot_s": {n: [round(x, 2) for x in v] for n, v in results.boot.items()},
+        "failed": failed,
+    }
+    if args.save:
+        args.save.write_text(json.dumps(doc, indent=2) + "\n")
     if args.json:
-        doc = {
-            "meta": meta,
-            "rows": report_rows(results),
-            "verdict": verdict(results),
-            "reference_issue_not_measured": REFERENCE,
-            "boot_s": {n: [round(x, 2) for x in v] for n, v in results.boot.items()},
-            "failed": failed,
-        }
         json.dump(doc, sys.stdout, indent=2)
         print()
     else:

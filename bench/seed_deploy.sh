@@ -20,6 +20,8 @@
 #   - the bed has nftables, not ufw: an nft ruleset file stands in for the ufw application profile;
 #   - the service user `cockroach` is created (the seed reused its login user `azmin`);
 #   - root login with the bed's key instead of passwords + sudo.
+# SEED_SCP=per-file: one scp per file instead (7 + 1 connections per host), a weaker reading of "several
+# separate scp invocations"; deploy_bench.py reports it as its own row, never as the baseline.
 # ControlMaster=no / ControlPath=none: every scp and ssh pays its own TCP + key exchange + auth, as the seed did.
 set -euo pipefail
 
@@ -97,10 +99,17 @@ Restart=always
 [Install]
 WantedBy=multi-user.target
 EOF
-    # 1. one scp (own connection) of every file the host needs, into the login user's home (as the seed)
-    scp -q "${ssh_opts[@]}" "$tarball" "$work/cockroach.service" "$work/cockroach.nft" \
-        "$certs/$host/node.key" "$certs/$host/node.crt" "$certs/ca.crt" "$work/51.setup-cockroach-node.sh" \
-        "root@$host:"
+    files=("$tarball" "$work/cockroach.service" "$work/cockroach.nft" "$certs/$host/node.key"
+        "$certs/$host/node.crt" "$certs/ca.crt" "$work/51.setup-cockroach-node.sh")
+    if [ "${SEED_SCP:-one}" = per-file ]; then
+        # variant: one scp (own connection) per file, 7 per host
+        for f in "${files[@]}"; do
+            scp -q "${ssh_opts[@]}" "$f" "root@$host:"
+        done
+    else
+        # 1. one scp (own connection) of every file the host needs, into the login user's home (as the seed)
+        scp -q "${ssh_opts[@]}" "${files[@]}" "root@$host:"
+    fi
     # 2. one ssh (own connection) running the post-install script
     ssh "${ssh_opts[@]}" "root@$host" "sh ./51.setup-cockroach-node.sh"
 done
