@@ -17,12 +17,13 @@ from roachctl.exec.command import Command
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import firewall_unit_name, layout_for
 
-# $1 unit, $2 fw unit, $3 fw table ("" = none), $4 wipe (0/1), $5 service user, then paths to remove
+# $1 unit, $2 fw unit, $3 fw table ("" = none), $4 wipe (0/1), $5 service user, $6 and $7 dirs
+# roachctl created (the stable home, /etc/roachctl: removed only when empty), then paths to remove
 # (-- separates the removable paths from the data paths, which are removed only when wiping).
 _DESTROY_SCRIPT = r"""
 set -u
-unit=$1 fwunit=$2 table=$3 wipe=$4 user=$5
-shift 5
+unit=$1 fwunit=$2 table=$3 wipe=$4 user=$5 home=$6 etc=$7
+shift 7
 systemctl disable --now -- "$unit" >/dev/null 2>&1 || true
 systemctl disable --now -- "$fwunit" >/dev/null 2>&1 || true
 if [ -n "$table" ] && command -v nft >/dev/null 2>&1; then nft delete table $table 2>/dev/null || true; fi
@@ -33,6 +34,8 @@ for p in "$@"; do
   if [ "$data" = 1 ] && [ "$wipe" != 1 ]; then continue; fi
   rm -rf -- "$p"
 done
+rmdir -- "$home" 2>/dev/null || true
+rmdir -- "$etc" 2>/dev/null || true
 systemctl daemon-reload
 if [ "$wipe" = 1 ] && id -u -- "$user" >/dev/null 2>&1; then userdel -- "$user" || true; fi
 exit 0
@@ -75,6 +78,7 @@ async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
 
     async def remove(target: NodeTarget) -> str:
         installed, data = _paths(session, target)
+        layout = layout_for(topology, topology.node_config(target.host), "amd64")
         notify(target.host, "removing" + (" (and wiping data)" if wipe else " (data kept)"))
         table = fw.nft_table(topology.name)
         fw_unit = firewall_unit_name(topology.name)
@@ -86,6 +90,8 @@ async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
             table,
             wipe_flag,
             topology.service.user,
+            layout.home,
+            layout.firewall_dir,
             *installed,
             "--",
             *data,

@@ -149,7 +149,7 @@ async def stop(session: Session, *, only: str | None = None, force: bool = False
         await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
     running = [t for t in chosen if t.host in up]
     if only is None and running and not force:
-        await _refuse_if_cannot_drain(client, everyone, running)
+        await _refuse_if_cannot_drain(session.topology.name, client, everyone, running)
     if only is None and len(running) > 1:
         await _drain_all(session, client, running, outcome, notify, force=force)
 
@@ -208,7 +208,7 @@ async def _members(client: NodeClient, candidates: list[NodeTarget], fallback: i
 
 
 async def _refuse_if_cannot_drain(
-    client: NodeClient, everyone: list[NodeTarget], running: list[NodeTarget]
+    cluster: str, client: NodeClient, everyone: list[NodeTarget], running: list[NodeTarget]
 ) -> None:
     """A minority of running nodes cannot drain (no quorum): stopping them means a hard kill."""
     members = await _members(client, running, len(everyone))
@@ -218,7 +218,7 @@ async def _refuse_if_cannot_drain(
     raise RefusedError(
         f"only {len(running)} of {members} nodes are running ({names}): without a majority they "
         "cannot drain, and systemd would kill them hard after the stop timeout",
-        hint="start the other nodes first (`roachctl start CLUSTER`), then stop the whole cluster; "
+        hint=f"start the other nodes first (`roachctl start {cluster}`), then stop the whole cluster; "
         "or pass --force to stop them anyway",
     )
 

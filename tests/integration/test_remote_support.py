@@ -1,0 +1,167 @@
+"""Shared helpers for the remote-cluster integration tests (no tests here).
+
+The CLI runs as a real subprocess (`.venv/bin/roachctl --home H --ssh-config BED --yes ...`);
+what it did is checked on the hosts over the bed's own ssh (`bed.ssh`, as root) or `bed.exec`,
+never through roachctl's code. Every wait is a bounded poll of a condition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.support.bed import Bed
+
+T = TypeVar("T")
+
+ROACHCTL = Path(sys.executable).with_name("roachctl")
+DATA = "/var/lib/cockroach"
+STORE = f"{DATA}/cockroach-data"
+EVENTS = f"{STORE}/standin-events.jsonl"
+HOME = "/opt/cockroach"
+CERTS = f"{HOME}/certs"
+UNIT = "cockroach"
+SQL_PORT, HTTP_PORT = 26257, 8080
+
+
+def topology_text(name: str, hosts: Iterable[str], version: str, *, extra: str = "") -> str:
+    """A topology for the bed: the `deploy` user with sudo, nodes by their ssh names."""
+    nodes = "".join(f"  - host: {h}\n" for h in hosts)
+    return f"name: {name}\nversion: {version}\nssh:\n  user: deploy\n  sudo: true\n{extra}nodes:\n{nodes}"
+
+
+@dataclass
+class Remote:
+    """One cluster driven through the CLI: its home, topology file and bed."""
+
+    bed: Bed
+    work: Path
+    name: str
+    version: str
+    tarball: Path | None = None
+    hosts: list[str] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return self.work / "home"
+
+    @property
+    def topology(self) -> Path:
+        return self.work / f"{self.name}.yaml"
+
+    def write_topology(self, extra: str = "") -> Path:
+        self.topology.write_text(topology_text(self.name, self.hosts, self.version, extra=extra))
+        return self.topology
+
+    def run(self, *args: str, timeout: float = 240, ssh_config: Path | None = None) -> Completed:
+        """`roachctl --home H --ssh-config C --yes ARGS` (stdout: JSON data; stderr: human output)."""
+        config = ssh_config or self.bed.ssh_config
+        argv = [str(ROACHCTL), "--home", str(self.home), "--ssh-config", str(config), "--yes", "--no-color"]
+        started = time.time()
+        res = subprocess.run(
+            [*argv, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "COLUMNS": "200"},
+            check=False,
+        )
+        return Completed(list(args), res.returncode, res.stdout, res.stderr, started, time.time())
+
+    def deploy(self, *extra: str) -> Completed:
+        source = ["--tarball", str(self.tarball)] if self.tarball else []
+        return self.run("deploy", str(self.topology), *source, *extra)
+
+    def status(self) -> dict[str, Any]:
+        res = self.run("--json", "status", self.name)
+        assert res.rc == 0, res.text
+        data: dict[str, Any] = json.loads(res.out)
+        return data
+
+    def events(self, host: str) -> list[dict[str, Any]]:
+        """The stand-in's event log of the node on `host` (oldest first)."""
+        out = self.bed.ssh(host, f"cat {EVENTS} 2>/dev/null || true").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def all_events(self) -> dict[str, list[dict[str, Any]]]:
+        return {h: self.events(h) for h in self.hosts}
+
+    def show(self, host: str, *props: str, unit: str = UNIT) -> dict[str, str]:
+        """`systemctl show UNIT -p ...` on the host, as a dict."""
+        out = self.bed.ssh(host, f"systemctl show {unit} -p {','.join(props)}").stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+@dataclass
+class Completed:
+    """A finished CLI run, with its wall-clock window (to pick events that happened during it)."""
+
+    args: list[str]
+    rc: int
+    out: str
+    err: str
+    started: float
+    ended: float
+
+    @property
+    def text(self) -> str:
+        return f"roachctl {' '.join(self.args)} -> exit {self.rc}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+
+
+def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60, interval: float = 0.5) -> T:
+    """Poll `fn` until it returns something truthy; fail naming `what` (and the last value)."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def names(events: list[dict[str, Any]], since: float = 0.0) -> list[str]:
+    return [e["event"] for e in events if e["ts"] >= since]
+
+
+def cluster_ids(events: dict[str, list[dict[str, Any]]], since: float = 0.0) -> set[str]:
+    """Every cluster id the nodes reported (init/joined/ready) since `since`."""
+    return {
+        e["cluster_id"] for evs in events.values() for e in evs if e["ts"] >= since and e.get("cluster_id")
+    }
+
+
+def down_intervals(events: list[dict[str, Any]], since: float) -> list[tuple[float, float]]:
+    """When this node was not serving: from a `drain_begin`/`exit` to the next `ready`.
+
+    An interval still open at the end of the log ends at +inf (the node never came back).
+    """
+    intervals: list[tuple[float, float]] = []
+    down: float | None = None
+    for e in events:
+        if e["ts"] < since:
+            continue
+        if e["event"] in ("drain_begin", "exit", "hard_shutdown", "start") and down is None:
+            down = e["ts"]
+        elif e["event"] == "ready" and down is not None:
+            intervals.append((down, e["ts"]))
+            down = None
+    if down is not None:
+        intervals.append((down, float("inf")))
+    return intervals
+
+
+def stat_listing(bed: Bed, host: str, paths: Iterable[str]) -> dict[str, str]:
+    """path -> "inode mtime ctime mode owner group [link target]" for every path below `paths`."""
+    roots = " ".join(paths)
+    cmd = f"find {roots} -xdev -printf '%p\\t%i %T@ %C@ %m %u %g %l\\n' 2>/dev/null || true"
+    out = bed.ssh(host, cmd).stdout
+    return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
