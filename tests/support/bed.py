@@ -229,6 +229,26 @@ def preflight_static(*, need_debootstrap: bool | None = None) -> str | None:
     return None
 
 
+# Every host runs systemd, journald, dbus and sshd as root (no user namespace), and they all share
+# root's inotify instance limit: the default 128 runs out at ~15 hosts and units then fail to start
+# (seen as a host whose sshd never listens). Raise the machine's limits before booting hosts.
+KERNEL_LIMITS = {
+    "/proc/sys/fs/inotify/max_user_instances": 4096,
+    "/proc/sys/fs/inotify/max_user_watches": 1048576,
+}
+
+
+def raise_kernel_limits() -> None:
+    """Raise the sysctls hosts share, never lowering them (best effort: read-only /proc is fine)."""
+    for path, wanted in KERNEL_LIMITS.items():
+        try:
+            current = int(Path(path).read_text().split()[0])
+            if current < wanted:
+                Path(path).write_text(f"{wanted}\n")
+        except (OSError, ValueError):
+            pass
+
+
 def check_route(k: int, bridge: str) -> None:
     """The ip-rule pitfall: 127.201.K.x must be routed via the bed bridge, not lo."""
     out = run(["ip", "route", "get", f"127.201.{k}.11"], check=False).stdout
@@ -658,6 +678,7 @@ class Bed:
         raise BedUnavailable(f"all {MAX_K} bed subnets 127.201.0-{MAX_K - 1}.0/24 are in use")
 
     def _setup(self, n: int) -> None:
+        raise_kernel_limits()
         self.dir.mkdir(parents=True)
         _write(
             self.dir / "state.json",
