@@ -1,24 +1,29 @@
 #!/usr/bin/env python3
 """Deploy benchmark: roachctl vs the seed's sequential scp+ssh script, on the project's test bed.
 
-    sudo .venv/bin/python bench/deploy_bench.py --hosts 3,9 --repeat 3 [--json] [--no-seed-rerun]
+    sudo .venv/bin/python bench/deploy_bench.py --hosts 3,9 --repeat 3 [--json] [--save F] [--pad-mb 100]
 
-For every N in --hosts and every repeat, on FRESH bed hosts (a new `Bed.up(N)`, boot not timed):
+For every N in --hosts and every repeat, each scenario group on FRESH bed hosts (a new `Bed.up(N)`, whose
+boot is not timed):
 
-- ``seed cold``     bench/seed_deploy.sh: per host, one after another, one scp (tarball, certs, unit, firewall
-                    file, post-install script) + one ssh running the script; no ControlMaster. THE BASELINE.
-- ``seed re-run``   the same script again on the same hosts (it has no idempotence: it redoes everything).
-- ``roachctl cold`` ``roachctl --yes deploy`` on fresh hosts with a fresh --home (so it includes creating the CA
-                    and signing the node certs, which the seed did beforehand, untimed).
-- ``roachctl no-op`` the same deploy again: must print "0 changes" (asserted).
+- ``seed cold``        THE BASELINE. bench/seed_deploy.sh: per host, one after another, one scp (tarball,
+                       certs, unit, firewall file, post-install script) + one ssh running the script; no
+                       ControlMaster. Certs made beforehand, untimed, as the seed did.
+- ``seed re-run``      the same script again on the same hosts (no idempotence: it redoes everything).
+- ``roachctl cold``    ``roachctl --yes deploy`` on fresh hosts with a fresh --home: includes creating the
+                       CA and signing the node certs.
+- ``roachctl no-op``   the same deploy again on those hosts: must print "0 changes" (asserted).
+- ``roachctl cold, certs pre-made``  own fresh bed: an untimed ``deploy --dry-run`` creates the CA and the
+                       node certs first (the seed's untimed step), then the timed deploy.
+- ``seed cold, scp per file`` (--seed-per-file) one scp per file: 7 + 1 connections per host.
 
-Seed and roachctl each get their own fresh bed per repeat; their order alternates between repeats. Every
-scenario is timed as the wall clock of its whole command (interpreter start-up included), and the end state
-(binary, certs, unit enabled, service user) is checked after each cold run (not timed). Reported: the median
-of --repeat runs, and its ratio to the seed-cold median measured in the same run. The issue's Ansible/seed
-numbers are printed as static context only ("reference (issue, not measured here)").
+Seed and roachctl alternate which goes first between repeats. Each scenario is the wall clock of its
+whole command (interpreter start-up included); the end state (binary, certs, unit enabled, service user)
+is checked after each deploy (untimed). Reported: the median of --repeat runs and its ratio to the
+seed-cold median of the same run. The issue's Ansible/seed numbers are static context, printed as
+"reference (issue, not measured here)".
 
-Needs root (the bed). Exit status is 0 whenever the measurement completed, whatever the verdict; 1 if a
+Needs root (the bed). Exit status 0 whenever the measurement completed, whatever the verdict; 1 if a
 scenario failed (wrong end state, no "0 changes", a command error); 2 if the bed is unavailable.
 """
 
@@ -37,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +57,15 @@ MAKE_RELEASE = REPO / "tests" / "standin" / "make_release.py"
 NOOP_TARGET_S = 2.0
 NOOP_TARGET_HOSTS = 9
 
-SCENARIOS = ("seed cold", "seed re-run", "seed cold, scp per file", "roachctl cold", "roachctl no-op")
+PREMADE = "roachctl cold, certs pre-made"
+SCENARIOS = (
+    "seed cold",
+    "seed re-run",
+    "seed cold, scp per file",
+    "roachctl cold",
+    PREMADE,
+    "roachctl no-op",
+)
 BASELINE = "seed cold"
 
 # The issue's numbers (medians of 3 on *their* test bed). Context only: never measured by this script.
@@ -65,6 +79,7 @@ REFERENCE_FOR = {
     "seed re-run": (),
     "seed cold, scp per file": ("seed cold",),
     "roachctl cold": ("ansible cold", "seed cold"),
+    PREMADE: ("ansible cold", "seed cold"),
     "roachctl no-op": ("ansible no-op",),
 }
 
@@ -124,14 +139,17 @@ def pad_release(tarball: Path, mb: int) -> Path:
     out = tarball.parent / "padded" / tarball.name
     out.parent.mkdir(parents=True, exist_ok=True)
     top = tarball.name[: -len(".tgz")]
-    with tarfile.open(tarball, "r:gz") as src, open(out, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as gz:
-            with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as dst:
-                for member in src.getmembers():
-                    dst.addfile(member, src.extractfile(member) if member.isfile() else None)
-                pad = tarfile.TarInfo(f"{top}/lib/libpad.so")
-                pad.size, pad.mode, pad.mtime = mb << 20, 0o644, 1735689600
-                dst.addfile(pad, io.BytesIO(os.urandom(pad.size)))
+    with (
+        tarfile.open(tarball, "r:gz") as src,
+        open(out, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as dst,
+    ):
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        pad = tarfile.TarInfo(f"{top}/lib/libpad.so")
+        pad.size, pad.mode, pad.mtime = mb << 20, 0o644, 1735689600
+        dst.addfile(pad, io.BytesIO(os.urandom(pad.size)))
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     (out.parent / (out.name + ".sha256sum")).write_text(f"{digest}  {out.name}\n")
     return out
@@ -187,16 +205,21 @@ def check_end_state(bed: Any, what: str) -> None:
     for host in bed.hosts:
         proc = bed.exec(host, ["sh", "-c", CHECK_SCRIPT], check=False)
         if proc.returncode != 0:
-            raise ScenarioFailed(f"{what}: {host.name} is not deployed: {proc.stderr.strip() or proc.stdout.strip()}")
+            raise ScenarioFailed(
+                f"{what}: {host.name} is not deployed: {proc.stderr.strip() or proc.stdout.strip()}"
+            )
 
 
-def timed(argv: list[str], what: str, *, timeout: float = 600) -> tuple[float, subprocess.CompletedProcess[str]]:
+def timed(
+    argv: list[str], what: str, *, timeout: float = 600
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise ScenarioFailed(
-            f"{what}: exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+            f"{what}: exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
         )
     return elapsed, proc
 
@@ -227,7 +250,9 @@ def run_seed_per_file(bed: Any, n: int, tarball: Path, certs: Path, results: Res
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise ScenarioFailed(f"seed cold, scp per file ({n} hosts): exit {proc.returncode}\n{proc.stderr[-4000:]}")
+        raise ScenarioFailed(
+            f"seed cold, scp per file ({n} hosts): exit {proc.returncode}\n{proc.stderr[-4000:]}"
+        )
     check_end_state(bed, "seed cold, scp per file")
     results.add(n, "seed cold, scp per file", Run(elapsed))
     log(f"    seed per-file    {elapsed:6.2f} s")
@@ -236,21 +261,33 @@ def run_seed_per_file(bed: Any, n: int, tarball: Path, certs: Path, results: Res
 CHANGES_RE = re.compile(r"(\d+) change\(s\) applied")
 
 
-def run_roachctl(bed: Any, n: int, tarball: Path, work: Path, results: Results) -> None:
+def run_roachctl(
+    bed: Any, n: int, tarball: Path, work: Path, results: Results, *, premade: bool = False
+) -> None:
+    """Cold deploy then the no-op re-deploy; with `premade`, an untimed `--dry-run` first creates the CA and
+    node certs in the home (as the seed made its certs beforehand) and only the cold deploy is recorded."""
     home = Path(tempfile.mkdtemp(prefix="home-", dir=work))
     topo = work / f"topo-{n}.yaml"
     write_topology(topo, n)
     argv = [str(ROACHCTL), "--home", str(home), "--ssh-config", str(bed.ssh_config), "--yes", "--no-color"]
     argv += ["deploy", str(topo), "--tarball", str(tarball)]
+    cold = PREMADE if premade else "roachctl cold"
+    if premade:
+        timed([*argv, "--dry-run"], f"roachctl --dry-run ({n} hosts, untimed)")
+        nodes = home / "clusters" / f"bench{n}" / "nodes"
+        if len([d for d in nodes.glob("h*/node.key")]) != n:
+            raise ScenarioFailed(f"roachctl --dry-run did not leave {n} node certs under {nodes}")
 
-    elapsed, proc = timed(argv, f"roachctl cold ({n} hosts)")
+    elapsed, proc = timed(argv, f"{cold} ({n} hosts)")
     text = proc.stdout + proc.stderr  # the human report goes to stderr when stdout is not a terminal
     applied = [int(m) for m in CHANGES_RE.findall(text)]
     if len(applied) != n or min(applied) == 0:
-        raise ScenarioFailed(f"roachctl cold: expected {n} hosts with changes applied:\n{text}")
-    check_end_state(bed, "roachctl cold")
-    results.add(n, "roachctl cold", Run(elapsed, f"{sum(applied)} changes"))
-    log(f"    roachctl cold    {elapsed:6.2f} s  ({sum(applied)} changes)")
+        raise ScenarioFailed(f"{cold}: expected {n} hosts with changes applied:\n{text}")
+    check_end_state(bed, cold)
+    results.add(n, cold, Run(elapsed, f"{sum(applied)} changes"))
+    log(f"    {cold:<16} {elapsed:6.2f} s  ({sum(applied)} changes)")
+    if premade:
+        return
 
     elapsed, proc = timed(argv, f"roachctl no-op ({n} hosts)")
     text = proc.stdout + proc.stderr
@@ -272,6 +309,7 @@ def on_fresh_bed(n: int, name: str, results: Results, body: Callable[[Any], None
 
 def code_under_test() -> str:
     """The commit measured, and whether src/ had uncommitted changes (the venv runs the working tree)."""
+
     def git(*a: str) -> str:
         proc = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
         return proc.stdout.strip() if proc.returncode == 0 else "?"
@@ -337,8 +375,12 @@ def verdict(results: Results) -> dict[str, Any]:
         seed = results.median(n, BASELINE)
         cold = results.median(n, "roachctl cold")
         noop = results.median(n, "roachctl no-op")
+        premade = results.median(n, PREMADE)
         beats[n] = {
             "cold_beats_seed_cold_measured": None if seed is None or cold is None else cold < seed,
+            "cold_premade_beats_seed_cold_measured": None
+            if seed is None or premade is None
+            else premade < seed,
             "noop_beats_seed_cold_measured": None if seed is None or noop is None else noop < seed,
         }
     out["beats"] = beats
@@ -347,7 +389,15 @@ def verdict(results: Results) -> dict[str, Any]:
 
 def print_table(results: Results, meta: dict[str, Any]) -> None:
     rows = report_rows(results)
-    header = ("scenario", "hosts", "median s", "runs s", "x seed cold", "speedup", "reference (issue, not measured here)")
+    header = (
+        "scenario",
+        "hosts",
+        "median s",
+        "runs s",
+        "x seed cold",
+        "speedup",
+        "reference (issue, not measured here)",
+    )
     table = [header]
     for r in rows:
         refs = ", ".join(f"{k} {v:g} s" for k, v in r["reference_issue_not_measured"].items())
@@ -365,9 +415,14 @@ def print_table(results: Results, meta: dict[str, Any]) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     print()
     print(f"deploy benchmark — {meta['date']} — {meta['machine']} — median of {meta['repeat']} per scenario")
-    print("x seed cold = median / seed-cold median measured in this run (lower is better); speedup = its inverse")
+    print("x seed cold = median / seed-cold median of this run (lower is better); speedup = its inverse")
     for i, row in enumerate(table):
-        print("  ".join(cell.ljust(w) if j in (0, 3, 6) else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                cell.ljust(w) if j in (0, 3, 6) else cell.rjust(w)
+                for j, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
@@ -380,23 +435,31 @@ def print_table(results: Results, meta: dict[str, Any]) -> None:
         f"bed boot+settle per fresh bed (not timed): "
         + ", ".join(f"{n} hosts {fmt(statistics.median(v), 1)} s" for n, v in sorted(results.boot.items()))
     )
-    print(f"context: code measured: {meta['code']}; release: stand-in tarball {meta.get('tarball_bytes', '?')} bytes")
+    size = meta.get("tarball_bytes", "?")
+    print(f"context: code measured: {meta['code']}; release: stand-in tarball {size} bytes")
     print(f"context: load average before {meta['load_before']}, after {meta['load_after']}")
     v = verdict(results)
     t = v["noop_target"]
     print()
+    target = f"{NOOP_TARGET_HOSTS}-host no-op re-deploy < {NOOP_TARGET_S:g} s"
     if t["median_s"] is None:
-        print(f"VERDICT: no-op target ({NOOP_TARGET_HOSTS} hosts < {NOOP_TARGET_S:g} s) not measured (pass --hosts {NOOP_TARGET_HOSTS})")
+        print(f"VERDICT: target ({target}) not measured (pass --hosts {NOOP_TARGET_HOSTS})")
     elif t["met"]:
-        print(f"VERDICT: target MET — {NOOP_TARGET_HOSTS}-host no-op re-deploy {t['median_s']:.2f} s < {NOOP_TARGET_S:g} s")
+        print(f"VERDICT: target MET ({target}): median {t['median_s']:.2f} s")
     else:
-        print(f"VERDICT: target MISSED — {NOOP_TARGET_HOSTS}-host no-op re-deploy {t['median_s']:.2f} s >= {NOOP_TARGET_S:g} s")
-    for n, b in v["beats"].items():
-        cold, seed = results.median(n, "roachctl cold"), results.median(n, BASELINE)
-        if cold is None or seed is None:
+        print(f"VERDICT: target MISSED ({target}): median {t['median_s']:.2f} s")
+    for n in sorted(results.runs):
+        seed = results.median(n, BASELINE)
+        if seed is None:
             continue
-        word = "faster" if b["cold_beats_seed_cold_measured"] else "NOT faster"
-        print(f"VERDICT: {n} hosts: roachctl cold {cold:.2f} s is {word} than the seed script {seed:.2f} s (measured here)")
+        for scenario in ("roachctl cold", PREMADE, "roachctl no-op"):
+            med = results.median(n, scenario)
+            if med is None:
+                continue
+            word = "faster" if med < seed else "NOT faster"
+            print(
+                f"VERDICT: {n} hosts: {scenario} {med:.2f} s is {word} than seed cold {seed:.2f} s (same run)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -405,13 +468,29 @@ def print_table(results: Results, meta: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", default="3,9", help="comma-separated host counts (default 3,9)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs per scenario; the median is reported (default 3)")
-    ap.add_argument("--json", action="store_true", help="print the results as JSON on stdout (progress on stderr)")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per scenario; the median is reported (default 3)"
+    )
+    ap.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (progress on stderr)"
+    )
     ap.add_argument("--save", type=Path, help="also write the JSON document to this file")
-    ap.add_argument("--pad-mb", type=int, default=0,
-                    help="add N MiB of incompressible bytes to the stand-in release (real ones are ~100 MB)")
-    ap.add_argument("--seed-per-file", action="store_true",
-                    help="also time the seed with one scp per file (7+1 connections per host; not the baseline)")
+    ap.add_argument(
+        "--pad-mb",
+        type=int,
+        default=0,
+        help="add N MiB of incompressible bytes to the stand-in release (real ones are ~100 MB)",
+    )
+    ap.add_argument(
+        "--seed-per-file",
+        action="store_true",
+        help="also time the seed with one scp per file (7+1 connections per host; not the baseline)",
+    )
+    ap.add_argument(
+        "--no-premade",
+        action="store_true",
+        help="skip the 'roachctl cold, certs pre-made' scenario (its own fresh bed per repeat)",
+    )
     ap.add_argument("--no-seed-rerun", action="store_true", help="skip the seed script's second run")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (tarball, certs, homes)")
     args = ap.parse_args(argv)
@@ -447,11 +526,21 @@ def main(argv: list[str] | None = None) -> int:
             certs = make_seed_certs(work, n)
             for r in range(args.repeat):
                 log(f"{n} hosts, repeat {r + 1}/{args.repeat}")
-                seed = ("seed", lambda bed: run_seed(bed, n, tarball, certs, results, rerun=not args.no_seed_rerun))
-                roach = ("roachctl", lambda bed: run_roachctl(bed, n, tarball, work, results))
+                rerun = not args.no_seed_rerun
+                seed = (
+                    "seed",
+                    partial(run_seed, n=n, tarball=tarball, certs=certs, results=results, rerun=rerun),
+                )
+                roach = ("roachctl", partial(run_roachctl, n=n, tarball=tarball, work=work, results=results))
                 order = [seed, roach] if r % 2 == 0 else [roach, seed]
+                if not args.no_premade:
+                    body = partial(
+                        run_roachctl, n=n, tarball=tarball, work=work, results=results, premade=True
+                    )
+                    order.append(("premade", body))
                 if args.seed_per_file:
-                    order.append(("seedpf", lambda bed: run_seed_per_file(bed, n, tarball, certs, results)))
+                    body = partial(run_seed_per_file, n=n, tarball=tarball, certs=certs, results=results)
+                    order.append(("seedpf", body))
                 for label, body in order:
                     on_fresh_bed(n, f"bench-{label}-{n}", results, body)
     except BedUnavailable as exc:

@@ -138,12 +138,18 @@ def summarize(events: list[dict[str, Any]], t_start: float, t_end: float) -> str
     for e in phases:
         if e["name"] == "node_certs":
             continue
-        lines.append(f"  {e['start'] - t_start:7.3f} → {e['end'] - t_start:7.3f}  {e['end'] - e['start']:6.3f} s  {e['name']}")
+        lines.append(
+            f"  {e['start'] - t_start:7.3f} → {e['end'] - t_start:7.3f}"
+            f"  {e['end'] - e['start']:6.3f} s  {e['name']}"
+        )
     certs = [e for e in phases if e["name"] == "node_certs"]
     if certs:
         total = sum(e["end"] - e["start"] for e in certs)
         span = max(e["end"] for e in certs) - min(e["start"] for e in certs)
-        lines.append(f"  node_certs: {len(certs)} calls, sum {total:.3f} s, wall span {span:.3f} s (serial if sum ≈ span)")
+        lines.append(
+            f"  node_certs: {len(certs)} calls, sum {total:.3f} s, wall span {span:.3f} s"
+            " (serial if sum ≈ span)"
+        )
     steps: dict[str, list[dict[str, Any]]] = {}
     for e in events:
         if e["kind"] == "host-step":
@@ -163,25 +169,30 @@ def summarize(events: list[dict[str, Any]], t_start: float, t_end: float) -> str
     lines.append(f"  ssh processes: {len(ssh)} ({len(ssh) / max(1, len(hosts)):.1f} per host)")
     for label, durs in sorted(by_label.items(), key=lambda kv: -sum(kv[1])):
         durs.sort()
-        lines.append(f"    {len(durs):3d} × {label!r}: {durs[0]:.3f}–{durs[-1]:.3f} s (median {durs[len(durs) // 2]:.3f})")
+        lines.append(
+            f"    {len(durs):3d} × {label!r}: {durs[0]:.3f}–{durs[-1]:.3f} s"
+            f" (median {durs[len(durs) // 2]:.3f})"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=9)
+    ap.add_argument("--pad-mb", type=int, default=0, help="pad the stand-in release (see deploy_bench.py)")
     ap.add_argument("--json", type=Path, help="write every event to this file")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (the test bed)", file=sys.stderr)
         return 2
     install()
-    from deploy_bench import build_release, settle, write_topology
-
+    from deploy_bench import build_release, pad_release, settle, write_topology
     from tests.support.bed import Bed
 
     work = Path(tempfile.mkdtemp(prefix="roachctl-phases-"))
     tarball = build_release(work / "release")
+    if args.pad_mb > 0:
+        tarball = pad_release(tarball, args.pad_mb)
     topo = work / "topo.yaml"
     write_topology(topo, args.hosts)
     report: dict[str, Any] = {}
@@ -201,7 +212,11 @@ def main() -> int:
             asyncio.set_event_loop(asyncio.new_event_loop())
     imp = [e for e in EVENTS if e["name"] == "import roachctl.cli.app"]
     if imp:
-        print(f"\nimport roachctl.cli.app: {imp[0]['end'] - imp[0]['start']:.3f} s (paid by every CLI invocation)", file=sys.stderr)
+        print(
+            f"\nimport roachctl.cli.app: {imp[0]['end'] - imp[0]['start']:.3f} s"
+            " (paid by every CLI invocation)",
+            file=sys.stderr,
+        )
     if args.json:
         args.json.write_text(json.dumps({"hosts": args.hosts, "import": imp, **report}, indent=1))
     return 0
