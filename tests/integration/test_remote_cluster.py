@@ -84,12 +84,11 @@ def _managed_paths(rc: Remote) -> list[str]:
 
 def _host_snapshot(rc: Remote, host: str) -> dict[str, Any]:
     """What a no-op run must leave alone: every path below WATCHED, users, nft tables, units."""
-    bed = rc.bed
     return {
-        "files": stat_listing(bed, host, WATCHED),
-        "passwd": bed.ssh(host, "getent passwd cockroach || true").stdout,
-        "nft": bed.ssh(host, "nft list tables").stdout,
-        "units": bed.ssh(host, "systemctl list-unit-files --no-legend 'cockroach*' 'roachctl*' || true").stdout,
+        "files": stat_listing(rc.bed, host, WATCHED),
+        "passwd": rc.sh(host, "getent passwd cockroach || true").stdout,
+        "nft": rc.sh(host, "nft list tables").stdout,
+        "units": rc.sh(host, "systemctl list-unit-files --no-legend 'cockroach*' 'roachctl*' || true").stdout,
     }
 
 
@@ -100,9 +99,9 @@ def test_check_passes_on_fresh_hosts_and_names_an_occupied_port(rc: Remote) -> N
     """Fresh hosts pass; a foreign listener on h2:26257 fails the check, naming host and port."""
     ok = rc.run("check", str(rc.topology))
     assert ok.rc == 0, ok.text
-    rc.bed.ssh("h2", f"systemd-run --unit=squatter python3 -m http.server {SQL_PORT}")
+    rc.sh("h2", f"systemd-run --unit=squatter python3 -m http.server {SQL_PORT}")
     try:
-        wait_for("squatter listening", lambda: rc.bed.ssh("h2", f"ss -Htln 'sport = :{SQL_PORT}'").stdout)
+        wait_for("squatter listening", lambda: rc.sh("h2", f"ss -Htln 'sport = :{SQL_PORT}'").stdout)
         bad = rc.run("check", str(rc.topology))
         assert bad.rc == 30, bad.text
         lines = [line for line in bad.err.splitlines() if "FAILED" in line]
@@ -110,7 +109,7 @@ def test_check_passes_on_fresh_hosts_and_names_an_occupied_port(rc: Remote) -> N
         assert "python3" in bad.err
         assert not any(line.split("│")[1].strip() in ("h1", "h3") for line in lines if "│" in line), bad.err
     finally:
-        rc.bed.ssh("h2", "systemctl stop squatter", check=False)
+        rc.sh("h2", "systemctl stop squatter", check=False)
 
 
 def test_dry_run_changes_nothing_on_fresh_hosts(rc: Remote) -> None:
@@ -132,12 +131,12 @@ def test_deploy_converges_every_host(rc: Remote) -> None:
     assert res.rc == 0, res.text
     assert f"next: roachctl start {NAME}" in res.err
     for host in rc.hosts:
-        assert rc.bed.ssh(host, f"test -x {HOME}/cockroach", check=False).returncode == 0
+        assert rc.sh(host, f"test -x {HOME}/cockroach", check=False).returncode == 0
 
 
 def _stat(rc: Remote, host: str, path: str) -> tuple[str, int, str, str]:
     """(kind, mode, owner, group) via the host's own `stat`."""
-    out = rc.bed.ssh(host, f"stat -c '%F|%a|%U|%G' -- {path}").stdout.strip()
+    out = rc.sh(host, f"stat -c '%F|%a|%U|%G' -- {path}").stdout.strip()
     kind, mode, owner, group = out.split("|")
     return kind, int(mode, 8), owner, group
 
@@ -146,7 +145,7 @@ def test_on_host_files_modes_owners_and_links(rc: Remote) -> None:
     install = _install_dir(rc)
     for host in rc.hosts:
         # The release: every path root-owned, nothing group/world-writable (the seed's uid 1002 tarball).
-        listing = rc.bed.ssh(host, f"find {install} -printf '%u %g %m %y %p\\n'").stdout.splitlines()
+        listing = rc.sh(host, f"find {install} -printf '%u %g %m %y %p\\n'").stdout.splitlines()
         assert len(listing) >= 3, listing
         for line in listing:
             owner, group, mode, _kind, path = line.split(" ", 4)
@@ -156,11 +155,11 @@ def test_on_host_files_modes_owners_and_links(rc: Remote) -> None:
         # The stable home and its symlinks.
         assert _stat(rc, host, HOME) == ("directory", 0o755, "root", "root")
         for name in ("cockroach", "lib"):
-            target = rc.bed.ssh(host, f"readlink {HOME}/{name}").stdout.strip()
+            target = rc.sh(host, f"readlink {HOME}/{name}").stdout.strip()
             assert target == f"{install}/{name}", (host, name, target)
         # Certs: the node's own key and certs only, readable by the service user alone.
         assert _stat(rc, host, CERTS) == ("directory", 0o700, "cockroach", "cockroach")
-        files = sorted(rc.bed.ssh(host, f"ls -A {CERTS}").stdout.split())
+        files = sorted(rc.sh(host, f"ls -A {CERTS}").stdout.split())
         assert files == ["ca.crt", "node.crt", "node.key"], (host, files)
         assert _stat(rc, host, f"{CERTS}/node.key") == ("regular file", 0o600, "cockroach", "cockroach")
         for crt in ("ca.crt", "node.crt"):
@@ -176,10 +175,10 @@ def test_on_host_files_modes_owners_and_links(rc: Remote) -> None:
 
 def test_service_user_is_a_locked_system_account(rc: Remote) -> None:
     for host in rc.hosts:
-        entry = rc.bed.ssh(host, "getent passwd cockroach").stdout.strip().split(":")
+        entry = rc.sh(host, "getent passwd cockroach").stdout.strip().split(":")
         assert int(entry[2]) < 1000, entry
         assert entry[6] in ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false"), entry
-        shadow = rc.bed.ssh(host, "getent shadow cockroach").stdout.split(":")
+        shadow = rc.sh(host, "getent shadow cockroach").stdout.split(":")
         assert shadow[1].startswith(("!", "*")), "the service account must have no password"
 
 
@@ -208,7 +207,7 @@ def test_unit_is_written_for_a_database(rc: Remote) -> None:
                 value = arg.split("=", 1)[1].removeprefix("path=").split(",")[0]
                 assert value.startswith("/"), arg
         # No Condition*/Assert* at all (the seed's ConditionPathExists=!/var/tmp/... is impossible).
-        text = rc.bed.ssh(host, f"systemctl cat {UNIT}").stdout
+        text = rc.sh(host, f"systemctl cat {UNIT}").stdout
         assert not [line for line in text.splitlines() if line.startswith(("Condition", "Assert"))], text
         fw = rc.show(host, "UnitFileState", "Type", unit=FW_UNIT)
         assert fw == {"UnitFileState": "enabled", "Type": "oneshot"}, fw
@@ -290,7 +289,7 @@ def test_interactive_sql_opens_a_shell_on_a_node_and_leaves_no_certs(rc: Remote)
     assert "no interactive SQL shell" in res.err, res.text  # it reached a node's cockroach sql
     assert res.rc == 20, res.text
     for host in rc.hosts:
-        left = rc.bed.ssh(host, "ls -d /run/roachctl-* 2>/dev/null || true").stdout.strip()
+        left = rc.sh(host, "ls -d /run/roachctl-* 2>/dev/null || true").stdout.strip()
         assert left == "", (host, left)
 
 
@@ -301,7 +300,7 @@ def test_no_ca_key_and_no_client_key_on_any_host(rc: Remote) -> None:
         "\\( -name ca.key -o -name 'client.*.key' -o -name 'client.*.crt' \\) -print"
     )
     for host in rc.hosts:
-        assert rc.bed.ssh(host, find).stdout.strip() == "", host
+        assert rc.sh(host, find).stdout.strip() == "", host
     ca_key = rc.home / "clusters" / NAME / "ca" / "ca.key"
     assert stat.S_IMODE(ca_key.stat().st_mode) == 0o600
 
@@ -328,7 +327,7 @@ def _can_connect(ip: str, port: int, timeout: float = 2.0) -> bool:
 def test_firewall_lets_nodes_in_and_drops_everyone_else(rc: Remote) -> None:
     bed = rc.bed
     for host in bed.hosts:
-        table = bed.ssh(host.name, f"nft list table {TABLE}").stdout
+        table = rc.sh(host.name, f"nft list table {TABLE}").stdout
         for port in (SQL_PORT, HTTP_PORT):
             allowed = _set_elements(table, f"p{port}_v4")
             assert all(_covered(h.ip, allowed) for h in bed.hosts), (port, allowed)
@@ -343,7 +342,7 @@ def test_firewall_lets_nodes_in_and_drops_everyone_else(rc: Remote) -> None:
     # A node reaches them (through the bridge: h1's address is in h2's own /24, so not loopback).
     for port in (SQL_PORT, HTTP_PORT):
         probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{h1.ip}/{port}'"
-        assert bed.ssh("h2", probe, check=False).returncode == 0, port
+        assert rc.sh("h2", probe, check=False).returncode == 0, port
 
 
 def test_check_passes_on_the_running_cluster(rc: Remote) -> None:
@@ -456,7 +455,7 @@ def test_a_rebooted_host_comes_back_by_itself(rc: Remote) -> None:
         "UnitFileState": "enabled",
         "ActiveState": "active",
     }
-    assert rc.bed.ssh("h3", f"nft list table {TABLE}", check=False).returncode == 0
+    assert rc.sh("h3", f"nft list table {TABLE}", check=False).returncode == 0
     evs = rc.events("h3")
     assert "start" in names(evs, since) and "ready" in names(evs, since), names(evs, since)
     assert cluster_ids({"h3": evs}, since) == ids_before
@@ -475,12 +474,10 @@ def test_destroy_keeps_data_and_a_redeploy_brings_the_same_cluster_back(rc: Remo
         evs = rc.events(host)  # the data is still there
         assert "hard_shutdown" not in names(evs, since), (host, names(evs, since))
         assert rc.show(host, "LoadState") == {"LoadState": "not-found"}, host
-        assert rc.bed.ssh(host, f"nft list table {TABLE}", check=False).returncode != 0, host
-        left = rc.bed.ssh(
-            host, f"ls -d {_install_dir(rc)} {CERTS} /etc/roachctl/* 2>/dev/null || true"
-        ).stdout
+        assert rc.sh(host, f"nft list table {TABLE}", check=False).returncode != 0, host
+        left = rc.sh(host, f"ls -d {_install_dir(rc)} {CERTS} /etc/roachctl/* 2>/dev/null || true").stdout
         assert left.strip() == "", (host, left)
-        assert rc.bed.ssh(host, f"test -d {STORE} && test -s {EVENTS}", check=False).returncode == 0
+        assert rc.sh(host, f"test -d {STORE} && test -s {EVENTS}", check=False).returncode == 0
     deployed = rc.deploy()
     assert deployed.rc == 0, deployed.text
     started = rc.run("start", NAME)
@@ -494,10 +491,10 @@ def test_destroy_wipe_removes_data_and_the_service_user(rc: Remote) -> None:
     res = rc.run("destroy", NAME, "--wipe")
     assert res.rc == 0, res.text
     for host in rc.hosts:
-        assert rc.bed.ssh(host, f"test -e {DATA}", check=False).returncode != 0, host
-        assert rc.bed.ssh(host, "id cockroach", check=False).returncode != 0, host
+        assert rc.sh(host, f"test -e {DATA}", check=False).returncode != 0, host
+        assert rc.sh(host, "id cockroach", check=False).returncode != 0, host
         assert rc.show(host, "LoadState") == {"LoadState": "not-found"}, host
-        left = rc.bed.ssh(host, f"ls -d {HOME} {_install_dir(rc)} /etc/roachctl 2>/dev/null || true").stdout
+        left = rc.sh(host, f"ls -d {HOME} {_install_dir(rc)} /etc/roachctl 2>/dev/null || true").stdout
         assert left.strip() == "", (host, left)
     assert not (rc.home / "clusters" / NAME).exists()
     listing = json.loads(rc.run("--json", "list").out)

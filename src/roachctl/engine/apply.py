@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roachctl.errors import InterruptedByUser
 from roachctl.exec.base import Executor, command_failed
 from roachctl.exec.command import Command
 from roachctl.plan.state import (
@@ -100,21 +101,37 @@ def _noop(host: str, message: str) -> None:
     pass
 
 
+def _never() -> bool:
+    return False
+
+
 async def apply_plan(
     executor: Executor,
     plan: HostPlan,
     *,
     tarballs: dict[str, Path],
     progress: Progress = _noop,
+    stop_requested: Callable[[], bool] = _never,
 ) -> ApplyResult:
     """Apply `plan` on its host, in order; stops at the first failing change (raising it).
 
     Args:
         tarballs: local tarball path per release `tarball_name`, for INSTALL_RELEASE.
         progress: called with (host, change description) before each change.
+        stop_requested: asked before each change; True (a first Ctrl-C) ends the host after the
+            change in flight, so no change is ever cut in half and a re-run does the rest.
+
+    Raises:
+        InterruptedByUser: `stop_requested` said so; the message says how far the host got.
     """
     result = ApplyResult(plan.host)
     for change in plan.changes:
+        if stop_requested():
+            raise InterruptedByUser(
+                f"interrupted after {len(result.applied)} of {len(plan.changes)} changes",
+                where=plan.host,
+                hint="re-run deploy to apply the rest",
+            )
         progress(plan.host, change.describe())
         await _apply(executor, change, tarballs)
         result.applied.append(change.describe())

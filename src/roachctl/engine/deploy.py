@@ -27,7 +27,7 @@ from typing import TypeVar
 from roachctl.cluster.home import ClusterHome, ClusterState
 from roachctl.engine.apply import apply_plan
 from roachctl.engine.session import Session
-from roachctl.errors import HostFailures, RefusedError, ReleaseError, RoachctlError
+from roachctl.errors import HostFailures, InterruptedByUser, RefusedError, ReleaseError, RoachctlError
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, fanout
 from roachctl.facts.gather import gather_facts
@@ -228,6 +228,7 @@ async def make_plan(
     topology, home = session.topology, session.home
     failures: dict[str, RoachctlError] = {}
     probes = await _fanout_collect(session.hosts, lambda h: _probe(session, h), failures, session.interrupts)
+    _raise_if_interrupted(session.interrupts, "while probing the hosts")
     if not probes:
         raise HostFailures(failures=failures)
     arches = {p.facts.arch for p in probes.values()}
@@ -259,6 +260,7 @@ async def make_plan(
         return await gather_facts(session.ssh.executor(host), host=host, **req)
 
     facts = await _fanout_collect(list(states), observe, failures, session.interrupts)
+    _raise_if_interrupted(session.interrupts, "while gathering facts")
     plans = {h: diff(states[h], facts[h]) for h in facts}
     return DeployPlan(topology, states, plans, releases, facts), failures
 
@@ -272,8 +274,9 @@ async def _fanout_collect(
     """Run `step` on every host in parallel; failed hosts go to `failures`, the rest are returned.
 
     One host's failure never stops the others (issue #4: a host that drops mid-deploy fails alone).
-    Ctrl-C (the operation's shared `interrupts`): the first lets running host steps finish, then
-    raises InterruptedByUser; the second cancels them.
+    Ctrl-C (the operation's shared `interrupts`): the first lets running host steps finish, the
+    second cancels them; either way every host that did not finish is in `failures` (exit 130),
+    and the caller decides whether to go on (`_raise_if_interrupted`) or report per host.
     """
     results: dict[str, T] = {}
 
@@ -283,8 +286,21 @@ async def _fanout_collect(
         except RoachctlError as exc:
             failures[host] = exc
 
-    await fanout(hosts, guarded, continue_on_error=True, interrupts=interrupts)
+    try:
+        await fanout(hosts, guarded, continue_on_error=True, interrupts=interrupts)
+    except InterruptedByUser:
+        for host in hosts:
+            if host not in results and host not in failures:
+                failures[host] = InterruptedByUser(
+                    "interrupted before this host finished", where=host, hint="re-run the command"
+                )
     return {h: results[h] for h in hosts if h in results}
+
+
+def _raise_if_interrupted(interrupts: Interrupts, what: str) -> None:
+    """Between stages: after a Ctrl-C, start nothing new."""
+    if interrupts.requested:
+        raise InterruptedByUser(f"interrupted {what}; nothing was changed on any host")
 
 
 async def apply(session: Session, plan: DeployPlan, *, notify: Notify) -> DeployOutcome:
@@ -296,7 +312,13 @@ async def apply(session: Session, plan: DeployPlan, *, notify: Notify) -> Deploy
 
     async def one(host: str) -> list[str]:
         executor = session.ssh.executor(host)
-        result = await apply_plan(executor, plan.plans[host], tarballs=tarballs, progress=notify)
+        result = await apply_plan(
+            executor,
+            plan.plans[host],
+            tarballs=tarballs,
+            progress=notify,
+            stop_requested=lambda: session.interrupts.requested,
+        )
         return result.applied
 
     failures: dict[str, RoachctlError] = {}

@@ -1,0 +1,159 @@
+"""Faults during `deploy` on three real hosts: a host cut off mid-deploy, and Ctrl-C mid-deploy.
+
+Both start from fresh hosts (the module's bed; `destroy --wipe` in between) and drive the CLI as a
+subprocess, acting (cut / SIGINT) when its progress output shows that apply is under way. The
+release comes from a mirror on the machine's 127.0.0.1 (the controller downloads, hosts never do).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.test_remote_support import ROACHCTL, Remote, sh, stat_listing, wait_for
+from tests.support.bed import Bed
+from tests.support.mirror import Mirror
+from tests.support.release_fixtures import Releases
+
+pytestmark = [pytest.mark.bed, pytest.mark.slow]
+
+NAME = "faults"
+LEFTOVERS = "find / \\( -path /proc -o -path /sys \\) -prune -o -name '.roachctl-*' -print"
+
+
+@pytest.fixture(scope="module")
+def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    work = tmp_path_factory.mktemp("remote-faults")
+    remote = Remote(bed3, work, NAME, standin_releases.new, hosts=[h.name for h in bed3.hosts])
+    remote.write_topology()
+    yield remote
+
+
+@pytest.fixture
+def mirror_args(release_mirror: Mirror) -> list[str]:
+    return ["--mirror", release_mirror.url]
+
+
+class Running:
+    """A CLI run in the background whose stderr is read line by line (to act at the right moment)."""
+
+    def __init__(self, rc: Remote, *args: str) -> None:
+        argv = [str(ROACHCTL), "--home", str(rc.home), "--ssh-config", str(rc.bed.ssh_config), "--yes"]
+        self.proc = subprocess.Popen(
+            [*argv, "--no-color", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line)
+
+    def wait_line(self, pattern: str, timeout: float = 60) -> str:
+        """Block until a stderr line matches `pattern` (regex); fail with what was seen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} within {timeout}s; saw:\n{''.join(self.seen)}")
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        """Wait for exit; (exit code, stdout, all of stderr)."""
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        self._reader.join(timeout=5)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return self.proc.returncode, out, "".join(self.seen)
+
+
+def _changes_per_host(err: str) -> dict[str, str]:
+    """`h1: 19 changes` / `h1: up to date` lines of the printed plan."""
+    return dict(re.findall(r"^(h\d): (\d+ changes|up to date)$", err, re.M))
+
+
+def test_a_host_cut_mid_deploy_fails_alone_and_a_rerun_converges(rc: Remote, mirror_args: list[str]) -> None:
+    run = Running(rc, "deploy", str(rc.topology), *mirror_args)
+    try:
+        run.wait_line(r"^h3: create-user ")  # apply has started on h3: its first change is in flight
+        rc.bed.cut("h3")
+        code, _out, err = run.finish(timeout=120)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+        rc.bed.heal("h3")
+    assert code == 10, err
+    table = {m[0]: m[1] for m in re.findall(r"│ (h\d) +│ ([a-zA-Z]+) +│", err)}
+    assert table == {"h1": "ok", "h2": "ok", "h3": "FAILED"}, err
+    h3_row = err[err.index("│ h3 ") :].split("└", 1)[0]
+    assert re.search(r"timed out|did not answer|connection .*(closed|reset|dropped)", h3_row, re.I), h3_row
+    assert "19 change(s) applied" in err
+    # h1 and h2 are complete; the re-run only works on h3.
+    again = rc.deploy(*mirror_args)
+    assert again.rc == 0, again.text
+    plan = _changes_per_host(again.err)
+    assert plan["h1"] == "up to date" and plan["h2"] == "up to date", again.err
+    assert plan["h3"] != "up to date", again.err
+    third = rc.deploy(*mirror_args)
+    assert third.rc == 0 and "0 changes" in third.err, third.text
+    # Nothing half-written is left behind on the cut host (temp files go with their shell).
+    wait_for("no .roachctl-* temp files on h3", lambda: sh(rc.bed, "h3", LEFTOVERS).stdout.strip() == "", 30)
+
+
+def test_ctrl_c_mid_deploy_finishes_the_changes_in_flight_and_a_rerun_converges(
+    rc: Remote, mirror_args: list[str]
+) -> None:
+    wiped = rc.run("destroy", NAME, "--wipe")
+    assert wiped.rc == 0, wiped.text
+    assert all(sh(rc.bed, h, "id cockroach", check=False).returncode != 0 for h in rc.hosts)
+    run = Running(rc, "deploy", str(rc.topology), *mirror_args)
+    try:
+        run.wait_line(r"^h\d: install-release ")
+        run.proc.send_signal(signal.SIGINT)
+        code, _out, err = run.finish(timeout=120)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+    assert code == 130, err
+    assert re.search(r"interrupted after \d+ of 19 changes", err), err
+    for host in rc.hosts:
+        assert sh(rc.bed, host, LEFTOVERS).stdout.strip() == "", host
+    before = {h: stat_listing(rc.bed, h, ["/opt", "/etc/systemd/system"]) for h in rc.hosts}
+    again = rc.deploy(*mirror_args)
+    assert again.rc == 0, again.text
+    plan = _changes_per_host(again.err)
+    assert all(plan[h] != "up to date" for h in rc.hosts), again.err
+    # What the interrupted run did was not redone: files it completed were not rewritten.
+    after = {h: stat_listing(rc.bed, h, ["/opt", "/etc/systemd/system"]) for h in rc.hosts}
+    for host in rc.hosts:
+        done = {p: v for p, v in before[host].items() if v.startswith(("f ", "l "))}  # files, links
+        assert done, host
+        rewritten = [p for p in done if after[host].get(p) != done[p]]
+        assert not rewritten, (host, rewritten)
+    third = rc.deploy(*mirror_args)
+    assert third.rc == 0 and "0 changes" in third.err, third.text
