@@ -24,6 +24,10 @@ class ProbeError(Exception):
     """The byte pipe or the TLS/HTTP exchange failed (node down, refused, bad cert)."""
 
 
+class _PipeClosed(ProbeError):
+    """The pipe ended before an answer: its process's stderr says why (replaced there)."""
+
+
 async def https_get_via_stdio(
     argv: Sequence[str],
     *,
@@ -47,10 +51,11 @@ async def https_get_via_stdio(
         return await asyncio.wait_for(_exchange(proc, server_hostname, path, ssl_context), timeout=timeout)
     except TimeoutError as exc:
         raise ProbeError(f"no answer from {server_hostname} within {timeout:.0f}s") from exc
-    except OSError as exc:
-        # The pipe process exited before we could write (e.g. `ssh -W` to a closed port): the
-        # write side sees a broken pipe / reset. That is "no answer", never an internal error.
-        raise ProbeError(await _pipe_error(proc) or f"connection to {server_hostname} lost: {exc}") from exc
+    except (OSError, _PipeClosed) as exc:
+        # The pipe process may have exited before or while we talked (e.g. `ssh -W` to a port
+        # nobody listens on): the write side then sees a broken pipe / reset, the read side EOF.
+        # That is "no answer", never an internal error, and the pipe's own words say why.
+        raise ProbeError(await _pipe_error(proc) or str(exc) or "connection lost") from exc
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -58,11 +63,21 @@ async def https_get_via_stdio(
 
 
 async def _pipe_error(proc: asyncio.subprocess.Process) -> str:
-    """What the pipe process said on stderr (e.g. ssh's "connect failed"), read with a short bound."""
+    """What the pipe process said on stderr once it exited (e.g. ssh's "connect failed").
+
+    Our end of its stdin is closed first so a live pipe ends too; both waits are short and
+    bounded, and a pipe that is still running (a TLS error of ours) just yields "".
+    """
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 1)
+    except TimeoutError:
+        return ""
     if proc.stderr is None:
         return ""
     try:
-        err = await asyncio.wait_for(proc.stderr.read(), 2)
+        err = await asyncio.wait_for(proc.stderr.read(), 1)
     except TimeoutError:
         return ""
     return err.decode(errors="replace").strip()
@@ -86,7 +101,7 @@ async def _exchange(
     else:
         raw = await _tls_exchange(proc.stdin, proc.stdout, context, host, _request(host, path))
     if not raw:
-        raise ProbeError(await _pipe_error(proc) or "connection closed without an answer")
+        raise _PipeClosed("connection closed without an answer")
     return _parse(raw)
 
 
@@ -121,7 +136,7 @@ async def _tls_exchange(
         except ssl.SSLWantReadError:
             await flush()
             if not await feed():
-                raise ProbeError("connection closed during TLS handshake") from None
+                raise _PipeClosed("connection closed during TLS handshake") from None
         except ssl.SSLCertVerificationError as exc:
             raise ProbeError(f"TLS certificate of {host} rejected: {exc.verify_message}") from exc
         except ssl.SSLError as exc:

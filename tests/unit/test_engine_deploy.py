@@ -1,0 +1,144 @@
+"""engine.deploy / engine.apply without hosts: fact coverage, Ctrl-C semantics, per-host failures."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from roachctl.engine.apply import apply_plan
+from roachctl.engine.deploy import _fanout_collect, _raise_if_interrupted, covers
+from roachctl.errors import InterruptedByUser, RoachctlError, TransportError
+from roachctl.exec.fake import FakeExecutor
+from roachctl.exec.fanout import Interrupts
+from roachctl.facts.model import HostFacts
+from roachctl.plan.diff import diff, fact_request
+from roachctl.plan.needs import initial_fact_request
+from roachctl.plan.state import ChangeKind, HostPlan
+from tests.unit.test_plan_helpers import state_for, topology
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+@pytest.mark.parametrize("backend", ["nftables", "ufw"])
+@pytest.mark.parametrize("secure", [True, False])
+def test_the_first_round_trip_covers_every_desired_state(arch: str, backend: str, secure: bool) -> None:
+    """So a (re-)deploy never needs a second fact round trip on a Linux host we support."""
+    t = topology(secure=secure)
+    for node in t.nodes:
+        state = state_for(t, node.host, arch=arch, backend=backend)
+        assert covers(initial_fact_request(t, node.host), fact_request(state))
+
+
+def test_covers_detects_a_missing_path() -> None:
+    t = topology()
+    state = state_for(t)
+    needed = fact_request(state)
+    gathered = dict(needed)
+    gathered["paths"] = needed["paths"][1:]
+    assert not covers(gathered, needed)
+    assert not covers({}, needed)
+    assert covers(needed, needed)
+
+
+def test_uncovered_facts_would_plan_needless_changes() -> None:
+    """Why `covers` matters: a path not asked about reads as missing, so diff wants to write it."""
+    state = state_for(topology())
+    assert diff(state, HostFacts(host=state.host)).changes  # nothing gathered -> everything "missing"
+
+
+def _plan_with_changes() -> tuple[FakeExecutor, HostPlan]:
+    """A cold host's plan, without the release upload (the fake cannot fake a tarball's hash)."""
+    state = state_for(topology())
+    plan = diff(state, HostFacts(host=state.host, has_systemd=True, arch="amd64"))
+    changes = tuple(c for c in plan.changes if c.kind is not ChangeKind.INSTALL_RELEASE)
+    assert len(changes) > 5
+    return FakeExecutor(host=state.host), replace(plan, changes=changes)
+
+
+def test_apply_stops_between_changes_when_asked() -> None:
+    fake, plan = _plan_with_changes()
+    calls = {"n": 0}
+
+    def stop_after_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 2
+
+    with pytest.raises(InterruptedByUser, match=rf"interrupted after 2 of {len(plan.changes)} changes"):
+        asyncio.run(apply_plan(fake, plan, tarballs={}, stop_requested=stop_after_two))
+    third = plan.changes[2]
+    assert fake.commands, "the changes before the interrupt ran"
+    assert not fake.ran(third.target), f"{third.describe()} (after the interrupt) must not run"
+
+
+def test_apply_without_interrupt_runs_every_change_in_order() -> None:
+    fake, plan = _plan_with_changes()
+    seen: list[str] = []
+    result = asyncio.run(apply_plan(fake, plan, tarballs={}, progress=lambda h, d: seen.append(d)))
+    assert result.applied == seen == [c.describe() for c in plan.changes]
+
+
+def test_one_failing_host_does_not_stop_the_others() -> None:
+    async def step(host: str) -> str:
+        if host == "b":
+            raise TransportError("cut", where=host)
+        await asyncio.sleep(0.01)
+        return host.upper()
+
+    failures: dict[str, RoachctlError] = {}
+    done = asyncio.run(_fanout_collect(["a", "b", "c"], step, failures, Interrupts()))
+    assert done == {"a": "A", "c": "C"}
+    assert list(failures) == ["b"] and isinstance(failures["b"], TransportError)
+
+
+def test_first_interrupt_lets_running_steps_finish_and_marks_nothing_lost() -> None:
+    async def main() -> tuple[dict[str, str], dict[str, RoachctlError], Interrupts]:
+        interrupts = Interrupts()
+        finished: list[str] = []
+
+        async def step(host: str) -> str:
+            await asyncio.sleep(0.2)
+            finished.append(host)
+            return host
+
+        async def press() -> None:
+            await asyncio.sleep(0.05)
+            interrupts.interrupt()
+
+        failures: dict[str, RoachctlError] = {}
+        presser = asyncio.create_task(press())
+        done = await _fanout_collect(["a", "b"], step, failures, interrupts)
+        await presser
+        assert finished == ["a", "b"] or sorted(finished) == ["a", "b"]
+        return done, failures, interrupts
+
+    done, failures, interrupts = asyncio.run(main())
+    assert done == {"a": "a", "b": "b"} and not failures
+    with pytest.raises(InterruptedByUser, match="nothing was changed"):
+        _raise_if_interrupted(interrupts, "while probing")
+
+
+def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
+    async def main() -> tuple[dict[str, str], dict[str, RoachctlError]]:
+        interrupts = Interrupts()
+
+        async def step(host: str) -> str:
+            await asyncio.sleep(30)
+            return host
+
+        async def press_twice() -> None:
+            await asyncio.sleep(0.05)
+            interrupts.interrupt()
+            await asyncio.sleep(0.05)
+            interrupts.interrupt()
+
+        failures: dict[str, RoachctlError] = {}
+        presser = asyncio.create_task(press_twice())
+        done = await asyncio.wait_for(_fanout_collect(["a", "b"], step, failures, interrupts), 5)
+        await presser
+        return done, failures
+
+    done, failures = asyncio.run(main())
+    assert done == {}
+    assert sorted(failures) == ["a", "b"]
+    assert all(isinstance(f, InterruptedByUser) for f in failures.values())

@@ -1,0 +1,84 @@
+"""The quorum safety checks of `stop`, against `node status` rows and what really answers.
+
+The cluster's liveness record says "live" for seconds after a node stopped; the checks must count
+what answers *now*, or the seed's failure (a node that can never finish draining) comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from roachctl.cluster.lifecycle import _refuse_if_cannot_drain, _refuse_if_quorum_lost
+from roachctl.cluster.nodes import NodeTarget
+from roachctl.cluster.nodestatus import NodeStatus
+from roachctl.errors import RefusedError, RemoteCommandError
+
+HOSTS = ("h1", "h2", "h3")
+TARGETS = [NodeTarget(h, h, 26257, 8080, "cockroach.service", "/opt/cockroach/cockroach") for h in HOSTS]
+
+
+class StubClient:
+    """`status_from_any` answers with fixed rows (or fails like a cluster nobody can reach)."""
+
+    def __init__(self, rows: list[NodeStatus] | None) -> None:
+        self.rows = rows
+        self.asked: list[list[str]] = []
+
+    async def status_from_any(
+        self, candidates: list[NodeTarget], *, ranges: bool = False
+    ) -> list[NodeStatus]:
+        self.asked.append([t.host for t in candidates])
+        if self.rows is None:
+            raise RemoteCommandError("no node could report the cluster status")
+        return self.rows
+
+
+def _rows(live: dict[str, bool]) -> list[NodeStatus]:
+    return [
+        NodeStatus(i + 1, f"{h}:26257", f"{h}:26257", "v25.4.0", live[h], live[h], membership="active")
+        for i, h in enumerate(HOSTS)
+    ]
+
+
+def _quorum(client: StubClient, leaving: str, up: set[str]) -> None:
+    target = next(t for t in TARGETS if t.host == leaving)
+    asyncio.run(_refuse_if_quorum_lost(client, TARGETS, target, up))  # type: ignore[arg-type]
+
+
+def test_stopping_one_of_three_healthy_nodes_is_allowed() -> None:
+    _quorum(StubClient(_rows({"h1": True, "h2": True, "h3": True})), "h1", {"h1", "h2", "h3"})
+
+
+def test_a_node_that_just_stopped_is_not_counted_although_liveness_still_says_live() -> None:
+    client = StubClient(_rows({"h1": True, "h2": True, "h3": True}))  # h1's record has not expired yet
+    with pytest.raises(RefusedError, match=r"leave 1 of 3 nodes up \(h1 not running\)"):
+        _quorum(client, "h2", {"h2", "h3"})
+    assert client.asked == [["h3"]], "status is asked from a node that stays up"
+
+
+def test_a_dead_node_by_liveness_is_not_counted_either() -> None:
+    with pytest.raises(RefusedError, match="majority"):
+        _quorum(StubClient(_rows({"h1": False, "h2": True, "h3": True})), "h2", {"h1", "h2", "h3"})
+
+
+def test_when_nothing_answers_stopping_cannot_make_it_worse() -> None:
+    _quorum(StubClient(None), "h3", {"h3"})
+
+
+def test_a_minority_of_running_nodes_is_not_stopped() -> None:
+    client = StubClient(_rows({"h1": False, "h2": False, "h3": True}))
+    with pytest.raises(RefusedError, match=r"only 1 of 3 nodes are running \(h3\)") as exc:
+        asyncio.run(_refuse_if_cannot_drain("prod", client, TARGETS, TARGETS[2:]))  # type: ignore[arg-type]
+    assert "roachctl start prod" in (exc.value.hint or "")
+
+
+def test_a_majority_of_running_nodes_may_be_stopped() -> None:
+    client = StubClient(_rows({"h1": False, "h2": True, "h3": True}))
+    asyncio.run(_refuse_if_cannot_drain("prod", client, TARGETS, TARGETS[1:]))  # type: ignore[arg-type]
+
+
+def test_without_an_answer_the_topology_size_decides() -> None:
+    with pytest.raises(RefusedError):
+        asyncio.run(_refuse_if_cannot_drain("prod", StubClient(None), TARGETS, TARGETS[:1]))  # type: ignore[arg-type]
