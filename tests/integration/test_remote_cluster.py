@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import os
 import re
 import socket
 import stat
@@ -230,6 +231,30 @@ def test_second_deploy_reports_zero_changes_and_rewrites_nothing(rc: Remote) -> 
         }
         assert not changed, (host, changed)
         assert set(after[host]) == set(before[host]), host
+
+
+SSH_RECORDER = """#!/bin/sh
+printf 'CALL %s\\n' "$*" >> "$SSH_CALLS"
+exec /usr/bin/ssh "$@"
+"""
+
+
+def test_a_no_op_deploy_costs_one_fact_round_trip_per_host(rc: Remote, tmp_path: Path) -> None:
+    """The issue's speed design: per host one connection, one fact script and one name lookup
+    (sent together), nothing else — observed by recording every `ssh` the CLI runs."""
+    shim = tmp_path / "ssh"
+    shim.write_text(SSH_RECORDER)
+    shim.chmod(0o755)
+    calls = tmp_path / "calls.log"
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "SSH_CALLS": str(calls)}
+    res = rc.deploy(env=env)
+    assert res.rc == 0 and "0 changes" in res.err, res.text
+    records = [r for r in calls.read_text().split("CALL ")[1:] if " -O " not in r]  # -O: master control
+    for host in rc.hosts:
+        mine = [r for r in records if f" -- {host} " in r or r.rstrip().endswith(f" -- {host}")]
+        facts = [r for r in mine if "roachctl-facts" in r]
+        assert len(facts) == 1, (host, len(facts))
+        assert len(mine) <= 3, (host, [r[:200] for r in mine])  # connect (id -u), facts, getent
 
 
 # --- start / status / sql -----------------------------------------------------------------------

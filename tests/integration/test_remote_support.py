@@ -61,7 +61,13 @@ class Remote:
         self.topology.write_text(topology_text(self.name, self.hosts, self.version, extra=extra))
         return self.topology
 
-    def run(self, *args: str, timeout: float = 240, ssh_config: Path | None = None) -> Completed:
+    def run(
+        self,
+        *args: str,
+        timeout: float = 240,
+        ssh_config: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Completed:
         """`roachctl --home H --ssh-config C --yes ARGS` (stdout: JSON data; stderr: human output)."""
         config = ssh_config or self.bed.ssh_config
         argv = [str(ROACHCTL), "--home", str(self.home), "--ssh-config", str(config), "--yes", "--no-color"]
@@ -72,16 +78,16 @@ class Remote:
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
             check=False,
         )
         done = Completed(list(args), res.returncode, res.stdout, res.stderr, started, time.time())
         print(f"[{done.ended - started:5.1f}s] roachctl {' '.join(args)} -> {res.returncode}")  # in reports
         return done
 
-    def deploy(self, *extra: str) -> Completed:
+    def deploy(self, *extra: str, env: dict[str, str] | None = None) -> Completed:
         source = ["--tarball", str(self.tarball)] if self.tarball else []
-        return self.run("deploy", str(self.topology), *source, *extra)
+        return self.run("deploy", str(self.topology), *source, *extra, env=env)
 
     def status(self) -> dict[str, Any]:
         res = self.run("--json", "status", self.name)
