@@ -8,8 +8,10 @@ release comes from a mirror on the machine's 127.0.0.1 (the controller downloads
 from __future__ import annotations
 
 import os
+import pty
 import queue
 import re
+import select
 import signal
 import subprocess
 import threading
@@ -157,3 +159,57 @@ def test_ctrl_c_mid_deploy_finishes_the_changes_in_flight_and_a_rerun_converges(
         assert not rewritten, (host, rewritten)
     third = rc.deploy(*mirror_args)
     assert third.rc == 0 and "0 changes" in third.err, third.text
+
+
+def _pty_run(
+    argv: list[str], answer: bytes, *, prompt: bytes = b"[y/N]", timeout: float = 60
+) -> tuple[int, str]:
+    """Run `argv` on a pseudo-terminal; type `answer` at `prompt`; (exit code, everything shown)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child becomes the CLI
+        os.execve(argv[0], argv, {**os.environ, "COLUMNS": "200"})
+    shown = bytearray()
+    deadline = time.monotonic() + timeout
+    answered = False
+    try:
+        while time.monotonic() < deadline:
+            if not answered and prompt in shown:
+                os.write(fd, answer)
+                answered = True
+            if not select.select([fd], [], [], 0.5)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(fd)
+    text = shown.decode(errors="replace")
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status), text
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"the CLI did not exit within {timeout}s (answered: {answered}):\n{text}")
+
+
+def test_ctrl_c_at_the_confirmation_prompt_cancels_at_once(rc: Remote, mirror_args: list[str]) -> None:
+    """A changed topology (one more SQL client network) on a terminal, without --yes: Ctrl-C at the
+    prompt ends the run at once (exit 130) and changes nothing."""
+    changed = rc.work / "changed.yaml"
+    changed.write_text(
+        rc.topology.read_text().replace("nodes:", "firewall:\n  sql_clients: [10.9.0.0/16]\nnodes:")
+    )
+    rules = {h: sh(rc.bed, h, "sha256sum /etc/roachctl/firewall-faults.nft").stdout for h in rc.hosts}
+    argv = [str(ROACHCTL), "--home", str(rc.home), "--ssh-config", str(rc.bed.ssh_config), "--no-color"]
+    started = time.monotonic()
+    code, shown = _pty_run([*argv, "deploy", str(changed), *mirror_args], b"\x03")
+    assert code == 130, shown
+    assert "3 change(s)" in shown and "cancelled at the prompt: nothing was changed" in shown, shown
+    assert time.monotonic() - started < 30
+    assert {h: sh(rc.bed, h, "sha256sum /etc/roachctl/firewall-faults.nft").stdout for h in rc.hosts} == rules

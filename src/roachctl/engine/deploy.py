@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -379,11 +380,21 @@ def record(
 
 
 def confirm(question: str, *, yes: bool) -> None:
-    """Ask on the terminal; without one, `--yes` is required (interface.md)."""
+    """Ask on the terminal; without one, `--yes` is required (interface.md).
+
+    Ctrl-C at the prompt cancels at once: while the session routes SIGINT to its `Interrupts`
+    (which only an event loop turn would see), the prompt would otherwise swallow it.
+    """
     if yes:
         return
     if not sys.stdin.isatty():
         raise RefusedError("confirmation needed but stdin is not a terminal", hint="pass --yes")
-    answer = input(f"{question} [y/N] ").strip().lower()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        answer = input(f"{question} [y/N] ").strip().lower()
+    except (KeyboardInterrupt, EOFError):
+        raise InterruptedByUser("cancelled at the prompt: nothing was changed") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if answer not in ("y", "yes"):
         raise RefusedError("cancelled: nothing was changed")
