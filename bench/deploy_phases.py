@@ -122,6 +122,37 @@ def install() -> None:
     wrap_async(openssh.OpenSSH, "close", "phase")
 
 
+def what_if(ca_cache: bool, connect_cap: int | None) -> None:
+    """Counterfactuals for the findings, applied in THIS process only (src/ is not edited).
+
+    ca_cache: ClusterHome.ca() loads (and RSA-validates) the CA private key on every call; memoize it.
+    connect_cap: SSHOptions.max_new_connections (default 8) for the session's transport.
+    """
+    if ca_cache:
+        import roachctl.cluster.home as home_mod
+
+        orig_ca = home_mod.ClusterHome.ca
+        cache: dict[int, Any] = {}
+
+        def ca(self: Any) -> Any:
+            if id(self) not in cache:
+                cache[id(self)] = orig_ca(self)
+            return cache[id(self)]
+
+        home_mod.ClusterHome.ca = ca  # type: ignore[method-assign]
+    if connect_cap is not None:
+        import dataclasses
+
+        import roachctl.engine.session as session_mod
+
+        orig_opts = session_mod.ssh_options
+
+        def ssh_options(*args: Any, **kwargs: Any) -> Any:
+            return dataclasses.replace(orig_opts(*args, **kwargs), max_new_connections=connect_cap)
+
+        session_mod.ssh_options = ssh_options
+
+
 def run_cli(args: list[str]) -> int:
     from roachctl.cli.app import main
 
@@ -180,12 +211,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", type=int, default=9)
     ap.add_argument("--pad-mb", type=int, default=0, help="pad the stand-in release (see deploy_bench.py)")
+    ap.add_argument("--what-if-ca-cache", action="store_true", help="memoize ClusterHome.ca() (this process)")
+    ap.add_argument("--what-if-connect-cap", type=int, help="SSHOptions.max_new_connections (default 8)")
+    ap.add_argument("--noop-repeat", type=int, default=1, help="no-op re-deploys to run (default 1)")
     ap.add_argument("--json", type=Path, help="write every event to this file")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (the test bed)", file=sys.stderr)
         return 2
     install()
+    what_if(args.what_if_ca_cache, args.what_if_connect_cap)
     from deploy_bench import build_release, pad_release, settle, write_topology
     from tests.support.bed import Bed
 
@@ -200,7 +235,8 @@ def main() -> int:
         settle(bed)
         cli = ["--home", str(work / "home"), "--ssh-config", str(bed.ssh_config), "--yes", "--no-color"]
         cli += ["deploy", str(topo), "--tarball", str(tarball)]
-        for label in ("cold", "no-op"):
+        labels = ["cold"] + [f"no-op#{i + 1}" for i in range(args.noop_repeat)]
+        for label in labels:
             first = len(EVENTS)
             t_start = now()
             rc = run_cli(cli)
@@ -210,6 +246,11 @@ def main() -> int:
             print(f"\n== {label} deploy, {args.hosts} hosts (rc {rc})", file=sys.stderr)
             print(summarize(events, t_start, t_end), file=sys.stderr)
             asyncio.set_event_loop(asyncio.new_event_loop())
+    totals = {label: round(r["end"] - r["start"], 3) for label, r in report.items()}
+    noops = sorted(v for k, v in totals.items() if k.startswith("no-op"))
+    print(f"\ntotals (in-process, no CLI start-up): {totals}", file=sys.stderr)
+    if noops:
+        print(f"no-op median: {noops[len(noops) // 2]:.3f} s over {len(noops)}", file=sys.stderr)
     imp = [e for e in EVENTS if e["name"] == "import roachctl.cli.app"]
     if imp:
         print(
