@@ -17,6 +17,7 @@ import functools
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -221,8 +222,7 @@ def main() -> int:
         return 2
     install()
     what_if(args.what_if_ca_cache, args.what_if_connect_cap)
-    from deploy_bench import build_release, pad_release, settle, write_topology
-    from tests.support.bed import Bed
+    from deploy_bench import build_release, pad_release, write_topology
 
     work = Path(tempfile.mkdtemp(prefix="roachctl-phases-"))
     tarball = build_release(work / "release")
@@ -230,6 +230,19 @@ def main() -> int:
         tarball = pad_release(tarball, args.pad_mb)
     topo = work / "topo.yaml"
     write_topology(topo, args.hosts)
+    report: dict[str, Any] = {}
+    try:
+        report = run_deploys(args, work, tarball, topo)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_report(args, report)
+    return 0
+
+
+def run_deploys(args: argparse.Namespace, work: Path, tarball: Path, topo: Path) -> dict[str, Any]:
+    from deploy_bench import settle
+    from tests.support.bed import Bed
+
     report: dict[str, Any] = {}
     with Bed.up(args.hosts, name="bench-phases") as bed:
         settle(bed)
@@ -246,6 +259,10 @@ def main() -> int:
             print(f"\n== {label} deploy, {args.hosts} hosts (rc {rc})", file=sys.stderr)
             print(summarize(events, t_start, t_end), file=sys.stderr)
             asyncio.set_event_loop(asyncio.new_event_loop())
+    return report
+
+
+def write_report(args: argparse.Namespace, report: dict[str, Any]) -> None:
     totals = {label: round(r["end"] - r["start"], 3) for label, r in report.items()}
     noops = sorted(v for k, v in totals.items() if k.startswith("no-op"))
     print(f"\ntotals (in-process, no CLI start-up): {totals}", file=sys.stderr)
@@ -260,7 +277,6 @@ def main() -> int:
         )
     if args.json:
         args.json.write_text(json.dumps({"hosts": args.hosts, "import": imp, **report}, indent=1))
-    return 0
 
 
 if __name__ == "__main__":
