@@ -49,6 +49,8 @@ class ClusterHome:
         self.name = name
         self.root = home
         self.dir = home / "clusters" / name
+        self._ca: pki.KeyPair | None = None
+        self._ca_loaded_at: tuple[tuple[int, int, int], ...] | None = None
 
     @classmethod
     def list_names(cls, home: Path) -> list[str]:
@@ -115,8 +117,24 @@ class ClusterHome:
     # -- certificates ------------------------------------------------------------------------
 
     def ca(self) -> pki.KeyPair:
-        """The cluster CA, created on first use; its key stays in `ca/` (0600)."""
-        return store.load_or_create_ca(self.ca_dir)
+        """The cluster CA, created on first use; its key stays in `ca/` (0600).
+
+        Cached while its files are unchanged: loading validates the RSA key (~30 ms), and a
+        deploy or a status asks for it per host and per probe; a replaced CA is still noticed.
+        """
+        stamp = self._ca_stamp()
+        if self._ca is None or stamp != self._ca_loaded_at or stamp is None:
+            self._ca = store.load_or_create_ca(self.ca_dir)
+            self._ca_loaded_at = self._ca_stamp()
+        return self._ca
+
+    def _ca_stamp(self) -> tuple[tuple[int, int, int], ...] | None:
+        """(inode, size, mtime) of ca.crt and ca.key, or None when either is missing."""
+        try:
+            stats = [(self.ca_dir / name).stat() for name in (store.CA_CERT, store.CA_KEY)]
+        except FileNotFoundError:
+            return None
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
 
     def operator_certs(self) -> Path:
         """ca.crt + client.root.{crt,key} for the operator, created once and kept up to date."""
