@@ -17,7 +17,7 @@ from roachctl.exec.fanout import Interrupts
 from roachctl.facts.model import HostFacts
 from roachctl.plan.diff import diff, fact_request
 from roachctl.plan.needs import initial_fact_request
-from roachctl.plan.state import ChangeKind, HostPlan
+from roachctl.plan.state import Change, ChangeKind, HostPlan
 from roachctl.tls import pki, store
 from tests.unit.test_plan_helpers import base_data, state_for, topology
 
@@ -166,3 +166,32 @@ def test_node_certs_for_many_hosts_load_the_ca_once(tmp_path: Path, monkeypatch:
     (home.ca_dir / "ca.key").unlink()
     (home.ca_dir / "ca.crt").unlink()
     assert home.ca().cert_pem() != certs["ca.crt"], "a replaced CA is noticed"
+
+
+def test_reload_and_enables_are_one_systemctl_call() -> None:
+    """A cold host: daemon-reload + two enables become one `systemctl enable A B` (which reloads)."""
+    fake, plan = _plan_with_changes()
+    kinds = [c.kind for c in plan.changes]
+    assert ChangeKind.DAEMON_RELOAD in kinds and kinds.count(ChangeKind.ENABLE_UNIT) == 2
+    result = asyncio.run(apply_plan(fake, plan, tarballs={}))
+    assert len(result.applied) == len(plan.changes)  # every change is still reported
+    systemctl = [c.display() for c in fake.ran("systemctl")]
+    assert systemctl == [
+        "sudo systemctl enable --quiet -- cockroach.service roachctl-firewall-prod.service"
+    ], systemctl
+
+
+def test_a_reload_alone_still_runs() -> None:
+    """A changed unit that is already enabled: the reload is the only way the change is loaded."""
+    state = state_for(topology())
+    unit = state.units[0]
+    plan = HostPlan(
+        state.host,
+        (
+            Change(state.host, ChangeKind.WRITE_FILE, unit.file.path, "content differs", unit),
+            Change(state.host, ChangeKind.DAEMON_RELOAD, "systemd", "unit files changed"),
+        ),
+    )
+    fake = FakeExecutor(host=state.host)
+    asyncio.run(apply_plan(fake, plan, tarballs={}))
+    assert [c.display() for c in fake.ran("systemctl")] == ["sudo systemctl daemon-reload"]

@@ -125,17 +125,50 @@ async def apply_plan(
         InterruptedByUser: `stop_requested` said so; the message says how far the host got.
     """
     result = ApplyResult(plan.host)
-    for change in plan.changes:
+    for step in _steps(plan.changes):
         if stop_requested():
             raise InterruptedByUser(
                 f"interrupted after {len(result.applied)} of {len(plan.changes)} changes",
                 where=plan.host,
                 hint="re-run deploy to apply the rest",
             )
-        progress(plan.host, change.describe())
-        await _apply(executor, change, tarballs)
-        result.applied.append(change.describe())
+        for change in step:
+            progress(plan.host, change.describe())
+        if len(step) == 1:
+            await _apply(executor, step[0], tarballs)
+        else:
+            await _enable_units(executor, step)
+        result.applied += [change.describe() for change in step]
     return result
+
+
+_SYSTEMD_KINDS = (ChangeKind.DAEMON_RELOAD, ChangeKind.ENABLE_UNIT)
+
+
+def _steps(changes: tuple[Change, ...]) -> list[list[Change]]:
+    """The changes in order, grouped into remote commands (one ssh session each).
+
+    A daemon-reload followed by unit enables, and consecutive enables, become one
+    `systemctl enable A B`: enable reloads the manager itself after linking (systemctl(1),
+    `--no-reload`), so the new unit files are loaded just the same, in one session, not three.
+    """
+    steps: list[list[Change]] = []
+    for change in changes:
+        last = steps[-1] if steps else []
+        joins = change.kind is ChangeKind.ENABLE_UNIT and last and all(c.kind in _SYSTEMD_KINDS for c in last)
+        if joins:
+            last.append(change)
+        else:
+            steps.append([change])
+    return steps
+
+
+async def _enable_units(executor: Executor, step: list[Change]) -> None:
+    """One `systemctl enable` for a group from `_steps` (which reloads the manager too)."""
+    names = [c.spec.name for c in step if c.kind is ChangeKind.ENABLE_UNIT and isinstance(c.spec, UnitSpec)]
+    if len(names) != sum(c.kind is ChangeKind.ENABLE_UNIT for c in step):
+        raise ValueError("enable-unit change without a unit spec")
+    await executor.run(Command.of("systemctl", "enable", "--quiet", "--", *names, sudo=True))
 
 
 async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) -> None:
