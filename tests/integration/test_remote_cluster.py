@@ -431,7 +431,7 @@ def test_whole_cluster_stop_never_hard_shuts_a_node(rc: Remote) -> None:
 
 def test_stop_one_node_refused_when_the_cluster_would_lose_its_majority(rc: Remote) -> None:
     """h1 stopped; stopping h2 too is refused (exit 30), allowed with --force; a lone h3 is not
-    stopped (it could not drain); then everything is started again."""
+    stopped (it could not drain), nor rolled; then everything is started again."""
     res = rc.run("stop", NAME, "--node", "h1")
     assert res.rc == 0, res.text
     refused = rc.run("stop", NAME, "--node", "h2")
@@ -449,6 +449,9 @@ def test_stop_one_node_refused_when_the_cluster_would_lose_its_majority(rc: Remo
     assert lone.rc == 30, lone.text
     assert "only 1 of 3 nodes are running (h3)" in lone.err, lone.err
     assert rc.show("h3", "ActiveState") == {"ActiveState": "active"}
+    rolling = rc.run("restart", NAME)  # refused at once, not after the health gate's timeout
+    assert rolling.rc == 30 and "h1, h2 not running" in rolling.err, rolling.text
+    assert rolling.ended - rolling.started < 30
     res = rc.run("start", NAME)
     assert res.rc == 0, res.text
     assert all(n["ready"] for n in rc.status()["nodes"])

@@ -264,6 +264,7 @@ async def restart(
     everyone = targets(session)
     outcome = Outcome()
     client = NodeClient(session)
+    await _refuse_if_nodes_down(session, everyone)
     for target in targets(session, only):
         _stop_if_interrupted(session.interrupts, outcome)
         notify(target.host, "waiting for a healthy cluster")
@@ -285,6 +286,20 @@ async def restart(
         outcome.done[target.host] = "restarted"
     session.home.journal("restart", done=sorted(outcome.done), failed=sorted(outcome.failures))
     return outcome
+
+
+async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> None:
+    """A rolling restart waits for every node to be live before each step: with a node that is
+    not running at all that gate can never open, so say so now instead of after the timeout."""
+    up = await _answering(session, everyone)
+    down = [t.host for t in everyone if t.host not in up]
+    if down:
+        name = session.topology.name
+        raise RefusedError(
+            f"{', '.join(down)} not running: a rolling restart needs every node up",
+            hint=f"start them first (`roachctl start {name}`): each restart step waits until every "
+            "node is live, so no step ever takes the cluster below a majority",
+        )
 
 
 def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome) -> None:
