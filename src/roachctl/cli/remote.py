@@ -236,6 +236,8 @@ def start(ctx: click.Context, cluster: str, node: str | None, timeout: float) ->
 
     async def body(session: Session) -> tuple[lifecycle.Outcome, list[str]]:
         outcome = await lifecycle.start(session, only=node, notify=_notify, timeout=timeout)
+        if session.topology.secure:
+            session.home.operator_certs()  # the printed SQL URLs point at these files
         urls = [
             f"{t.host}: sql {status_mod.sql_url(session, t)}\n    console {status_mod.http_url(session, t)}"
             for t in targets(session, node)
