@@ -139,7 +139,10 @@ class HostFailures(RoachctlError):
     def render(self) -> str:
         lines = [self.message]
         for host in sorted(self.failures):
-            lines.append(f"  {host}: {self.failures[host].render()}".replace("\n", "\n    "))
+            text = self.failures[host].render()
+            if text.startswith(f"{host}: "):  # the host's own error already names it
+                text = text[len(host) + 2 :]
+            lines.append(f"  {host}: {text}".replace("\n", "\n    "))
         if self.succeeded:
             lines.append(f"  succeeded: {', '.join(sorted(self.succeeded))}")
         return "\n".join(lines)

@@ -54,7 +54,7 @@ def test_continue_on_error_collects_every_failure_and_successes() -> None:
     err = info.value
     assert set(err.failures) == {"h2", "h3"} and err.succeeded == ["h1", "h4"] and err.not_started == []
     assert err.exit_code == ExitCode.REMOTE_COMMAND
-    assert "h2: h2: unreachable" in err.render() and "succeeded: h1, h4" in err.render()
+    assert "  h2: unreachable\n" in err.render() and "succeeded: h1, h4" in err.render()
 
 
 def test_fail_fast_stops_starting_but_lets_running_steps_finish() -> None:

@@ -93,7 +93,12 @@ def transport_error(host: str, stderr: str, *, what: str = "ssh failed") -> Tran
     """A TransportError for exit code 255, with a hint picked from ssh's own stderr."""
     tail = stderr_tail(stderr, 1000)
     hint = next((h for pattern, h in _HINTS if pattern.search(tail)), "run `ssh -v HOST` to see why")
-    message = f"{what}: {tail}" if tail else f"{what} (exit code 255, no message)"
+    message = (
+        f"{what}: {tail}"
+        if tail
+        else f"{what}: the connection was lost or could not be made (ssh exited 255 without a message; "
+        "a LogLevel of ERROR or QUIET in the ssh config hides the reason)"
+    )
     return TransportError(message, hint=hint, where=host)
 
 
