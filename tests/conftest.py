@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.release_fixtures import REAL_ENV, real_binary
-
 pytest_plugins = [
     "tests.support.release_fixtures",
     "tests.support.bed_fixtures",
@@ -23,6 +21,8 @@ def _reads_standin_internals(path: Path) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In the real-binary tier (ROACHCTL_TEST_COCKROACH), skip what only the stand-in can answer."""
+    from tests.support.release_fixtures import REAL_ENV, real_binary  # a plugin: imported after registration
+
     if not real_binary():
         return
     skip = pytest.mark.skip(reason=f"{REAL_ENV}: asserts on the stand-in's own behaviour or event log")
