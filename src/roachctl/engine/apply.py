@@ -56,19 +56,30 @@ ln -sfn -- "$2" "$tmp"
 mv -f -T -- "$tmp" "$1"
 """
 
-# $1 uploaded tarball, $2 its sha256, $3 install dir, $4 top dir name in the tarball, $5 binary sha256.
-# Extracts into a temp dir beside the target, fixes owner/modes (the seed's tarball had uid 1002),
-# verifies the binary, then swaps the directory in with a rename.
+# stdin: the release tarball. $1 its sha256, $2 install dir, $3 top dir name in the tarball,
+# $4 binary sha256. The seed's lesson 1: stream into the extractor, hashing on the way, with no copy
+# of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
+# (one rename) once the tarball hash, the binary hash, owner and modes are right; the seed's tarball
+# had uid 1002, so ownership is never taken from the archive.
 _RELEASE_SCRIPT = r"""
 set -eu
-tarball=$1 want=$2 dest=$3 top=$4 bin_want=$5
+want=$1 dest=$2 top=$3 bin_want=$4
 parent=$(dirname -- "$dest")
-have=$(sha256sum <"$tarball" | cut -d' ' -f1)
-if [ "$have" != "$want" ]; then echo "uploaded release checksum mismatch: $have != $want" >&2; exit 3; fi
+mkdir -p -- "$parent"
 tmp=$(mktemp -d -- "$parent/.roachctl-release.XXXXXXXX")
-trap 'rm -rf -- "$tmp" "$tarball"' EXIT
+trap 'rm -rf -- "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
-tar -xzf "$tarball" -C "$tmp" --no-same-owner --no-same-permissions
+mkfifo -- "$tmp/.stream"
+sha256sum <"$tmp/.stream" >"$tmp/.sha256" &
+hasher=$!
+if ! tee -- "$tmp/.stream" | tar -xzf - -C "$tmp" --no-same-owner --no-same-permissions; then
+  wait "$hasher" || true
+  echo "the release could not be extracted (truncated or corrupt transfer?)" >&2
+  exit 3
+fi
+wait "$hasher"
+have=$(cut -d' ' -f1 <"$tmp/.sha256")
+if [ "$have" != "$want" ]; then echo "release checksum mismatch: $have != $want" >&2; exit 3; fi
 [ -f "$tmp/$top/cockroach" ] || { echo "release has no $top/cockroach" >&2; exit 3; }
 mkdir -p -- "$tmp/$top/lib"
 got=$(sha256sum <"$tmp/$top/cockroach" | cut -d' ' -f1)
@@ -219,20 +230,12 @@ async def _apply_firewall(executor: Executor, spec: FirewallSpec) -> None:
 
 
 async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
+    """Stream the verified tarball into `tar` on the host, in one ssh session (see _RELEASE_SCRIPT)."""
     local = tarballs.get(spec.tarball_name)
     if local is None:
         raise ValueError(f"no local tarball for {spec.tarball_name}")
-    parent = posixpath.dirname(spec.install_dir)
-    await executor.run(Command.of("mkdir", "-p", "--", parent, sudo=True))
-    upload = f"{parent}/.roachctl-upload-{spec.tarball_name}"
-    # put_stream skips the transfer when an identical upload is already there (resume after Ctrl-C).
-    await executor.put_stream(
-        local, upload, mode=0o600, owner="root", group="root", sha256=spec.tarball_sha256, timeout=600
-    )
     top = posixpath.basename(spec.install_dir)
-    await executor.run(
-        Command.shell(
-            _RELEASE_SCRIPT, upload, spec.tarball_sha256, spec.install_dir, top, spec.binary_sha256, sudo=True
-        ),
-        timeout=600,
+    script = Command.shell(
+        _RELEASE_SCRIPT, spec.tarball_sha256, spec.install_dir, top, spec.binary_sha256, sudo=True
     )
+    await executor.run(script, stdin=local, timeout=600)

@@ -56,9 +56,11 @@ class Executor(Protocol):
     host: str
 
     async def run(
-        self, cmd: Command, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = True
+        self, cmd: Command, *, stdin: Stdin = None, timeout: float | None = None, check: bool = True
     ) -> Result:
         """Run `cmd`; with `check`, a non-zero exit raises `RemoteCommandError` (stderr tail attached).
+
+        `stdin` is bytes, or a local file streamed in chunks (never read into memory).
 
         A timeout always raises `RemoteCommandError` (there is no exit code to return).
         """
@@ -173,7 +175,7 @@ class ExecutorBase:
         raise NotImplementedError
 
     async def run(
-        self, cmd: Command, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = True
+        self, cmd: Command, *, stdin: Stdin = None, timeout: float | None = None, check: bool = True
     ) -> Result:
         return await self._exec(cmd, stdin=stdin, timeout=timeout, check=check)
 
