@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from roachctl.cluster.home import ClusterHome
-from roachctl.engine.apply import apply_plan
+from roachctl.engine.apply import _steps, apply_plan
 from roachctl.engine.deploy import _fanout_collect, _raise_if_interrupted, covers, node_certs
 from roachctl.errors import InterruptedByUser, RoachctlError, TransportError
 from roachctl.exec.fake import FakeExecutor
@@ -67,9 +67,11 @@ def test_apply_stops_between_changes_when_asked() -> None:
         calls["n"] += 1
         return calls["n"] > 2
 
-    with pytest.raises(InterruptedByUser, match=rf"interrupted after 2 of {len(plan.changes)} changes"):
+    groups = _steps(plan.changes)  # the interrupt is checked between remote commands (groups)
+    done = len(groups[0]) + len(groups[1])
+    with pytest.raises(InterruptedByUser, match=rf"interrupted after {done} of {len(plan.changes)} changes"):
         asyncio.run(apply_plan(fake, plan, tarballs={}, stop_requested=stop_after_two))
-    third = plan.changes[2]
+    third = groups[2][0]
     assert fake.commands, "the changes before the interrupt ran"
     assert not fake.ran(third.target), f"{third.describe()} (after the interrupt) must not run"
 

@@ -38,22 +38,30 @@ shell=/usr/sbin/nologin
 useradd --system --user-group --no-create-home --home-dir "$2" --shell "$shell" -- "$1"
 """
 
-# $1 path, $2 mode, $3 owner, $4 group.
+# Groups of 4 args: path, mode, owner, group (several directories in one session).
 _DIR_SCRIPT = r"""
 set -eu
-if [ -e "$1" ] && [ ! -d "$1" ]; then echo "$1 exists and is not a directory" >&2; exit 3; fi
-mkdir -p -- "$1"
-chown -- "$3:$4" "$1"
-chmod -- "$2" "$1"
+while [ $# -ge 4 ]; do
+  path=$1 mode=$2 owner=$3 group=$4
+  shift 4
+  if [ -e "$path" ] && [ ! -d "$path" ]; then echo "$path exists and is not a directory" >&2; exit 3; fi
+  mkdir -p -- "$path"
+  chown -- "$owner:$group" "$path"
+  chmod -- "$mode" "$path"
+done
 """
 
-# $1 link path, $2 target. Replaces atomically (rename over the old link).
+# Pairs of args: link path, target. Each link is replaced atomically (rename over the old one).
 _LINK_SCRIPT = r"""
 set -eu
-if [ -d "$1" ] && [ ! -L "$1" ]; then echo "$1 is a directory, refusing to replace it" >&2; exit 3; fi
-tmp="$1.roachctl-tmp.$$"
-ln -sfn -- "$2" "$tmp"
-mv -f -T -- "$tmp" "$1"
+while [ $# -ge 2 ]; do
+  link=$1 target=$2
+  shift 2
+  if [ -d "$link" ] && [ ! -L "$link" ]; then echo "$link is a directory, not replaced" >&2; exit 3; fi
+  tmp="$link.roachctl-tmp.$$"
+  ln -sfn -- "$target" "$tmp"
+  mv -f -T -- "$tmp" "$link"
+done
 """
 
 # stdin: the release tarball. $1 its sha256, $2 install dir, $3 top dir name in the tarball,
@@ -145,33 +153,58 @@ async def apply_plan(
             )
         for change in step:
             progress(plan.host, change.describe())
-        if len(step) == 1:
-            await _apply(executor, step[0], tarballs)
-        else:
-            await _enable_units(executor, step)
+        await _run_group(executor, step, tarballs)
         result.applied += [change.describe() for change in step]
     return result
 
 
 _SYSTEMD_KINDS = (ChangeKind.DAEMON_RELOAD, ChangeKind.ENABLE_UNIT)
+_DIR_KINDS = (ChangeKind.CREATE_DIR, ChangeKind.FIX_DIR)
+
+
+def _joins(last: list[Change], change: Change) -> bool:
+    """Whether `change` can run in the same remote command as the group `last`."""
+    if not last:
+        return False
+    if change.kind is ChangeKind.ENABLE_UNIT:
+        return all(c.kind in _SYSTEMD_KINDS for c in last)
+    if change.kind in _DIR_KINDS:
+        return all(c.kind in _DIR_KINDS for c in last)
+    return change.kind is ChangeKind.LINK and all(c.kind is ChangeKind.LINK for c in last)
 
 
 def _steps(changes: tuple[Change, ...]) -> list[list[Change]]:
     """The changes in order, grouped into remote commands (one ssh session each).
 
-    A daemon-reload followed by unit enables, and consecutive enables, become one
-    `systemctl enable A B`: enable reloads the manager itself after linking (systemctl(1),
-    `--no-reload`), so the new unit files are loaded just the same, in one session, not three.
+    Consecutive directory changes become one script, consecutive links another (each item keeps
+    its own checks, in order). A daemon-reload followed by unit enables, and consecutive enables,
+    become one `systemctl enable A B`: enable reloads the manager itself after linking
+    (systemctl(1), `--no-reload`), so the new unit files are loaded just the same.
     """
     steps: list[list[Change]] = []
     for change in changes:
-        last = steps[-1] if steps else []
-        joins = change.kind is ChangeKind.ENABLE_UNIT and last and all(c.kind in _SYSTEMD_KINDS for c in last)
-        if joins:
-            last.append(change)
+        if steps and _joins(steps[-1], change):
+            steps[-1].append(change)
         else:
             steps.append([change])
     return steps
+
+
+async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str, Path]) -> None:
+    """Run one group from `_steps` as a single remote command."""
+    first = step[0].kind
+    if first in _DIR_KINDS:
+        dirs = [c.spec for c in step if isinstance(c.spec, DirSpec)]
+        args = [w for d in dirs for w in (d.path, f"{d.mode:05o}", d.owner, d.group)]
+        await executor.run(Command.shell(_DIR_SCRIPT, *args, sudo=True))
+    elif first is ChangeKind.LINK:
+        links = [c.spec for c in step if isinstance(c.spec, LinkSpec)]
+        args = [w for link in links for w in (link.path, link.target)]
+        await executor.run(Command.shell(_LINK_SCRIPT, *args, sudo=True))
+    elif len(step) == 1:
+        await _apply(executor, step[0], tarballs)
+    else:
+        await _enable_units(executor, step)
 
 
 async def _enable_units(executor: Executor, step: list[Change]) -> None:
@@ -187,10 +220,6 @@ async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) 
     kind = change.kind
     if kind is ChangeKind.CREATE_USER and isinstance(spec, UserSpec):
         await executor.run(Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True))
-    elif kind in (ChangeKind.CREATE_DIR, ChangeKind.FIX_DIR) and isinstance(spec, DirSpec):
-        await executor.run(
-            Command.shell(_DIR_SCRIPT, spec.path, f"{spec.mode:05o}", spec.owner, spec.group, sudo=True)
-        )
     elif kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
         await _install_release(executor, spec, tarballs)
     elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, FileSpec):
@@ -198,8 +227,6 @@ async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) 
     elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, UnitSpec):
         f = spec.file
         await executor.put(f.content, f.path, mode=f.mode, owner=f.owner, group=f.group)
-    elif kind is ChangeKind.LINK and isinstance(spec, LinkSpec):
-        await executor.run(Command.shell(_LINK_SCRIPT, spec.path, spec.target, sudo=True))
     elif kind is ChangeKind.DAEMON_RELOAD:
         await executor.run(Command.of("systemctl", "daemon-reload", sudo=True))
     elif kind is ChangeKind.ENABLE_UNIT and isinstance(spec, UnitSpec):
