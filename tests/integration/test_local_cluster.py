@@ -24,10 +24,10 @@ from tests.integration.test_local_support import (
     ports_args,
     roachctl,
     spawn_roachctl,
+    standin_binary,
     status,
     wait_for,
 )
-from tests.standin import make_release
 from tests.support.release_fixtures import Releases
 
 
@@ -253,10 +253,7 @@ def test_insecure_cluster_warns_and_works(home: Path, tarball: Path) -> None:
 
 
 def test_ctrl_c_while_starting_keeps_nothing(home: Path, tmp_path: Path) -> None:
-    standin = tmp_path / "bin" / "standin"
-    standin.parent.mkdir()
-    standin.write_bytes(make_release.baked_standin("v25.4.0"))
-    standin.chmod(0o755)
+    standin = standin_binary(tmp_path / "bin" / "standin")
     slow = tmp_path / "bin" / "cockroach"  # version answers at once; start takes its time
     marker = f"{30 + random.random():.6f}"  # identifies this test's sleep
     slow.write_text(f'#!/bin/sh\n[ "$1" = start ] && sleep {marker}\nexec {standin} "$@"\n')

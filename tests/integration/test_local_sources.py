@@ -15,6 +15,7 @@ from tests.integration.test_local_support import (
     our_processes,
     ports_args,
     roachctl,
+    standin_binary,
     status,
 )
 from tests.standin import make_release
@@ -49,10 +50,7 @@ def test_download_from_mirror_then_reuse_cache(home: Path, release_mirror: Mirro
 
 
 def test_existing_binary(home: Path, tmp_path: Path) -> None:
-    binary = tmp_path / "bin" / "cockroach"
-    binary.parent.mkdir()
-    binary.write_bytes(make_release.baked_standin("v25.4.0"))
-    binary.chmod(0o755)
+    binary = standin_binary(tmp_path / "bin" / "cockroach")
     res = roachctl(home, "local", "up", "--nodes", "1", "--detach", "--binary", str(binary), *ports_args())
     assert res.returncode == 0, res.stderr
     doc = status(home)
@@ -84,10 +82,7 @@ def test_start_refuses_a_port_taken_meanwhile(home: Path, standin_releases: Rele
 
 
 def test_start_refuses_a_changed_binary(home: Path, tmp_path: Path) -> None:
-    binary = tmp_path / "bin" / "cockroach"
-    binary.parent.mkdir()
-    binary.write_bytes(make_release.baked_standin("v25.4.0"))
-    binary.chmod(0o755)
+    binary = standin_binary(tmp_path / "bin" / "cockroach")
     assert roachctl(home, "local", "up", "--nodes", "1", "--detach", "--binary", str(binary),
                     *ports_args()).returncode == 0
     assert roachctl(home, "local", "stop").returncode == 0

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from roachctl.local.ports import port_in_use
+from tests.standin import make_release
 
 
 def roachctl(home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
@@ -104,3 +105,11 @@ def local_home(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "home"
     yield path
     kill_all(path)
+
+
+def standin_binary(path: Path, version: str = "v25.4.0") -> Path:
+    """Write the stand-in with `version` baked in at `path`, executable (a `--binary` for local mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(make_release.baked_standin(version))
+    path.chmod(0o755)
+    return path

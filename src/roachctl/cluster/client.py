@@ -18,18 +18,37 @@ from roachctl.tls import store
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 
-# $1 = cockroach binary; $2... = its arguments. stdin = files framed by "#roachctl-file NAME".
-_SECURE_SCRIPT = r"""
+# Shell fragments shared by every command that receives client certs over stdin: a fresh private
+# directory `$d` under /run, then the files framed by "#roachctl-file NAME" (see `bundle`) unpacked
+# into it. The directory prefix is filled in by `make_dir`.
+_MAKE_DIR = """
 umask 077
-d=$(mktemp -d /run/roachctl-client.XXXXXXXX) || exit 70
-trap 'rm -rf "$d"' EXIT
-trap 'exit 130' HUP INT TERM
+d=$(mktemp -d @PREFIX@XXXXXXXX) || exit 70
+"""
+UNPACK_CERTS = r"""
 pat='^#roachctl-file [a-z0-9][a-z0-9._-]*$'
-awk -v d="$d" -v pat="$pat" '$0 ~ pat { f = d "/" $2; next } f != "" { print > f }' || exit 70
-bin=$1
+awk -v d="$d" -v pat="$pat" '$0 ~ pat { f = d "/" $2; next } f != "" { print > f }' \
+  || { rm -rf -- "$d"; exit 70; }
+"""
+
+
+def make_dir(prefix: str) -> str:
+    """The fragment creating the private dir `$d` named `<prefix>XXXXXXXX` (prefix: a constant of ours)."""
+    return _MAKE_DIR.replace("@PREFIX@", prefix)
+
+
+# $1 = cockroach binary; $2... = its arguments. stdin = the framed cert files.
+_SECURE_SCRIPT = (
+    make_dir("/run/roachctl-client.")
+    + """trap 'rm -rf "$d"' EXIT
+trap 'exit 130' HUP INT TERM
+"""
+    + UNPACK_CERTS
+    + """bin=$1
 shift
 "$bin" "$@" --certs-dir="$d"
 """
+)
 
 
 @dataclass(frozen=True)

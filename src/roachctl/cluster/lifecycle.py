@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from roachctl.cluster.nodes import (
@@ -34,7 +34,7 @@ from roachctl.cluster.nodes import (
 from roachctl.cluster.nodestatus import NodeStatus, unavailable_ranges
 from roachctl.engine.session import Session
 from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, RoachctlError
-from roachctl.exec.fanout import Interrupts, fanout
+from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 
 Notify = Callable[[str, str], None]
 READY_TIMEOUT = 180.0
@@ -51,7 +51,7 @@ class Outcome:
 
 async def each_node(
     hosts: list[NodeTarget],
-    step: Callable[[NodeTarget], object],
+    step: Callable[[NodeTarget], Awaitable[object]],
     outcome: Outcome,
     interrupts: Interrupts | None = None,
 ) -> None:
@@ -60,16 +60,21 @@ async def each_node(
     `interrupts` is the operation's shared Ctrl-C controller (Session.interrupts): the first Ctrl-C
     lets the running steps finish and raises InterruptedByUser; the second cancels them.
     """
+    by_host = {t.host: t for t in hosts}
 
-    async def guarded(host: str) -> None:
-        target = next(t for t in hosts if t.host == host)
-        try:
-            result = await step(target)  # type: ignore[misc]
-            outcome.done[host] = str(result)
-        except RoachctlError as exc:
-            outcome.failures[host] = exc
+    async def run(host: str) -> object:
+        return await step(by_host[host])
 
-    await fanout([t.host for t in hosts], guarded, continue_on_error=True, interrupts=interrupts)
+    results: dict[str, object] = {}
+    failures: dict[str, RoachctlError] = {}
+    try:
+        results, failures = await fanout_settled(list(by_host), run, interrupts=interrupts)
+    except SettledInterrupt as exc:
+        results, failures = exc.results, exc.failures
+        raise
+    finally:
+        outcome.done.update({h: str(r) for h, r in results.items()})
+        outcome.failures.update(failures)
 
 
 async def start(

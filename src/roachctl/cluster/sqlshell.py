@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import re
 
-from roachctl.cluster.client import bundle
+from roachctl.cluster.client import UNPACK_CERTS, bundle, make_dir
 from roachctl.cluster.nodes import NodeClient, NodeTarget
 from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError, TransportError
@@ -25,13 +25,7 @@ DIR_PREFIX = "/run/roachctl-sql."
 _DIR = re.compile(r"/run/roachctl-sql\.[A-Za-z0-9]{8}\Z")
 
 # stdin = files framed by "#roachctl-file NAME"; prints the private directory it wrote them to.
-_STAGE_SCRIPT = r"""
-umask 077
-d=$(mktemp -d /run/roachctl-sql.XXXXXXXX) || exit 70
-pat='^#roachctl-file [a-z0-9][a-z0-9._-]*$'
-awk -v d="$d" -v pat="$pat" '$0 ~ pat { f = d "/" $2; next } f != "" { print > f }' \
-  || { rm -rf -- "$d"; exit 70; }
-printf '%s\n' "$d"
+_STAGE_SCRIPT = make_dir(DIR_PREFIX) + UNPACK_CERTS + """printf '%s\\n' "$d"
 """
 
 # $1 = the staged dir; $2... = cockroach binary and arguments. The dir goes whatever happens.

@@ -30,7 +30,7 @@ from roachctl.engine.apply import apply_plan
 from roachctl.engine.session import Session
 from roachctl.errors import HostFailures, InterruptedByUser, RefusedError, ReleaseError, RoachctlError
 from roachctl.exec.command import Command
-from roachctl.exec.fanout import Interrupts, fanout
+from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 from roachctl.facts.gather import gather_facts
 from roachctl.facts.model import HostFacts
 from roachctl.model.topology import Topology
@@ -279,22 +279,16 @@ async def _fanout_collect(
     second cancels them; either way every host that did not finish is in `failures` (exit 130),
     and the caller decides whether to go on (`_raise_if_interrupted`) or report per host.
     """
-    results: dict[str, T] = {}
-
-    async def guarded(host: str) -> None:
-        try:
-            results[host] = await step(host)
-        except RoachctlError as exc:
-            failures[host] = exc
-
     try:
-        await fanout(hosts, guarded, continue_on_error=True, interrupts=interrupts)
-    except InterruptedByUser:
+        results, failed = await fanout_settled(hosts, step, interrupts=interrupts)
+    except SettledInterrupt as exc:
+        results, failed = exc.results, exc.failures
         for host in hosts:
-            if host not in results and host not in failures:
-                failures[host] = InterruptedByUser(
+            if host not in results and host not in failed:
+                failed[host] = InterruptedByUser(
                     "interrupted before this host finished", where=host, hint="re-run the command"
                 )
+    failures.update(failed)
     return {h: results[h] for h in hosts if h in results}
 
 

@@ -167,6 +167,54 @@ def _finish(ordered: list[str], outcome: _Outcome, ctl: Interrupts) -> dict[str,
             parts.append(f"not started: {', '.join(outcome.not_started)}")
         raise InterruptedByUser("interrupted; " + "; ".join(parts))
     if outcome.failures:
-        raise FanoutFailures(failures=dict(outcome.failures), succeeded=succeeded,
-                             not_started=[h for h in ordered if h in outcome.not_started])
+        raise FanoutFailures(
+            failures=dict(outcome.failures),
+            succeeded=succeeded,
+            not_started=[h for h in ordered if h in outcome.not_started],
+        )
     return {host: outcome.results[host] for host in ordered}
+
+
+class SettledInterrupt(InterruptedByUser):
+    """Ctrl-C during `fanout_settled`; carries what the hosts that did finish returned or raised."""
+
+    def __init__(
+        self, cause: InterruptedByUser, results: dict[str, Any], failures: dict[str, RoachctlError]
+    ) -> None:
+        super().__init__(cause.message, hint=cause.hint, where=cause.where)
+        self.results = results
+        self.failures = failures
+
+
+async def fanout_settled(
+    hosts: Iterable[str],
+    step: Callable[[str], Awaitable[T]],
+    *,
+    limit: int | None = None,
+    interrupts: Interrupts | None = None,
+) -> tuple[dict[str, T], dict[str, RoachctlError]]:
+    """Run `step` on every host; return (results, failures) by host, both in the given host order.
+
+    For operations that report per host: a host's RoachctlError is its outcome, never a reason
+    to lose the other hosts' results (`fanout` raises FanoutFailures and keeps only names).
+    Ctrl-C raises SettledInterrupt (an InterruptedByUser) with the partial outcome; any other
+    exception raises as in `fanout`.
+    """
+    ordered = list(dict.fromkeys(hosts))
+    results: dict[str, T] = {}
+    failures: dict[str, RoachctlError] = {}
+
+    async def settled(host: str) -> None:
+        try:
+            results[host] = await step(host)
+        except RoachctlError as exc:
+            failures[host] = exc
+
+    try:
+        await fanout(ordered, settled, continue_on_error=True, limit=limit, interrupts=interrupts)
+    except InterruptedByUser as exc:
+        raise SettledInterrupt(exc, dict(results), dict(failures)) from exc
+    return (
+        {h: results[h] for h in ordered if h in results},
+        {h: failures[h] for h in ordered if h in failures},
+    )

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from roachctl.cluster.nodestatus import parse_node_status_json
+from roachctl.errors import RemoteCommandError
 from roachctl.local.state import HOST, NodeState
 
 PROBE_TIMEOUT = 2.0
@@ -130,7 +132,7 @@ def liveness(binary: Path, endpoint: Endpoint, node: NodeState, *, cwd: Path,
     if not res.ok:
         return None
     try:
-        rows = json.loads(res.stdout)
-        return {str(r["address"]): (int(r["id"]), str(r["is_live"]).lower() == "true") for r in rows}
-    except (ValueError, KeyError, TypeError):
+        rows = parse_node_status_json(res.stdout)
+    except RemoteCommandError:
         return None
+    return {row.address: (row.node_id, row.is_live) for row in rows}
