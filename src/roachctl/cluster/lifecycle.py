@@ -258,10 +258,6 @@ async def _refuse_if_quorum_lost(
         )
 
 
-def _row_for(rows: list[NodeStatus], target: NodeTarget) -> NodeStatus | None:
-    return next((r for r in rows if r.address == target.rpc_addr), None)
-
-
 async def restart(
     session: Session, *, only: str | None = None, notify: Notify, timeout: float = READY_TIMEOUT
 ) -> Outcome:

@@ -91,10 +91,6 @@ class ClusterPaths:
         return self.dir / "state.json"
 
     @property
-    def lock(self) -> Path:
-        return self.dir / ".lock"
-
-    @property
     def ca_dir(self) -> Path:
         return self.dir / "ca"
 
