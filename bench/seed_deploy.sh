@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's deploy (2018 blog post, /work/shared/reference/seed-000_*.txt, "50.setup-cockroach-cluster.sh"),
+# The seed's deploy (2018 blog post, docs/seed-000_*.txt, "50.setup-cockroach-cluster.sh"),
 # reproduced as the baseline of bench/deploy_bench.py. It is deliberately NOT good: no multiplexing,
 # hosts one after another, everything copied and redone on every run (no idempotence).
 #

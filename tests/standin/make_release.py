@@ -6,7 +6,7 @@ Usage::
     python3 tests/standin/make_release.py VERSION OUTDIR [--arch amd64|arm64]
 
 Writes ``OUTDIR/cockroach-VERSION.linux-ARCH.tgz`` and ``OUTDIR/cockroach-VERSION.linux-ARCH.tgz.sha256sum``
-(content ``<sha256hex>  cockroach-VERSION.linux-ARCH.tgz\\n``), see cockroach-contract.md §1.
+(content ``<sha256hex>  cockroach-VERSION.linux-ARCH.tgz\\n``), see docs/cockroach-contract.md §1.
 
 Tarball entries (all under ``cockroach-VERSION.linux-ARCH/``):
 

@@ -1,6 +1,6 @@
 """The test bed: N real Linux "hosts" (systemd-nspawn containers with real systemd + sshd) on this machine.
 
-Recipe and pitfalls: /work/shared/reference/test-hosts.md; notes: docs/testbed.md.
+Recipe and pitfalls: docs/test-hosts.md; notes: docs/testbed.md.
 
 Stable API (used by other tests; extend, don't break)::
 

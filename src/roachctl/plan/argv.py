@@ -1,6 +1,6 @@
 """The `cockroach start` command line: one builder shared by local mode and systemd units.
 
-Flags and their meaning follow cockroach-contract.md §2.1. Every path is absolute (the seed's
+Flags and their meaning follow docs/cockroach-contract.md §2.1. Every path is absolute (the seed's
 lesson 3: cockroach puts store, logs, temp and extern dirs relative to the CWD unless told).
 """
 

@@ -31,7 +31,7 @@ def parse_sha256sum(text: str, expected_name: str, *, where: str) -> str:
     """Return the digest from a ``.sha256sum`` file that must name `expected_name`.
 
     The published format is two whitespace-separated fields, ``<hex> <file name>``
-    (cockroach-contract.md §1; exact spacing unconfirmed, so split on any whitespace). A leading
+    (docs/cockroach-contract.md §1; exact spacing unconfirmed, so split on any whitespace). A leading
     ``*`` on the name (sha256sum's binary-mode marker) is accepted.
     """
     fields = text.split()

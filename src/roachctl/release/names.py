@@ -1,7 +1,7 @@
 """Release naming: versions, architectures, file names and URLs of CockroachDB release tarballs.
 
 Pure functions; the one place that knows the published naming scheme
-(cockroach-contract.md §1): ``cockroach-<vX.Y.Z>.linux-<amd64|arm64>.tgz`` with a
+(docs/cockroach-contract.md §1): ``cockroach-<vX.Y.Z>.linux-<amd64|arm64>.tgz`` with a
 ``.sha256sum`` beside it, unpacking to a single top directory of the same stem.
 """
 

@@ -1,6 +1,6 @@
 """Certificates for CockroachDB, built in-process following CockroachDB's own recipe.
 
-Recipe (cockroach-contract.md §7; cockroachdb/cockroach pkg/security/x509.go): a CA with
+Recipe (docs/cockroach-contract.md §7; cockroachdb/cockroach pkg/security/x509.go): a CA with
 CN="Cockroach CA", CA:TRUE, pathlen 1; node certs with CN=node and a SAN for every address
 the node is reached by, usable as server *and* client (node-to-node RPC); client certs with
 CN=<sql user>, clientAuth only. Validity starts a day early to tolerate clock skew, and no leaf

@@ -1,6 +1,6 @@
 """On-disk layout of certificates: node certs dirs, client certs dirs, and the CA key kept apart.
 
-CockroachDB file names (cockroach-contract.md §7): ca.crt, node.crt, node.key,
+CockroachDB file names (docs/cockroach-contract.md §7): ca.crt, node.crt, node.key,
 client.<user>.crt, client.<user>.key. ca.key must never be inside a certs dir.
 Keys are written 0600, certificates 0644, atomically.
 """
