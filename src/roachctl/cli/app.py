@@ -2,10 +2,16 @@
 
 Every RoachctlError becomes its exit code and a rendered message on stderr (no traceback);
 anything else is an internal error (exit 1) with the traceback shown only with --verbose.
+With --json, a failure that happens before the command printed its result also prints an
+error document on stdout (docs/interface.md, "Exit codes"), so scripts always get JSON.
+
+Global options are accepted before or after the subcommand (`roachctl local status --json`):
+each leaf command gets copies of them (cli/globalopts.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import traceback
@@ -14,28 +20,52 @@ from pathlib import Path
 import click
 
 from roachctl import __version__
+from roachctl.cli import globalopts
 from roachctl.cli.context import AppContext, default_home
-from roachctl.errors import ExitCode, InterruptedByUser, RoachctlError
-from roachctl.ui.console import configure, console
+from roachctl.errors import ExitCode, HostFailures, InterruptedByUser, RoachctlError, TopologyError
+from roachctl.ui.console import configure, console, emit_json, json_emitted
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--home", type=click.Path(path_type=Path), default=None,
-              help="State directory (env ROACHCTL_HOME; default ~/.local/share/roachctl).")
-@click.option("--ssh-config", type=click.Path(path_type=Path), envvar="ROACHCTL_SSH_CONFIG", default=None,
-              help="OpenSSH config file passed to ssh as -F (env ROACHCTL_SSH_CONFIG).")
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="State directory (env ROACHCTL_HOME; default ~/.local/share/roachctl).",
+)
+@click.option(
+    "--ssh-config",
+    type=click.Path(path_type=Path),
+    envvar="ROACHCTL_SSH_CONFIG",
+    default=None,
+    help="OpenSSH config file passed to ssh as -F (env ROACHCTL_SSH_CONFIG).",
+)
 @click.option("--json", "json_", is_flag=True, help="Machine-readable result on stdout.")
 @click.option("--yes", "-y", is_flag=True, help="Answer yes to confirmations.")
 @click.option("--verbose", "-v", is_flag=True, help="Show more detail, and tracebacks of internal errors.")
 @click.option("--no-color", is_flag=True, help="Disable colors.")
 @click.version_option(__version__, prog_name="roachctl")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, ssh_config: Path | None, json_: bool, yes: bool,
-        verbose: bool, no_color: bool) -> None:
+def cli(
+    ctx: click.Context,
+    home: Path | None,
+    ssh_config: Path | None,
+    json_: bool,
+    yes: bool,
+    verbose: bool,
+    no_color: bool,
+) -> None:
     """Deploy and operate secure CockroachDB clusters over SSH, or run one locally."""
     configure(no_color=no_color)
-    ctx.obj = AppContext(home=(home or default_home()).expanduser(), ssh_config=ssh_config, json=json_,
-                         yes=yes, verbose=verbose, no_color=no_color)
+    ctx.obj = AppContext(
+        home=(home or default_home()).expanduser(),
+        ssh_config=ssh_config,
+        json=json_,
+        yes=yes,
+        verbose=verbose,
+        no_color=no_color,
+    )
+    globalopts.remember(ctx.obj)
 
 
 def _register() -> None:
@@ -44,6 +74,8 @@ def _register() -> None:
 
     local_cmds.register(cli)
     remote_cmds.register(cli)
+    globalopts.add_completion_command(cli)
+    globalopts.spread(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,33 +84,62 @@ def main(argv: list[str] | None = None) -> None:
     # asyncio warns "Unknown child process pid" when a killed ssh client was already reaped by
     # subprocess' own cleanup; harmless, and not something a user can act on.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
-    verbose = "--verbose" in (argv or sys.argv) or "-v" in (argv or sys.argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args or "-v" in args
     try:
         # With standalone_mode=False click returns ctx.exit(code)'s code instead of exiting.
         returned = cli.main(args=argv, prog_name="roachctl", standalone_mode=False)
     except click.exceptions.Abort:
         console().print("aborted")
+        _fail_json(args, "Interrupted", "aborted", None, ExitCode.INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except click.UsageError as exc:
         exc.show()
+        _fail_json(args, "UsageError", exc.format_message(), None, ExitCode.BAD_INPUT)
         sys.exit(ExitCode.BAD_INPUT)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         console().print("interrupted")
+        _fail_json(args, "Interrupted", "interrupted", None, ExitCode.INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except InterruptedByUser as exc:
         console().print(exc.render() or "interrupted", markup=False, highlight=False)
+        _fail_json(args, "Interrupted", exc.message, exc, ExitCode.INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)
     except RoachctlError as exc:
         console().print("[bold red]error:[/] ", end="", markup=True)
         console().print(exc.render(), markup=False, highlight=False)
+        _fail_json(args, type(exc).__name__, exc.message, exc, exc.exit_code)
         sys.exit(int(exc.exit_code))
-    except Exception:
+    except Exception as exc:
         if verbose:
             traceback.print_exc()
         console().print(
             "[bold red]internal error[/] (a bug in roachctl); re-run with --verbose for the traceback"
         )
+        _fail_json(args, "InternalError", f"{type(exc).__name__}: {exc}", None, ExitCode.INTERNAL)
         sys.exit(ExitCode.INTERNAL)
     sys.exit(returned if isinstance(returned, int) else ExitCode.OK)
+
+
+def _fail_json(args: list[str], kind: str, message: str, exc: RoachctlError | None, code: ExitCode) -> None:
+    """With --json and no result printed yet: one error document on stdout (scripts parse stdout)."""
+    if json_emitted() or not globalopts.json_requested(args):
+        return
+    doc: dict[str, object] = {
+        "ok": False,
+        "error": {
+            "class": kind,
+            "message": message,
+            "hint": exc.hint if exc is not None else None,
+            "where": exc.where if exc is not None else None,
+            "exit_code": int(code),
+        },
+    }
+    if isinstance(exc, HostFailures):
+        doc["failed"] = {host: failure.render() for host, failure in sorted(exc.failures.items())}
+        doc["succeeded"] = sorted(exc.succeeded)
+    if isinstance(exc, TopologyError):
+        doc["problems"] = [dataclasses.asdict(problem) for problem in exc.problems]
+    emit_json(doc)

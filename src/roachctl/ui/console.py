@@ -23,7 +23,17 @@ def console() -> Console:
     return _console if _console is not None else configure()
 
 
+_json_emitted = False
+
+
 def emit_json(data: Any) -> None:
     """Write one JSON document to stdout for scripts."""
+    global _json_emitted
+    _json_emitted = True
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+def json_emitted() -> bool:
+    """Whether this process already wrote its JSON document (a failure then adds none: one per run)."""
+    return _json_emitted
