@@ -58,15 +58,33 @@ def _cluster_topology(app: AppContext, name: str) -> Topology:
     return load_topology(home.topology_path)
 
 
+# Commands that change hosts hold the cluster's operation lock (engine/oplock.py); a plan
+# (`deploy --dry-run`) and the read-only commands do not.
+MUTATING_VERBS = frozenset({"deploy", "start", "stop", "restart", "destroy"})
+
+
+def _lock_verb() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.info_name not in MUTATING_VERBS or ctx.params.get("dry_run"):
+        return None
+    return ctx.info_name
+
+
 def _run(
     app: AppContext,
     topology: Topology,
     body: Callable[[Session], Awaitable[T]],
     accept_new_host_keys: bool = False,
 ) -> T:
+    verb = _lock_verb()
+
     async def main() -> T:
         async with open_session(
-            topology, app.home, ssh_config=app.ssh_config, accept_new_host_keys=accept_new_host_keys
+            topology,
+            app.home,
+            ssh_config=app.ssh_config,
+            accept_new_host_keys=accept_new_host_keys,
+            lock_for=verb,
         ) as session:
             return await body(session)
 

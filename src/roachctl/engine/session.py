@@ -7,12 +7,14 @@ stages, and a second Ctrl-C cancels what still runs (exec.fanout).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from roachctl.cluster.home import ClusterHome
+from roachctl.engine.oplock import controller_lock, host_locks
 from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
@@ -49,14 +51,28 @@ class Session:
 
 @asynccontextmanager
 async def open_session(
-    topology: Topology, home_dir: Path, *, ssh_config: Path | None, accept_new_host_keys: bool = False
+    topology: Topology,
+    home_dir: Path,
+    *,
+    ssh_config: Path | None,
+    accept_new_host_keys: bool = False,
+    lock_for: str | None = None,
 ) -> AsyncIterator[Session]:
     """Open the transport for `topology`; every ssh master is closed on exit.
 
     SIGINT goes to the session's `Interrupts` for the whole block (see the module docstring).
+    `lock_for` (the verb of a mutating command) holds the cluster's operation lock, in the home
+    and on every host, for the whole block (engine/oplock.py).
     """
     options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
-    async with OpenSSH(options) as ssh:
-        session = Session(topology=topology, home=ClusterHome(home_dir, topology.name), ssh=ssh)
-        with session.interrupts.install():
-            yield session
+    with contextlib.ExitStack() as local_locks:
+        if lock_for is not None:
+            local_locks.enter_context(controller_lock(home_dir, topology.name, lock_for))
+        async with OpenSSH(options) as ssh:
+            session = Session(topology=topology, home=ClusterHome(home_dir, topology.name), ssh=ssh)
+            async with contextlib.AsyncExitStack() as remote_locks:
+                if lock_for is not None:
+                    hosts = [n.host for n in topology.nodes]
+                    await remote_locks.enter_async_context(host_locks(ssh, hosts, topology.name, lock_for))
+                with session.interrupts.install():
+                    yield session

@@ -28,11 +28,11 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from roachctl.errors import TransportError, UsageError
+from roachctl.errors import RemoteCommandError, TransportError, UsageError
 from roachctl.exec._proc import ProcTimeout, Stdin, run_process
 from roachctl.exec.base import ExecutorBase, Result, finish, stderr_tail, timed_out
 from roachctl.exec.command import Command
@@ -284,6 +284,54 @@ class OpenSSHExecutor(ExecutorBase):
                 raise timed_out(self.host, cmd, exc.timeout, exc.stderr) from None
         return finish(self.host, cmd, Result(done.returncode, done.stdout, done.stderr, done.duration),
                       check=check)
+
+    @contextlib.asynccontextmanager
+    async def held(self, cmd: Command, *, timeout: float = 30.0) -> AsyncIterator[str]:
+        """Run `cmd` and keep it running for the block; yields the first line it prints.
+
+        For leases such as the host-side operation lock: the remote command holds something until
+        its stdin closes, which happens when the block ends and also when this process or the
+        connection dies, so a lease can never outlive its holder.
+        """
+        await self._revive_if_expired()
+        await self.connect()
+        use_sudo = cmd.sudo and not self.is_root
+        if use_sudo and not self._transport.options.sudo:
+            raise UsageError(f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo "
+                             "is false", hint="set ssh.sudo: true in the topology, or connect as root",
+                             where=self.host)
+        argv = self._argv("-T", "--", self.host, cmd.render(use_sudo=use_sudo))
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        self._active += 1
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                first = await asyncio.wait_for(proc.stdout.readline(), timeout)
+            except TimeoutError:
+                raise RemoteCommandError(f"`{cmd.display()}` did not answer within {timeout:g}s",
+                                         where=self.host) from None
+            if not first:
+                code = await asyncio.wait_for(proc.wait(), 10)
+                err = (await proc.stderr.read()).decode("utf-8", "replace")
+                if code == 255:
+                    self._connected = False
+                    raise transport_error(self.host, err)
+                raise RemoteCommandError(f"`{cmd.display()}` failed (exit {code}): {stderr_tail(err)}",
+                                         where=self.host, returncode=code)
+            yield first.decode("utf-8", "replace").strip()
+        finally:
+            self._active -= 1
+            self._idle_since = time.monotonic()
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except (TimeoutError, asyncio.CancelledError):
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
     async def _revive_if_expired(self) -> None:
         """After a long idle period ControlPersist has closed the master: reconnect through `connect()`.

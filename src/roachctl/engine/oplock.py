@@ -1,0 +1,153 @@
+"""One mutating operation per cluster at a time: a lock in the controller's home and on every host.
+
+Two operators (or a cron job and a human) running `stop --node a` and `stop --node b` at once would
+each see a healthy cluster and together take it below a majority. So every mutating command holds:
+
+- the controller lock: an exclusive `flock` on `<home>/locks/<cluster>.lock`, which also records
+  the holder (pid, command, since when, where) for the loser's error message;
+- a host lock on every node: `flock /run/roachctl/<cluster>.lock`, held by a remote `cat` that
+  lives exactly as long as this process's ssh channel (several controllers or homes may manage the
+  same cluster). `/run/roachctl` is root-owned and 0700, so no other user can plant the file.
+
+Both are released by the kernel when the holder dies: there is never a stale lock to clean up.
+A loser never waits: it fails at once with exit 30, naming the holder. Read-only commands (status,
+sql, check, list, deploy --dry-run) take no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO
+
+from roachctl.errors import RefusedError, RoachctlError
+from roachctl.exec.command import Command
+from roachctl.exec.openssh import OpenSSH
+from roachctl.fsutil import private_dir
+
+HOST_LOCK_DIR = "/run/roachctl"
+
+# $1 cluster name (validated: [a-z0-9-]), $2 holder description (one line).
+# Prints one line: "LOCKED" (then holds the lock until stdin closes), "BUSY <holder>" or
+# "REFUSED <why>".
+HOST_LOCK_SCRIPT = r"""
+set -u
+name=$1 info=$2 d=/run/roachctl
+if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then echo "REFUSED $d is not a directory"; exit 0; fi
+mkdir -p -m 0700 -- "$d" || exit 1
+if [ "$(stat -c %u -- "$d")" != 0 ]; then echo "REFUSED $d is not owned by root"; exit 0; fi
+f=$d/$name.lock
+exec 9>>"$f" || exit 1
+if ! flock -n 9; then printf 'BUSY %s\n' "$(head -c 600 -- "$f" | tr '\n' ' ')"; exit 0; fi
+printf '%s\n' "$info" >"$f"
+echo LOCKED
+cat >/dev/null
+: >"$f"
+"""
+
+
+def holder_description(verb: str) -> str:
+    """Who holds a lock: one JSON line (pid, command, since, controller host, user)."""
+    return json.dumps(
+        {
+            "pid": os.getpid(),
+            "command": " ".join(["roachctl", *sys.argv[1:]])[:300],
+            "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "controller": socket.gethostname(),
+            "user": os.environ.get("USER") or str(os.getuid()),
+            "verb": verb,
+        },
+        sort_keys=True,
+    )
+
+
+def describe_holder(raw: str) -> str:
+    """A holder record as a person reads it; anything unparseable is shown as it is."""
+    try:
+        h = json.loads(raw)
+        return f"`{h['command']}` (pid {h['pid']} on {h['controller']}, user {h['user']}, since {h['since']})"
+    except (ValueError, KeyError, TypeError):
+        return raw.strip() or "an unknown process"
+
+
+def _busy(cluster: str, where: str, holder: str) -> RefusedError:
+    return RefusedError(
+        f"another operation on cluster {cluster} is running: {describe_holder(holder)}",
+        where=where,
+        hint="wait until it has finished, then retry (the lock is released as soon as its process "
+        "ends; a killed process never leaves one behind)",
+    )
+
+
+@contextlib.contextmanager
+def controller_lock(home: Path, cluster: str, verb: str) -> Iterator[None]:
+    """Hold `<home>/locks/<cluster>.lock` for the block, or refuse (exit 30) naming the holder."""
+    path = private_dir(home / "locks") / f"{cluster}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # e.g. a symlink planted there (O_NOFOLLOW: ELOOP)
+        raise RefusedError(
+            f"cannot open the operation lock file: {exc.strerror}",
+            where=str(path),
+            hint="it must be a regular file owned by you; remove whatever is there and retry",
+        ) from None
+    handle: IO[str] = os.fdopen(fd, "r+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(cluster, str(path), handle.read(1000)) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(holder_description(verb) + "\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+    finally:
+        handle.close()  # closing the fd releases the flock
+
+
+@contextlib.asynccontextmanager
+async def host_locks(ssh: OpenSSH, hosts: list[str], cluster: str, verb: str) -> AsyncIterator[None]:
+    """Hold `/run/roachctl/<cluster>.lock` on every host for the block, or refuse naming the holder.
+
+    All hosts are locked in parallel; if any is busy or refuses, the ones taken are released.
+    A host that cannot be reached does not stop the operation here: the operation itself will
+    report it (it cannot change a host it cannot reach either).
+    """
+    info = holder_description(verb)
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def take(host: str) -> None:
+            command = Command.shell(HOST_LOCK_SCRIPT, cluster, info, sudo=True, name="roachctl-lock")
+            line = await stack.enter_async_context(ssh.executor(host).held(command))
+            if line.startswith("BUSY"):
+                raise _busy(cluster, host, line[len("BUSY") :].strip())
+            if line.startswith("REFUSED"):
+                raise RefusedError(
+                    f"cannot take the operation lock: {line[len('REFUSED') :].strip()}",
+                    where=host,
+                    hint=f"{HOST_LOCK_DIR} must be a root-owned directory; remove whatever is there",
+                )
+            if line != "LOCKED":
+                raise RefusedError(f"unexpected answer from the lock script: {line[:200]!r}", where=host)
+
+        results = await asyncio.gather(*(take(h) for h in hosts), return_exceptions=True)
+        refusals = [r for r in results if isinstance(r, RefusedError)]
+        if refusals:
+            raise refusals[0]
+        others = [r for r in results if isinstance(r, BaseException) and not isinstance(r, RoachctlError)]
+        if others:
+            raise others[0]
+        yield
