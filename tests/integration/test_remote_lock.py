@@ -1,0 +1,134 @@
+"""One mutating operation per cluster (engine/oplock.py), on three real hosts.
+
+Two concurrent node stops never take two nodes down; a held controller lock (same home) and a
+held host lock (another controller) each refuse a second command, naming the holder, and change
+nothing; read-only commands never wait; a killed holder leaves no lock behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from roachctl.engine.oplock import controller_lock
+from tests.integration.test_remote_support import ROACHCTL, Remote, wait_for
+from tests.support.bed import Bed
+from tests.support.release_fixtures import Releases
+
+pytestmark = [pytest.mark.bed, pytest.mark.slow]
+
+NAME = "locked"
+LOCK = f"/run/roachctl/{NAME}.lock"
+# What another controller's lock looks like on a host: the file, flocked, holding its description.
+HOLD = "mkdir -p -m 0700 /run/roachctl; exec 9>>{lock}; flock 9; printf '%s\\n' '{info}' >{lock}; sleep 600"
+
+
+@pytest.fixture(scope="module")
+def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    work = tmp_path_factory.mktemp("remote-lock")
+    remote = Remote(
+        bed3,
+        work,
+        NAME,
+        standin_releases.new,
+        tarball=standin_releases.tarball(standin_releases.new),
+        hosts=[h.name for h in bed3.hosts],
+    )
+    remote.write_topology()
+    assert remote.deploy().rc == 0
+    started = remote.run("start", NAME)
+    assert started.rc == 0, started.text
+    yield remote
+
+
+def _background(rc: Remote, *args: str) -> subprocess.Popen[str]:
+    argv = [str(ROACHCTL), "--home", str(rc.home), "--ssh-config", str(rc.bed.ssh_config), "--yes", *args]
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _pids(rc: Remote) -> dict[str, str]:
+    return {h: rc.show(h, "MainPID")["MainPID"] for h in rc.hosts}
+
+
+def test_two_concurrent_node_stops_never_take_two_nodes_down(rc: Remote) -> None:
+    """The review's race (M1): `stop --node h1` and `stop --node h2` at once. Whichever wins the
+    lock stops its node; the other is refused (by the lock, or by the quorum guard once the first
+    is done). Either way exactly one node is down afterwards."""
+    first, second = (
+        _background(rc, "stop", NAME, "--node", "h1"),
+        _background(rc, "stop", NAME, "--node", "h2"),
+    )
+    results = [(p, *p.communicate(timeout=600)) for p in (first, second)]
+    codes = sorted(p.returncode for p, _, _ in results)
+    assert codes == [0, 30], [(p.returncode, err) for p, _, err in results]
+    refused = next(err for p, _, err in results if p.returncode == 30)
+    assert "another operation on cluster locked" in refused or "majority" in refused, refused
+    active = {h: rc.show(h, "ActiveState")["ActiveState"] for h in rc.hosts}
+    assert sorted(active.values()) == ["active", "active", "inactive"], active
+    res = rc.run("start", NAME)
+    assert res.rc == 0, res.text
+
+
+def test_a_held_controller_lock_refuses_and_names_its_holder(rc: Remote) -> None:
+    before = _pids(rc)
+    with controller_lock(rc.home, NAME, "upgrade"):
+        res = rc.run("restart", NAME)
+        assert rc.run("--json", "status", NAME).rc == 0  # read-only commands never wait
+    assert res.rc == 30, res.text
+    assert f"pid {os.getpid()}" in res.err and "another operation on cluster locked" in res.err, res.err
+    assert _pids(rc) == before  # nothing was restarted
+
+
+def test_a_host_lock_held_by_another_controller_refuses(rc: Remote) -> None:
+    """Another controller (another home, another machine) holds the lock on h2 only."""
+    info = json.dumps(
+        {"command": "roachctl stop locked", "pid": 4242, "controller": "elsewhere", "user": "ops"}
+    )
+    info = info[:-1] + ', "since": "x"}'
+    rc.sh("h2", f"systemd-run --unit=other-controller sh -c {shlex.quote(HOLD.format(lock=LOCK, info=info))}")
+    try:
+        wait_for("the other controller's lock", lambda: "4242" in rc.sh("h2", f"cat {LOCK}").stdout)
+        before = _pids(rc)
+        res = rc.run("restart", NAME)
+        assert res.rc == 30, res.text
+        assert "pid 4242 on elsewhere" in res.err and "h2" in res.err, res.err
+        assert _pids(rc) == before
+    finally:
+        rc.sh("h2", "systemctl stop other-controller", check=False)
+    # released with its holder: the same command now runs
+    wait_for("the lock to be free", lambda: rc.sh("h2", f"flock -n {LOCK} true", check=False).returncode == 0)
+    assert rc.run("restart", NAME).rc == 0
+
+
+def test_the_lock_is_released_when_its_holder_is_killed(rc: Remote) -> None:
+    restart = _background(rc, "restart", NAME)
+    wait_for(
+        "the restart to hold the host lock on h1",
+        lambda: rc.sh("h1", f"cat {LOCK} 2>/dev/null || true").stdout.strip(),
+        timeout=60,
+        interval=0.2,
+    )
+    restart.kill()
+    restart.communicate(timeout=60)
+
+    # No cleanup, no --force: the kernel dropped both locks with the process (and its ssh channels).
+    def free() -> bool:
+        probe = rc.sh("h1", f"flock -n {LOCK} true", check=False)
+        return probe.returncode == 0
+
+    wait_for("the host lock to be released", free, timeout=30)
+    wait_for("every node ready again", lambda: all(n["ready"] for n in rc.status()["nodes"]), timeout=180)
+    res = rc.run("restart", NAME)
+    assert res.rc == 0, res.text
