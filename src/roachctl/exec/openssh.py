@@ -22,6 +22,7 @@ Design rules implemented here, each from a documented failure:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -43,6 +44,25 @@ CONTROL_HASH_LEN = 40
 REMOTE_255_MARK = "roachctl: remote command exited 255"
 # Appended to every remote command line (run by the login shell): tells a remote 255 from ssh's.
 _MARK_255 = f'; __rc=$?; [ "$__rc" -ne 255 ] || printf "\\n%s\\n" "{REMOTE_255_MARK}" >&2; exit "$__rc"'
+
+
+# Connect: the login shell (for wire_command) and the uid, last (a noisy rc file may print first).
+# `echo $SHELL; id -u` means the same in sh, bash, zsh, csh, tcsh and fish.
+CONNECT_COMMAND = "echo $SHELL; id -u"
+POSIX_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "yash", "posh"})
+
+
+def wire_command(line: str, login_shell: str) -> str:
+    """The command line as sent to sshd, which runs it with the login user's shell (`$SHELL -c`).
+
+    Every command roachctl builds is POSIX sh. A POSIX login shell gets it as it is (readable in
+    `ps` and ssh logs). Any other shell (csh, tcsh, fish, ...) gets a one-line wrapper made only of
+    characters that all of them read literally inside single quotes: /bin/sh decodes and runs it.
+    """
+    if not login_shell or login_shell.rsplit("/", 1)[-1] in POSIX_SHELLS:
+        return line
+    encoded = base64.b64encode(line.encode()).decode()
+    return f"/bin/sh -c 'eval \"$(echo {encoded} | base64 -d)\"'"
 
 
 @dataclass(frozen=True)
@@ -71,20 +91,33 @@ class SSHOptions:
 _HINTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), hint)
     for pattern, hint in (
-        (r"host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
-         "the host key is unknown or has changed: check known_hosts (ssh-keyscan), or pass "
-         "--accept-new-host-keys for a first connection"),
-        (r"permission denied \(", "the key was not accepted: check ssh.user and ssh.identity_file in "
-         "the topology, your ssh config and ssh-agent (try: ssh -v HOST)"),
-        (r"too many authentication failures", "ssh offered too many keys: set ssh.identity_file, or "
-         "IdentitiesOnly yes in your ssh config"),
-        (r"could not resolve hostname|name or service not known",
-         "the host name does not resolve: check the Host entry in your ssh config or DNS"),
+        (
+            r"host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
+            "the host key is unknown or has changed: check known_hosts (ssh-keyscan), or pass "
+            "--accept-new-host-keys for a first connection",
+        ),
+        (
+            r"permission denied \(",
+            "the key was not accepted: check ssh.user and ssh.identity_file in "
+            "the topology, your ssh config and ssh-agent (try: ssh -v HOST)",
+        ),
+        (
+            r"too many authentication failures",
+            "ssh offered too many keys: set ssh.identity_file, or IdentitiesOnly yes in your ssh config",
+        ),
+        (
+            r"could not resolve hostname|name or service not known",
+            "the host name does not resolve: check the Host entry in your ssh config or DNS",
+        ),
         (r"connection refused", "nothing listens on the ssh port: is sshd running, is the port right?"),
-        (r"timed out|timeout, server .* not responding|no route to host|network is unreachable",
-         "the host did not answer: check that it is up, the address, and firewalls on the way"),
-        (r"connection (closed|reset) by|broken pipe|connection to .* closed",
-         "the connection dropped: the host may have rebooted or the network failed; retry"),
+        (
+            r"timed out|timeout, server .* not responding|no route to host|network is unreachable",
+            "the host did not answer: check that it is up, the address, and firewalls on the way",
+        ),
+        (
+            r"connection (closed|reset) by|broken pipe|connection to .* closed",
+            "the connection dropped: the host may have rebooted or the network failed; retry",
+        ),
     )
 )
 
@@ -175,8 +208,12 @@ class OpenSSH:
         Raises:
             FanoutFailures: some hosts could not be reached (each a TransportError), listing the rest.
         """
-        await fanout(hosts, lambda host: self.executor(host).connect(), continue_on_error=continue_on_error,
-                     interrupts=interrupts)
+        await fanout(
+            hosts,
+            lambda host: self.executor(host).connect(),
+            continue_on_error=continue_on_error,
+            interrupts=interrupts,
+        )
 
     async def close(self) -> None:
         """Close every master this transport opened and remove the control dir (idempotent)."""
@@ -204,6 +241,7 @@ class OpenSSHExecutor(ExecutorBase):
         self._active = 0  # ssh clients running now (they keep the master alive)
         self._idle_since = time.monotonic()
         self.remote_uid: int | None = None
+        self.login_shell = ""  # $SHELL of the login user, learnt at connect (see wire_command)
 
     @property
     def is_root(self) -> bool:
@@ -228,17 +266,28 @@ class OpenSSHExecutor(ExecutorBase):
             limit = timeout if timeout is not None else opts.connect_timeout * 2 + 10
             async with self._transport.connect_slots:
                 try:
-                    done = await self._spawn(self._argv("-T", "--", self.host, "id -u"), None, limit,
-                                             what="could not connect")
+                    done = await self._spawn(
+                        self._argv("-T", "--", self.host, CONNECT_COMMAND),
+                        None,
+                        limit,
+                        what="could not connect",
+                    )
                 except ProcTimeout:
-                    raise TransportError(f"could not connect within {limit:g}s", where=self.host,
-                                         hint="the host did not answer: check that it is up") from None
+                    raise TransportError(
+                        f"could not connect within {limit:g}s",
+                        where=self.host,
+                        hint="the host did not answer: check that it is up",
+                    ) from None
             # The last line: a noisy shell rc file may print something before `id -u` runs.
             lines = done.stdout.decode("utf-8", "replace").strip().splitlines() or [""]
             if done.returncode != 0 or not lines[-1].strip().isdigit():
-                raise TransportError(f"unexpected answer to `id -u` (exit {done.returncode}): "
-                                     f"{stderr_tail(done.stdout + done.stderr, 300)}", where=self.host)
+                raise TransportError(
+                    f"unexpected answer to `id -u` (exit {done.returncode}): "
+                    f"{stderr_tail(done.stdout + done.stderr, 300)}",
+                    where=self.host,
+                )
             self.remote_uid = int(lines[-1].strip())
+            self.login_shell = lines[-2].strip() if len(lines) >= 2 else ""
             self._connected = True
 
     def pipe_argv(self, target: str) -> list[str]:
@@ -273,17 +322,22 @@ class OpenSSHExecutor(ExecutorBase):
         await self.connect()
         use_sudo = cmd.sudo and not self.is_root
         if use_sudo and not self._transport.options.sudo:
-            raise UsageError(f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo "
-                             "is false", hint="set ssh.sudo: true in the topology, or connect as root",
-                             where=self.host)
-        argv = self._argv("-T", "--", self.host, cmd.render(use_sudo=use_sudo) + _MARK_255)
+            raise UsageError(
+                f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo is false",
+                hint="set ssh.sudo: true in the topology, or connect as root",
+                where=self.host,
+            )
+        argv = self._argv(
+            "-T", "--", self.host, wire_command(cmd.render(use_sudo=use_sudo) + _MARK_255, self.login_shell)
+        )
         async with self._sessions:
             try:
                 done = await self._spawn(argv, stdin, timeout, what="ssh failed", cmd=cmd)
             except ProcTimeout as exc:
                 raise timed_out(self.host, cmd, exc.timeout, exc.stderr) from None
-        return finish(self.host, cmd, Result(done.returncode, done.stdout, done.stderr, done.duration),
-                      check=check)
+        return finish(
+            self.host, cmd, Result(done.returncode, done.stdout, done.stderr, done.duration), check=check
+        )
 
     @contextlib.asynccontextmanager
     async def held(self, cmd: Command, *, timeout: float = 30.0) -> AsyncIterator[str]:
@@ -297,29 +351,40 @@ class OpenSSHExecutor(ExecutorBase):
         await self.connect()
         use_sudo = cmd.sudo and not self.is_root
         if use_sudo and not self._transport.options.sudo:
-            raise UsageError(f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo "
-                             "is false", hint="set ssh.sudo: true in the topology, or connect as root",
-                             where=self.host)
-        argv = self._argv("-T", "--", self.host, cmd.render(use_sudo=use_sudo))
+            raise UsageError(
+                f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo is false",
+                hint="set ssh.sudo: true in the topology, or connect as root",
+                where=self.host,
+            )
+        line = wire_command(cmd.render(use_sudo=use_sudo), self.login_shell)
+        argv = self._argv("-T", "--", self.host, line)
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
         self._active += 1
         try:
             assert proc.stdout is not None and proc.stderr is not None
             try:
                 first = await asyncio.wait_for(proc.stdout.readline(), timeout)
             except TimeoutError:
-                raise RemoteCommandError(f"`{cmd.display()}` did not answer within {timeout:g}s",
-                                         where=self.host) from None
+                raise RemoteCommandError(
+                    f"`{cmd.display()}` did not answer within {timeout:g}s", where=self.host
+                ) from None
             if not first:
                 code = await asyncio.wait_for(proc.wait(), 10)
                 err = (await proc.stderr.read()).decode("utf-8", "replace")
                 if code == 255:
                     self._connected = False
                     raise transport_error(self.host, err)
-                raise RemoteCommandError(f"`{cmd.display()}` failed (exit {code}): {stderr_tail(err)}",
-                                         where=self.host, returncode=code)
+                raise RemoteCommandError(
+                    f"`{cmd.display()}` failed (exit {code}): {stderr_tail(err)}",
+                    where=self.host,
+                    returncode=code,
+                )
             yield first.decode("utf-8", "replace").strip()
         finally:
             self._active -= 1
@@ -343,15 +408,17 @@ class OpenSSHExecutor(ExecutorBase):
         if self._connected and self._active == 0 and idle > persist - 5 and not await self.check():
             self._connected = False
 
-    async def _spawn(self, argv: list[str], stdin: Stdin, timeout: float | None, *, what: str,
-                     cmd: Command | None = None) -> Result:
+    async def _spawn(
+        self, argv: list[str], stdin: Stdin, timeout: float | None, *, what: str, cmd: Command | None = None
+    ) -> Result:
         """Run one ssh process; exit 255 becomes TransportError (and forces a reconnect next time)."""
         self._active += 1
         try:
             done = await run_process(argv, stdin=stdin, timeout=timeout)
         except OSError as exc:
-            raise TransportError(f"cannot run {argv[0]}: {exc}", where=self.host,
-                                 hint="install the OpenSSH client") from exc
+            raise TransportError(
+                f"cannot run {argv[0]}: {exc}", where=self.host, hint="install the OpenSSH client"
+            ) from exc
         finally:
             self._active -= 1
             self._idle_since = time.monotonic()
