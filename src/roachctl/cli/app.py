@@ -11,6 +11,7 @@ each leaf command gets copies of them (cli/globalopts.py).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import sys
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(ExitCode.BAD_INPUT)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         console().print("interrupted")
         _fail_json(args, "Interrupted", "interrupted", None, ExitCode.INTERRUPTED)
         sys.exit(ExitCode.INTERRUPTED)

@@ -30,7 +30,7 @@ from roachctl.engine.apply import apply_plan
 from roachctl.engine.session import Session
 from roachctl.errors import HostFailures, InterruptedByUser, RefusedError, ReleaseError, RoachctlError
 from roachctl.exec.command import Command
-from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
+from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled, in_daemon_thread
 from roachctl.facts.gather import gather_facts
 from roachctl.facts.model import HostFacts
 from roachctl.model.topology import Topology
@@ -233,7 +233,7 @@ async def make_plan(
     if not probes:
         raise HostFailures(failures=failures)
     arches = {p.facts.arch for p in probes.values()}
-    releases = obtain_releases(topology, arches, home.root, source, progress=progress)
+    releases = await in_daemon_thread(obtain_releases, topology, arches, home.root, source, progress=progress)
     peers = _peer_addresses(topology, probes)
     unresolved = [h for h, ips in peers.items() if not ips and topology.firewall.manage]
     if unresolved:

@@ -7,6 +7,7 @@ stages, and a second Ctrl-C cancels what still runs (exec.fanout).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from roachctl.cluster.home import ClusterHome
 from roachctl.engine.oplock import controller_lock, host_locks
+from roachctl.errors import InterruptedByUser
 from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
@@ -60,19 +62,30 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Open the transport for `topology`; every ssh master is closed on exit.
 
-    SIGINT goes to the session's `Interrupts` for the whole block (see the module docstring).
+    SIGINT and SIGTERM go to the session's `Interrupts` from the start, locks and connections
+    included (see the module docstring); a cancelled operation ends as InterruptedByUser.
     `lock_for` (the verb of a mutating command) holds the cluster's operation lock, in the home
     and on every host, for the whole block (engine/oplock.py).
     """
     options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
+    interrupts = Interrupts()
     with contextlib.ExitStack() as local_locks:
         if lock_for is not None:
             local_locks.enter_context(controller_lock(home_dir, topology.name, lock_for))
-        async with OpenSSH(options) as ssh:
-            session = Session(topology=topology, home=ClusterHome(home_dir, topology.name), ssh=ssh)
-            async with contextlib.AsyncExitStack() as remote_locks:
-                if lock_for is not None:
-                    hosts = [n.host for n in topology.nodes]
-                    await remote_locks.enter_async_context(host_locks(ssh, hosts, topology.name, lock_for))
-                with session.interrupts.install():
-                    yield session
+        with interrupts.install():
+            try:
+                async with OpenSSH(options) as ssh, contextlib.AsyncExitStack() as remote_locks:
+                    if lock_for is not None:
+                        hosts = [n.host for n in topology.nodes]
+                        await remote_locks.enter_async_context(
+                            host_locks(ssh, hosts, topology.name, lock_for)
+                        )
+                    yield Session(topology, ClusterHome(home_dir, topology.name), ssh, interrupts)
+            except asyncio.CancelledError:
+                if not interrupts.cancelled:
+                    raise
+                why = "terminated (SIGTERM)" if interrupts.terminated else "cancelled (second Ctrl-C)"
+                raise InterruptedByUser(
+                    f"{why}: the steps in flight were stopped",
+                    hint="re-run the same command: every command converges from what the hosts show",
+                ) from None

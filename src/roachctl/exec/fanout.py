@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -41,25 +42,48 @@ class FanoutFailures(HostFailures):
 class Interrupts:
     """Two-stage Ctrl-C for one operation: the first stops new work, the second cancels running work.
 
-    Share one instance across the stages of an operation; `install()` routes SIGINT to it.
+    Share one instance across the stages of an operation; `install()` routes SIGINT (and SIGTERM)
+    to it. The first Ctrl-C only sets `requested`: fan-outs stop starting hosts and rolling steps
+    and waits check it between steps. The second Ctrl-C, or a SIGTERM (a CI cancel, a service
+    manager), cancels the steps in flight *and* the operation's own task, so nothing — a download, a
+    readiness wait, `sql -e` — can ignore it; the executors kill their ssh clients on the way out.
     """
 
     def __init__(self) -> None:
         self.count = 0
+        self.terminated = False
         self.stopping = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
+        self._main: asyncio.Task[Any] | None = None
 
     def interrupt(self) -> None:
         """What SIGINT does (callable directly from tests)."""
         self.count += 1
         self.stopping.set()
         if self.count >= 2:
-            for task in list(self._running):
-                task.cancel()
+            self._cancel_all()
+
+    def terminate(self) -> None:
+        """What SIGTERM does: like a second Ctrl-C at once."""
+        self.terminated = True
+        self.count = max(self.count, 2)
+        self.stopping.set()
+        self._cancel_all()
+
+    def _cancel_all(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
 
     @property
     def requested(self) -> bool:
         return self.count > 0
+
+    @property
+    def cancelled(self) -> bool:
+        """The operation was cancelled (second Ctrl-C or SIGTERM), not just asked to stop."""
+        return self.count >= 2
 
     def track(self, task: asyncio.Task[Any]) -> None:
         self._running.add(task)
@@ -67,19 +91,59 @@ class Interrupts:
 
     @contextlib.contextmanager
     def install(self) -> Iterator[None]:
-        """Handle SIGINT with `interrupt()` inside the block (main thread only; else a no-op)."""
+        """Handle SIGINT and SIGTERM inside the block (main thread only; else a no-op).
+
+        The task that enters the block is the one a second Ctrl-C or a SIGTERM cancels.
+        """
         loop = asyncio.get_running_loop()
         try:
-            previous = signal.getsignal(signal.SIGINT)
+            previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
             loop.add_signal_handler(signal.SIGINT, self.interrupt)
+            loop.add_signal_handler(signal.SIGTERM, self.terminate)
         except (ValueError, RuntimeError, NotImplementedError):
             yield  # not the main thread, or no signal support: Ctrl-C keeps its default behaviour
             return
+        self._main = asyncio.current_task()
         try:
             yield
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            signal.signal(signal.SIGINT, previous)
+            self._main = None
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)
+
+
+async def in_daemon_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking `fn` (a download, an extraction) off the event loop, so Ctrl-C and SIGTERM
+    are still handled while it runs.
+
+    Not `asyncio.to_thread`: `asyncio.run` waits for the default executor's threads at exit, so a
+    cancelled operation would still wait for the whole download. A daemon thread is abandoned
+    instead; everything it writes is atomic (temp file + rename), so nothing half-written stays.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting task, which re-raises it
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(deliver, None, exc)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver, result, None)
+
+    threading.Thread(target=work, name=f"roachctl-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    return await future
 
 
 def _as_roachctl_error(exc: BaseException) -> RoachctlError:
