@@ -96,7 +96,8 @@ def test_a_blocking_call_does_not_hold_up_a_cancelled_operation() -> None:
 def test_sigterm_ends_a_hanging_deploy_with_exit_130_and_no_stray_processes(tmp_path: Path) -> None:
     """ssh hangs at connect (a ProxyCommand that never answers); SIGTERM, as a CI cancel sends it."""
     config = tmp_path / "ssh_config"
-    config.write_text("Host *\n  ProxyCommand sleep 120\n  ConnectTimeout 60\n")
+    marker = f"{100 + os.getpid() % 1000}.{time.monotonic_ns() % 10**6}"  # a sleep no one else runs
+    config.write_text(f"Host *\n  ProxyCommand sleep {marker}\n  ConnectTimeout 60\n")
     topo = tmp_path / "t.yaml"
     topo.write_text("name: hang\nversion: v25.4.0\nnodes:\n  - {host: h1, advertise: 10.0.0.1}\n")
     proc = subprocess.Popen(
@@ -117,7 +118,7 @@ def test_sigterm_ends_a_hanging_deploy_with_exit_130_and_no_stray_processes(tmp_
     me = psutil.Process(proc.pid)
 
     def sleepers() -> list[psutil.Process]:
-        return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "120"]]
+        return [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(
