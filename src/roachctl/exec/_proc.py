@@ -70,11 +70,38 @@ async def _read(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
         sink.extend(chunk)
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+def kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
+
+
+async def spawn(argv: list[str], *, stdin: int) -> asyncio.subprocess.Process:
+    """Start `argv` in its own session, with stdout/stderr piped; never leaks it on cancellation.
+
+    `create_subprocess_exec` forks first and then awaits its pipes: a cancel (second Ctrl-C,
+    SIGTERM) that lands in between would leave a running child nobody knows about (an ssh client
+    whose ProxyCommand then outlives roachctl). So the start is shielded, and a cancelled start
+    kills what it started before re-raising.
+    """
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            proc = await starting
+            kill_group(proc)
+            await _reap(proc, asyncio.gather())
+        raise
 
 
 async def run_process(argv: list[str], *, stdin: Stdin = None, timeout: float | None = None) -> Completed:
@@ -85,13 +112,7 @@ async def run_process(argv: list[str], *, stdin: Stdin = None, timeout: float | 
         OSError: the program could not be started.
     """
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = await spawn(argv, stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE)
     out, err = bytearray(), bytearray()
     io = asyncio.gather(_feed(proc, stdin), _read(proc.stdout, out), _read(proc.stderr, err))
     try:
@@ -99,11 +120,11 @@ async def run_process(argv: list[str], *, stdin: Stdin = None, timeout: float | 
             await io
             returncode = await proc.wait()
     except TimeoutError:
-        _kill_group(proc)
+        kill_group(proc)
         await _reap(proc, io)
         raise ProcTimeout(timeout or 0.0, bytes(out), bytes(err)) from None
     except BaseException:
-        _kill_group(proc)
+        kill_group(proc)
         await _reap(proc, io)
         raise
     return Completed(returncode, bytes(out), bytes(err), time.monotonic() - started)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roachctl.errors import RemoteCommandError, TransportError, UsageError
-from roachctl.exec._proc import ProcTimeout, Stdin, run_process
+from roachctl.exec._proc import ProcTimeout, Stdin, kill_group, run_process, spawn
 from roachctl.exec.base import ExecutorBase, Result, finish, stderr_tail, timed_out
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, fanout
@@ -358,13 +358,7 @@ class OpenSSHExecutor(ExecutorBase):
             )
         line = wire_command(cmd.render(use_sudo=use_sudo), self.login_shell)
         argv = self._argv("-T", "--", self.host, line)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        proc = await spawn(argv, stdin=asyncio.subprocess.PIPE)
         self._active += 1
         try:
             assert proc.stdout is not None and proc.stderr is not None
@@ -395,8 +389,7 @@ class OpenSSHExecutor(ExecutorBase):
             try:
                 await asyncio.wait_for(proc.wait(), 10)
             except (TimeoutError, asyncio.CancelledError):
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                kill_group(proc)
 
     async def _revive_if_expired(self) -> None:
         """After a long idle period ControlPersist has closed the master: reconnect through `connect()`.
