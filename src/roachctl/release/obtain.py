@@ -247,6 +247,8 @@ def _obtain_url(
 ) -> Release:
     """Serve the cache only when it matches what the source publishes now; else download."""
     published, unreachable = _published(name, source, pinned)
+    if unreachable is not None and not cache.paths(name)[3].exists():
+        raise _offline(name, unreachable, cache)  # nothing to reuse: fail without touching the home
     with cache.locked():
         cached = cache.load(name)
         if cached is not None:
