@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from roachctl.engine.apply import _RELEASE_SCRIPT
+from roachctl.release.extract import MAX_EXTRACTED
 from tests.integration.test_remote_support import HOME, Remote, stat_listing
 from tests.standin import make_release
 from tests.support.bed import Bed
 from tests.support.mirror import Mirror
-from tests.support.release_fixtures import Releases, real_binary
+from tests.support.release_fixtures import Releases, real_binary, standin_path
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
@@ -50,7 +52,7 @@ def test_a_self_attested_tarball_is_never_deployed_as_the_official_release(
     bed = bed_factory(1, name="release-trust")
     v, arch = standin_releases.new, standin_releases.arch
     name = make_release.tarball_name(v, arch)
-    fake_bin = make_release.baked_standin(v) + b"\n# self-attested stand-in\n"
+    fake_bin = make_release.baked_standin(v, standin_path()) + b"\n# self-attested stand-in\n"
     fake = make_release.tarball_from_binary(v, arch, fake_bin)
     (tmp_path / "dl").mkdir()
     (tmp_path / "dl" / name).write_bytes(fake)
@@ -80,5 +82,33 @@ def test_a_self_attested_tarball_is_never_deployed_as_the_official_release(
     assert res.rc == 0, res.text
     assert release_mirror.count(name) == 1 and "using cached" not in res.err
     installed = rc.sh(host, f"sha256sum {HOME}/cockroach").stdout.split()[0]
-    assert installed == hashlib.sha256(make_release.baked_standin(v)).hexdigest()
+    assert installed == hashlib.sha256(make_release.baked_standin(v, standin_path())).hexdigest()
     assert installed != hashlib.sha256(fake_bin).hexdigest()
+
+
+def test_the_host_unpacks_no_more_than_the_cap(
+    bed_factory: Callable[..., Bed], standin_releases: Releases
+) -> None:
+    """Review L7: the host's tar runs before the tarball's hash is known, so what it may unpack is bounded."""
+    if real_binary():
+        pytest.skip("uses the stand-in's binary digest")
+    bed = bed_factory(1, name="release-cap")
+    host = bed.hosts[0].name
+    v, arch = standin_releases.new, standin_releases.arch
+    tgz = standin_releases.tarball(v)
+    top = tgz.name.removesuffix(".tgz")
+    bed.put(host, tgz, "/tmp/release.tgz")
+    binary = hashlib.sha256(make_release.baked_standin(v, standin_path())).hexdigest()
+    args = [standin_releases.sha256(v), f"/opt/{top}", top, binary]
+    run = 'script=$1; shift; sh -c "$script" sh "$@" </tmp/release.tgz'
+
+    cut = bed.exec(host, ["sh", "-c", run, "sh", _RELEASE_SCRIPT, *args, "4096"], check=False)
+    assert cut.returncode == 3, (cut.returncode, cut.stderr)
+    assert "could not be extracted" in cut.stderr
+    left = bed.exec(host, ["sh", "-c", "ls -A /opt"]).stdout.split()
+    assert top not in left and not [n for n in left if n.startswith(".roachctl-release")], left
+
+    ok = bed.exec(host, ["sh", "-c", run, "sh", _RELEASE_SCRIPT, *args, str(MAX_EXTRACTED)], check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert bed.exec(host, ["sha256sum", f"/opt/{top}/cockroach"]).stdout.split()[0] == binary
+    assert arch in top
