@@ -328,9 +328,11 @@ def _cached_for_url(
             note=f"the cached copy came from {prov.base}, not {source.base}, and cannot be checked "
             f"now, so it is not used (pass --mirror {prov.base} to use it)",
         )
+    vouched = "that checksum" if prov.published else f"--sha256 {prov.pinned}"
     console().print(
         f"[yellow]warning:[/] cannot re-check the cached {name.stem} against {checksum_url} "
-        f"({unreachable.message}); using the copy verified against it on {prov.cached_at}"
+        f"({unreachable.message}); using the copy downloaded from {prov.origin} on {prov.cached_at} "
+        f"and verified then against {vouched}"
     )
     return rel
 
