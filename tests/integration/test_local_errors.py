@@ -53,7 +53,8 @@ def test_bad_input(home: Path, args: list[str], code: int, text: str) -> None:
 
 
 def test_offline_without_cache_names_every_alternative(home: Path) -> None:
-    res = roachctl(home, "local", "up", "--detach", "--mirror", _closed_url(), *ports_args())
+    res = roachctl(home, "local", "up", "--detach", "--mirror", _closed_url(), "--allow-insecure-mirror",
+                   *ports_args())
     assert res.returncode == 2, res.stderr
     for flag in ("--mirror", "--tarball", "--binary"):
         assert flag in res.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,8 @@ from tests.support.release_fixtures import Releases
 
 pytestmark = pytest.mark.slow
 
+INSECURE_ENV = {**os.environ, "ROACHCTL_ALLOW_INSECURE_MIRROR": "1"}  # the test mirror is plain HTTP
+
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
@@ -34,18 +38,82 @@ def test_download_from_mirror_then_reuse_cache(home: Path, release_mirror: Mirro
                                                standin_releases: Releases) -> None:
     tgz = make_release.tarball_name(standin_releases.new, standin_releases.arch)
     res = roachctl(home, "--json", "local", "up", "--name", "m1", "--nodes", "1", "--detach",
-                   "--mirror", release_mirror.url, *ports_args())
+                   "--mirror", release_mirror.url, "--allow-insecure-mirror", *ports_args())
     assert res.returncode == 0, res.stderr
     assert "downloading" in res.stderr  # plain progress lines (stderr is not a terminal)
     doc = json.loads(res.stdout)  # --json: the status document on stdout
     assert doc["cluster"] == "m1" and doc["nodes"][0]["ready"] is True
     assert release_mirror.count(tgz) == 1
     res = roachctl(home, "local", "up", "--name", "m2", "--nodes", "1", "--detach",
-                   "--mirror", "http://127.0.0.1:9", *ports_args())  # cached: no network at all
+                   "--mirror", release_mirror.url, *ports_args(), env=INSECURE_ENV)
+    assert res.returncode == 0, res.stderr  # cached: only the small checksum is fetched again
+    assert "sha256 matches the published checksum" in res.stderr
+    assert release_mirror.count(tgz) == 1 and release_mirror.count(f"{tgz}.sha256sum") == 2
+    release_mirror.close()  # the mirror is gone: the copy verified against it is used, with a warning
+    res = roachctl(home, "local", "up", "--name", "m3", "--nodes", "1", "--detach",
+                   "--mirror", release_mirror.url, "--allow-insecure-mirror", *ports_args())
     assert res.returncode == 0, res.stderr
-    assert release_mirror.count(tgz) == 1
-    for name in ("m1", "m2"):
+    assert "warning: cannot re-check the cached" in res.stderr
+    for name in ("m1", "m2", "m3"):
         assert roachctl(home, "local", "down", "--name", name, "--wipe", "--yes").returncode == 0
+    assert our_processes(home) == []
+
+
+def test_plain_http_mirror_is_refused_without_the_flag(home: Path, release_mirror: Mirror) -> None:
+    res = roachctl(home, "local", "up", "--detach", "--mirror", release_mirror.url, *ports_args())
+    assert res.returncode == 2, res.stderr
+    assert "plain HTTP" in res.stderr and "--allow-insecure-mirror" in res.stderr
+    assert release_mirror.requests == [] and not home.exists()
+
+
+def _closed_https_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"https://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file below `root` with its sha256 (to show that nothing changed)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_quickstart_stand_in_is_never_served_as_the_official_release(
+        home: Path, tmp_path: Path, release_mirror: Mirror, standin_releases: Releases) -> None:
+    """Review H3: `scripts/quickstart` runs `local up --version V --tarball <stand-in>` with a checksum file
+    that came with it. A later plain `--version V` (or a mirror download) must not get that stand-in."""
+    v, arch = standin_releases.new, standin_releases.arch
+    name = make_release.tarball_name(v, arch)
+    fake = make_release.tarball_from_binary(v, arch, make_release.baked_standin(v) + b"\n# self-attested\n")
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / name).write_bytes(fake)
+    (tmp_path / "dl" / f"{name}.sha256sum").write_text(f"{hashlib.sha256(fake).hexdigest()}  {name}\n")
+    res = roachctl(home, "local", "up", "--name", "qs", "--nodes", "1", "--detach", "--version", v,
+                   "--tarball", str(tmp_path / "dl" / name), *ports_args())
+    assert res.returncode == 0, res.stderr
+    assert not (home / "cache" / "releases").exists()  # cached apart, under its digest
+    before = _tree(home / "cache")
+
+    # A plain --version while the source is unreachable (a closed https port stands in for the official
+    # site, so a connected machine behaves the same): refused, nothing changed.
+    offline = roachctl(home, "local", "up", "--name", "prod", "--nodes", "1", "--detach", "--version", v,
+                       *ports_args(), env={**os.environ, "ROACHCTL_MIRROR": _closed_https_url()})
+    assert offline.returncode == 2, offline.stderr
+    assert "cannot download" in offline.stderr and "using cached" not in offline.stderr
+    assert _tree(home / "cache") == before and not (home / "local" / "prod").exists()
+
+    # From a mirror: downloaded and verified against the published checksum, not the stand-in.
+    res = roachctl(home, "local", "up", "--name", "prod", "--nodes", "1", "--detach", "--version", v,
+                   "--mirror", release_mirror.url, *ports_args(), env=INSECURE_ENV)
+    assert res.returncode == 0, res.stderr
+    assert release_mirror.count(name) == 1 and "using cached" not in res.stderr
+    official = home / "cache" / "releases" / name
+    assert hashlib.sha256(official.read_bytes()).hexdigest() == standin_releases.sha256(v)
+    state = json.loads((home / "local" / "prod" / "state.json").read_text())
+    assert str(home / "cache" / "releases") in json.dumps(state)
+    assert hashlib.sha256(fake).hexdigest() not in json.dumps(state)
+    for cluster in ("qs", "prod"):
+        assert roachctl(home, "local", "down", "--name", cluster, "--wipe", "--yes").returncode == 0
     assert our_processes(home) == []
 
 

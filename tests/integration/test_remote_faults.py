@@ -41,7 +41,7 @@ def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture
 def mirror_args(release_mirror: Mirror) -> list[str]:
-    return ["--mirror", release_mirror.url]
+    return release_mirror.cli_args  # plain HTTP: with --allow-insecure-mirror
 
 
 class Running:

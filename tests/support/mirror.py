@@ -6,6 +6,10 @@ Used through the ``release_mirror`` fixture (tests/support/release_fixtures.py),
         urllib.request.urlopen(f"{m.url}/cockroach-v25.4.0.linux-amd64.tgz")
         assert m.count("cockroach-v25.4.0.linux-amd64.tgz") == 1
 
+The mirror is plain HTTP, which roachctl refuses without an explicit opt-in (review L8): pass
+``m.cli_args`` (``--mirror URL --allow-insecure-mirror``) to the CLI, ``allow_insecure_mirror=True`` to
+``release.obtain``, or set ``ROACHCTL_ALLOW_INSECURE_MIRROR=1`` with ``ROACHCTL_MIRROR``.
+
 A bed host cannot reach the machine's 127.0.0.1 (it has its own loopback); start a mirror on the bed's
 bridge address instead: ``Mirror(directory, host=bed.gateway)`` (hosts reach it as ``http://127.201.K.1:PORT``).
 
@@ -152,6 +156,11 @@ class Mirror:
 
     def url_for(self, name: str) -> str:
         return f"{self.url}/{name}"
+
+    @property
+    def cli_args(self) -> list[str]:
+        """CLI options selecting this mirror (plain HTTP, so with the explicit opt-in)."""
+        return ["--mirror", self.url, "--allow-insecure-mirror"]
 
     # internals ---------------------------------------------------------------------------------------
     def _record(self, path: str) -> None:

@@ -3,7 +3,8 @@
 - ``standin_releases`` (session): builds OLD_VERSION and NEW_VERSION for the host arch and for arm64 with
   tests/standin/make_release.py into a session tmp dir. Yields :class:`Releases`.
 - ``release_mirror`` (function): a fresh :class:`tests.support.mirror.Mirror` on 127.0.0.1:<free port> serving
-  that directory (knobs and the request log start clean in every test).
+  that directory (knobs and the request log start clean in every test). It is plain HTTP: use
+  ``release_mirror.cli_args`` (adds ``--allow-insecure-mirror``) or ``allow_insecure_mirror=True``.
 
 The stand-in script defaults to tests/standin/cockroach; ``ROACHCTL_STANDIN=/path`` overrides it.
 

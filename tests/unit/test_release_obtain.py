@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -10,10 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from roachctl import release
 from roachctl.errors import ExitCode, ReleaseError, UsageError
 from roachctl.release.names import parse_tarball_name
+from roachctl.ui import console as console_mod
 from tests.unit.test_release_support import (
     Member,
     Mirror,
@@ -39,6 +42,13 @@ def _cache_entries(home: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name != ".lock") if root.exists() else []
 
 
+def _capture_console(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """Route roachctl's stderr console into a buffer (warnings are asserted on)."""
+    out = io.StringIO()
+    monkeypatch.setattr(console_mod, "_console", Console(file=out, force_terminal=False, width=400))
+    return out
+
+
 def _closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,7 +58,9 @@ def _closed_port_url() -> str:
 
 def test_download_verifies_extracts_with_fixed_modes(tmp_path: Path, mirror: Mirror) -> None:
     data = mirror.publish(STEM)
-    rel = release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+    rel = release.obtain(
+        V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+    )
     assert (rel.version, rel.arch) == (V, "amd64")
     assert rel.dir == tmp_path / "cache" / "releases" / STEM
     assert rel.binary == rel.dir / "cockroach"
@@ -66,20 +78,45 @@ def test_download_verifies_extracts_with_fixed_modes(tmp_path: Path, mirror: Mir
     assert mirror.requests == [f"{STEM}.tgz.sha256sum", f"{STEM}.tgz"]
 
 
-def test_cached_release_is_reused_without_network(tmp_path: Path, mirror: Mirror) -> None:
+def test_cached_release_is_reused_offline_with_a_warning(
+    tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _capture_console(monkeypatch)
     mirror.publish(STEM)
-    first = release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
-    mirror.stop()
-    again = release.obtain(V, home=tmp_path, arch="amd64", mirror=_closed_port_url(), progress=False)
+    first = release.obtain(
+        V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+    )
+    mirror.stop()  # the same source, now unreachable: the copy verified against it is used, loudly
+    again = release.obtain(
+        V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+    )
     assert again == first
     assert len(mirror.requests) == 2
+    assert "warning: cannot re-check the cached" in out.getvalue()
+    assert f"{mirror.url}/{STEM}.tgz.sha256sum" in out.getvalue()
+    # Another source cannot vouch for it: offline, a copy cached from elsewhere is not used.
+    with pytest.raises(ReleaseError, match="cannot download") as err:
+        release.obtain(
+            V,
+            home=tmp_path,
+            arch="amd64",
+            mirror=_closed_port_url(),
+            allow_insecure_mirror=True,
+            progress=False,
+        )
+    assert f"came from {mirror.url}" in err.value.render()
+    assert _cache_entries(tmp_path) == [STEM, f"{STEM}.json", f"{STEM}.tgz", f"{STEM}.tgz.sha256sum"]
 
 
 def test_damaged_cache_is_discarded_and_fetched_again(tmp_path: Path, mirror: Mirror) -> None:
     mirror.publish(STEM)
-    first = release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+    first = release.obtain(
+        V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+    )
     first.binary.write_bytes(b"#!/bin/sh\necho tampered\n")
-    again = release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+    again = release.obtain(
+        V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+    )
     assert again.binary_sha256 == first.binary_sha256
     assert len(mirror.requests) == 4
 
@@ -87,7 +124,9 @@ def test_damaged_cache_is_discarded_and_fetched_again(tmp_path: Path, mirror: Mi
 def test_checksum_mismatch_keeps_nothing(tmp_path: Path, mirror: Mirror) -> None:
     mirror.publish(STEM, digest="0" * 64)
     with pytest.raises(ReleaseError, match="checksum mismatch") as err:
-        release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+        release.obtain(
+            V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+        )
     assert err.value.exit_code == ExitCode.BAD_INPUT
     assert _cache_entries(tmp_path) == []
 
@@ -96,7 +135,9 @@ def test_interrupted_download_keeps_nothing(tmp_path: Path, mirror: Mirror) -> N
     mirror.publish(STEM)
     mirror.truncate.add(f"{STEM}.tgz")
     with pytest.raises(ReleaseError, match=r"truncated|cut short|interrupted"):
-        release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+        release.obtain(
+            V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+        )
     assert _cache_entries(tmp_path) == []
 
 
@@ -104,19 +145,35 @@ def test_truncated_archive_with_matching_checksum_is_refused(tmp_path: Path, mir
     data = build_tgz(release_members(STEM))
     mirror.publish(STEM, data[: len(data) - 40])
     with pytest.raises(ReleaseError, match="truncated or corrupt"):
-        release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+        release.obtain(
+            V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+        )
     assert _cache_entries(tmp_path) == []
 
 
 def test_not_published_is_a_clear_error(tmp_path: Path, mirror: Mirror) -> None:
     with pytest.raises(ReleaseError, match="HTTP 404"):
-        release.obtain("v99.1.0", home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+        release.obtain(
+            "v99.1.0",
+            home=tmp_path,
+            arch="amd64",
+            mirror=mirror.url,
+            allow_insecure_mirror=True,
+            progress=False,
+        )
     assert _cache_entries(tmp_path) == []
 
 
 def test_offline_error_names_every_alternative(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError) as err:
-        release.obtain(V, home=tmp_path, arch="amd64", mirror=_closed_port_url(), progress=False)
+        release.obtain(
+            V,
+            home=tmp_path,
+            arch="amd64",
+            mirror=_closed_port_url(),
+            allow_insecure_mirror=True,
+            progress=False,
+        )
     text = err.value.render()
     for flag in ("--mirror", "--tarball", "--binary", "ROACHCTL_MIRROR"):
         assert flag in text
@@ -127,6 +184,10 @@ def test_offline_error_names_every_alternative(tmp_path: Path) -> None:
 def test_mirror_env_is_used(tmp_path: Path, mirror: Mirror, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror.publish(STEM)
     monkeypatch.setenv("ROACHCTL_MIRROR", mirror.url)
+    with pytest.raises(UsageError, match="plain HTTP") as err:
+        release.obtain(V, home=tmp_path, arch="amd64", progress=False)
+    assert "--allow-insecure-mirror" in err.value.render() and mirror.requests == []
+    monkeypatch.setenv("ROACHCTL_ALLOW_INSECURE_MIRROR", "1")
     assert release.obtain(V, home=tmp_path, arch="amd64", progress=False).version == V
 
 
@@ -134,10 +195,14 @@ def test_bad_checksum_file_is_refused(tmp_path: Path, mirror: Mirror) -> None:
     mirror.publish(STEM)
     mirror.files[f"{STEM}.tgz.sha256sum"] = f"{'a' * 64}  cockroach-v1.0.0.linux-amd64.tgz\n".encode()
     with pytest.raises(ReleaseError, match="checksum file is for"):
-        release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+        release.obtain(
+            V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+        )
     mirror.files[f"{STEM}.tgz.sha256sum"] = b"<html>oops</html> not a checksum\n"
     with pytest.raises(ReleaseError, match="fields"):
-        release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, progress=False)
+        release.obtain(
+            V, home=tmp_path, arch="amd64", mirror=mirror.url, allow_insecure_mirror=True, progress=False
+        )
 
 
 def test_local_tarball_with_checksum_beside(tmp_path: Path) -> None:
@@ -163,17 +228,26 @@ def test_sha256_flag(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="not a SHA-256"):
         release.obtain(home=tmp_path / "home", arch="amd64", tarball=tgz, sha256="xyz", progress=False)
     good = sha(tgz.read_bytes())
-    rel = release.obtain(home=tmp_path / "home", arch="amd64", tarball=tgz, sha256=good.upper(),
-                         progress=False)
+    rel = release.obtain(
+        home=tmp_path / "home", arch="amd64", tarball=tgz, sha256=good.upper(), progress=False
+    )
     assert rel.tarball_sha256 == good
-    with pytest.raises(ReleaseError, match="cached"):
+    with pytest.raises(ReleaseError, match="checksum mismatch"):
         release.obtain(home=tmp_path / "home", arch="amd64", tarball=tgz, sha256="2" * 64, progress=False)
 
 
 def test_sha256_flag_must_agree_with_published(tmp_path: Path, mirror: Mirror) -> None:
     mirror.publish(STEM)
     with pytest.raises(ReleaseError, match="differs from the published"):
-        release.obtain(V, home=tmp_path, arch="amd64", mirror=mirror.url, sha256="3" * 64, progress=False)
+        release.obtain(
+            V,
+            home=tmp_path,
+            arch="amd64",
+            mirror=mirror.url,
+            allow_insecure_mirror=True,
+            sha256="3" * 64,
+            progress=False,
+        )
 
 
 def test_wrong_arch_tarball_name_is_refused(tmp_path: Path) -> None:
@@ -197,11 +271,15 @@ UNSAFE = {
     "other-top": [Member("elsewhere/cockroach", data=b"x")],
     "symlink-escape": [Member(f"{STEM}/lib/up", "sym", link="../../../outside")],
     "symlink-absolute": [Member(f"{STEM}/lib/abs", "sym", link="/etc/passwd")],
-    "symlink-chain": [Member(f"{STEM}/here", "sym", link="."),
-                      Member(f"{STEM}/out", "sym", link="here/../x")],
-    "write-through-link": [Member(f"{STEM}/d", "sym", link="lib"),
-                           Member(f"{STEM}/dd", "sym", link="d/../.."),
-                           Member(f"{STEM}/dd/evil", data=b"x")],
+    "symlink-chain": [
+        Member(f"{STEM}/here", "sym", link="."),
+        Member(f"{STEM}/out", "sym", link="here/../x"),
+    ],
+    "write-through-link": [
+        Member(f"{STEM}/d", "sym", link="lib"),
+        Member(f"{STEM}/dd", "sym", link="d/../.."),
+        Member(f"{STEM}/dd/evil", data=b"x"),
+    ],
     "hardlink-outside": [Member(f"{STEM}/lib/h", "hard", link="/etc/passwd")],
     "fifo": [Member(f"{STEM}/lib/pipe", "fifo")],
     "binary-is-link": [Member(f"{STEM}/cockroach", "sym", link="lib/libgeos.so")],

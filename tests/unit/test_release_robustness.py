@@ -22,15 +22,20 @@ def _cached(home: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.name != ".lock") if root.exists() else []
 
 
-def test_concurrent_obtains_download_once(tmp_path: Path, release_mirror: Mirror,
-                                          standin_releases: Releases) -> None:
+def test_concurrent_obtains_download_once(
+    tmp_path: Path, release_mirror: Mirror, standin_releases: Releases
+) -> None:
     v = standin_releases.new
     results: list[release.Release] = []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            results.append(release.obtain(v, home=tmp_path, mirror=release_mirror.url, progress=False))
+            results.append(
+                release.obtain(
+                    v, home=tmp_path, mirror=release_mirror.url, allow_insecure_mirror=True, progress=False
+                )
+            )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -44,25 +49,34 @@ def test_concurrent_obtains_download_once(tmp_path: Path, release_mirror: Mirror
     assert release_mirror.count(f"cockroach-{v}.linux-{standin_releases.arch}.tgz") == 1
 
 
-def test_interrupt_during_extraction_keeps_nothing(tmp_path: Path, release_mirror: Mirror,
-                                                   standin_releases: Releases,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_during_extraction_keeps_nothing(
+    tmp_path: Path, release_mirror: Mirror, standin_releases: Releases, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def interrupted(*args: object) -> Path:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cache_mod, "extract_release", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        release.obtain(standin_releases.new, home=tmp_path, mirror=release_mirror.url, progress=False)
+        release.obtain(
+            standin_releases.new,
+            home=tmp_path,
+            mirror=release_mirror.url,
+            allow_insecure_mirror=True,
+            progress=False,
+        )
     assert _cached(tmp_path) == []
 
 
-def test_leftovers_of_a_killed_run_are_cleaned(tmp_path: Path, release_mirror: Mirror,
-                                               standin_releases: Releases) -> None:
+def test_leftovers_of_a_killed_run_are_cleaned(
+    tmp_path: Path, release_mirror: Mirror, standin_releases: Releases
+) -> None:
     v, arch = standin_releases.new, standin_releases.arch
     root = tmp_path / "cache" / "releases"
     (root / f"cockroach-{v}.linux-{arch}" / "lib").mkdir(parents=True)  # a tree without manifest
     (root / f".tmp-cockroach-{v}.linux-{arch}-abc.tgz").write_bytes(b"partial")
-    rel = release.obtain(v, home=tmp_path, mirror=release_mirror.url, progress=False)
+    rel = release.obtain(
+        v, home=tmp_path, mirror=release_mirror.url, allow_insecure_mirror=True, progress=False
+    )
     assert rel.binary.is_file()
     assert not any(p.name.startswith(".tmp-") for p in root.iterdir())
 

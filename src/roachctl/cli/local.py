@@ -17,7 +17,7 @@ from roachctl.local.cluster import LocalCluster
 from roachctl.local.layout import DEFAULT_NAME, ClusterPaths, check_name
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE
 from roachctl.local.report import cluster_list, cluster_status
-from roachctl.release.names import DEFAULT_VERSION, MIRROR_ENV
+from roachctl.release.names import DEFAULT_VERSION, INSECURE_MIRROR_ENV, MIRROR_ENV
 from roachctl.ui.console import console, emit_json
 
 
@@ -82,12 +82,14 @@ def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
 @click.option("--sha256", default=None, help="Expected SHA-256 of the release tarball.")
 @click.option("--mirror", default=None,
               help=f"Download from this mirror instead of binaries.cockroachdb.com (env {MIRROR_ENV}).")
+@click.option("--allow-insecure-mirror", is_flag=True, envvar=INSECURE_MIRROR_ENV,
+              help=f"Accept a plain http:// mirror (env {INSECURE_MIRROR_ENV}=1).")
 @click.option("--detach", "-d", is_flag=True, help="Return once every node is ready; leave them running.")
 @timeout_option
 @click.pass_context
 def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure: bool, base_port: int,
        http_base_port: int, binary: Path | None, tarball: Path | None, sha256: str | None,
-       mirror: str | None, detach: bool, timeout: float) -> None:
+       mirror: str | None, allow_insecure_mirror: bool, detach: bool, timeout: float) -> None:
     """Create and start a new secure local cluster.
 
     Downloads (or reuses) the release, generates certificates, starts the nodes, runs
@@ -101,7 +103,7 @@ def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure:
         name=name, nodes=nodes, insecure=insecure, sql_base=base_port, http_base=http_base_port,
         explicit_sql=_explicit(ctx, "base_port"), explicit_http=_explicit(ctx, "http_base_port"),
         source=ops.ReleaseChoice(version=version, binary=binary, tarball=tarball, sha256=sha256,
-                                 mirror=mirror),
+                                 mirror=mirror, allow_insecure_mirror=allow_insecure_mirror),
         detach=detach, timeout=timeout)
     ops.up(app.home, opts, on_ready=lambda c: _print_ready(app, c, detach))
 

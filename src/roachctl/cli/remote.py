@@ -29,7 +29,7 @@ from roachctl.errors import HostFailures, RefusedError, RemoteCommandError
 from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.plan.report import plan_to_json, plan_to_text
-from roachctl.release.names import MIRROR_ENV
+from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
 from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
 
@@ -163,6 +163,12 @@ def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -
     help="A local release tarball (checksum file beside it, or --sha256).",
 )
 @click.option("--sha256", default=None, help="Expected SHA-256 of --tarball.")
+@click.option(
+    "--allow-insecure-mirror",
+    is_flag=True,
+    envvar=INSECURE_MIRROR_ENV,
+    help=f"Accept a plain http:// mirror (env {INSECURE_MIRROR_ENV}=1).",
+)
 @accept_keys_option
 @click.pass_context
 def deploy(
@@ -172,6 +178,7 @@ def deploy(
     mirror: str | None,
     tarball: Path | None,
     sha256: str | None,
+    allow_insecure_mirror: bool,
     accept_new_host_keys: bool,
 ) -> None:
     """Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply. Idempotent.
@@ -181,7 +188,9 @@ def deploy(
     app = _app(ctx)
     topology = load_topology(topology_file)
     text = topology_file.read_bytes()
-    source = deploy_mod.ReleaseSource(mirror=mirror, tarball=tarball, sha256=sha256)
+    source = deploy_mod.ReleaseSource(
+        mirror=mirror, tarball=tarball, sha256=sha256, allow_insecure_mirror=allow_insecure_mirror
+    )
 
     async def body(session: Session) -> None:
         plan, failures = await deploy_mod.make_plan(session, source, progress=not app.json)

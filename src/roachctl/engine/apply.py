@@ -27,6 +27,7 @@ from roachctl.plan.state import (
     UnitSpec,
     UserSpec,
 )
+from roachctl.release.extract import MAX_EXTRACTED
 
 # $1 user, $2 home. Creates a locked system account with its own group and no login shell.
 _USER_SCRIPT = r"""
@@ -65,13 +66,15 @@ done
 """
 
 # stdin: the release tarball. $1 its sha256, $2 install dir, $3 top dir name in the tarball,
-# $4 binary sha256. The seed's lesson 1: stream into the extractor, hashing on the way, with no copy
-# of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
+# $4 binary sha256, $5 the most bytes tar may unpack (review L7: tar runs before the hash is known, so
+# what it writes is bounded like the controller's own extraction; a longer stream is cut off and the
+# truncated archive refused). The seed's lesson 1: stream into the extractor, hashing on the way, with
+# no copy of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
 # (one rename) once the tarball hash, the binary hash, owner and modes are right; the seed's tarball
 # had uid 1002, so ownership is never taken from the archive.
 _RELEASE_SCRIPT = r"""
 set -eu
-want=$1 dest=$2 top=$3 bin_want=$4
+want=$1 dest=$2 top=$3 bin_want=$4 cap=$5
 parent=$(dirname -- "$dest")
 mkdir -p -- "$parent"
 tmp=$(mktemp -d -- "$parent/.roachctl-release.XXXXXXXX")
@@ -80,7 +83,8 @@ trap 'exit 1' HUP INT TERM
 mkfifo -- "$tmp/.stream"
 sha256sum <"$tmp/.stream" >"$tmp/.sha256" &
 hasher=$!
-if ! tee -- "$tmp/.stream" | tar -xzf - -C "$tmp" --no-same-owner --no-same-permissions; then
+if ! tee -- "$tmp/.stream" | gzip -dc | head -c "$cap" \
+    | tar -xf - -C "$tmp" --no-same-owner --no-same-permissions; then
   wait "$hasher" || true
   echo "the release could not be extracted (truncated or corrupt transfer?)" >&2
   exit 3
@@ -263,6 +267,12 @@ async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict
         raise ValueError(f"no local tarball for {spec.tarball_name}")
     top = posixpath.basename(spec.install_dir)
     script = Command.shell(
-        _RELEASE_SCRIPT, spec.tarball_sha256, spec.install_dir, top, spec.binary_sha256, sudo=True
+        _RELEASE_SCRIPT,
+        spec.tarball_sha256,
+        spec.install_dir,
+        top,
+        spec.binary_sha256,
+        str(MAX_EXTRACTED),
+        sudo=True,
     )
     await executor.run(script, stdin=local, timeout=600)

@@ -54,6 +54,7 @@ class ReleaseSource:
     mirror: str | None = None
     tarball: Path | None = None
     sha256: str | None = None
+    allow_insecure_mirror: bool = False
 
 
 FactArgs = dict[str, tuple[str, ...]]
@@ -208,6 +209,7 @@ def obtain_releases(
             mirror=source.mirror,
             tarball=source.tarball,
             sha256=source.sha256,
+            allow_insecure_mirror=source.allow_insecure_mirror,
             progress=progress,
         )
         for arch in sorted(arches)

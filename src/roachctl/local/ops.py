@@ -39,6 +39,7 @@ class ReleaseChoice:
     tarball: Path | None = None
     sha256: str | None = None
     mirror: str | None = None
+    allow_insecure_mirror: bool = False
 
     def resolve(self, home: Path) -> Release:
         if self.binary and (self.tarball or self.mirror or self.sha256):
@@ -53,7 +54,7 @@ class ReleaseChoice:
                                  hint="drop --version or use a binary of that version")
             return found
         return rel.obtain(self.version, home=home, mirror=self.mirror, tarball=self.tarball,
-                          sha256=self.sha256)
+                          sha256=self.sha256, allow_insecure_mirror=self.allow_insecure_mirror)
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,16 @@
 Public API::
 
     obtain(version=None, *, home, arch=None, mirror=None, tarball=None, sha256=None,
-           progress=True) -> Release
+           allow_insecure_mirror=False, progress=True) -> Release
     from_binary(path, *, arch=None) -> Release      # local mode only (tarball is None)
     Release(version, arch, dir, binary, tarball, tarball_sha256, binary_sha256, source)
     DEFAULT_VERSION, DEFAULT_BASE_URL, MIRROR_ENV, detect_arch(), normalize_version()
 
-`obtain` never uses bytes before their SHA-256 matched the published digest, keeps the verified
-tarball and its extracted tree in ``<home>/cache/releases/``, and reuses them without network.
-Every failure is a `roachctl.errors.ReleaseError` (exit 2) that leaves nothing in the cache.
+`obtain` never uses bytes before their SHA-256 matched the published digest. Downloads are kept in
+``<home>/cache/releases/`` and reused only after the cached digest matched the ``.sha256sum``
+published now (offline: a copy from the same source, with a warning); local tarballs are kept apart
+in ``<home>/cache/tarballs/<sha256>/`` and never answer a download (see `cache`). Every failure is a
+`roachctl.errors.ReleaseError` (exit 2) that leaves nothing in the cache.
 """
 
 from roachctl.release.model import Release

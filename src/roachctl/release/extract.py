@@ -6,6 +6,8 @@ when a member is absolute, climbs with ``..``, lies outside the single expected 
 device or fifo, or is a link whose target resolves outside the release. Owners and modes in the
 archive are ignored (seed lesson 2: the tarball carried uid 1002/gid 1003): directories and the
 ``cockroach`` binary get 0755, every other file 0644, all owned by whoever runs roachctl.
+The archive's size is bounded too (`MAX_MEMBERS`, `MAX_EXTRACTED`): a gzip bomb is refused
+before it fills the disk.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ DIR_MODE = 0o755
 BINARY_MODE = 0o755
 FILE_MODE = 0o644
 _CHUNK = 1 << 20
+MAX_MEMBERS = 10_000
+"""Most archive members accepted (a release has a handful)."""
+MAX_EXTRACTED = 2 << 30
+"""Most decompressed bytes accepted (file data plus anything after the tar end; a release has
+a few hundred MB)."""
 
 
 class UnsafeArchive(ReleaseError):
@@ -45,10 +52,15 @@ class _Extractor:
         self.root = str(into.resolve() / self.top)
         self.files: dict[str, Path] = {}
         self.binary: Path | None = None
+        self.members = 0
+        self.size = 0
 
     def refuse(self, member: str, why: str) -> UnsafeArchive:
-        return UnsafeArchive(f"archive member {member!r} {why}", where=self.where,
-                             hint="this is not a well-formed CockroachDB release; nothing was extracted")
+        return UnsafeArchive(
+            f"archive member {member!r} {why}",
+            where=self.where,
+            hint="this is not a well-formed CockroachDB release; nothing was extracted",
+        )
 
     def relpath(self, member: tarfile.TarInfo) -> PurePosixPath:
         """Validate the member's name and return it relative to the top directory's parent."""
@@ -66,7 +78,9 @@ class _Extractor:
             if parts[0] in other:
                 raise ReleaseError(
                     f"archive holds {parts[0]}/, a release for {other[parts[0]]}, not {self.name.arch}",
-                    where=self.where, hint=f"use {self.name.tarball}")
+                    where=self.where,
+                    hint=f"use {self.name.tarball}",
+                )
             raise self.refuse(raw, f"is outside the expected top directory {self.top}/")
         return PurePosixPath(*parts)
 
@@ -83,11 +97,23 @@ class _Extractor:
         for member in archive:
             self.member(archive, member)
         if self.binary is None:
-            raise ReleaseError(f"archive has no {self.top}/{BINARY} binary", where=self.where,
-                               hint="this is not a CockroachDB release tarball")
+            raise ReleaseError(
+                f"archive has no {self.top}/{BINARY} binary",
+                where=self.where,
+                hint="this is not a CockroachDB release tarball",
+            )
         return self.binary
 
+    def account(self, member: str, size: int) -> None:
+        """Count `size` more decompressed bytes; refuse once the archive exceeds the caps."""
+        self.size += size
+        if self.size > MAX_EXTRACTED:
+            raise self.refuse(member, f"takes the release past {MAX_EXTRACTED} bytes unpacked")
+
     def member(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.members += 1
+        if self.members > MAX_MEMBERS:
+            raise self.refuse(member.name, f"is one of more than {MAX_MEMBERS} members")
         rel = self.relpath(member)
         dest = self.target(rel)
         if member.isdir():
@@ -102,8 +128,10 @@ class _Extractor:
         else:
             raise self.refuse(member.name, "is a device, fifo or other special file")
 
-    def regular(self, archive: tarfile.TarFile, member: tarfile.TarInfo, rel: PurePosixPath,
-                dest: Path) -> None:
+    def regular(
+        self, archive: tarfile.TarFile, member: tarfile.TarInfo, rel: PurePosixPath, dest: Path
+    ) -> None:
+        self.account(member.name, member.size)
         is_binary = rel == PurePosixPath(self.top, BINARY)
         mode = BINARY_MODE if is_binary else FILE_MODE
         source = archive.extractfile(member)
@@ -137,10 +165,12 @@ class _Extractor:
     def hardlink(self, member: tarfile.TarInfo, rel: PurePosixPath, dest: Path) -> None:
         target = posixpath.normpath(member.linkname)
         if target not in self.files:
-            raise self.refuse(member.name,
-                              f"hard-links to {member.linkname!r}, not an earlier file of the release")
+            raise self.refuse(
+                member.name, f"hard-links to {member.linkname!r}, not an earlier file of the release"
+            )
         if rel == PurePosixPath(self.top, BINARY):
             raise self.refuse(member.name, "must be a regular file, not a link")
+        self.account(member.name, self.files[target].stat().st_size)
         try:
             shutil.copyfile(self.files[target], dest, follow_symlinks=False)
         except FileExistsError:  # pragma: no cover - copyfile overwrites; kept for clarity
@@ -161,12 +191,16 @@ def extract_release(tarball: Path, name: ReleaseName, into: Path) -> Path:
         # length, and tarfile treats a missing end-of-archive block as a normal end: reading the
         # decompressed stream to its end is what refuses a truncated archive.
         with gzip.open(tarball, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as archive:
-            binary = _Extractor(name, into, where).extract(archive)
-            while raw.read(_CHUNK):
-                pass
+            extractor = _Extractor(name, into, where)
+            binary = extractor.extract(archive)
+            while chunk := raw.read(_CHUNK):
+                extractor.account("(data after the archive end)", len(chunk))
             return binary
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, EOFError) and exc.errno is not None:
             raise
-        raise ReleaseError(f"archive is truncated or corrupt: {exc}", where=where,
-                           hint="download it again; nothing was extracted") from None
+        raise ReleaseError(
+            f"archive is truncated or corrupt: {exc}",
+            where=where,
+            hint="download it again; nothing was extracted",
+        ) from None

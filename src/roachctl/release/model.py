@@ -1,4 +1,5 @@
-"""The `Release` value: a verified CockroachDB binary (and the tarball it came from)."""
+"""The `Release` value: a verified CockroachDB binary (and the tarball it came from), and where the
+cache got it (`Provenance`)."""
 
 from __future__ import annotations
 
@@ -57,4 +58,64 @@ class Release:
             tarball_sha256=data.get("tarball_sha256"),
             binary_sha256=str(data["binary_sha256"]),
             source=str(data.get("source", "")),
+        )
+
+
+OFFICIAL = "official"
+"""Provenance kinds. ``official``/``mirror``: downloaded and verified against the ``.sha256sum``
+published beside it (or a ``--sha256`` pin); ``tarball``: a local file, vouched for only by the
+checksum file beside it or ``--sha256`` (self-attested, so never served for a download)."""
+MIRROR = "mirror"
+TARBALL = "tarball"
+URL_KINDS = (OFFICIAL, MIRROR)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a cached release came from and what vouched for it (the cache manifest records it).
+
+    Attributes:
+        kind: `OFFICIAL`, `MIRROR` or `TARBALL`.
+        origin: the tarball URL, or the local tarball's absolute path.
+        sha256: the tarball digest that was verified.
+        base: URL sources: the base URL (official site or mirror) it was downloaded from.
+        published: URL sources: the digest in the ``.sha256sum`` seen at download time (None when
+            the mirror had none and ``--sha256`` pinned it).
+        pinned: the ``--sha256`` the user passed, if any.
+        cached_at: UTC time of the download/copy (ISO 8601), for messages.
+    """
+
+    kind: str
+    origin: str
+    sha256: str
+    base: str | None = None
+    published: str | None = None
+    pinned: str | None = None
+    cached_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "origin": self.origin,
+            "sha256": self.sha256,
+            "base": self.base,
+            "published": self.published,
+            "pinned": self.pinned,
+            "cached_at": self.cached_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        kind = str(data["kind"])
+        if kind not in (*URL_KINDS, TARBALL):
+            raise ValueError(f"unknown provenance kind {kind!r}")
+        opt = {
+            k: (str(data[k]) if data.get(k) is not None else None) for k in ("base", "published", "pinned")
+        }
+        return cls(
+            kind=kind,
+            origin=str(data["origin"]),
+            sha256=str(data["sha256"]),
+            cached_at=str(data.get("cached_at", "")),
+            **opt,
         )

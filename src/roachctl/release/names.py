@@ -7,8 +7,10 @@ Pure functions; the one place that knows the published naming scheme
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 from roachctl.errors import ReleaseError, UsageError
@@ -20,6 +22,8 @@ DEFAULT_BASE_URL = "https://binaries.cockroachdb.com"
 """Where official releases are published; --mirror / ROACHCTL_MIRROR replaces it."""
 
 MIRROR_ENV = "ROACHCTL_MIRROR"
+INSECURE_MIRROR_ENV = "ROACHCTL_ALLOW_INSECURE_MIRROR"
+"""Set to 1 (like --allow-insecure-mirror) to accept a plain-HTTP mirror."""
 ARCHES = ("amd64", "arm64")
 CHECKSUM_SUFFIX = ".sha256sum"
 
@@ -103,8 +107,10 @@ def parse_tarball_name(filename: str) -> ReleaseName:
     version = normalize_version(match["version"])
     arch = match["arch"]
     if arch not in ARCHES:
-        raise ReleaseError(f"{filename!r} is for unknown architecture {arch!r}",
-                           hint="use a linux-amd64 or linux-arm64 release")
+        raise ReleaseError(
+            f"{filename!r} is for unknown architecture {arch!r}",
+            hint="use a linux-amd64 or linux-arm64 release",
+        )
     return ReleaseName(version, arch)
 
 
@@ -116,3 +122,34 @@ def check_arch(name: ReleaseName, want_arch: str, *, where: str) -> None:
             where=where,
             hint=f"use {ReleaseName(name.version, want_arch).tarball}",
         )
+
+
+def check_base_url(base: str, *, allow_insecure: bool) -> str:
+    """Return `base` if it may serve releases: ``https://`` (or a local ``file://`` tree).
+
+    A plain ``http://`` mirror serves both the tarball and the checksum that vouches for it, so
+    anyone on the network path can replace both: it needs an explicit opt-in.
+    """
+    parts = urllib.parse.urlsplit(base)
+    scheme = parts.scheme.lower()
+    if (scheme == "https" and parts.netloc) or scheme == "file":
+        return base
+    if scheme == "http" and parts.netloc:
+        if allow_insecure:
+            return base
+        raise UsageError(
+            f"mirror {base} is plain HTTP: anyone on the network path could swap both release and checksum",
+            where="--mirror",
+            hint="use an https:// mirror, or pass --allow-insecure-mirror (env "
+            f"{INSECURE_MIRROR_ENV}=1) if you trust the network between here and the mirror",
+        )
+    raise UsageError(
+        f"mirror {base!r} is not an https:// URL",
+        where="--mirror",
+        hint="give the mirror's base URL, e.g. https://mirror.example.com/cockroach",
+    )
+
+
+def env_flag(name: str) -> bool:
+    """An on/off environment variable: 1/true/yes (any case) is on."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
