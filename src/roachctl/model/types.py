@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from roachctl.model.netaddr import is_ipv6
+
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 VERSION_RE = re.compile(r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?")
 COCKROACH_CLUSTER_NAME_RE = re.compile(r"[A-Za-z](?:[-.A-Za-z0-9]{0,254}[A-Za-z0-9])?")
@@ -219,6 +221,8 @@ def check_host_port(raw: Any) -> str:
         if not isinstance(_ip(host[1:-1]), ipaddress.IPv6Address):
             raise invalid(f"invalid IPv6 join address {value!r}", "write [2001:db8::1]:26257")
         return value
+    if is_ipv6(host):
+        raise invalid(f"IPv6 join address {value!r} needs brackets", f"write [{host}]:{port}")
     check_address(host)
     return value
 
