@@ -43,8 +43,8 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 Notify = Callable[[str, str], None]
 READY_TIMEOUT = 180.0
 HEALTHY_TIMEOUT = 180.0
-# The longest a node's liveness record stays valid without a renewal: 9 s up to v24.x (3 x the
-# 3 s raft election timeout), 6 s in later releases (docs/cockroach-contract.md §6).
+# The longest a node's liveness record stays valid without a renewal: 9 s in older releases (3 x the
+# 3 s raft election timeout), 6 s in current ones (docs/cockroach-contract.md §6).
 LIVENESS_TTL = 9.0
 
 
