@@ -41,6 +41,9 @@ def _assert_nothing_left(home: Path) -> None:
     (["--binary", "/nonexistent/cockroach"], 2, "does not exist"),
     (["--tarball", "/nonexistent/cockroach-v25.4.0.linux-amd64.tgz"], 2, "does not exist"),
     (["--version", "25.4/../x"], 2, "invalid CockroachDB version"),
+    (["--version", "v23.1.12"], 2, "CockroachDB v23.1.12 is older than v23.2.0"),
+    (["--version", "22.2.0"], 2, "older than v23.2.0, the oldest release roachctl supports"),
+    (["--tarball", "/nonexistent/cockroach-v23.1.0.linux-amd64.tgz"], 2, "v23.1.0 is older than v23.2.0"),
     (["--base-port", "80"], 2, "out of range"),
 ])
 def test_bad_input(home: Path, args: list[str], code: int, text: str) -> None:
@@ -67,6 +70,16 @@ def test_wrong_arch_tarball(home: Path, standin_releases: Releases) -> None:
     res = roachctl(home, "local", "up", "--detach", "--tarball",
                    str(standin_releases.tarball(standin_releases.new, other)), *ports_args())
     assert res.returncode == 2 and f"release is for {other}" in res.stderr
+    _assert_nothing_left(home)
+
+
+def test_a_binary_older_than_the_floor_is_refused_before_anything_starts(home: Path, tmp_path: Path) -> None:
+    old = tmp_path / "cockroach"
+    old.write_text("#!/bin/sh\nif [ \"$1\" = version ]; then echo v23.1.4; exit 0; fi\nexit 1\n")
+    old.chmod(0o755)
+    res = roachctl(home, "local", "up", "--detach", "--binary", str(old), *ports_args())
+    assert res.returncode == 2, res.stderr
+    assert "v23.1.4 is older than v23.2.0" in res.stderr and "node status --format=json" in res.stderr
     _assert_nothing_left(home)
 
 

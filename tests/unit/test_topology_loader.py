@@ -120,12 +120,15 @@ def test_all_errors_at_once_sorted_by_position() -> None:
         ("version: 25.4", 2, 10, "got the number 25.4", "leading 'v'"),
         ("version: latest", 2, 10, "invalid version 'latest'", "v25.4.0"),
         ("version: v25.4.0-rc.1", 0, 0, "", ""),
+        ("version: v23.2.0-alpha.1", 0, 0, "", ""),
+        ("version: v23.1.9", 2, 10, "v23.1.9 is older than v23.2.0", "node status --format=json"),
+        ("version: v2.0.0", 2, 10, "v2.0.0 is older than v23.2.0", "use v23.2.0 or later"),
     ],
 )
 def test_version_forms(snippet: str, line: int, col: int, message: str, hint: str) -> None:
     text = MINIMAL.replace("version: v25.4.0", snippet)
     if not message:
-        assert load_text(text).version == "v25.4.0-rc.1"
+        assert load_text(text).version == snippet.removeprefix("version: ")
         return
     p = only(text)
     assert (p.line, p.column) == (line, col) and message in p.message and hint in p.hint
@@ -333,6 +336,17 @@ def test_render_names_file_line_col(tmp_path: Path) -> None:
     with pytest.raises(TopologyError) as info:
         load_topology(path)
     assert f"{path}:2:10: version: invalid version 'v25'" in info.value.render()
+
+
+def test_a_version_below_the_floor_names_file_line_col_and_the_floor(tmp_path: Path) -> None:
+    path = tmp_path / "topo.yaml"
+    path.write_text(MINIMAL.replace("v25.4.0", "v22.2.19"))
+    with pytest.raises(TopologyError) as info:
+        load_topology(path)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+    rendered = info.value.render()
+    assert f"{path}:2:10: version: CockroachDB v22.2.19 is older than v23.2.0" in rendered, rendered
+    assert "v23.2.0 or later" in rendered
 
 
 def test_fixture_files_load() -> None:

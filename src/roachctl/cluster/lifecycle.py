@@ -2,7 +2,11 @@
 
 - start: every node in parallel (`Type=notify` returns once listening), `init` exactly once in
   the cluster's life (remembered in state; an "already initialized" answer also counts), then
-  wait for `/health?ready=1` everywhere.
+  wait for `/health?ready=1` everywhere. When the nodes already running were not a majority,
+  their readiness can rest on liveness records written before the majority was lost, still
+  valid for up to LIVENESS_TTL and then expiring before the first renewal lands: such a node
+  answers 200 and flips to 503 a moment later. So readiness is confirmed again once every
+  such record has either been renewed or expired (`_stale_liveness_until`).
 - stop (whole cluster): drain every node while all of them are still up — each drain needs a
   quorum (contract §4/§5; the seed's node 3 hung because its peers had already exited) — and
   only then stop the units. A drained node has nothing left to hand over, so its stop completes.
@@ -39,6 +43,9 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 Notify = Callable[[str, str], None]
 READY_TIMEOUT = 180.0
 HEALTHY_TIMEOUT = 180.0
+# The longest a node's liveness record stays valid without a renewal: 9 s in older releases (3 x the
+# 3 s raft election timeout), 6 s in current ones (docs/cockroach-contract.md §6).
+LIVENESS_TTL = 9.0
 
 
 @dataclass
@@ -89,6 +96,7 @@ async def start(
             hint=f"start all nodes once (`roachctl start {session.topology.name}`) so init runs with all up",
         )
     outcome = Outcome()
+    stale_until = await _stale_liveness_until(session, targets(session))
 
     async def start_one(target: NodeTarget) -> str:
         notify(target.host, "starting")
@@ -111,7 +119,45 @@ async def start(
     await each_node(
         started, lambda t: _ready_or_fail(session, t, timeout, notify), outcome, session.interrupts
     )
+    if stale_until is not None:
+        await _confirm_after(session, started, stale_until, timeout, notify, outcome)
     return outcome
+
+
+async def _stale_liveness_until(session: Session, everyone: list[NodeTarget]) -> float | None:
+    """When the nodes running now are not a majority, the moment (monotonic) by which every
+    liveness record they may still hold has been renewed or has expired; else None.
+
+    Without a majority no record can be renewed, so whatever is valid now was written before the
+    majority was lost. A node ready on such a record passes one probe and fails the next.
+    """
+    probed_at = time.monotonic()
+    running = await _answering(session, everyone)
+    if running and 2 * len(running) <= len(everyone):
+        return probed_at + LIVENESS_TTL
+    return None
+
+
+async def _confirm_after(
+    session: Session,
+    started: list[NodeTarget],
+    until: float,
+    timeout: float,
+    notify: Notify,
+    outcome: Outcome,
+) -> None:
+    """Probe the ready nodes again once no pre-outage liveness record can be valid any more."""
+    ready = [t for t in started if t.host not in outcome.failures]
+    delay = until - time.monotonic()
+    if delay > 0:
+        for target in ready:
+            notify(target.host, f"ready; confirming in {delay:.0f}s, once pre-outage liveness has expired")
+        await asyncio.sleep(delay)
+    await each_node(
+        ready, lambda t: _ready_or_fail(session, t, timeout, notify), outcome, session.interrupts
+    )
+    for host in outcome.failures:
+        outcome.done.pop(host, None)
 
 
 async def _init_once(session: Session, first: NodeTarget, notify: Notify) -> None:

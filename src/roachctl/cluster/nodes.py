@@ -19,6 +19,7 @@ from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
+from roachctl.model.netaddr import host_port
 from roachctl.plan.layout import layout_for
 from roachctl.tls import pki, store
 
@@ -36,7 +37,12 @@ class NodeTarget:
 
     @property
     def rpc_addr(self) -> str:
-        return f"{self.advertise}:{self.sql_port}"
+        """`--host` for client commands, and the `address` that `node status` reports for it."""
+        return host_port(self.advertise, self.sql_port)
+
+    @property
+    def http_addr(self) -> str:
+        return host_port(self.advertise, self.http_port)
 
 
 def targets(session: Session, only: str | None = None) -> list[NodeTarget]:
@@ -131,7 +137,7 @@ class Readiness:
 async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 10) -> Readiness:
     """GET /health?ready=1 on the node's HTTP port, through an ssh -W pipe (contract §6)."""
     executor = session.ssh.executor(target.host)
-    argv = executor.pipe_argv(f"{target.advertise}:{target.http_port}")
+    argv = executor.pipe_argv(target.http_addr)
     context = client_context(session.home.ca().cert_pem()) if session.topology.secure else None
     try:
         response = await https_get_via_stdio(

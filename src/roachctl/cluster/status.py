@@ -35,7 +35,7 @@ class NodeReport:
 
 def sql_url(session: Session, target: NodeTarget) -> str:
     """A postgresql:// URL for the operator, with the client certs under roachctl's home."""
-    base = f"postgresql://root@{target.advertise}:{target.sql_port}/defaultdb"
+    base = f"postgresql://root@{target.rpc_addr}/defaultdb"
     if not session.topology.secure:
         return base + "?sslmode=disable"
     certs = session.home.certs_dir
@@ -52,7 +52,7 @@ def sql_url(session: Session, target: NodeTarget) -> str:
 
 def http_url(session: Session, target: NodeTarget) -> str:
     scheme = "https" if session.topology.secure else "http"
-    return f"{scheme}://{target.advertise}:{target.http_port}"
+    return f"{scheme}://{target.http_addr}"
 
 
 def _cert_expiry(session: Session, host: str) -> str | None:

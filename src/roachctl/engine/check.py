@@ -20,6 +20,7 @@ from roachctl.exec.command import Command
 from roachctl.exec.fanout import fanout
 from roachctl.facts.gather import gather_facts
 from roachctl.facts.model import HostFacts
+from roachctl.model.netaddr import host_port
 from roachctl.plan.layout import layout_for
 
 MAX_OFFSET_S = 0.5
@@ -31,6 +32,7 @@ _REACH_SCRIPT = r"""
 command -v bash >/dev/null 2>&1 || { echo "nobash"; exit 0; }
 for hp in "$@"; do
   h=${hp%:*} p=${hp##*:}
+  h=${h#\[} h=${h%\]}
   out=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$h" "$p" 2>&1); rc=$?
   if [ $rc = 0 ]; then echo "$hp ok"
   elif [ $rc = 124 ]; then echo "$hp blocked"
@@ -200,7 +202,7 @@ def _clock_findings(facts: dict[str, HostFacts]) -> list[Finding]:
 
 
 async def _reach_findings(session: Session, facts: dict[str, HostFacts]) -> list[Finding]:
-    peers = [f"{n.advertise}:{n.sql_port}" for n in session.topology.node_configs()]
+    peers = [host_port(n.advertise, n.sql_port) for n in session.topology.node_configs()]
     findings: list[Finding] = []
 
     async def probe(host: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from roachctl.cluster.nodestatus import parse_node_status_json
 from roachctl.errors import RemoteCommandError
 from roachctl.local.state import HOST, NodeState
+from roachctl.model.netaddr import host_port
 
 PROBE_TIMEOUT = 2.0
 
@@ -45,7 +46,7 @@ class Endpoint:
         return "https" if self.certs_dir else "http"
 
     def http_url(self, node: NodeState) -> str:
-        return f"{self.scheme}://{HOST}:{node.http_port}"
+        return f"{self.scheme}://{host_port(HOST, node.http_port)}"
 
     def sql_url(self, node: NodeState, user: str = "root") -> str:
         """A libpq URL like the one cockroach prints (params sorted; absolute cert paths)."""
@@ -59,7 +60,7 @@ class Endpoint:
                 "sslrootcert": str(self.certs_dir / "ca.crt"),
             }
         query = urllib.parse.urlencode(sorted(params.items()), safe="")
-        return f"postgresql://{user}@{HOST}:{node.sql_port}/defaultdb?{query}"
+        return f"postgresql://{user}@{host_port(HOST, node.sql_port)}/defaultdb?{query}"
 
     def flags(self) -> list[str]:
         return [f"--certs-dir={self.certs_dir}"] if self.certs_dir else ["--insecure"]

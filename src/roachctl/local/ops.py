@@ -24,7 +24,9 @@ from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
 from roachctl.local.layout import ClusterPaths, check_name, check_nodes
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, check_base, plan_ports
 from roachctl.local.state import ClusterState, NodeState, reserved_ports, save, state_lock
+from roachctl.model import versions
 from roachctl.release.model import Release
+from roachctl.release.names import TARBALL_VERSION
 from roachctl.ui.console import console
 
 READY_TIMEOUT = 90.0
@@ -47,14 +49,25 @@ class ReleaseChoice:
                              hint="choose one release source")
         if self.tarball and self.mirror:
             raise UsageError("--tarball and --mirror are alternatives", hint="choose one release source")
+        if self.version:
+            _refuse_below_floor(rel.normalize_version(self.version), "--version")
+        if self.tarball and (tagged := TARBALL_VERSION.match(self.tarball.name)):
+            _refuse_below_floor(tagged[1], "--tarball")  # a malformed name: obtain() explains
         if self.binary:
             found = rel.from_binary(self.binary)
             if self.version and rel.normalize_version(self.version) != found.version:
                 raise UsageError(f"--binary is {found.version}, not {self.version}", where="--binary",
                                  hint="drop --version or use a binary of that version")
+            _refuse_below_floor(found.version, "--binary")
             return found
         return rel.obtain(self.version, home=home, mirror=self.mirror, tarball=self.tarball,
                           sha256=self.sha256, allow_insecure_mirror=self.allow_insecure_mirror)
+
+
+def _refuse_below_floor(version: str, where: str) -> None:
+    """Before anything is downloaded or started: roachctl cannot read an older node's status."""
+    if versions.below_floor(version):
+        raise UsageError(versions.floor_message(version), where=where, hint=versions.floor_hint())
 
 
 @dataclass(frozen=True)

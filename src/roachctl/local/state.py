@@ -20,6 +20,7 @@ from typing import Any
 from roachctl.errors import RefusedError, UsageError
 from roachctl.fsutil import atomic_write
 from roachctl.local.layout import ClusterPaths, local_root
+from roachctl.model.netaddr import host_port
 from roachctl.release.model import Release
 
 SCHEMA = 1
@@ -47,11 +48,11 @@ class NodeState:
 
     @property
     def sql_addr(self) -> str:
-        return f"{HOST}:{self.sql_port}"
+        return host_port(HOST, self.sql_port)
 
     @property
     def http_addr(self) -> str:
-        return f"{HOST}:{self.http_port}"
+        return host_port(HOST, self.http_port)
 
     def forget_process(self) -> None:
         self.pid, self.create_time, self.started_at = None, None, None

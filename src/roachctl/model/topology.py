@@ -136,7 +136,7 @@ class Topology(_Model):
     """A whole cluster as written in the topology file."""
 
     name: ClusterName = Field(description="cluster name used by roachctl")
-    version: Version = Field(description="CockroachDB release, e.g. v25.4.0")
+    version: Version = Field(description="CockroachDB release, e.g. v25.4.0; v23.2.0 or later")
     secure: StrictBool = Field(True, description="false = --insecure (explicit choice only)")
     cluster_name: CockroachClusterName | None = Field(None, description="--cluster-name; default: name")
     ssh: SSHConfig = SSHConfig()

@@ -19,6 +19,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from roachctl.model import versions
+from roachctl.model.netaddr import is_ipv6
+
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 VERSION_RE = re.compile(r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?")
 COCKROACH_CLUSTER_NAME_RE = re.compile(r"[A-Za-z](?:[-.A-Za-z0-9]{0,254}[A-Za-z0-9])?")
@@ -125,6 +128,8 @@ def check_version(raw: Any) -> str:
             f"invalid version {value!r}",
             "use a CockroachDB release name like v25.4.0 or v25.4.0-rc.1",
         )
+    if versions.below_floor(value):
+        raise invalid(versions.floor_message(value), versions.floor_hint())
     return value
 
 
@@ -219,6 +224,8 @@ def check_host_port(raw: Any) -> str:
         if not isinstance(_ip(host[1:-1]), ipaddress.IPv6Address):
             raise invalid(f"invalid IPv6 join address {value!r}", "write [2001:db8::1]:26257")
         return value
+    if is_ipv6(host):
+        raise invalid(f"IPv6 join address {value!r} needs brackets", f"write [{host}]:{port}")
     check_address(host)
     return value
 
@@ -388,7 +395,7 @@ ClusterName = Annotated[str, BeforeValidator(check_cluster_name), _schema(NAME_R
 CockroachClusterName = Annotated[
     str, BeforeValidator(check_cockroach_cluster_name), _schema(COCKROACH_CLUSTER_NAME_RE.pattern)
 ]
-Version = Annotated[str, BeforeValidator(check_version), _schema(VERSION_RE.pattern)]
+Version = Annotated[str, BeforeValidator(check_version), _schema(versions.FLOOR_PATTERN)]
 ServiceUser = Annotated[str, BeforeValidator(check_service_user), _schema(LINUX_USER_RE.pattern)]
 SSHUser = Annotated[str, BeforeValidator(check_ssh_user), _schema(SSH_USER_RE.pattern)]
 UnitName = Annotated[str, BeforeValidator(check_unit_name), _schema(UNIT_RE.pattern)]

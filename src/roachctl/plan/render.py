@@ -25,9 +25,9 @@ Every directive below is chosen against a seed mistake or the official unit (con
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
+from roachctl.model.netaddr import host_port
 from roachctl.model.topology import NodeConfig, Topology
 from roachctl.plan.argv import StartSpec, start_argv
 from roachctl.plan.layout import Layout
@@ -40,16 +40,6 @@ NOFILE_PER_STORE = 10000
 NOFILE_NETWORK = 5000
 NOFILE_MIN = 35000
 _SAFE_ARG = re.compile(r"[A-Za-z0-9_./:=,@+\[\]-]+")
-
-
-def host_port(address: str, port: int) -> str:
-    """`address:port`, with IPv6 addresses in brackets."""
-    try:
-        if isinstance(ipaddress.ip_address(address), ipaddress.IPv6Address):
-            return f"[{address}]:{port}"
-    except ValueError:
-        pass
-    return f"{address}:{port}"
 
 
 def join_list(topology: Topology) -> tuple[str, ...]:

@@ -30,6 +30,8 @@ CHECKSUM_SUFFIX = ".sha256sum"
 _VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$")
 _MACHINE_TO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 _TARBALL_RE = re.compile(r"^cockroach-(?P<version>v[^/]+?)\.linux-(?P<arch>[a-z0-9_]+)\.tgz$")
+TARBALL_VERSION = re.compile(r"^cockroach-(v\d+\.\d+\.\d+)")
+"""The version at the start of a release tarball's name (for checks before the file is read)."""
 
 
 def normalize_version(version: str) -> str:
