@@ -53,9 +53,17 @@ def _notify(host: str, message: str) -> None:
 
 
 def _cluster_topology(app: AppContext, name: str) -> Topology:
+    """The deployed topology of cluster `name`, after checking its CA (before any host is contacted).
+
+    Every command on a known cluster, read-only ones included, refuses a missing or mismatched
+    CA (ClusterHome.ca) with the recovery, rather than working around it.
+    """
     home = ClusterHome(app.home, name)
     home.require()
-    return load_topology(home.topology_path)
+    topology = load_topology(home.topology_path)
+    if topology.secure:
+        home.ca()
+    return topology
 
 
 def _run(
@@ -115,6 +123,9 @@ def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -
     """
     app = _app(ctx)
     topology = load_topology(topology_file)
+    home = ClusterHome(app.home, topology.name)
+    if topology.secure and not home.is_new():
+        home.ca()  # a known cluster's CA must be usable (deploy would refuse it anyway)
     findings = _run(app, topology, check_mod.run_checks, accept_new_host_keys)
     failed = [f for f in findings if not f.ok]
     if app.json:
@@ -287,6 +298,8 @@ def status(ctx: click.Context, cluster: str) -> None:
     topology = _cluster_topology(app, cluster)
 
     async def body(session: Session) -> dict[str, Any]:
+        if session.topology.secure:
+            session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
         return status_mod.to_json(session, await status_mod.collect(session))
 
     data = _run(app, topology, body)
