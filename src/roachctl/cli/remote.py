@@ -29,6 +29,7 @@ from roachctl.errors import HostFailures, RefusedError, RemoteCommandError
 from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.plan.report import plan_to_json, plan_to_text
+from roachctl.plan.sqlinput import sql_stdin
 from roachctl.release.names import MIRROR_ENV
 from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
@@ -360,8 +361,9 @@ def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str)
 
     async def body(session: Session) -> str:
         target = await first_ready(session)
-        args = ["sql", f"--format={fmt}", *[w for s in statements for w in ("-e", s)]]
-        result = await NodeClient(session).run(target, args, timeout=300)
+        # The statements go on stdin, never in argv (`ps`, sudo's log: review M7; contract §10).
+        args = ["sql", f"--format={fmt}"]
+        result = await NodeClient(session).run(target, args, timeout=300, input=sql_stdin(statements))
         if not result.ok:
             raise RemoteCommandError(
                 result.err.strip() or "sql failed", where=target.host, returncode=result.returncode
