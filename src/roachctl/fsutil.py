@@ -27,6 +27,25 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def exclusive_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Create `path` with `data`, failing with FileExistsError if it exists (never overwrites).
+
+    The content is written to a temp file first and hard-linked into place: link(2) fails when
+    the name exists (like O_EXCL), and readers never see a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) and make it 0700: roachctl's state holds keys."""
     path.mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,11 @@ class Remote:
         timeout: float = 240,
         ssh_config: Path | None = None,
         env: dict[str, str] | None = None,
+        input: str | None = None,
     ) -> Completed:
-        """`roachctl --home H --ssh-config C --yes ARGS` (stdout: JSON data; stderr: human output)."""
+        """`roachctl --home H --ssh-config C --yes ARGS` (stdout: JSON data; stderr: human output).
+
+        stdin is empty, or `input` (a pipe: never a terminal)."""
         config = ssh_config or self.bed.ssh_config
         argv = [str(ROACHCTL), "--home", str(self.home), "--ssh-config", str(config), "--yes", "--no-color"]
         started = time.time()
@@ -77,7 +80,7 @@ class Remote:
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=input or "",
             env={**os.environ, "COLUMNS": "200", **(env or {})},
             check=False,
         )

@@ -17,6 +17,7 @@ import pytest
 
 from roachctl.tls import pki, store
 from tests.standin.test_standin_harness import (
+    STANDIN,
     Cluster,
     StandinNode,
     base_env,
@@ -362,6 +363,37 @@ def test_sql_statements_and_settings(make_cluster: MakeCluster) -> None:  # noqa
     assert res.stderr.startswith(
         'ERROR: unrecognized configuration parameter "no.such.thing"\nSQLSTATE: 42704\n'
     )
+
+
+@pytest.mark.timeout(60)
+def test_sql_reads_statements_from_stdin(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """Contract §10: without -e/-f and with stdin not a terminal, statements come from stdin."""
+    c = make_cluster(nodes=1).up()
+    argv = [str(STANDIN), "sql", f"--host={c.nodes[0].addr}", *c.sec_flags()]
+
+    def piped(text: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*argv, *flags], input=text, capture_output=True, text=True, timeout=30, env=base_env()
+        )
+
+    res = piped("SELECT 1;\nSHOW CLUSTER SETTING\n  version;\n", "--format=csv")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "?column?\n1\nversion\n25.4\n", "")
+    res = piped("-- only a comment\n\nSELECT 1; -- trailing comment\n")
+    assert (res.returncode, res.stdout) == (0, "?column?\n1\n")  # tsv: not a terminal
+    res = piped("SELECT 1;\nSELECT 2")  # the last statement lacks its semicolon: it is not run
+    assert res.returncode == 1 and res.stdout == "?column?\n1\n"
+    assert res.stderr == (
+        "missing semicolon at end of statement: SELECT 2\n"
+        'ERROR: last statement was not executed: SELECT 2\nFailed running "sql"\n'
+    )
+    res = piped("SELEKT 1;\nSELECT 1;\n")  # errexit: an error stops the input
+    assert res.returncode == 1 and res.stdout == ""
+    block = res.stderr.removesuffix('Failed running "sql"\n')
+    assert block.startswith('ERROR: at or near "selekt": syntax error\nSQLSTATE: 42601\n')
+    half = len(block) // 2
+    assert block[:half] == block[half:]  # printed by the shell, then again by the command
+    res = piped("\\set display_format=csv\nSELECT 1;\n")  # client-side commands: not in the stand-in
+    assert res.returncode == 1 and "invalid syntax" in res.stderr and res.stdout == ""
 
 
 @pytest.mark.timeout(60)

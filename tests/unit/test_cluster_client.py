@@ -18,6 +18,8 @@ print("dir", certs, oct(os.stat(certs).st_mode & 0o777))
 for name in sorted(os.listdir(certs)):
     p = os.path.join(certs, name)
     print("file", name, oct(os.stat(p).st_mode & 0o777), open(p).read().strip())
+if os.environ.get("PROBE_STDIN"):
+    print("stdin", repr(sys.stdin.read()), oct(os.stat(certs + ".in").st_mode & 0o777))
 sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
 """
 
@@ -77,3 +79,25 @@ def test_keys_never_in_argv() -> None:
 def test_bundle_refuses_path_names() -> None:
     with pytest.raises(ValueError):
         bundle({"../evil": b"x"})
+
+
+@pytest.mark.skipif(not os.access("/run", os.W_OK), reason="needs a writable /run (root)")
+def test_input_follows_the_certs_on_stdin_verbatim_and_is_removed(probe: str) -> None:
+    """Review M7: SQL reaches the command on its stdin, never in argv; its file goes with the certs."""
+    sql = b"ALTER USER app WITH PASSWORD 'hunter2';\n#roachctl-file client.root.key\nSELECT 1;\n"
+    call = client_call(probe, ["sql", "--format=csv"], ca_pem=b"CA", client_cert_pem=b"C",
+                       client_key_pem=b"K", sudo=False, input=sql)
+    assert all("hunter2" not in str(a) for a in call.command.argv)
+    result = _run([str(a) for a in call.command.argv], call.stdin, env={"PROBE_STDIN": "1"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "args sql --format=csv"
+    assert f"stdin {sql.decode()!r} 0o600" in lines  # verbatim: a header-like line stays input
+    assert "file client.root.key 0o600 K" in lines  # ... and does not overwrite a cert file
+    certs_dir = lines[1].split()[1]
+    assert not Path(certs_dir).exists() and not Path(certs_dir + ".in").exists()
+
+
+def test_insecure_input_is_the_stdin_itself() -> None:
+    call = client_call("/x/cockroach", ["sql"], ca_pem=None, input=b"SELECT 1;\n")
+    assert call.stdin == b"SELECT 1;\n" and "SELECT" not in " ".join(map(str, call.command.argv))

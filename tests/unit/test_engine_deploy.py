@@ -8,13 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.cluster.home import ClusterHome
+from roachctl.cluster.home import ClusterHome, ClusterState
 from roachctl.engine.apply import _steps, apply_plan
-from roachctl.engine.deploy import _fanout_collect, _raise_if_interrupted, covers, node_certs
-from roachctl.errors import InterruptedByUser, RoachctlError, TransportError
+from roachctl.engine.deploy import (
+    DeployPlan,
+    _fanout_collect,
+    _raise_if_interrupted,
+    covers,
+    node_certs,
+    prepare_ca,
+    refuse_ca_change,
+)
+from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError, TransportError
 from roachctl.exec.fake import FakeExecutor
 from roachctl.exec.fanout import Interrupts
-from roachctl.facts.model import HostFacts
+from roachctl.facts.model import HostFacts, PathFact
+from roachctl.model.topology import Topology
 from roachctl.plan.diff import diff, fact_request
 from roachctl.plan.needs import initial_fact_request
 from roachctl.plan.state import Change, ChangeKind, HostPlan
@@ -152,22 +161,67 @@ def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
 def test_node_certs_for_many_hosts_load_the_ca_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading the CA validates its RSA key (~30 ms): a 9-host deploy must not pay it 18 times."""
     loads = {"n": 0}
-    real = store.load_or_create_ca
+    real = store.load_ca
 
     def counting(ca_dir: Path) -> pki.KeyPair:
         loads["n"] += 1
         return real(ca_dir)
 
-    monkeypatch.setattr(store, "load_or_create_ca", counting)
+    monkeypatch.setattr(store, "load_ca", counting)
     t = topology(base_data(9))
     home = ClusterHome(tmp_path, t.name)
+    home.begin_new_ca()
+    home.commit_new_ca()
     for node in t.nodes:
         certs = node_certs(home, t, node.host, [])
         assert set(certs) == {"ca.crt", "node.crt", "node.key"}
-    assert loads["n"] <= 2  # created once, then re-read at most once after being written
+    assert loads["n"] <= 1  # read once after being written
     (home.ca_dir / "ca.key").unlink()
     (home.ca_dir / "ca.crt").unlink()
+    store.create_ca(home.ca_dir)
     assert home.ca().cert_pem() != certs["ca.crt"], "a replaced CA is noticed"
+
+
+def _plan_writing_ca(t: Topology, home: ClusterHome, existing: str) -> DeployPlan:
+    """A one-host plan whose ca.crt on the host is `existing` ("missing" or "file")."""
+    host = t.nodes[0].host
+    state = state_for(t, host)
+    ca_path = next(f.path for f in state.files if f.path.endswith("/ca.crt"))
+    facts = HostFacts(host=host)
+    if existing == "file":
+        facts = replace(
+            facts, paths={ca_path: PathFact(ca_path, "file", 0o644, "cockroach", "cockroach", "f" * 64)}
+        )
+    return DeployPlan(t, {host: state}, {host: diff(state, facts)}, {}, {host: facts})
+
+
+@pytest.mark.parametrize("new_cluster", [True, False])
+def test_a_plan_that_replaces_a_hosts_ca_is_refused(tmp_path: Path, new_cluster: bool) -> None:
+    """Issue 8 item 3: a CA change on hosts is a rotation (not built): exit 30, not a silent push."""
+    t = topology()
+    home = ClusterHome(tmp_path, t.name)
+    home.begin_new_ca()
+    if not new_cluster:
+        home.commit_new_ca()
+    refuse_ca_change(home, _plan_writing_ca(t, home, "missing"))  # a fresh host gets the CA: fine
+    with pytest.raises(RefusedError, match="would replace the CA certificate on 1 host") as caught:
+        refuse_ca_change(home, _plan_writing_ca(t, home, "file"))
+    assert "rotation" in caught.value.message and caught.value.exit_code == 30
+    assert ("no records" in caught.value.message) is new_cluster
+
+
+def test_prepare_ca_refuses_a_known_cluster_without_its_ca_and_creates_nothing(tmp_path: Path) -> None:
+    t = topology()
+    home = ClusterHome(tmp_path, t.name)
+    prepare_ca(home, t)
+    assert home.ca_pending and not home.ca_dir.exists(), "a new cluster's CA waits for the confirmation"
+    home.commit_new_ca()
+    home.save_state(ClusterState(name=t.name))
+    (home.ca_dir / "ca.crt").unlink()
+    again = ClusterHome(tmp_path, t.name)
+    with pytest.raises(RefusedError, match=r"ca\.crt is missing"):
+        prepare_ca(again, t)
+    assert not again.ca_pending and not (home.ca_dir / "ca.crt").exists()
 
 
 def test_reload_and_enables_are_one_systemctl_call() -> None:

@@ -29,6 +29,7 @@ from roachctl.errors import HostFailures, RefusedError, RemoteCommandError
 from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.plan.report import plan_to_json, plan_to_text
+from roachctl.plan.sqlinput import sql_stdin
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
 from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
@@ -53,9 +54,17 @@ def _notify(host: str, message: str) -> None:
 
 
 def _cluster_topology(app: AppContext, name: str) -> Topology:
+    """The deployed topology of cluster `name`, after checking its CA (before any host is contacted).
+
+    Every command on a known cluster, read-only ones included, refuses a missing or mismatched
+    CA (ClusterHome.ca) with the recovery, rather than working around it.
+    """
     home = ClusterHome(app.home, name)
     home.require()
-    return load_topology(home.topology_path)
+    topology = load_topology(home.topology_path)
+    if topology.secure:
+        home.ca()
+    return topology
 
 
 # Commands that change hosts hold the cluster's operation lock (engine/oplock.py); a plan
@@ -133,6 +142,9 @@ def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -
     """
     app = _app(ctx)
     topology = load_topology(topology_file)
+    home = ClusterHome(app.home, topology.name)
+    if topology.secure and not home.is_new():
+        home.ca()  # a known cluster's CA must be usable (deploy would refuse it anyway)
     findings = _run(app, topology, check_mod.run_checks, accept_new_host_keys)
     failed = [f for f in findings if not f.ok]
     if app.json:
@@ -314,6 +326,8 @@ def status(ctx: click.Context, cluster: str) -> None:
     topology = _cluster_topology(app, cluster)
 
     async def body(session: Session) -> dict[str, Any]:
+        if session.topology.secure:
+            session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
         return status_mod.to_json(session, await status_mod.collect(session))
 
     data = _run(app, topology, body)
@@ -374,8 +388,9 @@ def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str)
 
     async def body(session: Session) -> str:
         target = await first_ready(session)
-        args = ["sql", f"--format={fmt}", *[w for s in statements for w in ("-e", s)]]
-        result = await NodeClient(session).run(target, args, timeout=300)
+        # The statements go on stdin, never in argv (`ps`, sudo's log: review M7; contract §10).
+        args = ["sql", f"--format={fmt}"]
+        result = await NodeClient(session).run(target, args, timeout=300, input=sql_stdin(statements))
         if not result.ok:
             raise RemoteCommandError(
                 result.err.strip() or "sql failed", where=target.host, returncode=result.returncode

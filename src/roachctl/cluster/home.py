@@ -2,8 +2,10 @@
 
 Layout (interface.md, "--home"):
   topology.yaml        the topology last deployed (a copy, so `start CLUSTER` needs no file)
-  ca/ca.crt, ca/ca.key the cluster CA; the key is 0600 and never leaves this directory
-  certs/               ca.crt + client.root.crt/key for the operator (`roachctl sql`, scripts)
+  ca/ca.crt, ca/ca.key the cluster CA; the key is 0600 and never leaves this directory. Created
+                       only by the first deploy of a new cluster, exclusively; never re-created
+                       or overwritten (a missing or mismatched file is a refusal, see `ca()`)
+  certs/               ca.crt + a short-lived client.root.crt/key for the operator (printed URLs)
   nodes/<host>/        node.crt + node.key per node, reused across deploys (idempotence)
   state.json           facts roachctl must remember: initialized, cluster id, deployed version
   journal.jsonl        append-only log of operations and their per-host outcome
@@ -22,12 +24,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from roachctl.errors import UsageError
+from roachctl.errors import RefusedError, UsageError
 from roachctl.fsutil import atomic_write, private_dir
 from roachctl.tls import pki, store
 
 RENEW_BEFORE = dt.timedelta(days=30)
 EPHEMERAL_CLIENT_LIFETIME = dt.timedelta(hours=2)
+OPERATOR_CLIENT_LIFETIME = dt.timedelta(hours=24)
+OPERATOR_RENEW_BEFORE = dt.timedelta(hours=12)
+DEFAULT_NODE_CA = "/opt/cockroach/certs/ca.crt"  # paths.home's default (interface.md) + certs/
 
 
 @dataclass
@@ -51,6 +56,8 @@ class ClusterHome:
         self.dir = home / "clusters" / name
         self._ca: pki.KeyPair | None = None
         self._ca_loaded_at: tuple[tuple[int, int, int], ...] | None = None
+        self._pending: pki.KeyPair | None = None  # a new cluster's CA, not written yet
+        self._pending_nodes: dict[str, tuple[bytes, bytes]] = {}
 
     @classmethod
     def list_names(cls, home: Path) -> list[str]:
@@ -116,17 +123,76 @@ class ClusterHome:
 
     # -- certificates ------------------------------------------------------------------------
 
+    def has_records(self) -> bool:
+        """True when this home holds anything of the cluster besides its CA files."""
+        if any(p.exists() for p in (self.state_path, self.journal_path, self.topology_path)):
+            return True
+        return any(d.is_dir() and any(d.iterdir()) for d in (self.dir / "nodes", self.certs_dir))
+
+    def is_new(self) -> bool:
+        """A cluster this home has never seen: no records and no CA file at all.
+
+        Only then may `deploy` create a CA (issue 8 item 3): a CA that went missing from a known
+        cluster is restored by the operator, never re-created.
+        """
+        return not self.has_records() and not store.ca_files_present(self.ca_dir)
+
     def ca(self) -> pki.KeyPair:
-        """The cluster CA, created on first use; its key stays in `ca/` (0600).
+        """The cluster CA; never created here. Missing, unreadable or mismatched files are refused.
 
         Cached while its files are unchanged: loading validates the RSA key (~30 ms), and a
         deploy or a status asks for it per host and per probe; a replaced CA is still noticed.
         """
+        if self._pending is not None:
+            return self._pending
         stamp = self._ca_stamp()
         if self._ca is None or stamp != self._ca_loaded_at or stamp is None:
-            self._ca = store.load_or_create_ca(self.ca_dir)
+            try:
+                self._ca = store.load_ca(self.ca_dir)
+            except store.CAFileError as exc:
+                raise self._ca_refusal(exc) from None
             self._ca_loaded_at = self._ca_stamp()
         return self._ca
+
+    def begin_new_ca(self) -> pki.KeyPair:
+        """A new CA for the first deploy of a new cluster, held in memory until `commit_new_ca`.
+
+        The plan is computed with it (and node certs it signs); nothing is written until the
+        deploy is confirmed, so a dry run, a refusal or a "no" at the prompt leave no CA behind.
+        """
+        if not self.is_new():
+            raise RefusedError(
+                f"cluster {self.name!r} already has records in {self.dir}; refusing to create a new CA",
+                hint="a CA is created only by the first deploy of a new cluster",
+            )
+        if self._pending is None:
+            self._pending = pki.create_ca()
+        return self._pending
+
+    @property
+    def ca_pending(self) -> bool:
+        return self._pending is not None
+
+    def commit_new_ca(self) -> None:
+        """Write the CA from `begin_new_ca` and the node certs it signed; a no-op otherwise.
+
+        The CA files are created exclusively: if another roachctl made a CA for this cluster in
+        the meantime, this refuses instead of replacing it.
+        """
+        if self._pending is None:
+            return
+        try:
+            store.create_ca(self.ca_dir, self._pending)
+        except FileExistsError as exc:
+            raise RefusedError(
+                f"a CA for cluster {self.name!r} appeared in {self.ca_dir} while this deploy was "
+                f"planned ({exc}); nothing was changed",
+                hint="another roachctl is deploying this cluster: wait for it, then re-run deploy",
+            ) from None
+        self._pending = None
+        for host, (cert_pem, key_pem) in self._pending_nodes.items():
+            self._save_node_cert(host, cert_pem, key_pem)
+        self._pending_nodes.clear()
 
     def _ca_stamp(self) -> tuple[tuple[int, int, int], ...] | None:
         """(inode, size, mtime) of ca.crt and ca.key, or None when either is missing."""
@@ -136,12 +202,55 @@ class ClusterHome:
             return None
         return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
 
+    def _ca_refusal(self, exc: store.CAFileError) -> RefusedError:
+        """The refusal for an unusable CA, naming how to recover for this problem."""
+        cert, key = self.ca_dir / store.CA_CERT, self.ca_dir / store.CA_KEY
+        from_node = (
+            f"copy ca.crt back to {cert} from any node of the cluster (it is the same on every node: "
+            f"<paths.home>/certs/ca.crt, by default {DEFAULT_NODE_CA})"
+        )
+        if (self.certs_dir / store.CA_CERT).is_file():
+            from_node += f" or from the operator copy {self.certs_dir / store.CA_CERT}"
+        from_backup = f"restore {key} (mode 0600) from your backup of this home"
+        hints = {
+            "missing-cert": from_node,
+            "bad-cert": from_node,
+            "not-ca": from_node,
+            "missing-key": from_backup,
+            "bad-key": from_backup,
+            "missing": f"{from_backup}, and {from_node}",
+            "mismatch": f"put back the matching pair: {from_backup}; {from_node}",
+        }
+        hint = hints.get(exc.problem, from_backup)
+        hint += "; then re-run the command (roachctl checks that key and certificate belong together)"
+        if not self.has_records():
+            hint += (
+                f". If cluster {self.name!r} was never deployed (no host has its ca.crt), remove "
+                f"{self.ca_dir} and deploy again"
+            )
+        return RefusedError(
+            f"the CA of cluster {self.name!r} is not usable: {exc.detail}. roachctl never creates "
+            "a new CA for an existing cluster (it would cut every node and client off) and never "
+            "overwrites ca.key",
+            where=str(self.ca_dir),
+            hint=hint,
+        )
+
     def operator_certs(self) -> Path:
-        """ca.crt + client.root.{crt,key} for the operator, created once and kept up to date."""
+        """ca.crt + client.root.{crt,key} for the operator (the printed SQL URLs point here).
+
+        Short-lived (review L14: a leaked 5-year root cert could not be revoked): it lives
+        OPERATOR_CLIENT_LIFETIME and is renewed when less than OPERATOR_RENEW_BEFORE is left
+        (by `deploy`, `start` and `status`), or when the CA is not the cluster's.
+        """
         ca = self.ca()
         cert = self.certs_dir / store.client_cert_name("root")
-        if not cert.is_file() or _expires_soon(cert.read_bytes()) or not _same_ca(self.certs_dir, ca):
-            store.write_client_certs(self.certs_dir, ca, "root")
+        if (
+            not cert.is_file()
+            or _expires_within(cert.read_bytes(), OPERATOR_RENEW_BEFORE)
+            or not _same_ca(self.certs_dir, ca)
+        ):
+            store.write_client_certs(self.certs_dir, ca, "root", lifetime=OPERATOR_CLIENT_LIFETIME)
         return self.certs_dir
 
     def ephemeral_client(self, user: str = "root") -> pki.KeyPair:
@@ -151,12 +260,20 @@ class ClusterHome:
     def node_cert(self, host: str, addresses: Iterable[str]) -> tuple[bytes, bytes]:
         """(node.crt, node.key) PEM for `host`, reused while it covers `addresses` and is fresh.
 
-        Reuse is what makes a second `deploy` a no-op: the same bytes are desired again.
+        Reuse is what makes a second `deploy` a no-op: the same bytes are desired again. Under a
+        CA not committed yet (`begin_new_ca`) the cert is kept in memory until the commit.
         """
         wanted = [a for a in dict.fromkeys(addresses) if a]
-        node_dir = private_dir(self.dir / "nodes" / host)
-        cert_path, key_path = node_dir / store.NODE_CERT, node_dir / store.NODE_KEY
         ca = self.ca()
+        if self._pending is not None:
+            kept = self._pending_nodes.get(host)
+            if kept is not None and set(wanted) <= set(pki.cert_sans(kept[0])):
+                return kept
+            node = pki.create_node_cert(ca, wanted)
+            self._pending_nodes[host] = (node.cert_pem(), node.key_pem())
+            return self._pending_nodes[host]
+        node_dir = self.dir / "nodes" / host
+        cert_path, key_path = node_dir / store.NODE_CERT, node_dir / store.NODE_KEY
         if cert_path.is_file() and key_path.is_file():
             cert_pem = cert_path.read_bytes()
             if (
@@ -166,13 +283,21 @@ class ClusterHome:
             ):
                 return cert_pem, key_path.read_bytes()
         node = pki.create_node_cert(ca, wanted)
-        atomic_write(key_path, node.key_pem(), 0o600)
-        atomic_write(cert_path, node.cert_pem(), 0o644)
+        self._save_node_cert(host, node.cert_pem(), node.key_pem())
         return node.cert_pem(), node.key_pem()
+
+    def _save_node_cert(self, host: str, cert_pem: bytes, key_pem: bytes) -> None:
+        node_dir = private_dir(self.dir / "nodes" / host)
+        atomic_write(node_dir / store.NODE_KEY, key_pem, 0o600)
+        atomic_write(node_dir / store.NODE_CERT, cert_pem, 0o644)
 
 
 def _expires_soon(cert_pem: bytes) -> bool:
-    return pki.cert_not_after(cert_pem) - dt.datetime.now(dt.UTC) < RENEW_BEFORE
+    return _expires_within(cert_pem, RENEW_BEFORE)
+
+
+def _expires_within(cert_pem: bytes, margin: dt.timedelta) -> bool:
+    return pki.cert_not_after(cert_pem) - dt.datetime.now(dt.UTC) < margin
 
 
 def _issued_by(cert_pem: bytes, ca: pki.KeyPair) -> bool:

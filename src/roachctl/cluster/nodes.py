@@ -93,11 +93,18 @@ class NodeClient:
         ca = self.session.home.ca().cert_pem()
         return ca, self._client.cert_pem(), self._client.key_pem()
 
-    async def run(self, target: NodeTarget, args: list[str], *, timeout: float = 60) -> Result:
-        """`cockroach ARGS --host=<target>` on the target's host (exit code not checked)."""
+    async def run(
+        self, target: NodeTarget, args: list[str], *, timeout: float = 60, input: bytes | None = None
+    ) -> Result:
+        """`cockroach ARGS --host=<target>` on the target's host (exit code not checked).
+
+        `input` becomes the command's stdin (SQL statements: kept out of argv).
+        """
         ca, cert, key = self._certs()
         args = [*args, f"--host={target.rpc_addr}"]
-        call = client_call(target.binary, args, ca_pem=ca, client_cert_pem=cert, client_key_pem=key)
+        call = client_call(
+            target.binary, args, ca_pem=ca, client_cert_pem=cert, client_key_pem=key, input=input
+        )
         executor = self.session.ssh.executor(target.host)
         return await executor.run(call.command, stdin=call.stdin, timeout=timeout, check=False)
 

@@ -38,7 +38,7 @@ from roachctl.plan import firewall as fw
 from roachctl.plan.desired import desired_state, node_addresses, release_spec
 from roachctl.plan.diff import diff, effects, fact_request
 from roachctl.plan.needs import initial_fact_request
-from roachctl.plan.state import HostPlan, HostState
+from roachctl.plan.state import ChangeKind, HostPlan, HostState
 from roachctl.release import obtain
 from roachctl.release.model import Release
 from roachctl.tls import store
@@ -229,6 +229,7 @@ async def make_plan(
 ) -> tuple[DeployPlan, dict[str, RoachctlError]]:
     """Probe the hosts and compute the plan; unreachable or refused hosts are returned as failures."""
     topology, home = session.topology, session.home
+    prepare_ca(home, topology)
     failures: dict[str, RoachctlError] = {}
     probes = await _fanout_collect(session.hosts, lambda h: _probe(session, h), failures, session.interrupts)
     _raise_if_interrupted(session.interrupts, "while probing the hosts")
@@ -265,7 +266,66 @@ async def make_plan(
     facts = await _fanout_collect(list(states), observe, failures, session.interrupts)
     _raise_if_interrupted(session.interrupts, "while gathering facts")
     plans = {h: diff(states[h], facts[h]) for h in facts}
-    return DeployPlan(topology, states, plans, releases, facts), failures
+    plan = DeployPlan(topology, states, plans, releases, facts)
+    refuse_ca_change(home, plan)
+    return plan, failures
+
+
+def prepare_ca(home: ClusterHome, topology: Topology) -> None:
+    """Before any host is contacted: the cluster's CA, or a new one for a new cluster.
+
+    A CA is created only for a cluster this home has never seen (no records, no CA file), and
+    only in memory until the deploy is confirmed (`apply`/`record` commit it). A known cluster
+    whose CA files are missing or do not match is refused here, naming the recovery.
+    """
+    if not topology.secure:
+        return
+    if home.is_new():
+        home.begin_new_ca()
+    else:
+        home.ca()
+
+
+def refuse_ca_change(home: ClusterHome, plan: DeployPlan) -> None:
+    """Refuse a plan that would replace a host's ca.crt: that is a CA rotation (not built yet).
+
+    Writing a missing ca.crt (a new node, a fresh host) is fine; replacing an existing one
+    would leave nodes on two CAs that cannot talk to each other and break every client cert.
+    """
+    replaced = []
+    for host, host_plan in plan.plans.items():
+        for change in host_plan.changes:
+            if (
+                change.kind is ChangeKind.WRITE_FILE
+                and change.target.rsplit("/", 1)[-1] == store.CA_CERT
+                and plan.facts[host].path(change.target).kind != "missing"
+            ):
+                replaced.append(f"{host}:{change.target} ({change.reason})")
+    if not replaced:
+        return
+    if home.ca_pending:
+        why = (
+            f"this home ({home.dir}) has no records of cluster {home.name!r}, yet the hosts already "
+            "have a CA certificate"
+        )
+        hint = (
+            "run deploy with the --home that deployed these hosts, or restore that home's "
+            f"clusters/{home.name}/ (ca/ca.crt and ca/ca.key) here; if the hosts belong to another "
+            "cluster, take them out of the topology. Nothing was changed on any host or in the home"
+        )
+    else:
+        why = f"their ca.crt is not this home's CA ({home.ca_dir / store.CA_CERT})"
+        hint = (
+            "if these hosts run this cluster, this home's CA is not theirs: restore ca/ca.crt and "
+            "ca/ca.key from the backup of the home that deployed them (the nodes' ca.crt must match); "
+            "if they belong to another cluster, take them out of the topology. Nothing was changed"
+        )
+    raise RefusedError(
+        f"deploy would replace the CA certificate on {len(replaced)} host(s): {why}. That is a CA "
+        "rotation, which roachctl does not do yet (`certs rotate --ca` is planned)",
+        where="; ".join(replaced),
+        hint=hint,
+    )
 
 
 async def _fanout_collect(
@@ -306,6 +366,7 @@ async def apply(session: Session, plan: DeployPlan, *, notify: Notify) -> Deploy
         release_spec(plan.topology, r).tarball_name: r.tarball for r in plan.releases.values() if r.tarball
     }
     todo = [h for h, p in plan.plans.items() if not p.converged]
+    session.home.commit_new_ca()  # confirmed: a new cluster's CA is written before any host changes
 
     async def one(host: str) -> list[str]:
         executor = session.ssh.executor(host)
@@ -358,6 +419,7 @@ def record(
     Also writes the operator's root client cert under the cluster's home: the SQL URLs that
     `start` and `status` print point at it (it never goes to a node).
     """
+    home.commit_new_ca()
     state = home.load_state() if home.exists() else ClusterState(name=topology.name)
     state.version = topology.version
     state.hosts = [n.host for n in topology.nodes]

@@ -18,8 +18,11 @@ NODE_HOSTS = ("localhost", HOST)
 
 
 def create(paths: ClusterPaths) -> None:
-    """Create the CA, the node cert and the root client cert of a new local cluster."""
-    ca = store.load_or_create_ca(paths.ca_dir)
+    """Create the CA, the node cert and the root client cert of a new local cluster.
+
+    The CA dir is new (`local up` refuses an existing cluster): the CA is created exclusively.
+    """
+    ca = store.create_ca(paths.ca_dir)
     store.write_node_certs(paths.certs, ca, NODE_HOSTS)
     store.write_client_certs(paths.certs, ca, "root")
 
@@ -27,8 +30,11 @@ def create(paths: ClusterPaths) -> None:
 def expiry(paths: ClusterPaths) -> dict[str, dt.datetime]:
     """Expiry (UTC) of each certificate in the certs dir: ca, node, client.root."""
     found: dict[str, dt.datetime] = {}
-    for label, name in (("ca", store.CA_CERT), ("node", store.NODE_CERT),
-                        ("client.root", store.client_cert_name("root"))):
+    for label, name in (
+        ("ca", store.CA_CERT),
+        ("node", store.NODE_CERT),
+        ("client.root", store.client_cert_name("root")),
+    ):
         path = paths.certs / name
         if path.is_file():
             found[label] = pki.cert_not_after(path.read_bytes())

@@ -25,6 +25,7 @@ from roachctl.local.layout import ClusterPaths, check_name, check_nodes
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, check_base, plan_ports
 from roachctl.local.state import ClusterState, NodeState, reserved_ports, save, state_lock
 from roachctl.model import versions
+from roachctl.plan.sqlinput import sql_stdin
 from roachctl.release.model import Release
 from roachctl.release.names import TARBALL_VERSION
 from roachctl.ui.console import console
@@ -300,13 +301,12 @@ def sql(home: Path, name: str, statements: Sequence[str]) -> None:
         raise RefusedError(f"local cluster {name!r} has no ready node",
                            hint=f"start it with `roachctl local start --name {name}`")
     argv = [str(cluster.binary), "sql", f"--host={target.sql_addr}", *cluster.endpoint.flags()]
-    for statement in statements:
-        argv += ["-e", statement]
     interactive = not statements
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if interactive else None
     try:
+        # Statements go on stdin, not in argv (/proc/*/cmdline is world-readable; contract §10).
         done = subprocess.run(argv, cwd=cluster.paths.dir, check=False,
-                              stdin=None if interactive else subprocess.DEVNULL)
+                              input=None if interactive else sql_stdin(statements))
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

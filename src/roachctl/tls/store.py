@@ -7,10 +7,15 @@ Keys are written 0600, certificates 0644, atomically.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 
-from roachctl.fsutil import atomic_write, private_dir
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from roachctl.fsutil import atomic_write, exclusive_write, private_dir
 from roachctl.tls import pki
 
 CA_CERT = "ca.crt"
@@ -27,18 +32,83 @@ def client_key_name(user: str) -> str:
     return f"client.{user}.key"
 
 
-def load_or_create_ca(ca_dir: Path) -> pki.KeyPair:
-    """Load the CA from `ca_dir` (ca.crt + ca.key), creating it on first use.
+class CAFileError(Exception):
+    """The CA files in a CA dir are missing, unreadable or do not belong together.
 
-    `ca_dir` is roachctl's private state dir; it is made 0700 and the key 0600.
+    `problem` is one of: missing (both files), missing-cert, missing-key, bad-cert, bad-key,
+    mismatch, not-ca. Callers turn it into a refusal that names the recovery for their layout.
+    """
+
+    def __init__(self, problem: str, detail: str) -> None:
+        super().__init__(detail)
+        self.problem = problem
+        self.detail = detail
+
+
+def ca_files_present(ca_dir: Path) -> list[str]:
+    """Which of ca.crt / ca.key exist (as anything) in `ca_dir`."""
+    return [name for name in (CA_CERT, CA_KEY) if (ca_dir / name).exists() or (ca_dir / name).is_symlink()]
+
+
+def load_ca(ca_dir: Path) -> pki.KeyPair:
+    """Load the CA from `ca_dir`: both files present, readable, and the key belongs to the cert.
+
+    Never creates anything: a CA is only made by `create_ca` for a new cluster (a silently
+    re-created CA would cut every node and client off, and overwrite the surviving key).
+
+    Raises:
+        CAFileError: what is wrong, for the caller's refusal.
+    """
+    cert_path, key_path = ca_dir / CA_CERT, ca_dir / CA_KEY
+    present = ca_files_present(ca_dir)
+    if not present:
+        raise CAFileError("missing", f"{cert_path} and {key_path} are missing")
+    if CA_CERT not in present:
+        raise CAFileError("missing-cert", f"{cert_path} is missing")
+    if CA_KEY not in present:
+        raise CAFileError("missing-key", f"{key_path} is missing")
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CAFileError("bad-cert", f"{cert_path} is not a readable PEM certificate ({exc})") from None
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CAFileError("bad-key", f"{key_path} is not a readable unencrypted PEM key ({exc})") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CAFileError("bad-key", f"{key_path} is not an RSA key")
+    if key.public_key().public_numbers() != _rsa_public(cert):
+        raise CAFileError("mismatch", f"{key_path} is not the key of {cert_path}")
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise CAFileError("not-ca", f"{cert_path} is not a CA certificate (no CA:TRUE)")
+    return pki.KeyPair(cert, key)
+
+
+def _rsa_public(cert: x509.Certificate) -> rsa.RSAPublicNumbers | None:
+    public = cert.public_key()
+    return public.public_numbers() if isinstance(public, rsa.RSAPublicKey) else None
+
+
+def create_ca(ca_dir: Path, ca: pki.KeyPair | None = None) -> pki.KeyPair:
+    """Write a new CA (or the given one) into `ca_dir`, which must not hold one yet.
+
+    Both files are created exclusively (never overwritten): the key first, so a lone ca.crt
+    can never be taken for a complete CA. `ca_dir` is made 0700, the key 0600.
+
+    Raises:
+        FileExistsError: ca.crt or ca.key already exists (nothing is replaced).
     """
     private_dir(ca_dir)
-    cert_path, key_path = ca_dir / CA_CERT, ca_dir / CA_KEY
-    if cert_path.exists() and key_path.exists():
-        return pki.load_keypair(cert_path.read_bytes(), key_path.read_bytes())
-    ca = pki.create_ca()
-    atomic_write(key_path, ca.key_pem(), 0o600)
-    atomic_write(cert_path, ca.cert_pem(), 0o644)
+    existing = ca_files_present(ca_dir)
+    if existing:
+        raise FileExistsError(f"{ca_dir / existing[0]} already exists")
+    ca = ca or pki.create_ca()
+    exclusive_write(ca_dir / CA_KEY, ca.key_pem(), 0o600)
+    exclusive_write(ca_dir / CA_CERT, ca.cert_pem(), 0o644)
     return ca
 
 
@@ -52,10 +122,16 @@ def write_node_certs(certs_dir: Path, ca: pki.KeyPair, hosts: Iterable[str]) -> 
     return node
 
 
-def write_client_certs(certs_dir: Path, ca: pki.KeyPair, user: str = "root") -> pki.KeyPair:
+def write_client_certs(
+    certs_dir: Path,
+    ca: pki.KeyPair,
+    user: str = "root",
+    *,
+    lifetime: dt.timedelta = pki.LEAF_LIFETIME,
+) -> pki.KeyPair:
     """Write ca.crt, client.<user>.crt and client.<user>.key (0600)."""
     private_dir(certs_dir)
-    client = pki.create_client_cert(ca, user)
+    client = pki.create_client_cert(ca, user, lifetime=lifetime)
     atomic_write(certs_dir / CA_CERT, ca.cert_pem(), 0o644)
     atomic_write(certs_dir / client_key_name(user), client.key_pem(), 0o600)
     atomic_write(certs_dir / client_cert_name(user), client.cert_pem(), 0o644)
