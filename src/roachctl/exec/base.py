@@ -94,8 +94,9 @@ class Executor(Protocol):
 # $6 "check" to only compare (reads no data). Prints "unchanged", "differs" (check) or "written".
 # Exit 3 = refused (bad destination / checksum mismatch / a directory someone else can change).
 # The temp file is handled by name (cat, chown, chmod, mv), so its directory must belong to the
-# writer (root under sudo) and be writable by nobody else: otherwise its owner could swap the
-# temp file for a symlink between two steps and make root write or chown anything (review H1).
+# writer (root under sudo) and be writable by nobody else (or be sticky, like /tmp: then nobody
+# else may rename the writer's file): otherwise its owner could swap the temp file for a symlink
+# between two steps and make root write or chown anything (review H1).
 PUT_SCRIPT = r"""
 set -u
 set -f
@@ -105,7 +106,8 @@ if [ -d "$dest" ] && [ ! -L "$dest" ]; then echo "destination is a directory: $d
 dir=$(dirname -- "$dest")
 st=$(stat -L -c '%u %a' -- "$dir" 2>/dev/null) || { echo "no directory $dir for $dest" >&2; exit 3; }
 set -- $st
-if { [ "$1" != 0 ] && [ "$1" != "$(id -u)" ]; } || [ $(( 0$2 & 022 )) -ne 0 ]; then
+w=$(( 0$2 & 01022 ))
+if { [ "$1" != 0 ] && [ "$1" != "$(id -u)" ]; } || { [ "$w" -gt 0 ] && [ "$w" -lt 512 ]; }; then
   echo "refusing to write $dest: $dir can be changed by others than its owner (uid $1, mode $2)" >&2
   exit 3
 fi
