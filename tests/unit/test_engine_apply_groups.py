@@ -7,13 +7,14 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from roachctl.engine.apply import _steps, apply_plan
+from roachctl.engine.apply import _DIR_SCRIPT, _steps, apply_plan
 from roachctl.errors import RefusedError
 from roachctl.exec.local import LocalExecutor
 from roachctl.plan.state import Change, ChangeKind, DirSpec, HostPlan, LinkSpec
@@ -203,3 +204,12 @@ def test_an_allowed_symlink_is_followed_only_when_root_placed_it(open_tmp: Path)
                 LocalExecutor(), HostPlan("h", (_svc_dir(link, kind=ChangeKind.FIX_DIR),)), tarballs={}
             )
         )
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+def test_the_dir_script_is_valid_posix_sh(shell: str) -> None:
+    if not shutil.which(shell):
+        pytest.skip(f"{shell} not installed")
+    flags = ["--posix", "-n"] if shell == "bash" else ["-n"]
+    argv = [shell, *flags, "-c", _DIR_SCRIPT]
+    assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
