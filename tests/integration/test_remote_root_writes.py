@@ -26,11 +26,16 @@ VICTIM_FILE = "/etc/roachctl-victim"  # stands for /etc/sudoers or /root/.ssh/au
 # The H1 attacker: watch the certs dir; whenever root's temp file appears, move it away and put a
 # symlink to the victim in its place (root would then write the key into the victim and chown it).
 ATTACKER = r"""
-import os, sys, time
+import os, signal, sys, time
 d, victim, log, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 seen = won = 0
 errors = set()
 end = time.time() + seconds
+def report(*_):
+    with open(log, "w") as f:
+        f.write(f"{seen} {won} {','.join(sorted(errors))}\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, report)
 while time.time() < end:
     try:
         names = os.listdir(d)
@@ -48,8 +53,7 @@ while time.time() < end:
                 won += 1
             except OSError as e:
                 errors.add(type(e).__name__)
-with open(log, "w") as f:
-    f.write(f"{seen} {won} {','.join(sorted(errors))}\n")
+report()
 """
 
 
@@ -86,6 +90,10 @@ def _victim_state(rc: Remote) -> dict[str, str]:
     listing = stat_listing(rc.bed, HOST, [VICTIM_DIR, VICTIM_FILE])
     content = rc.sh(HOST, f"cat {VICTIM_FILE}; ls -la {VICTIM_DIR}").stdout
     return {**listing, "content": content}
+
+
+def _attacker_log(rc: Remote) -> str:
+    return rc.sh(HOST, "cat /tmp/attacker.log 2>/dev/null || echo '(still running)'").stdout.strip()
 
 
 def _ready(rc: Remote) -> None:
@@ -139,7 +147,8 @@ def test_h1_the_service_user_cannot_swap_roots_temp_file(rc: Remote) -> None:
             assert res.rc == 0, res.text
             assert f"write-file {CERTS}/node.crt (missing)" in res.err, res.err
     finally:
-        rc.sh(HOST, "systemctl kill --signal=TERM attacker; systemctl stop attacker", check=False)
+        rc.sh(HOST, "systemctl stop attacker", check=False)
+    print("attacker (temp files seen, swaps won, errors):", _attacker_log(rc))
     assert _victim_state(rc) == before
     assert rc.sh(HOST, f"sha256sum < {CERTS}/node.crt").stdout == good
     assert rc.sh(HOST, f"stat -c '%a %U:%G' {CERTS}/node.crt").stdout.strip() == "644 root:root"
@@ -197,7 +206,8 @@ def test_old_certs_layout_is_migrated_without_writing_into_a_service_owned_dir(r
     try:
         res = rc.deploy()
     finally:
-        rc.sh(HOST, "systemctl kill --signal=TERM attacker2; systemctl stop attacker2", check=False)
+        rc.sh(HOST, "systemctl stop attacker2", check=False)
+    print("attacker (temp files seen, swaps won, errors):", _attacker_log(rc))
     assert res.rc == 0, res.text
     plan = [line.strip() for line in res.err.splitlines() if CERTS in line]
     assert plan and "fix-dir" in plan[0], plan
@@ -207,3 +217,15 @@ def test_old_certs_layout_is_migrated_without_writing_into_a_service_owned_dir(r
     _ready(rc)
     again = rc.deploy()
     assert again.rc == 0 and "0 changes" in again.err, again.text
+
+
+def test_destroy_wipe_removes_the_data_through_the_allowed_symlink(rc: Remote) -> None:
+    """With the data dir linked to another disk, --wipe removes the stores and logs on that disk
+    (through root's link) and the link itself; it follows no link the service user planted."""
+    before = _victim_state(rc)
+    _as_svc(rc, f"ln -s {VICTIM_DIR} {DATA}/planted")
+    res = rc.run("destroy", NAME, "--wipe")
+    assert res.rc == 0, res.text
+    left = rc.sh(HOST, f"ls -A /srv/big/cockroach; test -e {DATA} && echo data-left || true").stdout.split()
+    assert "cockroach-data" not in left and "logs" not in left and "data-left" not in left, left
+    assert _victim_state(rc) == before
