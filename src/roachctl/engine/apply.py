@@ -273,7 +273,8 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
         if result.returncode == REFUSED:
             raise RefusedError(
                 result.err.strip() or "a directory was refused",
-                hint="a path changed since the plan was made; check who changed it, then re-run deploy",
+                hint="the directories leading there must be root's (or the service user's own tree), "
+                "writable by no one else and free of planted symlinks; fix that, then re-run deploy",
                 where=executor.host,
             )
         finish(executor.host, cmd, result, check=True)
