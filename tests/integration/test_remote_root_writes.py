@@ -48,7 +48,7 @@ while time.time() < end:
             seen += 1
             p = os.path.join(d, n)
             try:
-                os.rename(p, "/tmp/stolen")
+                os.rename(p, p + ".stolen")  # same dir: a rename, as the review's attacker does
                 os.symlink(victim, p)
                 won += 1
             except OSError as e:
@@ -92,8 +92,14 @@ def _victim_state(rc: Remote) -> dict[str, str]:
     return {**listing, "content": content}
 
 
-def _attacker_log(rc: Remote) -> str:
-    return rc.sh(HOST, "cat /tmp/attacker.log 2>/dev/null || echo '(still running)'").stdout.strip()
+def _check_attacker_lost(rc: Remote) -> None:
+    """The attacker's own account: it never won a swap; every attempt it made was denied."""
+    log = rc.sh(HOST, "cat /tmp/attacker.log").stdout.split()
+    print("attacker (temp files seen, swaps won, errors):", log)
+    seen, won = int(log[0]), int(log[1])
+    assert won == 0, log
+    if seen:
+        assert log[2:] == ["PermissionError"], log
 
 
 def _ready(rc: Remote) -> None:
@@ -137,7 +143,7 @@ def test_h1_the_service_user_cannot_swap_roots_temp_file(rc: Remote) -> None:
     dir, so every swap fails, the victim is untouched and the certificate is right."""
     before = _victim_state(rc)
     good = rc.sh(HOST, f"sha256sum < {CERTS}/node.crt").stdout
-    rc.sh(HOST, f"cat > /tmp/attacker.py <<'EOF'\n{ATTACKER}EOF\nrm -f /tmp/attacker.log /tmp/stolen")
+    rc.sh(HOST, f"cat > /tmp/attacker.py <<'EOF'\n{ATTACKER}EOF\nrm -f /tmp/attacker.log")
     rc.sh(HOST, "systemd-run --quiet --uid=cockroach --unit=attacker python3 /tmp/attacker.py "
                 f"{CERTS} {VICTIM_FILE} /tmp/attacker.log 60")  # fmt: skip
     try:
@@ -148,11 +154,11 @@ def test_h1_the_service_user_cannot_swap_roots_temp_file(rc: Remote) -> None:
             assert f"write-file {CERTS}/node.crt (missing)" in res.err, res.err
     finally:
         rc.sh(HOST, "systemctl stop attacker", check=False)
-    print("attacker (temp files seen, swaps won, errors):", _attacker_log(rc))
+    _check_attacker_lost(rc)
     assert _victim_state(rc) == before
     assert rc.sh(HOST, f"sha256sum < {CERTS}/node.crt").stdout == good
     assert rc.sh(HOST, f"stat -c '%a %U:%G' {CERTS}/node.crt").stdout.strip() == "644 root:root"
-    assert rc.sh(HOST, "ls -A /tmp/stolen 2>&1 || true").stdout.strip().endswith("No such file or directory")
+    assert sorted(rc.sh(HOST, f"ls -A {CERTS}").stdout.split()) == ["ca.crt", "node.crt", "node.key"]
     _ready(rc)
 
 
@@ -200,14 +206,14 @@ def test_old_certs_layout_is_migrated_without_writing_into_a_service_owned_dir(r
     The dir is made root's first; then the files are replaced; the attacker races it all."""
     rc.sh(HOST, f"chown -R cockroach:cockroach {CERTS} && chmod 0700 {CERTS} && chmod 0600 {CERTS}/node.key")
     before = _victim_state(rc)
-    rc.sh(HOST, "rm -f /tmp/attacker.log /tmp/stolen")
+    rc.sh(HOST, "rm -f /tmp/attacker.log")
     rc.sh(HOST, "systemd-run --quiet --uid=cockroach --unit=attacker2 python3 /tmp/attacker.py "
                 f"{CERTS} {VICTIM_FILE} /tmp/attacker.log 30")  # fmt: skip
     try:
         res = rc.deploy()
     finally:
         rc.sh(HOST, "systemctl stop attacker2", check=False)
-    print("attacker (temp files seen, swaps won, errors):", _attacker_log(rc))
+    _check_attacker_lost(rc)
     assert res.rc == 0, res.text
     plan = [line.strip() for line in res.err.splitlines() if CERTS in line]
     assert plan and "fix-dir" in plan[0], plan
