@@ -96,10 +96,10 @@ def _check_attacker_lost(rc: Remote) -> None:
     """The attacker's own account: it never won a swap; every attempt it made was denied."""
     log = rc.sh(HOST, "cat /tmp/attacker.log").stdout.split()
     print("attacker (temp files seen, swaps won, errors):", log)
-    seen, won = int(log[0]), int(log[1])
+    won, errors = int(log[1]), set(log[2].split(",")) if len(log) > 2 else set()
     assert won == 0, log
-    if seen:
-        assert log[2:] == ["PermissionError"], log
+    # Denied, or too late (root's rename already took the temp file): nothing else happened.
+    assert errors <= {"PermissionError", "FileNotFoundError"}, log
 
 
 def _ready(rc: Remote) -> None:
