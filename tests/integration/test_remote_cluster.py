@@ -158,14 +158,15 @@ def test_on_host_files_modes_owners_and_links(rc: Remote) -> None:
         for name in ("cockroach", "lib"):
             target = rc.sh(host, f"readlink {HOME}/{name}").stdout.strip()
             assert target == f"{install}/{name}", (host, name, target)
-        # Certs: the node's own key and certs only, readable by the service user alone.
-        assert _stat(rc, host, CERTS) == ("directory", 0o700, "cockroach", "cockroach")
+        # Certs: the node's own key and certs only, in root's dir: the service user reads them
+        # (group) but can rename, replace or chmod nothing root writes there (review H1). The key
+        # is root:<svc> 0640, within contract §7's rule for root-owned keys.
+        assert _stat(rc, host, CERTS) == ("directory", 0o750, "root", "cockroach")
         files = sorted(rc.sh(host, f"ls -A {CERTS}").stdout.split())
         assert files == ["ca.crt", "node.crt", "node.key"], (host, files)
-        assert _stat(rc, host, f"{CERTS}/node.key") == ("regular file", 0o600, "cockroach", "cockroach")
+        assert _stat(rc, host, f"{CERTS}/node.key") == ("regular file", 0o640, "root", "cockroach")
         for crt in ("ca.crt", "node.crt"):
-            kind, mode, _owner, _group = _stat(rc, host, f"{CERTS}/{crt}")
-            assert kind == "regular file" and mode & 0o022 == 0, (host, crt, mode)
+            assert _stat(rc, host, f"{CERTS}/{crt}") == ("regular file", 0o644, "root", "root"), (host, crt)
         # Data: the service user's, 0700, as are the store and the log dir.
         for path in (DATA, STORE, f"{DATA}/logs"):
             assert _stat(rc, host, path) == ("directory", 0o700, "cockroach", "cockroach"), (host, path)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
+import shutil
 import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from roachctl.engine.apply import _steps, apply_plan
-from roachctl.errors import RemoteCommandError
+from roachctl.engine.apply import _DIR_SCRIPT, _steps, apply_plan
+from roachctl.errors import RefusedError
 from roachctl.exec.local import LocalExecutor
 from roachctl.plan.state import Change, ChangeKind, DirSpec, HostPlan, LinkSpec
 
@@ -25,8 +30,14 @@ def _link(path: Path, target: str) -> Change:
 
 def test_consecutive_dirs_and_links_are_grouped_in_order(tmp_path: Path) -> None:
     reload = Change("h", ChangeKind.DAEMON_RELOAD, "systemd", "changed")
-    changes = (_dir(tmp_path / "a"), _dir(tmp_path / "b"), _link(tmp_path / "l1", "x"),
-               _link(tmp_path / "l2", "y"), _dir(tmp_path / "c"), reload)
+    changes = (
+        _dir(tmp_path / "a"),
+        _dir(tmp_path / "b"),
+        _link(tmp_path / "l1", "x"),
+        _link(tmp_path / "l2", "y"),
+        _dir(tmp_path / "c"),
+        reload,
+    )
     groups = [[c.kind for c in step] for step in _steps(changes)]
     assert groups == [
         [ChangeKind.CREATE_DIR, ChangeKind.CREATE_DIR],
@@ -38,10 +49,15 @@ def test_consecutive_dirs_and_links_are_grouped_in_order(tmp_path: Path) -> None
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to root needs root")
 def test_grouped_scripts_apply_every_item(tmp_path: Path) -> None:
-    plan = HostPlan("h", (
-        _dir(tmp_path / "d1", 0o700), _dir(tmp_path / "d2" / "nested", 0o750),
-        _link(tmp_path / "l1", "/opt/x"), _link(tmp_path / "l2", "/opt/y"),
-    ))
+    plan = HostPlan(
+        "h",
+        (
+            _dir(tmp_path / "d1", 0o700),
+            _dir(tmp_path / "d2" / "nested", 0o750),
+            _link(tmp_path / "l1", "/opt/x"),
+            _link(tmp_path / "l2", "/opt/y"),
+        ),
+    )
     result = asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
     assert len(result.applied) == 4
     assert stat.S_IMODE((tmp_path / "d1").stat().st_mode) == 0o700
@@ -53,6 +69,147 @@ def test_grouped_scripts_apply_every_item(tmp_path: Path) -> None:
 def test_a_failing_item_stops_the_group(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a dir")
     plan = HostPlan("h", (_dir(tmp_path / "file"), _dir(tmp_path / "after")))
-    with pytest.raises(RemoteCommandError, match="is not a directory"):
+    with pytest.raises(RefusedError, match="exists and is not a directory"):
         asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
     assert not (tmp_path / "after").exists()
+
+
+# --- review H2: root never chowns/chmods through a path the service user controls ------------------
+# `nobody` plays the service user (its primary group is `nogroup` on Debian).
+
+SVC, SVC_GROUP = "nobody", "nogroup"
+
+
+def _svc_dir(path: Path, *, follow: bool = False, kind: ChangeKind = ChangeKind.CREATE_DIR) -> Change:
+    spec = DirSpec(str(path), 0o700, SVC, SVC_GROUP, follow_symlink=follow)
+    return Change("h", kind, str(path), "test", spec)
+
+
+def _victim(open_tmp: Path) -> Path:
+    """A root-owned directory, like /usr/local/bin, with a file in it."""
+    victim = open_tmp / "victim"
+    victim.mkdir(mode=0o755)
+    (victim / "env").write_text("ORIGINAL")
+    return victim
+
+
+def _snapshot(path: Path) -> tuple[int, int, int, str]:
+    st = path.stat()
+    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), (path / "env").read_text()
+
+
+def _svc_data(open_tmp: Path) -> Path:
+    data = open_tmp / "data"
+    data.mkdir(mode=0o700)
+    shutil.chown(data, SVC, SVC_GROUP)
+    return data
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A root-owned 0755 dir under /tmp: the service user must be able to reach its own dirs
+    (pytest's tmp_path is 0700 root, which no service could traverse)."""
+    path = Path(tempfile.mkdtemp(prefix="roachctl-h2-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("runuser") is None, reason="needs root and runuser"
+)
+
+
+@needs_root
+def test_a_symlink_planted_in_the_service_users_dir_is_refused_and_the_victim_unchanged(
+    open_tmp: Path,
+) -> None:
+    """The review's H2 scenario at the script level: <data>/logs -> a root directory. The plan
+    refuses it already (plan.diff); this is the race backstop when it appears after planning."""
+    victim, data = _victim(open_tmp), _svc_data(open_tmp)
+    before = _snapshot(victim)
+    (data / "logs").symlink_to(victim)
+    plan = HostPlan("h", (_svc_dir(data / "logs", kind=ChangeKind.FIX_DIR),))
+    with pytest.raises(RefusedError, match="logs is a symlink, expected a directory") as exc:
+        asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
+    assert exc.value.exit_code == 30
+    assert _snapshot(victim) == before
+
+
+@needs_root
+def test_a_symlinked_parent_inside_the_service_users_dir_is_refused(open_tmp: Path) -> None:
+    """<data>/stores -> a root dir, store <data>/stores/s1: root must not create s1 in the victim."""
+    victim, data = _victim(open_tmp), _svc_data(open_tmp)
+    before = _snapshot(victim)
+    (data / "stores").symlink_to(victim)
+    plan = HostPlan("h", (_svc_dir(data / "stores" / "s1"),))
+    with pytest.raises(RefusedError, match="stores is a symlink inside a directory others control"):
+        asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
+    assert _snapshot(victim) == before and not (victim / "s1").exists()
+
+
+@needs_root
+def test_dirs_inside_the_service_users_dir_are_made_by_that_user(open_tmp: Path) -> None:
+    data = _svc_data(open_tmp)
+    plan = HostPlan("h", (_svc_dir(data / "logs"), _svc_dir(data / "stores" / "s1")))
+    asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
+    for path in (data / "logs", data / "stores" / "s1"):
+        st = path.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (pwd.getpwnam(SVC).pw_uid, 0o700), path
+    assert (data / "stores").stat().st_uid == pwd.getpwnam(SVC).pw_uid  # made by the user too
+
+
+@needs_root
+def test_a_root_owned_mount_point_inside_the_users_dir_is_handed_over_without_following(
+    open_tmp: Path,
+) -> None:
+    """A disk mounted at <data>/cockroach-data is root's 0755: chown -h, then chmod as the user."""
+    data = _svc_data(open_tmp)
+    store = data / "cockroach-data"
+    store.mkdir(mode=0o755)
+    asyncio.run(
+        apply_plan(LocalExecutor(), HostPlan("h", (_svc_dir(store, kind=ChangeKind.FIX_DIR),)), tarballs={})
+    )
+    st = store.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (pwd.getpwnam(SVC).pw_uid, 0o700)
+
+
+@needs_root
+def test_a_directory_below_one_others_can_write_is_refused(open_tmp: Path) -> None:
+    shared = open_tmp / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # world-writable, no sticky bit: anyone could swap what is inside
+    plan = HostPlan("h", (_svc_dir(shared / "data"),))
+    with pytest.raises(RefusedError, match=r"shared can be changed by users other than root and nobody"):
+        asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
+    assert not (shared / "data").exists()
+
+
+@needs_root
+def test_an_allowed_symlink_is_followed_only_when_root_placed_it(open_tmp: Path) -> None:
+    """Review L6: the operator's data dir link to a bigger disk is managed through."""
+    disk = open_tmp / "disk" / "cockroach"
+    disk.mkdir(parents=True)
+    link = open_tmp / "data"
+    link.symlink_to(disk)
+    plan = HostPlan("h", (_svc_dir(link, follow=True, kind=ChangeKind.FIX_DIR),))
+    asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
+    st = disk.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (pwd.getpwnam(SVC).pw_uid, 0o700)
+    assert link.is_symlink() and os.lstat(link).st_uid == 0
+    # Without the allowance the same link is refused.
+    with pytest.raises(RefusedError, match="is a symlink, expected a directory"):
+        asyncio.run(
+            apply_plan(
+                LocalExecutor(), HostPlan("h", (_svc_dir(link, kind=ChangeKind.FIX_DIR),)), tarballs={}
+            )
+        )
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+def test_the_dir_script_is_valid_posix_sh(shell: str) -> None:
+    if not shutil.which(shell):
+        pytest.skip(f"{shell} not installed")
+    flags = ["--posix", "-n"] if shell == "bash" else ["-n"]
+    argv = [shell, *flags, "-c", _DIR_SCRIPT]
+    assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0

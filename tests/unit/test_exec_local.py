@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import pwd
+import shutil
 import time
 from pathlib import Path
 
@@ -155,6 +156,23 @@ def test_put_refuses_a_directory_and_relative_paths(tmp_path: Path) -> None:
         run(LocalExecutor().put(b"x", str(tmp_path / "d")))
     with pytest.raises(RemoteCommandError, match="absolute"):
         run(LocalExecutor().put(b"x", "relative/file"))
+
+
+@needs_root
+@pytest.mark.parametrize("owner, group, mode", [("nobody", "root", 0o700), ("root", "root", 0o777),
+                                               ("root", "nogroup", 0o770)])  # fmt: skip
+def test_put_refuses_a_directory_someone_else_can_change(tmp_path: Path, owner: str, group: str,
+                                                         mode: int) -> None:  # fmt: skip
+    """Review H1: root's temp file in a directory another user controls can be swapped for a
+    symlink between `cat`, `chown` and `mv`; root never writes there (nothing is created)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    shutil.chown(shared, owner, group)
+    with pytest.raises(RemoteCommandError, match=r"refusing to write .*can be changed by others") as exc:
+        run(LocalExecutor().put(b"key", str(shared / "node.key"), mode=0o640))
+    assert exc.value.returncode == 3
+    assert os.listdir(shared) == []
 
 
 @needs_root

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from roachctl.exec.base import PUT_SCRIPT, Result
 from roachctl.exec.command import Command
 from roachctl.exec.local import LocalExecutor
-from roachctl.facts.gather import SCRIPT, FactRequest, facts_command, gather_facts
+from roachctl.facts.gather import SCRIPT, FactRequest, facts_command, gather, gather_facts
 
 pytestmark = pytest.mark.timeout(60)
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="sudo-less root needed (chown, sudo commands)")
@@ -67,6 +68,7 @@ def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
     assert f.sha256 == hashlib.sha256(b"secret").hexdigest()
     lf = facts.path(str(link))
     assert (lf.kind, lf.target, lf.sha256) == ("link", "target with\nnewline", "")
+    assert lf.resolved is not None and lf.resolved.kind == "missing"  # a dangling link
     assert facts.path(str(sub)).kind == "dir" and facts.path(str(sub)).mode == 0o700
     assert facts.path(str(plain)).sha256 == ""
     assert facts.path(str(tmp_path / "nope")).kind == "missing"
@@ -128,3 +130,56 @@ def test_invalid_requests_rejected_before_anything_runs() -> None:
 
 def test_hashed_paths_are_not_duplicated() -> None:
     assert FactRequest(paths=("/a", "/b"), hash_paths=("/b",)).args() == ["p", "/a", "h", "/b"]
+
+
+@needs_root
+def test_a_link_reports_what_it_points_to(tmp_path: Path) -> None:
+    """An operator's data dir symlink (review L6) is judged by the directory it points to."""
+    disk = tmp_path / "disk"
+    disk.mkdir(mode=0o700)
+    os.chown(disk, 65534, 65534)
+    link = tmp_path / "data"
+    link.symlink_to(disk)
+    facts = asyncio.run(gather_facts(LocalExecutor(), host="local", paths=[str(link), str(disk)]))
+    lf = facts.path(str(link))
+    assert (lf.kind, lf.target, lf.owner) == ("link", str(disk), "root")
+    assert lf.resolved is not None
+    assert (lf.resolved.kind, lf.resolved.mode, lf.resolved.owner) == ("dir", 0o700, "nobody")
+    assert facts.path(str(disk)).resolved is None
+
+
+@needs_root
+def test_hashing_never_blocks_on_a_fifo_swapped_in(tmp_path: Path) -> None:
+    """Review L12: the service user swaps a file it controls for a FIFO (no writer, or a writer
+    that never writes) while root gathers facts; every gather still ends within seconds."""
+    victim = tmp_path / "node.crt"
+    stop = threading.Event()
+    held: list[int] = []
+
+    def swapper() -> None:
+        while not stop.is_set():
+            for make_writer in (False, True):
+                tmp = tmp_path / "swap"
+                os.mkfifo(tmp)
+                if make_writer:  # a writer holding the FIFO open: reads would block, not see EOF
+                    held.append(os.open(tmp, os.O_RDWR | os.O_NONBLOCK))
+                os.replace(tmp, victim)
+                time.sleep(0.002)
+                (tmp_path / "swapf").write_bytes(b"cert")
+                os.replace(tmp_path / "swapf", victim)
+                time.sleep(0.002)
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    try:
+        for _ in range(25):
+            started = time.monotonic()
+            facts = asyncio.run(gather(LocalExecutor(), "local", FactRequest(hash_paths=(str(victim),)),
+                                       timeout=20))  # fmt: skip
+            assert time.monotonic() - started < 10
+            assert facts.path(str(victim)).kind in ("file", "other")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for fd in held:
+            os.close(fd)

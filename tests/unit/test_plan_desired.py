@@ -20,7 +20,7 @@ def test_layout_modes_and_owners() -> None:
     state = state_for(topology())
     assert _dirs(state.dirs) == {
         "/opt/cockroach": (0o755, "root", "root", True),
-        "/opt/cockroach/certs": (0o700, "cockroach", "cockroach", True),
+        "/opt/cockroach/certs": (0o750, "root", "cockroach", True),
         "/var/lib/cockroach": (0o700, "cockroach", "cockroach", True),
         "/var/lib/cockroach/logs": (0o700, "cockroach", "cockroach", True),
         "/var/lib/cockroach/cockroach-data": (0o700, "cockroach", "cockroach", True),
@@ -40,9 +40,14 @@ def test_layout_modes_and_owners() -> None:
 def test_cert_files_modes_and_secret_flag() -> None:
     files = {f.path.rsplit("/", 1)[1]: f for f in state_for(topology()).files}
     assert sorted(files) == ["ca.crt", "node.crt", "node.key"]
-    assert (files["node.key"].mode, files["node.key"].secret) == (0o600, True)
-    assert (files["ca.crt"].mode, files["ca.crt"].secret) == (0o644, False)
-    assert {f.owner for f in files.values()} == {"cockroach"}
+    # Root's files in root's dir: the service user reads them, never replaces them (review H1);
+    # the key's root:<svc> 0640 is within contract §7's 0740 rule for root-owned keys.
+    key = files["node.key"]
+    assert (key.mode, key.owner, key.group, key.secret) == (0o640, "root", "cockroach", True)
+    for crt in ("ca.crt", "node.crt"):
+        assert (files[crt].mode, files[crt].owner, files[crt].group, files[crt].secret) == (
+            0o644, "root", "root", False,
+        )  # fmt: skip
     assert files["node.crt"].sha256 == hashlib.sha256(CERTS["node.crt"]).hexdigest()
 
 

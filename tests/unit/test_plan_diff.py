@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from roachctl.errors import RefusedError
 from roachctl.facts.model import HostFacts, PathFact, UnitFact
 from roachctl.plan.diff import (
     diff,
@@ -62,7 +63,7 @@ def test_key_mode_fix_reason_and_secret(state: HostState) -> None:
     facts = _with_path(facts_matching(state), key, mode=0o644)
     (change,) = diff(state, facts).changes
     assert (change.kind, change.target, change.reason, change.secret) == (
-        ChangeKind.FIX_FILE, key, "mode 0644 → 0600", True,
+        ChangeKind.FIX_FILE, key, "mode 0644 → 0640", True,
     )  # fmt: skip
 
 
@@ -135,10 +136,94 @@ def test_user_missing(state: HostState) -> None:
     assert _reasons(state, facts) == [("create-user", "cockroach", "missing")]
 
 
-def test_wrong_kind_of_path(state: HostState) -> None:
+def test_a_file_where_a_directory_is_expected_is_refused(state: HostState) -> None:
     facts = _with_path(facts_matching(state), "/var/lib/cockroach/logs", kind="file")
+    with pytest.raises(RefusedError) as exc:
+        diff(state, facts)
+    assert exc.value.where == state.host
+    assert "/var/lib/cockroach/logs is a file, expected a directory" in exc.value.message
+    assert "move /var/lib/cockroach/logs out of the way" in (exc.value.hint or "")
+
+
+def test_a_symlink_where_a_directory_is_expected_is_refused_never_repaired(state: HostState) -> None:
+    """Review H2: the service user links <data>/logs to /usr/local/bin; chown/chmod through it
+    would hand root's directory to the service user. The plan refuses, naming the path."""
+    logs = "/var/lib/cockroach/logs"
+    facts = _with_path(facts_matching(state), logs, kind="link", mode=0o777, owner="cockroach",
+                       group="cockroach", target="/usr/local/bin",
+                       resolved=PathFact(logs, "dir", 0o755, "root", "root"))  # fmt: skip
+    with pytest.raises(RefusedError) as exc:
+        diff(state, facts)
+    assert exc.value.exit_code == 30 and exc.value.where == state.host
+    assert "/var/lib/cockroach/logs is a symlink to /usr/local/bin, expected a directory" in exc.value.message
+    assert "remove the symlink" in (exc.value.hint or "")
+
+
+@pytest.mark.parametrize("path", ["/var/lib/cockroach", "/opt/cockroach/certs", "/opt/cockroach"])
+def test_any_managed_directory_as_a_symlink_is_refused_by_default(state: HostState, path: str) -> None:
+    facts = _with_path(facts_matching(state), path, kind="link", target="/elsewhere",
+                       resolved=PathFact(path, "dir", 0o700, "cockroach", "cockroach"))  # fmt: skip
+    with pytest.raises(RefusedError, match="is a symlink to /elsewhere"):
+        diff(state, facts)
+
+
+def _data_symlink_facts(state: HostState, resolved: PathFact | None) -> HostFacts:
+    return _with_path(facts_matching(state), "/var/lib/cockroach", kind="link", mode=0o777, owner="root",
+                      group="root", target="/mnt/big/cockroach", resolved=resolved)  # fmt: skip
+
+
+def test_data_dir_symlink_refused_with_a_hint_unless_allowed(state: HostState) -> None:
+    facts = _data_symlink_facts(state, PathFact("/var/lib/cockroach", "dir", 0o700, "cockroach", "cockroach"))
+    with pytest.raises(RefusedError) as exc:
+        diff(state, facts)
+    assert "allow_data_symlink: true" in (exc.value.hint or "")
+
+
+def test_allowed_data_dir_symlink_converges_to_zero_changes() -> None:
+    """Review L6: an operator's link to a bigger disk is managed through, and converges."""
+    state = state_for(topology(paths={"allow_data_symlink": True}))
+    target = PathFact("/var/lib/cockroach", "dir", 0o700, "cockroach", "cockroach")
+    assert diff(state, _data_symlink_facts(state, target)).changes == ()
+    wrong = dataclasses.replace(target, mode=0o755, owner="root")
+    assert _reasons(state, _data_symlink_facts(state, wrong)) == [
+        ("fix-dir", "/var/lib/cockroach", "mode 0755 → 0700, owner root:cockroach → cockroach:cockroach"
+         " (via the symlink to /mnt/big/cockroach)"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_allowed_data_dir_symlink_to_no_directory_is_refused(kind: str) -> None:
+    state = state_for(topology(paths={"allow_data_symlink": True}))
+    facts = _data_symlink_facts(state, PathFact("/var/lib/cockroach", kind))
+    with pytest.raises(
+        RefusedError,
+        match=f"symlink to /mnt/big/cockroach, which is {'missing' if kind == 'missing' else 'a file'}",
+    ):
+        diff(state, facts)
+
+
+def test_the_allowance_covers_the_data_dir_only() -> None:
+    state = state_for(topology(paths={"allow_data_symlink": True}))
+    logs = "/var/lib/cockroach/logs"
+    facts = _with_path(facts_matching(state), logs, kind="link", target="/usr/local/bin",
+                       resolved=PathFact(logs, "dir", 0o755, "root", "root"))  # fmt: skip
+    with pytest.raises(RefusedError, match="logs is a symlink"):
+        diff(state, facts)
+
+
+def test_old_certs_layout_migrates_dir_first_then_files(state: HostState) -> None:
+    """Deployments before review H1 have certs owned by the service user (dir 0700, key 0600):
+    the dir is made root's first, so nothing is written while the service user controls it."""
+    facts = facts_matching(state)
+    certs = "/opt/cockroach/certs"
+    _with_path(facts, certs, mode=0o700, owner="cockroach", group="cockroach")
+    for name, mode in (("ca.crt", 0o644), ("node.crt", 0o644), ("node.key", 0o600)):
+        _with_path(facts, f"{certs}/{name}", mode=mode, owner="cockroach", group="cockroach")
     assert _reasons(state, facts) == [
-        ("create-dir", "/var/lib/cockroach/logs", "is a file, expected a directory")
+        ("fix-dir", certs, "mode 0700 → 0750, owner cockroach:cockroach → root:cockroach"),
+        ("fix-file", f"{certs}/ca.crt", "owner cockroach:cockroach → root:root"),
+        ("fix-file", f"{certs}/node.crt", "owner cockroach:cockroach → root:root"),
+        ("fix-file", f"{certs}/node.key", "mode 0600 → 0640, owner cockroach:cockroach → root:cockroach"),
     ]
 
 

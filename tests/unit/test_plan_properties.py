@@ -10,10 +10,12 @@ import subprocess
 import tempfile
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from roachctl.errors import RefusedError
 from roachctl.facts.model import HostFacts, UnitFact
 from roachctl.model.loader import load_text, parse_data
 from roachctl.model.topology import Topology
@@ -147,6 +149,10 @@ def _perturb(state: HostState, facts: HostFacts, ops: list[tuple[str, int]], ext
 def test_applying_the_plan_converges(data: dict[str, Any], ops: list[tuple[str, int]], extra: int) -> None:
     for state in _states(parse_data(data)):
         facts = _perturb(state, facts_matching(state), ops, extra)
+        if any(facts.path(d.path).kind not in ("dir", "missing") for d in state.dirs):
+            with pytest.raises(RefusedError, match="expected a directory"):
+                diff(state, facts)  # never "repaired" (review H2)
+            continue
         plan = diff(state, facts)
         after = simulate(facts, plan.changes)
         assert diff(state, after).changes == ()

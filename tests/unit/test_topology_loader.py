@@ -186,6 +186,16 @@ def test_any_client_needs_explicit_opt_in() -> None:
     assert ok.firewall.sql_clients == ("0.0.0.0/0",)
 
 
+def test_data_dir_symlink_is_an_explicit_boolean_opt_in() -> None:
+    assert load_text(MINIMAL).paths.allow_data_symlink is False
+    ok = load_text(MINIMAL + "paths:\n  allow_data_symlink: true\n")
+    assert ok.paths.allow_data_symlink is True
+    p = only(MINIMAL + "paths:\n  allow_data_symlink: 'yes'\n")
+    assert (p.line, p.column) == (8, 23)
+    p = only(MINIMAL + "paths:\n  data_symlink: true\n")
+    assert (p.line, p.column) == (8, 3) and "allow_data_symlink" in p.hint  # did-you-mean
+
+
 def test_insecure_cluster_never_open_to_everyone() -> None:
     text = MINIMAL + "secure: false\nfirewall:\n  allow_any_client: true\n  http_clients: ['::/0']\n"
     p = only(text)

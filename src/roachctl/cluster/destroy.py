@@ -60,7 +60,9 @@ def _paths(session: Session, target: NodeTarget) -> tuple[list[str], list[str]]:
         layout.binary,
         layout.lib_link,
     ]
-    data = list(dict.fromkeys([layout.data, *layout.stores, layout.log_dir]))
+    # The data dir last: when it is an operator's symlink (paths.allow_data_symlink), the stores
+    # and logs are removed through it first; `rm -rf` itself never follows the path it is given.
+    data = list(dict.fromkeys([*layout.stores, layout.log_dir, layout.data]))
     return installed, data
 
 

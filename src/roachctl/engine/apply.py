@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roachctl.errors import InterruptedByUser
-from roachctl.exec.base import Executor, command_failed
+from roachctl.errors import InterruptedByUser, RefusedError
+from roachctl.exec.base import Executor, command_failed, finish
 from roachctl.exec.command import Command
 from roachctl.plan.state import (
     Change,
@@ -39,16 +39,85 @@ shell=/usr/sbin/nologin
 useradd --system --user-group --no-create-home --home-dir "$2" --shell "$shell" -- "$1"
 """
 
-# Groups of 4 args: path, mode, owner, group (several directories in one session).
+# Groups of 5 args: path, mode, owner, group, follow (1: the path may be a symlink an operator
+# made, e.g. the data dir on a bigger disk). Several directories in one session. Root never acts
+# through a path someone else can redirect (review H2):
+# - every existing directory leading to the path (as written and as resolved) must be changeable
+#   by root only, or belong to the dir's owner (then the path is "inside the owner's tree");
+#   anything else, or a symlink inside the owner's tree, is refused;
+# - inside the owner's tree the directory is created and chmodded AS THE OWNER (runuser), so a
+#   planted link can only lead to what the owner may change anyway; elsewhere nobody but root can
+#   swap the (non-symlink) path, so root acts on it directly;
+# - the owner is set with `chown -h` (never follows), and only when it differs (a mount point);
+# - a symlink at the path itself is refused unless `follow` is 1 and the link sits where only
+#   root can change it. Exit 3 = refused (nothing done for that path).
 _DIR_SCRIPT = r"""
 set -eu
-while [ $# -ge 4 ]; do
-  path=$1 mode=$2 owner=$3 group=$4
-  shift 4
-  if [ -e "$path" ] && [ ! -d "$path" ]; then echo "$path exists and is not a directory" >&2; exit 3; fi
-  mkdir -p -- "$path"
-  chown -- "$owner:$group" "$path"
-  chmod -- "$mode" "$path"
+umask 022
+cd /
+refuse() { printf '%s\n' "$1" >&2; exit 3; }
+as() { u=$1; shift; if [ "$u" = root ]; then "$@"; else runuser -u "$u" -- "$@"; fi; }
+trust() {
+  # $1 dir, $2 the owner roachctl is acting for: root (only root can change it), user (it is $2's),
+  # sticky (root's, world-writable with the sticky bit: others cannot move what is already there), other
+  set -- "$1" "$2" $(stat -L -c '%U %G %a' -- "$1")
+  gw=$(( 0$5 & 020 )) ow=$(( 0$5 & 02 )) st=$(( 0$5 & 01000 ))
+  if [ "$ow" -ne 0 ]; then
+    if [ "$3" = root ] && [ "$st" -ne 0 ]; then echo sticky; else echo other; fi
+  elif [ "$3" = root ] && { [ "$gw" -eq 0 ] || [ "$4" = root ]; }; then echo root
+  elif [ "$3" = "$2" ] && [ "$2" != root ] && [ "$gw" -eq 0 ]; then echo user
+  else echo other; fi
+}
+chain() {
+  # $1 path, $2 owner: prints root|user (how to act on $1; "sticky" = root, but $1 must already
+  # exist: anyone could plant it), or refuses
+  how=root sticky=0
+  for p in "$1" "$(realpath -m -- "$1")"; do
+    cur= rest=${p#/} sticky=0
+    while :; do
+      case $rest in */*) c=${rest%%/*}; rest=${rest#*/} ;; *) break ;; esac
+      cur=$cur/$c
+      if [ ! -e "$cur" ] && [ ! -L "$cur" ]; then
+        [ "$sticky" = 0 ] || refuse "$cur is missing in a world-writable directory: roachctl won't create it"
+        break
+      fi
+      if [ -L "$cur" ] && { [ "$how" != root ] || [ "$sticky" = 1 ]; }; then
+        refuse "$cur is a symlink inside a directory others control (on the way to $1)"
+      fi
+      [ -d "$cur" ] || refuse "$cur is not a directory (on the way to $1)"
+      sticky=0
+      case $(trust "$cur" "$2") in
+        root) ;;
+        user) how=user ;;
+        sticky) sticky=1 ;;
+        *) refuse "$cur can be changed by users other than root and $2: roachctl won't touch $1 below it" ;;
+      esac
+    done
+  done
+  if [ "$sticky" = 1 ] && [ "$how" = root ]; then echo sticky; else echo "$how"; fi
+}
+while [ $# -ge 5 ]; do
+  path=$1 mode=$2 owner=$3 group=$4 follow=$5
+  shift 5
+  if [ -L "$path" ]; then
+    [ "$follow" = 1 ] || refuse "$path is a symlink, expected a directory"
+    how=$(chain "$path" "$owner") || exit 3
+    [ "$how" = root ] || refuse "$path is a symlink inside a directory others control"
+    link=$path
+    path=$(realpath -e -- "$link") || refuse "$link is a symlink to a missing directory"
+  fi
+  how=$(chain "$path" "$owner") || exit 3
+  if [ -e "$path" ] || [ -L "$path" ]; then
+    if [ -L "$path" ] || [ ! -d "$path" ]; then refuse "$path exists and is not a directory"; fi
+  elif [ "$how" = sticky ]; then
+    refuse "$path is missing in a world-writable directory: roachctl won't create it"
+  elif [ "$how" = user ]; then
+    as "$owner" mkdir -p -m "$mode" -- "$path"
+  else
+    mkdir -p -m "$mode" -- "$path"
+  fi
+  if [ "$(stat -c '%U:%G' -- "$path")" != "$owner:$group" ]; then chown -h -- "$owner:$group" "$path"; fi
+  if [ "$how" = user ]; then as "$owner" chmod -- "$mode" "$path"; else chmod -- "$mode" "$path"; fi
 done
 """
 
@@ -162,6 +231,7 @@ async def apply_plan(
     return result
 
 
+REFUSED = 3  # exit status of the scripts above for "refused, nothing done"
 _SYSTEMD_KINDS = (ChangeKind.DAEMON_RELOAD, ChangeKind.ENABLE_UNIT)
 _DIR_KINDS = (ChangeKind.CREATE_DIR, ChangeKind.FIX_DIR)
 
@@ -199,8 +269,19 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
     first = step[0].kind
     if first in _DIR_KINDS:
         dirs = [c.spec for c in step if isinstance(c.spec, DirSpec)]
-        args = [w for d in dirs for w in (d.path, f"{d.mode:05o}", d.owner, d.group)]
-        await executor.run(Command.shell(_DIR_SCRIPT, *args, sudo=True))
+        args = [
+            w for d in dirs for w in (d.path, f"{d.mode:05o}", d.owner, d.group, str(int(d.follow_symlink)))
+        ]
+        cmd = Command.shell(_DIR_SCRIPT, *args, sudo=True)
+        result = await executor.run(cmd, check=False)
+        if result.returncode == REFUSED:
+            raise RefusedError(
+                result.err.strip() or "a directory was refused",
+                hint="the directories leading there must be root's (or the service user's own tree), "
+                "writable by no one else and free of planted symlinks; fix that, then re-run deploy",
+                where=executor.host,
+            )
+        finish(executor.host, cmd, result, check=True)
     elif first is ChangeKind.LINK:
         links = [c.spec for c in step if isinstance(c.spec, LinkSpec)]
         args = [w for link in links for w in (link.path, link.target)]

@@ -92,7 +92,11 @@ class Executor(Protocol):
 
 # The atomic-write script. $1 dest, $2 mode (octal), $3 owner, $4 group, $5 expected sha256,
 # $6 "check" to only compare (reads no data). Prints "unchanged", "differs" (check) or "written".
-# Exit 3 = refused (bad destination / checksum mismatch).
+# Exit 3 = refused (bad destination / checksum mismatch / a directory someone else can change).
+# The temp file is handled by name (cat, chown, chmod, mv), so its directory must belong to the
+# writer (root under sudo) and be writable by nobody else (or be sticky, like /tmp: then nobody
+# else may rename the writer's file): otherwise its owner could swap the temp file for a symlink
+# between two steps and make root write or chown anything (review H1).
 PUT_SCRIPT = r"""
 set -u
 set -f
@@ -100,6 +104,13 @@ dest=$1 mode=$2 owner=$3 group=$4 want=$5 only=${6:-}
 case $dest in /*) ;; *) echo "destination must be an absolute path: $dest" >&2; exit 3 ;; esac
 if [ -d "$dest" ] && [ ! -L "$dest" ]; then echo "destination is a directory: $dest" >&2; exit 3; fi
 dir=$(dirname -- "$dest")
+st=$(stat -L -c '%u %a' -- "$dir" 2>/dev/null) || { echo "no directory $dir for $dest" >&2; exit 3; }
+set -- $st
+w=$(( 0$2 & 01022 ))
+if { [ "$1" != 0 ] && [ "$1" != "$(id -u)" ]; } || { [ "$w" -gt 0 ] && [ "$w" -lt 512 ]; }; then
+  echo "refusing to write $dest: $dir can be changed by others than its owner (uid $1, mode $2)" >&2
+  exit 3
+fi
 if [ -f "$dest" ] && [ ! -L "$dest" ]; then
   have=$(sha256sum <"$dest" | cut -d' ' -f1)
   set -- $(stat -c '%a %U %G' -- "$dest")

@@ -26,8 +26,9 @@ _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
 
 # Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
-# then per requested item (second field = 1-based index of the item's pair): path, target, sha,
-# user, unit, nft, df; and finally `end`. Exit status is always 0 unless the shell itself broke.
+# then per requested item (second field = 1-based index of the item's pair): path, target, deref
+# (what a link points to), sha, user, unit, nft, df; and finally `end`. Exit status is always 0
+# unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -68,9 +69,16 @@ path_fact() {
   printf 'path\t%s\t%s\t%s\n' "$1" "$pk" "$(stat -c '%a %U %G' -- "$3" | tr ' ' '\t')"
   if [ "$pk" = link ]; then
     printf 'target\t%s\t%s\n' "$1" "$(readlink -- "$3" | od -An -v -tx1 | tr -d ' \n')"
+    if [ -d "$3" ]; then rk=dir; elif [ -f "$3" ]; then rk=file; elif [ -e "$3" ]; then rk=other
+    else rk=missing; fi
+    if [ "$rk" = missing ]; then printf 'deref\t%s\tmissing\n' "$1"
+    else printf 'deref\t%s\t%s\t%s\n' "$1" "$rk" "$(stat -L -c '%a %U %G' -- "$3" | tr ' ' '\t')"; fi
   fi
   if [ "$2" = h ] && [ "$pk" = file ]; then
-    printf 'sha\t%s\t%s\n' "$1" "$(sha256sum <"$3" 2>/dev/null | cut -d' ' -f1)"
+    # No-follow, non-blocking open (review L12): a file swapped for a FIFO or a symlink after the
+    # test above yields a wrong hash (so a rewrite), never a hang or a read through a link.
+    sha=$(dd if="$3" iflag=nofollow,nonblock bs=65536 2>/dev/null | sha256sum | cut -d' ' -f1)
+    printf 'sha\t%s\t%s\n' "$1" "$sha"
   fi
 }
 i=0

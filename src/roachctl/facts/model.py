@@ -20,6 +20,7 @@ class PathFact:
     group: str = ""
     sha256: str = ""  # files only (and only where asked for)
     target: str = ""  # links only (readlink, not resolved)
+    resolved: PathFact | None = None  # links only: what the link points to (stat -L); no sha256
 
 
 @dataclass(frozen=True)

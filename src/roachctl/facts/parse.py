@@ -5,6 +5,7 @@ No I/O here: tests feed captured reports from real hosts (tests/fixtures/facts/)
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from collections import defaultdict
@@ -50,7 +51,7 @@ class _Report:
     )
 
 
-_ITEM_RECORDS = {"path", "target", "sha", "user", "unit", "nft", "df"}
+_ITEM_RECORDS = {"path", "target", "deref", "sha", "user", "unit", "nft", "df"}
 
 
 def _split(text: str) -> _Report:
@@ -108,18 +109,25 @@ def parse_unit(name: str, lines: Sequence[str]) -> UnitFact:
     return UnitFact(name=name, main_pid=int(pid) if pid.isdigit() else 0, **values)
 
 
+def _stat_record(path: str, record: str) -> PathFact:
+    """A `kind mode owner group` record (or a bare kind such as `missing`), without hash or target."""
+    fields = record.split("\t")
+    if len(fields) < 4:
+        return PathFact(path=path, kind=fields[0])
+    return PathFact(path=path, kind=fields[0], mode=int(fields[1], 8), owner=fields[2], group=fields[3])
+
+
 def parse_path(path: str, records: dict[str, list[str]]) -> PathFact:
-    fields = (records.get("path") or ["missing"])[0].split("\t")
-    kind = fields[0]
-    if kind == "missing" or len(fields) < 4:
-        return PathFact(path=path, kind="missing" if kind == "missing" else kind)
+    fact = _stat_record(path, (records.get("path") or ["missing"])[0])
+    if fact.kind == "missing" or not fact.owner:
+        return fact
     target = ""
     if records.get("target"):
         raw = bytes.fromhex(records["target"][0])
         target = raw.removesuffix(b"\n").decode("utf-8", "surrogateescape")
+    resolved = _stat_record(path, records["deref"][0]) if records.get("deref") else None
     sha = records["sha"][0] if records.get("sha") else ""
-    return PathFact(path=path, kind=kind, mode=int(fields[1], 8), owner=fields[2], group=fields[3],
-                    sha256=sha, target=target)
+    return dataclasses.replace(fact, sha256=sha, target=target, resolved=resolved)
 
 
 def _int(text: str, default: int = 0) -> int:

@@ -12,6 +12,8 @@ Additions to interface.md (all optional, documented in the schema):
 - `firewall.backend`: force nftables / ufw / firewalld instead of auto-detection.
 - `firewall.allow_any_client`: the only way to allow 0.0.0.0/0 or ::/0 client networks.
 - `stores` (in `defaults` or per node): store directories (default one store, `<data>/cockroach-data`).
+- `paths.allow_data_symlink`: the data dir may be an operator's symlink (any other symlink where
+  roachctl expects a directory is refused: root must never chown/chmod through a link).
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ class PathsConfig(_Model):
     install_root: AbsPath = Field("/opt", description="parent of versioned dirs cockroach-<v>.linux-<arch>/")
     home: HomePath = Field("/opt/cockroach", description="stable home: cockroach and lib symlinks, certs/")
     data: DataPath = Field("/var/lib/cockroach", description="store(s) and logs, owned by the service user")
+    allow_data_symlink: StrictBool = Field(
+        False,
+        description="true: `data` may be a symlink you made (e.g. to a bigger disk); roachctl then manages "
+        "the directory it points to. Otherwise a symlink there is refused",
+    )
 
 
 class ServiceConfig(_Model):

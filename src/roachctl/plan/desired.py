@@ -32,7 +32,12 @@ from roachctl.plan.state import (
 PRIVATE_DIR = 0o700
 PUBLIC_DIR = 0o755
 PUBLIC_FILE = 0o644
-KEY_FILE = 0o600
+# The certs dir and node keys belong to root, readable by the service user's group: the service
+# user can read them but never rename, replace or chmod anything root writes there (root never
+# writes into a directory a less-privileged user controls). contract §7: a key owned by root
+# whose group is the process's gid may be up to 0740.
+CERTS_DIR = 0o750
+KEY_FILE = 0o640
 SCRIPT_FILE = 0o755
 REQUIRED_CERTS = ("ca.crt", "node.crt", "node.key")
 _CERT_NAME = re.compile(r"(ca|node|ui|ca-client|client\.[A-Za-z0-9_.-]+)\.(crt|key)")
@@ -84,8 +89,12 @@ def _dirs(topology: Topology, layout: Layout, *, secure: bool, backend: str) -> 
     user = topology.service.user
     dirs = [DirSpec(layout.home, PUBLIC_DIR)]
     if secure:
-        dirs.append(DirSpec(layout.certs_dir, PRIVATE_DIR, user, user))
-    dirs += [DirSpec(layout.data, PRIVATE_DIR, user, user), DirSpec(layout.log_dir, PRIVATE_DIR, user, user)]
+        dirs.append(DirSpec(layout.certs_dir, CERTS_DIR, "root", user))
+    follow = topology.paths.allow_data_symlink
+    dirs += [
+        DirSpec(layout.data, PRIVATE_DIR, user, user, follow_symlink=follow),
+        DirSpec(layout.log_dir, PRIVATE_DIR, user, user),
+    ]
     for store in layout.stores:
         inside = is_inside(store, layout.data)
         dirs.append(DirSpec(store, PRIVATE_DIR, user, user, create_parents=inside))
@@ -95,7 +104,7 @@ def _dirs(topology: Topology, layout: Layout, *, secure: bool, backend: str) -> 
 
 
 def _cert_files(topology: Topology, layout: Layout, certs: Mapping[str, bytes]) -> tuple[FileSpec, ...]:
-    """The node's certificate files: keys 0600, certificates 0644, all owned by the service user.
+    """The node's certificate files: keys root:<service user> 0640, certificates root:root 0644.
 
     Raises:
         ValueError: a required file is missing, a name is unexpected, or certs are given for an
@@ -116,8 +125,8 @@ def _cert_files(topology: Topology, layout: Layout, certs: Mapping[str, bytes]) 
         if not _CERT_NAME.fullmatch(name):
             raise ValueError(f"unexpected certificate file name {name!r}")
         key = name.endswith(".key")
-        mode = KEY_FILE if key else PUBLIC_FILE
-        files.append(file_spec(f"{layout.certs_dir}/{name}", certs[name], mode, user, user, secret=key))
+        mode, group = (KEY_FILE, user) if key else (PUBLIC_FILE, "root")
+        files.append(file_spec(f"{layout.certs_dir}/{name}", certs[name], mode, "root", group, secret=key))
     return tuple(files)
 
 

@@ -3,7 +3,8 @@
 Idempotence is the contract: when the facts match the state, `diff` returns no change at all
 (the second `deploy` reports 0 changes). Every change says why, in words a reviewer can check
 ("mode 0644 -> 0600", "missing", "content differs (sha256 1a2b3c4d… -> 5e6f7a8b…)"), and changes
-to key files are flagged `secret` so no report or log ever shows their content.
+to key files are flagged `secret` so no report or log ever shows their content. A symlink or
+other non-directory where a directory is expected is refused (RefusedError), never "repaired".
 
 Order: user, dirs, release, links, files (certs), unit files, daemon-reload, enable units, then
 the firewall (write its rules file *and* load it, as one step). `required_*` list exactly the
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from roachctl.errors import RefusedError
 from roachctl.facts.model import HostFacts, PathFact
 from roachctl.plan.state import (
     Change,
@@ -122,14 +124,50 @@ def _file_change(host: str, spec: FileSpec, facts: HostFacts) -> Change | None:
     return Change(host, ChangeKind.WRITE_FILE, spec.path, reason, spec, secret=spec.secret)
 
 
+def _not_a_dir(host: str, spec: DirSpec, fact: PathFact) -> RefusedError:
+    """Refusal for a non-directory where a directory is expected: it is never "repaired".
+
+    Chowning or chmodding through a symlink the service user planted would hand it whatever the
+    link points to (e.g. /usr/local/bin); replacing a file could destroy someone's data.
+    """
+    if fact.kind == "link":
+        what = f"{spec.path} is a symlink to {fact.target}, expected a directory"
+        hint = "remove the symlink (check what created it: it may be an attack) and re-run deploy"
+        if not spec.follow_symlink and spec.owner != "root":
+            hint += (
+                "; if it is the data dir and you made it a symlink on purpose (e.g. to a bigger disk), "
+                "set `paths: {allow_data_symlink: true}` in the topology"
+            )
+    else:
+        what = f"{spec.path} {_is(fact.kind)}, expected a directory"
+        hint = f"move {spec.path} out of the way and re-run deploy"
+    return RefusedError(f"{what}; roachctl will not create, chown or chmod it", hint=hint, where=host)
+
+
 def _dir_change(host: str, spec: DirSpec, facts: HostFacts) -> Change | None:
+    """Create or fix a directory; a symlink or other non-directory is refused (see `_not_a_dir`).
+
+    Raises:
+        RefusedError: the path is not a directory (or, with `follow_symlink`, does not point to one).
+    """
     fact = facts.path(spec.path)
+    note = ""
+    if fact.kind == "link" and spec.follow_symlink:
+        resolved = fact.resolved
+        if resolved is None or resolved.kind != "dir":
+            kind = resolved.kind if resolved else "missing"
+            raise RefusedError(
+                f"{spec.path} is a symlink to {fact.target}, which {_is(kind)} (expected a directory)",
+                hint=f"create the directory {fact.target} (on the disk you meant), then re-run deploy",
+                where=host,
+            )
+        fact, note = resolved, f" (via the symlink to {fact.target})"
     if fact.kind == "missing":
         return Change(host, ChangeKind.CREATE_DIR, spec.path, "missing", spec)
     if fact.kind != "dir":
-        return Change(host, ChangeKind.CREATE_DIR, spec.path, f"{_is(fact.kind)}, expected a directory", spec)
+        raise _not_a_dir(host, spec, fact)
     fixes = _mode_owner(fact, spec.mode, spec.owner, spec.group)
-    return Change(host, ChangeKind.FIX_DIR, spec.path, ", ".join(fixes), spec) if fixes else None
+    return Change(host, ChangeKind.FIX_DIR, spec.path, ", ".join(fixes) + note, spec) if fixes else None
 
 
 def _link_change(host: str, spec: LinkSpec, facts: HostFacts) -> Change | None:

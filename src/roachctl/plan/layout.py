@@ -5,7 +5,7 @@
 <home>/                                      root:root 0755  stable home
 <home>/cockroach -> <install_dir>/cockroach                  symlinks: an upgrade flips them
 <home>/lib       -> <install_dir>/lib
-<home>/certs/                                user 0700       ca.crt, node.crt 0644; node.key 0600
+<home>/certs/                                root:user 0750  certs root:root 0644; node.key root:user 0640
 <data>/                                      user 0700       WorkingDirectory, changing data
 <data>/cockroach-data/                       user 0700       default store (the official unit's name)
 <data>/logs/                                 user 0700       --log-dir

@@ -25,6 +25,9 @@ class DirSpec:
 
     `create_parents=False` (stores outside `data`): create only the last component, so an
     unmounted disk fails loudly instead of the store landing on the root filesystem.
+    `follow_symlink=True` (only the data dir, when the topology allows it): the path may be an
+    operator's symlink and the directory it points to is what is managed. Any other symlink where
+    a directory is expected is refused: root never chowns or chmods through a link.
     """
 
     path: str
@@ -32,6 +35,7 @@ class DirSpec:
     owner: str = "root"
     group: str = "root"
     create_parents: bool = True
+    follow_symlink: bool = False
 
 
 @dataclass(frozen=True)
