@@ -56,7 +56,8 @@ def topology_data(draw: st.DrawFn) -> dict[str, Any]:
     }  # fmt: skip
     return {
         "name": draw(st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True)),
-        "version": f"v{draw(st.integers(24, 30))}.{draw(st.integers(1, 4))}.{draw(st.integers(0, 20))}",  # >= the floor
+        # at or above the v23.2 floor (model/versions.py)
+        "version": f"v{draw(st.integers(24, 30))}.{draw(st.integers(1, 4))}.{draw(st.integers(0, 20))}",
         "secure": draw(st.booleans()),
         "firewall": firewall,
         "defaults": {"sql_port": sql, "http_port": http, "cache": draw(FRACTIONS),
