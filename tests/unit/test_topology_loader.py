@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -410,3 +412,72 @@ def test_yaml_merge_keys_do_not_break_positions() -> None:
 def test_tabs_get_an_indentation_hint() -> None:
     p = only("name: prod\nversion: v25.4.0\nnodes:\n\t- host: a\n")
     assert (p.line, p.column) == (4, 1) and "tabs" in p.hint
+
+
+# --- limits (review L4): hostile files fail fast with exit 2 and a position ----------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (  # billion laughs: each level multiplies; refused at the first alias, before expansion
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + MINIMAL,
+            2,
+            "aliases",
+        ),
+        (MINIMAL.replace("  - host: store-1\n", "  - &n {host: store-1, advertise: *n}\n"), 4, "aliases"),
+        (MINIMAL + "defaults: " + "[" * 5000 + "]" * 5000 + "\n", 7, "deeper than 32"),
+        (MINIMAL + "defaults:\n  " + "- " * 5000 + "x\n", 8, "deeper than 32"),
+        (MINIMAL + "defaults:\n  sql_port: " + "1" * 5000 + "\n", 8, "too long"),
+    ],
+    ids=["billion-laughs", "recursive-alias", "deep-flow", "deep-block", "5000-digit-port"],
+)
+def test_hostile_yaml_is_refused_fast_at_its_position(text: str, line: int, words: str) -> None:
+    started = time.monotonic()
+    p = only(text)
+    assert time.monotonic() - started < 5
+    assert p.line == line and words in p.message and p.hint, p.render()
+
+
+def test_a_long_number_within_limits_is_an_ordinary_range_error() -> None:
+    p = only(MINIMAL + "defaults:\n  sql_port: " + "9" * 90 + "\n")
+    assert "out of range" in p.message and p.line == 8
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null"])
+def test_devices_are_refused_without_reading(path: str) -> None:
+    with pytest.raises(UsageError, match="not a regular file") as info:
+        load_topology(path)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "t.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        load_topology(fifo)
+
+
+def test_a_file_over_1_mib_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "t.yaml"
+    big.write_text(MINIMAL + "#" * (1024 * 1024))
+    with pytest.raises(UsageError, match="larger than 1024 KiB") as info:
+        load_topology(big)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(MINIMAL + "#" * (1024 * 1024 - len(MINIMAL) - 1) + "\n")
+    assert load_topology(ok).name == "prod"
+
+
+def test_a_directory_and_non_utf8_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a directory"):
+        load_topology(tmp_path)
+    bad = tmp_path / "t.yaml"
+    bad.write_bytes(MINIMAL.encode() + b"\xff\n")
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load_topology(bad)

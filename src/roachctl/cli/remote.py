@@ -26,7 +26,7 @@ from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.session import Session, open_session
 from roachctl.errors import HostFailures, RefusedError, RemoteCommandError
-from roachctl.model.loader import load_topology
+from roachctl.model.loader import load_text, load_topology, read_topology_file
 from roachctl.model.topology import Topology
 from roachctl.plan.report import plan_to_json, plan_to_text
 from roachctl.release.names import MIRROR_ENV
@@ -161,8 +161,8 @@ def deploy(
     A second deploy of the same topology reports 0 changes and rewrites nothing.
     """
     app = _app(ctx)
-    topology = load_topology(topology_file)
-    text = topology_file.read_bytes()
+    text = read_topology_file(topology_file)  # read once: the saved copy is what was validated
+    topology = load_text(text.decode("utf-8"), str(topology_file))
     source = deploy_mod.ReleaseSource(mirror=mirror, tarball=tarball, sha256=sha256)
 
     async def body(session: Session) -> None:
