@@ -25,7 +25,7 @@ from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.session import Session, open_session
-from roachctl.errors import HostFailures, RefusedError, RemoteCommandError
+from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, UsageError
 from roachctl.model.loader import load_text, load_topology, read_topology_file
 from roachctl.model.topology import Topology
 from roachctl.plan.report import plan_to_json, plan_to_text
@@ -53,9 +53,19 @@ def _notify(host: str, message: str) -> None:
 
 
 def _cluster_topology(app: AppContext, name: str) -> Topology:
-    home = ClusterHome(app.home, name)
+    """CLUSTER's saved topology, checked before any host is contacted (review L9, L5)."""
+    home = ClusterHome(app.home, name)  # refuses a name that is not a cluster name (`../x`)
     home.require()
-    return load_topology(home.topology_path)
+    home.load_state()  # a corrupt state.json is a clear error here, not mid-operation
+    topology = load_topology(home.topology_path)
+    if topology.name != name:
+        raise RefusedError(
+            f"the saved topology of cluster {name!r} declares name: {topology.name!r}",
+            where=str(home.topology_path),
+            hint=f"it was edited or copied by hand; restore the topology deployed as {name!r}, "
+            f"or redeploy it with `roachctl deploy TOPOLOGY.yaml` (name: {name})",
+        )
+    return topology
 
 
 def _run(
@@ -163,6 +173,7 @@ def deploy(
     app = _app(ctx)
     text = read_topology_file(topology_file)  # read once: the saved copy is what was validated
     topology = load_text(text.decode("utf-8"), str(topology_file))
+    ClusterHome(app.home, topology.name).load_state()  # corrupt state: stop before any host changes
     source = deploy_mod.ReleaseSource(mirror=mirror, tarball=tarball, sha256=sha256)
 
     async def body(session: Session) -> None:
@@ -369,20 +380,30 @@ def list_clusters(ctx: click.Context) -> None:
     """List the remote clusters deployed from this home."""
     app = _app(ctx)
     rows: list[dict[str, Any]] = []
+    broken: list[UsageError] = []
     for name in ClusterHome.list_names(app.home):
-        state = ClusterHome(app.home, name).load_state()
+        try:
+            state = ClusterHome(app.home, name).load_state()
+        except UsageError as exc:  # list the others, then fail naming the corrupt file
+            broken.append(exc)
+            rows.append({"name": name, "version": "", "initialized": None, "hosts": [], "error": exc.message})
+            continue
         rows.append(
             {"name": name, "version": state.version, "initialized": state.initialized, "hosts": state.hosts}
         )
     if app.json:
         emit_json({"clusters": rows})
-        return
-    table = Table(title=f"clusters in {app.home}", title_justify="left")
-    for column in ("name", "version", "initialized", "hosts"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r["name"], r["version"], "yes" if r["initialized"] else "no", ", ".join(r["hosts"]))
-    console().print(table)
+    else:
+        table = Table(title=f"clusters in {app.home}", title_justify="left")
+        for column in ("name", "version", "initialized", "hosts"):
+            table.add_column(column)
+        for r in rows:
+            initialized = "?" if r["initialized"] is None else "yes" if r["initialized"] else "no"
+            hosts = "[red]state file is corrupt[/]" if "error" in r else ", ".join(r["hosts"])
+            table.add_row(r["name"], r["version"], initialized, hosts)
+        console().print(table)
+    if broken:
+        raise broken[0]
 
 
 @click.command()
