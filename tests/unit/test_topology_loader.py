@@ -481,3 +481,101 @@ def test_a_directory_and_non_utf8_are_usage_errors(tmp_path: Path) -> None:
     bad.write_bytes(MINIMAL.encode() + b"\xff\n")
     with pytest.raises(UsageError, match="not UTF-8"):
         load_topology(bad)
+
+
+# --- other software's places, accounts and units (review M5) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "path", "words"),
+    [
+        ("data", "/home/deploy", "is under /home"),
+        ("data", "/home", "system directory"),
+        ("data", "/root/.ssh", "is under /root"),
+        ("data", "/var/lib/mysql", "is /var/lib/mysql"),
+        ("data", "/var/lib/postgresql/16/main", "under /var/lib/postgresql"),
+        ("data", "/var/lib/docker/crdb", "under /var/lib/docker"),
+        ("data", "/var/lib/systemd/x", "under /var/lib/systemd"),
+        ("data", "/var/lib/dpkg", "is /var/lib/dpkg"),
+        ("data", "/var/spool/crdb", "under /var/spool"),
+        ("data", "/etc/cockroach", "ProtectSystem"),
+        ("data", "/boot/crdb", "ProtectSystem"),
+        ("data", "/proc/crdb", "not persistent"),
+        ("data", "/run/crdb", "not persistent"),
+        ("data", "/tmp/crdb", "world-writable"),
+        ("home", "/home/deploy/cockroach", "is under /home"),
+        ("home", "/root/crdb", "is under /root"),
+        ("home", "/etc/cockroach", "operating system's packages"),
+        ("home", "/usr/lib/cockroach", "operating system's packages"),
+        ("home", "/boot/cockroach", "operating system's packages"),
+        ("home", "/var/lib/mysql/x", "under /var/lib/mysql"),
+        ("home", "/dev/crdb", "not persistent"),
+        ("install_root", "/home/deploy", "is under /home"),
+        ("install_root", "/root", "is /root"),
+        ("install_root", "/usr/lib", "operating system's packages"),
+        ("install_root", "/etc", "operating system's packages"),
+        ("install_root", "/var/lib/docker", "is /var/lib/docker"),
+        ("install_root", "/sys/x", "not persistent"),
+    ],
+)
+def test_paths_in_other_softwares_places_are_refused(key: str, path: str, words: str) -> None:
+    p = only(MINIMAL + f"paths:\n  {key}: {path}\n")
+    assert (p.line, p.column) == (8, len(key) + 5), p.render()
+    assert words in p.message and p.hint, p.render()
+
+
+@pytest.mark.parametrize(
+    "store", ["/home/deploy/crdb", "/root/crdb", "/var/lib/postgresql", "/var/lib/mysql/x"]
+)
+def test_stores_in_other_softwares_places_are_refused(store: str) -> None:
+    p = only(MINIMAL.replace("store-1\n", f"store-1\n    stores: [{store}]\n"))
+    assert (p.line, p.column) == (5, 14) and "belongs to other software or to a login user" in p.message
+    p = only(MINIMAL + f"defaults:\n  stores: [{store}]\n")
+    assert (p.line, p.column) == (8, 12)
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [("install_root", "/usr/local"), ("home", "/usr/local/cockroach"), ("data", "/var/lib/cockroach-prod")],
+)
+def test_dedicated_places_are_still_accepted(key: str, path: str) -> None:
+    assert getattr(load_text(MINIMAL + f"paths:\n  {key}: {path}\n").paths, key) == path
+
+
+def test_install_root_or_home_inside_a_store_is_refused() -> None:
+    """The service user owns stores; root runs the binaries under install_root and home."""
+    text = MINIMAL + "paths:\n  install_root: /srv/db/bin\ndefaults:\n  stores: [/srv/db]\n"
+    p = only(text)
+    assert "install_root /srv/db/bin is inside store /srv/db" in p.message and (p.line, p.column) == (10, 12)
+    p = only(MINIMAL + "paths:\n  home: /srv/db/home\ndefaults:\n  stores: [/srv/db]\n")
+    assert "home /srv/db/home is inside store /srv/db" in p.message
+
+
+@pytest.mark.parametrize(
+    "unit", ["ssh", "sshd.service", "systemd-journald", "systemd-networkd", "dbus", "nftables", "cron", "ufw",
+             "networking", "snap.lxd.daemon", "postgresql", "getty"],
+)  # fmt: skip
+def test_system_unit_names_are_refused(unit: str) -> None:
+    p = only(MINIMAL + f"service:\n  unit: {unit}\n")
+    assert (p.line, p.column) == (8, 9) and "unit of the system or of other software" in p.message
+    assert "destroy" in p.hint
+
+
+@pytest.mark.parametrize(
+    "user",
+    ["root", "daemon", "bin", "nobody", "postgres", "mysql", "ubuntu", "debian", "admin", "systemd-network"],
+)
+def test_well_known_accounts_are_refused_as_service_user(user: str) -> None:
+    p = only(MINIMAL + f"service:\n  user: {user}\n")
+    assert (p.line, p.column) == (8, 9) and "must not run as" in p.message and "dedicated" in p.hint
+
+
+def test_the_ssh_user_is_refused_as_service_user() -> None:
+    p = only(MINIMAL + "ssh:\n  user: deploy\nservice:\n  user: deploy\n")
+    assert (p.line, p.column) == (10, 9) and "login user 'deploy'" in p.message
+
+
+@pytest.mark.parametrize(("unit", "user"), [("cockroach-payments", "crdb"), ("crdb-prod", "cockroach_prod")])
+def test_dedicated_units_and_users_are_accepted(unit: str, user: str) -> None:
+    t = load_text(MINIMAL + f"service:\n  unit: {unit}\n  user: {user}\n")
+    assert (t.service.unit, t.service.user) == (unit, user)
