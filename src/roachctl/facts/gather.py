@@ -26,8 +26,10 @@ _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
 
 # Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
-# then per requested item (second field = 1-based index of the item's pair): path, target, sha,
-# user, unit, nft, df; and finally `end`. Exit status is always 0 unless the shell itself broke.
+# then per requested item (second field = 1-based index of the item's pair): path, target, full
+# (a dir with entries besides lost+found), sha and head (hex of a hashed file's first line, at
+# most 200 bytes), user (exists, uid, hex of the login shell), unit, nft, df; and finally `end`.
+# Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -69,8 +71,13 @@ path_fact() {
   if [ "$pk" = link ]; then
     printf 'target\t%s\t%s\n' "$1" "$(readlink -- "$3" | od -An -v -tx1 | tr -d ' \n')"
   fi
+  if [ "$pk" = dir ]; then
+    entry=$(find "$3" -mindepth 1 -maxdepth 1 ! -name lost+found -print -quit 2>/dev/null)
+    if [ -n "$entry" ]; then printf 'full\t%s\n' "$1"; fi
+  fi
   if [ "$2" = h ] && [ "$pk" = file ]; then
     printf 'sha\t%s\t%s\n' "$1" "$(sha256sum <"$3" 2>/dev/null | cut -d' ' -f1)"
+    printf 'head\t%s\t%s\n' "$1" "$(head -c 200 <"$3" 2>/dev/null | head -n 1 | od -An -v -tx1 | tr -d ' \n')"
   fi
 }
 i=0
@@ -80,8 +87,10 @@ while [ $# -ge 2 ]; do
   i=$((i + 1))
   case $kind in
     p|h) path_fact "$i" "$kind" "$val" ;;
-    u) if id -u -- "$val" >/dev/null 2>&1; then ok=1; else ok=0; fi
-       printf 'user\t%s\t%s\n' "$i" "$ok" ;;
+    u) if uid=$(id -u -- "$val" 2>/dev/null); then
+         shell=$(getent passwd "$val" 2>/dev/null | head -n 1 | cut -d: -f7 | od -An -v -tx1 | tr -d ' \n')
+         printf 'user\t%s\t1\t%s\t%s\n' "$i" "$uid" "$shell"
+       else printf 'user\t%s\t0\n' "$i"; fi ;;
     s) if [ "$sd" = 1 ]; then
          systemctl show -p LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp \
            -- "$val" 2>/dev/null | awk -v i="$i" '{print "unit\t" i "\t" $0}'

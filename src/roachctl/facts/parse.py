@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from roachctl.facts.model import HostFacts, PathFact, UnitFact
+from roachctl.facts.model import Account, HostFacts, PathFact, UnitFact
 
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 BACKENDS = {"nft": "nftables", "ufw": "ufw", "firewall-cmd": "firewalld"}
@@ -50,7 +50,7 @@ class _Report:
     )
 
 
-_ITEM_RECORDS = {"path", "target", "sha", "user", "unit", "nft", "df"}
+_ITEM_RECORDS = {"path", "target", "full", "sha", "head", "user", "unit", "nft", "df"}
 
 
 def _split(text: str) -> _Report:
@@ -118,8 +118,25 @@ def parse_path(path: str, records: dict[str, list[str]]) -> PathFact:
         raw = bytes.fromhex(records["target"][0])
         target = raw.removesuffix(b"\n").decode("utf-8", "surrogateescape")
     sha = records["sha"][0] if records.get("sha") else ""
+    head = _unhex(records["head"][0]).removesuffix("\n") if records.get("head") else ""
     return PathFact(path=path, kind=kind, mode=int(fields[1], 8), owner=fields[2], group=fields[3],
-                    sha256=sha, target=target)
+                    sha256=sha, target=target, nonempty="full" in records, first_line=head)
+
+
+def _unhex(text: str) -> str:
+    try:
+        return bytes.fromhex(text).decode("utf-8", "surrogateescape")
+    except ValueError:
+        return ""
+
+
+def parse_account(name: str, record: str) -> Account | None:
+    """`1<TAB>uid<TAB>hex(shell)` of an existing user (None when the uid is not reported)."""
+    fields = record.split("\t")
+    if len(fields) < 2 or not fields[1].isdigit():
+        return None
+    shell = _unhex(fields[2]).strip() if len(fields) > 2 else ""
+    return Account(name=name, uid=int(fields[1]), shell=shell)
 
 
 def _int(text: str, default: int = 0) -> int:
@@ -186,7 +203,11 @@ def _add_items(facts: HostFacts, report: _Report, items: Sequence[Item]) -> None
         if item.kind in ("p", "h"):
             facts.paths[item.value] = parse_path(item.value, records)
         elif item.kind == "u":
-            facts.users[item.value] = records.get("user", ["0"])[0] == "1"
+            record = records.get("user", ["0"])[0]
+            facts.users[item.value] = record.split("\t")[0] == "1"
+            account = parse_account(item.value, record) if facts.users[item.value] else None
+            if account is not None:
+                facts.accounts[item.value] = account
         elif item.kind == "s" and records.get("unit"):
             facts.units[item.value] = parse_unit(item.value, records["unit"])
         elif item.kind == "n":
