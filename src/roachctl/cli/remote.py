@@ -111,21 +111,28 @@ accept_keys_option = click.option(
     help="Trust unknown ssh host keys on first connection (accept-new).",
 )
 node_option = click.option("--node", "node", default=None, metavar="HOST", help="Only this node.")
+adopt_option = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over data and store dirs that already hold files of another owner (e.g. restored data).",
+)
 
 
 @click.command()
 @click.argument("topology_file", type=click.Path(path_type=Path, dir_okay=False))
+@adopt_option
 @accept_keys_option
 @click.pass_context
-def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -> None:
+def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_keys: bool) -> None:
     """Preflight every host of TOPOLOGY_FILE; changes nothing.
 
     Checks ssh and sudo, systemd, architecture, free ports, disk space, clock offset between
-    hosts and that every node reaches every other node's RPC port.
+    hosts, that every node reaches every other node's RPC port, and that nothing deploy would
+    take over belongs to someone else (service user, unit files, non-empty data dirs).
     """
     app = _app(ctx)
     topology = load_topology(topology_file)
-    findings = _run(app, topology, check_mod.run_checks, accept_new_host_keys)
+    findings = _run(app, topology, lambda s: check_mod.run_checks(s, adopt=adopt), accept_new_host_keys)
     failed = [f for f in findings if not f.ok]
     if app.json:
         emit_json({"ok": not failed, "checks": [f.__dict__ for f in findings]})
@@ -155,6 +162,7 @@ def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -
     help="A local release tarball (checksum file beside it, or --sha256).",
 )
 @click.option("--sha256", default=None, help="Expected SHA-256 of --tarball.")
+@adopt_option
 @accept_keys_option
 @click.pass_context
 def deploy(
@@ -164,6 +172,7 @@ def deploy(
     mirror: str | None,
     tarball: Path | None,
     sha256: str | None,
+    adopt: bool,
     accept_new_host_keys: bool,
 ) -> None:
     """Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply. Idempotent.
@@ -177,7 +186,7 @@ def deploy(
     source = deploy_mod.ReleaseSource(mirror=mirror, tarball=tarball, sha256=sha256)
 
     async def body(session: Session) -> None:
-        plan, failures = await deploy_mod.make_plan(session, source, progress=not app.json)
+        plan, failures = await deploy_mod.make_plan(session, source, progress=not app.json, adopt=adopt)
         plans = [plan.plans[h] for h in session.hosts if h in plan.plans]
         if app.json and (dry_run or plan.total_changes == 0):
             emit_json(
