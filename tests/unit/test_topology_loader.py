@@ -579,3 +579,8 @@ def test_the_ssh_user_is_refused_as_service_user() -> None:
 def test_dedicated_units_and_users_are_accepted(unit: str, user: str) -> None:
     t = load_text(MINIMAL + f"service:\n  unit: {unit}\n  user: {user}\n")
     assert (t.service.unit, t.service.user) == (unit, user)
+
+
+def test_a_long_plain_string_is_not_taken_for_a_number() -> None:
+    p = only(MINIMAL.replace("version: v25.4.0", "version: " + "e" * 150))
+    assert "invalid version" in p.message and "too long" not in p.message

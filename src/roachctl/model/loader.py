@@ -36,7 +36,7 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 #: Longer digit strings are not a port or a count; Python refuses int() beyond 4300 digits.
 MAX_DIGITS = 100
-_NUMBER_RE = re.compile(r"[-+]?[0-9_.eE]+")
+_NUMBER_RE = re.compile(r"[-+]?(?=[0-9_.eE]*[0-9])[0-9_.eE]+")  # with at least one digit
 
 
 class _LimitError(ScannerError):
