@@ -123,3 +123,60 @@ def test_commands_on_an_unknown_cluster_exit_2_without_contacting_hosts(
         assert res.returncode == 2, (command, res.stderr)
         assert "no cluster named 'nope'" in res.stderr, res.stderr
     assert not Path(env["SSH_SHIM_LOG"]).exists()
+
+
+def test_check_of_a_device_fails_fast(tmp_path: Path, env: dict[str, str]) -> None:
+    started = time.monotonic()
+    res = _run(tmp_path, env, "check", "/dev/zero")
+    assert res.returncode == 2, res.stderr
+    assert "not a regular file" in res.stderr
+    assert time.monotonic() - started < 10
+    assert not Path(env["SSH_SHIM_LOG"]).exists()
+
+
+def test_a_cluster_argument_that_is_a_path_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    """`start ../../x` must not load x/topology.yaml (and with it another cluster's CA)."""
+    elsewhere = tmp_path / "x"
+    elsewhere.mkdir()
+    (elsewhere / "topology.yaml").write_text(GOOD)
+    (elsewhere / "state.json").write_text('{"name": "ok"}')
+    for command in ("start", "stop", "status", "destroy", "sql"):
+        res = _run(tmp_path, env, command, "../../x")
+        assert res.returncode == 2, (command, res.stderr)
+        assert "invalid cluster name '../../x'" in res.stderr, res.stderr
+    assert not Path(env["SSH_SHIM_LOG"]).exists()
+
+
+def _saved_cluster(tmp_path: Path, name: str, topology: str, state: str) -> Path:
+    cluster = tmp_path / "home" / "clusters" / name
+    cluster.mkdir(parents=True)
+    (cluster / "topology.yaml").write_text(topology)
+    (cluster / "state.json").write_text(state)
+    return cluster
+
+
+@pytest.mark.parametrize("state", ["{broken", '{"name": "ok", "hosts": "store-1"}'])
+def test_a_corrupt_state_file_is_exit_2_naming_it(tmp_path: Path, env: dict[str, str], state: str) -> None:
+    cluster = _saved_cluster(tmp_path, "ok", GOOD, state)
+    _saved_cluster(tmp_path, "fine", GOOD.replace("name: ok", "name: fine"), '{"name": "fine"}')
+    (tmp_path / "good.yaml").write_text(GOOD)
+    for command in (["list"], ["start", "ok"], ["status", "ok"], ["deploy", str(tmp_path / "good.yaml")]):
+        res = _run(tmp_path, env, *command)
+        assert res.returncode == 2, (command, res.stderr)
+        assert f"{cluster / 'state.json'}: the state file of cluster 'ok' is corrupt" in res.stderr, (
+            res.stderr
+        )
+        assert "hint:" in res.stderr and "internal error" not in res.stderr
+        if command == ["list"]:
+            assert "fine" in res.stderr  # the other clusters are still listed
+    assert not Path(env["SSH_SHIM_LOG"]).exists()
+
+
+def test_a_saved_topology_naming_another_cluster_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    """destroy X --wipe must never act on (and rmtree the home of) the cluster a copied file names."""
+    _saved_cluster(tmp_path, "other", GOOD, '{"name": "other"}')
+    for command in (["start", "other"], ["status", "other"], ["destroy", "other", "--wipe"]):
+        res = _run(tmp_path, env, *command)
+        assert res.returncode == 30, (command, res.stderr)
+        assert "declares name: 'ok'" in res.stderr and "hint:" in res.stderr, res.stderr
+    assert not Path(env["SSH_SHIM_LOG"]).exists()

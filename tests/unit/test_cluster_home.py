@@ -198,3 +198,49 @@ def test_ephemeral_client_cert_is_short_lived(tmp_path: Path) -> None:
     lifetime = client.cert.not_valid_after_utc - client.cert.not_valid_before_utc
     assert lifetime.days <= 2
     assert "CN=root" in client.cert.subject.rfc4514_string()
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("{not json", "corrupt: Expecting property name"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"name": "prod", "hosts": "store-1"}', "'hosts' must be list, not str"),
+        ('{"name": "prod", "hosts": ["a", 1]}', "list of strings"),
+        ('{"name": "prod", "initialized": "yes"}', "'initialized' must be bool, not str"),
+        ('{"name": "prod", "deployed_at": true}', "'deployed_at' must be int or float, not bool"),
+        ('{"name": null}', "'name' must be str, not null"),
+        ('{"hosts": []}', "'name' is missing"),
+        ("\udcff", "corrupt"),
+    ],
+)
+def test_a_corrupt_state_file_is_a_usage_error_naming_it(tmp_path: Path, text: str, words: str) -> None:
+    home = ClusterHome(tmp_path, "prod")
+    home.save_state(ClusterState(name="prod"))
+    home.state_path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(UsageError) as info:
+        home.load_state()
+    assert words in info.value.message
+    assert info.value.where == str(home.state_path)
+    assert info.value.hint and "roachctl deploy" in info.value.hint
+
+
+def test_unknown_state_keys_are_ignored(tmp_path: Path) -> None:
+    home = ClusterHome(tmp_path, "prod")
+    home.save_state(ClusterState(name="prod"))
+    home.state_path.write_text('{"name": "prod", "future": 1, "deployed_at": 5}')
+    assert home.load_state().deployed_at == 5
+
+
+@pytest.mark.parametrize("name", ["../../tmp/x", "..", "Prod", "a/b", "", "x" * 41, "-x"])
+def test_a_cluster_name_is_checked_before_any_path_is_built(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UsageError, match="invalid cluster name"):
+        ClusterHome(tmp_path, name)
+
+
+def test_listing_skips_directories_that_are_not_cluster_names(tmp_path: Path) -> None:
+    ClusterHome(tmp_path, "prod").save_state(ClusterState(name="prod"))
+    odd = tmp_path / "clusters" / "Not_A_Name"
+    odd.mkdir()
+    (odd / "state.json").write_text("{}")
+    assert ClusterHome.list_names(tmp_path) == ["prod"]

@@ -183,3 +183,31 @@ def test_hashing_never_blocks_on_a_fifo_swapped_in(tmp_path: Path) -> None:
         thread.join(timeout=5)
         for fd in held:
             os.close(fd)
+
+
+@needs_root
+def test_adoption_facts_dir_entries_first_line_and_account(tmp_path: Path) -> None:
+    """What deploy needs to refuse foreign objects (review M5), in the same one round trip."""
+    empty, mount, full = tmp_path / "empty", tmp_path / "mount", tmp_path / "full"
+    for d in (empty, mount, full):
+        d.mkdir()
+    (mount / "lost+found").mkdir()  # a fresh filesystem's mount point counts as empty
+    (full / ".hidden").write_text("x")
+    unit = tmp_path / "x.service"
+    unit.write_text("# Managed by roachctl (cluster a); `roachctl deploy` overwrites it.\n[Unit]\n")
+    foreign = tmp_path / "y.service"
+    foreign.write_bytes(b"[Unit]\tDescription=\xff" + b"y" * 500)
+    executor = CountingExecutor()
+    facts = asyncio.run(gather_facts(
+        executor, host="local", paths=[str(empty), str(mount), str(full)],
+        hash_paths=[str(unit), str(foreign)], users=["root", "no-such-user-rc"],
+    ))  # fmt: skip
+    assert len(executor.commands) == 1
+    assert [facts.path(str(d)).nonempty for d in (empty, mount, full)] == [False, False, True]
+    assert facts.path(str(unit)).first_line.startswith("# Managed by roachctl (cluster a);")
+    assert facts.path(str(foreign)).first_line == "[Unit]\tDescription=\udcff" + "y" * 180  # 200 bytes
+    root = facts.accounts["root"]
+    assert (root.uid, root.shell) == (0, subprocess.run(
+        ["getent", "passwd", "root"], capture_output=True, text=True, check=True
+    ).stdout.strip().split(":")[6])  # fmt: skip
+    assert "no-such-user-rc" not in facts.accounts and facts.users["no-such-user-rc"] is False

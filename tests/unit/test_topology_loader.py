@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -434,3 +436,175 @@ def test_yaml_merge_keys_do_not_break_positions() -> None:
 def test_tabs_get_an_indentation_hint() -> None:
     p = only("name: prod\nversion: v25.4.0\nnodes:\n\t- host: a\n")
     assert (p.line, p.column) == (4, 1) and "tabs" in p.hint
+
+
+# --- limits (review L4): hostile files fail fast with exit 2 and a position ----------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (  # billion laughs: each level multiplies; refused at the first alias, before expansion
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+                for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + MINIMAL,
+            2,
+            "aliases",
+        ),
+        (MINIMAL.replace("  - host: store-1\n", "  - &n {host: store-1, advertise: *n}\n"), 4, "aliases"),
+        (MINIMAL + "defaults: " + "[" * 5000 + "]" * 5000 + "\n", 7, "deeper than 32"),
+        (MINIMAL + "defaults:\n  " + "- " * 5000 + "x\n", 8, "deeper than 32"),
+        (MINIMAL + "defaults:\n  sql_port: " + "1" * 5000 + "\n", 8, "too long"),
+    ],
+    ids=["billion-laughs", "recursive-alias", "deep-flow", "deep-block", "5000-digit-port"],
+)
+def test_hostile_yaml_is_refused_fast_at_its_position(text: str, line: int, words: str) -> None:
+    started = time.monotonic()
+    p = only(text)
+    assert time.monotonic() - started < 5
+    assert p.line == line and words in p.message and p.hint, p.render()
+
+
+def test_a_long_number_within_limits_is_an_ordinary_range_error() -> None:
+    p = only(MINIMAL + "defaults:\n  sql_port: " + "9" * 90 + "\n")
+    assert "out of range" in p.message and p.line == 8
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null"])
+def test_devices_are_refused_without_reading(path: str) -> None:
+    with pytest.raises(UsageError, match="not a regular file") as info:
+        load_topology(path)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "t.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        load_topology(fifo)
+
+
+def test_a_file_over_1_mib_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "t.yaml"
+    big.write_text(MINIMAL + "#" * (1024 * 1024))
+    with pytest.raises(UsageError, match="larger than 1024 KiB") as info:
+        load_topology(big)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(MINIMAL + "#" * (1024 * 1024 - len(MINIMAL) - 1) + "\n")
+    assert load_topology(ok).name == "prod"
+
+
+def test_a_directory_and_non_utf8_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a directory"):
+        load_topology(tmp_path)
+    bad = tmp_path / "t.yaml"
+    bad.write_bytes(MINIMAL.encode() + b"\xff\n")
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load_topology(bad)
+
+
+# --- other software's places, accounts and units (review M5) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "path", "words"),
+    [
+        ("data", "/home/deploy", "is under /home"),
+        ("data", "/home", "system directory"),
+        ("data", "/root/.ssh", "is under /root"),
+        ("data", "/var/lib/mysql", "is /var/lib/mysql"),
+        ("data", "/var/lib/postgresql/16/main", "under /var/lib/postgresql"),
+        ("data", "/var/lib/docker/crdb", "under /var/lib/docker"),
+        ("data", "/var/lib/systemd/x", "under /var/lib/systemd"),
+        ("data", "/var/lib/dpkg", "is /var/lib/dpkg"),
+        ("data", "/var/spool/crdb", "under /var/spool"),
+        ("data", "/etc/cockroach", "ProtectSystem"),
+        ("data", "/boot/crdb", "ProtectSystem"),
+        ("data", "/proc/crdb", "not persistent"),
+        ("data", "/run/crdb", "not persistent"),
+        ("data", "/tmp/crdb", "world-writable"),
+        ("home", "/home/deploy/cockroach", "is under /home"),
+        ("home", "/root/crdb", "is under /root"),
+        ("home", "/etc/cockroach", "operating system's packages"),
+        ("home", "/usr/lib/cockroach", "operating system's packages"),
+        ("home", "/boot/cockroach", "operating system's packages"),
+        ("home", "/var/lib/mysql/x", "under /var/lib/mysql"),
+        ("home", "/dev/crdb", "not persistent"),
+        ("install_root", "/home/deploy", "is under /home"),
+        ("install_root", "/root", "is /root"),
+        ("install_root", "/usr/lib", "operating system's packages"),
+        ("install_root", "/etc", "operating system's packages"),
+        ("install_root", "/var/lib/docker", "is /var/lib/docker"),
+        ("install_root", "/sys/x", "not persistent"),
+    ],
+)
+def test_paths_in_other_softwares_places_are_refused(key: str, path: str, words: str) -> None:
+    p = only(MINIMAL + f"paths:\n  {key}: {path}\n")
+    assert (p.line, p.column) == (8, len(key) + 5), p.render()
+    assert words in p.message and p.hint, p.render()
+
+
+@pytest.mark.parametrize(
+    "store", ["/home/deploy/crdb", "/root/crdb", "/var/lib/postgresql", "/var/lib/mysql/x"]
+)
+def test_stores_in_other_softwares_places_are_refused(store: str) -> None:
+    p = only(MINIMAL.replace("store-1\n", f"store-1\n    stores: [{store}]\n"))
+    assert (p.line, p.column) == (5, 14) and "belongs to other software or to a login user" in p.message
+    p = only(MINIMAL + f"defaults:\n  stores: [{store}]\n")
+    assert (p.line, p.column) == (8, 12)
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [("install_root", "/usr/local"), ("home", "/usr/local/cockroach"), ("data", "/var/lib/cockroach-prod")],
+)
+def test_dedicated_places_are_still_accepted(key: str, path: str) -> None:
+    assert getattr(load_text(MINIMAL + f"paths:\n  {key}: {path}\n").paths, key) == path
+
+
+def test_install_root_or_home_inside_a_store_is_refused() -> None:
+    """The service user owns stores; root runs the binaries under install_root and home."""
+    text = MINIMAL + "paths:\n  install_root: /srv/db/bin\ndefaults:\n  stores: [/srv/db]\n"
+    p = only(text)
+    assert "install_root /srv/db/bin is inside store /srv/db" in p.message and (p.line, p.column) == (10, 12)
+    p = only(MINIMAL + "paths:\n  home: /srv/db/home\ndefaults:\n  stores: [/srv/db]\n")
+    assert "home /srv/db/home is inside store /srv/db" in p.message
+
+
+@pytest.mark.parametrize(
+    "unit", ["ssh", "sshd.service", "systemd-journald", "systemd-networkd", "dbus", "nftables", "cron", "ufw",
+             "networking", "snap.lxd.daemon", "postgresql", "getty"],
+)  # fmt: skip
+def test_system_unit_names_are_refused(unit: str) -> None:
+    p = only(MINIMAL + f"service:\n  unit: {unit}\n")
+    assert (p.line, p.column) == (8, 9) and "unit of the system or of other software" in p.message
+    assert "destroy" in p.hint
+
+
+@pytest.mark.parametrize(
+    "user",
+    ["root", "daemon", "bin", "nobody", "postgres", "mysql", "ubuntu", "debian", "admin", "systemd-network"],
+)
+def test_well_known_accounts_are_refused_as_service_user(user: str) -> None:
+    p = only(MINIMAL + f"service:\n  user: {user}\n")
+    assert (p.line, p.column) == (8, 9) and "must not run as" in p.message and "dedicated" in p.hint
+
+
+def test_the_ssh_user_is_refused_as_service_user() -> None:
+    p = only(MINIMAL + "ssh:\n  user: deploy\nservice:\n  user: deploy\n")
+    assert (p.line, p.column) == (10, 9) and "login user 'deploy'" in p.message
+
+
+@pytest.mark.parametrize(("unit", "user"), [("cockroach-payments", "crdb"), ("crdb-prod", "cockroach_prod")])
+def test_dedicated_units_and_users_are_accepted(unit: str, user: str) -> None:
+    t = load_text(MINIMAL + f"service:\n  unit: {unit}\n  user: {user}\n")
+    assert (t.service.unit, t.service.user) == (unit, user)
+
+
+def test_a_long_plain_string_is_not_taken_for_a_number() -> None:
+    p = only(MINIMAL.replace("version: v25.4.0", "version: " + "e" * 150))
+    assert "invalid version" in p.message and "too long" not in p.message

@@ -25,8 +25,8 @@ from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.session import Session, open_session
-from roachctl.errors import HostFailures, RefusedError, RemoteCommandError
-from roachctl.model.loader import load_topology
+from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, UsageError
+from roachctl.model.loader import load_text, load_topology, read_topology_file
 from roachctl.model.topology import Topology
 from roachctl.plan.report import plan_to_json, plan_to_text
 from roachctl.plan.sqlinput import sql_stdin
@@ -54,14 +54,22 @@ def _notify(host: str, message: str) -> None:
 
 
 def _cluster_topology(app: AppContext, name: str) -> Topology:
-    """The deployed topology of cluster `name`, after checking its CA (before any host is contacted).
+    """CLUSTER's saved topology, checked before any host is contacted (review L9, L5).
 
-    Every command on a known cluster, read-only ones included, refuses a missing or mismatched
-    CA (ClusterHome.ca) with the recovery, rather than working around it.
+    Every command on a known cluster, read-only ones included, also refuses a missing or
+    mismatched CA (ClusterHome.ca) with the recovery, rather than working around it.
     """
-    home = ClusterHome(app.home, name)
+    home = ClusterHome(app.home, name)  # refuses a name that is not a cluster name (`../x`)
     home.require()
+    home.load_state()  # a corrupt state.json is a clear error here, not mid-operation
     topology = load_topology(home.topology_path)
+    if topology.name != name:
+        raise RefusedError(
+            f"the saved topology of cluster {name!r} declares name: {topology.name!r}",
+            where=str(home.topology_path),
+            hint=f"it was edited or copied by hand; restore the topology deployed as {name!r}, "
+            f"or redeploy it with `roachctl deploy TOPOLOGY.yaml` (name: {name})",
+        )
     if topology.secure:
         home.ca()
     return topology
@@ -128,24 +136,31 @@ accept_keys_option = click.option(
     help="Trust unknown ssh host keys on first connection (accept-new).",
 )
 node_option = click.option("--node", "node", default=None, metavar="HOST", help="Only this node.")
+adopt_option = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over data and store dirs that already hold files of another owner (e.g. restored data).",
+)
 
 
 @click.command()
 @click.argument("topology_file", type=click.Path(path_type=Path, dir_okay=False))
+@adopt_option
 @accept_keys_option
 @click.pass_context
-def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -> None:
+def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_keys: bool) -> None:
     """Preflight every host of TOPOLOGY_FILE; changes nothing.
 
     Checks ssh and sudo, systemd, architecture, free ports, disk space, clock offset between
-    hosts and that every node reaches every other node's RPC port.
+    hosts, that every node reaches every other node's RPC port, and that nothing deploy would
+    take over belongs to someone else (service user, unit files, non-empty data dirs).
     """
     app = _app(ctx)
     topology = load_topology(topology_file)
     home = ClusterHome(app.home, topology.name)
     if topology.secure and not home.is_new():
         home.ca()  # a known cluster's CA must be usable (deploy would refuse it anyway)
-    findings = _run(app, topology, check_mod.run_checks, accept_new_host_keys)
+    findings = _run(app, topology, lambda s: check_mod.run_checks(s, adopt=adopt), accept_new_host_keys)
     failed = [f for f in findings if not f.ok]
     if app.json:
         emit_json({"ok": not failed, "checks": [f.__dict__ for f in findings]})
@@ -181,6 +196,7 @@ def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -
     envvar=INSECURE_MIRROR_ENV,
     help=f"Accept a plain http:// mirror (env {INSECURE_MIRROR_ENV}=1).",
 )
+@adopt_option
 @accept_keys_option
 @click.pass_context
 def deploy(
@@ -191,6 +207,7 @@ def deploy(
     tarball: Path | None,
     sha256: str | None,
     allow_insecure_mirror: bool,
+    adopt: bool,
     accept_new_host_keys: bool,
 ) -> None:
     """Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply. Idempotent.
@@ -198,14 +215,15 @@ def deploy(
     A second deploy of the same topology reports 0 changes and rewrites nothing.
     """
     app = _app(ctx)
-    topology = load_topology(topology_file)
-    text = topology_file.read_bytes()
+    text = read_topology_file(topology_file)  # read once: the saved copy is what was validated
+    topology = load_text(text.decode("utf-8"), str(topology_file))
+    ClusterHome(app.home, topology.name).load_state()  # corrupt state: stop before any host changes
     source = deploy_mod.ReleaseSource(
         mirror=mirror, tarball=tarball, sha256=sha256, allow_insecure_mirror=allow_insecure_mirror
     )
 
     async def body(session: Session) -> None:
-        plan, failures = await deploy_mod.make_plan(session, source, progress=not app.json)
+        plan, failures = await deploy_mod.make_plan(session, source, progress=not app.json, adopt=adopt)
         plans = [plan.plans[h] for h in session.hosts if h in plan.plans]
         if app.json and (dry_run or plan.total_changes == 0):
             emit_json(
@@ -411,20 +429,30 @@ def list_clusters(ctx: click.Context) -> None:
     """List the remote clusters deployed from this home."""
     app = _app(ctx)
     rows: list[dict[str, Any]] = []
+    broken: list[UsageError] = []
     for name in ClusterHome.list_names(app.home):
-        state = ClusterHome(app.home, name).load_state()
+        try:
+            state = ClusterHome(app.home, name).load_state()
+        except UsageError as exc:  # list the others, then fail naming the corrupt file
+            broken.append(exc)
+            rows.append({"name": name, "version": "", "initialized": None, "hosts": [], "error": exc.message})
+            continue
         rows.append(
             {"name": name, "version": state.version, "initialized": state.initialized, "hosts": state.hosts}
         )
     if app.json:
         emit_json({"clusters": rows})
-        return
-    table = Table(title=f"clusters in {app.home}", title_justify="left")
-    for column in ("name", "version", "initialized", "hosts"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(r["name"], r["version"], "yes" if r["initialized"] else "no", ", ".join(r["hosts"]))
-    console().print(table)
+    else:
+        table = Table(title=f"clusters in {app.home}", title_justify="left")
+        for column in ("name", "version", "initialized", "hosts"):
+            table.add_column(column)
+        for r in rows:
+            initialized = "?" if r["initialized"] is None else "yes" if r["initialized"] else "no"
+            hosts = "[red]state file is corrupt[/]" if "error" in r else ", ".join(r["hosts"])
+            table.add_row(r["name"], r["version"], initialized, hosts)
+        console().print(table)
+    if broken:
+        raise broken[0]
 
 
 @click.command()

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 
 from roachctl.errors import RefusedError, UsageError
 from roachctl.fsutil import atomic_write, private_dir
+from roachctl.model.types import NAME_RE
 from roachctl.tls import pki, store
 
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -51,6 +52,7 @@ class ClusterHome:
     """Files of one cluster under roachctl's home directory."""
 
     def __init__(self, home: Path, name: str) -> None:
+        check_name(name)  # before any path is built: `../x` must never leave `clusters/`
         self.name = name
         self.root = home
         self.dir = home / "clusters" / name
@@ -64,7 +66,9 @@ class ClusterHome:
         root = home / "clusters"
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir() if (p / "state.json").is_file())
+        return sorted(
+            p.name for p in root.iterdir() if NAME_RE.fullmatch(p.name) and (p / "state.json").is_file()
+        )
 
     @property
     def topology_path(self) -> Path:
@@ -101,10 +105,21 @@ class ClusterHome:
     # -- state -------------------------------------------------------------------------------
 
     def load_state(self) -> ClusterState:
+        """The remembered state; a corrupt file is a usage error naming it (never a traceback)."""
         if not self.state_path.is_file():
             return ClusterState(name=self.name)
-        raw: dict[str, Any] = json.loads(self.state_path.read_text())
-        return ClusterState(**{k: v for k, v in raw.items() if k in ClusterState.__dataclass_fields__})
+        try:
+            raw = json.loads(self.state_path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError("it is not a JSON object")
+            return _checked_state(raw)
+        except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise UsageError(
+                f"the state file of cluster {self.name!r} is corrupt: {exc}",
+                where=str(self.state_path),
+                hint="restore it from a backup, or remove it and run `roachctl deploy TOPOLOGY.yaml` "
+                "again to rewrite it (start then re-runs init, which is safe)",
+            ) from None
 
     def save_state(self, state: ClusterState) -> None:
         private_dir(self.dir)
@@ -290,6 +305,42 @@ class ClusterHome:
         node_dir = private_dir(self.dir / "nodes" / host)
         atomic_write(node_dir / store.NODE_KEY, key_pem, 0o600)
         atomic_write(node_dir / store.NODE_CERT, cert_pem, 0o644)
+
+
+def check_name(name: str) -> str:
+    """A cluster name as the topology allows it (model/types.py NAME_RE), else a usage error."""
+    if not NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid cluster name {name!r}",
+            hint="cluster names are 1-40 lowercase letters, digits and '-' (see `roachctl list`)",
+        )
+    return name
+
+
+#: The type each state.json key must have (bool is not accepted as a number).
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "initialized": (bool,), "cluster_id": (str,), "version": (str,),
+    "deployed_at": (int, float), "hosts": (list,),
+}  # fmt: skip
+
+
+def _checked_state(raw: dict[str, Any]) -> ClusterState:
+    """A ClusterState from parsed JSON, every known key type-checked (unknown keys ignored)."""
+    for key, kinds in _STATE_TYPES.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        if (bool in kinds) != isinstance(value, bool) or not isinstance(value, kinds):
+            raise ValueError(f"{key!r} must be {' or '.join(k.__name__ for k in kinds)}, not {_kind(value)}")
+    if "name" not in raw:
+        raise ValueError("'name' is missing")
+    if not all(isinstance(h, str) for h in raw.get("hosts", [])):
+        raise ValueError("'hosts' must be a list of strings")
+    return ClusterState(**{k: v for k, v in raw.items() if k in _STATE_TYPES})
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def _expires_soon(cert_pem: bytes) -> bool:

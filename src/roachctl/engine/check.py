@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from roachctl.engine import adopt as adopt_mod
 from roachctl.engine.deploy import SUPPORTED_ARCHES
 from roachctl.engine.session import Session
 from roachctl.errors import RoachctlError
@@ -76,8 +77,11 @@ class Finding:
     hint: str = ""
 
 
-async def run_checks(session: Session) -> list[Finding]:
-    """Every check on every host; the list is the report (nothing on any host changes)."""
+async def run_checks(session: Session, *, adopt: bool = False) -> list[Finding]:
+    """Every check on every host; the list is the report (nothing on any host changes).
+
+    `adopt`: non-empty data dirs of another owner are fine (as with `deploy --adopt`).
+    """
     topology = session.topology
     findings: list[Finding] = []
     facts: dict[str, HostFacts] = {}
@@ -87,7 +91,8 @@ async def run_checks(session: Session) -> list[Finding]:
     async def observe(host: str) -> None:
         executor = session.ssh.executor(host)
         try:
-            facts[host] = await gather_facts(executor, host=host, disk_dirs=[data_dir])
+            watched = adopt_mod.watched(topology, host)
+            facts[host] = await gather_facts(executor, host=host, disk_dirs=[data_dir], **watched)
             owners[host] = await _port_owners(session, host, facts[host])
         except RoachctlError as exc:
             findings.append(Finding(host, "ssh+sudo", False, exc.message.splitlines()[0], exc.hint or ""))
@@ -98,6 +103,7 @@ async def run_checks(session: Session) -> list[Finding]:
         if f is None:
             continue
         findings += _host_findings(f, node.sql_port, node.http_port, data_dir, owners.get(node.host, {}))
+        findings.append(_foreign_finding(adopt_mod.foreign_objects(topology, node.host, f, adopt=adopt), f))
     findings += _clock_findings(facts)
     findings += await _reach_findings(session, facts)
     return findings
@@ -168,6 +174,16 @@ def _host_findings(
         )
     )
     return out
+
+
+def _foreign_finding(found: list[adopt_mod.Foreign], f: HostFacts) -> Finding:
+    """One row: nothing deploy would take over belongs to someone else (engine/adopt.py)."""
+    if not found:
+        return Finding(
+            f.host, "ownership", True, "service user, unit files and data dirs are free or roachctl's"
+        )
+    hint = "; ".join(dict.fromkeys(x.hint for x in found))
+    return Finding(f.host, "ownership", False, "; ".join(x.detail for x in found), hint)
 
 
 def _ports_finding(f: HostFacts, ports: tuple[int, ...], owners: Mapping[int, PortOwner]) -> Finding:

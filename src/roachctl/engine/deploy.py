@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from roachctl.cluster.home import ClusterHome, ClusterState
+from roachctl.engine import adopt as adopt_mod
 from roachctl.engine.apply import apply_plan
 from roachctl.engine.session import Session
 from roachctl.errors import HostFailures, InterruptedByUser, RefusedError, ReleaseError, RoachctlError
@@ -136,6 +137,8 @@ async def _probe(session: Session, host: str) -> Probe:
     """
     executor = session.ssh.executor(host)
     request = initial_fact_request(session.topology, host)
+    for key, values in adopt_mod.watched(session.topology, host).items():  # foreign objects (M5)
+        request[key] = tuple(dict.fromkeys([*request.get(key, ()), *values]))
     names = _names_to_resolve(session.topology)
     gathered = gather_facts(executor, host=host, **request)
     if names:
@@ -225,9 +228,14 @@ def node_certs(home: ClusterHome, topology: Topology, host: str, ips: list[str])
 
 
 async def make_plan(
-    session: Session, source: ReleaseSource, *, progress: bool = True
+    session: Session, source: ReleaseSource, *, progress: bool = True, adopt: bool = False
 ) -> tuple[DeployPlan, dict[str, RoachctlError]]:
-    """Probe the hosts and compute the plan; unreachable or refused hosts are returned as failures."""
+    """Probe the hosts and compute the plan; unreachable or refused hosts are returned as failures.
+
+    Raises:
+        RefusedError: a host holds an object deploy would take over that is not roachctl's
+            (engine/adopt.py); nothing is changed on any host. `adopt` allows non-empty data dirs.
+    """
     topology, home = session.topology, session.home
     prepare_ca(home, topology)
     failures: dict[str, RoachctlError] = {}
@@ -235,6 +243,12 @@ async def make_plan(
     _raise_if_interrupted(session.interrupts, "while probing the hosts")
     if not probes:
         raise HostFailures(failures=failures)
+    foreign = [
+        f for h, p in probes.items() for f in adopt_mod.foreign_objects(topology, h, p.facts, adopt=adopt)
+    ]
+    if foreign:
+        message, hint = adopt_mod.render(foreign)
+        raise RefusedError(message, hint=hint)
     arches = {p.facts.arch for p in probes.values()}
     releases = await in_daemon_thread(obtain_releases, topology, arches, home.root, source, progress=progress)
     peers = _peer_addresses(topology, probes)

@@ -26,9 +26,10 @@ _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
 
 # Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
-# then per requested item (second field = 1-based index of the item's pair): path, target, deref
-# (what a link points to), sha, user, unit, nft, df; and finally `end`. Exit status is always 0
-# unless the shell itself broke.
+# then per requested item (second field = 1-based index of the item's pair): path, target, full
+# (a dir with entries besides lost+found), sha and head (hex of a hashed file's first line, at
+# most 200 bytes), user (exists, uid, hex of the login shell), unit, nft, df; and finally `end`.
+# Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -74,11 +75,17 @@ path_fact() {
     if [ "$rk" = missing ]; then printf 'deref\t%s\tmissing\n' "$1"
     else printf 'deref\t%s\t%s\t%s\n' "$1" "$rk" "$(stat -L -c '%a %U %G' -- "$3" | tr ' ' '\t')"; fi
   fi
+  if [ "$pk" = dir ]; then
+    entry=$(find "$3" -mindepth 1 -maxdepth 1 ! -name lost+found -print -quit 2>/dev/null)
+    if [ -n "$entry" ]; then printf 'full\t%s\n' "$1"; fi
+  fi
   if [ "$2" = h ] && [ "$pk" = file ]; then
     # No-follow, non-blocking open (review L12): a file swapped for a FIFO or a symlink after the
     # test above yields a wrong hash (so a rewrite), never a hang or a read through a link.
     sha=$(dd if="$3" iflag=nofollow,nonblock bs=65536 2>/dev/null | sha256sum | cut -d' ' -f1)
     printf 'sha\t%s\t%s\n' "$1" "$sha"
+    head=$(dd if="$3" iflag=nofollow,nonblock bs=200 count=1 2>/dev/null | head -n 1 | od -An -v -tx1)
+    printf 'head\t%s\t%s\n' "$1" "$(printf '%s' "$head" | tr -d ' \n')"
   fi
 }
 i=0
@@ -88,8 +95,10 @@ while [ $# -ge 2 ]; do
   i=$((i + 1))
   case $kind in
     p|h) path_fact "$i" "$kind" "$val" ;;
-    u) if id -u -- "$val" >/dev/null 2>&1; then ok=1; else ok=0; fi
-       printf 'user\t%s\t%s\n' "$i" "$ok" ;;
+    u) if uid=$(id -u -- "$val" 2>/dev/null); then
+         shell=$(getent passwd "$val" 2>/dev/null | head -n 1 | cut -d: -f7 | od -An -v -tx1 | tr -d ' \n')
+         printf 'user\t%s\t1\t%s\t%s\n' "$i" "$uid" "$shell"
+       else printf 'user\t%s\t0\n' "$i"; fi ;;
     s) if [ "$sd" = 1 ]; then
          systemctl show -p LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp \
            -- "$val" 2>/dev/null | awk -v i="$i" '{print "unit\t" i "\t" $0}'

@@ -21,6 +21,17 @@ class PathFact:
     sha256: str = ""  # files only (and only where asked for)
     target: str = ""  # links only (readlink, not resolved)
     resolved: PathFact | None = None  # links only: what the link points to (stat -L); no sha256
+    nonempty: bool = False  # dirs only: has entries other than lost+found
+    first_line: str = ""  # hashed files only: the first line (at most 200 bytes), to find a header
+
+
+@dataclass(frozen=True)
+class Account:
+    """An existing login account: what says whether it is a system account roachctl may adopt."""
+
+    name: str
+    uid: int
+    shell: str
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class HostFacts:
     arch: str = ""  # amd64 / arm64 (mapped from uname -m)
     has_systemd: bool = False
     users: dict[str, bool] = field(default_factory=dict)  # name -> exists
+    accounts: dict[str, Account] = field(default_factory=dict)  # existing users' uid and shell
     paths: dict[str, PathFact] = field(default_factory=dict)
     units: dict[str, UnitFact] = field(default_factory=dict)
     firewall_backends: tuple[str, ...] = ()  # available backends, e.g. ("nftables",)

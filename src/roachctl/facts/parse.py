@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from roachctl.facts.model import HostFacts, PathFact, UnitFact
+from roachctl.facts.model import Account, HostFacts, PathFact, UnitFact
 
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 BACKENDS = {"nft": "nftables", "ufw": "ufw", "firewall-cmd": "firewalld"}
@@ -51,7 +51,7 @@ class _Report:
     )
 
 
-_ITEM_RECORDS = {"path", "target", "deref", "sha", "user", "unit", "nft", "df"}
+_ITEM_RECORDS = {"path", "target", "deref", "full", "sha", "head", "user", "unit", "nft", "df"}
 
 
 def _split(text: str) -> _Report:
@@ -127,7 +127,24 @@ def parse_path(path: str, records: dict[str, list[str]]) -> PathFact:
         target = raw.removesuffix(b"\n").decode("utf-8", "surrogateescape")
     resolved = _stat_record(path, records["deref"][0]) if records.get("deref") else None
     sha = records["sha"][0] if records.get("sha") else ""
-    return dataclasses.replace(fact, sha256=sha, target=target, resolved=resolved)
+    head = _unhex(records["head"][0]).removesuffix("\n") if records.get("head") else ""
+    return dataclasses.replace(
+        fact, sha256=sha, target=target, resolved=resolved, nonempty="full" in records, first_line=head
+    )
+def _unhex(text: str) -> str:
+    try:
+        return bytes.fromhex(text).decode("utf-8", "surrogateescape")
+    except ValueError:
+        return ""
+
+
+def parse_account(name: str, record: str) -> Account | None:
+    """`1<TAB>uid<TAB>hex(shell)` of an existing user (None when the uid is not reported)."""
+    fields = record.split("\t")
+    if len(fields) < 2 or not fields[1].isdigit():
+        return None
+    shell = _unhex(fields[2]).strip() if len(fields) > 2 else ""
+    return Account(name=name, uid=int(fields[1]), shell=shell)
 
 
 def _int(text: str, default: int = 0) -> int:
@@ -194,7 +211,11 @@ def _add_items(facts: HostFacts, report: _Report, items: Sequence[Item]) -> None
         if item.kind in ("p", "h"):
             facts.paths[item.value] = parse_path(item.value, records)
         elif item.kind == "u":
-            facts.users[item.value] = records.get("user", ["0"])[0] == "1"
+            record = records.get("user", ["0"])[0]
+            facts.users[item.value] = record.split("\t")[0] == "1"
+            account = parse_account(item.value, record) if facts.users[item.value] else None
+            if account is not None:
+                facts.accounts[item.value] = account
         elif item.kind == "s" and records.get("unit"):
             facts.units[item.value] = parse_unit(item.value, records["unit"])
         elif item.kind == "n":

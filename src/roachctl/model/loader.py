@@ -8,6 +8,9 @@ a host: an invalid file stops roachctl before any connection (interface.md).
 from __future__ import annotations
 
 import difflib
+import os
+import re
+import stat
 import types
 import typing
 from pathlib import Path
@@ -17,12 +20,75 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scanner import RoundTripScanner, ScannerError
 
 from roachctl.errors import Problem, TopologyError, UsageError
 from roachctl.model.topology import Topology
 from roachctl.model.validate import Issue, Loc, Parts, check_parts, check_topology
 
 Pos = tuple[int, int]  # 0-based line, column as ruamel reports them
+
+#: A topology of the maximum 128 nodes with every key set is ~40 KiB; 1 MiB bounds memory and
+#: parse time for anything handed to `check`/`deploy` (e.g. /dev/zero or a huge file).
+MAX_FILE_BYTES = 1024 * 1024
+#: The schema nests 4 levels deep; anything far deeper is not a topology, and deep nesting makes
+#: ruamel's scanner slow (minutes at 5000 levels) and its composer recurse past Python's limit.
+MAX_DEPTH = 32
+#: Longer digit strings are not a port or a count; Python refuses int() beyond 4300 digits.
+MAX_DIGITS = 100
+_NUMBER_RE = re.compile(r"[-+]?(?=[0-9_.eE]*[0-9])[0-9_.eE]+")  # with at least one digit
+
+
+class _LimitError(ScannerError):
+    """A file outside the loader's limits, at its position, with a hint."""
+
+    def __init__(self, problem: str, hint: str, mark: Any) -> None:
+        super().__init__(None, None, problem, mark)
+        self.hint = hint
+
+
+class _GuardedScanner(RoundTripScanner):
+    """ruamel's round-trip scanner that refuses aliases, deep nesting and huge numbers.
+
+    Why at the scanner: an alias expands while composing (billion laughs: a few lines become
+    gigabytes; a recursive alias silently becomes null), so it must be stopped before that, and
+    the scanner is where each token has its position.
+    """
+
+    def fetch_alias(self) -> None:
+        raise _LimitError(
+            "YAML aliases (*name) are not supported",
+            "write the value out in full; an alias can expand a small file into a huge document",
+            self.reader.get_mark(),
+        )
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:
+        super().fetch_flow_collection_start(TokenClass, to_push)
+        self._check_depth()
+
+    def add_indent(self, column: int) -> bool:
+        added = bool(super().add_indent(column))
+        self._check_depth()
+        return added
+
+    def fetch_plain(self) -> None:
+        super().fetch_plain()
+        token = self.tokens[-1]
+        value = getattr(token, "value", "")
+        if isinstance(value, str) and len(value) > MAX_DIGITS and _NUMBER_RE.fullmatch(value):
+            raise _LimitError(
+                f"a number with {len(value)} characters is too long",
+                "no setting takes a number this long; write the intended value",
+                token.start_mark,
+            )
+
+    def _check_depth(self) -> None:
+        if self.flow_level + len(self.indents) > MAX_DEPTH:
+            raise _LimitError(
+                f"the document nests deeper than {MAX_DEPTH} levels",
+                "a topology nests only a few levels deep; check the brackets and indentation",
+                self.reader.get_mark(),
+            )
 
 
 class Positions:
@@ -78,8 +144,13 @@ def _lc(lookup: Any, key: Any, default: Pos) -> Pos:
 def read_yaml(text: str, source: str) -> tuple[Any, Positions]:
     """Parse YAML 1.2 text into plain data and positions; syntax errors become a TopologyError."""
     yaml = YAML(typ="rt")
+    yaml.Scanner = _GuardedScanner
     try:
         doc = yaml.load(text)
+    except _LimitError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise TopologyError([Problem(source, line, col, str(exc.problem), exc.hint)]) from exc
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -90,6 +161,10 @@ def read_yaml(text: str, source: str) -> tuple[Any, Positions]:
     except YAMLError as exc:
         raise TopologyError(
             [Problem(source, 1, 1, f"YAML error: {exc}", "check the file is valid YAML")]
+        ) from exc
+    except (RecursionError, ValueError, OverflowError) as exc:  # the guards above should prevent these
+        raise TopologyError(
+            [Problem(source, 1, 1, f"the file cannot be read as a topology: {exc}", "check the file")]
         ) from exc
     pos = Positions()
     return _plain(doc, (), pos), pos
@@ -110,22 +185,53 @@ def load_topology(path: str | Path) -> Topology:
         UsageError: the file cannot be read.
         TopologyError: the file is invalid; carries every problem with its file:line:col.
     """
+    return load_text(read_topology_file(path).decode("utf-8"), str(path))
+
+
+def read_topology_file(path: str | Path) -> bytes:
+    """The bytes of a topology file: a regular file of at most MAX_FILE_BYTES, valid UTF-8.
+
+    Opened non-blocking and checked with fstat before reading, so a FIFO, a device such as
+    /dev/zero or a huge file fails at once instead of blocking or filling memory.
+
+    Raises:
+        UsageError: the file cannot be read or is not a topology-sized UTF-8 text file.
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         raise UsageError(
             f"topology file {source} not found", hint="pass the path of your topology YAML file", where=source
         ) from exc
-    except IsADirectoryError as exc:
-        raise UsageError(f"{source} is a directory", hint="pass the topology YAML file itself") from exc
     except PermissionError as exc:
         raise UsageError(f"cannot read {source}: permission denied", hint="check the file's mode") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{source} is not UTF-8 text", hint="save the topology file as UTF-8") from exc
     except OSError as exc:
         raise UsageError(f"cannot read {source}: {exc.strerror}", hint="check the path") from exc
-    return load_text(text, source)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise UsageError(f"{source} is a directory", hint="pass the topology YAML file itself")
+        raise UsageError(
+            f"{source} is not a regular file",
+            hint="pass the topology YAML file itself (not a device or pipe)",
+        )
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {source}: {exc.strerror}", hint="check the path") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(
+            f"{source} is larger than {MAX_FILE_BYTES // 1024} KiB",
+            hint="a topology file is a few KiB; pass the right file",
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{source} is not UTF-8 text", hint="save the topology file as UTF-8") from exc
+    return data
 
 
 def load_text(text: str, source: str = "<topology>") -> Topology:

@@ -24,7 +24,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from roachctl.model.types import (
-    AbsPath,
     Address,
     Cidr,
     ClusterName,
@@ -33,6 +32,7 @@ from roachctl.model.types import (
     HomePath,
     HostPort,
     IdentityFile,
+    InstallRoot,
     Locality,
     Memory,
     Port,
@@ -67,7 +67,9 @@ class SSHConfig(_Model):
 class PathsConfig(_Model):
     """Where things go on every host (the seed's layout)."""
 
-    install_root: AbsPath = Field("/opt", description="parent of versioned dirs cockroach-<v>.linux-<arch>/")
+    install_root: InstallRoot = Field(
+        "/opt", description="parent of versioned dirs cockroach-<v>.linux-<arch>/"
+    )
     home: HomePath = Field("/opt/cockroach", description="stable home: cockroach and lib symlinks, certs/")
     data: DataPath = Field("/var/lib/cockroach", description="store(s) and logs, owned by the service user")
     allow_data_symlink: StrictBool = Field(

@@ -54,8 +54,65 @@ SYSTEM_DIRS = frozenset(
     }
 )  # fmt: skip
 
-#: Accounts that must never run the database.
-FORBIDDEN_SERVICE_USERS = frozenset({"root", "nobody", "daemon", "bin", "sys", "sync", "sshd", "www-data"})
+#: Other software's places: login users' homes, root's home and the state dirs of well-known
+#: daemons and package managers. roachctl chowns data and stores to the service user and
+#: `destroy --wipe` deletes them, so none of them (or anything below) may be data, a store or
+#: home (review M5). Checked as prefixes: `/home/deploy` is refused like `/home` itself.
+FOREIGN_DAEMON_DIRS = (
+    "apt", "dpkg", "rpm", "dnf", "yum", "snapd", "flatpak", "systemd", "private", "machines",
+    "portables", "polkit-1", "dbus", "sudo", "pam", "ucf", "ufw", "nftables", "firewalld", "iptables",
+    "NetworkManager", "dhcp", "chrony", "ntp", "ntpsec", "cloud", "sss", "lxd", "lxc", "libvirt",
+    "docker", "containerd", "containers", "kubelet", "etcd", "mysql", "mariadb", "postgresql",
+    "pgsql", "mongodb", "redis", "cassandra", "elasticsearch", "opensearch", "kafka", "zookeeper",
+    "rabbitmq", "influxdb", "grafana", "prometheus", "clickhouse", "nginx", "apache2", "httpd",
+    "openvpn", "tailscale", "logrotate", "mlocate", "plocate", "sshd", "ssh",
+)  # fmt: skip
+FOREIGN_ROOTS = (
+    "/home", "/root", "/var/spool", "/var/mail", "/var/www", "/var/log", "/var/cache", "/var/backups",
+    "/snap", "/var/snap", "/lost+found", *(f"/var/lib/{d}" for d in FOREIGN_DAEMON_DIRS),
+)  # fmt: skip
+
+#: Package-manager territory: home and install_root may live under /usr/local (where the
+#: cockroach docs put the binary) but not elsewhere under /usr, nor under /etc or /boot.
+SYSTEM_ROOTS = ("/etc", "/boot", "/efi", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+LOCAL_ROOT = "/usr/local"
+
+#: Accounts that must never run the database: system and daemon accounts, and the default login
+#: users of common cloud images. Adopting one hands the data to it, and `destroy --wipe` would
+#: delete it (review M5). `systemd-*` is refused as a prefix.
+FORBIDDEN_SERVICE_USERS = frozenset(
+    {
+        "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+        "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "adm", "operator", "halt",
+        "shutdown", "ftp", "messagebus", "dbus", "syslog", "_apt", "sshd", "ntp", "chrony", "_chrony",
+        "polkitd", "tss", "avahi", "rpc", "rpcuser", "nfsnobody", "uuidd", "tcpdump", "dnsmasq",
+        "lxd", "sssd", "landscape", "pollinate", "postgres", "mysql", "mariadb", "mongodb", "redis",
+        "docker", "nginx", "apache", "http", "git", "ubuntu", "debian", "admin", "ec2-user", "centos",
+        "fedora", "rocky", "almalinux", "cloud-user", "opc", "azureuser", "pi", "vagrant", "core",
+    }
+)  # fmt: skip
+FORBIDDEN_SERVICE_USER_PREFIXES = ("systemd-",)
+
+#: Units of the operating system and of common daemons: a roachctl unit with one of these names
+#: overwrites it in /etc/systemd/system, and `destroy` disables and deletes it (review M5).
+FORBIDDEN_UNITS = frozenset(
+    {
+        "ssh", "sshd", "dbus", "dbus-broker", "nftables", "firewalld", "ufw", "iptables", "ip6tables",
+        "netfilter-persistent", "networking", "network", "NetworkManager", "wpa_supplicant", "cron",
+        "crond", "cronie", "anacron", "atd", "rsyslog", "syslog", "syslog-ng", "auditd", "polkit",
+        "chrony", "chronyd", "ntp", "ntpd", "ntpsec", "sudo", "snapd", "docker", "containerd", "kubelet",
+        "mysql", "mysqld", "mariadb", "postgresql", "redis", "redis-server", "nginx", "apache2",
+        "httpd", "unattended-upgrades", "apt-daily", "apt-daily-upgrade", "logrotate", "fstrim",
+        "emergency", "rescue", "getty", "serial-getty", "console-getty", "container-getty", "autovt",
+        "rc-local", "irqbalance", "tuned", "smartd", "multipathd", "iscsid", "rpcbind", "apparmor",
+        "qemu-guest-agent", "walinuxagent", "amazon-ssm-agent", "tailscaled", "fail2ban", "postfix",
+        "exim4", "sendmail", "avahi-daemon", "cups", "bluetooth", "ModemManager", "accounts-daemon",
+        "user", "user-runtime-dir", "dm-event", "mdmonitor", "udisks2", "upower", "packagekit",
+    }
+)  # fmt: skip
+FORBIDDEN_UNIT_PREFIXES = (
+    "systemd-", "dbus-", "snap.", "cloud-", "lvm2-", "nfs-", "plymouth", "kmod", "getty", "serial-getty",
+)  # fmt: skip
 
 #: Ports below this need root (or CAP_NET_BIND_SERVICE) to bind; cockroach runs as the service user.
 MIN_SERVICE_PORT = 1024
@@ -140,9 +197,9 @@ def check_service_user(raw: Any) -> str:
             f"invalid Linux user name {value!r}",
             "use at most 32 lowercase letters, digits, '_' and '-', starting with a letter or '_'",
         )
-    if value in FORBIDDEN_SERVICE_USERS:
+    if value in FORBIDDEN_SERVICE_USERS or value.startswith(FORBIDDEN_SERVICE_USER_PREFIXES):
         raise invalid(
-            f"the database must not run as {value!r}",
+            f"the database must not run as {value!r}, an account of the system or of other software",
             "use a dedicated system account such as 'cockroach'; roachctl creates it",
         )
     return value
@@ -162,6 +219,11 @@ def check_unit_name(raw: Any) -> str:
         raise invalid(
             f"invalid systemd unit name {value!r}",
             "use letters, digits, '_', '.', ':' and '-' (no template '@'); '.service' is added for you",
+        )
+    if value in FORBIDDEN_UNITS or value.startswith(FORBIDDEN_UNIT_PREFIXES):
+        raise invalid(
+            f"{value}.service is a unit of the system or of other software",
+            "roachctl would overwrite it and `destroy` would remove it; use e.g. cockroach",
         )
     return value
 
@@ -310,7 +372,7 @@ def check_data_path(raw: Any) -> str:
                 "put data under /var/lib, /srv, /data/... or a dedicated mount",
             )
     check_not_system_dir(value)
-    return value
+    return check_not_foreign(value)
 
 
 def check_not_system_dir(value: str) -> str:
@@ -322,8 +384,39 @@ def check_not_system_dir(value: str) -> str:
     return value
 
 
+def check_not_foreign(value: str) -> str:
+    """Refuse a path in (or at) another program's or user's place (FOREIGN_ROOTS)."""
+    for root in FOREIGN_ROOTS:
+        if _under(value, root):
+            raise invalid(
+                f"{value} is {'' if value == root else 'under '}{root}, which belongs to other "
+                "software or to a login user; roachctl would take it over and destroy --wipe deletes it",
+                "use a dedicated directory such as /var/lib/cockroach, /srv/cockroach or a mount",
+            )
+    return value
+
+
+def check_not_package_dir(value: str) -> str:
+    """Refuse the package manager's trees (/usr except /usr/local/..., /etc, /boot, ...)."""
+    if _under(value, LOCAL_ROOT):
+        return value
+    for root in SYSTEM_ROOTS:
+        if _under(value, root):
+            raise invalid(
+                f"{value} is under {root}, which belongs to the operating system's packages",
+                "use /opt (the default) or /usr/local",
+            )
+    return value
+
+
 def check_home_path(value: Any) -> str:
-    return check_not_system_dir(check_abs_path(value))
+    path = check_not_system_dir(check_abs_path(value))
+    return check_not_foreign(check_not_package_dir(path))
+
+
+def check_install_root(value: Any) -> str:
+    """The parent of the versioned release dirs: root-owned, outside others' places."""
+    return check_not_foreign(check_not_package_dir(check_abs_path(value)))
 
 
 # --- sizes ---------------------------------------------------------------------------------------
@@ -408,6 +501,7 @@ Cidr = Annotated[str, BeforeValidator(check_cidr), _schema(description="IP addre
 Locality = Annotated[str, BeforeValidator(check_locality), _schema(LOCALITY_RE.pattern)]
 AbsPath = Annotated[str, BeforeValidator(check_abs_path), _schema(PATH_CHARS_RE.pattern)]
 HomePath = Annotated[str, BeforeValidator(check_home_path), _schema(PATH_CHARS_RE.pattern)]
+InstallRoot = Annotated[str, BeforeValidator(check_install_root), _schema(PATH_CHARS_RE.pattern)]
 DataPath = Annotated[str, BeforeValidator(check_data_path), _schema(PATH_CHARS_RE.pattern)]
 Memory = Annotated[
     str,

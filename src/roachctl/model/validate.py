@@ -298,7 +298,17 @@ def _check_stores(p: Parts) -> list[Issue]:
             if any(store == bad for bad, _ in forbidden) or _inside(store, f"{data}/{LOG_DIR}"):
                 what = next((w for bad, w in forbidden if store == bad), "the log dir")
                 issues.append(Issue(here, f"store {store} is {what}", f"use e.g. {data}/cockroach-data"))
-            if _inside(store, home) or _inside(store, root) or _inside(home, store):
+            if _inside(root, store) or _inside(home, store):
+                what = f"install_root {root}" if _inside(root, store) else f"home {home}"
+                issues.append(
+                    Issue(
+                        here,
+                        f"{what} is inside store {store}",
+                        "the service user owns every store, and root runs the binaries under home and "
+                        "install_root; keep them outside the stores (e.g. /opt and /opt/cockroach)",
+                    )
+                )
+            elif _inside(store, home) or _inside(store, root):
                 issues.append(
                     Issue(
                         here,
