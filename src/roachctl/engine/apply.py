@@ -39,8 +39,10 @@ shell=/usr/sbin/nologin
 useradd --system --user-group --no-create-home --home-dir "$2" --shell "$shell" -- "$1"
 """
 
-# Groups of 5 args: path, mode, owner, group, follow (1: the path may be a symlink an operator
-# made, e.g. the data dir on a bigger disk). Several directories in one session. Root never acts
+# Groups of 6 args: path, mode, owner, group, follow (1: the path may be a symlink an operator
+# made, e.g. the data dir on a bigger disk), parents (0: create only the last component; a
+# missing parent — an unmounted disk's mount point — is refused, review M8). Several directories
+# in one session. Root never acts
 # through a path someone else can redirect (review H2):
 # - every existing directory leading to the path (as written and as resolved) must be changeable
 #   by root only, or belong to the dir's owner (then the path is "inside the owner's tree");
@@ -96,9 +98,14 @@ chain() {
   done
   if [ "$sticky" = 1 ] && [ "$how" = root ]; then echo sticky; else echo "$how"; fi
 }
-while [ $# -ge 5 ]; do
-  path=$1 mode=$2 owner=$3 group=$4 follow=$5
-  shift 5
+while [ $# -ge 6 ]; do
+  path=$1 mode=$2 owner=$3 group=$4 follow=$5 parents=$6
+  shift 6
+  p=-p
+  if [ "$parents" = 0 ]; then
+    p=
+    [ -d "$(dirname -- "$path")" ] || refuse "the parent of $path does not exist (is its disk mounted?)"
+  fi
   if [ -L "$path" ]; then
     [ "$follow" = 1 ] || refuse "$path is a symlink, expected a directory"
     how=$(chain "$path" "$owner") || exit 3
@@ -112,9 +119,9 @@ while [ $# -ge 5 ]; do
   elif [ "$how" = sticky ]; then
     refuse "$path is missing in a world-writable directory: roachctl won't create it"
   elif [ "$how" = user ]; then
-    as "$owner" mkdir -p -m "$mode" -- "$path"
+    as "$owner" mkdir $p -m "$mode" -- "$path"
   else
-    mkdir -p -m "$mode" -- "$path"
+    mkdir $p -m "$mode" -- "$path"
   fi
   if [ "$(stat -c '%U:%G' -- "$path")" != "$owner:$group" ]; then chown -h -- "$owner:$group" "$path"; fi
   if [ "$how" = user ]; then as "$owner" chmod -- "$mode" "$path"; else chmod -- "$mode" "$path"; fi
@@ -270,7 +277,16 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
     if first in _DIR_KINDS:
         dirs = [c.spec for c in step if isinstance(c.spec, DirSpec)]
         args = [
-            w for d in dirs for w in (d.path, f"{d.mode:05o}", d.owner, d.group, str(int(d.follow_symlink)))
+            w
+            for d in dirs
+            for w in (
+                d.path,
+                f"{d.mode:05o}",
+                d.owner,
+                d.group,
+                str(int(d.follow_symlink)),
+                str(int(d.create_parents)),
+            )
         ]
         cmd = Command.shell(_DIR_SCRIPT, *args, sudo=True)
         result = await executor.run(cmd, check=False)

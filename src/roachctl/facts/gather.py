@@ -26,10 +26,11 @@ _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
 
 # Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
-# then per requested item (second field = 1-based index of the item's pair): path, target, full
-# (a dir with entries besides lost+found), sha and head (hex of a hashed file's first line, at
-# most 200 bytes), user (exists, uid, hex of the login shell), unit, nft, df; and finally `end`.
-# Exit status is always 0 unless the shell itself broke.
+# then per requested item (second field = 1-based index of the item's pair): path, target, deref
+# (what a link points to), full (a dir with entries besides lost+found), sha and head (hex of a
+# hashed file's first line, at most 200 bytes), user (exists, uid, hex of the login shell), unit,
+# nft, mnt (is the path's parent a mount point: mount, plain, missing or root), df; and finally
+# `end`. Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -107,6 +108,14 @@ while [ $# -ge 2 ]; do
        elif nft list table "${val%% *}" "${val#* }" >/dev/null 2>&1; then printf 'nft\t%s\t1\n' "$i"
        elif nft list tables >/dev/null 2>&1; then printf 'nft\t%s\t0\n' "$i"
        else printf 'nft\t%s\t?\n' "$i"; fi ;;
+    m) parent=$(dirname -- "$val")
+       if [ "$parent" = / ]; then st=root
+       elif [ ! -d "$parent" ] || [ -L "$parent" ]; then st=missing
+       elif command -v mountpoint >/dev/null 2>&1; then
+         if mountpoint -q -- "$parent"; then st=mount; else st=plain; fi
+       elif [ "$(stat -c %d -- "$parent")" != "$(stat -c %d -- "$parent/..")" ]; then st=mount
+       else st=plain; fi
+       printf 'mnt\t%s\t%s\n' "$i" "$st" ;;
     d) d=$val
        while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
        df -Pk -- "$d" 2>/dev/null | awk -v i="$i" 'NR == 2 {print "df\t" i "\t" $(NF - 2)}' ;;
@@ -128,6 +137,7 @@ class FactRequest:
     users: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
     nft_tables: tuple[str, ...] = ()
+    mount_parents: tuple[str, ...] = ()  # dirs whose parent must be (or be checked for) a mount point
     disk_dirs: tuple[str, ...] = ()
 
     def items(self) -> list[Item]:
@@ -138,9 +148,10 @@ class FactRequest:
         items += [Item("u", u) for u in dict.fromkeys(self.users)]
         items += [Item("s", s) for s in dict.fromkeys(self.units)]
         items += [Item("n", _nft_spec(t), key=t) for t in dict.fromkeys(self.nft_tables)]
+        items += [Item("m", m) for m in dict.fromkeys(self.mount_parents)]
         items += [Item("d", d) for d in dict.fromkeys(self.disk_dirs)]
         for item in items:
-            if item.kind in "phd" and not item.value.startswith("/"):
+            if item.kind in "phmd" and not item.value.startswith("/"):
                 raise ValueError(f"fact paths must be absolute: {item.value!r}")
         return items
 
@@ -170,6 +181,7 @@ async def gather_facts(
     users: Sequence[str] = (),
     units: Sequence[str] = (),
     nft_tables: Sequence[str] = (),
+    mount_parents: Sequence[str] = (),
     disk_dirs: Sequence[str] = (),
 ) -> HostFacts:
     """Gather facts about one host in a single round trip (as root: keys must be hashable).
@@ -181,7 +193,7 @@ async def gather_facts(
         RemoteCommandError: the script failed or its report was incomplete.
     """
     request = FactRequest(tuple(paths), tuple(hash_paths), tuple(users), tuple(units),
-                          tuple(nft_tables), tuple(disk_dirs))
+                          tuple(nft_tables), tuple(mount_parents), tuple(disk_dirs))
     return await gather(executor, host, request)
 
 

@@ -63,6 +63,7 @@ class HostFacts:
     firewall_active: str = ""  # the backend that manages the ruleset: firewalld / ufw / nftables / ""
     fd_limit: int = 0
     disk_free_bytes: dict[str, int] = field(default_factory=dict)
+    parent_mounts: dict[str, str] = field(default_factory=dict)  # dir -> its parent: mount|plain|missing|root
     clock_unix: float = 0.0
     clock_skew: float = 0.0  # host clock minus controller clock when the command was sent (s)
     listening_ports: tuple[int, ...] = ()

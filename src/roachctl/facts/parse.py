@@ -51,7 +51,8 @@ class _Report:
     )
 
 
-_ITEM_RECORDS = {"path", "target", "deref", "full", "sha", "head", "user", "unit", "nft", "df"}
+
+_ITEM_RECORDS = {"path", "target", "deref", "full", "sha", "head", "user", "unit", "nft", "mnt", "df"}
 
 
 def _split(text: str) -> _Report:
@@ -222,5 +223,7 @@ def _add_items(facts: HostFacts, report: _Report, items: Sequence[Item]) -> None
             state = records.get("nft", ["?"])[0]
             if state in ("0", "1"):
                 facts.firewall_loaded[item.name] = state == "1"
+        elif item.kind == "m" and records.get("mnt"):
+            facts.parent_mounts[item.value] = records["mnt"][0]
         elif item.kind == "d" and records.get("df") and records["df"][0].isdigit():
             facts.disk_free_bytes[item.value] = int(records["df"][0]) * 1024

@@ -77,6 +77,11 @@ class PathsConfig(_Model):
         description="true: `data` may be a symlink you made (e.g. to a bigger disk); roachctl then manages "
         "the directory it points to. Otherwise a symlink there is refused",
     )
+    stores_on_mounts: StrictBool = Field(
+        False,
+        description="true: every store outside `data` sits directly on a disk of its own: its parent must "
+        "be a mount point, so a store is never created on the root filesystem when that disk is not mounted",
+    )
 
 
 class ServiceConfig(_Model):

@@ -97,7 +97,8 @@ def _dirs(topology: Topology, layout: Layout, *, secure: bool, backend: str) -> 
     ]
     for store in layout.stores:
         inside = is_inside(store, layout.data)
-        dirs.append(DirSpec(store, PRIVATE_DIR, user, user, create_parents=inside))
+        mounted = not inside and topology.paths.stores_on_mounts
+        dirs.append(DirSpec(store, PRIVATE_DIR, user, user, create_parents=inside, require_mount=mounted))
     if backend != "none":
         dirs.append(DirSpec(layout.firewall_dir, PUBLIC_DIR))
     return tuple(dirs)

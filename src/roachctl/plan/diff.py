@@ -13,6 +13,7 @@ facts this needs, so the executor gathers them in one round trip.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -76,9 +77,15 @@ def required_nft_tables(state: HostState) -> list[str]:
     return [state.firewall.table] if state.firewall.table else []
 
 
+def required_mount_parents(state: HostState) -> list[str]:
+    """Dirs created without parents (stores outside the data dir): is their parent there, a mount?"""
+    return [d.path for d in state.dirs if not d.create_parents or d.require_mount]
+
+
 def fact_request(state: HostState) -> dict[str, tuple[str, ...]]:
     """Keyword arguments for `facts.gather.gather_facts` covering everything `diff` reads."""
     return {
+        "mount_parents": tuple(required_mount_parents(state)),
         "paths": tuple(required_paths(state)),
         "hash_paths": tuple(required_hashes(state)),
         "users": tuple(required_users(state)),
@@ -144,12 +151,41 @@ def _not_a_dir(host: str, spec: DirSpec, fact: PathFact) -> RefusedError:
     return RefusedError(f"{what}; roachctl will not create, chown or chmod it", hint=hint, where=host)
 
 
+def _refuse_unmounted(host: str, spec: DirSpec, facts: HostFacts) -> None:
+    """A store outside the data dir is never created on the root filesystem by accident (review M8).
+
+    Its parent must exist (no `mkdir -p` of a missing mount point) and, with
+    `paths.stores_on_mounts`, be a mount point: an unmounted disk leaves an empty directory of the
+    root filesystem in its place, and a store there would fill `/`.
+    """
+    if spec.create_parents and not spec.require_mount:
+        return
+    parent = posixpath.dirname(spec.path)
+    state = facts.parent_mounts.get(spec.path, "unknown")
+    if state == "missing":
+        raise RefusedError(
+            f"the parent of store {spec.path} does not exist: {parent}",
+            hint=f"mount the store's disk at {parent} (or create {parent} if it is meant to be on this "
+            "filesystem), then re-run deploy; roachctl never creates a store's parents",
+            where=host,
+        )
+    if spec.require_mount and state != "mount":
+        what = "is the root directory" if state == "root" else "is not a mount point"
+        raise RefusedError(
+            f"{parent} {what}: store {spec.path} would be on the root filesystem",
+            hint=f"mount the store's disk at {parent} (and list it in /etc/fstab), then re-run deploy; "
+            "or set paths.stores_on_mounts: false if that store is meant to be there",
+            where=host,
+        )
+
+
 def _dir_change(host: str, spec: DirSpec, facts: HostFacts) -> Change | None:
     """Create or fix a directory; a symlink or other non-directory is refused (see `_not_a_dir`).
 
     Raises:
         RefusedError: the path is not a directory (or, with `follow_symlink`, does not point to one).
     """
+    _refuse_unmounted(host, spec, facts)
     fact = facts.path(spec.path)
     note = ""
     if fact.kind == "link" and spec.follow_symlink:
