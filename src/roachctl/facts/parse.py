@@ -51,7 +51,6 @@ class _Report:
     )
 
 
-
 _ITEM_RECORDS = {"path", "target", "deref", "full", "sha", "head", "user", "unit", "nft", "mnt", "df"}
 
 
