@@ -204,7 +204,7 @@ async def gather(
     sent = time.time()
     result = await executor.run(facts_command(request, sudo=sudo), timeout=timeout)
     try:
-        return parse_report(host, result.out, request.items(), sent_at=sent)
+        return parse_report(host, result.out, request.items(), sent_at=sent, received_at=time.time())
     except ReportError as exc:
         raise RemoteCommandError(f"could not parse the fact report: {exc}", where=host,
                                  stderr=result.err[-2000:]) from exc

@@ -65,7 +65,8 @@ class HostFacts:
     disk_free_bytes: dict[str, int] = field(default_factory=dict)
     parent_mounts: dict[str, str] = field(default_factory=dict)  # dir -> its parent: mount|plain|missing|root
     clock_unix: float = 0.0
-    clock_skew: float = 0.0  # host clock minus controller clock when the command was sent (s)
+    clock_skew: float = 0.0  # host clock minus controller clock at the round trip's midpoint (s)
+    clock_uncertainty: float = 0.0  # half the round trip: the skew is exact to within this (s)
     listening_ports: tuple[int, ...] = ()
 
     def path(self, path: str) -> PathFact:

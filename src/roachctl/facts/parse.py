@@ -147,6 +147,14 @@ def parse_account(name: str, record: str) -> Account | None:
     return Account(name=name, uid=int(fields[1]), shell=shell)
 
 
+def _half_round_trip(sent_at: float | None, received_at: float | None) -> float:
+    return (received_at - sent_at) / 2 if sent_at is not None and received_at is not None else 0.0
+
+
+def _midpoint(sent_at: float, received_at: float | None) -> float:
+    return sent_at if received_at is None else (sent_at + received_at) / 2
+
+
 def _int(text: str, default: int = 0) -> int:
     if text.strip() == "unlimited":
         return UNLIMITED
@@ -168,10 +176,19 @@ def _first(report: _Report, kind: str) -> str:
     return values[0] if values else ""
 
 
-def parse_report(host: str, text: str, items: Sequence[Item], *, sent_at: float | None = None) -> HostFacts:
+def parse_report(
+    host: str,
+    text: str,
+    items: Sequence[Item],
+    *,
+    sent_at: float | None = None,
+    received_at: float | None = None,
+) -> HostFacts:
     """Turn the script's stdout into HostFacts. `items` are the requested items in index order.
 
-    `sent_at` (controller time when the command was sent) yields `clock_skew`.
+    `sent_at`/`received_at` (controller times around the round trip) yield `clock_skew`: the host
+    read its clock somewhere in between, so the skew is taken against the midpoint and is exact
+    to within half the round trip (`clock_uncertainty`).
 
     Raises:
         ReportError: the report is truncated or malformed.
@@ -197,7 +214,8 @@ def parse_report(host: str, text: str, items: Sequence[Item], *, sent_at: float 
         firewall_active=_first(report, "fwactive"),
         fd_limit=_int(_first(report, "nofile")),
         clock_unix=clock,
-        clock_skew=clock - sent_at if sent_at is not None and clock else 0.0,
+        clock_skew=clock - _midpoint(sent_at, received_at) if sent_at is not None and clock else 0.0,
+        clock_uncertainty=_half_round_trip(sent_at, received_at),
         listening_ports=tuple(sorted(ports)),
     )
     _add_items(facts, report, items)
