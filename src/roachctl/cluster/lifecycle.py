@@ -117,8 +117,7 @@ async def start(
 async def _init_once(session: Session, first: NodeTarget, notify: Notify) -> None:
     """`cockroach init` against one node; "already initialized" is success (safe to re-run)."""
     notify(first.host, "initializing the cluster (cockroach init)")
-    args = ["init", f"--cluster-name={session.topology.effective_cluster_name}"]
-    result = await NodeClient(session).run(first, args, timeout=120)
+    result = await NodeClient(session).run(first, ["init"], timeout=120)
     text = result.out + result.err
     if not result.ok and "already been initialized" not in text:
         raise RemoteCommandError(

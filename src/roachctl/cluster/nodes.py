@@ -19,6 +19,7 @@ from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
+from roachctl.plan.clientargv import client_args
 from roachctl.plan.layout import layout_for
 from roachctl.tls import pki, store
 
@@ -88,9 +89,14 @@ class NodeClient:
         return ca, self._client.cert_pem(), self._client.key_pem()
 
     async def run(self, target: NodeTarget, args: list[str], *, timeout: float = 60) -> Result:
-        """`cockroach ARGS --host=<target>` on the target's host (exit code not checked)."""
+        """`cockroach ARGS --host=<target>` on the target's host (exit code not checked).
+
+        `--cluster-name` is added to gRPC commands only (plan/clientargv.py, contract §2.1).
+        """
         ca, cert, key = self._certs()
-        args = [*args, f"--host={target.rpc_addr}"]
+        args = client_args(
+            args, host=target.rpc_addr, cluster_name=self.session.topology.effective_cluster_name
+        )
         call = client_call(target.binary, args, ca_pem=ca, client_cert_pem=cert, client_key_pem=key)
         executor = self.session.ssh.executor(target.host)
         return await executor.run(call.command, stdin=call.stdin, timeout=timeout, check=False)

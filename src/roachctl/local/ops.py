@@ -24,6 +24,7 @@ from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
 from roachctl.local.layout import ClusterPaths, check_name, check_nodes
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, check_base, plan_ports
 from roachctl.local.state import ClusterState, NodeState, reserved_ports, save, state_lock
+from roachctl.plan.clientargv import client_args
 from roachctl.release.model import Release
 from roachctl.ui.console import console
 
@@ -285,7 +286,8 @@ def sql(home: Path, name: str, statements: Sequence[str]) -> None:
     if target is None:
         raise RefusedError(f"local cluster {name!r} has no ready node",
                            hint=f"start it with `roachctl local start --name {name}`")
-    argv = [str(cluster.binary), "sql", f"--host={target.sql_addr}", *cluster.endpoint.flags()]
+    argv = [str(cluster.binary), *client_args(["sql"], host=target.sql_addr, cluster_name=None),
+            *cluster.endpoint.flags()]
     for statement in statements:
         argv += ["-e", statement]
     interactive = not statements
