@@ -174,14 +174,14 @@ async def stop(
         if not force:
             await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
         running = [t for t in everyone if t.host in up]
-        members = await _members(client, running, len(everyone)) if running else len(everyone)
+        members = await _members(client, running, len(everyone))
         target = chosen[0]
         drain = target.host in up and can_drain(len(running), members)
         why = f"{len(running)} of {members} running" if drain else "no majority left"
         steps = [StopStep((target.host,), drain, why if target.host in up else "not answering")]
     else:
         running = [t for t in everyone if t.host in up]
-        members = await _members(client, running, len(everyone)) if running else len(everyone)
+        members = await _members(client, running, len(everyone))
         steps = stop_steps([t.host for t in everyone], up, members)
     by_host = {t.host: t for t in everyone}
     try:
@@ -248,7 +248,13 @@ async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
 
 
 async def _members(client: NodeClient, candidates: list[NodeTarget], fallback: int) -> int:
-    """How many active members the cluster has (the topology's count when no node answers)."""
+    """How many active members the cluster has (the topology's count when no node answers).
+
+    `node status` is a SQL query: without a majority running it cannot answer (it would only
+    time out), so then the topology's count is used without asking.
+    """
+    if not candidates or 2 * len(candidates) <= fallback:
+        return fallback
     try:
         rows = await client.status_from_any(candidates)
     except RoachctlError:
