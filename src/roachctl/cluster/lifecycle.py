@@ -3,16 +3,18 @@
 - start: every node in parallel (`Type=notify` returns once listening), `init` exactly once in
   the cluster's life (remembered in state; an "already initialized" answer also counts), then
   wait for `/health?ready=1` everywhere.
-- stop (whole cluster): drain every node while all of them are still up — each drain needs a
-  quorum (contract §4/§5; the seed's node 3 hung because its peers had already exited) — and
-  only then stop the units. A drained node has nothing left to hand over, so its stop completes.
-  When the running nodes are not a majority they cannot drain at all (systemd would SIGKILL them
-  after TimeoutStopSec): refused unless --force.
+- stop (whole cluster): one node at a time (plan/stoporder.py, contract §4.1). `systemctl stop`
+  sends SIGTERM, cockroach's own graceful drain; no `node drain` beforehand (a draining node is
+  never a lease target, so drains must not overlap). A node drains while the running nodes,
+  itself included, are a majority; the final minority cannot (its liveness write has no
+  majority): it gets `--grace` seconds, then SIGKILL through systemd — crash-safe, and reported
+  per node as a hard stop. Every stop is bounded by roachctl, never by the unit's TimeoutStopSec.
 - stop --node: refused when it would leave the cluster without a majority (unless --force).
   "Up" means the node answers on its HTTP port right now, not the cluster's liveness record,
   which still says "live" for seconds after a node stopped.
 - restart: rolling, one node at a time, each gated on the node being ready and the cluster
-  reporting every node live and no unavailable ranges before the next one goes down.
+  reporting every node live and no unavailable or under-replicated ranges before the next one
+  goes down.
 """
 
 from __future__ import annotations
