@@ -432,7 +432,7 @@ def test_whole_cluster_stop_goes_one_node_at_a_time_and_stops_only_the_last_one_
         assert rc.show(host, "ActiveState", "NRestarts") == {"ActiveState": "inactive", "NRestarts": "0"}, (
             host
         )
-        assert rc.sh(host, "pgrep -f 'cockroach start'", check=False).returncode == 1, host
+        assert rc.sh(host, "pgrep -f '[c]ockroach start'", check=False).returncode == 1, host
     since = time.time()
     res = rc.run("start", NAME)
     assert res.rc == 0, res.text
@@ -526,7 +526,7 @@ def test_destroy_keeps_data_and_a_redeploy_brings_the_same_cluster_back(rc: Remo
     for host in rc.hosts:
         evs = rc.events(host)  # the data is still there
         assert "hard_shutdown" not in names(evs, since), (host, names(evs, since))
-        assert rc.sh(host, "pgrep -f 'cockroach start'", check=False).returncode == 1, host
+        assert rc.sh(host, "pgrep -f '[c]ockroach start'", check=False).returncode == 1, host
         assert rc.show(host, "LoadState") == {"LoadState": "not-found"}, host
         assert rc.sh(host, f"nft list table {TABLE}", check=False).returncode != 0, host
         left = rc.sh(host, f"ls -d {_install_dir(rc)} {CERTS} /etc/roachctl/* 2>/dev/null || true").stdout
@@ -546,7 +546,7 @@ def test_destroy_wipe_removes_data_and_the_service_user(rc: Remote) -> None:
     assert res.rc == 0, res.text
     assert res.ended - res.started < 60
     for host in rc.hosts:
-        assert rc.sh(host, "pgrep -f 'cockroach start'", check=False).returncode == 1, host
+        assert rc.sh(host, "pgrep -f '[c]ockroach start'", check=False).returncode == 1, host
     for host in rc.hosts:
         assert rc.sh(host, f"test -e {DATA}", check=False).returncode != 0, host
         assert rc.sh(host, "id cockroach", check=False).returncode != 0, host

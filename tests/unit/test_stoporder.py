@@ -19,10 +19,10 @@ def test_three_nodes_two_drain_one_at_a_time_the_last_is_the_final_minority() ->
     assert _shape(steps) == [(("h1",), True), (("h2",), True), (("h3",), False)]
 
 
-def test_five_nodes_only_the_last_two_are_forced_as_upstream_documents() -> None:
+def test_five_nodes_only_two_drain_once_two_are_down_a_range_may_have_no_lease_target() -> None:
     hosts = [f"h{i}" for i in range(1, 6)]
     steps = stop_steps(hosts, set(hosts), 5)
-    assert _shape(steps) == [(("h1",), True), (("h2",), True), (("h3",), True), (("h4", "h5"), False)]
+    assert _shape(steps) == [(("h1",), True), (("h2",), True), (("h3", "h4", "h5"), False)]
 
 
 def test_four_nodes() -> None:
@@ -58,7 +58,20 @@ def test_never_two_graceful_nodes_in_one_step() -> None:
 
 
 @pytest.mark.parametrize(
-    ("running", "members", "ok"), [(2, 3, True), (1, 3, False), (3, 5, True), (2, 4, False)]
+    ("running", "members", "ok"),
+    [
+        (1, 1, True),
+        (2, 2, True),
+        (1, 2, False),
+        (2, 3, True),
+        (1, 3, False),
+        (4, 5, True),
+        (3, 5, False),
+        (3, 4, True),
+        (2, 4, False),
+        (8, 9, True),
+        (7, 9, False),
+    ],
 )
 def test_can_drain(running: int, members: int, ok: bool) -> None:
     assert can_drain(running, members) is ok

@@ -6,8 +6,8 @@
 - stop (whole cluster): one node at a time (plan/stoporder.py, contract §4.1). `systemctl stop`
   sends SIGTERM, cockroach's own graceful drain; no `node drain` beforehand (a draining node is
   never a lease target, so drains must not overlap). A node drains while the running nodes,
-  itself included, are a majority; the final minority cannot (its liveness write has no
-  majority): it gets `--grace` seconds, then SIGKILL through systemd — crash-safe, and reported
+  itself included, are a majority and its ranges keep a lease target; the final minority
+  cannot: it gets `--grace` seconds, then SIGKILL through systemd — crash-safe, and reported
   per node as a hard stop. Every stop is bounded by roachctl, never by the unit's TimeoutStopSec.
 - stop --node: refused when it would leave the cluster without a majority (unless --force).
   "Up" means the node answers on its HTTP port right now, not the cluster's liveness record,

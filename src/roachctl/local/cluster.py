@@ -260,9 +260,9 @@ class LocalCluster:
         """Stop every running node, one at a time, in the order plan/stoporder.py gives.
 
         Each node gets SIGTERM — cockroach's own graceful drain (contract §4) — and is waited for.
-        A node stopped while the running nodes, itself included, are a majority can drain: it gets
-        `drain_timeout` seconds. The final minority cannot (its liveness write has no majority,
-        contract §4.1): SIGTERM, `grace` seconds, then SIGKILL — crash-safe, the next start
+        A node stopped while the running nodes, itself included, are a majority (and its ranges keep
+        a lease target) can drain: it gets `drain_timeout` seconds. The final minority cannot
+        (contract §4.1): SIGTERM, `grace` seconds, then SIGKILL — crash-safe, the next start
         replays the log. Never are two nodes draining gracefully at once. (The seed stopped all
         three at once and found node 3 hard-shut down without knowing why.)
         Returns one result per node (printed as it happens); a second interrupt (ForceStop) kills
