@@ -257,6 +257,7 @@ def test_losing_quorum_blocks_drain_until_sigkill(make_cluster: MakeCluster) -> 
     assert len(unclean) == 1
     assert unclean[0]["previous_pid"] == pid and unclean[0]["previous_event"] in (
         "drain_begin",
+        "drain_blocked",
         "quorum_lost",
     )
     # without quorum the restarted node is not ready, and reports unavailable ranges
