@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from roachctl.cluster.home import ClusterHome
 from tests.integration.test_remote_support import (
     CERTS,
     DATA,
@@ -383,6 +384,38 @@ def test_start_again_does_not_init_again(rc: Remote) -> None:
     assert "cockroach init" not in res.err, res.err
     inits = [e for evs in _all_events(rc).values() for e in evs if e["event"] == "init"]
     assert len(inits) == 1, inits
+
+
+def test_a_nameless_drain_is_refused_by_this_cluster_and_sql_commands_reject_the_name(rc: Remote) -> None:
+    """The bed's nodes run with --cluster-name=prod (contract §2.1): a `node drain` without it is
+    refused, `node status` rejects the flag. roachctl's own start (init), restart and stop below
+    run against exactly these nodes."""
+    home = ClusterHome(rc.home, NAME)
+    client = home.ephemeral_client()
+    certs = "/root/roachctl-test-client"
+    files = {
+        "ca.crt": home.ca().cert_pem(),
+        "client.root.crt": client.cert_pem(),
+        "client.root.key": client.key_pem(),
+    }
+    rc.sh("h1", f"rm -rf {certs} && mkdir -m 700 {certs}")
+    for name, data in files.items():
+        rc.bed.exec("h1", ["sh", "-c", f"umask 077; cat > {certs}/{name}"], input=data.decode())
+    since = time.time()
+    try:
+        flags = f"--certs-dir={certs} --host=h1:{SQL_PORT}"
+        drain = rc.sh("h1", f"{HOME}/cockroach node drain --self {flags}", check=False)
+        assert drain.returncode == 1, drain
+        assert (
+            'cluster name check failed on ping response: peer node expects cluster name "prod"'
+            in drain.stderr
+        )
+        status = rc.sh("h1", f"{HOME}/cockroach node status --cluster-name=prod {flags}", check=False)
+        assert status.returncode == 4 and "unknown flag: --cluster-name" in status.stderr, status
+    finally:
+        rc.sh("h1", f"rm -rf {certs}")
+    assert "drain_begin" not in names(rc.events("h1"), since)
+    assert all(n["ready"] for n in rc.status()["nodes"])
 
 
 # --- restart / stop -----------------------------------------------------------------------------
