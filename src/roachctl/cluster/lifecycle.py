@@ -201,6 +201,13 @@ async def stop(
                 return line
 
             await each_node([by_host[h] for h in step.hosts], one, outcome, session.interrupts)
+            if any(h in outcome.failures for h in step.hosts):
+                left = [
+                    h for s in steps for h in s.hosts if h not in outcome.done and h not in outcome.failures
+                ]
+                if left:  # its state is unknown (maybe still draining): take no further node down
+                    notify("*", f"not stopping {', '.join(left)}: a node before them failed to stop")
+                break
     finally:
         session.home.journal(
             "stop",
