@@ -334,3 +334,22 @@ def test_wipe_of_a_cluster_without_quorum_still_cleans_up(home: Path, tarball: P
     assert res.returncode == 0, res.stderr
     assert "n3: stopped without drain — no majority left" in res.stderr
     assert our_processes(home) == [] and not (home / "local" / "dev").exists()
+
+
+def test_five_nodes_two_drain_then_the_final_three_are_stopped_together(home: Path, tarball: Path) -> None:
+    """Replication factor 3: once two nodes are down some range may have no lease target left, so
+    n3..n5 are the final minority (contract §4.1) — stopped together within the grace, not after a
+    drain timeout each."""
+    assert _up(home, tarball, "--nodes", "5").returncode == 0
+    since = time.time()
+    res = roachctl(home, "--json", "local", "stop", "--grace", "3")
+    ended = time.time()
+    assert res.returncode == 0, res.stderr
+    results = {r["node"]: r["result"] for r in json.loads(res.stdout)["nodes"]}
+    assert results == {1: "drained", 2: "drained", 3: "hard", 4: "hard", 5: "hard"}, res.stderr
+    assert_stop_sequence(_node_events(home, nodes=5), since, graceful=["n1", "n2"], hard=["n3", "n4", "n5"],
+                         ended=ended, grace=3)
+    assert our_processes(home) == []
+    assert roachctl(home, "local", "start").returncode == 0
+    assert all(n["ready"] for n in status(home)["nodes"])
+    assert roachctl(home, "local", "down", "--wipe", "--yes", "--grace", "1").returncode == 0
