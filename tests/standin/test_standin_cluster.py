@@ -419,7 +419,7 @@ def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) 
     assert (
         "warning: --drain-wait is 5s, but the "
         "server.shutdown.{drain,query,jobs,connection,lease_transfer}_wait cluster settings "
-        "require a value of at least 25s; using the larger value\n"
+        "require a value of at least 35s; using the larger value\n"
     ) in res.stderr
     assert n2.alive()
     assert '"error": "node is shutting down"' in n2.health()[1]
