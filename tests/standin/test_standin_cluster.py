@@ -419,10 +419,14 @@ def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) 
     assert (
         "warning: --drain-wait is 5s, but the "
         "server.shutdown.{drain,query,jobs,connection,lease_transfer}_wait cluster settings "
-        "require a value of at least 25s; using the larger value\n"
+        "require a value of at least 35s; using the larger value\n"
     ) in res.stderr
     assert n2.alive()
     assert '"error": "node is shutting down"' in n2.health()[1]
+    # --drain-wait=0: no timeout, no settings warning; a drained node drains again (majority up)
+    res = c.cli("node", "drain", "--self", "--drain-wait=0", node=n2)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    assert "warning" not in res.stderr and res.stderr.endswith("remaining: 0 (complete)\n")
 
 
 @pytest.mark.slow
