@@ -12,6 +12,7 @@ except the last (quorum loss).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import shlex
 import ssl
@@ -45,6 +46,13 @@ CLIENT_CERTS = "/root/client-certs"
 UNIT = "cockroach"
 RPC_PORT, HTTP_PORT = 26257, 8080
 LIVENESS_SECS = 4.5  # the stand-in's default COCKROACH_STANDIN_LIVENESS_SECS
+CLUSTER_NAME = "bedtest"  # every node runs with --cluster-name, like a roachctl deployment (contract §2.1)
+NAME_CHECK = "initial connection heartbeat failed: cluster name check failed on ping response: "
+EXPECTS = f'peer node expects cluster name "{CLUSTER_NAME}", use --cluster-name to configure'
+DRAIN_TIMEOUT = (
+    "ERROR: drain timeout, consider adjusting --drain-wait, especially under custom server.shutdown "
+    'cluster settings\nFailed running "node drain"\n'
+)
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60, interval: float = 0.5) -> T:
@@ -63,7 +71,8 @@ def unit_text(host: Host, join: list[str]) -> str:
     addr = f"{host.ip}:{RPC_PORT}"
     start = (
         f"{BIN} start --certs-dir={CERTS} --store={STORE} --listen-addr={addr} --advertise-addr={addr} "
-        f"--http-addr={host.ip}:{HTTP_PORT} --join={','.join(join)} --cache=.25 --max-sql-memory=.25"
+        f"--http-addr={host.ip}:{HTTP_PORT} --join={','.join(join)} --cache=.25 --max-sql-memory=.25 "
+        f"--cluster-name={CLUSTER_NAME}"
     )
     return f"""\
 [Unit]
@@ -135,6 +144,37 @@ class Cluster:
         )
         rows: list[dict[str, str]] = json.loads(res.stdout)
         return rows
+
+    def cli(self, host: Host, args: str, env: str = "", timeout: float = 90) -> Any:
+        """`cockroach <args>` on host against its own node, with the root client certs."""
+        cmd = f"{env} {BIN} {args} --certs-dir={CLIENT_CERTS} --host={host.ip}:{RPC_PORT}"
+        return self.bed.ssh(host.name, cmd.strip(), check=False, timeout=timeout)
+
+    def drain(self, host: Host, extra: str = f"--cluster-name={CLUSTER_NAME}", cap: float = 0) -> Any:
+        env = f"COCKROACH_STANDIN_DRAIN_WAIT_CAP_SECS={cap}" if cap else ""
+        return self.cli(host, f"node drain --self {extra}", env=env)
+
+    def set_stop_timeout(self, host: Host, secs: int | None) -> None:
+        """A unit drop-in that shortens TimeoutStopSec (None removes it)."""
+        d = f"/etc/systemd/system/{UNIT}.service.d"
+        cmd = (
+            f"rm -f {d}/stop.conf"
+            if secs is None
+            else (f"mkdir -p {d} && printf '[Service]\\nTimeoutStopSec={secs}\\n' > {d}/stop.conf")
+        )
+        self.bed.ssh(host.name, f"{cmd} && systemctl daemon-reload")
+
+    def kill_and_start(self, host: Host) -> None:
+        """SIGKILL a node whose drain can never finish, then start it again."""
+        self.bed.ssh(
+            host.name, f"systemctl kill -s SIGKILL {UNIT}; sleep 0.5; systemctl restart {UNIT}", timeout=120
+        )
+
+    def last_drain(self, host: Host) -> list[str]:
+        """The events of this process since its last drain_begin."""
+        evs = self.since_last_start(host)
+        idx = max(i for i, e in enumerate(evs) if e == "drain_begin")
+        return evs[idx:]
 
     def live_map(self, via: Host) -> dict[str, str]:
         return {r["address"]: r["is_live"] for r in self.node_status(via)}
@@ -248,9 +288,14 @@ def test_type_notify_start_returns_active(cluster: Cluster) -> None:
 
 def test_init_once(cluster: Cluster) -> None:
     h1 = cluster.nodes[0]
-    res = cluster.bed.ssh(
-        h1.name, f"{BIN} init --certs-dir={CLIENT_CERTS} --host={h1.ip}:{RPC_PORT}", check=False, timeout=90
-    )
+    # without the cluster's name `init` never gets past its first heartbeat (contract §2.1, §3)
+    res = cluster.cli(h1, "init", env="COCKROACH_STANDIN_INIT_WAIT_SECS=3")
+    assert (res.returncode, res.stdout) == (1, "")
+    warning = f"warning: node not ready to perform cluster initialization: {NAME_CHECK}{EXPECTS} (retrying)\n"
+    assert res.stderr.startswith(warning), res.stderr
+    assert res.stderr.endswith(f'ERROR: {NAME_CHECK}{EXPECTS}\nFailed running "init"\n'), res.stderr
+    assert json.loads(cluster.health(h1)[1])["message"] == "node is waiting for cluster initialization"
+    res = cluster.cli(h1, f"init --cluster-name={CLUSTER_NAME}")
     assert (res.returncode, res.stdout) == (0, "Cluster successfully initialized\n"), res.stderr
 
 
@@ -269,9 +314,7 @@ def test_second_init_fails(cluster: Cluster) -> None:
     # Sent once every node has joined (deterministic). An early stand-in bootstrapped a second cluster when
     # `init` reached a node that had not joined yet; it now refuses that too (tests/standin/README.md).
     h2 = cluster.nodes[1]
-    res = cluster.bed.ssh(
-        h2.name, f"{BIN} init --certs-dir={CLIENT_CERTS} --host={h2.ip}:{RPC_PORT}", check=False, timeout=90
-    )
+    res = cluster.cli(h2, f"init --cluster-name={CLUSTER_NAME}")
     assert res.returncode == 1
     assert res.stdout == ""
     assert res.stderr == 'ERROR: cluster has already been initialized\nFailed running "init"\n'
@@ -284,6 +327,33 @@ def test_node_status_three_live(cluster: Cluster) -> None:
     assert all(r["is_live"] == "true" and r["is_available"] == "true" for r in rows), rows
     assert all(r["build"] == NEW_VERSION for r in rows)
     assert list(rows[0]) == sorted(rows[0])  # json keys sorted (contract §5)
+
+
+def test_nameless_drain_refused_against_named_cluster(cluster: Cluster) -> None:
+    """contract §2.1: `node drain` is a gRPC client command; without the name nothing is drained."""
+    h1 = cluster.nodes[0]
+    res = cluster.drain(h1, extra="")
+    assert (res.returncode, res.stdout) == (1, "")
+    assert (
+        res.stderr
+        == f'ERROR: failed to connect to the node: {NAME_CHECK}{EXPECTS}\nFailed running "node drain"\n'
+    )
+    res = cluster.drain(h1, extra="--cluster-name=other")
+    assert res.returncode == 1
+    assert f'local cluster name "other" does not match peer cluster name "{CLUSTER_NAME}"' in res.stderr
+    assert cluster.ready(h1)
+    assert "drain_begin" not in cluster.since_last_start(h1)
+
+
+def test_sql_commands_reject_cluster_name(cluster: Cluster) -> None:
+    h2 = cluster.nodes[1]
+    for cmd, shown in (("sql -e 'select 1'", "sql"), ("node status", "node status"), ("node ls", "node ls")):
+        res = cluster.cli(h2, f"{cmd} --cluster-name={CLUSTER_NAME}")
+        assert (res.returncode, res.stderr) == (
+            4,
+            f'ERROR: unknown flag: --cluster-name\nFailed running "{shown}"\n',
+        ), cmd
+        assert cluster.cli(h2, cmd).returncode == 0
 
 
 def test_reload_keeps_node_up_and_reloads_certs(cluster: Cluster) -> None:
@@ -406,6 +476,104 @@ def test_crashed_host_not_live_and_recovers(cluster: Cluster) -> None:
     assert wait_for("h3 live again", lambda: cluster.live_map(h1)[addr3] == "true", timeout=30)
 
 
+def _all_ready(cluster: Cluster) -> None:
+    for host in cluster.nodes:
+        wait_for(f"{host.name} ready", lambda h=host: cluster.ready(h), timeout=90)  # type: ignore[misc]
+
+
+def test_majority_backed_drain_completes_and_stays_draining(cluster: Cluster) -> None:
+    """contract §4.1: a single drain with a live majority finishes; the node stays unready until it
+    restarts; the restart's SIGTERM drain (a second liveness write) still has a majority and exits 0."""
+    h1 = cluster.nodes[0]
+    _all_ready(cluster)
+    res = cluster.drain(h1)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    assert res.stderr.endswith("node is draining... remaining: 0 (complete)\n")
+    time.sleep(1)
+    code, body = cluster.health(h1)
+    assert code == 503 and json.loads(body)["message"] == "node is shutting down"
+    res = cluster.cli(h1, "sql -e 'select 1'")
+    assert res.returncode == 1 and "server is not accepting clients" in res.stderr
+    cluster.bed.ssh(h1.name, f"systemctl restart {UNIT}", timeout=120)
+    evs = cluster.events(h1)
+    last_start = max(i for i, e in enumerate(evs) if e["event"] == "start")
+    prev = [e["event"] for e in evs[:last_start]]
+    assert prev[-5:] == ["drain_begin", "drain_end", "drain_begin", "drain_end", "exit"], prev[-8:]
+    assert evs[last_start - 1]["code"] == 0
+    _all_ready(cluster)
+
+
+def test_draining_all_three_at_once_never_completes(cluster: Cluster) -> None:
+    """contract §4.1: no draining store takes a lease: three overlapping drains all time out and leave
+    every node unready (the old whole-cluster stop)."""
+    h1 = cluster.nodes[0]
+    res = cluster.cli(h1, "sql -e \"SET CLUSTER SETTING server.shutdown.initial_wait = '4s'\"")
+    assert res.returncode == 0, res.stderr
+    time.sleep(3)  # the setting reaches every node with the heartbeats
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda h: cluster.drain(h, cap=10), cluster.nodes))
+    for host, res in zip(cluster.nodes, results, strict=True):
+        assert (res.returncode, res.stdout) == (1, ""), (host.name, res.stderr)
+        assert res.stderr.endswith(DRAIN_TIMEOUT), res.stderr
+        code, body = cluster.health(host)
+        assert code == 503 and json.loads(body)["message"] == "node is shutting down"
+        tail = cluster.last_drain(host)
+        assert "drain_blocked" in tail and "drain_end" not in tail, tail
+    for host in cluster.nodes:
+        cluster.kill_and_start(host)
+    _all_ready(cluster)
+    res = cluster.cli(h1, "sql -e 'RESET CLUSTER SETTING server.shutdown.initial_wait'")
+    assert res.returncode == 0, res.stderr
+
+
+def test_after_one_graceful_stop_the_last_two_cannot_both_drain(cluster: Cluster) -> None:
+    h1, h2, h3 = cluster.nodes
+    bed = cluster.bed
+    time.sleep(3)  # the RESET above reaches every node
+    bed.ssh(h3.name, f"systemctl stop {UNIT}", timeout=120)
+    assert cluster.show(h3, "Result")["Result"] == "success"
+    assert cluster.since_last_start(h3)[-3:] == ["drain_begin", "drain_end", "exit"]
+    res = cluster.drain(h1)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    res = cluster.drain(h2, cap=5)
+    assert (res.returncode, res.stdout) == (1, ""), res.stderr
+    assert res.stderr.endswith(DRAIN_TIMEOUT)
+    tail = cluster.last_drain(h2)
+    assert "drain_blocked" in tail and "drain_end" not in tail, tail
+    assert cluster.health(h2)[0] == 503
+    # recovery, one node at a time: h1 holds no leases and h2 is still live; then h2 has h1 as a target
+    for host in (h1, h2):
+        bed.ssh(host.name, f"systemctl restart {UNIT}", timeout=120)
+        assert cluster.show(host, "ActiveState")["ActiveState"] == "active"
+        wait_for(f"{host.name} ready", lambda h=host: cluster.ready(h), timeout=60)  # type: ignore[misc]
+    bed.ssh(h3.name, f"systemctl start {UNIT}", timeout=120)
+    _all_ready(cluster)
+
+
+def test_second_drain_without_majority_hangs(cluster: Cluster) -> None:
+    """contract §4.1: a drained node is not exempt: its SIGTERM drain writes the liveness record again."""
+    h1, h2, h3 = cluster.nodes
+    bed = cluster.bed
+    res = cluster.drain(h1)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    for host in (h2, h3):  # h2 still has h3 as a lease target, h3 then has none (h1 draining, h2 gone)
+        cluster.set_stop_timeout(host, 5)
+        bed.ssh(host.name, f"systemctl stop {UNIT}", check=False, timeout=120)
+    assert cluster.show(h2, "Result")["Result"] == "success"
+    assert cluster.show(h3, "Result")["Result"] == "timeout"
+    cluster.set_stop_timeout(h1, 5)
+    bed.ssh(h1.name, f"systemctl stop {UNIT}", check=False, timeout=120)
+    assert cluster.show(h1, "Result")["Result"] == "timeout"
+    tail = cluster.last_drain(h1)
+    assert "drain_blocked" in tail and "drain_end" not in tail and "exit" not in tail, tail
+    blocked = [e for e in cluster.events(h1) if e["event"] == "drain_blocked"]
+    assert blocked[-1]["reason"] == "liveness write needs a live majority", blocked[-1]
+    for host in cluster.nodes:
+        cluster.set_stop_timeout(host, None)
+        bed.ssh(host.name, f"systemctl reset-failed {UNIT}; systemctl start {UNIT}", timeout=120)
+    _all_ready(cluster)
+
+
 def test_quorum_loss_drain_hangs_until_systemd_kills(cluster: Cluster) -> None:
     h1, h2, h3 = cluster.nodes
     bed = cluster.bed
@@ -437,7 +605,7 @@ def test_quorum_loss_drain_hangs_until_systemd_kills(cluster: Cluster) -> None:
     assert "unclean_previous_exit" in tail, tail
     unclean = next(e for e in reversed(cluster.events(h1)) if e["event"] == "unclean_previous_exit")
     assert unclean["previous_pid"] == killed_pid
-    assert unclean["previous_event"] in ("drain_begin", "quorum_lost"), unclean
+    assert unclean["previous_event"] in ("drain_begin", "drain_blocked", "quorum_lost"), unclean
 
 
 def test_shell_quoting_helper_sane() -> None:

@@ -29,6 +29,7 @@ from tests.integration.test_local_support import (
     wait_for,
 )
 from tests.support.release_fixtures import Releases
+from tests.support.stopcheck import assert_stop_sequence
 
 
 @pytest.fixture
@@ -48,10 +49,14 @@ def _up(home: Path, tarball: Path, *extra: str, name: str = "dev") -> subprocess
                     *ports_args(), *extra)
 
 
-def _assert_clean_history(home: Path, name: str, nodes: int = 3) -> None:
+def _assert_clean_history(home: Path, name: str, nodes: int = 3, since: float = 0.0) -> None:
     for i in range(1, nodes + 1):
-        names = event_names(home, name, i)
+        names = [e["event"] for e in events(home, name, i) if e["ts"] >= since]
         assert "hard_shutdown" not in names and "unclean_previous_exit" not in names, (i, names)
+
+
+def _node_events(home: Path, name: str = "dev", nodes: int = 3) -> dict[str, list[dict[str, object]]]:
+    return {f"n{i}": events(home, name, i) for i in range(1, nodes + 1)}
 
 
 def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
@@ -77,21 +82,28 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     listed = json.loads(roachctl(home, "--json", "local", "list").stdout)
     assert [(c["name"], c["nodes"], c["running"]) for c in listed] == [("dev", 3, 3)]
 
-    res = roachctl(home, "local", "stop")
+    since = time.time()
+    res = roachctl(home, "--json", "local", "stop", "--grace", "3")
+    ended = time.time()
     assert res.returncode == 0, res.stderr
     assert our_processes(home) == []
     doc = status(home)
     assert [n["alive"] for n in doc["nodes"]] == [False] * 3
     assert all(n["log_tail"] for n in doc["nodes"])  # a dead node shows its output tail
-    for i in (1, 2, 3):
-        names = event_names(home, "dev", i)
-        assert names[-1] == "exit" and "drain_end" in names
+    # one at a time: n1 and n2 drain (a majority is running each time), n3 alone cannot: 3 s, then SIGKILL
+    assert_stop_sequence(_node_events(home), since, graceful=["n1", "n2"], hard=["n3"], ended=ended, grace=3)
+    results = {r["node"]: r for r in json.loads(res.stdout)["nodes"]}
+    assert [results[i]["result"] for i in (1, 2, 3)] == ["drained", "drained", "hard"], results
+    assert results[3]["reason"] == "no majority left"
+    assert ("n3: stopped without drain — no majority left (crash-safe; the next start replays its log)"
+            in res.stderr)
 
     res = roachctl(home, "local", "start")
     assert res.returncode == 0, res.stderr
     doc = status(home)
     assert doc["cluster_id"] == cluster_id
     assert [(n["ready"], n["live"]) for n in doc["nodes"]] == [(True, True)] * 3
+    assert "unclean_previous_exit" in event_names(home, "dev", 3)  # the stand-in saw the SIGKILL
     for i in (1, 2, 3):
         assert event_names(home, "dev", i).count("init") <= 1
     assert sum(event_names(home, "dev", i).count("init") for i in (1, 2, 3)) == 1
@@ -101,10 +113,12 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     exists = _up(home, tarball)
     assert exists.returncode == 2 and "already exists" in exists.stderr
 
-    res = roachctl(home, "local", "down")
+    since = time.time()
+    res = roachctl(home, "local", "down", "--grace", "2")
     assert res.returncode == 0, res.stderr
     assert our_processes(home) == [] and (home / "local" / "dev" / "state.json").exists()
-    _assert_clean_history(home, "dev")
+    assert_stop_sequence(_node_events(home), since, graceful=["n1", "n2"], hard=["n3"], ended=time.time(),
+                         grace=2)
     res = roachctl(home, "local", "down", "--wipe")  # stdin is not a terminal: must refuse
     assert res.returncode == 30 and "--yes" in res.stderr
     assert (home / "local" / "dev").exists()
@@ -115,32 +129,26 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)],
                          ids=["SIGINT", "SIGTERM"])
-def test_foreground_signal_drains_every_node_and_leaves_nothing(home: Path, tarball: Path, tmp_path: Path,
-                                                                sig: signal.Signals, code: int) -> None:
+def test_foreground_signal_stops_one_node_at_a_time_and_leaves_nothing(
+        home: Path, tarball: Path, tmp_path: Path, sig: signal.Signals, code: int) -> None:
     log = tmp_path / "up.log"
     proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
     try:
         wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
         assert "console: https://127.0.0.1:" in log.read_text()
+        since = time.time()
         proc.send_signal(sig)
         assert proc.wait(timeout=90) == code, log.read_text()
     finally:
         proc.kill()
+    ended = time.time()
     assert our_processes(home) == []
-    exits = []
-    for i in (1, 2, 3):
-        evs = events(home, "dev", i)
-        # drained over RPC while every node was up, then SIGTERM'd: its own drain completes at once
-        assert [e["event"] for e in evs][-5:] == ["drain_begin", "drain_end", "drain_begin", "drain_end",
-                                                 "exit"], (i, evs)
-        assert [e.get("source") for e in evs[-5:-1]] == ["rpc", "rpc", "signal", "signal"]
-        assert evs[-1]["code"] == 0
-        exits.append(evs[-1]["ts"])
-    rpc_drains_done = max(e["ts"] for i in (1, 2, 3) for e in events(home, "dev", i)
-                          if e["event"] == "drain_end" and e.get("source") == "rpc")
-    assert rpc_drains_done < min(exits)  # every node drained while all were still up
-    assert exits == sorted(exits)  # then stopped one at a time
-    _assert_clean_history(home, "dev")
+    # the same sequence as `local stop`, with the default 10 s grace for the last node
+    assert_stop_sequence(_node_events(home), since, graceful=["n1", "n2"], hard=["n3"], ended=ended, grace=10)
+    text = log.read_text()
+    assert "n1: drained and stopped (exit 0" in text and "n2: drained and stopped (exit 0" in text, text
+    assert "n3: stopped without drain — no majority left" in text, text
+    _assert_clean_history(home, "dev")  # the SIGKILL is no hard_shutdown; the next start sees it
     doc = status(home)  # data kept, resumable
     assert doc["initialized"] and [n["pid"] for n in doc["nodes"]] == [None] * 3
 
@@ -151,7 +159,7 @@ def test_second_sigint_stops_at_once(home: Path, tarball: Path, tmp_path: Path) 
     try:
         wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
         proc.send_signal(signal.SIGINT)
-        wait_for(lambda: "draining n1" in log.read_text(), 10, "drain to begin")
+        wait_for(lambda: "stopping n1" in log.read_text(), 10, "the stop to begin")
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130, log.read_text()
@@ -275,22 +283,26 @@ def test_ctrl_c_while_starting_keeps_nothing(home: Path, tmp_path: Path) -> None
     assert leftovers == []  # the node's whole process group went, not just its leader
 
 
-def test_stop_without_quorum_is_refused_then_forced_then_restarted(home: Path, tarball: Path) -> None:
+def test_a_lone_running_node_is_stopped_hard_after_the_grace(home: Path, tarball: Path) -> None:
     assert _up(home, tarball).returncode == 0
     cluster_id = status(home)["cluster_id"]
     for node in status(home)["nodes"][1:]:
         psutil.Process(node["pid"]).kill()  # two of three nodes crash
     wait_for(lambda: [n["alive"] for n in status(home)["nodes"]] == [True, False, False], 10, "crash seen")
-    res = roachctl(home, "local", "stop")
-    assert res.returncode == 30 and "only 1 of 3 nodes are running" in res.stderr
-    assert len(our_processes(home)) == 1  # refused: nothing was signalled
-    res = roachctl(home, "local", "stop", "--force")
+    since = time.time()
+    res = roachctl(home, "--json", "local", "stop", "--grace", "2")
     assert res.returncode == 0, res.stderr
+    assert time.time() - since < 2 + 8
+    assert json.loads(res.stdout)["nodes"] == [
+        {"node": 1, "result": "hard", "reason": "no majority left", "seconds": pytest.approx(2, abs=1.5)}]
+    assert "n1: stopped without drain — no majority left" in res.stderr
     assert our_processes(home) == []
     res = roachctl(home, "local", "start")
     assert res.returncode == 0, res.stderr
     doc = status(home)
     assert doc["cluster_id"] == cluster_id and all(n["ready"] for n in doc["nodes"])
+    assert roachctl(home, "local", "stop", "--force").returncode == 0  # --force: SIGKILL at once
+    assert our_processes(home) == []
     assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
 
 
@@ -307,8 +319,10 @@ def test_foreground_reports_a_crashed_node_and_still_stops_the_rest(home: Path, 
     finally:
         proc.kill()
     assert our_processes(home) == []
+    # n2 is down, so n1 (2 of 3 running) still drains; n3 alone cannot
+    assert event_names(home, "dev", 1)[-1] == "exit"
+    assert "n3: stopped without drain — no majority left" in log.read_text()
     for i in (1, 3):
-        assert event_names(home, "dev", i)[-1] == "exit"
         assert "hard_shutdown" not in event_names(home, "dev", i)
 
 
@@ -316,7 +330,26 @@ def test_wipe_of_a_cluster_without_quorum_still_cleans_up(home: Path, tarball: P
     assert _up(home, tarball).returncode == 0
     for node in status(home)["nodes"][:2]:
         psutil.Process(node["pid"]).kill()
-    res = roachctl(home, "local", "down", "--wipe", "--yes")
+    res = roachctl(home, "local", "down", "--wipe", "--yes", "--grace", "1")
     assert res.returncode == 0, res.stderr
-    assert "killing the nodes instead" in res.stderr
+    assert "n3: stopped without drain — no majority left" in res.stderr
     assert our_processes(home) == [] and not (home / "local" / "dev").exists()
+
+
+def test_five_nodes_two_drain_then_the_final_three_are_stopped_together(home: Path, tarball: Path) -> None:
+    """Replication factor 3: once two nodes are down some range may have no lease target left, so
+    n3..n5 are the final minority (contract §4.1) — stopped together within the grace, not after a
+    drain timeout each."""
+    assert _up(home, tarball, "--nodes", "5").returncode == 0
+    since = time.time()
+    res = roachctl(home, "--json", "local", "stop", "--grace", "3")
+    ended = time.time()
+    assert res.returncode == 0, res.stderr
+    results = {r["node"]: r["result"] for r in json.loads(res.stdout)["nodes"]}
+    assert results == {1: "drained", 2: "drained", 3: "hard", 4: "hard", 5: "hard"}, res.stderr
+    assert_stop_sequence(_node_events(home, nodes=5), since, graceful=["n1", "n2"], hard=["n3", "n4", "n5"],
+                         ended=ended, grace=3)
+    assert our_processes(home) == []
+    assert roachctl(home, "local", "start").returncode == 0
+    assert all(n["ready"] for n in status(home)["nodes"])
+    assert roachctl(home, "local", "down", "--wipe", "--yes", "--grace", "1").returncode == 0

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from roachctl.cluster.home import ClusterHome
 from tests.integration.test_remote_support import (
     CERTS,
     DATA,
@@ -40,6 +41,7 @@ from tests.integration.test_remote_support import (
 )
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.stopcheck import assert_stop_sequence
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
@@ -389,6 +391,38 @@ def test_start_again_does_not_init_again(rc: Remote) -> None:
     assert len(inits) == 1, inits
 
 
+def test_a_nameless_drain_is_refused_by_this_cluster_and_sql_commands_reject_the_name(rc: Remote) -> None:
+    """The bed's nodes run with --cluster-name=prod (contract §2.1): a `node drain` without it is
+    refused, `node status` rejects the flag. roachctl's own start (init), restart and stop below
+    run against exactly these nodes."""
+    home = ClusterHome(rc.home, NAME)
+    client = home.ephemeral_client()
+    certs = "/root/roachctl-test-client"
+    files = {
+        "ca.crt": home.ca().cert_pem(),
+        "client.root.crt": client.cert_pem(),
+        "client.root.key": client.key_pem(),
+    }
+    rc.sh("h1", f"rm -rf {certs} && mkdir -m 700 {certs}")
+    for name, data in files.items():
+        rc.bed.exec("h1", ["sh", "-c", f"umask 077; cat > {certs}/{name}"], input=data.decode())
+    since = time.time()
+    try:
+        flags = f"--certs-dir={certs} --host=h1:{SQL_PORT}"
+        drain = rc.sh("h1", f"{HOME}/cockroach node drain --self {flags}", check=False)
+        assert drain.returncode == 1, drain
+        assert (
+            'cluster name check failed on ping response: peer node expects cluster name "prod"'
+            in drain.stderr
+        )
+        status = rc.sh("h1", f"{HOME}/cockroach node status --cluster-name=prod {flags}", check=False)
+        assert status.returncode == 4 and "unknown flag: --cluster-name" in status.stderr, status
+    finally:
+        rc.sh("h1", f"rm -rf {certs}")
+    assert "drain_begin" not in names(rc.events("h1"), since)
+    assert all(n["ready"] for n in rc.status()["nodes"])
+
+
 # --- restart / stop -----------------------------------------------------------------------------
 
 
@@ -412,31 +446,47 @@ def test_restart_takes_one_node_down_at_a_time(rc: Remote) -> None:
     assert all(after[h]["ready"] and after[h]["pid"] != pids[h] for h in rc.hosts), after
 
 
-def test_whole_cluster_stop_never_hard_shuts_a_node(rc: Remote) -> None:
+def test_whole_cluster_stop_goes_one_node_at_a_time_and_stops_only_the_last_one_hard(rc: Remote) -> None:
+    """h1 and h2 drain (each with a majority running) and exit 0, one after the other; h3, alone,
+    cannot drain: SIGTERM, --grace, then SIGKILL through systemd, reported as such. No unit comes
+    back by itself (Restart=always does not apply to a requested stop); `start` brings the same
+    cluster back."""
     ids_before = cluster_ids(_all_events(rc))
     since = time.time()
-    res = rc.run("stop", NAME)
+    res = rc.run("--json", "stop", NAME, "--grace", "5")
     assert res.rc == 0, res.text
-    events = _all_events(rc)
-    for host, evs in events.items():
-        assert "hard_shutdown" not in names(evs), (host, names(evs))
-        exits = [e for e in evs if e["event"] == "exit" and e["ts"] >= since]
-        assert len(exits) == 1 and exits[0]["code"] == 0, (host, exits)
-        p = rc.show(host, "ActiveState", "Result")
-        assert p == {"ActiveState": "inactive", "Result": "success"}, (host, p)
+    assert_stop_sequence(_all_events(rc), since, graceful=["h1", "h2"], hard=["h3"], ended=res.ended, grace=5)
+    stops = json.loads(res.out)["stops"]
+    assert [stops[h]["result"] for h in ("h1", "h2", "h3")] == ["drained", "drained", "hard"], stops
+    assert stops["h3"]["reason"] == "no majority left"
+    assert (
+        "h3: stopped without drain — no majority left (crash-safe; the next start replays its log)" in res.err
+    )
+    for host in rc.hosts:
+        assert rc.show(host, "ActiveState", "MainPID") == {"ActiveState": "inactive", "MainPID": "0"}, host
+    assert rc.show("h1", "Result") == {"Result": "success"}
+    time.sleep(15)  # RestartSec=10: a unit that systemd wanted to restart would be back by now
+    for host in rc.hosts:
+        assert rc.show(host, "ActiveState", "NRestarts") == {"ActiveState": "inactive", "NRestarts": "0"}, (
+            host
+        )
+        assert rc.sh(host, "pgrep -f '[c]ockroach start'", check=False).returncode == 1, host
     since = time.time()
     res = rc.run("start", NAME)
     assert res.rc == 0, res.text
     events = _all_events(rc)
     for host, evs in events.items():
-        assert "unclean_previous_exit" not in names(evs, since), (host, names(evs, since))
         assert "ready" in names(evs, since), host
+        unclean = "unclean_previous_exit" in names(evs, since)
+        assert unclean == (host == "h3"), (host, names(evs, since))  # only h3 replays its log
     assert cluster_ids(events, since) == ids_before
+    assert all(n["ready"] and n["live"] for n in rc.status()["nodes"])
 
 
 def test_stop_one_node_refused_when_the_cluster_would_lose_its_majority(rc: Remote) -> None:
-    """h1 stopped; stopping h2 too is refused (exit 30), allowed with --force; a lone h3 is not
-    stopped (it could not drain), nor rolled; then everything is started again."""
+    """h1 stopped; stopping h2 too is refused (exit 30), allowed with --force (h2 still drains: h3
+    runs); a rolling restart is refused at once; a lone h3 is stopped hard after --grace; then
+    everything is started again."""
     res = rc.run("stop", NAME, "--node", "h1")
     assert res.rc == 0, res.text
     refused = rc.run("stop", NAME, "--node", "h2")
@@ -450,18 +500,23 @@ def test_stop_one_node_refused_when_the_cluster_would_lose_its_majority(rc: Remo
     evs = rc.events("h2")
     assert [e["code"] for e in evs if e["event"] == "exit" and e["ts"] >= since] == [0], names(evs, since)
     assert "hard_shutdown" not in names(evs, since)
-    lone = rc.run("stop", NAME)
-    assert lone.rc == 30, lone.text
-    assert "only 1 of 3 nodes are running (h3)" in lone.err, lone.err
-    assert rc.show("h3", "ActiveState") == {"ActiveState": "active"}
     rolling = rc.run("restart", NAME)  # refused at once, not after the health gate's timeout
     assert rolling.rc == 30 and "h1, h2 not running" in rolling.err, rolling.text
     assert rolling.ended - rolling.started < 30
+    assert rc.run("stop", NAME, "--force").rc == 2  # --force is for one node only
+    since = time.time()
+    lone = rc.run("--json", "stop", NAME, "--grace", "2")
+    assert lone.rc == 0, lone.text
+    stops = json.loads(lone.out)["stops"]
+    assert stops["h3"]["result"] == "hard" and stops["h3"]["reason"] == "no majority left", stops
+    assert stops["h1"]["result"] == stops["h2"]["result"] == "already-stopped", stops
+    assert_stop_sequence(_all_events(rc), since, graceful=[], hard=["h3"], ended=lone.ended, grace=2)
+    assert rc.show("h3", "ActiveState") == {"ActiveState": "inactive"}
     res = rc.run("start", NAME)
     assert res.rc == 0, res.text
     assert all(n["ready"] for n in rc.status()["nodes"])
     for host, evs in _all_events(rc).items():
-        assert "hard_shutdown" not in names(evs), host
+        assert "hard_shutdown" not in names(evs), host  # a SIGKILL is not cockroach's hard shutdown
 
 
 # --- reboot -------------------------------------------------------------------------------------
@@ -501,11 +556,15 @@ def test_a_rebooted_host_comes_back_by_itself(rc: Remote) -> None:
 def test_destroy_keeps_data_and_a_redeploy_brings_the_same_cluster_back(rc: Remote) -> None:
     ids_before = cluster_ids(_all_events(rc))
     since = time.time()
-    res = rc.run("destroy", NAME)
+    res = rc.run("--json", "destroy", NAME, "--grace", "3")
     assert res.rc == 0, res.text
+    assert res.ended - res.started < 60, "destroy stops like `stop`: bounded, not TimeoutStopSec"
+    assert_stop_sequence(_all_events(rc), since, graceful=["h1", "h2"], hard=["h3"], ended=res.ended, grace=3)
+    assert json.loads(res.out)["stops"]["h3"]["result"] == "hard"
     for host in rc.hosts:
         evs = rc.events(host)  # the data is still there
         assert "hard_shutdown" not in names(evs, since), (host, names(evs, since))
+        assert rc.sh(host, "pgrep -f '[c]ockroach start'", check=False).returncode == 1, host
         assert rc.show(host, "LoadState") == {"LoadState": "not-found"}, host
         assert rc.sh(host, f"nft list table {TABLE}", check=False).returncode != 0, host
         left = rc.sh(host, f"ls -d {_install_dir(rc)} {CERTS} /etc/roachctl/* 2>/dev/null || true").stdout
@@ -521,8 +580,11 @@ def test_destroy_keeps_data_and_a_redeploy_brings_the_same_cluster_back(rc: Remo
 
 
 def test_destroy_wipe_removes_data_and_the_service_user(rc: Remote) -> None:
-    res = rc.run("destroy", NAME, "--wipe")
+    res = rc.run("destroy", NAME, "--wipe", "--grace", "3")
     assert res.rc == 0, res.text
+    assert res.ended - res.started < 60
+    for host in rc.hosts:
+        assert rc.sh(host, "pgrep -f '[c]ockroach start'", check=False).returncode == 1, host
     for host in rc.hosts:
         assert rc.sh(host, f"test -e {DATA}", check=False).returncode != 0, host
         assert rc.sh(host, "id cockroach", check=False).returncode != 0, host

@@ -96,6 +96,48 @@ def test_unknown_flag_exits_4(tmp_path: Path, flag: str) -> None:
     assert res.stderr.endswith('Failed running "start"\n')
 
 
+@pytest.mark.parametrize(
+    ("cmd", "flag"),
+    [
+        (["sql", "-e", "select 1"], "--cluster-name=prod"),
+        (["node", "status"], "--cluster-name=prod"),
+        (["node", "ls"], "--cluster-name=prod"),
+        (["node", "status"], "--disable-cluster-name-verification"),
+        (["sql", "-e", "select 1"], "--disable-cluster-name-verification"),
+    ],
+)
+def test_sql_commands_reject_cluster_name_flags(cmd: list[str], flag: str) -> None:
+    """contract §2.1: only the non-SQL client commands register --cluster-name; SQL ones say unknown flag."""
+    res = run_cli(*cmd, flag, "--insecure", "--host=127.0.0.1:1")
+    assert res.returncode == 4
+    name = flag.split("=")[0]
+    shown = " ".join(cmd[:2]) if cmd[0] == "node" else "sql"
+    assert res.stderr == f'ERROR: unknown flag: {name}\nFailed running "{shown}"\n'
+
+
+@pytest.mark.parametrize("cmd", [["init"], ["node", "drain", "--self"], ["node", "decommission", "4"]])
+def test_rpc_commands_accept_cluster_name_flags(cmd: list[str]) -> None:
+    """The flags parse on the gRPC commands: the failure is the dial, not the flag (contract §2.1)."""
+    res = run_cli(
+        *cmd,
+        "--cluster-name=prod",
+        "--disable-cluster-name-verification",
+        "--insecure",
+        "--host=127.0.0.1:1",
+        env=base_env(COCKROACH_STANDIN_INIT_WAIT_SECS="0"),
+    )
+    assert res.returncode == 1
+    assert "ERROR: cannot dial server." in res.stderr
+
+
+def test_drain_self_with_node_id_is_refused() -> None:
+    res = run_cli("node", "drain", "2", "--self", "--insecure", "--host=127.0.0.1:1")
+    assert (res.returncode, res.stderr) == (
+        1,
+        'ERROR: cannot use --self with an explicit node ID\nFailed running "node drain"\n',
+    )
+
+
 def test_bad_flag_values_exit_4(tmp_path: Path) -> None:
     assert run_cli("start", "--insecure", "--join=a:1", "--cache=lots", cwd=tmp_path).returncode == 4
     assert (

@@ -255,6 +255,7 @@ def test_losing_quorum_blocks_drain_until_sigkill(make_cluster: MakeCluster) -> 
     assert len(unclean) == 1
     assert unclean[0]["previous_pid"] == pid and unclean[0]["previous_event"] in (
         "drain_begin",
+        "drain_blocked",
         "quorum_lost",
     )
     # without quorum the restarted node is not ready, and reports unavailable ranges
@@ -447,10 +448,14 @@ def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) 
     assert (
         "warning: --drain-wait is 5s, but the "
         "server.shutdown.{drain,query,jobs,connection,lease_transfer}_wait cluster settings "
-        "require a value of at least 25s; using the larger value\n"
+        "require a value of at least 35s; using the larger value\n"
     ) in res.stderr
     assert n2.alive()
     assert '"error": "node is shutting down"' in n2.health()[1]
+    # --drain-wait=0: no timeout, no settings warning; a drained node drains again (majority up)
+    res = c.cli("node", "drain", "--self", "--drain-wait=0", node=n2)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    assert "warning" not in res.stderr and res.stderr.endswith("remaining: 0 (complete)\n")
 
 
 @pytest.mark.slow
@@ -579,18 +584,128 @@ def test_deprecated_flags_warn_and_work(make_cluster: MakeCluster) -> None:  # n
     assert "Flag --host has been deprecated, use --listen-addr/--advertise-addr instead." in err
 
 
+DRAIN_TIMEOUT = (
+    "ERROR: drain timeout, consider adjusting --drain-wait, especially under custom server.shutdown "
+    'cluster settings\nFailed running "node drain"\n'
+)
+NAME_CHECK = "initial connection heartbeat failed: cluster name check failed on ping response: "
+
+
+def _drain_cli(c: Cluster, n: StandinNode, cap: float = 4.0) -> subprocess.Popen[str]:
+    """`node drain --self` against n, with the stand-in's drain-wait cap (same texts, shorter wait)."""
+    return subprocess.Popen(
+        [str(STANDIN), "node", "drain", "--self", f"--host={n.addr}", *c.sec_flags()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=base_env(COCKROACH_STANDIN_DRAIN_WAIT_CAP_SECS=str(cap)),
+    )
+
+
+def _still_draining(n: StandinNode, pid: int) -> None:
+    """A drain that cannot finish: alive, unready, `drain_blocked` logged, no `drain_end` (contract §4.1)."""
+    names = n.event_names(pid)
+    assert n.alive()
+    assert "drain_blocked" in names and "drain_end" not in names, names
+    assert '"error": "node is shutting down"' in n.health()[1]
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(60)
-def test_drained_nodes_stop_without_quorum(make_cluster: MakeCluster) -> None:  # noqa: F811
-    """Drain every node while all are up, then stop them one by one: no node hangs (no leases left)."""
+@pytest.mark.timeout(90)
+def test_second_drain_without_majority_hangs(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """contract §4.1: every drain writes the liveness record, also one after a completed `node drain`."""
     c = make_cluster().up()
-    for n in c.nodes:
-        res = c.cli("node", "drain", "--self", node=n)
-        assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    n1, n2, n3 = c.nodes
+    res = c.cli("node", "drain", "--self", node=n1)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    # a drained node stays draining until it restarts
+    assert '"error": "node is shutting down"' in n1.health()[1]
+    res = c.cli("sql", "-e", "select 1", node=n1)
+    assert res.returncode == 1 and "server is not accepting clients" in res.stderr
+    for n in (n2, n3):
+        n.signal(signal.SIGKILL)
+        n.wait()
+    pid = n1.proc.pid  # type: ignore[union-attr]
+    n1.signal(signal.SIGTERM)
+    wait_for(lambda: n1.event_names(pid).count("drain_begin") == 2, 10, "second drain_begin")
+    time.sleep(3)
+    assert n1.alive()
+    assert n1.event_names(pid).count("drain_end") == 1
+    blocked = [e for e in n1.events() if e["pid"] == pid and e["event"] == "drain_blocked"]
+    assert blocked and blocked[-1]["reason"] == "liveness write needs a live majority", blocked
+    n1.signal(signal.SIGKILL)
+    assert n1.wait() == -signal.SIGKILL
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_draining_all_three_at_once_never_completes(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """contract §4.1: no draining store takes a lease, so three overlapping drains all time out and leave
+    every node unready; their SIGTERM drains then retry forever."""
+    c = make_cluster()
+    for n in c.nodes:  # every node is marked draining before any of them reaches the lease step
+        n.env_extra = {"COCKROACH_STANDIN_DRAIN_PHASE_SECS": "1"}
+    c.up()
+    pids = [n.proc.pid for n in c.nodes]  # type: ignore[union-attr]
+    procs = [_drain_cli(c, n) for n in c.nodes]
+    for p in procs:
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 1 and out == "", err
+        assert err.endswith(DRAIN_TIMEOUT), err
+        assert "node is draining... remaining: " in err and "(complete)" not in err
+    for n, pid in zip(c.nodes, pids, strict=True):
+        _still_draining(n, pid)
+        assert n.event_names(pid)[-1] in ("drain_abandoned", "drain_blocked")
     for n in c.nodes:
         n.signal(signal.SIGTERM)
-        assert n.wait(10) == 0
-        assert "hard_shutdown" not in n.event_names()
+    time.sleep(3)
+    for n, pid in zip(c.nodes, pids, strict=True):
+        _still_draining(n, pid)
+        assert "exit" not in n.event_names(pid)
+        n.signal(signal.SIGKILL)
+        n.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_after_one_stop_the_last_two_cannot_both_drain(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """Stop one of three gracefully; of the remaining two only one drain can finish (contract §4.1)."""
+    c = make_cluster().up()
+    n1, n2, n3 = c.nodes
+    n3.signal(signal.SIGTERM)
+    assert n3.wait() == 0
+    assert n3.event_names()[-3:] == ["drain_begin", "drain_end", "exit"]
+    # a majority-backed single drain completes
+    res = c.cli("node", "drain", "--self", node=n1)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    assert res.stderr.endswith("node is draining... remaining: 0 (complete)\n")
+    pid2 = n2.proc.pid  # type: ignore[union-attr]
+    p = _drain_cli(c, n2, cap=3)
+    out, err = p.communicate(timeout=30)
+    assert (p.returncode, out) == (1, ""), err
+    assert err.endswith(DRAIN_TIMEOUT)
+    _still_draining(n2, pid2)
+    reason = next(e["reason"] for e in n2.events() if e["pid"] == pid2 and e["event"] == "drain_blocked")
+    assert reason.startswith("no lease target"), reason
+    assert '"error": "node is shutting down"' in n1.health()[1]  # n1 stays draining too
+
+
+@pytest.mark.timeout(60)
+def test_simultaneous_stop_of_all_nodes_hangs(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """All nodes signalled at once: all are draining, no lease has a target, none exits (contract §4.1)."""
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_DRAIN_PHASE_SECS": "0.5"}
+    c.up()
+    pids = [n.proc.pid for n in c.nodes]  # type: ignore[union-attr]
+    for n in c.nodes:
+        n.signal(signal.SIGTERM)
+    time.sleep(4)
+    for n, pid in zip(c.nodes, pids, strict=True):
+        _still_draining(n, pid)
+        n.signal(signal.SIGKILL)
+        n.wait()
 
 
 def test_plain_http_on_secure_port_redirects(make_cluster: MakeCluster) -> None:  # noqa: F811
@@ -606,6 +721,7 @@ def test_plain_http_on_secure_port_redirects(make_cluster: MakeCluster) -> None:
 
 @pytest.mark.timeout(60)
 def test_cluster_name_is_verified(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """contract §2.1: the gRPC client commands check the cluster name on the ping response."""
     c = make_cluster(nodes=2)
     n1, n2 = c.nodes
     n1.start("--cluster-name=prod")
@@ -613,7 +729,11 @@ def test_cluster_name_is_verified(make_cluster: MakeCluster) -> None:  # noqa: F
     wait_for(lambda: n1.health(ready=False)[0] == 200, 10, "http up")
     res = c.init()
     assert res.returncode == 1
-    assert res.stderr.startswith('ERROR: local cluster name "prod" does not match peer cluster name ""')
+    expects = 'peer node expects cluster name "prod", use --cluster-name to configure'
+    assert res.stderr.startswith(
+        f"warning: node not ready to perform cluster initialization: {NAME_CHECK}{expects} (retrying)\n"
+    )
+    assert res.stderr.endswith(f'ERROR: {NAME_CHECK}{expects}\nFailed running "init"\n')
     res = c.cli("init", "--cluster-name=prod")
     assert res.returncode == 0, res.stderr
     n1.wait_ready()
@@ -621,6 +741,36 @@ def test_cluster_name_is_verified(make_cluster: MakeCluster) -> None:  # noqa: F
     assert "joined" not in n2.event_names()
     block = n1.stdout.splitlines()
     assert "cluster name:        prod" in block
+
+    # node drain without / with a wrong name: refused before anything is drained
+    res = c.cli("node", "drain", "--self", node=n1)
+    assert (res.returncode, res.stdout) == (1, "")
+    assert res.stderr == (
+        f'ERROR: failed to connect to the node: {NAME_CHECK}{expects}\nFailed running "node drain"\n'
+    )
+    res = c.cli("node", "drain", "--self", "--cluster-name=staging", node=n1)
+    assert res.returncode == 1
+    assert res.stderr == (
+        f"ERROR: failed to connect to the node: {NAME_CHECK}"
+        'local cluster name "staging" does not match peer cluster name "prod"\n'
+        'Failed running "node drain"\n'
+    )
+    res = c.cli("node", "decommission", "1", node=n1)
+    assert res.returncode == 1 and NAME_CHECK + expects in res.stderr
+    assert n1.is_ready()
+    assert "drain_begin" not in n1.event_names()
+    # sql / node status take no --cluster-name at all (exit 4), and work without it
+    res = c.cli("node", "status", "--cluster-name=prod", node=n1)
+    assert (res.returncode, res.stderr) == (
+        4,
+        'ERROR: unknown flag: --cluster-name\nFailed running "node status"\n',
+    )
+    assert c.cli("node", "status", node=n1).returncode == 0
+    # the right name, or skipping the check, drains
+    res = c.cli("node", "drain", "--self", "--disable-cluster-name-verification", node=n1)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
+    res = c.cli("node", "drain", "--self", "--cluster-name=prod", node=n1)
+    assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
 
 
 def _sql(c: Cluster, stmt: str, node: StandinNode | None = None) -> str:
@@ -699,17 +849,3 @@ def test_status_for_one_node_and_json_sql(make_cluster: MakeCluster, tmp_path: P
     assert (res.returncode, res.stderr) == (1, 'ERROR: node 7 doesn\'t exist\nFailed running "node status"\n')
     res = c.cli("sql", "--format=json", "-e", "select 1")
     assert res.stdout == '[\n  {"?column?":"1"}\n]\n'
-
-
-@pytest.mark.timeout(60)
-def test_simultaneous_stop_of_all_nodes_drains_cleanly(make_cluster: MakeCluster) -> None:  # noqa: F811
-    """All nodes signalled at once: each one's liveness write happens while the others are still up."""
-    c = make_cluster()
-    for n in c.nodes:
-        n.env_extra = {"COCKROACH_STANDIN_LEASE_TRANSFER_SECS": "1"}
-    c.up()
-    for n in c.nodes:
-        n.signal(signal.SIGTERM)
-    for n in c.nodes:
-        assert n.wait(10) == 0
-        assert n.event_names()[-3:] == ["drain_begin", "drain_end", "exit"]

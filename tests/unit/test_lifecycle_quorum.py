@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from roachctl.cluster.lifecycle import _refuse_if_cannot_drain, _refuse_if_quorum_lost
+from roachctl.cluster.lifecycle import _refuse_if_quorum_lost, wait_healthy
 from roachctl.cluster.nodes import NodeTarget
 from roachctl.cluster.nodestatus import NodeStatus
 from roachctl.errors import RefusedError, RemoteCommandError
@@ -67,18 +67,27 @@ def test_when_nothing_answers_stopping_cannot_make_it_worse() -> None:
     _quorum(StubClient(None), "h3", {"h3"})
 
 
-def test_a_minority_of_running_nodes_is_not_stopped() -> None:
-    client = StubClient(_rows({"h1": False, "h2": False, "h3": True}))
-    with pytest.raises(RefusedError, match=r"only 1 of 3 nodes are running \(h3\)") as exc:
-        asyncio.run(_refuse_if_cannot_drain("prod", client, TARGETS, TARGETS[2:]))  # type: ignore[arg-type]
-    assert "roachctl start prod" in (exc.value.hint or "")
+def _ranged(under: int) -> list[NodeStatus]:
+    return [
+        NodeStatus(
+            i + 1,
+            f"{h}:26257",
+            f"{h}:26257",
+            "v25.4.0",
+            True,
+            True,
+            membership="active",
+            ranges_unavailable=0,
+            ranges_underreplicated=under,
+        )
+        for i, h in enumerate(HOSTS)
+    ]
 
 
-def test_a_majority_of_running_nodes_may_be_stopped() -> None:
-    client = StubClient(_rows({"h1": False, "h2": True, "h3": True}))
-    asyncio.run(_refuse_if_cannot_drain("prod", client, TARGETS, TARGETS[1:]))  # type: ignore[arg-type]
-
-
-def test_without_an_answer_the_topology_size_decides() -> None:
-    with pytest.raises(RefusedError):
-        asyncio.run(_refuse_if_cannot_drain("prod", StubClient(None), TARGETS, TARGETS[:1]))  # type: ignore[arg-type]
+def test_the_rolling_gate_waits_for_zero_underreplicated_ranges() -> None:
+    """All live and nothing unavailable is not enough while ranges are still under-replicated."""
+    with pytest.raises(RefusedError, match="under-replicated ranges: 6") as exc:
+        asyncio.run(wait_healthy(StubClient(_ranged(2)), TARGETS, timeout=1.5))  # type: ignore[arg-type]
+    assert "did not become healthy within 2s" in exc.value.message
+    rows = asyncio.run(wait_healthy(StubClient(_ranged(0)), TARGETS, timeout=5))  # type: ignore[arg-type]
+    assert len(rows) == 3

@@ -13,7 +13,7 @@ from rich.table import Table
 from roachctl.cli.context import AppContext
 from roachctl.errors import RefusedError
 from roachctl.local import ops
-from roachctl.local.cluster import LocalCluster
+from roachctl.local.cluster import DRAIN_TIMEOUT, GRACE, LocalCluster
 from roachctl.local.layout import DEFAULT_NAME, ClusterPaths, check_name
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE
 from roachctl.local.report import cluster_list, cluster_status
@@ -62,7 +62,7 @@ def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
         con.print(f"running in the background; `roachctl local sql --name {name}` to connect, "
                   f"`roachctl local stop --name {name}` to stop")
     else:
-        con.print("press Ctrl-C to drain and stop every node (twice to stop them at once)")
+        con.print("press Ctrl-C to stop every node, one at a time (twice to stop them at once)")
 
 
 @local.command()
@@ -96,7 +96,8 @@ def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure:
     `cockroach init` once and waits until every node answers /health?ready=1.
 
     In the foreground (default) it prints each node's SQL and DB Console URL once all are ready;
-    the first Ctrl-C drains and stops every node gracefully, a second one stops them at once.
+    the first Ctrl-C stops the nodes as `local stop` does (one at a time: gracefully while a
+    majority runs, the last ones after a short grace), a second one stops them at once.
     """
     app = _app(ctx)
     opts = ops.UpOptions(
@@ -124,20 +125,38 @@ def start(ctx: click.Context, name: str, timeout: float, foreground: bool) -> No
               on_ready=lambda c: _print_ready(app, c, not foreground))
 
 
+grace_option = click.option(
+    "--grace", type=click.FloatRange(min=0), default=GRACE, show_default=True, metavar="SECONDS",
+    help="How long the final minority (the nodes that can no longer drain: no majority left) gets "
+         "after SIGTERM before SIGKILL.")
+drain_timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=1), default=DRAIN_TIMEOUT, show_default=True,
+    help="Seconds a node that can drain gets to exit after SIGTERM before it is stopped hard.")
+
+
+def _stopped(app: AppContext, name: str, results: list[dict[str, Any]], what: str) -> None:
+    if app.json:
+        emit_json({"cluster": name, "nodes": results})
+    console().print(f"local cluster {name!r} {what}")
+
+
 @local.command()
 @name_option
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds to wait for each node's drain and for its exit.")
+@drain_timeout_option
+@grace_option
 @click.option("--force", is_flag=True, help="Kill the nodes at once (SIGKILL) instead of draining.")
 @click.pass_context
-def stop(ctx: click.Context, name: str, timeout: float, force: bool) -> None:
-    """Stop every node gracefully; keep the data.
+def stop(ctx: click.Context, name: str, timeout: float, grace: float, force: bool) -> None:
+    """Stop every node, one at a time; keep the data.
 
-    Each node is drained while all are still up (so every drain has a quorum), then the nodes
-    get SIGTERM one at a time.
+    Each node stopped while a majority of the cluster is running gets SIGTERM and drains
+    gracefully. The last nodes — once no majority is left they cannot drain — get --grace
+    seconds, then SIGKILL (crash-safe: the next start replays their log). Each node's result
+    line says which it was.
     """
-    ops.stop(_app(ctx).home, name, timeout=timeout, force=force)
-    console().print(f"local cluster {name!r} stopped; data kept")
+    app = _app(ctx)
+    results = ops.stop(app.home, name, timeout=timeout, force=force, grace=grace)
+    _stopped(app, name, results, "stopped; data kept")
 
 
 def _confirm_wipe(app: AppContext, name: str) -> bool:
@@ -155,18 +174,19 @@ def _confirm_wipe(app: AppContext, name: str) -> bool:
 @name_option
 @click.option("--wipe", is_flag=True, help="Also delete the data, certificates and logs.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --wipe (same as the global --yes).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds to wait for each node's drain and for its exit.")
+@drain_timeout_option
+@grace_option
 @click.pass_context
-def down(ctx: click.Context, name: str, wipe: bool, yes: bool, timeout: float) -> None:
+def down(ctx: click.Context, name: str, wipe: bool, yes: bool, timeout: float, grace: float) -> None:
     """Stop the cluster; with --wipe, delete it.
 
     Without --wipe the data is kept (`local start` brings it back). --wipe deletes
     <home>/local/<name> after you type the cluster name (or pass --yes).
     """
     app = _app(ctx)
-    ops.down(app.home, name, wipe=wipe, confirm=lambda n: yes or _confirm_wipe(app, n), timeout=timeout)
-    console().print(f"local cluster {name!r} {'deleted' if wipe else 'stopped; data kept'}")
+    results = ops.down(app.home, name, wipe=wipe, confirm=lambda n: yes or _confirm_wipe(app, n),
+                       timeout=timeout, grace=grace)
+    _stopped(app, name, results, "deleted" if wipe else "stopped; data kept")
 
 
 def _status_table(doc: dict[str, Any]) -> Table:

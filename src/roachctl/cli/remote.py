@@ -308,19 +308,46 @@ def start(ctx: click.Context, cluster: str, node: str | None, timeout: float) ->
     _finish(app, f"start {cluster}", [n.host for n in topology.nodes], outcome)
 
 
+grace_option = click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=lifecycle.GRACE,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the final minority of a whole-cluster stop (the nodes that can no longer drain: "
+    "no majority left) gets before roachctl stops them hard.",
+)
+
+
 @click.command()
 @click.argument("cluster")
 @node_option
 @click.option(
-    "--force", is_flag=True, help="Skip the quorum safety check (a lone node may not finish draining)."
+    "--force",
+    is_flag=True,
+    help="With --node: stop it even when the nodes left would not be a majority.",
 )
+@grace_option
 @click.pass_context
-def stop(ctx: click.Context, cluster: str, node: str | None, force: bool) -> None:
-    """Stop CLUSTER gracefully; a whole-cluster stop drains every node first, so none is hard-killed."""
+def stop(ctx: click.Context, cluster: str, node: str | None, force: bool, grace: float) -> None:
+    """Stop CLUSTER (or one --node), one node at a time.
+
+    Every node stopped while a majority of the cluster is running drains gracefully (SIGTERM via
+    `systemctl stop`) and exits. The last nodes — once no majority is left they cannot drain — get
+    --grace seconds, then a hard stop (crash-safe: the next start replays their log). Each node's
+    result says which it was.
+    """
     app = _app(ctx)
+    if force and node is None:
+        raise UsageError(
+            "--force applies to a single node (--node HOST)",
+            hint="a whole-cluster stop needs no --force: nodes that cannot drain are stopped after --grace",
+        )
     topology = _cluster_topology(app, cluster)
-    outcome = _run(app, topology, lambda s: lifecycle.stop(s, only=node, force=force, notify=_notify))
-    _finish(app, f"stop {cluster}", [n.host for n in topology.nodes], outcome)
+    outcome = _run(
+        app, topology, lambda s: lifecycle.stop(s, only=node, force=force, grace=grace, notify=_notify)
+    )
+    _finish(app, f"stop {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
 
 
 @click.command()
@@ -458,17 +485,19 @@ def list_clusters(ctx: click.Context) -> None:
 @click.command()
 @click.argument("cluster")
 @click.option("--wipe", is_flag=True, help="Also delete the data directories and the service user.")
+@grace_option
 @click.pass_context
-def destroy(ctx: click.Context, cluster: str, wipe: bool) -> None:
+def destroy(ctx: click.Context, cluster: str, wipe: bool, grace: float) -> None:
     """Stop CLUSTER and remove what roachctl installed. Data is kept unless --wipe.
 
-    Asks you to type the cluster name (or pass --yes).
+    The nodes are stopped as `stop` does; a unit is removed only once its process is gone. Asks
+    you to type the cluster name (or pass --yes).
     """
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
     _confirm_name(cluster, wipe=wipe, yes=app.yes)
-    outcome = _run(app, topology, lambda s: destroy_mod.destroy(s, wipe=wipe, notify=_notify))
-    _finish(app, f"destroy {cluster}", [n.host for n in topology.nodes], outcome)
+    outcome = _run(app, topology, lambda s: destroy_mod.destroy(s, wipe=wipe, grace=grace, notify=_notify))
+    _finish(app, f"destroy {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
 
 
 def _confirm_name(cluster: str, *, wipe: bool, yes: bool) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shutil
 
-from roachctl.cluster.lifecycle import Notify, Outcome, each_node, stop
+from roachctl.cluster.lifecycle import GRACE, Notify, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
 from roachctl.engine.session import Session
-from roachctl.errors import InterruptedByUser, RemoteCommandError, RoachctlError
+from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import firewall_unit_name, layout_for
@@ -24,6 +24,14 @@ _DESTROY_SCRIPT = r"""
 set -u
 unit=$1 fwunit=$2 table=$3 wipe=$4 user=$5 home=$6 etc=$7
 shift 7
+# Never remove a unit while its process runs (it would keep running, unmanaged, after the unit is gone).
+pid=$(systemctl show -p MainPID --value -- "$unit" 2>/dev/null || echo 0)
+if [ -n "$pid" ] && [ "$pid" != 0 ]; then
+  echo "cockroach is still running (pid $pid): nothing removed" >&2; exit 4
+fi
+if [ "$(systemctl show -p ActiveState --value -- "$unit" 2>/dev/null)" = active ]; then
+  echo "$unit is still active: nothing removed" >&2; exit 4
+fi
 systemctl disable --now -- "$unit" >/dev/null 2>&1 || true
 systemctl disable --now -- "$fwunit" >/dev/null 2>&1 || true
 if [ -n "$table" ] && command -v nft >/dev/null 2>&1; then nft delete table $table 2>/dev/null || true; fi
@@ -66,17 +74,17 @@ def _paths(session: Session, target: NodeTarget) -> tuple[list[str], list[str]]:
     return installed, data
 
 
-async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
-    """Stop gracefully, then remove units, firewall rules, certs and release; data only if `wipe`."""
-    try:
-        await stop(session, notify=notify, force=True)
-    except InterruptedByUser:
-        raise
-    except RoachctlError as exc:
-        notify("*", f"graceful stop incomplete ({exc.message.splitlines()[0]}); removing anyway")
+async def destroy(session: Session, *, wipe: bool, grace: float = GRACE, notify: Notify) -> Outcome:
+    """Stop as `stop` does, then remove units, firewall rules, certs and release; data only if `wipe`.
+
+    The stop is the whole-cluster sequence (lifecycle.stop): one node at a time, bounded. A host
+    whose node could not be stopped is left untouched (reported as failed): its unit is never
+    removed while the process runs.
+    """
+    stopped = await stop(session, grace=grace, notify=notify)
     topology = session.topology
     layout_unit = f"{topology.service.unit}.service"
-    outcome = Outcome()
+    outcome = Outcome(stops=stopped.stops, failures=dict(stopped.failures))
 
     async def remove(target: NodeTarget) -> str:
         installed, data = _paths(session, target)
@@ -104,7 +112,8 @@ async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
             raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)
         return "removed, data wiped" if wipe else "removed, data kept"
 
-    await each_node(targets(session), remove, outcome, session.interrupts)
+    removable = [t for t in targets(session) if t.host not in stopped.failures]
+    await each_node(removable, remove, outcome, session.interrupts)
     session.home.journal("destroy", wipe=wipe, done=sorted(outcome.done), failed=sorted(outcome.failures))
     if wipe and not outcome.failures:
         shutil.rmtree(session.home.dir, ignore_errors=True)

@@ -7,16 +7,18 @@
   valid for up to LIVENESS_TTL and then expiring before the first renewal lands: such a node
   answers 200 and flips to 503 a moment later. So readiness is confirmed again once every
   such record has either been renewed or expired (`_stale_liveness_until`).
-- stop (whole cluster): drain every node while all of them are still up — each drain needs a
-  quorum (contract §4/§5; the seed's node 3 hung because its peers had already exited) — and
-  only then stop the units. A drained node has nothing left to hand over, so its stop completes.
-  When the running nodes are not a majority they cannot drain at all (systemd would SIGKILL them
-  after TimeoutStopSec): refused unless --force.
+- stop (whole cluster): one node at a time (plan/stoporder.py, contract §4.1). `systemctl stop`
+  sends SIGTERM, cockroach's own graceful drain; no `node drain` beforehand (a draining node is
+  never a lease target, so drains must not overlap). A node drains while the running nodes,
+  itself included, are a majority and its ranges keep a lease target; the final minority
+  cannot: it gets `--grace` seconds, then SIGKILL through systemd — crash-safe, and reported
+  per node as a hard stop. Every stop is bounded by roachctl, never by the unit's TimeoutStopSec.
 - stop --node: refused when it would leave the cluster without a majority (unless --force).
   "Up" means the node answers on its HTTP port right now, not the cluster's liveness record,
   which still says "live" for seconds after a node stopped.
 - restart: rolling, one node at a time, each gated on the node being ready and the cluster
-  reporting every node live and no unavailable ranges before the next one goes down.
+  reporting every node live and no unavailable or under-replicated ranges before the next one
+  goes down.
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ from dataclasses import dataclass, field
 from roachctl.cluster.nodes import (
     NodeClient,
     NodeTarget,
+    UnitStop,
     journal_tail,
     probe_ready,
+    stop_unit,
     systemctl,
     targets,
     wait_ready,
 )
-from roachctl.cluster.nodestatus import NodeStatus, unavailable_ranges
+from roachctl.cluster.nodestatus import NodeStatus, unavailable_ranges, underreplicated_ranges
 from roachctl.engine.session import Session
 from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, RoachctlError
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
+from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 
 Notify = Callable[[str, str], None]
 READY_TIMEOUT = 180.0
@@ -46,6 +51,11 @@ HEALTHY_TIMEOUT = 180.0
 # The longest a node's liveness record stays valid without a renewal: 9 s in older releases (3 x the
 # 3 s raft election timeout), 6 s in current ones (docs/cockroach-contract.md §6).
 LIVENESS_TTL = 9.0
+GRACE = 10.0
+"""Seconds the final minority of a whole-cluster stop gets before its hard stop (`--grace`)."""
+DRAIN_TIMEOUT = 240.0
+"""Bound of a graceful stop (a node with a majority running drains in seconds); it is below the
+unit's TimeoutStopSec=300, so roachctl, not systemd, ends a stop that hangs, and says so."""
 
 
 @dataclass
@@ -54,6 +64,7 @@ class Outcome:
 
     done: dict[str, str] = field(default_factory=dict)
     failures: dict[str, RoachctlError] = field(default_factory=dict)
+    stops: dict[str, dict[str, object]] = field(default_factory=dict)  # stop: per-node result
 
 
 async def each_node(
@@ -163,8 +174,7 @@ async def _confirm_after(
 async def _init_once(session: Session, first: NodeTarget, notify: Notify) -> None:
     """`cockroach init` against one node; "already initialized" is success (safe to re-run)."""
     notify(first.host, "initializing the cluster (cockroach init)")
-    args = ["init", f"--cluster-name={session.topology.effective_cluster_name}"]
-    result = await NodeClient(session).run(first, args, timeout=120)
+    result = await NodeClient(session).run(first, ["init"], timeout=120)
     text = result.out + result.err
     if not result.ok and "already been initialized" not in text:
         raise RemoteCommandError(
@@ -189,32 +199,101 @@ async def _ready_or_fail(session: Session, target: NodeTarget, timeout: float, n
     return "ready"
 
 
-async def stop(session: Session, *, only: str | None = None, force: bool = False, notify: Notify) -> Outcome:
-    """Graceful stop. Whole cluster: drain all while all are up, then stop. One node: quorum-checked."""
+async def stop(
+    session: Session,
+    *,
+    only: str | None = None,
+    force: bool = False,
+    grace: float = GRACE,
+    notify: Notify,
+) -> Outcome:
+    """Stop the whole cluster in quorum order (plan/stoporder.py), or one node (quorum-checked).
+
+    Each node is stopped by `systemctl stop` (SIGTERM: cockroach's own graceful drain, contract §4)
+    and waited for; the nodes that can drain get DRAIN_TIMEOUT, the final minority `grace` seconds,
+    then a hard stop. `force` only skips the majority check of a single-node stop.
+    """
     everyone = targets(session)
     chosen = targets(session, only)
     outcome = Outcome()
     client = NodeClient(session)
     up = await _answering(session, everyone)
-    if only is not None and not force:
-        await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
-    running = [t for t in chosen if t.host in up]
-    if only is None and running and not force:
-        await _refuse_if_cannot_drain(session.topology.name, client, everyone, running)
-    if only is None and len(running) > 1:
-        await _drain_all(session, client, running, outcome, notify, force=force)
+    if only is not None:
+        if not force:
+            await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
+        running = [t for t in everyone if t.host in up]
+        members = await _members(client, running, len(everyone))
+        target = chosen[0]
+        drain = target.host in up and can_drain(len(running), members)
+        why = f"{len(running)} of {members} running" if drain else "no majority left"
+        steps = [StopStep((target.host,), drain, why if target.host in up else "not answering")]
+    else:
+        running = [t for t in everyone if t.host in up]
+        members = await _members(client, running, len(everyone))
+        steps = stop_steps([t.host for t in everyone], up, members)
+    by_host = {t.host: t for t in everyone}
+    try:
+        for step in steps:
+            _stop_if_interrupted(session.interrupts, outcome, "stopped")
+            bound = DRAIN_TIMEOUT if step.drain else grace
+            for host in step.hosts:
+                notify(host, _stop_note(step, grace))
 
-    async def stop_one(target: NodeTarget) -> str:
-        notify(target.host, "stopping")
-        result = await systemctl(session, target, "stop")
-        if not result.ok:
-            raise RemoteCommandError(f"systemctl stop failed: {result.err.strip()}", where=target.host)
-        return "stopped"
+            async def one(target: NodeTarget, step: StopStep = step, bound: float = bound) -> str:
+                stopped = await stop_unit(session, target, bound=bound)
+                line, detail = describe_stop(step, stopped, bound)
+                outcome.stops[target.host] = detail
+                notify(target.host, line)
+                return line
 
-    outcome.done.clear()
-    await each_node(chosen, stop_one, outcome, session.interrupts)
-    session.home.journal("stop", hosts=[t.host for t in chosen], failed=sorted(outcome.failures))
+            await each_node([by_host[h] for h in step.hosts], one, outcome, session.interrupts)
+            if any(h in outcome.failures for h in step.hosts):
+                left = [
+                    h for s in steps for h in s.hosts if h not in outcome.done and h not in outcome.failures
+                ]
+                if left:  # its state is unknown (maybe still draining): take no further node down
+                    notify("*", f"not stopping {', '.join(left)}: a node before them failed to stop")
+                break
+    finally:
+        session.home.journal(
+            "stop",
+            hosts=[t.host for t in chosen],
+            stops={h: d["result"] for h, d in outcome.stops.items()},
+            failed=sorted(outcome.failures),
+        )
     return outcome
+
+
+def _stop_note(step: StopStep, grace: float) -> str:
+    if step.drain:
+        return f"stopping ({step.why}: drains gracefully)"
+    if step.why == "not answering":
+        return f"stopping (not answering; hard stop after {grace:g}s)"
+    return f"stopping ({step.why}: it cannot drain; hard stop after {grace:g}s)"
+
+
+def describe_stop(step: StopStep, stopped: UnitStop, bound: float) -> tuple[str, dict[str, object]]:
+    """The per-node result line and its JSON form: drained (graceful) vs hard stop, and why."""
+    detail: dict[str, object] = {"seconds": stopped.seconds}
+    if not stopped.was_running:
+        line, result = "already stopped", "already-stopped"
+    elif not stopped.hard and stopped.exit_code == 0:
+        line, result = f"drained and stopped (exit 0, {stopped.seconds}s)", "drained"
+    elif stopped.hard:
+        result = "hard"
+        if step.drain:
+            why = f"its drain did not finish within {bound:g}s"
+        elif step.why == "not answering":
+            why = "it was not answering"
+        else:
+            why = "no majority left"
+        line = f"stopped without drain — {why} (crash-safe; the next start replays its log)"
+        detail["reason"] = why
+    else:
+        ended = f"exit {stopped.exit_code}" if stopped.exit_code is not None else f"signal {stopped.signal}"
+        line, result = f"stopped ({ended}, {stopped.seconds}s)", "exited"
+    detail["result"] = result
+    return line, detail
 
 
 async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
@@ -223,55 +302,19 @@ async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
     return {t.host for t, a in zip(everyone, answers, strict=True) if a.answered}
 
 
-async def _drain_all(
-    session: Session,
-    client: NodeClient,
-    running: list[NodeTarget],
-    outcome: Outcome,
-    notify: Notify,
-    *,
-    force: bool,
-) -> None:
-    """`node drain --self` on every running node at once, while all of them are still up."""
-
-    async def drain(target: NodeTarget) -> str:
-        notify(target.host, "draining")
-        result = await client.run(target, ["node", "drain", "--self"], timeout=600)
-        if not result.ok:
-            raise RemoteCommandError(f"drain failed: {result.err.strip()[-500:]}", where=target.host)
-        return "drained"
-
-    await each_node(running, drain, outcome, session.interrupts)
-    if outcome.failures and not force:
-        raise RefusedError(
-            "some nodes could not be drained; no node was stopped",
-            hint="check `roachctl status`, fix the failing nodes, retry (or --force to stop anyway)",
-        )
-
-
 async def _members(client: NodeClient, candidates: list[NodeTarget], fallback: int) -> int:
-    """How many active members the cluster has (the topology's count when no node answers)."""
+    """How many active members the cluster has (the topology's count when no node answers).
+
+    `node status` is a SQL query: without a majority running it cannot answer (it would only
+    time out), so then the topology's count is used without asking.
+    """
+    if not candidates or 2 * len(candidates) <= fallback:
+        return fallback
     try:
         rows = await client.status_from_any(candidates)
     except RoachctlError:
         return fallback
     return max(1, len([r for r in rows if r.membership in (None, "active")]))
-
-
-async def _refuse_if_cannot_drain(
-    cluster: str, client: NodeClient, everyone: list[NodeTarget], running: list[NodeTarget]
-) -> None:
-    """A minority of running nodes cannot drain (no quorum): stopping them means a hard kill."""
-    members = await _members(client, running, len(everyone))
-    if 2 * len(running) > members:
-        return
-    names = ", ".join(t.host for t in running)
-    raise RefusedError(
-        f"only {len(running)} of {members} nodes are running ({names}): without a majority they "
-        "cannot drain, and systemd would kill them hard after the stop timeout",
-        hint=f"start the other nodes first (`roachctl start {cluster}`), then stop the whole cluster; "
-        "or pass --force to stop them anyway",
-    )
 
 
 async def _refuse_if_quorum_lost(
@@ -349,15 +392,19 @@ async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) ->
         )
 
 
-def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome) -> None:
+def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome, verb: str = "restarted") -> None:
     """Between two nodes of a rolling operation: after a Ctrl-C, take no further node down."""
     if interrupts.requested:
         done = ", ".join(outcome.done) or "none"
-        raise InterruptedByUser(f"interrupted; restarted so far: {done}; no other node was touched")
+        raise InterruptedByUser(f"interrupted; {verb} so far: {done}; no other node was touched")
 
 
 async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeout: float) -> list[NodeStatus]:
-    """Wait until every active member is live and no range is unavailable (the rolling gate)."""
+    """The rolling gate: every active member live, no range unavailable or under-replicated.
+
+    Contract §4.1 / §9: each node of a rolling operation waits for 0 under-replicated ranges too,
+    so the next node goes down only once the previous one has caught up with its replicas.
+    """
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -366,13 +413,19 @@ async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeou
             members = [r for r in rows if r.membership in (None, "active")]
             down = [r.address for r in members if not r.is_live]
             unavailable = unavailable_ranges(rows)
-            if not down and unavailable == 0 and len(members) >= len(everyone):
+            under = underreplicated_ranges(rows)
+            if not down and unavailable == 0 and under == 0 and len(members) >= len(everyone):
                 return rows
-            last = f"not live: {', '.join(down) or 'none'}; unavailable ranges: {unavailable}"
+            last = (
+                f"not live: {', '.join(down) or 'none'}; unavailable ranges: {unavailable}; "
+                f"under-replicated ranges: {under}"
+            )
         except RoachctlError as exc:
             last = exc.message.splitlines()[0]
         await asyncio.sleep(1)
     raise RefusedError(
-        f"the cluster is not healthy ({last})",
-        hint="a rolling operation only proceeds when every node is live; check `roachctl status`",
+        f"the cluster did not become healthy within {timeout:.0f}s ({last})",
+        hint="a rolling operation only proceeds when every node is live and no range is unavailable or "
+        "under-replicated; check `roachctl status` (under-replicated ranges settle once the restarted "
+        "node has caught up), then run the command again",
     )

@@ -20,6 +20,7 @@ from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.model.netaddr import host_port
+from roachctl.plan.clientargv import client_args
 from roachctl.plan.layout import layout_for
 from roachctl.tls import pki, store
 
@@ -98,10 +99,13 @@ class NodeClient:
     ) -> Result:
         """`cockroach ARGS --host=<target>` on the target's host (exit code not checked).
 
+        `--cluster-name` is added to gRPC commands only (plan/clientargv.py, contract §2.1).
         `input` becomes the command's stdin (SQL statements: kept out of argv).
         """
         ca, cert, key = self._certs()
-        args = [*args, f"--host={target.rpc_addr}"]
+        args = client_args(
+            args, host=target.rpc_addr, cluster_name=self.session.topology.effective_cluster_name
+        )
         call = client_call(
             target.binary, args, ca_pem=ca, client_cert_pem=cert, client_key_pem=key, input=input
         )
@@ -191,3 +195,74 @@ async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) ->
     cmd = Command.of("journalctl", "-u", target.unit, "-n", str(lines), "--no-pager", "-o", "cat", sudo=True)
     result = await executor.run(cmd, timeout=30, check=False)
     return result.out.strip()
+
+
+# $1 unit, $2 seconds to wait for the process to exit on its own after `systemctl stop` sent SIGTERM.
+# Past that bound, SIGKILL through systemd: the pending stop job then completes and, because the stop
+# was requested, `Restart=always` does not apply (the unit ends `failed`, reset to `inactive` here).
+# So the unit's TimeoutStopSec never decides how long a stop takes. One line of key=value results.
+_STOP_SCRIPT = r"""
+set -u
+unit=$1 bound=$2
+prop() { systemctl show -p "$1" --value -- "$unit"; }
+pid=$(prop MainPID) before=$(prop ActiveState)
+start=$(date +%s) hard=0 killed=0
+systemctl stop --no-block -- "$unit" || exit 71
+while :; do
+  st=$(prop ActiveState)
+  case $st in inactive|failed) break ;; esac
+  now=$(date +%s)
+  if [ "$hard" = 0 ] && [ $((now - start)) -ge "$bound" ]; then
+    hard=1 killed=$now
+    systemctl kill --signal=SIGKILL -- "$unit" || true
+  fi
+  if [ "$hard" = 1 ] && [ $((now - killed)) -ge 30 ]; then echo "stuck=1 state=$st pid=$pid"; exit 72; fi
+  sleep 0.2
+done
+code=$(prop ExecMainCode) status=$(prop ExecMainStatus) result=$(prop Result)
+if [ "$hard" = 1 ] && [ "$st" = failed ]; then systemctl reset-failed -- "$unit" || true; fi
+gone=1
+if [ "$(prop MainPID)" != 0 ]; then gone=0; fi
+if [ "$pid" != 0 ] && kill -0 "$pid" 2>/dev/null; then gone=0; fi
+secs=$(( $(date +%s) - start ))
+echo "before=$before pid=$pid hard=$hard code=$code status=$status result=$result gone=$gone secs=$secs"
+"""
+
+CLD_EXITED, CLD_KILLED = "1", "2"  # systemd's ExecMainCode: exited normally / killed by a signal
+
+
+@dataclass(frozen=True)
+class UnitStop:
+    """What stopping one node's unit did."""
+
+    was_running: bool
+    hard: bool  # roachctl had to SIGKILL it after the bound
+    exit_code: int | None  # the process's exit status when it exited by itself
+    signal: int | None  # the signal that ended it otherwise
+    seconds: int
+
+
+async def stop_unit(session: Session, target: NodeTarget, *, bound: float) -> UnitStop:
+    """`systemctl stop` (SIGTERM: graceful drain), SIGKILL after `bound` s; the process is gone after.
+
+    Raises when the process still runs afterwards: nothing may be removed while it does.
+    """
+    executor = session.ssh.executor(target.host)
+    cmd = Command.shell(_STOP_SCRIPT, target.unit, str(max(1, round(bound))), sudo=True, name="roachctl-stop")
+    result = await executor.run(cmd, timeout=bound + 90, check=False)
+    fields = dict(w.split("=", 1) for w in result.out.split() if "=" in w)
+    if not result.ok or fields.get("gone") != "1":
+        raise RemoteCommandError(
+            f"{target.unit} could not be stopped: {result.err.strip() or result.out.strip() or 'no output'}",
+            where=target.host,
+            returncode=result.returncode,
+            hint=f"see `systemctl status {target.unit}` and `journalctl -u {target.unit}` on the host",
+        )
+    code, status = fields.get("code"), fields.get("status", "")
+    return UnitStop(
+        was_running=fields.get("pid", "0") != "0",
+        hard=fields.get("hard") == "1",
+        exit_code=int(status) if code == CLD_EXITED and status.isdigit() else None,
+        signal=int(status) if code != CLD_EXITED and status.isdigit() and code else None,
+        seconds=int(fields.get("secs", "0") or 0),
+    )

@@ -71,3 +71,8 @@ def _row(row: dict[str, str]) -> NodeStatus:
 def unavailable_ranges(rows: list[NodeStatus]) -> int:
     """Total unavailable ranges reported (0 when the --ranges columns are absent)."""
     return sum(r.ranges_unavailable or 0 for r in rows)
+
+
+def underreplicated_ranges(rows: list[NodeStatus]) -> int:
+    """Total under-replicated ranges reported (0 when the --ranges columns are absent)."""
+    return sum(r.ranges_underreplicated or 0 for r in rows)

@@ -20,13 +20,18 @@ from roachctl.cluster.nodes import NodeClient, NodeTarget
 from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError, TransportError
 from roachctl.exec.command import Command
+from roachctl.plan.clientargv import client_args
 
 DIR_PREFIX = "/run/roachctl-sql."
 _DIR = re.compile(r"/run/roachctl-sql\.[A-Za-z0-9]{8}\Z")
 
 # stdin = files framed by "#roachctl-file NAME"; prints the private directory it wrote them to.
-_STAGE_SCRIPT = make_dir(DIR_PREFIX) + UNPACK_CERTS + """printf '%s\\n' "$d"
+_STAGE_SCRIPT = (
+    make_dir(DIR_PREFIX)
+    + UNPACK_CERTS
+    + """printf '%s\\n' "$d"
 """
+)
 
 # $1 = the staged dir; $2... = cockroach binary and arguments. The dir goes whatever happens.
 _SHELL_SCRIPT = r"""
@@ -57,8 +62,7 @@ def shell_argv(session: Session, target: NodeTarget, certs_dir: str) -> list[str
         _SHELL_SCRIPT,
         certs_dir,
         target.binary,
-        "sql",
-        f"--host={target.rpc_addr}",
+        *client_args(["sql"], host=target.rpc_addr, cluster_name=session.topology.effective_cluster_name),
         sudo=True,
         name="roachctl-sql",
     )
@@ -82,7 +86,8 @@ async def interactive_sql(session: Session, target: NodeTarget) -> int:
 def shell_argv_insecure(session: Session, target: NodeTarget) -> list[str]:
     """The shell of an insecure cluster: no certs to stage."""
     executor = session.ssh.executor(target.host)
-    cmd = Command.of(target.binary, "sql", "--insecure", f"--host={target.rpc_addr}", sudo=True)
+    args = client_args(["sql"], host=target.rpc_addr, cluster_name=session.topology.effective_cluster_name)
+    cmd = Command.of(target.binary, *args, "--insecure", sudo=True)
     remote = cmd.render(use_sudo=cmd.sudo and not executor.is_root)
     return [*session.ssh.base_argv(), "-t", "--", target.host, remote]
 

@@ -22,6 +22,7 @@ from roachctl.cluster.nodestatus import parse_node_status_json
 from roachctl.errors import RemoteCommandError
 from roachctl.local.state import HOST, NodeState
 from roachctl.model.netaddr import host_port
+from roachctl.plan.clientargv import client_args
 
 PROBE_TIMEOUT = 2.0
 
@@ -109,8 +110,11 @@ class Result:
 
 def run_client(binary: Path, args: list[str], endpoint: Endpoint, node: NodeState, *, cwd: Path,
                timeout: float) -> Result:
-    """Run ``cockroach <args> --host=<node> <cert flags>``; a timeout is a failed Result."""
-    argv = [str(binary), *args, f"--host={node.sql_addr}", *endpoint.flags()]
+    """Run ``cockroach <args> --host=<node> <cert flags>``; a timeout is a failed Result.
+
+    Local clusters are started without `--cluster-name`, so no client command passes one.
+    """
+    argv = [str(binary), *client_args(args, host=node.sql_addr, cluster_name=None), *endpoint.flags()]
     try:
         done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, start_new_session=True, check=False)

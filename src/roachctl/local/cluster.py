@@ -27,13 +27,16 @@ from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, ClusterState, NodeState, save, state_lock
 from roachctl.local.state import load as load_state
 from roachctl.plan.argv import StartSpec, start_argv
+from roachctl.plan.stoporder import StopStep, stop_steps
 from roachctl.release.checksum import sha256_file
 from roachctl.ui.console import console
 
 POLL = 0.2
 INIT_ATTEMPT_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 60.0
-EXIT_TIMEOUT = 60.0
+"""Seconds a node that can drain (a majority is running) gets to exit after SIGTERM (`--timeout`)."""
+GRACE = 10.0
+"""Seconds the final minority gets after SIGTERM before SIGKILL (`--grace`)."""
 JOIN_MAX = 3
 """--join lists the first three nodes on every node (3-5 initial nodes, the same list everywhere)."""
 NODE_CACHE = "128MiB"
@@ -253,68 +256,99 @@ class LocalCluster:
         self.save()
 
     def stop(self, *, interrupts: Interrupts | None = None, drain_timeout: float = DRAIN_TIMEOUT,
-             exit_timeout: float = EXIT_TIMEOUT) -> None:
-        """Stop every running node gracefully, in an order that never loses quorum mid-drain.
+             grace: float = GRACE) -> list[dict[str, object]]:
+        """Stop every running node, one at a time, in the order plan/stoporder.py gives.
 
-        1. Drain each node (`cockroach node drain --self`) one at a time while *all* nodes are up,
-           so every drain has a quorum to move leases with. A drained node takes no new leases.
-        2. SIGTERM one node at a time and wait for it to exit. Nodes whose drain failed go first,
-           while most of their peers still run (their shutdown drain needs a quorum); drained
-           nodes go last: their shutdown drain has nothing left to move, so even the last node,
-           alone, finishes. (The seed stopped all three at once; node 3 was left draining without
-           quorum and ended in a hard shutdown.)
-        A second interrupt (ForceStop) kills whatever is left.
+        Each node gets SIGTERM — cockroach's own graceful drain (contract §4) — and is waited for.
+        A node stopped while the running nodes, itself included, are a majority (and its ranges keep
+        a lease target) can drain: it gets `drain_timeout` seconds. The final minority cannot
+        (contract §4.1): SIGTERM, `grace` seconds, then SIGKILL — crash-safe, the next start
+        replays the log. Never are two nodes draining gracefully at once. (The seed stopped all
+        three at once and found node 3 hard-shut down without knowing why.)
+        Returns one result per node (printed as it happens); a second interrupt (ForceStop) kills
+        whatever is left.
         """
         nodes = self.running_nodes()
         if not nodes:
             self.forget_dead()
-            return
-        total = len(self.state.nodes)
-        if self.state.initialized and 2 * len(nodes) <= total:
-            raise RefusedError(
-                f"only {len(nodes)} of {total} nodes are running: without a quorum their drain can never "
-                "finish, so a graceful stop would hang", where=f"local cluster {self.state.name}",
-                hint="`roachctl local start` to bring the others back, then stop again; or "
-                     "`roachctl local stop --force` to kill them")
+            return []
+        by_index = {n.index: (n, p) for n, p in nodes}
+        answering = {n.index for n, _ in nodes if self.endpoint.probe(n, ready=False).up}
+        order = [str(n.index) for n, _ in nodes]
+        steps = stop_steps(order, {str(i) for i in answering}, len(self.state.nodes))
+        results: list[dict[str, object]] = []
         try:
-            drained = {n.index for n, _ in nodes if self.state.initialized and self._drain(n, drain_timeout)}
-            order = sorted(nodes, key=lambda pair: pair[0].index in drained)  # undrained first
-            for node, proc in order:
-                self._terminate(node, proc, exit_timeout)
+            for step in steps:
+                bound = drain_timeout if step.drain else grace
+                batch = [by_index[int(h)] for h in step.hosts]
+                results += self._stop_together(batch, step, bound)
         except ForceStop:
             self.kill()
             raise
         self.forget_dead()
+        return results
 
-    def _terminate(self, node: NodeState, proc: psutil.Process, timeout: float) -> None:
-        """SIGTERM one node and wait until it has exited."""
-        console().print(f"stopping n{node.index} (pid {proc.pid})")
-        process.send(proc, signal.SIGTERM)
-        if not process.wait_gone(proc, timeout):
-            raise self._node_failure(
-                node, f"node n{node.index} did not exit within {timeout:.0f}s of SIGTERM",
-                "run the stop again to keep waiting, or `roachctl local stop --force` to kill it")
-        self.forget(node)
+    def _stop_together(self, batch: list[tuple[NodeState, psutil.Process]], step: StopStep,
+                       bound: float) -> list[dict[str, object]]:
+        """SIGTERM the batch, wait up to `bound` s for each to exit, SIGKILL the rest."""
+        began = time.monotonic()
+        for node, proc in batch:
+            how = (f"{step.why}: drains gracefully" if step.drain else
+                   f"{step.why}: it cannot drain; hard stop after {bound:g}s")
+            console().print(f"stopping n{node.index} (pid {proc.pid}; {how})")
+            process.send(proc, signal.SIGTERM)
+        results = []
+        for node, proc in batch:
+            exited, code = self._wait_exit(node, proc, max(0.0, began + bound - time.monotonic()))
+            hard = not exited
+            if hard:
+                process.send_group(proc, signal.SIGKILL)
+                if not process.wait_gone(proc, 10.0):
+                    raise self._node_failure(node, f"node n{node.index} (pid {proc.pid}) is still "
+                                                   "running after SIGKILL", "check the process by hand")
+            seconds = round(time.monotonic() - began, 1)
+            if hard:
+                why = (f"its drain did not finish within {bound:g}s" if step.drain else
+                       "it was not answering" if step.why == "not answering" else "no majority left")
+                line = f"stopped without drain — {why} (crash-safe; the next start replays its log)"
+                result: dict[str, object] = {"node": node.index, "result": "hard", "reason": why}
+            elif code not in (None, 0):
+                line = f"exited with code {code} after SIGTERM ({seconds}s)"
+                result = {"node": node.index, "result": "exited", "code": code}
+            else:
+                line = f"drained and stopped ({'exit 0, ' if code == 0 else ''}{seconds}s)"
+                result = {"node": node.index, "result": "drained"}
+            result["seconds"] = seconds
+            console().print(f"n{node.index}: {line}")
+            results.append(result)
+            self.forget(node)
+        return results
 
-    def _drain(self, node: NodeState, timeout: float) -> bool:
-        """Drain one node (it keeps running); False (with a warning) if the drain failed."""
-        console().print(f"draining n{node.index}")
-        res = run_client(self.binary, ["node", "drain", "--self"], self.endpoint, node,
-                         cwd=self.paths.dir, timeout=timeout)
-        if not res.ok:
-            console().print(f"[yellow]warning:[/] draining n{node.index} failed ({res.summary()}); "
-                            "it will drain on SIGTERM")
-        return res.ok
+    def _wait_exit(self, node: NodeState, proc: psutil.Process, timeout: float) -> tuple[bool, int | None]:
+        """Wait for the node to exit: (exited, exit status when known — only for our own child)."""
+        child = self.children.get(node.index)
+        if child is None:
+            return process.wait_gone(proc, timeout), None
+        deadline = time.monotonic() + timeout
+        while child.poll() is None:  # polling, not wait(): a second Ctrl-C must get through
+            if time.monotonic() >= deadline:
+                return False, None
+            time.sleep(0.05)
+        return True, child.returncode
 
-    def kill(self) -> None:
+    def kill(self) -> list[dict[str, object]]:
         """SIGKILL every running node at once (second Ctrl-C, --force): no drain."""
         nodes = self.running_nodes()
         process.sigkill_all([p for _, p in nodes])
+        results: list[dict[str, object]] = []
         for node, proc in nodes:
             process.wait_gone(proc, 10.0)
-            console().print(f"killed n{node.index} (pid {proc.pid})")
+            console().print(f"n{node.index}: killed (pid {proc.pid}; no drain — crash-safe, the next "
+                            "start replays its log)")
+            results.append({"node": node.index, "result": "hard", "reason": "killed at once"})
             self.forget(node)
         self.forget_dead()
+        return results
 
     def terminate_quietly(self, grace: float = 10.0) -> None:
         """Best-effort cleanup after a failed `up`: SIGTERM, then SIGKILL after `grace` seconds."""

@@ -2,7 +2,8 @@
 
 `up` is all-or-nothing: it either leaves a ready cluster or nothing at all (no half state dir,
 no stray process). `start` restarts an existing cluster on its data without `init`. `stop` and
-`down` stop nodes gracefully in quorum-safe order (LocalCluster.stop).
+`down` stop nodes one at a time in quorum order (LocalCluster.stop): gracefully while a majority
+runs, the final minority after a bounded grace.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from roachctl import release as rel
 from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, RoachctlError, UsageError
 from roachctl.fsutil import private_dir
 from roachctl.local import certs, process
-from roachctl.local.cluster import LocalCluster, now_iso
+from roachctl.local.cluster import GRACE, LocalCluster, now_iso
 from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
 from roachctl.local.layout import ClusterPaths, check_name, check_nodes
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, check_base, plan_ports
 from roachctl.local.state import ClusterState, NodeState, reserved_ports, save, state_lock
 from roachctl.model import versions
+from roachctl.plan.clientargv import client_args
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.release.model import Release
 from roachctl.release.names import TARBALL_VERSION
@@ -209,7 +211,8 @@ def _stop_started(cluster: LocalCluster, already: set[int]) -> None:
 
 
 def supervise(cluster: LocalCluster, intr: Interrupts) -> None:
-    """Foreground: wait for Ctrl-C (or SIGTERM), then stop every node gracefully; 2nd Ctrl-C kills.
+    """Foreground: wait for Ctrl-C (or SIGTERM), then stop the cluster as `local stop` does (one node
+    at a time; the final minority after a bounded grace); a 2nd Ctrl-C kills at once.
 
     `intr` is the caller's interrupt counter, installed since before the nodes started, so no
     Ctrl-C is ever lost between "ready" and supervision. Raises InterruptedByUser (exit 130, as
@@ -234,14 +237,14 @@ def supervise(cluster: LocalCluster, intr: Interrupts) -> None:
         _stop_or_kill(cluster, intr)
     except ForceStop:
         raise InterruptedByUser("stopped every node at once (second interrupt)") from None
-    console().print("every node stopped gracefully; data kept (`roachctl local start` resumes)")
+    console().print("every node stopped; data kept (`roachctl local start` resumes)")
     if intr.first_signal == signal.SIGINT:
         raise InterruptedByUser("stopped by Ctrl-C")
 
 
 def _stop_or_kill(cluster: LocalCluster, intr: Interrupts) -> None:
-    """Graceful stop; if a node is stuck past the timeout, kill the rest (as systemd would after
-    TimeoutStopSec) — the foreground roachctl is going away and must not leave processes behind."""
+    """The ordered stop; if it fails, kill the rest — the foreground roachctl is going away and must
+    not leave processes behind."""
     try:
         cluster.stop(interrupts=intr)
     except (RemoteCommandError, RefusedError) as exc:
@@ -250,20 +253,22 @@ def _stop_or_kill(cluster: LocalCluster, intr: Interrupts) -> None:
         raise
 
 
-def stop(home: Path, name: str, *, timeout: float, force: bool) -> None:
-    """Stop every node of a running cluster; gracefully unless `force`. Data is kept."""
+def stop(home: Path, name: str, *, timeout: float, force: bool, grace: float = GRACE
+         ) -> list[dict[str, object]]:
+    """Stop every node of a running cluster (LocalCluster.stop; all at once with `force`). Data is
+    kept. Returns the per-node results."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     if force:
-        cluster.kill()
-        return
-    with Interrupts("already stopping gracefully; press Ctrl-C again to kill the nodes") as intr:
+        return cluster.kill()
+    with Interrupts("already stopping; press Ctrl-C again to kill the nodes") as intr:
         try:
-            cluster.stop(interrupts=intr, drain_timeout=timeout, exit_timeout=timeout)
+            return cluster.stop(interrupts=intr, drain_timeout=timeout, grace=grace)
         except ForceStop:
             raise InterruptedByUser("stopped every node at once (second interrupt)") from None
 
 
-def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], timeout: float) -> None:
+def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], timeout: float,
+         grace: float = GRACE) -> list[dict[str, object]]:
     """Stop the cluster and forget its processes; with `wipe`, delete ``<home>/local/<name>``.
 
     `confirm` receives the cluster name and must return True (typed name or --yes) before a wipe.
@@ -276,20 +281,21 @@ def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], t
         raise RefusedError(f"not wiping local cluster {name!r}: not confirmed",
                            hint="type the cluster name when asked, or pass --yes")
     if not wipe:
-        stop(home, name, timeout=timeout, force=False)
-        return
+        return stop(home, name, timeout=timeout, force=False, grace=grace)
+    results: list[dict[str, object]] = []
     with Interrupts("stopping before the wipe; press Ctrl-C again to kill the nodes") as intr:
         try:
-            cluster.stop(interrupts=intr, drain_timeout=timeout, exit_timeout=timeout)
+            results = cluster.stop(interrupts=intr, drain_timeout=timeout, grace=grace)
         except (RoachctlError, ForceStop) as exc:
             if isinstance(exc, RoachctlError):
                 console().print(f"[yellow]warning:[/] {exc.render()}\nkilling the nodes instead")
-            cluster.kill()
+            results = cluster.kill()
     cluster.reload()
     if cluster.running_nodes():
         raise RefusedError(f"local cluster {name!r} still has running nodes; nothing was deleted",
                            hint="run `roachctl local stop --force` first")
     _wipe(cluster)
+    return results
 
 
 def sql(home: Path, name: str, statements: Sequence[str]) -> None:
@@ -300,7 +306,8 @@ def sql(home: Path, name: str, statements: Sequence[str]) -> None:
     if target is None:
         raise RefusedError(f"local cluster {name!r} has no ready node",
                            hint=f"start it with `roachctl local start --name {name}`")
-    argv = [str(cluster.binary), "sql", f"--host={target.sql_addr}", *cluster.endpoint.flags()]
+    argv = [str(cluster.binary), *client_args(["sql"], host=target.sql_addr, cluster_name=None),
+            *cluster.endpoint.flags()]
     interactive = not statements
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if interactive else None
     try:
