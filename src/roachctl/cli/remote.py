@@ -325,7 +325,8 @@ grace_option = click.option(
 @click.option(
     "--force",
     is_flag=True,
-    help="With --node: stop it even when the nodes left would not be a majority.",
+    help="Stop although a running node cannot be seen into (systemd's word alone), and with --node even "
+    "when the nodes left would not be a majority or some range is under-replicated.",
 )
 @grace_option
 @click.pass_context
@@ -338,11 +339,6 @@ def stop(ctx: click.Context, cluster: str, node: str | None, force: bool, grace:
     result says which it was.
     """
     app = _app(ctx)
-    if force and node is None:
-        raise UsageError(
-            "--force applies to a single node (--node HOST)",
-            hint="a whole-cluster stop needs no --force: nodes that cannot drain are stopped after --grace",
-        )
     topology = _cluster_topology(app, cluster)
     outcome = _run(
         app, topology, lambda s: lifecycle.stop(s, only=node, force=force, grace=grace, notify=_notify)

@@ -37,11 +37,18 @@ from roachctl.cluster.nodes import (
     stop_unit,
     systemctl,
     targets,
+    unit_running,
     wait_ready,
 )
 from roachctl.cluster.nodestatus import NodeStatus, unavailable_ranges, underreplicated_ranges
 from roachctl.engine.session import Session
-from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, RoachctlError
+from roachctl.errors import (
+    InterruptedByUser,
+    RefusedError,
+    RemoteCommandError,
+    RoachctlError,
+    TransportError,
+)
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 
@@ -164,9 +171,7 @@ async def _confirm_after(
         for target in ready:
             notify(target.host, f"ready; confirming in {delay:.0f}s, once pre-outage liveness has expired")
         await asyncio.sleep(delay)
-    await each_node(
-        ready, lambda t: _ready_or_fail(session, t, timeout, notify), outcome, session.interrupts
-    )
+    await each_node(ready, lambda t: _ready_or_fail(session, t, timeout, notify), outcome, session.interrupts)
     for host in outcome.failures:
         outcome.done.pop(host, None)
 
@@ -217,7 +222,15 @@ async def stop(
     chosen = targets(session, only)
     outcome = Outcome()
     client = NodeClient(session)
-    up = await _answering(session, everyone)
+    seen = await observe(session, everyone)
+    if not force:
+        seen.refuse_if_blind(session.topology.name, "stop")
+    for host in sorted(seen.unreachable):  # --force: stop what can be reached; say what could not
+        outcome.failures[host] = TransportError("not reachable over ssh: not stopped", where=host)
+    up = seen.running - seen.unreachable
+    everyone = [t for t in everyone if t.host not in seen.unreachable]
+    if only is not None and only in seen.unreachable:
+        return outcome
     if only is not None:
         if not force:
             await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
@@ -296,6 +309,67 @@ def describe_stop(step: StopStep, stopped: UnitStop, bound: float) -> tuple[str,
     return line, detail
 
 
+@dataclass(frozen=True)
+class Observed:
+    """Every node as the controller sees it now, from two independent sources (review M2).
+
+    `running` is systemd's word (the unit's ActiveState): the truth about whether a process
+    runs. `answering` is the HTTPS probe over `ssh -W`: whether roachctl can see into the node.
+    A node that runs but does not answer is `blind`: the probe path is broken (sshd with
+    `AllowTcpForwarding no`, a CA mismatch, the HTTP port bound elsewhere), not the node, so a
+    guard must not take it for a stopped node. A host ssh cannot reach is `unreachable`.
+    """
+
+    running: frozenset[str]
+    answering: frozenset[str]
+    unreachable: frozenset[str]
+
+    @property
+    def blind(self) -> frozenset[str]:
+        return self.running - self.answering - self.unreachable
+
+    def refuse_if_blind(self, cluster: str, verb: str, *, forceable: bool = True) -> None:
+        """Fail closed: with a node roachctl cannot see into, it cannot tell what is safe."""
+        problems = [
+            f"{h}: its unit runs but its node does not answer roachctl's probe" for h in sorted(self.blind)
+        ]
+        problems += [
+            f"{h}: not reachable over ssh (running or not, nobody can tell)" for h in sorted(self.unreachable)
+        ]
+        if not problems:
+            return
+        hint = "`roachctl check` tests the probe path (ssh -W forwarding, certificates); fix it and retry"
+        if forceable:
+            hint += (
+                f", or pass --force to {verb} by systemd's word alone "
+                "(a node that cannot be reached is skipped)"
+            )
+        raise RefusedError(
+            f"cannot {verb} cluster {cluster} safely without seeing every node:\n  " + "\n  ".join(problems),
+            hint=hint,
+        )
+
+
+async def observe(session: Session, everyone: list[NodeTarget]) -> Observed:
+    """systemd's ActiveState and the HTTPS probe of every node, in parallel."""
+
+    async def unit(target: NodeTarget) -> bool | None:
+        try:
+            return await unit_running(session, target)
+        except TransportError:
+            return None
+
+    units, answers = await asyncio.gather(
+        asyncio.gather(*(unit(t) for t in everyone)),
+        asyncio.gather(*(probe_ready(session, t, timeout=5) for t in everyone)),
+    )
+    return Observed(
+        running=frozenset(t.host for t, u in zip(everyone, units, strict=True) if u),
+        answering=frozenset(t.host for t, a in zip(everyone, answers, strict=True) if a.answered),
+        unreachable=frozenset(t.host for t, u in zip(everyone, units, strict=True) if u is None),
+    )
+
+
 async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
     """Hosts whose node answers on its HTTP port now (ready or not), probed in parallel."""
     answers = await asyncio.gather(*(probe_ready(session, t, timeout=5) for t in everyone))
@@ -318,18 +392,25 @@ async def _members(client: NodeClient, candidates: list[NodeTarget], fallback: i
 
 
 async def _refuse_if_quorum_lost(
-    client: NodeClient, everyone: list[NodeTarget], leaving: NodeTarget, up: set[str]
+    client: NodeClient, everyone: list[NodeTarget], leaving: NodeTarget, up: frozenset[str]
 ) -> None:
-    """Refuse to stop `leaving` when the nodes still up afterwards would not be a majority.
+    """Refuse to stop `leaving` when the nodes still up afterwards would not be a majority, when
+    some range is already unavailable or under-replicated (then this node may hold the replica
+    that keeps it alive: review M3), or when the cluster cannot say (fail closed, review M2).
 
-    A member counts as up when the cluster reports it live *and*, for the topology's nodes, it
-    answers on its HTTP port now (liveness lags a stopped node by seconds).
+    A member counts as up when the cluster reports it live *and*, for the topology's nodes, its
+    unit runs now (liveness lags a stopped node by seconds).
     """
     others = [t for t in everyone if t.host != leaving.host and t.host in up]
+    if not others:
+        return  # nothing else runs: stopping this node cannot make things worse
     try:
-        rows = await client.status_from_any(others or [leaving])
-    except RoachctlError:
-        return  # nothing answers: stopping this node cannot make things worse
+        rows = await client.status_from_any(others, ranges=True)
+    except RoachctlError as exc:
+        raise RefusedError(
+            f"cannot tell whether stopping {leaving.host} is safe: {exc.message.splitlines()[0]}",
+            hint="check `roachctl status`; pass --force to stop it without the check",
+        ) from None
     known = {t.rpc_addr: t.host for t in everyone}
     members = [r for r in rows if r.membership in (None, "active")]
     remaining = [
@@ -344,6 +425,14 @@ async def _refuse_if_quorum_lost(
             f"stopping {leaving.host} would leave {len(remaining)} of {len(members)} nodes up{why}: the "
             "cluster would lose its majority",
             hint="start the other nodes first, stop the whole cluster (no --node), or pass --force",
+        )
+    unavailable, under = unavailable_ranges(rows), underreplicated_ranges(rows)
+    if unavailable or under:
+        raise RefusedError(
+            f"the cluster reports {unavailable} unavailable and {under} under-replicated range(s): "
+            f"stopping {leaving.host} could take the last replicas of some range offline",
+            hint="wait until `roachctl status` shows every node live and the ranges have caught up, "
+            "or pass --force",
         )
 
 
@@ -380,9 +469,11 @@ async def restart(
 
 async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> None:
     """A rolling restart waits for every node to be live before each step: with a node that is
-    not running at all that gate can never open, so say so now instead of after the timeout."""
-    up = await _answering(session, everyone)
-    down = [t.host for t in everyone if t.host not in up]
+    not running at all that gate can never open, so say so now instead of after the timeout.
+    A node roachctl cannot see into (blind, unreachable) refuses too (review M2)."""
+    seen = await observe(session, everyone)
+    seen.refuse_if_blind(session.topology.name, "restart", forceable=False)
+    down = [t.host for t in everyone if t.host not in seen.running]
     if down:
         name = session.topology.name
         raise RefusedError(

@@ -189,6 +189,20 @@ async def systemctl(session: Session, target: NodeTarget, verb: str, *, timeout:
     )
 
 
+RUNNING_STATES = frozenset({"active", "activating", "deactivating", "reloading"})
+
+
+async def unit_running(session: Session, target: NodeTarget) -> bool:
+    """Whether systemd runs the node's unit now (its ActiveState): the truth about "running".
+
+    Raises TransportError when the host cannot be reached: then nobody can tell.
+    """
+    executor = session.ssh.executor(target.host)
+    command = Command.of("systemctl", "show", "--property=ActiveState", "--value", "--", target.unit)
+    result = await executor.run(command, timeout=30, check=False)
+    return result.out.strip() in RUNNING_STATES
+
+
 async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) -> str:
     """The unit's last journal lines, to explain a failure."""
     executor = session.ssh.executor(target.host)
