@@ -79,6 +79,7 @@ PACKAGES = (
     "sudo",
     "iproute2",
     "nftables",
+    "ufw",  # ufw convergence tests (python3 + iptables-nft); inactive until a test enables it
     "python3",
     "procps",
     "iputils-ping",

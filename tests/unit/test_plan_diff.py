@@ -129,6 +129,27 @@ def test_unit_not_enabled_and_table_not_loaded(state: HostState) -> None:
     ]
 
 
+@pytest.mark.parametrize("backend", ["ufw", "firewalld"])
+def test_ufw_and_firewalld_rules_flushed_or_stale_are_noticed(backend: str) -> None:
+    """Like a missing nft table: rules of ours that are not loaded (`ufw reset`, a firewalld
+    reload after someone removed them) or loaded but no longer wanted make the rules load again."""
+    state = state_for(topology(firewall={"sql_clients": ["192.168.0.0/16"]}), backend=backend)
+    key, path = state.firewall.rules_fact, "/etc/roachctl/firewall-prod.sh"
+    assert diff(state, facts_matching(state)).converged
+    assert fact_request(state)["fw_rules"] == (key,)
+    facts = facts_matching(state)
+    facts.firewall_rules[key] = ()
+    n = len(state.firewall.loaded)
+    assert _reasons(state, facts) == [("firewall", path, f"{backend}: {n} rule(s) not loaded")]
+    facts.firewall_rules[key] = (*state.firewall.loaded, "stale one")
+    assert _reasons(state, facts) == [("firewall", path, f"{backend}: 1 stale rule(s)")]
+    del facts.firewall_rules[key]
+    assert _reasons(state, facts) == [
+        ("firewall", path, f"{backend}: rules of {backend} cannot be listed ({backend} not running?)")
+    ]
+    assert diff(state, simulate(facts, diff(state, facts).changes)).converged
+
+
 def test_user_missing(state: HostState) -> None:
     facts = facts_matching(state)
     facts.users.clear()

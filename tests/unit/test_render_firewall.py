@@ -106,7 +106,10 @@ def test_oneshot_unit_loads_before_database() -> None:
 def test_ufw_script() -> None:
     text = _rules("ufw", firewall={"sql_clients": ["192.168.0.0/16"]})
     assert text.startswith("#!/bin/sh\n")
-    assert "ufw prepend allow proto tcp from 192.168.0.0/16 to any port 26257 comment 'roachctl prod'" in text
+    assert (
+        "ufw prepend allow proto tcp from 192.168.0.0/16 to any port 26257 "
+        "comment 'roachctl prod 26257/tcp allow 192.168.0.0/16' >/dev/null" in text
+    )
     assert text.index("from 10.0.0.11 to any port 26257") < text.index("ufw deny proto tcp to any port 26257")
     assert "Anywhere" not in text and "0.0.0.0/0" not in text
     state = state_for(topology(), backend="ufw")
@@ -114,21 +117,50 @@ def test_ufw_script() -> None:
     assert state.firewall.apply == ("/bin/sh", "/etc/roachctl/firewall-prod.sh")
 
 
+def test_ufw_rules_are_tagged_per_rule_and_pruned_before_adding() -> None:
+    """Each rule's comment names the cluster and the rule: the script deletes tagged rules whose
+    comment is not wanted any more (M6), before it adds anything; facts compare the same comments."""
+    text = _rules("ufw", firewall={"sql_clients": ["192.168.0.0/16"]})
+    state = state_for(topology(firewall={"sql_clients": ["192.168.0.0/16"]}), backend="ufw")
+    assert state.firewall.rules_fact == "ufw roachctl prod "
+    assert "roachctl prod 26257/tcp allow 192.168.0.0/16" in state.firewall.loaded
+    assert "roachctl prod 8080/tcp deny" in state.firewall.loaded
+    assert "tag='roachctl prod '" in text
+    wanted = text.split("wanted='", 1)[1].split("'", 1)[0].splitlines()
+    assert sorted(wanted) == sorted(state.firewall.loaded)
+    assert text.index("ufw --force delete") < text.index("ufw prepend")
+    assert "exit 3" in text, "an inactive ufw is refused (its rules could not be listed)"
+    other = state_for(topology(), backend="ufw")
+    assert "roachctl prod 26257/tcp allow 192.168.0.0/16" not in other.firewall.loaded
+
+
 def test_firewalld_script() -> None:
     text = _rules("firewalld", firewall={"http_clients": ["2001:db8::/64"]})
-    assert "firewall-cmd --permanent --remove-port=26257/tcp" in text
-    assert (
-        '\'--add-rich-rule=rule family="ipv6" source address="2001:db8::/64" '
-        'port port="8080" protocol="tcp" accept\'' in text
-    )
-    assert text.rstrip().endswith("firewall-cmd --reload")
+    prefix = fw.ipset_prefix("prod")
+    assert prefix.startswith("rc") and len(prefix) + len("26257_6") <= 31
+    assert "fc --remove-port=26257/tcp" in text
+    assert f"{prefix}8080_6 inet6" in text and f"{prefix}8080_6 2001:db8::/64" in text
+    rule = f'rule family="ipv6" source ipset="{prefix}8080_6" port port="8080" protocol="tcp" accept'
+    assert rule in text
+    assert "source address=" not in text, "sources live in the ipset, replaced as a whole"
+    assert text.rstrip().endswith("firewall-cmd --reload >/dev/null")
+    state = state_for(topology(firewall={"http_clients": ["2001:db8::/64"]}), backend="firewalld")
+    assert state.firewall.rules_fact == f"firewalld {prefix}"
+    assert rule in state.firewall.loaded and f"ipset {prefix}8080_6 2001:db8::/64" in state.firewall.loaded
+
+
+def test_removal_script_wants_nothing() -> None:
+    text = fw.removal_script("prod")
+    assert "nft delete table inet roachctl_prod" in text
+    assert "tag='roachctl prod '\nwanted=''" in text
+    assert f"prefix={fw.ipset_prefix('prod')}\nsets=''\nentries=''\nrules=''" in text
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
 def test_scripts_are_valid_sh(tmp_path: Path) -> None:
-    for backend in ("ufw", "firewalld"):
+    for backend in ("ufw", "firewalld", "remove"):
         path = tmp_path / f"{backend}.sh"
-        path.write_text(_rules(backend))
+        path.write_text(fw.removal_script("prod") if backend == "remove" else _rules(backend))
         assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
 
 

@@ -11,6 +11,7 @@ import shutil
 
 from roachctl.cluster.lifecycle import Notify, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
+from roachctl.engine.firewall import remove_rules
 from roachctl.engine.session import Session
 from roachctl.errors import InterruptedByUser, RemoteCommandError, RoachctlError
 from roachctl.exec.command import Command
@@ -100,6 +101,7 @@ async def destroy(session: Session, *, wipe: bool, notify: Notify) -> Outcome:
         result = await session.ssh.executor(target.host).run(cmd, timeout=300, check=False)
         if not result.ok:
             raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)
+        await remove_rules(session.ssh.executor(target.host), topology.name)  # ufw/firewalld too
         return "removed, data wiped" if wipe else "removed, data kept"
 
     await each_node(targets(session), remove, outcome, session.interrupts)

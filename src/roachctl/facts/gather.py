@@ -23,11 +23,13 @@ from roachctl.facts.parse import Item, ReportError, parse_report
 
 NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+_RULE_PATTERN = re.compile(r"[A-Za-z0-9_. -]{1,80}\Z")
 UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
 
 # Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
 # then per requested item (second field = 1-based index of the item's pair): path, target, sha,
-# user, unit, nft, df; and finally `end`. Exit status is always 0 unless the shell itself broke.
+# user, unit, nft, rules + rule (our ufw/firewalld rules), df; and finally `end`.
+# Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -73,6 +75,31 @@ path_fact() {
     printf 'sha\t%s\t%s\n' "$1" "$(sha256sum <"$3" 2>/dev/null | cut -d' ' -f1)"
   fi
 }
+rules_fact() {
+  # $1 index, $2 ufw|firewalld, $3 what marks our rules (ufw: comment tag; firewalld: ipset prefix)
+  if [ "$2" = ufw ] && command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q '^Status: active'
+  then
+    printf 'rules\t%s\tok\n' "$1"
+    ufw status numbered 2>/dev/null | pat=$3 awk -v i="$1" '
+      /^\[ *[0-9]+\]/ { c = $0; sub(/[ \t]+$/, "", c); at = index(c " ", " # " ENVIRON["pat"])
+        if (at) { c = substr(c, at + 3); gsub(/\t/, " ", c); print "rule\t" i "\t" c } }'
+  elif [ "$2" = firewalld ] && command -v firewall-cmd >/dev/null 2>&1 &&
+      [ "$(firewall-cmd --state 2>/dev/null)" = running ]; then
+    printf 'rules\t%s\tok\n' "$1"
+    firewall-cmd --list-rich-rules 2>/dev/null | while IFS= read -r r; do
+      case $r in *"ipset=\"$3"*) printf 'rule\t%s\t%s\n' "$1" "$r" ;; esac
+    done
+    for s in $(firewall-cmd --get-ipsets 2>/dev/null); do
+      case $s in "$3"*)
+        for e in $(firewall-cmd --ipset="$s" --get-entries 2>/dev/null); do
+          printf 'rule\t%s\tipset %s %s\n' "$1" "$s" "$e"
+        done ;;
+      esac
+    done
+  else
+    printf 'rules\t%s\t?\n' "$1"
+  fi
+}
 i=0
 while [ $# -ge 2 ]; do
   kind=$1 val=$2
@@ -90,6 +117,7 @@ while [ $# -ge 2 ]; do
        elif nft list table "${val%% *}" "${val#* }" >/dev/null 2>&1; then printf 'nft\t%s\t1\n' "$i"
        elif nft list tables >/dev/null 2>&1; then printf 'nft\t%s\t0\n' "$i"
        else printf 'nft\t%s\t?\n' "$i"; fi ;;
+    r) rules_fact "$i" "${val%% *}" "${val#* }" ;;
     d) d=$val
        while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
        df -Pk -- "$d" 2>/dev/null | awk -v i="$i" 'NR == 2 {print "df\t" i "\t" $(NF - 2)}' ;;
@@ -112,6 +140,7 @@ class FactRequest:
     units: tuple[str, ...] = ()
     nft_tables: tuple[str, ...] = ()
     disk_dirs: tuple[str, ...] = ()
+    fw_rules: tuple[str, ...] = ()  # "ufw TAG" / "firewalld IPSET_PREFIX" (plan.firewall.rules_fact)
 
     def items(self) -> list[Item]:
         """The items passed to the script, in index order (index = position + 1)."""
@@ -122,6 +151,7 @@ class FactRequest:
         items += [Item("s", s) for s in dict.fromkeys(self.units)]
         items += [Item("n", _nft_spec(t), key=t) for t in dict.fromkeys(self.nft_tables)]
         items += [Item("d", d) for d in dict.fromkeys(self.disk_dirs)]
+        items += [Item("r", _rules_spec(r)) for r in dict.fromkeys(self.fw_rules)]
         for item in items:
             if item.kind in "phd" and not item.value.startswith("/"):
                 raise ValueError(f"fact paths must be absolute: {item.value!r}")
@@ -139,6 +169,13 @@ def _nft_spec(table: str) -> str:
     return f"{family} {name}"
 
 
+def _rules_spec(spec: str) -> str:
+    backend, _, pattern = spec.partition(" ")
+    if backend not in ("ufw", "firewalld") or not pattern or not _RULE_PATTERN.match(pattern):
+        raise ValueError(f"invalid firewall rules item {spec!r}: expected 'ufw|firewalld PATTERN'")
+    return spec
+
+
 def facts_command(request: FactRequest, *, sudo: bool = True) -> Command:
     """The one command that gathers everything in `request` (runs as root so keys can be hashed)."""
     return Command.shell(SCRIPT, *request.args(), sudo=sudo, name="roachctl-facts")
@@ -154,6 +191,7 @@ async def gather_facts(
     units: Sequence[str] = (),
     nft_tables: Sequence[str] = (),
     disk_dirs: Sequence[str] = (),
+    fw_rules: Sequence[str] = (),
 ) -> HostFacts:
     """Gather facts about one host in a single round trip (as root: keys must be hashable).
 
@@ -164,7 +202,7 @@ async def gather_facts(
         RemoteCommandError: the script failed or its report was incomplete.
     """
     request = FactRequest(tuple(paths), tuple(hash_paths), tuple(users), tuple(units),
-                          tuple(nft_tables), tuple(disk_dirs))
+                          tuple(nft_tables), tuple(disk_dirs), tuple(fw_rules))
     return await gather(executor, host, request)
 
 

@@ -29,7 +29,7 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    """One requested item: `kind` p|h|u|s|n|d, `value` as sent, `key` as reported (default value)."""
+    """One requested item: `kind` p|h|u|s|n|d|r, `value` as sent, `key` as reported (default value)."""
 
     kind: str
     value: str
@@ -50,7 +50,7 @@ class _Report:
     )
 
 
-_ITEM_RECORDS = {"path", "target", "sha", "user", "unit", "nft", "df"}
+_ITEM_RECORDS = {"path", "target", "sha", "user", "unit", "nft", "df", "rules", "rule"}
 
 
 def _split(text: str) -> _Report:
@@ -193,5 +193,7 @@ def _add_items(facts: HostFacts, report: _Report, items: Sequence[Item]) -> None
             state = records.get("nft", ["?"])[0]
             if state in ("0", "1"):
                 facts.firewall_loaded[item.name] = state == "1"
+        elif item.kind == "r" and records.get("rules", ["?"])[0] == "ok":
+            facts.firewall_rules[item.value] = tuple(sorted(set(records.get("rule", []))))
         elif item.kind == "d" and records.get("df") and records["df"][0].isdigit():
             facts.disk_free_bytes[item.value] = int(records["df"][0]) * 1024

@@ -74,6 +74,11 @@ def required_nft_tables(state: HostState) -> list[str]:
     return [state.firewall.table] if state.firewall.table else []
 
 
+def required_fw_rules(state: HostState) -> list[str]:
+    """The ufw/firewalld rule listings the diff reads (see `FirewallSpec.rules_fact`)."""
+    return [state.firewall.rules_fact] if state.firewall.rules_fact else []
+
+
 def fact_request(state: HostState) -> dict[str, tuple[str, ...]]:
     """Keyword arguments for `facts.gather.gather_facts` covering everything `diff` reads."""
     return {
@@ -82,6 +87,7 @@ def fact_request(state: HostState) -> dict[str, tuple[str, ...]]:
         "users": tuple(required_users(state)),
         "units": tuple(required_units(state)),
         "nft_tables": tuple(required_nft_tables(state)),
+        "fw_rules": tuple(required_fw_rules(state)),
     }
 
 
@@ -180,7 +186,8 @@ def _enable_change(host: str, unit: UnitSpec, facts: HostFacts) -> Change | None
 
 
 def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -> Change | None:
-    """Load the rules when their file must be (re)written or the nft table is not loaded.
+    """Load the rules when their file must be (re)written or they are not (all) loaded: the nft
+    table is missing, or ufw/firewalld list other rules of ours than the file adds.
 
     One FIREWALL change both installs the rules file and loads it: the executor must leave the
     file in place only once the load succeeded, so a failed load is retried by the next deploy
@@ -193,9 +200,25 @@ def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -
         reason = f"rules file {rules.reason}"
     elif spec.table and facts.firewall_loaded.get(spec.table) is not True:
         reason = f"table {spec.table} not loaded"
+    elif spec.rules_fact and (loaded_reason := _rules_loaded(spec.rules_fact, spec.loaded, facts)):
+        reason = loaded_reason
     else:
         return None
     return Change(state.host, ChangeKind.FIREWALL, spec.file.path, f"{spec.backend}: {reason}", spec)
+
+
+def _rules_loaded(key: str, wanted: tuple[str, ...], facts: HostFacts) -> str:
+    """Why the ufw/firewalld rules of ours differ from `wanted` ("" when they match)."""
+    listed = facts.firewall_rules.get(key)
+    backend = key.split()[0]
+    if listed is None:
+        return f"rules of {backend} cannot be listed ({backend} not running?)"
+    missing, extra = set(wanted) - set(listed), set(listed) - set(wanted)
+    if not missing and not extra:
+        return ""
+    parts = [f"{len(missing)} rule(s) not loaded"] if missing else []
+    parts += [f"{len(extra)} stale rule(s)"] if extra else []
+    return ", ".join(parts)
 
 
 def _stale(facts: HostFacts, unit: UnitSpec) -> bool:
