@@ -110,7 +110,8 @@ def test_items_map_by_index_not_by_name() -> None:
 def test_firewall_rules_are_listed_only_when_the_backend_answered() -> None:
     items = [Item("r", "ufw roachctl prod "), Item("r", "firewalld rc0123456789_")]
     deny = "rule\t1\troachctl prod 8080/tcp deny"
-    text = _report("rules\t1\tok", deny, deny, "rule\t1\troachctl prod 8080/tcp allow 10.0.0.1", "rules\t2\t?")
+    allow = "rule\t1\troachctl prod 8080/tcp allow 10.0.0.1"
+    text = _report("rules\t1\tok", deny, deny, allow, "rules\t2\t?")
     facts = parse_report("h", text, items)
     assert facts.firewall_rules == {
         "ufw roachctl prod ": ("roachctl prod 8080/tcp allow 10.0.0.1", "roachctl prod 8080/tcp deny")
