@@ -138,3 +138,11 @@ def test_probe_rules_and_dirs_for_a_node() -> None:
     assert "table inet roachctl_prod" in rules and "tcp dport 26257 drop" in rules
     dirs = creatable_dirs(t, node)
     assert "/etc/systemd/system" in dirs and "/etc/roachctl" in dirs and "/var/lib/cockroach" in dirs
+
+
+def test_stores_outside_the_data_dir_get_their_own_disk_check() -> None:
+    from roachctl.engine.check import _store_findings
+
+    f = HostFacts(host="h1", disk_free_bytes={"/var/lib/cockroach/s1": 10 * 1024**3, "/mnt/ssd/s2": 1024**3})
+    (finding,) = _store_findings(f, ["/var/lib/cockroach/s1", "/mnt/ssd/s2"], "/var/lib/cockroach")
+    assert not finding.ok and finding.detail == "1.0 GiB free for /mnt/ssd/s2"

@@ -18,7 +18,7 @@ passes); any other listener fails the check with the process that holds the port
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
 from roachctl.engine.deploy import SUPPORTED_ARCHES
@@ -187,6 +187,7 @@ async def run_checks(session: Session) -> list[Finding]:
         if f is None:
             continue
         findings += _host_findings(f, node.sql_port, node.http_port, data_dir, owners.get(node.host, {}))
+        findings += _store_findings(f, node.stores, data_dir)
         findings += extra.get(node.host, [])
     findings += _clock_findings(facts)
     findings += await _reach_findings(session, facts)
@@ -405,6 +406,19 @@ def _host_findings(
             "" if disk_ok else "free space or point paths.data at a bigger disk",
         )
     )
+    return out
+
+
+def _store_findings(f: HostFacts, stores: Sequence[str], data_dir: str) -> list[Finding]:
+    """Free space of every store outside the data dir (a store on its own disk: L13)."""
+    out = []
+    for store in stores:
+        if store == data_dir or store.startswith(data_dir.rstrip("/") + "/"):
+            continue
+        free = f.disk_free_bytes.get(store, 0)
+        ok = free >= MIN_DISK_BYTES
+        hint = "" if ok else "free space or point the store at a bigger disk"
+        out.append(Finding(f.host, "disk", ok, f"{free / 1024**3:.1f} GiB free for {store}", hint))
     return out
 
 
