@@ -110,8 +110,10 @@ node_option = click.option("--node", "node", default=None, metavar="HOST", help=
 def check(ctx: click.Context, topology_file: Path, accept_new_host_keys: bool) -> None:
     """Preflight every host of TOPOLOGY_FILE; changes nothing.
 
-    Checks ssh and sudo, systemd, architecture, free ports, disk space, clock offset between
-    hosts and that every node reaches every other node's RPC port.
+    Checks ssh and sudo (every command class deploy runs), systemd, architecture, free ports,
+    disk space, that the install/data/config dirs can be created, that the firewall backend can
+    load rules, ssh -W forwarding to each node's HTTP port, clock offset between hosts and that
+    every node reaches every other node's RPC port.
     """
     app = _app(ctx)
     topology = load_topology(topology_file)
