@@ -76,15 +76,14 @@ path_fact() {
   fi
 }
 rules_fact() {
-  # $1 index, $2 ufw|firewalld, $3 what marks our rules (ufw: comment tag; firewalld: ipset prefix)
-  if [ "$2" = ufw ] && command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q '^Status: active'
-  then
+  # $1 index, $2 ufw|firewalld, $3 what marks our rules (ufw: comment tag; firewalld: ipset prefix).
+  # Listed only when that backend is the active one ($active, above); otherwise unknown ("?").
+  if [ "$2" = ufw ] && [ "$active" = ufw ]; then
     printf 'rules\t%s\tok\n' "$1"
     ufw status numbered 2>/dev/null | pat=$3 awk -v i="$1" '
       /^\[ *[0-9]+\]/ { c = $0; sub(/[ \t]+$/, "", c); at = index(c " ", " # " ENVIRON["pat"])
         if (at) { c = substr(c, at + 3); gsub(/\t/, " ", c); print "rule\t" i "\t" c } }'
-  elif [ "$2" = firewalld ] && command -v firewall-cmd >/dev/null 2>&1 &&
-      [ "$(firewall-cmd --state 2>/dev/null)" = running ]; then
+  elif [ "$2" = firewalld ] && [ "$active" = firewalld ]; then
     printf 'rules\t%s\tok\n' "$1"
     firewall-cmd --list-rich-rules 2>/dev/null | while IFS= read -r r; do
       case $r in *"ipset=\"$3"*) printf 'rule\t%s\t%s\n' "$1" "$r" ;; esac
