@@ -208,3 +208,97 @@ def test_nft_ruleset_loads_twice_in_a_private_netns(tmp_path: Path) -> None:
         assert "192.168.0.0/16" in listed and "tcp dport 26257 drop" in listed
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+# A model of the firewall-cmd options the firewalld script uses (permanent config + runtime copy on
+# --reload), so the script's own logic (pruning, quoting, loops) runs for real. It models firewalld's
+# documented semantics only; it is not firewalld: the bed has none (docs/testbed.md).
+_FIREWALL_CMD = r'''#!/usr/bin/env python3
+import json, os, sys
+path = os.environ["FWD_STATE"]
+st = json.load(open(path))
+st.setdefault("run", None)
+args = sys.argv[1:]
+perm = "--permanent" in args
+args = [a for a in args if a != "--permanent"]
+cfg = st["perm"] if perm else (st["run"] or {"sets": {}, "rules": [], "ports": []})
+opts = dict(a[2:].split("=", 1) if "=" in a else (a[2:], "") for a in args)
+out = []
+if "state" in opts: out.append("running")
+elif "reload" in opts: st["run"] = json.loads(json.dumps(st["perm"]))
+elif "list-rich-rules" in opts: out += cfg["rules"]
+elif "get-ipsets" in opts: out.append(" ".join(sorted(cfg["sets"])))
+elif "info-ipset" in opts:
+    if opts["info-ipset"] not in cfg["sets"]: sys.exit(1)
+elif "new-ipset" in opts:
+    assert opts["type"] == "hash:net" and opts["option"] in ("family=inet", "family=inet6")
+    cfg["sets"][opts["new-ipset"]] = []
+elif "delete-ipset" in opts:
+    name = opts["delete-ipset"]
+    if any(f'ipset="{name}"' in r for r in cfg["rules"]): sys.exit("ipset in use")
+    del cfg["sets"][name]
+elif "ipset" in opts:
+    entries = cfg["sets"][opts["ipset"]]
+    if "get-entries" in opts: out += entries
+    elif "add-entry" in opts:
+        if opts["add-entry"] in entries: sys.exit("ALREADY_ENABLED")
+        entries.append(opts["add-entry"])
+    elif "remove-entry" in opts: entries.remove(opts["remove-entry"])
+elif "add-rich-rule" in opts:
+    if opts["add-rich-rule"] in cfg["rules"]: sys.exit("ALREADY_ENABLED")
+    cfg["rules"].append(opts["add-rich-rule"])
+elif "remove-rich-rule" in opts: cfg["rules"].remove(opts["remove-rich-rule"])
+elif "remove-port" in opts:
+    if opts["remove-port"] in cfg["ports"]: cfg["ports"].remove(opts["remove-port"])
+else: sys.exit("unmodelled: " + " ".join(sys.argv[1:]))
+json.dump(st, open(path, "w"))
+print("\n".join(out))
+'''
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("python3") is None, reason="needs sh, python3")
+def test_firewalld_script_converges_both_ways_against_a_model(tmp_path: Path) -> None:
+    """Run the rendered scripts: sources that leave the topology leave the ipset, a port that
+    leaves loses its rule and ipset, a rule that is not ours stays, and removal leaves nothing of
+    ours; the runtime then lists exactly `FirewallSpec.loaded` (what facts compare)."""
+    import json
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "firewall-cmd").write_text(_FIREWALL_CMD)
+    (bindir / "firewall-cmd").chmod(0o755)
+    state = tmp_path / "state.json"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "FWD_STATE": str(state)}
+    foreign = 'rule family="ipv4" source address="192.0.2.9" service name="ssh" accept'
+    state.write_text(json.dumps({"perm": {"sets": {}, "rules": [foreign], "ports": ["26257/tcp"]}}))
+
+    def run(text: str) -> dict[str, object]:
+        script = tmp_path / "rules.sh"
+        script.write_text(text)
+        res = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stderr
+        data: dict[str, object] = json.loads(state.read_text())
+        return data
+
+    def loaded(data: dict[str, object]) -> set[str]:
+        run_cfg = data["run"]
+        assert isinstance(run_cfg, dict)
+        lines = {r for r in run_cfg["rules"] if "ipset=" in r}
+        return lines | {f"ipset {s} {e}" for s, es in run_cfg["sets"].items() for e in es}
+
+    prefix = fw.ipset_prefix("prod")
+    wide = {26257: ("10.0.0.11", "198.51.100.0/24", "2001:db8::/64"), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_script("prod", wide))
+    assert loaded(data) == set(fw.firewalld_loaded_keys("prod", wide))
+    assert data["run"]["ports"] == []  # type: ignore[index]
+    assert run(fw.firewalld_script("prod", wide)) == data, "a second run changes nothing"
+    narrow = {26257: ("10.0.0.11",), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_script("prod", narrow))
+    assert loaded(data) == set(fw.firewalld_loaded_keys("prod", narrow))
+    assert f"{prefix}26257_6" not in data["run"]["sets"]  # type: ignore[index]
+    assert foreign in data["run"]["rules"]  # type: ignore[index]
+    moved = {26300: ("10.0.0.11",), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_script("prod", moved))
+    assert loaded(data) == set(fw.firewalld_loaded_keys("prod", moved))
+    data = run(fw.removal_script("prod").replace("command -v nft", "false"))
+    assert loaded(data) == set() and data["perm"]["rules"] == [foreign]  # type: ignore[index]
