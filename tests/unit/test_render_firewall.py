@@ -213,7 +213,7 @@ def test_nft_ruleset_loads_twice_in_a_private_netns(tmp_path: Path) -> None:
 # A model of the firewall-cmd options the firewalld script uses (permanent config + runtime copy on
 # --reload), so the script's own logic (pruning, quoting, loops) runs for real. It models firewalld's
 # documented semantics only; it is not firewalld: the bed has none (docs/testbed.md).
-_FIREWALL_CMD = r'''#!/usr/bin/env python3
+_FIREWALL_CMD = r"""#!/usr/bin/env python3
 import json, os, sys
 path = os.environ["FWD_STATE"]
 st = json.load(open(path))
@@ -253,7 +253,7 @@ elif "remove-port" in opts:
 else: sys.exit("unmodelled: " + " ".join(sys.argv[1:]))
 json.dump(st, open(path, "w"))
 print("\n".join(out))
-'''
+"""
 
 
 @pytest.mark.skipif(shutil.which("sh") is None or shutil.which("python3") is None, reason="needs sh, python3")
