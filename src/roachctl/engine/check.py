@@ -175,7 +175,7 @@ async def run_checks(session: Session) -> list[Finding]:
         except RoachctlError as exc:
             findings.append(Finding(host, "ssh+sudo", False, exc.message.splitlines()[0], exc.hint or ""))
             return
-        extra[host] = await _settle(host, "capabilities", _capability_findings(session, node, facts[host]))
+        extra[host] = await _capability_findings(session, node, facts[host])
         try:
             owners[host] = await _port_owners(session, host, facts[host])
         except RoachctlError as exc:
@@ -203,12 +203,19 @@ async def _settle(host: str, what: str, step: Awaitable[list[Finding]]) -> list[
 
 
 async def _capability_findings(session: Session, node: NodeConfig, facts: HostFacts) -> list[Finding]:
-    """Firewall backend, writable dirs, sudo per command class and `ssh -W`: what deploy needs."""
+    """Firewall backend, writable dirs, sudo per command class and `ssh -W`: what deploy needs
+    (concurrently, over the host's one connection; a step that fails is its own FAILED row)."""
     host = node.host
-    out = await _host_probe(session, node, facts)
-    out.append(await _sudo_finding(session, host))
-    out.append(await _forward_finding(session, node))
-    return out
+
+    async def one(step: Awaitable[Finding]) -> list[Finding]:
+        return [await step]
+
+    parts = await asyncio.gather(
+        _settle(host, "firewall+dirs", _host_probe(session, node, facts)),
+        _settle(host, "sudo", one(_sudo_finding(session, host))),
+        _settle(host, "ssh -W", one(_forward_finding(session, node))),
+    )
+    return [finding for part in parts for finding in part]
 
 
 def firewall_probe_rules(topology: Topology, node: NodeConfig) -> str:
