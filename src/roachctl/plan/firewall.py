@@ -12,7 +12,10 @@ addresses per node (e.g. all of its interface IPs, for multi-homed hosts) may be
 nftables: roachctl owns one table, `inet roachctl_<cluster>`. The file is idempotently reloadable
 (`table X {}` + `delete table X` + the full table, applied atomically by `nft -f`), and a oneshot
 unit loads it at boot before the database (and again whenever nftables.service reloads, which
-flushes the ruleset). ufw and firewalld get a small POSIX sh script of their own commands.
+flushes the ruleset). ufw and firewalld get a small POSIX sh script of their own commands that
+converges both ways: rules of the cluster that are no longer wanted are removed before the wanted
+ones are added (ufw: every rule carries a comment naming the cluster and the rule; firewalld: the
+sources live in ipsets roachctl owns, one per port and family, with one rich rule each).
 """
 
 from __future__ import annotations
@@ -233,11 +236,6 @@ def _ufw_rules(cluster: str, allowed: Mapping[int, Sequence[str]]) -> list[tuple
 def ufw_comments(cluster: str, allowed: Mapping[int, Sequence[str]]) -> tuple[str, ...]:
     """The comments of the rules ufw must list once the script ran (what facts compare against)."""
     return tuple(sorted({comment for comment, _ in _ufw_rules(cluster, allowed)}))
-
-
-def ufw_commands(cluster: str, allowed: Mapping[int, Sequence[str]]) -> list[list[str]]:
-    """ufw commands: `prepend` the allows (so they precede any older rule) then deny the port."""
-    return [argv for _, argv in _ufw_rules(cluster, allowed)]
 
 
 # Deletes every rule tagged "$tag" whose comment is not a line of "$wanted", highest number first
