@@ -70,7 +70,7 @@ def test_ufw_rules_are_added_tagged_and_deploy_is_then_idempotent(rc: Remote) ->
     for host in rc.hosts:
         rules = "\n".join(_tagged(rc, host))
         assert "203.0.113.0/24" in rules and "198.51.100.0/24" in rules, rules
-        assert re.search(r"26257/tcp\s+DENY IN\s+Anywhere\s+# roachctl fw 26257/tcp deny", rules), rules
+        assert re.search(r"26257/tcp\s+DENY\s+Anywhere\s+# roachctl fw 26257/tcp deny", rules), rules
     again = rc.deploy()
     assert again.rc == 0 and "0 changes" in again.err, again.text
 

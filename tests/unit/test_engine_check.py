@@ -146,3 +146,14 @@ def test_stores_outside_the_data_dir_get_their_own_disk_check() -> None:
     f = HostFacts(host="h1", disk_free_bytes={"/var/lib/cockroach/s1": 10 * 1024**3, "/mnt/ssd/s2": 1024**3})
     (finding,) = _store_findings(f, ["/var/lib/cockroach/s1", "/mnt/ssd/s2"], "/var/lib/cockroach")
     assert not finding.ok and finding.detail == "1.0 GiB free for /mnt/ssd/s2"
+
+
+def test_the_forwarding_probe_uses_its_own_connection() -> None:
+    from roachctl.engine.check import unmultiplexed
+
+    argv = ["ssh", "-F", "cfg", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+            "-o", "ControlPath=/tmp/x/%C", "-W", "h1:8080", "--", "h1"]  # fmt: skip
+    assert unmultiplexed(argv) == [
+        "ssh", "-o", "ControlPath=none", "-o", "ControlMaster=no", "-F", "cfg", "-o", "BatchMode=yes",
+        "-W", "h1:8080", "--", "h1",
+    ]  # fmt: skip

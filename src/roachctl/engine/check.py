@@ -318,7 +318,7 @@ async def _forward_finding(session: Session, node: NodeConfig) -> Finding:
         return Finding(node.host, "ssh -W", True, "skipped (not an ssh host)")
     await executor.connect()
     proc = await asyncio.create_subprocess_exec(
-        *executor.pipe_argv(target),
+        *unmultiplexed(executor.pipe_argv(target)),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -332,6 +332,29 @@ async def _forward_finding(session: Session, node: NodeConfig) -> Finding:
         return Finding(node.host, "ssh -W", True, f"forwarding to {target} works (port open)")
     err = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
     return forward_finding(node.host, target, proc.returncode or 0, err)
+
+
+def unmultiplexed(argv: list[str]) -> list[str]:
+    """`argv` on its own connection instead of the host's master.
+
+    Through a master, every refused `-W` reads "Session open refused by peer", whether sshd
+    forbids forwarding or nothing listens yet; on its own connection ssh prints the server's
+    reason ("administratively prohibited" vs "connect failed"), which is what check must tell apart.
+    """
+    out: list[str] = []
+    skip = False
+    for i, word in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if word == "-o" and i + 1 < len(argv) and argv[i + 1].split("=", 1)[0] in _MUX_OPTIONS:
+            skip = True
+            continue
+        out.append(word)
+    return [out[0], "-o", "ControlPath=none", "-o", "ControlMaster=no", *out[1:]]
+
+
+_MUX_OPTIONS = ("ControlMaster", "ControlPath", "ControlPersist")
 
 
 def forward_finding(host: str, target: str, returncode: int, stderr: str) -> Finding:
