@@ -154,6 +154,6 @@ def test_the_forwarding_probe_uses_its_own_connection() -> None:
     argv = ["ssh", "-F", "cfg", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
             "-o", "ControlPath=/tmp/x/%C", "-W", "h1:8080", "--", "h1"]  # fmt: skip
     assert unmultiplexed(argv) == [
-        "ssh", "-o", "ControlPath=none", "-o", "ControlMaster=no", "-F", "cfg", "-o", "BatchMode=yes",
-        "-W", "h1:8080", "--", "h1",
+        "ssh", "-o", "ControlPath=none", "-o", "ControlMaster=no", "-o", "LogLevel=INFO",
+        "-F", "cfg", "-o", "BatchMode=yes", "-W", "h1:8080", "--", "h1",
     ]  # fmt: skip

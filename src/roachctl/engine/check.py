@@ -351,7 +351,8 @@ def unmultiplexed(argv: list[str]) -> list[str]:
             skip = True
             continue
         out.append(word)
-    return [out[0], "-o", "ControlPath=none", "-o", "ControlMaster=no", *out[1:]]
+    # ssh logs the server's reason ("channel 0: open failed: ...") at INFO
+    return [out[0], "-o", "ControlPath=none", "-o", "ControlMaster=no", "-o", "LogLevel=INFO", *out[1:]]
 
 
 _MUX_OPTIONS = ("ControlMaster", "ControlPath", "ControlPersist")
