@@ -142,7 +142,7 @@ def test_a_flushed_nft_table_is_noticed_and_loaded_again(rc: Remote) -> None:
 
 
 def _failed_rows(err: str) -> list[str]:
-    return [line for line in err.splitlines() if "FAILED" in line]
+    return [line for line in err.splitlines() if "FAILED" in line and "│" in line]
 
 
 def test_check_fails_where_nft_cannot_load_rules_and_deploy_converges_once_fixed(rc: Remote) -> None:

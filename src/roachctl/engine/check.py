@@ -171,6 +171,8 @@ async def run_checks(session: Session) -> list[Finding]:
         executor = session.ssh.executor(host)
         node = topology.node_config(host)
         try:
+            if isinstance(executor, OpenSSHExecutor):
+                await executor.connect()  # the clock sample must not include connection setup
             facts[host] = await gather_facts(executor, host=host, disk_dirs=[data_dir, *node.stores])
         except RoachctlError as exc:
             findings.append(Finding(host, "ssh+sudo", False, exc.message.splitlines()[0], exc.hint or ""))
