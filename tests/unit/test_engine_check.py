@@ -116,14 +116,14 @@ def test_reach_script_answers_every_peer_across_batches() -> None:
 
     import pytest
 
-    from roachctl.engine.check import _REACH_SCRIPT, REACH_PARALLEL
+    from roachctl.engine.check import _REACH_SCRIPT, REACH_PARALLEL, REACH_TIMEOUT_S
 
     if shutil.which("bash") is None or shutil.which("timeout") is None:
         pytest.skip("needs bash and timeout")
     peers = [f"127.0.0.1:{p}" for p in range(1, 2 * REACH_PARALLEL + 4)]
     t0 = time.monotonic()
-    out = subprocess.run(["sh", "-c", _REACH_SCRIPT, "reach", str(REACH_PARALLEL), *peers],
-                         capture_output=True, text=True, timeout=60, check=True).stdout  # fmt: skip
+    argv = ["sh", "-c", _REACH_SCRIPT, "reach", str(REACH_PARALLEL), str(REACH_TIMEOUT_S), *peers]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     assert time.monotonic() - t0 < 20
     assert sorted(out.split("\n")[:-1]) == sorted(f"{p} refused" for p in peers)
 

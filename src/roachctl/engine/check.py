@@ -40,15 +40,15 @@ MIN_DISK_BYTES = 2 * 1024**3
 REACH_TIMEOUT_S = 3  # per peer
 REACH_PARALLEL = 16  # peers probed at once from one host
 
-# $1 = parallelism, then host:port pairs. Prints "host:port ok|refused|blocked" per pair (refused =
-# reachable, nothing listens yet). Peers are probed in parallel batches, so 100 blocked peers cost
-# 100 / parallelism probe timeouts, not 100.
+# $1 = parallelism, $2 = seconds per probe, then host:port pairs. Prints "host:port ok|refused|blocked"
+# per pair (refused = reachable, nothing listens yet). Peers are probed in parallel batches, so 100
+# blocked peers cost 100 / parallelism probe timeouts, not 100.
 _REACH_SCRIPT = r"""
 command -v bash >/dev/null 2>&1 || { echo "nobash"; exit 0; }
-n=$1
-shift
+n=$1 t=$2
+shift 2
 probe() {
-  out=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "${1%:*}" "${1##*:}" 2>&1); rc=$?
+  out=$(timeout "$t" bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "${1%:*}" "${1##*:}" 2>&1); rc=$?
   if [ $rc = 0 ]; then echo "$1 ok"
   elif [ $rc = 124 ]; then echo "$1 blocked"
   elif printf %s "$out" | grep -qi refused; then echo "$1 refused"
@@ -493,7 +493,7 @@ async def _reach_findings(session: Session, facts: dict[str, HostFacts]) -> list
     timeout = 30 + batches * (REACH_TIMEOUT_S + 2)
 
     async def probe(host: str) -> None:
-        cmd = Command.shell(_REACH_SCRIPT, str(REACH_PARALLEL), *peers)
+        cmd = Command.shell(_REACH_SCRIPT, str(REACH_PARALLEL), str(REACH_TIMEOUT_S), *peers)
         try:
             result = await session.ssh.executor(host).run(cmd, timeout=timeout, check=False)
         except RoachctlError as exc:
