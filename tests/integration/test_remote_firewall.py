@@ -191,3 +191,21 @@ def test_check_fails_where_sshd_forbids_forwarding(rc: Remote) -> None:
     finally:
         rc.sh("h3", f"rm -f {dropin} && systemctl reload ssh")
     assert rc.run("check", str(rc.topology)).rc == 0
+
+
+def test_check_prints_every_row_when_a_peer_is_blackholed(rc: Remote) -> None:
+    """L13: h1 cannot reach h3 (frames dropped, so every probe waits for its timeout): `check`
+    still prints the whole table, names the pair, exits 30, and is bounded by the probe timeout."""
+    rc.bed.cut("h3", peers=["h1"])
+    try:
+        bad = rc.run("check", str(rc.topology))
+    finally:
+        rc.bed.heal()
+    assert bad.rc == 30, bad.text
+    rows = _failed_rows(bad.err)
+    assert len(rows) == 2, bad.err
+    assert any("h1" in r and "rpc reach" in r and "h3:26257" in r for r in rows), bad.err
+    assert any("h3" in r and "rpc reach" in r and "h1:26257" in r for r in rows), bad.err
+    for host in rc.hosts:
+        assert re.search(rf"│ {host}\s+│ ssh -W\s+│ ok", bad.err), (host, bad.err)
+    assert bad.ended - bad.started < 60, bad.text
