@@ -209,3 +209,21 @@ def test_check_prints_every_row_when_a_peer_is_blackholed(rc: Remote) -> None:
     for host in rc.hosts:
         assert re.search(rf"│ {host}\s+│ ssh -W\s+│ ok", bad.err), (host, bad.err)
     assert bad.ended - bad.started < 60, bad.text
+
+
+def test_a_switch_to_ufw_removes_the_nftables_setup(rc: Remote) -> None:
+    """The cluster was deployed with nftables; the operator then enables ufw. The next deploy
+    writes ufw rules and removes the old table, its boot unit and file (the table's drop rules
+    would otherwise still block a new client). Leaves: ufw rules, no nft leftovers."""
+    fw_unit = f"/etc/systemd/system/roachctl-firewall-{NAME}.service"
+    assert rc.sh("h1", f"nft list table {TABLE}", check=False).returncode == 0
+    for host in rc.hosts:
+        _ufw_on(rc, host)
+    res = rc.deploy()
+    assert res.rc == 0, res.text
+    for host in rc.hosts:
+        assert rc.sh(host, f"nft list table {TABLE}", check=False).returncode != 0, host
+        assert rc.sh(host, f"ls {fw_unit} /etc/roachctl/firewall-{NAME}.nft 2>/dev/null || true").stdout == ""
+        assert _tagged(rc, host), host
+    again = rc.deploy()
+    assert again.rc == 0 and "0 changes" in again.err, again.text

@@ -150,6 +150,26 @@ def test_ufw_and_firewalld_rules_flushed_or_stale_are_noticed(backend: str) -> N
     assert diff(state, simulate(facts, diff(state, facts).changes)).converged
 
 
+@pytest.mark.parametrize("backend", ["ufw", "firewalld"])
+def test_a_switch_from_nftables_removes_the_old_table(backend: str) -> None:
+    """After ufw/firewalld took over, the nft table of an earlier deploy would still drop new
+    clients: its presence makes the rules load again (the script removes table, unit and file)."""
+    state = state_for(topology(), backend=backend)
+    assert state.firewall.stale_table == "inet roachctl_prod"
+    assert "inet roachctl_prod" in fact_request(state)["nft_tables"]
+    facts = facts_matching(state)
+    facts.firewall_loaded["inet roachctl_prod"] = True
+    reason = f"{backend}: nft table inet roachctl_prod of an earlier nftables deploy still loaded"
+    assert _reasons(state, facts) == [("firewall", "/etc/roachctl/firewall-prod.sh", reason)]
+    assert diff(state, simulate(facts, diff(state, facts).changes)).converged
+    assert state_for(topology()).firewall.stale_table == ""
+    text = state.firewall.file.content.decode() if state.firewall.file else ""
+    assert text.rstrip().endswith(
+        "drop_nft 'inet roachctl_prod' roachctl-firewall-prod.service "
+        "/etc/systemd/system/roachctl-firewall-prod.service /etc/roachctl/firewall-prod.nft"
+    ), "removed last, once the new rules are in place"
+
+
 def test_user_missing(state: HostState) -> None:
     facts = facts_matching(state)
     facts.users.clear()

@@ -142,6 +142,8 @@ def simulate(facts: HostFacts, changes: tuple[Change, ...]) -> HostFacts:
                 out.firewall_loaded[spec.table] = True
             if spec.rules_fact:
                 out.firewall_rules[spec.rules_fact] = spec.loaded
+            if spec.stale_table:
+                out.firewall_loaded[spec.stale_table] = False
     return out
 
 

@@ -153,6 +153,7 @@ def _firewall(
         apply=fw.apply_argv(backend, path),
         rules_fact=fw.rules_fact(backend, topology.name),
         loaded=fw.loaded_keys(backend, topology.name, allowed),
+        stale_table="" if backend == "nftables" else fw.nft_table(topology.name),
     )
 
 

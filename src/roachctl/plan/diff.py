@@ -71,7 +71,7 @@ def required_units(state: HostState) -> list[str]:
 
 def required_nft_tables(state: HostState) -> list[str]:
     """`family name` of the nft tables whose presence the diff reads."""
-    return [state.firewall.table] if state.firewall.table else []
+    return [t for t in (state.firewall.table, state.firewall.stale_table) if t]
 
 
 def required_fw_rules(state: HostState) -> list[str]:
@@ -187,7 +187,8 @@ def _enable_change(host: str, unit: UnitSpec, facts: HostFacts) -> Change | None
 
 def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -> Change | None:
     """Load the rules when their file must be (re)written or they are not (all) loaded: the nft
-    table is missing, or ufw/firewalld list other rules of ours than the file adds.
+    table is missing, or ufw/firewalld list other rules of ours than the file adds, or (after a
+    switch to ufw/firewalld) the nft table of an earlier deploy would still drop new clients.
 
     One FIREWALL change both installs the rules file and loads it: the executor must leave the
     file in place only once the load succeeded, so a failed load is retried by the next deploy
@@ -202,6 +203,8 @@ def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -
         reason = f"table {spec.table} not loaded"
     elif spec.rules_fact and (loaded_reason := _rules_loaded(spec.rules_fact, spec.loaded, facts)):
         reason = loaded_reason
+    elif spec.stale_table and facts.firewall_loaded.get(spec.stale_table) is True:
+        reason = f"nft table {spec.stale_table} of an earlier nftables deploy still loaded"
     else:
         return None
     return Change(state.host, ChangeKind.FIREWALL, spec.file.path, f"{spec.backend}: {reason}", spec)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from roachctl.errors import RefusedError
 from roachctl.model.topology import NodeConfig, Topology
+from roachctl.plan.layout import ROACHCTL_ETC, SYSTEMD_DIR, firewall_unit_name
 
 NFT = "/usr/sbin/nft"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -334,6 +335,30 @@ def firewalld_loaded_keys(cluster: str, allowed: Mapping[int, Sequence[str]]) ->
     return tuple(sorted([*rules, *(f"ipset {e}" for e in entries)]))
 
 
+# Removes what an earlier nftables deploy of this cluster left: its table (whose drop rules would
+# still apply next to ufw/firewalld, so a new client would stay blocked), the boot unit that would
+# load it again, and its rules file. $1..: table, unit, unit file, rules file.
+_NFT_LEFTOVERS = r"""
+drop_nft() {
+  if command -v nft >/dev/null 2>&1; then nft delete table $1 2>/dev/null || true; fi
+  if [ -e "$3" ]; then
+    systemctl disable --now -- "$2" >/dev/null 2>&1 || true
+    rm -f -- "$3" "$4"
+    systemctl daemon-reload
+  else
+    rm -f -- "$4"
+  fi
+}
+"""
+
+
+def _nft_leftovers(cluster: str) -> list[str]:
+    """Script lines that remove the nftables setup of `cluster` (see _NFT_LEFTOVERS)."""
+    unit = firewall_unit_name(cluster)
+    args = [nft_table(cluster), unit, f"{SYSTEMD_DIR}/{unit}", f"{ROACHCTL_ETC}/firewall-{cluster}.nft"]
+    return [_NFT_LEFTOVERS.strip("\n"), shlex.join(["drop_nft", *args])]
+
+
 def ufw_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
     """The ufw rules script: delete our rules that are no longer wanted, then add the wanted ones
     (ufw skips a rule it already has)."""
@@ -344,6 +369,7 @@ def ufw_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
         f"wanted={shlex.quote(wanted)}",
         _UFW_PRUNE.strip("\n"),
         *(shlex.join(argv) + " >/dev/null" for _, argv in rules),
+        *_nft_leftovers(cluster),  # last: the ports are never without rules
     ])  # fmt: skip
 
 
@@ -359,6 +385,7 @@ def firewalld_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
     ]
     lines += [shlex.join(["fc", f"--remove-port={port}/tcp"]) for port in sorted(allowed)]
     lines.append("firewall-cmd --reload >/dev/null")
+    lines += _nft_leftovers(cluster)  # last: the ports are never without rules
     return _script(cluster, "firewalld", lines)
 
 

@@ -102,6 +102,7 @@ class FirewallSpec:
     apply: tuple[str, ...] = ()
     rules_fact: str = ""  # ufw/firewalld: the fact item listing our loaded rules (`firewall.rules_fact`)
     loaded: tuple[str, ...] = ()  # ... and what it must list once `file` is loaded (`firewall.loaded_keys`)
+    stale_table: str = ""  # ufw/firewalld: the nft table an earlier nftables deploy left (removed by `file`)
 
 
 @dataclass(frozen=True)
