@@ -79,6 +79,7 @@ PACKAGES = (
     "sudo",
     "iproute2",
     "nftables",
+    "ufw",  # ufw convergence tests (python3 + iptables-nft); inactive until a test enables it
     "python3",
     "procps",
     "iputils-ping",
@@ -150,6 +151,9 @@ class Host:
     machine_id: str = ""
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     boots: int = 0
+    # False: the next boot drops CAP_NET_ADMIN, like a container that may not touch its firewall
+    # (nft then fails with "Operation not permitted"); see Bed.boot.
+    net_admin: bool = True
 
     @property
     def merged(self) -> Path:
@@ -862,7 +866,7 @@ table bridge {t} {{
             f"--network-namespace-path={NETNS_DIR / host.netns}", "--link-journal=no",
             "--resolv-conf=off", "--timezone=off", "--console=pipe",
             # real hosts manage their own firewall: nft needs CAP_NET_ADMIN, scoped to this host's netns
-            "--capability=CAP_NET_ADMIN",
+            "--capability=CAP_NET_ADMIN" if host.net_admin else "--drop-capability=CAP_NET_ADMIN",
         ]  # fmt: skip
         # move the wrapper shell into the host's own cgroups, then exec nspawn (which nests under it)
         script = "".join(f'echo $$ > "{p}" && ' for p in cg_dirs) + 'exec "$@"'

@@ -213,3 +213,17 @@ def test_the_dir_script_is_valid_posix_sh(shell: str) -> None:
     flags = ["--posix", "-n"] if shell == "bash" else ["-n"]
     argv = [shell, *flags, "-c", _DIR_SCRIPT]
     assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to root needs root")
+def test_a_host_that_fails_part_way_says_what_was_applied(tmp_path: Path) -> None:
+    """Issue 8 item 11: the error names how far the host got, and that a re-run continues."""
+    (tmp_path / "file").write_text("not a dir")
+    reload = Change("h", ChangeKind.DAEMON_RELOAD, "systemd", "changed")
+    changes = (_dir(tmp_path / "ok"), _link(tmp_path / "l", "/x"), _dir(tmp_path / "file"), reload)
+    plan = HostPlan("h", changes)
+    with pytest.raises(RefusedError, match="file exists and is not a directory") as caught:
+        asyncio.run(apply_plan(LocalExecutor(), plan, tarballs={}))
+    hint = caught.value.hint or ""
+    assert f"2 of 4 changes were applied before this one (the last: link {tmp_path / 'l'}" in hint, hint
+    assert "re-run deploy" in hint

@@ -1,4 +1,5 @@
-"""engine.check without hosts: who holds a port, and how a busy port is reported."""
+"""engine.check without hosts: who holds a port, how a busy port is reported, and how the probes
+of what deploy needs (firewall, dirs, sudo, ssh -W, reachability) are judged."""
 
 from __future__ import annotations
 
@@ -66,3 +67,118 @@ def test_the_skew_is_taken_against_the_round_trips_midpoint() -> None:
 
     facts = parse_report("h", "v\t1\nclock\t1000.5\nend\n", [], sent_at=1000.0, received_at=1001.0)
     assert facts.clock_skew == 0.0 and facts.clock_uncertainty == 0.5
+
+
+# --- what deploy needs: firewall backend, dirs, sudo, ssh -W, reachability (issue 8 item 11) -----------
+
+
+def test_host_probe_names_the_firewall_failure_and_each_bad_dir() -> None:
+    from roachctl.engine.check import parse_host_probe
+
+    out = (
+        "fw fail nft cannot load rules: netlink: Error: cache initialization failed: "
+        "Operation not permitted\n"
+        "dir 1 ok\ndir 2 fail not writable (read-only file system?)\n"
+    )
+    fw_finding, dirs = parse_host_probe(
+        "h1", "nftables", ["/opt", "/var/lib/cockroach", "/etc/roachctl"], out
+    )
+    assert not fw_finding.ok and fw_finding.check == "firewall" and fw_finding.host == "h1"
+    assert "Operation not permitted" in fw_finding.detail and "CAP_NET_ADMIN" in fw_finding.hint
+    assert not dirs.ok
+    ro = "/var/lib/cockroach: not writable (read-only file system?)"
+    assert dirs.detail == f"{ro}; /etc/roachctl: no answer"
+
+
+def test_host_probe_passes_only_on_explicit_answers() -> None:
+    from roachctl.engine.check import parse_host_probe
+
+    ok = parse_host_probe("h1", "ufw", ["/opt"], "fw ok ufw active\ndir 1 ok\n")
+    assert all(f.ok for f in ok) and ok[0].detail == "ufw: ufw active"
+    silent = parse_host_probe("h1", "nftables", ["/opt"], "", "sudo: a password is required")
+    assert not silent[0].ok and "password" in silent[0].detail and not silent[1].ok
+    unmanaged = parse_host_probe("h1", "none", ["/opt"], "fw skip not managed\ndir 1 ok\n")
+    assert [f.check for f in unmanaged] == ["dirs"]
+
+
+def test_sudo_every_command_class_must_be_allowed() -> None:
+    from roachctl.engine.check import SUDO_CLASSES, parse_sudo
+
+    n = len(SUDO_CLASSES)
+    assert parse_sudo("h1", "".join(f"sudo {i} ok\n" for i in range(1, n + 1))).ok
+    partial = parse_sudo("h1", "sudo 1 ok\nsudo 2 fail\n")
+    assert not partial.ok and partial.detail.startswith("sudo -n refuses: systemctl, mv")
+    assert "NOPASSWD" in partial.hint
+
+
+def test_ssh_forwarding_verdicts() -> None:
+    from roachctl.engine.check import forward_finding
+
+    refused = "channel 0: open failed: administratively prohibited: open failed\nstdio forwarding failed\n"
+    bad = forward_finding("h1", "10.0.0.1:8080", 255, refused)
+    assert not bad.ok and "AllowTcpForwarding" in bad.hint
+    nothing = "channel 0: open failed: connect failed: Connection refused\nstdio forwarding failed\n"
+    assert forward_finding("h1", "10.0.0.1:8080", 255, nothing).ok
+    assert not forward_finding("h1", "10.0.0.1:8080", 255, "Name or service not known").ok
+
+
+def test_reach_a_peer_without_answer_is_blocked() -> None:
+    from roachctl.engine.check import parse_reach
+
+    peers = ["10.0.0.1:26257", "10.0.0.2:26257", "10.0.0.3:26257"]
+    ok = parse_reach("h1", peers, "10.0.0.2:26257 refused\n10.0.0.1:26257 ok\n10.0.0.3:26257 ok\n")
+    assert ok.ok and ok.detail == "reaches all 3 nodes"
+    cut = parse_reach("h1", peers, "10.0.0.1:26257 ok\n10.0.0.2:26257 blocked\n")
+    assert not cut.ok and cut.detail == "cannot reach 10.0.0.2:26257, 10.0.0.3:26257"
+
+
+def test_reach_script_answers_every_peer_across_batches() -> None:
+    """More peers than one parallel batch: every peer gets exactly one answer line (run on this
+    machine against closed local ports; the bed test times blocked peers)."""
+    import shutil
+    import subprocess
+    import time
+
+    import pytest
+
+    from roachctl.engine.check import _REACH_SCRIPT, REACH_PARALLEL, REACH_TIMEOUT_S
+
+    if shutil.which("bash") is None or shutil.which("timeout") is None:
+        pytest.skip("needs bash and timeout")
+    peers = [f"127.0.0.1:{p}" for p in range(1, 2 * REACH_PARALLEL + 4)]
+    t0 = time.monotonic()
+    argv = ["sh", "-c", _REACH_SCRIPT, "reach", str(REACH_PARALLEL), str(REACH_TIMEOUT_S), *peers]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert time.monotonic() - t0 < 20
+    assert sorted(out.split("\n")[:-1]) == sorted(f"{p} refused" for p in peers)
+
+
+def test_probe_rules_and_dirs_for_a_node() -> None:
+    from roachctl.engine.check import creatable_dirs, firewall_probe_rules
+    from tests.unit.test_plan_helpers import topology
+
+    t = topology()
+    node = t.node_configs()[0]
+    rules = firewall_probe_rules(t, node)
+    assert "table inet roachctl_prod" in rules and "tcp dport 26257 drop" in rules
+    dirs = creatable_dirs(t, node)
+    assert "/etc/systemd/system" in dirs and "/etc/roachctl" in dirs and "/var/lib/cockroach" in dirs
+
+
+def test_stores_outside_the_data_dir_get_their_own_disk_check() -> None:
+    from roachctl.engine.check import _store_findings
+
+    f = HostFacts(host="h1", disk_free_bytes={"/var/lib/cockroach/s1": 10 * 1024**3, "/mnt/ssd/s2": 1024**3})
+    (finding,) = _store_findings(f, ["/var/lib/cockroach/s1", "/mnt/ssd/s2"], "/var/lib/cockroach")
+    assert not finding.ok and finding.detail == "1.0 GiB free for /mnt/ssd/s2"
+
+
+def test_the_forwarding_probe_uses_its_own_connection() -> None:
+    from roachctl.engine.check import unmultiplexed
+
+    argv = ["ssh", "-F", "cfg", "-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+            "-o", "ControlPath=/tmp/x/%C", "-W", "h1:8080", "--", "h1"]  # fmt: skip
+    assert unmultiplexed(argv) == [
+        "ssh", "-o", "ControlPath=none", "-o", "ControlMaster=no", "-o", "LogLevel=INFO",
+        "-F", "cfg", "-o", "BatchMode=yes", "-W", "h1:8080", "--", "h1",
+    ]  # fmt: skip

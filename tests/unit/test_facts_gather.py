@@ -60,6 +60,7 @@ def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
         executor, host="local", paths=[str(hostile), str(link), str(sub), str(plain), str(tmp_path / "nope")],
         hash_paths=[str(hostile), str(link)], users=["root", "no-such-user-rc"], units=["x.service"],
         nft_tables=["inet roachctl"], disk_dirs=[str(tmp_path / "not" / "yet")],
+        fw_rules=["ufw roachctl prod ", "firewalld rc0123456789_"],
     ))
     assert len(executor.commands) == 1, "facts must be gathered in one round trip"
     assert executor.commands[0].sudo
@@ -79,6 +80,8 @@ def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
     assert facts.arch in ("amd64", "arm64") and facts.os_id
     assert before - 1 < facts.clock_unix < time.time() + 1 and abs(facts.clock_skew) < 1
     assert facts.fd_limit > 0
+    if "ufw" not in facts.firewall_backends and "firewalld" not in facts.firewall_backends:
+        assert facts.firewall_rules == {}, "a backend that is not running lists nothing (unknown)"
     assert facts.has_systemd == os.path.isdir("/run/systemd/system")
 
 
@@ -126,6 +129,10 @@ def test_invalid_requests_rejected_before_anything_runs() -> None:
     with pytest.raises(ValueError, match="nft table"):
         FactRequest(nft_tables=("weird roachctl",)).args()
     assert FactRequest(nft_tables=("roachctl",)).args() == ["n", "inet roachctl"]
+    assert FactRequest(fw_rules=("ufw roachctl prod ",)).args() == ["r", "ufw roachctl prod "]
+    for bad in ("iptables x", "ufw", "ufw a'b", "firewalld $(x)"):
+        with pytest.raises(ValueError, match="firewall rules item"):
+            FactRequest(fw_rules=(bad,)).args()
 
 
 def test_hashed_paths_are_not_duplicated() -> None:

@@ -107,6 +107,18 @@ def test_items_map_by_index_not_by_name() -> None:
     assert facts.firewall_loaded == {"rc": True} and facts.disk_free_bytes == {"/d": 10240}
 
 
+def test_firewall_rules_are_listed_only_when_the_backend_answered() -> None:
+    items = [Item("r", "ufw roachctl prod "), Item("r", "firewalld rc0123456789_")]
+    deny = "rule\t1\troachctl prod 8080/tcp deny"
+    allow = "rule\t1\troachctl prod 8080/tcp allow 10.0.0.1"
+    text = _report("rules\t1\tok", deny, deny, allow, "rules\t2\t?")
+    facts = parse_report("h", text, items)
+    assert facts.firewall_rules == {
+        "ufw roachctl prod ": ("roachctl prod 8080/tcp allow 10.0.0.1", "roachctl prod 8080/tcp deny")
+    }, "ufw lists the deny twice (v4 and v6); firewalld did not answer: unknown, not empty"
+    assert parse_report("h", _report("rules\t1\tok"), items[:1]).firewall_rules == {"ufw roachctl prod ": ()}
+
+
 def test_os_release_parser() -> None:
     assert parse_os_release(['ID=debian', 'VERSION_ID="12"', "NAME='A B'", "junk", "BAD=\"unterminated"]) == {
         "ID": "debian", "VERSION_ID": "12", "NAME": "A B", "BAD": '"unterminated'}

@@ -130,6 +130,47 @@ def test_unit_not_enabled_and_table_not_loaded(state: HostState) -> None:
     ]
 
 
+@pytest.mark.parametrize("backend", ["ufw", "firewalld"])
+def test_ufw_and_firewalld_rules_flushed_or_stale_are_noticed(backend: str) -> None:
+    """Like a missing nft table: rules of ours that are not loaded (`ufw reset`, a firewalld
+    reload after someone removed them) or loaded but no longer wanted make the rules load again."""
+    state = state_for(topology(firewall={"sql_clients": ["192.168.0.0/16"]}), backend=backend)
+    key, path = state.firewall.rules_fact, "/etc/roachctl/firewall-prod.sh"
+    assert diff(state, facts_matching(state)).converged
+    assert fact_request(state)["fw_rules"] == (key,)
+    facts = facts_matching(state)
+    facts.firewall_rules[key] = ()
+    n = len(state.firewall.loaded)
+    assert _reasons(state, facts) == [("firewall", path, f"{backend}: {n} rule(s) not loaded")]
+    facts.firewall_rules[key] = (*state.firewall.loaded, "stale one")
+    assert _reasons(state, facts) == [("firewall", path, f"{backend}: 1 stale rule(s)")]
+    del facts.firewall_rules[key]
+    assert _reasons(state, facts) == [
+        ("firewall", path, f"{backend}: rules of {backend} cannot be listed ({backend} not running?)")
+    ]
+    assert diff(state, simulate(facts, diff(state, facts).changes)).converged
+
+
+@pytest.mark.parametrize("backend", ["ufw", "firewalld"])
+def test_a_switch_from_nftables_removes_the_old_table(backend: str) -> None:
+    """After ufw/firewalld took over, the nft table of an earlier deploy would still drop new
+    clients: its presence makes the rules load again (the script removes table, unit and file)."""
+    state = state_for(topology(), backend=backend)
+    assert state.firewall.stale_table == "inet roachctl_prod"
+    assert "inet roachctl_prod" in fact_request(state)["nft_tables"]
+    facts = facts_matching(state)
+    facts.firewall_loaded["inet roachctl_prod"] = True
+    reason = f"{backend}: nft table inet roachctl_prod of an earlier nftables deploy still loaded"
+    assert _reasons(state, facts) == [("firewall", "/etc/roachctl/firewall-prod.sh", reason)]
+    assert diff(state, simulate(facts, diff(state, facts).changes)).converged
+    assert state_for(topology()).firewall.stale_table == ""
+    text = state.firewall.file.content.decode() if state.firewall.file else ""
+    assert text.rstrip().endswith(
+        "drop_nft 'inet roachctl_prod' roachctl-firewall-prod.service "
+        "/etc/systemd/system/roachctl-firewall-prod.service /etc/roachctl/firewall-prod.nft"
+    ), "removed last, once the new rules are in place"
+
+
 def test_user_missing(state: HostState) -> None:
     facts = facts_matching(state)
     facts.users.clear()

@@ -108,6 +108,8 @@ def facts_matching(state: HostState) -> HostFacts:
         facts.units[unit.name] = UnitFact(unit.name, "loaded", "inactive", "dead", "enabled")
     if state.firewall.table:
         facts.firewall_loaded[state.firewall.table] = True
+    if state.firewall.rules_fact:
+        facts.firewall_rules[state.firewall.rules_fact] = state.firewall.loaded
     return facts
 
 
@@ -138,6 +140,10 @@ def simulate(facts: HostFacts, changes: tuple[Change, ...]) -> HostFacts:
             out.paths[spec.file.path] = _file_fact(spec.file)
             if spec.table:
                 out.firewall_loaded[spec.table] = True
+            if spec.rules_fact:
+                out.firewall_rules[spec.rules_fact] = spec.loaded
+            if spec.stale_table:
+                out.firewall_loaded[spec.stale_table] = False
     return out
 
 

@@ -106,7 +106,10 @@ def test_oneshot_unit_loads_before_database() -> None:
 def test_ufw_script() -> None:
     text = _rules("ufw", firewall={"sql_clients": ["192.168.0.0/16"]})
     assert text.startswith("#!/bin/sh\n")
-    assert "ufw prepend allow proto tcp from 192.168.0.0/16 to any port 26257 comment 'roachctl prod'" in text
+    assert (
+        "ufw prepend allow proto tcp from 192.168.0.0/16 to any port 26257 "
+        "comment 'roachctl prod 26257/tcp allow 192.168.0.0/16' >/dev/null" in text
+    )
     assert text.index("from 10.0.0.11 to any port 26257") < text.index("ufw deny proto tcp to any port 26257")
     assert "Anywhere" not in text and "0.0.0.0/0" not in text
     state = state_for(topology(), backend="ufw")
@@ -114,21 +117,50 @@ def test_ufw_script() -> None:
     assert state.firewall.apply == ("/bin/sh", "/etc/roachctl/firewall-prod.sh")
 
 
+def test_ufw_rules_are_tagged_per_rule_and_pruned_before_adding() -> None:
+    """Each rule's comment names the cluster and the rule: the script deletes tagged rules whose
+    comment is not wanted any more (M6), before it adds anything; facts compare the same comments."""
+    text = _rules("ufw", firewall={"sql_clients": ["192.168.0.0/16"]})
+    state = state_for(topology(firewall={"sql_clients": ["192.168.0.0/16"]}), backend="ufw")
+    assert state.firewall.rules_fact == "ufw roachctl prod "
+    assert "roachctl prod 26257/tcp allow 192.168.0.0/16" in state.firewall.loaded
+    assert "roachctl prod 8080/tcp deny" in state.firewall.loaded
+    assert "tag='roachctl prod '" in text
+    wanted = text.split("wanted='", 1)[1].split("'", 1)[0].splitlines()
+    assert sorted(wanted) == sorted(state.firewall.loaded)
+    assert text.index("ufw --force delete") < text.index("ufw prepend")
+    assert "exit 3" in text, "an inactive ufw is refused (its rules could not be listed)"
+    other = state_for(topology(), backend="ufw")
+    assert "roachctl prod 26257/tcp allow 192.168.0.0/16" not in other.firewall.loaded
+
+
 def test_firewalld_script() -> None:
     text = _rules("firewalld", firewall={"http_clients": ["2001:db8::/64"]})
-    assert "firewall-cmd --permanent --remove-port=26257/tcp" in text
-    assert (
-        '\'--add-rich-rule=rule family="ipv6" source address="2001:db8::/64" '
-        'port port="8080" protocol="tcp" accept\'' in text
-    )
-    assert text.rstrip().endswith("firewall-cmd --reload")
+    prefix = fw.ipset_prefix("prod")
+    assert prefix.startswith("rc") and len(prefix) + len("26257_6") <= 31
+    assert "fc --remove-port=26257/tcp" in text
+    assert f"{prefix}8080_6 inet6" in text and f"{prefix}8080_6 2001:db8::/64" in text
+    rule = f'rule family="ipv6" source ipset="{prefix}8080_6" port port="8080" protocol="tcp" accept'
+    assert rule in text
+    assert "source address=" not in text, "sources live in the ipset, replaced as a whole"
+    assert text.index("fc --remove-port") < text.index("firewall-cmd --reload >/dev/null\ndrop_nft() {")
+    state = state_for(topology(firewall={"http_clients": ["2001:db8::/64"]}), backend="firewalld")
+    assert state.firewall.rules_fact == f"firewalld {prefix}"
+    assert rule in state.firewall.loaded and f"ipset {prefix}8080_6 2001:db8::/64" in state.firewall.loaded
+
+
+def test_removal_script_wants_nothing() -> None:
+    text = fw.removal_script("prod")
+    assert "nft delete table inet roachctl_prod" in text
+    assert "tag='roachctl prod '\nwanted=''" in text
+    assert f"prefix={fw.ipset_prefix('prod')}\nsets=''\nentries=''\nrules=''" in text
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
 def test_scripts_are_valid_sh(tmp_path: Path) -> None:
-    for backend in ("ufw", "firewalld"):
+    for backend in ("ufw", "firewalld", "remove"):
         path = tmp_path / f"{backend}.sh"
-        path.write_text(_rules(backend))
+        path.write_text(fw.removal_script("prod") if backend == "remove" else _rules(backend))
         assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
 
 
@@ -176,3 +208,98 @@ def test_nft_ruleset_loads_twice_in_a_private_netns(tmp_path: Path) -> None:
         assert "192.168.0.0/16" in listed and "tcp dport 26257 drop" in listed
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+# A model of the firewall-cmd options the firewalld script uses (permanent config + runtime copy on
+# --reload), so the script's own logic (pruning, quoting, loops) runs for real. It models firewalld's
+# documented semantics only; it is not firewalld: the bed has none (docs/testbed.md).
+_FIREWALL_CMD = r"""#!/usr/bin/env python3
+import json, os, sys
+path = os.environ["FWD_STATE"]
+st = json.load(open(path))
+st.setdefault("run", None)
+args = sys.argv[1:]
+perm = "--permanent" in args
+args = [a for a in args if a != "--permanent"]
+cfg = st["perm"] if perm else (st["run"] or {"sets": {}, "rules": [], "ports": []})
+opts = dict(a[2:].split("=", 1) if "=" in a else (a[2:], "") for a in args)
+out = []
+if "state" in opts: out.append("running")
+elif "reload" in opts: st["run"] = json.loads(json.dumps(st["perm"]))
+elif "list-rich-rules" in opts: out += cfg["rules"]
+elif "get-ipsets" in opts: out.append(" ".join(sorted(cfg["sets"])))
+elif "info-ipset" in opts:
+    if opts["info-ipset"] not in cfg["sets"]: sys.exit(1)
+elif "new-ipset" in opts:
+    assert opts["type"] == "hash:net" and opts["option"] in ("family=inet", "family=inet6")
+    cfg["sets"][opts["new-ipset"]] = []
+elif "delete-ipset" in opts:
+    name = opts["delete-ipset"]
+    if any(f'ipset="{name}"' in r for r in cfg["rules"]): sys.exit("ipset in use")
+    del cfg["sets"][name]
+elif "ipset" in opts:
+    entries = cfg["sets"][opts["ipset"]]
+    if "get-entries" in opts: out += entries
+    elif "add-entry" in opts:
+        if opts["add-entry"] in entries: sys.exit("ALREADY_ENABLED")
+        entries.append(opts["add-entry"])
+    elif "remove-entry" in opts: entries.remove(opts["remove-entry"])
+elif "add-rich-rule" in opts:
+    if opts["add-rich-rule"] in cfg["rules"]: sys.exit("ALREADY_ENABLED")
+    cfg["rules"].append(opts["add-rich-rule"])
+elif "remove-rich-rule" in opts: cfg["rules"].remove(opts["remove-rich-rule"])
+elif "remove-port" in opts:
+    if opts["remove-port"] in cfg["ports"]: cfg["ports"].remove(opts["remove-port"])
+else: sys.exit("unmodelled: " + " ".join(sys.argv[1:]))
+json.dump(st, open(path, "w"))
+print("\n".join(out))
+"""
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("python3") is None, reason="needs sh, python3")
+def test_firewalld_script_converges_both_ways_against_a_model(tmp_path: Path) -> None:
+    """Run the rendered scripts: sources that leave the topology leave the ipset, a port that
+    leaves loses its rule and ipset, a rule that is not ours stays, and removal leaves nothing of
+    ours; the runtime then lists exactly `FirewallSpec.loaded` (what facts compare)."""
+    import json
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "firewall-cmd").write_text(_FIREWALL_CMD)
+    (bindir / "firewall-cmd").chmod(0o755)
+    state = tmp_path / "state.json"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "FWD_STATE": str(state)}
+    foreign = 'rule family="ipv4" source address="192.0.2.9" service name="ssh" accept'
+    state.write_text(json.dumps({"perm": {"sets": {}, "rules": [foreign], "ports": ["26257/tcp"]}}))
+
+    def run(text: str) -> dict[str, object]:
+        script = tmp_path / "rules.sh"
+        assert "\ndrop_nft 'inet roachctl_prod'" in text
+        script.write_text(text.replace("\ndrop_nft ", "\n: drop_nft "))  # never this machine's nft
+        res = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stderr
+        data: dict[str, object] = json.loads(state.read_text())
+        return data
+
+    def loaded(data: dict[str, object]) -> set[str]:
+        run_cfg = data["run"]
+        assert isinstance(run_cfg, dict)
+        lines = {r for r in run_cfg["rules"] if "ipset=" in r}
+        return lines | {f"ipset {s} {e}" for s, es in run_cfg["sets"].items() for e in es}
+
+    prefix = fw.ipset_prefix("prod")
+    wide = {26257: ("10.0.0.11", "198.51.100.0/24", "2001:db8::/64"), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_script("prod", wide))
+    assert loaded(data) == set(fw.firewalld_loaded_keys("prod", wide))
+    assert data["run"]["ports"] == []  # type: ignore[index]
+    assert run(fw.firewalld_script("prod", wide)) == data, "a second run changes nothing"
+    narrow = {26257: ("10.0.0.11",), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_script("prod", narrow))
+    assert loaded(data) == set(fw.firewalld_loaded_keys("prod", narrow))
+    assert f"{prefix}26257_6" not in data["run"]["sets"]  # type: ignore[index]
+    assert foreign in data["run"]["rules"]  # type: ignore[index]
+    moved = {26300: ("10.0.0.11",), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_script("prod", moved))
+    assert loaded(data) == set(fw.firewalld_loaded_keys("prod", moved))
+    data = run(fw.removal_script("prod").replace("command -v nft >", "false >"))
+    assert loaded(data) == set() and data["perm"]["rules"] == [foreign]  # type: ignore[index]

@@ -151,9 +151,11 @@ adopt_option = click.option(
 def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_keys: bool) -> None:
     """Preflight every host of TOPOLOGY_FILE; changes nothing.
 
-    Checks ssh and sudo, systemd, architecture, free ports, disk space, clock offset between
-    hosts, that every node reaches every other node's RPC port, and that nothing deploy would
-    take over belongs to someone else (service user, unit files, non-empty data dirs).
+    Checks ssh and sudo (every command class deploy runs), systemd, architecture, free ports,
+    disk space, that the install/data/config dirs can be created, that the firewall backend can
+    load rules, ssh -W forwarding to each node's HTTP port, clock offset between hosts, that
+    every node reaches every other node's RPC port, and that nothing deploy would take over
+    belongs to someone else (service user, unit files, non-empty data dirs).
     """
     app = _app(ctx)
     topology = load_topology(topology_file)

@@ -11,6 +11,7 @@ import shutil
 
 from roachctl.cluster.lifecycle import GRACE, Notify, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
+from roachctl.engine.firewall import remove_rules
 from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
@@ -110,6 +111,7 @@ async def destroy(session: Session, *, wipe: bool, grace: float = GRACE, notify:
         result = await session.ssh.executor(target.host).run(cmd, timeout=300, check=False)
         if not result.ok:
             raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)
+        await remove_rules(session.ssh.executor(target.host), topology.name)  # ufw/firewalld too
         return "removed, data wiped" if wipe else "removed, data kept"
 
     removable = [t for t in targets(session) if t.host not in stopped.failures]

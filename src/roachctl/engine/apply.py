@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roachctl.errors import InterruptedByUser, RefusedError
+from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError
 from roachctl.exec.base import Executor, command_failed, finish
 from roachctl.exec.command import Command
 from roachctl.plan.state import (
@@ -233,12 +233,27 @@ async def apply_plan(
             )
         for change in step:
             progress(plan.host, change.describe())
-        await _run_group(executor, step, tarballs)
+        try:
+            await _run_group(executor, step, tarballs)
+        except RoachctlError as exc:
+            exc.hint = partial_hint(result.applied, len(plan.changes), exc.hint)
+            raise
         result.applied += [change.describe() for change in step]
     return result
 
 
 REFUSED = 3  # exit status of the scripts above for "refused, nothing done"
+
+
+def partial_hint(applied: list[str], total: int, hint: str | None) -> str:
+    """What a host that failed part-way got: the changes applied before the failing one, and that
+    a re-run of deploy converges from there (every change is idempotent)."""
+    done = f"{len(applied)} of {total} changes were applied before this one"
+    if applied:
+        done += f" (the last: {applied[-1]})"
+    return (f"{hint}. " if hint else "") + f"{done}; fix the cause and re-run deploy, it continues from there"
+
+
 _SYSTEMD_KINDS = (ChangeKind.DAEMON_RELOAD, ChangeKind.ENABLE_UNIT)
 _DIR_KINDS = (ChangeKind.CREATE_DIR, ChangeKind.FIX_DIR)
 

@@ -23,14 +23,15 @@ from roachctl.facts.parse import Item, ReportError, parse_report
 
 NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+_RULE_PATTERN = re.compile(r"[A-Za-z0-9_. -]{1,80}\Z")
 UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
 
 # Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
 # then per requested item (second field = 1-based index of the item's pair): path, target, deref
 # (what a link points to), full (a dir with entries besides lost+found), sha and head (hex of a
 # hashed file's first line, at most 200 bytes), user (exists, uid, hex of the login shell), unit,
-# nft, mnt (is the path's parent a mount point: mount, plain, missing or root), df; and finally
-# `end`. Exit status is always 0 unless the shell itself broke.
+# nft, mnt (is the path's parent a mount point: mount, plain, missing or root), rules + rule (our
+# ufw/firewalld rules), df; and finally `end`. Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -89,6 +90,30 @@ path_fact() {
     printf 'head\t%s\t%s\n' "$1" "$(printf '%s' "$head" | tr -d ' \n')"
   fi
 }
+rules_fact() {
+  # $1 index, $2 ufw|firewalld, $3 what marks our rules (ufw: comment tag; firewalld: ipset prefix).
+  # Listed only when that backend is the active one ($active, above); otherwise unknown ("?").
+  if [ "$2" = ufw ] && [ "$active" = ufw ]; then
+    printf 'rules\t%s\tok\n' "$1"
+    ufw status numbered 2>/dev/null | pat=$3 awk -v i="$1" '
+      /^\[ *[0-9]+\]/ { c = $0; sub(/[ \t]+$/, "", c); at = index(c " ", " # " ENVIRON["pat"])
+        if (at) { c = substr(c, at + 3); gsub(/\t/, " ", c); print "rule\t" i "\t" c } }'
+  elif [ "$2" = firewalld ] && [ "$active" = firewalld ]; then
+    printf 'rules\t%s\tok\n' "$1"
+    firewall-cmd --list-rich-rules 2>/dev/null | while IFS= read -r r; do
+      case $r in *"ipset=\"$3"*) printf 'rule\t%s\t%s\n' "$1" "$r" ;; esac
+    done
+    for s in $(firewall-cmd --get-ipsets 2>/dev/null); do
+      case $s in "$3"*)
+        for e in $(firewall-cmd --ipset="$s" --get-entries 2>/dev/null); do
+          printf 'rule\t%s\tipset %s %s\n' "$1" "$s" "$e"
+        done ;;
+      esac
+    done
+  else
+    printf 'rules\t%s\t?\n' "$1"
+  fi
+}
 i=0
 while [ $# -ge 2 ]; do
   kind=$1 val=$2
@@ -116,6 +141,7 @@ while [ $# -ge 2 ]; do
        elif [ "$(stat -c %d -- "$parent")" != "$(stat -c %d -- "$parent/..")" ]; then st=mount
        else st=plain; fi
        printf 'mnt\t%s\t%s\n' "$i" "$st" ;;
+    r) rules_fact "$i" "${val%% *}" "${val#* }" ;;
     d) d=$val
        while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
        df -Pk -- "$d" 2>/dev/null | awk -v i="$i" 'NR == 2 {print "df\t" i "\t" $(NF - 2)}' ;;
@@ -139,6 +165,7 @@ class FactRequest:
     nft_tables: tuple[str, ...] = ()
     mount_parents: tuple[str, ...] = ()  # dirs whose parent must be (or be checked for) a mount point
     disk_dirs: tuple[str, ...] = ()
+    fw_rules: tuple[str, ...] = ()  # "ufw TAG" / "firewalld IPSET_PREFIX" (plan.firewall.rules_fact)
 
     def items(self) -> list[Item]:
         """The items passed to the script, in index order (index = position + 1)."""
@@ -150,6 +177,7 @@ class FactRequest:
         items += [Item("n", _nft_spec(t), key=t) for t in dict.fromkeys(self.nft_tables)]
         items += [Item("m", m) for m in dict.fromkeys(self.mount_parents)]
         items += [Item("d", d) for d in dict.fromkeys(self.disk_dirs)]
+        items += [Item("r", _rules_spec(r)) for r in dict.fromkeys(self.fw_rules)]
         for item in items:
             if item.kind in "phmd" and not item.value.startswith("/"):
                 raise ValueError(f"fact paths must be absolute: {item.value!r}")
@@ -165,6 +193,13 @@ def _nft_spec(table: str) -> str:
     if family not in NFT_FAMILIES or not _NFT_NAME.match(name):
         raise ValueError(f"invalid nft table {table!r}: expected '[family] name'")
     return f"{family} {name}"
+
+
+def _rules_spec(spec: str) -> str:
+    backend, _, pattern = spec.partition(" ")
+    if backend not in ("ufw", "firewalld") or not pattern or not _RULE_PATTERN.match(pattern):
+        raise ValueError(f"invalid firewall rules item {spec!r}: expected 'ufw|firewalld PATTERN'")
+    return spec
 
 
 def facts_command(request: FactRequest, *, sudo: bool = True) -> Command:
@@ -183,6 +218,7 @@ async def gather_facts(
     nft_tables: Sequence[str] = (),
     mount_parents: Sequence[str] = (),
     disk_dirs: Sequence[str] = (),
+    fw_rules: Sequence[str] = (),
 ) -> HostFacts:
     """Gather facts about one host in a single round trip (as root: keys must be hashable).
 
@@ -193,7 +229,7 @@ async def gather_facts(
         RemoteCommandError: the script failed or its report was incomplete.
     """
     request = FactRequest(tuple(paths), tuple(hash_paths), tuple(users), tuple(units),
-                          tuple(nft_tables), tuple(mount_parents), tuple(disk_dirs))
+                          tuple(nft_tables), tuple(mount_parents), tuple(disk_dirs), tuple(fw_rules))
     return await gather(executor, host, request)
 
 

@@ -60,6 +60,8 @@ class HostFacts:
     units: dict[str, UnitFact] = field(default_factory=dict)
     firewall_backends: tuple[str, ...] = ()  # available backends, e.g. ("nftables",)
     firewall_loaded: dict[str, bool] = field(default_factory=dict)  # roachctl table/rules name -> present
+    # "ufw TAG" / "firewalld PREFIX" -> our rules as listed (absent: could not be listed, e.g. inactive)
+    firewall_rules: dict[str, tuple[str, ...]] = field(default_factory=dict)
     firewall_active: str = ""  # the backend that manages the ruleset: firewalld / ufw / nftables / ""
     fd_limit: int = 0
     disk_free_bytes: dict[str, int] = field(default_factory=dict)

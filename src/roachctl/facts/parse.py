@@ -30,7 +30,7 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    """One requested item: `kind` p|h|u|s|n|d, `value` as sent, `key` as reported (default value)."""
+    """One requested item: `kind` p|h|u|s|n|d|r, `value` as sent, `key` as reported (default value)."""
 
     kind: str
     value: str
@@ -51,7 +51,9 @@ class _Report:
     )
 
 
-_ITEM_RECORDS = {"path", "target", "deref", "full", "sha", "head", "user", "unit", "nft", "mnt", "df"}
+_ITEM_RECORDS = {
+    "path", "target", "deref", "full", "sha", "head", "user", "unit", "nft", "mnt", "df", "rules", "rule",
+}  # fmt: skip
 
 
 def _split(text: str) -> _Report:
@@ -242,5 +244,7 @@ def _add_items(facts: HostFacts, report: _Report, items: Sequence[Item]) -> None
                 facts.firewall_loaded[item.name] = state == "1"
         elif item.kind == "m" and records.get("mnt"):
             facts.parent_mounts[item.value] = records["mnt"][0]
+        elif item.kind == "r" and records.get("rules", ["?"])[0] == "ok":
+            facts.firewall_rules[item.value] = tuple(sorted(set(records.get("rule", []))))
         elif item.kind == "d" and records.get("df") and records["df"][0].isdigit():
             facts.disk_free_bytes[item.value] = int(records["df"][0]) * 1024

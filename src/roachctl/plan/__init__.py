@@ -11,6 +11,6 @@ Deploy flow (the engine drives it, the plan is the contract):
    whether the node needs a restart or a reload afterwards.
 5. `report.plan_to_text(plans)` / `report.plan_to_json(plans)` for `deploy --dry-run` / `--json`.
 
-Rendering: `render.render_cockroach_unit` (systemd unit), `firewall.render_nft` / `ufw_commands` /
-`firewalld_commands`; `layout.layout_for` says where everything lives.
+Rendering: `render.render_cockroach_unit` (systemd unit), `firewall.render_nft` / `ufw_script` /
+`firewalld_script` (and `removal_script` for destroy); `layout.layout_for` says where everything lives.
 """

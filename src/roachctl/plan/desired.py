@@ -161,6 +161,9 @@ def _firewall(
         unit=unit,
         table=fw.nft_table(topology.name) if backend == "nftables" else "",
         apply=fw.apply_argv(backend, path),
+        rules_fact=fw.rules_fact(backend, topology.name),
+        loaded=fw.loaded_keys(backend, topology.name, allowed),
+        stale_table="" if backend == "nftables" else fw.nft_table(topology.name),
     )
 
 

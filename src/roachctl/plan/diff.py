@@ -74,7 +74,12 @@ def required_units(state: HostState) -> list[str]:
 
 def required_nft_tables(state: HostState) -> list[str]:
     """`family name` of the nft tables whose presence the diff reads."""
-    return [state.firewall.table] if state.firewall.table else []
+    return [t for t in (state.firewall.table, state.firewall.stale_table) if t]
+
+
+def required_fw_rules(state: HostState) -> list[str]:
+    """The ufw/firewalld rule listings the diff reads (see `FirewallSpec.rules_fact`)."""
+    return [state.firewall.rules_fact] if state.firewall.rules_fact else []
 
 
 def required_mount_parents(state: HostState) -> list[str]:
@@ -91,6 +96,7 @@ def fact_request(state: HostState) -> dict[str, tuple[str, ...]]:
         "users": tuple(required_users(state)),
         "units": tuple(required_units(state)),
         "nft_tables": tuple(required_nft_tables(state)),
+        "fw_rules": tuple(required_fw_rules(state)),
     }
 
 
@@ -254,7 +260,9 @@ def _enable_change(host: str, unit: UnitSpec, facts: HostFacts) -> Change | None
 
 
 def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -> Change | None:
-    """Load the rules when their file must be (re)written or the nft table is not loaded.
+    """Load the rules when their file must be (re)written or they are not (all) loaded: the nft
+    table is missing, or ufw/firewalld list other rules of ours than the file adds, or (after a
+    switch to ufw/firewalld) the nft table of an earlier deploy would still drop new clients.
 
     One FIREWALL change both installs the rules file and loads it: the executor must leave the
     file in place only once the load succeeded, so a failed load is retried by the next deploy
@@ -267,9 +275,27 @@ def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -
         reason = f"rules file {rules.reason}"
     elif spec.table and facts.firewall_loaded.get(spec.table) is not True:
         reason = f"table {spec.table} not loaded"
+    elif spec.rules_fact and (loaded_reason := _rules_loaded(spec.rules_fact, spec.loaded, facts)):
+        reason = loaded_reason
+    elif spec.stale_table and facts.firewall_loaded.get(spec.stale_table) is True:
+        reason = f"nft table {spec.stale_table} of an earlier nftables deploy still loaded"
     else:
         return None
     return Change(state.host, ChangeKind.FIREWALL, spec.file.path, f"{spec.backend}: {reason}", spec)
+
+
+def _rules_loaded(key: str, wanted: tuple[str, ...], facts: HostFacts) -> str:
+    """Why the ufw/firewalld rules of ours differ from `wanted` ("" when they match)."""
+    listed = facts.firewall_rules.get(key)
+    backend = key.split()[0]
+    if listed is None:
+        return f"rules of {backend} cannot be listed ({backend} not running?)"
+    missing, extra = set(wanted) - set(listed), set(listed) - set(wanted)
+    if not missing and not extra:
+        return ""
+    parts = [f"{len(missing)} rule(s) not loaded"] if missing else []
+    parts += [f"{len(extra)} stale rule(s)"] if extra else []
+    return ", ".join(parts)
 
 
 def _stale(facts: HostFacts, unit: UnitSpec) -> bool:

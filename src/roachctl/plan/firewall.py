@@ -12,17 +12,22 @@ addresses per node (e.g. all of its interface IPs, for multi-homed hosts) may be
 nftables: roachctl owns one table, `inet roachctl_<cluster>`. The file is idempotently reloadable
 (`table X {}` + `delete table X` + the full table, applied atomically by `nft -f`), and a oneshot
 unit loads it at boot before the database (and again whenever nftables.service reloads, which
-flushes the ruleset). ufw and firewalld get a small POSIX sh script of their own commands.
+flushes the ruleset). ufw and firewalld get a small POSIX sh script of their own commands that
+converges both ways: rules of the cluster that are no longer wanted are removed before the wanted
+ones are added (ufw: every rule carries a comment naming the cluster and the rule; firewalld: the
+sources live in ipsets roachctl owns, one per port and family, with one rich rule each).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 
 from roachctl.errors import RefusedError
 from roachctl.model.topology import NodeConfig, Topology
+from roachctl.plan.layout import ROACHCTL_ETC, SYSTEMD_DIR, firewall_unit_name
 
 NFT = "/usr/sbin/nft"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -201,42 +206,223 @@ def render_nft_unit(cluster: str, nft_file: str, database_unit: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ufw_commands(cluster: str, allowed: Mapping[int, Sequence[str]]) -> list[list[str]]:
-    """ufw commands: `prepend` the allows (so they precede any older rule) then deny the port."""
-    comment = f"roachctl {cluster}"
-    commands: list[list[str]] = []
+def ufw_tag(cluster: str) -> str:
+    """The comment prefix of every ufw rule roachctl adds for `cluster` (the trailing space keeps
+    cluster "prod" from matching "prod2")."""
+    return f"roachctl {cluster} "
+
+
+def _ufw_rules(cluster: str, allowed: Mapping[int, Sequence[str]]) -> list[tuple[str, list[str]]]:
+    """(comment, ufw argv) per rule, in the order they are added.
+
+    Each rule's comment names the cluster *and* the rule, so the script can tell a rule that is
+    still wanted from one that left the topology by its comment alone (`ufw status numbered`
+    prints it after `#`), without parsing ufw's display of addresses.
+    """
+    tag = ufw_tag(cluster)
+    rules: list[tuple[str, list[str]]] = []
     for port in sorted(allowed):
         for cidr in allowed[port]:
-            commands.append(
-                ["ufw", "prepend", "allow", "proto", "tcp", "from", cidr, "to", "any", "port", str(port),
-                 "comment", comment]
+            comment = f"{tag}{port}/tcp allow {cidr}"
+            rules.append(
+                (comment, ["ufw", "prepend", "allow", "proto", "tcp", "from", cidr, "to", "any", "port",
+                           str(port), "comment", comment])
             )  # fmt: skip
-        commands.append(["ufw", "deny", "proto", "tcp", "to", "any", "port", str(port), "comment", comment])
-    return commands
+        comment = f"{tag}{port}/tcp deny"
+        deny = ["ufw", "deny", "proto", "tcp", "to", "any", "port", str(port), "comment", comment]
+        rules.append((comment, deny))
+    return rules
 
 
-def firewalld_commands(cluster: str, allowed: Mapping[int, Sequence[str]]) -> list[list[str]]:
-    """firewall-cmd commands: close the plain port, allow each source by a rich rule, reload."""
-    commands: list[list[str]] = []
+def ufw_comments(cluster: str, allowed: Mapping[int, Sequence[str]]) -> tuple[str, ...]:
+    """The comments of the rules ufw must list once the script ran (what facts compare against)."""
+    return tuple(sorted({comment for comment, _ in _ufw_rules(cluster, allowed)}))
+
+
+# Deletes every rule tagged "$tag" whose comment is not a line of "$wanted", highest number first
+# (numbers shift on delete); a comment that is just the tag, as older versions wrote, is stale too.
+# ufw lists rules only while active, so an inactive ufw is refused: rules added then would not be
+# enforced, and stale ones could not be found.
+_UFW_PRUNE = r"""
+if ! ufw status | grep -q '^Status: active'; then
+  echo "ufw is not active, so its rules would not be enforced:" \
+    "enable it ('ufw enable') or choose another firewall.backend" >&2
+  exit 3
+fi
+ufw status numbered | tag=$tag wanted=$wanted awk '
+  BEGIN { tag = ENVIRON["tag"]; n = split(ENVIRON["wanted"], w, "\n"); for (i = 1; i <= n; i++) keep[w[i]] }
+  /^\[ *[0-9]+\]/ {
+    line = $0; sub(/[ \t]+$/, "", line)
+    at = index(line " ", " # " tag); if (at == 0) next
+    comment = substr(line, at + 3)
+    if (comment in keep) next
+    num = $0; sub(/^\[ */, "", num); sub(/\].*/, "", num); print num
+  }' | sort -rn | while read -r num; do ufw --force delete "$num" >/dev/null; done
+"""
+
+
+# Removes every firewalld rich rule that refers to one of our ipsets ("$prefix*") and is not a line
+# of "$rules", every ipset of ours not named in "$sets" (lines "name family"), and the entries of
+# our ipsets that are not lines "name entry" of "$entries"; then creates what is missing. Works on
+# the permanent configuration; the caller reloads it into the runtime.
+_FIREWALLD_CONVERGE = r"""
+fc() { firewall-cmd --permanent "$@" >/dev/null; }
+has() { printf '%s\n' "$1" | grep -qxF -- "$2"; }
+firewall-cmd --permanent --list-rich-rules | while IFS= read -r r; do
+  case $r in *"ipset=\"$prefix"*) has "$rules" "$r" || fc --remove-rich-rule="$r" ;; esac
+done
+for s in $(firewall-cmd --permanent --get-ipsets); do
+  case $s in "$prefix"*) printf '%s\n' "$sets" | grep -q "^$s " || fc --delete-ipset="$s" ;; esac
+done
+printf '%s\n' "$sets" | while read -r s family; do
+  [ -n "$s" ] || continue
+  firewall-cmd --permanent --info-ipset="$s" >/dev/null 2>&1 ||
+    fc --new-ipset="$s" --type=hash:net --option=family="$family"
+  current=$(firewall-cmd --permanent --ipset="$s" --get-entries)
+  for e in $current; do has "$entries" "$s $e" || fc --ipset="$s" --remove-entry="$e"; done
+  printf '%s\n' "$entries" | while read -r set e; do
+    if [ "$set" = "$s" ] && ! has "$current" "$e"; then fc --ipset="$s" --add-entry="$e"; fi
+  done
+done
+current=$(firewall-cmd --permanent --list-rich-rules)
+printf '%s\n' "$rules" | while IFS= read -r r; do
+  if [ -n "$r" ] && ! has "$current" "$r"; then fc --add-rich-rule="$r"; fi
+done
+"""
+
+
+def ipset_prefix(cluster: str) -> str:
+    """The prefix of the firewalld ipsets roachctl owns for `cluster`.
+
+    ipset names are short (31 characters), so the cluster is named by a hash of its name.
+    """
+    return f"rc{hashlib.sha256(cluster.encode()).hexdigest()[:10]}_"
+
+
+def _firewalld_model(
+    cluster: str, allowed: Mapping[int, Sequence[str]]
+) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """(ipsets as (name, family), entries as "name entry", rich rules) for `allowed`.
+
+    One ipset per port and address family, replaced as a whole by the script, and one rich rule
+    per ipset that accepts its sources on the port: a source that leaves the topology leaves
+    the ipset. Rich rules are written the way `--list-rich-rules` prints them, so the facts
+    compare them as text.
+    """
+    prefix = ipset_prefix(cluster)
+    sets: list[tuple[str, str]] = []
+    entries: list[str] = []
+    rules: list[str] = []
     for port in sorted(allowed):
-        commands.append(["firewall-cmd", "--permanent", f"--remove-port={port}/tcp"])
-        for cidr in allowed[port]:
-            family = "ipv6" if ":" in cidr else "ipv4"
-            rule = f'rule family="{family}" source address="{cidr}" port port="{port}" protocol="tcp" accept'
-            commands.append(["firewall-cmd", "--permanent", f"--add-rich-rule={rule}"])
-    commands.append(["firewall-cmd", "--reload"])
-    return commands
+        for cidrs, suffix, family, rule_family in zip(
+            _split(allowed[port]), ("4", "6"), ("inet", "inet6"), ("ipv4", "ipv6"), strict=True
+        ):
+            if not cidrs:
+                continue
+            name = f"{prefix}{port}_{suffix}"
+            sets.append((name, family))
+            entries += [f"{name} {c}" for c in cidrs]
+            rules.append(
+                f'rule family="{rule_family}" source ipset="{name}" port port="{port}" protocol="tcp" accept'
+            )
+    return sets, entries, rules
 
 
-def render_script(cluster: str, backend: str, commands: list[list[str]]) -> str:
-    """A POSIX sh script running `commands` (for ufw/firewalld), safe to run again."""
+def firewalld_loaded_keys(cluster: str, allowed: Mapping[int, Sequence[str]]) -> tuple[str, ...]:
+    """What the runtime firewalld must show once the script ran: each rich rule of ours, and
+    each ipset entry as "ipset NAME ENTRY" (the facts report the same lines)."""
+    _, entries, rules = _firewalld_model(cluster, allowed)
+    return tuple(sorted([*rules, *(f"ipset {e}" for e in entries)]))
+
+
+# Removes what an earlier nftables deploy of this cluster left: its table (whose drop rules would
+# still apply next to ufw/firewalld, so a new client would stay blocked), the boot unit that would
+# load it again, and its rules file. $1..: table, unit, unit file, rules file.
+_NFT_LEFTOVERS = r"""
+drop_nft() {
+  if command -v nft >/dev/null 2>&1; then nft delete table $1 2>/dev/null || true; fi
+  if [ -e "$3" ]; then
+    systemctl disable --now -- "$2" >/dev/null 2>&1 || true
+    rm -f -- "$3" "$4"
+    systemctl daemon-reload
+  else
+    rm -f -- "$4"
+  fi
+}
+"""
+
+
+def _nft_leftovers(cluster: str) -> list[str]:
+    """Script lines that remove the nftables setup of `cluster` (see _NFT_LEFTOVERS)."""
+    unit = firewall_unit_name(cluster)
+    args = [nft_table(cluster), unit, f"{SYSTEMD_DIR}/{unit}", f"{ROACHCTL_ETC}/firewall-{cluster}.nft"]
+    return [_NFT_LEFTOVERS.strip("\n"), shlex.join(["drop_nft", *args])]
+
+
+def ufw_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
+    """The ufw rules script: delete our rules that are no longer wanted, then add the wanted ones
+    (ufw skips a rule it already has)."""
+    rules = _ufw_rules(cluster, allowed)
+    wanted = "\n".join(comment for comment, _ in rules)
+    return _script(cluster, "ufw", [
+        f"tag={shlex.quote(ufw_tag(cluster))}",
+        f"wanted={shlex.quote(wanted)}",
+        _UFW_PRUNE.strip("\n"),
+        *(shlex.join(argv) + " >/dev/null" for _, argv in rules),
+        *_nft_leftovers(cluster),  # last: the ports are never without rules
+    ])  # fmt: skip
+
+
+def firewalld_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
+    """The firewalld rules script: converge our ipsets and rich rules, close the plain ports, reload."""
+    sets, entries, rules = _firewalld_model(cluster, allowed)
+    lines = [
+        f"prefix={shlex.quote(ipset_prefix(cluster))}",
+        f"sets={shlex.quote(chr(10).join(f'{n} {f}' for n, f in sets))}",
+        f"entries={shlex.quote(chr(10).join(entries))}",
+        f"rules={shlex.quote(chr(10).join(rules))}",
+        _FIREWALLD_CONVERGE.strip("\n"),
+    ]
+    lines += [shlex.join(["fc", f"--remove-port={port}/tcp"]) for port in sorted(allowed)]
+    lines.append("firewall-cmd --reload >/dev/null")
+    lines += _nft_leftovers(cluster)  # last: the ports are never without rules
+    return _script(cluster, "firewalld", lines)
+
+
+def _script(cluster: str, backend: str, body: list[str]) -> str:
+    """A POSIX sh script (run as root), safe to run again."""
     lines = [
         "#!/bin/sh",
         f"# Managed by roachctl (cluster {cluster}): {backend} rules for this node's CockroachDB ports.",
         "set -eu",
-        *(shlex.join(c) for c in commands),
+        *body,
     ]
     return "\n".join(lines) + "\n"
+
+
+def removal_script(cluster: str) -> str:
+    """Removes every ufw and firewalld rule roachctl added for `cluster` (destroy).
+
+    The same scripts as deploy, with nothing wanted; a backend that is not installed or not
+    running is skipped (nothing of ours can be loaded there). The nft table is dropped by name.
+    """
+    ufw = ufw_script(cluster, {}).split("set -eu\n", 1)[1]
+    firewalld = firewalld_script(cluster, {}).split("set -eu\n", 1)[1]
+    return "\n".join([
+        "#!/bin/sh",
+        f"# roachctl destroy (cluster {cluster}): remove its firewall rules.",
+        "set -eu",
+        "if command -v nft >/dev/null 2>&1; then",
+        f"  nft delete table {nft_table(cluster)} 2>/dev/null || true",
+        "fi",
+        "if command -v ufw >/dev/null 2>&1 && ufw status | grep -q '^Status: active'; then",
+        ufw,
+        "fi",
+        "if command -v firewall-cmd >/dev/null 2>&1 &&",
+        "    [ \"$(firewall-cmd --state 2>/dev/null)\" = running ]; then",
+        firewalld,
+        "fi",
+    ]) + "\n"  # fmt: skip
 
 
 def render_rules(backend: str, cluster: str, allowed: Mapping[int, Sequence[str]]) -> tuple[str, str]:
@@ -244,10 +430,29 @@ def render_rules(backend: str, cluster: str, allowed: Mapping[int, Sequence[str]
     if backend == "nftables":
         return "nft", render_nft(cluster, allowed)
     if backend == "ufw":
-        return "sh", render_script(cluster, backend, ufw_commands(cluster, allowed))
+        return "sh", ufw_script(cluster, allowed)
     if backend == "firewalld":
-        return "sh", render_script(cluster, backend, firewalld_commands(cluster, allowed))
+        return "sh", firewalld_script(cluster, allowed)
     raise ValueError(f"unknown firewall backend {backend!r}")
+
+
+def loaded_keys(backend: str, cluster: str, allowed: Mapping[int, Sequence[str]]) -> tuple[str, ...]:
+    """What the facts must list as loaded for ufw/firewalld (nftables: the table, by name)."""
+    if backend == "ufw":
+        return ufw_comments(cluster, allowed)
+    if backend == "firewalld":
+        return firewalld_loaded_keys(cluster, allowed)
+    return ()
+
+
+def rules_fact(backend: str, cluster: str) -> str:
+    """The fact item that lists the loaded ufw/firewalld rules of `cluster` ("" for nftables):
+    the backend and what marks our rules (ufw: the comment tag; firewalld: the ipset prefix)."""
+    if backend == "ufw":
+        return f"ufw {ufw_tag(cluster)}"
+    if backend == "firewalld":
+        return f"firewalld {ipset_prefix(cluster)}"
+    return ""
 
 
 def apply_argv(backend: str, path: str) -> tuple[str, ...]:

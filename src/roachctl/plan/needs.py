@@ -10,6 +10,7 @@ change paths), so it can never drift from what `diff` reads.
 from __future__ import annotations
 
 from roachctl.model.topology import Topology
+from roachctl.plan import firewall as fw
 from roachctl.plan.desired import REQUIRED_CERTS, desired_state
 from roachctl.plan.diff import fact_request
 from roachctl.plan.firewall import unresolved_names
@@ -30,7 +31,7 @@ def initial_fact_request(topology: Topology, host: str) -> dict[str, tuple[str, 
 
     Also asks for free disk space of the data dir and every store (preflight).
     """
-    backends = ("nftables", "ufw") if topology.firewall.manage else ("none",)
+    backends = fw.BACKENDS if topology.firewall.manage else ("none",)
     certs = dict.fromkeys(REQUIRED_CERTS, b"") if topology.secure else {}
     peers = {h: [_PLACEHOLDER_IP] for h in unresolved_names(topology)}
     merged: dict[str, dict[str, None]] = {}

@@ -92,7 +92,9 @@ class FirewallSpec:
     `backend` is "nftables", "ufw", "firewalld" or "none" (firewall.manage: false).
     `allowed` are the CIDRs allowed per port; everything else to those ports is dropped.
     `table` is the nft table roachctl owns ("inet roachctl_<cluster>", nftables only): the key of
-    `HostFacts.firewall_loaded`. `apply` is the argv (run as root) that loads `file`.
+    `HostFacts.firewall_loaded`. For ufw and firewalld, `rules_fact` keys `HostFacts.firewall_rules`
+    and `loaded` is what it must list (rules flushed behind roachctl's back are noticed, like a
+    missing nft table). `apply` is the argv (run as root) that loads `file`.
     A FIREWALL change means: install `file`, run `apply`; if `apply` fails, restore the previous
     file (or remove it), so the file always records the rules actually loaded and the next
     `diff` retries.
@@ -105,6 +107,9 @@ class FirewallSpec:
     unit: UnitSpec | None = None  # e.g. the oneshot unit that loads it at boot
     table: str = ""
     apply: tuple[str, ...] = ()
+    rules_fact: str = ""  # ufw/firewalld: the fact item listing our loaded rules (`firewall.rules_fact`)
+    loaded: tuple[str, ...] = ()  # ... and what it must list once `file` is loaded (`firewall.loaded_keys`)
+    stale_table: str = ""  # ufw/firewalld: the nft table an earlier nftables deploy left (removed by `file`)
 
 
 @dataclass(frozen=True)
