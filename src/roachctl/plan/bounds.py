@@ -72,6 +72,19 @@ JOURNAL_S = 30
 CLIENT_S = 60
 """A `cockroach` client command (`node status`, `init`) against a running node."""
 
+DRAIN_WAIT_S = 600
+"""`cockroach node drain`'s own `--drain-wait` default, 10m (docs/cockroach-contract.md §5)."""
+
+DRAIN_S = DRAIN_WAIT_S + MARGIN_S
+"""`node drain --self`: cockroach gives up after `--drain-wait`; roachctl must not give up first."""
+
+REMOVE_S = UNIT_STOP_S + 3 * SYSTEMD_MANAGER_S + FILESYSTEM_S
+"""destroy's removal script: `disable --now` of the node (a stop, then a manager reload), `disable
+--now` of the firewall unit, `daemon-reload`, then rm/rmdir/userdel (cluster/destroy.py)."""
+
+WIPE_S = 600
+"""Added to `REMOVE_S` with `--wipe`: deleting the stores (many large SST files) takes a while."""
+
 RELEASE_MIN_S = 600
 """Streaming the release into `tar` on the host: at least this long..."""
 
