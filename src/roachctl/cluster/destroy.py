@@ -15,6 +15,7 @@ from roachctl.engine.firewall import remove_rules
 from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
+from roachctl.plan import bounds
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import firewall_unit_name, layout_for
 
@@ -108,7 +109,8 @@ async def destroy(session: Session, *, wipe: bool, grace: float = GRACE, notify:
             *data,
             sudo=True,
         )
-        result = await session.ssh.executor(target.host).run(cmd, timeout=300, check=False)
+        bound = bounds.REMOVE_S + (bounds.WIPE_S if wipe else 0)
+        result = await session.ssh.executor(target.host).run(cmd, timeout=bound, check=False)
         if not result.ok:
             raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)
         await remove_rules(session.ssh.executor(target.host), topology.name)  # ufw/firewalld too

@@ -50,6 +50,7 @@ from roachctl.errors import (
     TransportError,
 )
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
+from roachctl.plan import bounds
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 
 Notify = Callable[[str, str], None]
@@ -118,7 +119,7 @@ async def start(
 
     async def start_one(target: NodeTarget) -> str:
         notify(target.host, "starting")
-        result = await systemctl(session, target, "start", timeout=120)
+        result = await systemctl(session, target, "start")  # bounded by the unit's limits (plan/bounds)
         if not result.ok:
             tail = await journal_tail(session, target)
             raise RemoteCommandError(
@@ -179,7 +180,7 @@ async def _confirm_after(
 async def _init_once(session: Session, first: NodeTarget, notify: Notify) -> None:
     """`cockroach init` against one node; "already initialized" is success (safe to re-run)."""
     notify(first.host, "initializing the cluster (cockroach init)")
-    result = await NodeClient(session).run(first, ["init"], timeout=120)
+    result = await NodeClient(session).run(first, ["init"], timeout=bounds.INIT_S)
     text = result.out + result.err
     if not result.ok and "already been initialized" not in text:
         raise RemoteCommandError(

@@ -20,6 +20,7 @@ from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.model.netaddr import host_port
+from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.layout import layout_for
 from roachctl.tls import pki, store
@@ -95,7 +96,12 @@ class NodeClient:
         return ca, self._client.cert_pem(), self._client.key_pem()
 
     async def run(
-        self, target: NodeTarget, args: list[str], *, timeout: float = 60, input: bytes | None = None
+        self,
+        target: NodeTarget,
+        args: list[str],
+        *,
+        timeout: float = bounds.CLIENT_S,
+        input: bytes | None = None,
     ) -> Result:
         """`cockroach ARGS --host=<target>` on the target's host (exit code not checked).
 
@@ -181,11 +187,15 @@ async def wait_ready(session: Session, target: NodeTarget, *, timeout: float) ->
         await asyncio.sleep(1)
 
 
-async def systemctl(session: Session, target: NodeTarget, verb: str, *, timeout: float = 330) -> Result:
-    """`systemctl VERB UNIT` as root; a stop waits for the drain (unit TimeoutStopSec=300)."""
+async def systemctl(
+    session: Session, target: NodeTarget, verb: str, *, timeout: float | None = None
+) -> Result:
+    """`systemctl VERB UNIT` as root, bounded by the unit's own limits for that job by default
+    (`plan.bounds.unit_job_s`: a stop waits for the drain, a restart for a stop and a start)."""
     executor = session.ssh.executor(target.host)
+    bound = bounds.unit_job_s(verb) if timeout is None else timeout
     return await executor.run(
-        Command.of("systemctl", verb, "--", target.unit, sudo=True), timeout=timeout, check=False
+        Command.of("systemctl", verb, "--", target.unit, sudo=True), timeout=bound, check=False
     )
 
 
@@ -207,7 +217,7 @@ async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) ->
     """The unit's last journal lines, to explain a failure."""
     executor = session.ssh.executor(target.host)
     cmd = Command.of("journalctl", "-u", target.unit, "-n", str(lines), "--no-pager", "-o", "cat", sudo=True)
-    result = await executor.run(cmd, timeout=30, check=False)
+    result = await executor.run(cmd, timeout=bounds.JOURNAL_S, check=False)
     return result.out.strip()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError
 from roachctl.exec.base import Executor, command_failed, finish
 from roachctl.exec.command import Command
+from roachctl.plan import bounds
 from roachctl.plan.state import (
     Change,
     ChangeKind,
@@ -303,8 +304,8 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
                 str(int(d.create_parents)),
             )
         ]
-        cmd = Command.shell(_DIR_SCRIPT, *args, sudo=True)
-        result = await executor.run(cmd, check=False)
+        cmd = Command.shell(_DIR_SCRIPT, *args, sudo=True, name="roachctl-dirs")
+        result = await executor.run(cmd, timeout=bounds.FILESYSTEM_S, check=False)
         if result.returncode == REFUSED:
             raise RefusedError(
                 result.err.strip() or "a directory was refused",
@@ -316,7 +317,8 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
     elif first is ChangeKind.LINK:
         links = [c.spec for c in step if isinstance(c.spec, LinkSpec)]
         args = [w for link in links for w in (link.path, link.target)]
-        await executor.run(Command.shell(_LINK_SCRIPT, *args, sudo=True))
+        cmd = Command.shell(_LINK_SCRIPT, *args, sudo=True, name="roachctl-links")
+        await executor.run(cmd, timeout=bounds.FILESYSTEM_S)
     elif len(step) == 1:
         await _apply(executor, step[0], tarballs)
     else:
@@ -328,25 +330,38 @@ async def _enable_units(executor: Executor, step: list[Change]) -> None:
     names = [c.spec.name for c in step if c.kind is ChangeKind.ENABLE_UNIT and isinstance(c.spec, UnitSpec)]
     if len(names) != sum(c.kind is ChangeKind.ENABLE_UNIT for c in step):
         raise ValueError("enable-unit change without a unit spec")
-    await executor.run(Command.of("systemctl", "enable", "--quiet", "--", *names, sudo=True))
+    cmd = Command.of("systemctl", "enable", "--quiet", "--", *names, sudo=True)
+    await executor.run(cmd, timeout=bounds.SYSTEMD_MANAGER_S)
 
 
 async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) -> None:
     spec = change.spec
     kind = change.kind
     if kind is ChangeKind.CREATE_USER and isinstance(spec, UserSpec):
-        await executor.run(Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True))
+        cmd = Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True, name="roachctl-user")
+        await executor.run(cmd, timeout=bounds.FILESYSTEM_S)
     elif kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
         await _install_release(executor, spec, tarballs)
     elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, FileSpec):
-        await executor.put(spec.content, spec.path, mode=spec.mode, owner=spec.owner, group=spec.group)
+        await executor.put(
+            spec.content,
+            spec.path,
+            mode=spec.mode,
+            owner=spec.owner,
+            group=spec.group,
+            timeout=bounds.FILESYSTEM_S,
+        )
     elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, UnitSpec):
         f = spec.file
-        await executor.put(f.content, f.path, mode=f.mode, owner=f.owner, group=f.group)
+        await executor.put(
+            f.content, f.path, mode=f.mode, owner=f.owner, group=f.group, timeout=bounds.FILESYSTEM_S
+        )
     elif kind is ChangeKind.DAEMON_RELOAD:
-        await executor.run(Command.of("systemctl", "daemon-reload", sudo=True))
+        cmd = Command.of("systemctl", "daemon-reload", sudo=True)
+        await executor.run(cmd, timeout=bounds.SYSTEMD_MANAGER_S)
     elif kind is ChangeKind.ENABLE_UNIT and isinstance(spec, UnitSpec):
-        await executor.run(Command.of("systemctl", "enable", "--quiet", "--", spec.name, sudo=True))
+        cmd = Command.of("systemctl", "enable", "--quiet", "--", spec.name, sudo=True)
+        await executor.run(cmd, timeout=bounds.SYSTEMD_MANAGER_S)
     elif kind is ChangeKind.FIREWALL and isinstance(spec, FirewallSpec):
         await _apply_firewall(executor, spec)
     else:
@@ -363,13 +378,17 @@ async def _apply_firewall(executor: Executor, spec: FirewallSpec) -> None:
         raise ValueError(f"firewall backend {spec.backend}: nothing to apply")
     f = spec.file
     staged = f"{f.path}.roachctl-new"
-    await executor.put(f.content, staged, mode=f.mode, owner=f.owner, group=f.group)
+    await executor.put(
+        f.content, staged, mode=f.mode, owner=f.owner, group=f.group, timeout=bounds.FILESYSTEM_S
+    )
     load = Command.of(*spec.apply[:-1], staged, sudo=True)
-    result = await executor.run(load, check=False)
+    result = await executor.run(load, timeout=bounds.FIREWALL_LOAD_S, check=False)
     if not result.ok:
-        await executor.run(Command.of("rm", "-f", "--", staged, sudo=True), check=False)
+        rm = Command.of("rm", "-f", "--", staged, sudo=True)
+        await executor.run(rm, timeout=bounds.FILESYSTEM_S, check=False)
         raise command_failed(executor.host, load, result)
-    await executor.run(Command.of("mv", "-f", "-T", "--", staged, f.path, sudo=True))
+    mv = Command.of("mv", "-f", "-T", "--", staged, f.path, sudo=True)
+    await executor.run(mv, timeout=bounds.FILESYSTEM_S)
 
 
 async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
@@ -386,5 +405,6 @@ async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict
         spec.binary_sha256,
         str(MAX_EXTRACTED),
         sudo=True,
+        name="roachctl-release",
     )
-    await executor.run(script, stdin=local, timeout=600)
+    await executor.run(script, stdin=local, timeout=bounds.release_install_s(local.stat().st_size))

@@ -35,6 +35,7 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled, i
 from roachctl.facts.gather import gather_facts
 from roachctl.facts.model import HostFacts
 from roachctl.model.topology import Topology
+from roachctl.plan import bounds
 from roachctl.plan import firewall as fw
 from roachctl.plan.desired import desired_state, node_addresses, release_spec
 from roachctl.plan.diff import diff, effects, fact_request
@@ -142,7 +143,7 @@ async def _probe(session: Session, host: str) -> Probe:
     names = _names_to_resolve(session.topology)
     gathered = gather_facts(executor, host=host, **request)
     if names:
-        resolve = executor.run(Command.shell(_RESOLVE_SCRIPT, *names), timeout=30)
+        resolve = executor.run(Command.shell(_RESOLVE_SCRIPT, *names), timeout=bounds.RESOLVE_S)
         facts, result = await asyncio.gather(gathered, resolve)
         addresses = _parse_getent(result.out)
     else:
@@ -397,14 +398,17 @@ async def apply(session: Session, plan: DeployPlan, *, notify: Notify) -> Deploy
     applied: dict[str, list[str]] = (
         await _fanout_collect(todo, one, failures, session.interrupts) if todo else {}
     )
-    notices = await _after_apply(session, plan, applied)
+    notices = await _after_apply(session, plan, applied, failures)
     return DeployOutcome(applied=applied, failures=failures, notices=notices)
 
 
 async def _after_apply(
-    session: Session, plan: DeployPlan, applied: Mapping[str, list[str]]
+    session: Session, plan: DeployPlan, applied: Mapping[str, list[str]], failures: dict[str, RoachctlError]
 ) -> dict[str, str]:
-    """SIGHUP (reload) running nodes whose certs changed; say which running nodes need a restart."""
+    """SIGHUP (reload) running nodes whose certs changed; say which running nodes need a restart.
+
+    A reload that fails (or outlives the unit's reload bound) fails that host alone (`failures`).
+    """
     notices: dict[str, str] = {}
     for host in applied:
         state, facts = plan.states[host], plan.facts[host]
@@ -414,7 +418,12 @@ async def _after_apply(
             continue
         eff = effects(plan.plans[host], state)
         if eff.reload:
-            await session.ssh.executor(host).run(Command.of("systemctl", "reload", "--", unit, sudo=True))
+            reload = Command.of("systemctl", "reload", "--", unit, sudo=True)
+            try:
+                await session.ssh.executor(host).run(reload, timeout=bounds.UNIT_RELOAD_S)
+            except RoachctlError as exc:
+                failures[host] = exc
+                continue
             notices[host] = "certificates reloaded (SIGHUP)"
         elif eff.restart:
             notices[host] = "running with the old files: run `roachctl restart` to roll the change out"

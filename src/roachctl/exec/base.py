@@ -16,6 +16,7 @@ An executor runs commands on ONE host. It knows nothing about CockroachDB. Contr
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -67,15 +68,29 @@ class Executor(Protocol):
         ...
 
     async def put(
-        self, data: bytes | Path, dest: str, *, mode: int = 0o644, owner: str | None = None,
-        group: str | None = None, sudo: bool = True, timeout: float | None = 120.0,
+        self,
+        data: bytes | Path,
+        dest: str,
+        *,
+        mode: int = 0o644,
+        owner: str | None = None,
+        group: str | None = None,
+        sudo: bool = True,
+        timeout: float | None = 120.0,
     ) -> bool:
         """Atomically write `data` (bytes or a small local file) to `dest`; True if the host changed."""
         ...
 
     async def put_stream(
-        self, path: Path, dest: str, *, mode: int = 0o644, owner: str | None = None,
-        group: str | None = None, sudo: bool = True, timeout: float | None = None,
+        self,
+        path: Path,
+        dest: str,
+        *,
+        mode: int = 0o644,
+        owner: str | None = None,
+        group: str | None = None,
+        sudo: bool = True,
+        timeout: float | None = None,
         sha256: str | None = None,
     ) -> bool:
         """Like `put` for a large local file, streamed through the same connection (never in memory)."""
@@ -165,9 +180,35 @@ def command_failed(host: str, cmd: Command, result: Result) -> RemoteCommandErro
 
 
 def timed_out(host: str, cmd: Command, timeout: float, stderr: bytes) -> RemoteCommandError:
-    """The error for a command that outlived its timeout (there is no exit code to report)."""
-    return RemoteCommandError(f"command timed out after {timeout:g}s: {cmd.display()}", where=host,
-                              stderr=cmd.mask(stderr_tail(stderr)))
+    """The error for a command that outlived its timeout (there is no exit code to report).
+
+    The host still answered ssh (else this would be a TransportError), so the step itself is
+    stuck there: say so, and that it may still be running (review L1).
+    """
+    return RemoteCommandError(
+        f"command timed out after {timeout:g}s: {cmd.display()}",
+        where=host,
+        stderr=cmd.mask(stderr_tail(stderr)),
+        hint="the host answers but this step did not finish within its bound (a hung mount, a "
+        "wedged systemd or firewall daemon?); it may still be running there: check the host, then "
+        "re-run (completed steps are not redone)",
+    )
+
+
+SCALE_ENV = "ROACHCTL_STEP_TIMEOUT_SCALE"
+
+
+def step_timeout(timeout: float | None) -> float | None:
+    """`timeout` times `$ROACHCTL_STEP_TIMEOUT_SCALE` (TEST ONLY: the bed shrinks plan/bounds.py's
+    minutes to seconds to show a hung step failing). Unset, empty or invalid: unchanged."""
+    raw = os.environ.get(SCALE_ENV, "")
+    if timeout is None or not raw:
+        return timeout
+    try:
+        scale = float(raw)
+    except ValueError:
+        return timeout
+    return timeout * scale if 0 < scale <= 1 else timeout
 
 
 def finish(host: str, cmd: Command, result: Result, *, check: bool) -> Result:
@@ -188,36 +229,58 @@ class ExecutorBase:
     async def run(
         self, cmd: Command, *, stdin: Stdin = None, timeout: float | None = None, check: bool = True
     ) -> Result:
-        return await self._exec(cmd, stdin=stdin, timeout=timeout, check=check)
+        return await self._exec(cmd, stdin=stdin, timeout=step_timeout(timeout), check=check)
 
     async def put(
-        self, data: bytes | Path, dest: str, *, mode: int = 0o644, owner: str | None = None,
-        group: str | None = None, sudo: bool = True, timeout: float | None = 120.0,
+        self,
+        data: bytes | Path,
+        dest: str,
+        *,
+        mode: int = 0o644,
+        owner: str | None = None,
+        group: str | None = None,
+        sudo: bool = True,
+        timeout: float | None = 120.0,
     ) -> bool:
         payload = data.read_bytes() if isinstance(data, Path) else data
         digest = hashlib.sha256(payload).hexdigest()
-        return await self._put(payload, digest, dest, mode, owner, group, sudo, timeout)
+        return await self._put(payload, digest, dest, mode, owner, group, sudo, step_timeout(timeout))
 
     async def put_stream(
-        self, path: Path, dest: str, *, mode: int = 0o644, owner: str | None = None,
-        group: str | None = None, sudo: bool = True, timeout: float | None = None,
+        self,
+        path: Path,
+        dest: str,
+        *,
+        mode: int = 0o644,
+        owner: str | None = None,
+        group: str | None = None,
+        sudo: bool = True,
+        timeout: float | None = None,
         sha256: str | None = None,
     ) -> bool:
         digest = sha256 or sha256_file(path)
         check = self._put_command(digest, dest, mode, owner, group, sudo, check_only=True)
-        probe = await self._exec(check, stdin=None, timeout=120.0, check=True)
+        probe = await self._exec(check, stdin=None, timeout=step_timeout(120.0), check=True)
         if probe.out.strip().endswith("unchanged"):
             return False  # already there: don't send the (large) file again
-        return await self._put(path, digest, dest, mode, owner, group, sudo, timeout)
+        return await self._put(path, digest, dest, mode, owner, group, sudo, step_timeout(timeout))
 
     async def get(self, path: str, *, sudo: bool = True, timeout: float | None = 120.0) -> bytes:
-        result = await self._exec(Command.of("cat", "--", path, sudo=sudo), stdin=None, timeout=timeout,
-                                  check=True)
+        result = await self._exec(
+            Command.of("cat", "--", path, sudo=sudo), stdin=None, timeout=step_timeout(timeout), check=True
+        )
         return result.stdout
 
     async def _put(
-        self, source: bytes | Path, digest: str, dest: str, mode: int, owner: str | None,
-        group: str | None, sudo: bool, timeout: float | None,
+        self,
+        source: bytes | Path,
+        digest: str,
+        dest: str,
+        mode: int,
+        owner: str | None,
+        group: str | None,
+        sudo: bool,
+        timeout: float | None,
     ) -> bool:
         cmd = self._put_command(digest, dest, mode, owner, group, sudo)
         result = await self._exec(cmd, stdin=source, timeout=timeout, check=True)
@@ -225,8 +288,14 @@ class ExecutorBase:
 
     @staticmethod
     def _put_command(
-        digest: str, dest: str, mode: int, owner: str | None, group: str | None, sudo: bool,
-        *, check_only: bool = False,
+        digest: str,
+        dest: str,
+        mode: int,
+        owner: str | None,
+        group: str | None,
+        sudo: bool,
+        *,
+        check_only: bool = False,
     ) -> Command:
         if not 0 <= mode <= 0o7777:
             raise ValueError(f"invalid mode {mode:o}")

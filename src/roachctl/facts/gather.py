@@ -20,6 +20,7 @@ from roachctl.exec.base import Executor
 from roachctl.exec.command import Command
 from roachctl.facts.model import HostFacts
 from roachctl.facts.parse import Item, ReportError, parse_report
+from roachctl.plan import bounds
 
 NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
@@ -228,13 +229,21 @@ async def gather_facts(
         TransportError: the host could not be reached.
         RemoteCommandError: the script failed or its report was incomplete.
     """
-    request = FactRequest(tuple(paths), tuple(hash_paths), tuple(users), tuple(units),
-                          tuple(nft_tables), tuple(mount_parents), tuple(disk_dirs), tuple(fw_rules))
+    request = FactRequest(
+        tuple(paths),
+        tuple(hash_paths),
+        tuple(users),
+        tuple(units),
+        tuple(nft_tables),
+        tuple(mount_parents),
+        tuple(disk_dirs),
+        tuple(fw_rules),
+    )
     return await gather(executor, host, request)
 
 
 async def gather(
-    executor: Executor, host: str, request: FactRequest, *, sudo: bool = True, timeout: float | None = 120.0
+    executor: Executor, host: str, request: FactRequest, *, sudo: bool = True, timeout: float = bounds.FACTS_S
 ) -> HostFacts:
     """`gather_facts` with a prepared request, and control over sudo and the timeout."""
     sent = time.time()
@@ -242,5 +251,6 @@ async def gather(
     try:
         return parse_report(host, result.out, request.items(), sent_at=sent, received_at=time.time())
     except ReportError as exc:
-        raise RemoteCommandError(f"could not parse the fact report: {exc}", where=host,
-                                 stderr=result.err[-2000:]) from exc
+        raise RemoteCommandError(
+            f"could not parse the fact report: {exc}", where=host, stderr=result.err[-2000:]
+        ) from exc
