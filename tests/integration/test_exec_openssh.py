@@ -29,13 +29,35 @@ from tests.support.bed import Bed
 pytestmark = [pytest.mark.bed, pytest.mark.timeout(180)]
 T = TypeVar("T")
 
-HOSTILE = ["$(touch /tmp/pwned)", "`touch /tmp/pwned`", "; touch /tmp/pwned", "a'b", 'a"b', "\\", "a\nb",
-           "", " lead", "trail ", "*", "~root", "$HOME", "a=b", "-n", "--", "|", "&", "\t", "é ü 漢", "!#"]
+HOSTILE = [
+    "$(touch /tmp/pwned)",
+    "`touch /tmp/pwned`",
+    "; touch /tmp/pwned",
+    "a'b",
+    'a"b',
+    "\\",
+    "a\nb",
+    "",
+    " lead",
+    "trail ",
+    "*",
+    "~root",
+    "$HOME",
+    "a=b",
+    "-n",
+    "--",
+    "|",
+    "&",
+    "\t",
+    "é ü 漢",
+    "!#",
+]
 
 
 def _opts(bed: Bed, **kw: object) -> SSHOptions:
-    base: dict[str, object] = dict(ssh_config=bed.ssh_config, connect_timeout=3, server_alive_interval=1,
-                                   server_alive_count_max=3)
+    base: dict[str, object] = dict(
+        ssh_config=bed.ssh_config, connect_timeout=3, server_alive_interval=1, server_alive_count_max=3
+    )
     base.update(kw)
     return SSHOptions(**base)  # type: ignore[arg-type]
 
@@ -80,8 +102,9 @@ def test_one_master_per_host_for_many_concurrent_commands(bed3: Bed) -> None:
     async def body(ssh: OpenSSH) -> None:
         async def burst(host: str) -> int:
             ex = ssh.executor(host)
-            results = await asyncio.gather(*(ex.run(Command.of("sh", "-c", "sleep 0.2; echo $PPID"))
-                                             for _ in range(20)))
+            results = await asyncio.gather(
+                *(ex.run(Command.of("sh", "-c", "sleep 0.2; echo $PPID")) for _ in range(20))
+            )
             assert all(r.ok for r in results)
             assert await ex.check(), "no live master (ssh -O check)"
             assert _sshd_connections(bed3, host) == 1, "commands did not share one connection"
@@ -188,9 +211,16 @@ def test_sudo_as_deploy(bed3: Bed) -> None:
 
 
 def test_sudo_without_nopasswd_fails_fast_with_a_hint(bed3: Bed) -> None:
-    bed3.exec("h3", ["sh", "-c", "id nosudo >/dev/null 2>&1 || useradd -m -s /bin/sh nosudo; "
-                     "mkdir -p ~nosudo/.ssh && cp /root/.ssh/authorized_keys ~nosudo/.ssh/ && "
-                     "chown -R nosudo: ~nosudo/.ssh"])
+    bed3.exec(
+        "h3",
+        [
+            "sh",
+            "-c",
+            "id nosudo >/dev/null 2>&1 || useradd -m -s /bin/sh nosudo; "
+            "mkdir -p ~nosudo/.ssh && cp /root/.ssh/authorized_keys ~nosudo/.ssh/ && "
+            "chown -R nosudo: ~nosudo/.ssh",
+        ],
+    )
 
     async def body(ssh: OpenSSH) -> float:
         started = time.monotonic()
@@ -206,8 +236,9 @@ def test_remote_failure_is_a_remote_command_error_with_stderr(bed3: Bed) -> None
     async def body(ssh: OpenSSH) -> None:
         ex = ssh.executor("h2")
         with pytest.raises(RemoteCommandError) as info:
-            await ex.run(Command.of("sh", "-c", 'echo "no such thing: $1" >&2; exit 42', "sh",
-                                    Secret("pw-9")))
+            await ex.run(
+                Command.of("sh", "-c", 'echo "no such thing: $1" >&2; exit 42', "sh", Secret("pw-9"))
+            )
         err = info.value
         assert err.returncode == 42 and err.exit_code == 20 and err.where == "h2"
         assert "no such thing: ***" in err.stderr and "pw-9" not in err.render()
@@ -268,8 +299,9 @@ def test_cut_host_fails_with_transport_error_in_bounded_time_others_succeed(bed3
         try:
             started = time.monotonic()
             with pytest.raises(FanoutFailures) as info:
-                await fanout(hosts, lambda h: ssh.executor(h).run(Command.of("hostname")),
-                             continue_on_error=True)
+                await fanout(
+                    hosts, lambda h: ssh.executor(h).run(Command.of("hostname")), continue_on_error=True
+                )
             elapsed = time.monotonic() - started
             err = info.value
             assert list(err.failures) == ["h2"] and isinstance(err.failures["h2"], TransportError)
@@ -366,9 +398,13 @@ def test_gather_facts_on_a_real_host(bed3: Bed) -> None:
         await ex.run(Command.of("ln", "-sfn", "/opt/rc-facts/bin", "/opt/rc-facts/link", sudo=True))
         sent = time.time()
         facts = await gather_facts(
-            ex, host="h2", paths=["/opt/rc-facts", "/opt/rc-facts/link", "/opt/none"],
-            hash_paths=["/opt/rc-facts/bin"], users=["deploy", "cockroach"],
-            units=["ssh.service", "cockroach.service"], nft_tables=["inet roachctl"],
+            ex,
+            host="h2",
+            paths=["/opt/rc-facts", "/opt/rc-facts/link", "/opt/none"],
+            hash_paths=["/opt/rc-facts/bin"],
+            users=["deploy", "cockroach"],
+            units=["ssh.service", "cockroach.service"],
+            nft_tables=["inet roachctl"],
             disk_dirs=["/var/lib/cockroach/data"],
         )
         assert facts.has_systemd and facts.os_id == "debian" and facts.arch in ("amd64", "arm64")
@@ -411,8 +447,12 @@ def test_pipe_argv_gives_a_byte_pipe_over_the_master(bed3: Bed) -> None:
         ex = ssh.executor("h1")
         await ex.connect()
         proc = await asyncio.create_subprocess_exec(
-            *ex.pipe_argv("127.0.0.1:22"), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+            *ex.pipe_argv("127.0.0.1:22"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             assert proc.stdout is not None
             return await asyncio.wait_for(proc.stdout.readline(), 10)

@@ -36,6 +36,7 @@ from tests.support.stopcheck import assert_stop_sequence
 def home(tmp_path: Path) -> Iterator[Path]:
     yield from local_home(tmp_path)
 
+
 pytestmark = pytest.mark.slow
 
 
@@ -45,8 +46,9 @@ def tarball(standin_releases: Releases) -> Path:
 
 
 def _up(home: Path, tarball: Path, *extra: str, name: str = "dev") -> subprocess.CompletedProcess[str]:
-    return roachctl(home, "local", "up", "--name", name, "--tarball", str(tarball), "--detach",
-                    *ports_args(), *extra)
+    return roachctl(
+        home, "local", "up", "--name", name, "--tarball", str(tarball), "--detach", *ports_args(), *extra
+    )
 
 
 def _assert_clean_history(home: Path, name: str, nodes: int = 3, since: float = 0.0) -> None:
@@ -68,8 +70,10 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     assert [(n["alive"], n["ready"], n["live"]) for n in doc["nodes"]] == [(True, True, True)] * 3
     assert sorted(n["node_id"] for n in doc["nodes"]) == [1, 2, 3]
     assert all(n["cert_expires"] and n["cert_expires"].endswith("Z") for n in doc["nodes"])
-    assert all("sslmode=verify-full" in n["sql_url"] and n["http_url"].startswith("https://127.0.0.1:")
-               for n in doc["nodes"])
+    assert all(
+        "sslmode=verify-full" in n["sql_url"] and n["http_url"].startswith("https://127.0.0.1:")
+        for n in doc["nodes"]
+    )
     cluster_id = doc["cluster_id"]
     assert cluster_id
 
@@ -95,8 +99,10 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     results = {r["node"]: r for r in json.loads(res.stdout)["nodes"]}
     assert [results[i]["result"] for i in (1, 2, 3)] == ["drained", "drained", "hard"], results
     assert results[3]["reason"] == "no majority left"
-    assert ("n3: stopped without drain — no majority left (crash-safe; the next start replays its log)"
-            in res.stderr)
+    assert (
+        "n3: stopped without drain — no majority left (crash-safe; the next start replays its log)"
+        in res.stderr
+    )
 
     res = roachctl(home, "local", "start")
     assert res.returncode == 0, res.stderr
@@ -117,8 +123,9 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     res = roachctl(home, "local", "down", "--grace", "2")
     assert res.returncode == 0, res.stderr
     assert our_processes(home) == [] and (home / "local" / "dev" / "state.json").exists()
-    assert_stop_sequence(_node_events(home), since, graceful=["n1", "n2"], hard=["n3"], ended=time.time(),
-                         grace=2)
+    assert_stop_sequence(
+        _node_events(home), since, graceful=["n1", "n2"], hard=["n3"], ended=time.time(), grace=2
+    )
     res = roachctl(home, "local", "down", "--wipe")  # stdin is not a terminal: must refuse
     assert res.returncode == 30 and "--yes" in res.stderr
     assert (home / "local" / "dev").exists()
@@ -127,10 +134,12 @@ def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
     assert not (home / "local" / "dev").exists()
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)],
-                         ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)], ids=["SIGINT", "SIGTERM"]
+)
 def test_foreground_signal_stops_one_node_at_a_time_and_leaves_nothing(
-        home: Path, tarball: Path, tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    home: Path, tarball: Path, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
     log = tmp_path / "up.log"
     proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
     try:
@@ -231,19 +240,28 @@ def test_certificates_modes_and_sans_are_accepted_by_tls(home: Path, tarball: Pa
     assert mode(base / "ca") == 0o700 and mode(base / "ca" / "ca.key") == 0o600
     assert mode(base / "certs") == 0o700
     assert {p.name for p in (base / "certs").iterdir()} == {
-        "ca.crt", "node.crt", "node.key", "client.root.crt", "client.root.key"}
+        "ca.crt",
+        "node.crt",
+        "node.key",
+        "client.root.crt",
+        "client.root.key",
+    }
     for key in ("node.key", "client.root.key"):
         assert mode(base / "certs" / key) == 0o600
     node = status(home)["nodes"][0]
     port = int(node["http_url"].rsplit(":", 1)[1])
     ctx = ssl.create_default_context(cafile=str(base / "certs" / "ca.crt"))
     for server_name in ("localhost", "127.0.0.1"):  # the node's TLS must present a cert valid for both
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-                ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname=server_name) as tls,
+        ):
             assert tls.version()
-    with pytest.raises(ssl.SSLCertVerificationError), \
-            socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-            ctx.wrap_socket(raw, server_hostname="not-this-node.example"):
+    with (
+        pytest.raises(ssl.SSLCertVerificationError),
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname="not-this-node.example"),
+    ):
         pass
     assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
 
@@ -277,9 +295,11 @@ def test_ctrl_c_while_starting_keeps_nothing(home: Path, tmp_path: Path) -> None
     assert "stopping the nodes that were starting" in log.read_text()
     assert our_processes(home) == []
     assert not (home / "local" / "dev").exists()
-    leftovers = [p for p in psutil.process_iter(["cmdline"])
-                 if str(standin) in " ".join(p.info["cmdline"] or [])
-                 or p.info["cmdline"] == ["sleep", marker]]
+    leftovers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(standin) in " ".join(p.info["cmdline"] or []) or p.info["cmdline"] == ["sleep", marker]
+    ]
     assert leftovers == []  # the node's whole process group went, not just its leader
 
 
@@ -294,7 +314,8 @@ def test_a_lone_running_node_is_stopped_hard_after_the_grace(home: Path, tarball
     assert res.returncode == 0, res.stderr
     assert time.time() - since < 2 + 8
     assert json.loads(res.stdout)["nodes"] == [
-        {"node": 1, "result": "hard", "reason": "no majority left", "seconds": pytest.approx(2, abs=1.5)}]
+        {"node": 1, "result": "hard", "reason": "no majority left", "seconds": pytest.approx(2, abs=1.5)}
+    ]
     assert "n1: stopped without drain — no majority left" in res.stderr
     assert our_processes(home) == []
     res = roachctl(home, "local", "start")
@@ -306,8 +327,9 @@ def test_a_lone_running_node_is_stopped_hard_after_the_grace(home: Path, tarball
     assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
 
 
-def test_foreground_reports_a_crashed_node_and_still_stops_the_rest(home: Path, tarball: Path,
-                                                                     tmp_path: Path) -> None:
+def test_foreground_reports_a_crashed_node_and_still_stops_the_rest(
+    home: Path, tarball: Path, tmp_path: Path
+) -> None:
     log = tmp_path / "up.log"
     proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
     try:
@@ -347,8 +369,14 @@ def test_five_nodes_two_drain_then_the_final_three_are_stopped_together(home: Pa
     assert res.returncode == 0, res.stderr
     results = {r["node"]: r["result"] for r in json.loads(res.stdout)["nodes"]}
     assert results == {1: "drained", 2: "drained", 3: "hard", 4: "hard", 5: "hard"}, res.stderr
-    assert_stop_sequence(_node_events(home, nodes=5), since, graceful=["n1", "n2"], hard=["n3", "n4", "n5"],
-                         ended=ended, grace=3)
+    assert_stop_sequence(
+        _node_events(home, nodes=5),
+        since,
+        graceful=["n1", "n2"],
+        hard=["n3", "n4", "n5"],
+        ended=ended,
+        grace=3,
+    )
     assert our_processes(home) == []
     assert roachctl(home, "local", "start").returncode == 0
     assert all(n["ready"] for n in status(home)["nodes"])

@@ -35,17 +35,20 @@ def _assert_nothing_left(home: Path) -> None:
     assert our_processes(home) == []
 
 
-@pytest.mark.parametrize(("args", "code", "text"), [
-    (["--name", "Bad_Name"], 2, "invalid cluster name"),
-    (["--nodes", "0"], 2, "--nodes must be between"),
-    (["--binary", "/nonexistent/cockroach"], 2, "does not exist"),
-    (["--tarball", "/nonexistent/cockroach-v25.4.0.linux-amd64.tgz"], 2, "does not exist"),
-    (["--version", "25.4/../x"], 2, "invalid CockroachDB version"),
-    (["--version", "v23.1.12"], 2, "CockroachDB v23.1.12 is older than v23.2.0"),
-    (["--version", "22.2.0"], 2, "older than v23.2.0, the oldest release roachctl supports"),
-    (["--tarball", "/nonexistent/cockroach-v23.1.0.linux-amd64.tgz"], 2, "v23.1.0 is older than v23.2.0"),
-    (["--base-port", "80"], 2, "out of range"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["--name", "Bad_Name"], 2, "invalid cluster name"),
+        (["--nodes", "0"], 2, "--nodes must be between"),
+        (["--binary", "/nonexistent/cockroach"], 2, "does not exist"),
+        (["--tarball", "/nonexistent/cockroach-v25.4.0.linux-amd64.tgz"], 2, "does not exist"),
+        (["--version", "25.4/../x"], 2, "invalid CockroachDB version"),
+        (["--version", "v23.1.12"], 2, "CockroachDB v23.1.12 is older than v23.2.0"),
+        (["--version", "22.2.0"], 2, "older than v23.2.0, the oldest release roachctl supports"),
+        (["--tarball", "/nonexistent/cockroach-v23.1.0.linux-amd64.tgz"], 2, "v23.1.0 is older than v23.2.0"),
+        (["--base-port", "80"], 2, "out of range"),
+    ],
+)
 def test_bad_input(home: Path, args: list[str], code: int, text: str) -> None:
     env = {**os.environ, "ROACHCTL_MIRROR": _closed_url()}  # never the internet
     res = roachctl(home, "local", "up", "--detach", *args, env=env)
@@ -56,8 +59,9 @@ def test_bad_input(home: Path, args: list[str], code: int, text: str) -> None:
 
 
 def test_offline_without_cache_names_every_alternative(home: Path) -> None:
-    res = roachctl(home, "local", "up", "--detach", "--mirror", _closed_url(), "--allow-insecure-mirror",
-                   *ports_args())
+    res = roachctl(
+        home, "local", "up", "--detach", "--mirror", _closed_url(), "--allow-insecure-mirror", *ports_args()
+    )
     assert res.returncode == 2, res.stderr
     for flag in ("--mirror", "--tarball", "--binary"):
         assert flag in res.stderr
@@ -67,15 +71,22 @@ def test_offline_without_cache_names_every_alternative(home: Path) -> None:
 
 def test_wrong_arch_tarball(home: Path, standin_releases: Releases) -> None:
     other = "arm64" if standin_releases.arch == "amd64" else "amd64"
-    res = roachctl(home, "local", "up", "--detach", "--tarball",
-                   str(standin_releases.tarball(standin_releases.new, other)), *ports_args())
+    res = roachctl(
+        home,
+        "local",
+        "up",
+        "--detach",
+        "--tarball",
+        str(standin_releases.tarball(standin_releases.new, other)),
+        *ports_args(),
+    )
     assert res.returncode == 2 and f"release is for {other}" in res.stderr
     _assert_nothing_left(home)
 
 
 def test_a_binary_older_than_the_floor_is_refused_before_anything_starts(home: Path, tmp_path: Path) -> None:
     old = tmp_path / "cockroach"
-    old.write_text("#!/bin/sh\nif [ \"$1\" = version ]; then echo v23.1.4; exit 0; fi\nexit 1\n")
+    old.write_text('#!/bin/sh\nif [ "$1" = version ]; then echo v23.1.4; exit 0; fi\nexit 1\n')
     old.chmod(0o755)
     res = roachctl(home, "local", "up", "--detach", "--binary", str(old), *ports_args())
     assert res.returncode == 2, res.stderr
@@ -86,8 +97,10 @@ def test_a_binary_older_than_the_floor_is_refused_before_anything_starts(home: P
 @pytest.mark.slow
 def test_node_that_cannot_start_shows_its_log_and_leaves_nothing(home: Path, tmp_path: Path) -> None:
     broken = tmp_path / "cockroach"
-    broken.write_text("#!/bin/sh\nif [ \"$1\" = version ]; then echo v25.4.0; exit 0; fi\n"
-                      "echo 'ERROR: something is badly wrong' >&2\nexit 1\n")
+    broken.write_text(
+        '#!/bin/sh\nif [ "$1" = version ]; then echo v25.4.0; exit 0; fi\n'
+        "echo 'ERROR: something is badly wrong' >&2\nexit 1\n"
+    )
     broken.chmod(0o755)
     res = roachctl(home, "local", "up", "--detach", "--binary", str(broken), *ports_args())
     assert res.returncode == 20, res.stderr

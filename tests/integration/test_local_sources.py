@@ -34,24 +34,62 @@ def home(tmp_path: Path) -> Iterator[Path]:
     yield from local_home(tmp_path)
 
 
-def test_download_from_mirror_then_reuse_cache(home: Path, release_mirror: Mirror,
-                                               standin_releases: Releases) -> None:
+def test_download_from_mirror_then_reuse_cache(
+    home: Path, release_mirror: Mirror, standin_releases: Releases
+) -> None:
     tgz = make_release.tarball_name(standin_releases.new, standin_releases.arch)
-    res = roachctl(home, "--json", "local", "up", "--name", "m1", "--nodes", "1", "--detach",
-                   "--mirror", release_mirror.url, "--allow-insecure-mirror", *ports_args())
+    res = roachctl(
+        home,
+        "--json",
+        "local",
+        "up",
+        "--name",
+        "m1",
+        "--nodes",
+        "1",
+        "--detach",
+        "--mirror",
+        release_mirror.url,
+        "--allow-insecure-mirror",
+        *ports_args(),
+    )
     assert res.returncode == 0, res.stderr
     assert "downloading" in res.stderr  # plain progress lines (stderr is not a terminal)
     doc = json.loads(res.stdout)  # --json: the status document on stdout
     assert doc["cluster"] == "m1" and doc["nodes"][0]["ready"] is True
     assert release_mirror.count(tgz) == 1
-    res = roachctl(home, "local", "up", "--name", "m2", "--nodes", "1", "--detach",
-                   "--mirror", release_mirror.url, *ports_args(), env=INSECURE_ENV)
+    res = roachctl(
+        home,
+        "local",
+        "up",
+        "--name",
+        "m2",
+        "--nodes",
+        "1",
+        "--detach",
+        "--mirror",
+        release_mirror.url,
+        *ports_args(),
+        env=INSECURE_ENV,
+    )
     assert res.returncode == 0, res.stderr  # cached: only the small checksum is fetched again
     assert "sha256 matches the published checksum" in res.stderr
     assert release_mirror.count(tgz) == 1 and release_mirror.count(f"{tgz}.sha256sum") == 2
     release_mirror.close()  # the mirror is gone: the copy verified against it is used, with a warning
-    res = roachctl(home, "local", "up", "--name", "m3", "--nodes", "1", "--detach",
-                   "--mirror", release_mirror.url, "--allow-insecure-mirror", *ports_args())
+    res = roachctl(
+        home,
+        "local",
+        "up",
+        "--name",
+        "m3",
+        "--nodes",
+        "1",
+        "--detach",
+        "--mirror",
+        release_mirror.url,
+        "--allow-insecure-mirror",
+        *ports_args(),
+    )
     assert res.returncode == 0, res.stderr
     assert "warning: cannot re-check the cached" in res.stderr
     for name in ("m1", "m2", "m3"):
@@ -74,12 +112,16 @@ def _closed_https_url() -> str:
 
 def _tree(root: Path) -> dict[str, str]:
     """Every file below `root` with its sha256 (to show that nothing changed)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_quickstart_stand_in_is_never_served_as_the_official_release(
-        home: Path, tmp_path: Path, release_mirror: Mirror, standin_releases: Releases) -> None:
+    home: Path, tmp_path: Path, release_mirror: Mirror, standin_releases: Releases
+) -> None:
     """Review H3: `scripts/quickstart` runs `local up --version V --tarball <stand-in>` with a checksum file
     that came with it. A later plain `--version V` (or a mirror download) must not get that stand-in."""
     v, arch = standin_releases.new, standin_releases.arch
@@ -88,23 +130,62 @@ def test_a_quickstart_stand_in_is_never_served_as_the_official_release(
     (tmp_path / "dl").mkdir()
     (tmp_path / "dl" / name).write_bytes(fake)
     (tmp_path / "dl" / f"{name}.sha256sum").write_text(f"{hashlib.sha256(fake).hexdigest()}  {name}\n")
-    res = roachctl(home, "local", "up", "--name", "qs", "--nodes", "1", "--detach", "--version", v,
-                   "--tarball", str(tmp_path / "dl" / name), *ports_args())
+    res = roachctl(
+        home,
+        "local",
+        "up",
+        "--name",
+        "qs",
+        "--nodes",
+        "1",
+        "--detach",
+        "--version",
+        v,
+        "--tarball",
+        str(tmp_path / "dl" / name),
+        *ports_args(),
+    )
     assert res.returncode == 0, res.stderr
     assert not (home / "cache" / "releases").exists()  # cached apart, under its digest
     before = _tree(home / "cache")
 
     # A plain --version while the source is unreachable (a closed https port stands in for the official
     # site, so a connected machine behaves the same): refused, nothing changed.
-    offline = roachctl(home, "local", "up", "--name", "prod", "--nodes", "1", "--detach", "--version", v,
-                       *ports_args(), env={**os.environ, "ROACHCTL_MIRROR": _closed_https_url()})
+    offline = roachctl(
+        home,
+        "local",
+        "up",
+        "--name",
+        "prod",
+        "--nodes",
+        "1",
+        "--detach",
+        "--version",
+        v,
+        *ports_args(),
+        env={**os.environ, "ROACHCTL_MIRROR": _closed_https_url()},
+    )
     assert offline.returncode == 2, offline.stderr
     assert "cannot download" in offline.stderr and "using cached" not in offline.stderr
     assert _tree(home / "cache") == before and not (home / "local" / "prod").exists()
 
     # From a mirror: downloaded and verified against the published checksum, not the stand-in.
-    res = roachctl(home, "local", "up", "--name", "prod", "--nodes", "1", "--detach", "--version", v,
-                   "--mirror", release_mirror.url, *ports_args(), env=INSECURE_ENV)
+    res = roachctl(
+        home,
+        "local",
+        "up",
+        "--name",
+        "prod",
+        "--nodes",
+        "1",
+        "--detach",
+        "--version",
+        v,
+        "--mirror",
+        release_mirror.url,
+        *ports_args(),
+        env=INSECURE_ENV,
+    )
     assert res.returncode == 0, res.stderr
     assert release_mirror.count(name) == 1 and "using cached" not in res.stderr
     official = home / "cache" / "releases" / name
@@ -124,16 +205,31 @@ def test_existing_binary(home: Path, tmp_path: Path) -> None:
     doc = status(home)
     assert doc["version"] == "v25.4.0" and doc["nodes"][0]["ready"]
     assert not (home / "cache" / "releases").exists() or not any((home / "cache" / "releases").glob("*.tgz"))
-    mismatch = roachctl(home, "local", "up", "--name", "other", "--binary", str(binary), "--version",
-                        "v25.2.0", "--detach", *ports_args())
+    mismatch = roachctl(
+        home,
+        "local",
+        "up",
+        "--name",
+        "other",
+        "--binary",
+        str(binary),
+        "--version",
+        "v25.2.0",
+        "--detach",
+        *ports_args(),
+    )
     assert mismatch.returncode == 2 and "not v25.2.0" in mismatch.stderr
     assert roachctl(home, "local", "down", "--wipe", "--yes").returncode == 0
 
 
 def test_start_refuses_a_port_taken_meanwhile(home: Path, standin_releases: Releases) -> None:
     tarball = standin_releases.tarball(standin_releases.new)
-    assert roachctl(home, "local", "up", "--nodes", "1", "--detach", "--tarball", str(tarball),
-                    *ports_args()).returncode == 0
+    assert (
+        roachctl(
+            home, "local", "up", "--nodes", "1", "--detach", "--tarball", str(tarball), *ports_args()
+        ).returncode
+        == 0
+    )
     assert roachctl(home, "local", "stop").returncode == 0
     port = int(status(home)["nodes"][0]["http_url"].rsplit(":", 1)[1])
     with socket.socket() as sock:
@@ -151,8 +247,12 @@ def test_start_refuses_a_port_taken_meanwhile(home: Path, standin_releases: Rele
 
 def test_start_refuses_a_changed_binary(home: Path, tmp_path: Path) -> None:
     binary = standin_binary(tmp_path / "bin" / "cockroach")
-    assert roachctl(home, "local", "up", "--nodes", "1", "--detach", "--binary", str(binary),
-                    *ports_args()).returncode == 0
+    assert (
+        roachctl(
+            home, "local", "up", "--nodes", "1", "--detach", "--binary", str(binary), *ports_args()
+        ).returncode
+        == 0
+    )
     assert roachctl(home, "local", "stop").returncode == 0
     binary.write_bytes(binary.read_bytes() + b"\n# tampered\n")
     res = roachctl(home, "local", "start")

@@ -24,19 +24,33 @@ from roachctl.local.ports import port_in_use
 from tests.standin import make_release
 
 
-def roachctl(home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
-             ) -> subprocess.CompletedProcess[str]:
+def roachctl(
+    home: Path,
+    *args: str,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess (stdout = JSON data, stderr = human output)."""
-    return subprocess.run([sys.executable, "-m", "roachctl", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "roachctl", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def spawn_roachctl(home: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
     """Start the CLI in the background (foreground `local up`), output to `log`."""
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "roachctl", "--home", str(home), *args],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "roachctl", "--home", str(home), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def free_base(span: int = 10) -> int:

@@ -85,14 +85,16 @@ def _real_release(directory: Path, given: Path) -> Releases:
     if given.name.endswith(".tgz"):
         match = re.fullmatch(r"cockroach-(v[^/]+)\.linux-(amd64|arm64)\.tgz", given.name)
         if match is None:
-            pytest.fail(f"{REAL_ENV}: expected cockroach-vX.Y.Z.linux-ARCH.tgz, not {given.name}",
-                        pytrace=False)
+            pytest.fail(
+                f"{REAL_ENV}: expected cockroach-vX.Y.Z.linux-ARCH.tgz, not {given.name}", pytrace=False
+            )
         version, arch = match.group(1), match.group(2)
         shutil.copyfile(given, directory / given.name)
         data = (directory / given.name).read_bytes()
     else:
-        tag = subprocess.run([str(given), "version", "--build-tag"], capture_output=True, text=True,
-                             timeout=60, check=True).stdout.strip()
+        tag = subprocess.run(
+            [str(given), "version", "--build-tag"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout.strip()
         version, arch = tag, HOST_ARCH
         data = make_release.tarball_from_binary(version, arch, given.read_bytes())
         (directory / make_release.tarball_name(version, arch)).write_bytes(data)

@@ -7,8 +7,11 @@ from roachctl.plan.argv import StartSpec, start_argv
 
 def _spec(**kw: object) -> StartSpec:
     base: dict[str, object] = dict(
-        binary="/opt/cockroach/cockroach", stores=("/var/lib/cockroach/data",),
-        listen_addr="10.0.0.1:26257", http_addr="10.0.0.1:8080", join=("a:26257", "b:26257"),
+        binary="/opt/cockroach/cockroach",
+        stores=("/var/lib/cockroach/data",),
+        listen_addr="10.0.0.1:26257",
+        http_addr="10.0.0.1:8080",
+        join=("a:26257", "b:26257"),
         certs_dir="/opt/cockroach/certs",
     )
     base.update(kw)

@@ -35,14 +35,27 @@ def probe(tmp_path: Path) -> str:
 def _run(
     call_argv: list[str], stdin: bytes | None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(call_argv, input=(stdin or b"").decode(), capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=30, check=False)
+    return subprocess.run(
+        call_argv,
+        input=(stdin or b"").decode(),
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=30,
+        check=False,
+    )
 
 
 @pytest.mark.skipif(not os.access("/run", os.W_OK), reason="needs a writable /run (root)")
 def test_certs_exist_only_during_the_command(probe: str) -> None:
-    call = client_call(probe, ["node", "status", "--host=h1:26257"], ca_pem=b"CA", client_cert_pem=b"CRT",
-                       client_key_pem=b"KEY", sudo=False)
+    call = client_call(
+        probe,
+        ["node", "status", "--host=h1:26257"],
+        ca_pem=b"CA",
+        client_cert_pem=b"CRT",
+        client_key_pem=b"KEY",
+        sudo=False,
+    )
     result = _run([str(a) for a in call.command.argv], call.stdin)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -70,8 +83,9 @@ def test_insecure_has_no_stdin_and_no_certs() -> None:
 
 
 def test_keys_never_in_argv() -> None:
-    call = client_call("/x/cockroach", ["init"], ca_pem=b"CA", client_cert_pem=b"C",
-                       client_key_pem=b"SECRETKEY")
+    call = client_call(
+        "/x/cockroach", ["init"], ca_pem=b"CA", client_cert_pem=b"C", client_key_pem=b"SECRETKEY"
+    )
     assert all("SECRETKEY" not in str(a) for a in call.command.argv)
     assert b"SECRETKEY" in (call.stdin or b"")
 
@@ -85,8 +99,15 @@ def test_bundle_refuses_path_names() -> None:
 def test_input_follows_the_certs_on_stdin_verbatim_and_is_removed(probe: str) -> None:
     """Review M7: SQL reaches the command on its stdin, never in argv; its file goes with the certs."""
     sql = b"ALTER USER app WITH PASSWORD 'hunter2';\n#roachctl-file client.root.key\nSELECT 1;\n"
-    call = client_call(probe, ["sql", "--format=csv"], ca_pem=b"CA", client_cert_pem=b"C",
-                       client_key_pem=b"K", sudo=False, input=sql)
+    call = client_call(
+        probe,
+        ["sql", "--format=csv"],
+        ca_pem=b"CA",
+        client_cert_pem=b"C",
+        client_key_pem=b"K",
+        sudo=False,
+        input=sql,
+    )
     assert all("hunter2" not in str(a) for a in call.command.argv)
     result = _run([str(a) for a in call.command.argv], call.stdin, env={"PROBE_STDIN": "1"})
     assert result.returncode == 0, result.stderr

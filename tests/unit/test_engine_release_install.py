@@ -35,8 +35,12 @@ def _spec(tarball: Path, install_root: Path) -> ReleaseSpec:
         assert member is not None
         binary = member.read()
     return ReleaseSpec(
-        version=VERSION, arch=ARCH, install_dir=str(install_root / top), tarball_name=tarball.name,
-        tarball_sha256=hashlib.sha256(data).hexdigest(), binary_sha256=hashlib.sha256(binary).hexdigest(),
+        version=VERSION,
+        arch=ARCH,
+        install_dir=str(install_root / top),
+        tarball_name=tarball.name,
+        tarball_sha256=hashlib.sha256(data).hexdigest(),
+        binary_sha256=hashlib.sha256(binary).hexdigest(),
     )
 
 

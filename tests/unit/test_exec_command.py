@@ -14,8 +14,31 @@ from roachctl.exec.command import MASK, Command, Secret, quote
 
 # Anything a POSIX argv can carry: every character but NUL (and lone surrogates, not encodable).
 ARG = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40)
-HOSTILE = ["$(touch /tmp/pwned)", "`id`", "a;b", "a && b", "'", '"', "\\", "\n", "a\nb", "*", "~", "-n",
-           "--", "", " ", "$HOME", "a=b", "${x:-y}", "!", "#c", "|", ">f", "\t"]
+HOSTILE = [
+    "$(touch /tmp/pwned)",
+    "`id`",
+    "a;b",
+    "a && b",
+    "'",
+    '"',
+    "\\",
+    "\n",
+    "a\nb",
+    "*",
+    "~",
+    "-n",
+    "--",
+    "",
+    " ",
+    "$HOME",
+    "a=b",
+    "${x:-y}",
+    "!",
+    "#c",
+    "|",
+    ">f",
+    "\t",
+]
 
 
 def _sh(line: str) -> bytes:

@@ -58,7 +58,7 @@ def test_check_false_returns_result() -> None:
 
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    cmd = Command.of("sh", "-c", f'sleep 30 & echo $! > {pidfile}; wait')
+    cmd = Command.of("sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait")
     started = time.monotonic()
     with pytest.raises(RemoteCommandError, match=r"timed out after 0\.5s"):
         run(LocalExecutor().run(cmd, timeout=0.5))

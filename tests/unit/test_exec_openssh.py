@@ -28,16 +28,28 @@ def test_base_argv_has_the_design_rules() -> None:
     argv = ssh_base_argv(SSHOptions(), Path("/tmp/rc-x"))
     opts = _opts(argv)
     assert argv[0] == "ssh" and "-F" not in argv
-    for expected in ("BatchMode=yes", "ControlMaster=auto", "ControlPersist=60s", "ControlPath=/tmp/rc-x/%C",
-                     "ConnectTimeout=10", "ServerAliveInterval=5", "ServerAliveCountMax=3"):
+    for expected in (
+        "BatchMode=yes",
+        "ControlMaster=auto",
+        "ControlPersist=60s",
+        "ControlPath=/tmp/rc-x/%C",
+        "ConnectTimeout=10",
+        "ServerAliveInterval=5",
+        "ServerAliveCountMax=3",
+    ):
         assert expected in opts
     assert not any(o.startswith("StrictHostKeyChecking") for o in opts), "respect the user's setting"
     assert "-l" not in argv and "-p" not in argv and "-i" not in argv
 
 
 def test_topology_ssh_section_and_config_file() -> None:
-    options = SSHOptions(ssh_config=Path("/etc/rc/cfg"), user="deploy", port=2222,
-                         identity_file=Path("/keys/id"), accept_new_host_keys=True)
+    options = SSHOptions(
+        ssh_config=Path("/etc/rc/cfg"),
+        user="deploy",
+        port=2222,
+        identity_file=Path("/keys/id"),
+        accept_new_host_keys=True,
+    )
     argv = ssh_base_argv(options, Path("/tmp/rc-x"))
     assert argv[1:3] == ["-F", "/etc/rc/cfg"]
     assert argv[argv.index("-l") + 1] == "deploy" and argv[argv.index("-p") + 1] == "2222"
@@ -101,9 +113,12 @@ def _fake_ssh(tmp_path: Path, body: str) -> Path:
 
 
 def test_exit_255_is_transport_and_other_codes_are_remote(tmp_path: Path) -> None:
-    fake = _fake_ssh(tmp_path, 'case "$*" in *"id -u"*) echo 1000; exit 0;; esac\n'
-                     'case "$*" in *unreachable*) echo "Connection timed out" >&2; exit 255;; esac\n'
-                     'echo "remote says no" >&2; exit 4\n')
+    fake = _fake_ssh(
+        tmp_path,
+        'case "$*" in *"id -u"*) echo 1000; exit 0;; esac\n'
+        'case "$*" in *unreachable*) echo "Connection timed out" >&2; exit 255;; esac\n'
+        'echo "remote says no" >&2; exit 4\n',
+    )
 
     async def scenario() -> None:
         async with OpenSSH(SSHOptions(ssh_binary=str(fake))) as ssh:
@@ -130,8 +145,9 @@ def test_sudo_needed_but_disabled_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_sudo_prefix_only_for_non_root_login(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    fake = _fake_ssh(tmp_path, f'printf "%s\\n" "$*" >> {log}\n'
-                     'case "$*" in *"id -u"*) echo "$UID_TO_REPORT";; esac\n')
+    fake = _fake_ssh(
+        tmp_path, f'printf "%s\\n" "$*" >> {log}\ncase "$*" in *"id -u"*) echo "$UID_TO_REPORT";; esac\n'
+    )
 
     async def scenario(uid: str) -> str:
         os.environ["UID_TO_REPORT"] = uid
@@ -239,8 +255,9 @@ def test_closed_transport_refuses_new_work() -> None:
 
 def test_remote_exit_255_is_not_mistaken_for_a_transport_failure(tmp_path: Path) -> None:
     """The fake ssh runs the command line locally with sh, as sshd does with the login shell."""
-    fake = _fake_ssh(tmp_path, 'for last; do :; done\n'
-                     'case "$*" in *" -O "*) exit 0;; esac\nexec sh -c "$last"\n')
+    fake = _fake_ssh(
+        tmp_path, 'for last; do :; done\ncase "$*" in *" -O "*) exit 0;; esac\nexec sh -c "$last"\n'
+    )
 
     async def scenario() -> None:
         async with OpenSSH(SSHOptions(ssh_binary=str(fake))) as ssh:

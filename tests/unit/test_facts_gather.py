@@ -27,8 +27,9 @@ class CountingExecutor(LocalExecutor):
         super().__init__(host="local")
         self.commands: list[Command] = []
 
-    async def run(self, cmd: Command, *, stdin: bytes | None = None, timeout: float | None = None,
-                  check: bool = True) -> Result:
+    async def run(
+        self, cmd: Command, *, stdin: bytes | None = None, timeout: float | None = None, check: bool = True
+    ) -> Result:
         self.commands.append(cmd)
         return await super().run(cmd, stdin=stdin, timeout=timeout, check=check)
 
@@ -56,12 +57,19 @@ def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
     plain.write_bytes(b"not hashed")
     executor = CountingExecutor()
     before = time.time()
-    facts = asyncio.run(gather_facts(
-        executor, host="local", paths=[str(hostile), str(link), str(sub), str(plain), str(tmp_path / "nope")],
-        hash_paths=[str(hostile), str(link)], users=["root", "no-such-user-rc"], units=["x.service"],
-        nft_tables=["inet roachctl"], disk_dirs=[str(tmp_path / "not" / "yet")],
-        fw_rules=["ufw roachctl prod ", "firewalld rc0123456789_"],
-    ))
+    facts = asyncio.run(
+        gather_facts(
+            executor,
+            host="local",
+            paths=[str(hostile), str(link), str(sub), str(plain), str(tmp_path / "nope")],
+            hash_paths=[str(hostile), str(link)],
+            users=["root", "no-such-user-rc"],
+            units=["x.service"],
+            nft_tables=["inet roachctl"],
+            disk_dirs=[str(tmp_path / "not" / "yet")],
+            fw_rules=["ufw roachctl prod ", "firewalld rc0123456789_"],
+        )
+    )
     assert len(executor.commands) == 1, "facts must be gathered in one round trip"
     assert executor.commands[0].sudo
     f = facts.path(str(hostile))
@@ -103,8 +111,24 @@ def test_proc_fallback_finds_the_same_ports(tmp_path: Path) -> None:
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in ("sh", "awk", "cat", "date", "uname", "stat", "id", "df", "dirname", "readlink", "od", "tr",
-                 "sha256sum", "cut", "grep", "env"):
+    for tool in (
+        "sh",
+        "awk",
+        "cat",
+        "date",
+        "uname",
+        "stat",
+        "id",
+        "df",
+        "dirname",
+        "readlink",
+        "od",
+        "tr",
+        "sha256sum",
+        "cut",
+        "grep",
+        "env",
+    ):
         if found := shutil.which(tool):
             (bindir / tool).symlink_to(found)
     with socket.socket() as sock:
@@ -113,8 +137,9 @@ def test_proc_fallback_finds_the_same_ports(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
         cmd = facts_command(FactRequest())
         line = cmd.render(use_sudo=False)
-        out = subprocess.run(["/bin/sh", "-c", line], capture_output=True, timeout=20, check=True,
-                             env={"PATH": str(bindir)}).stdout.decode()
+        out = subprocess.run(
+            ["/bin/sh", "-c", line], capture_output=True, timeout=20, check=True, env={"PATH": str(bindir)}
+        ).stdout.decode()
     assert "\nproc\t" in out and "\nss\t" not in out
     from roachctl.facts.parse import parse_report
 

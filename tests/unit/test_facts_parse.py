@@ -36,11 +36,19 @@ def test_bed_host_report() -> None:
     assert facts.path("/etc/hostname").sha256 == hostname_sha
     ssh = facts.units["ssh.service"]
     assert (ssh.load_state, ssh.active_state, ssh.sub_state, ssh.unit_file_state) == (
-        "loaded", "active", "running", "enabled")
+        "loaded",
+        "active",
+        "running",
+        "enabled",
+    )
     assert ssh.main_pid == 34 and ssh.active_enter_timestamp == "Fri 2026-11-27 04:08:28 UTC"
     crdb = facts.units["cockroach.service"]
     assert (crdb.load_state, crdb.active_state, crdb.main_pid, crdb.unit_file_state) == (
-        "not-found", "inactive", 0, "")
+        "not-found",
+        "inactive",
+        0,
+        "",
+    )
     assert facts.units["nftables.service"].unit_file_state == "disabled"
     assert facts.firewall_backends == ("nftables",) and facts.firewall_active == ""
     assert facts.firewall_loaded == {}, "nft could not be asked (no CAP_NET_ADMIN): unknown, not absent"
@@ -74,14 +82,26 @@ def test_incomplete_or_foreign_reports_are_rejected(text: str) -> None:
 
 
 def test_proc_net_tcp_fallback_and_ss_forms() -> None:
-    text = _report("proc\t00000000:0CEA", "proc\t0100007F:1F90", "ss\t[::]:26257", "ss\t*:8080",
-                   "ss\t127.0.0.53%lo:53", "ss\tgarbage")
+    text = _report(
+        "proc\t00000000:0CEA",
+        "proc\t0100007F:1F90",
+        "ss\t[::]:26257",
+        "ss\t*:8080",
+        "ss\t127.0.0.53%lo:53",
+        "ss\tgarbage",
+    )
     assert parse_report("h", text, []).listening_ports == (53, 3306, 8080, 26257)
 
 
 def test_arm64_unlimited_nofile_and_quoted_os_release() -> None:
-    text = _report("arch\taarch64", "nofile\tunlimited", "os\tID='ubuntu'", "os\tVERSION_ID=\"24.04\"",
-                   "os\t# comment", "clock\t1700000000.%N")
+    text = _report(
+        "arch\taarch64",
+        "nofile\tunlimited",
+        "os\tID='ubuntu'",
+        'os\tVERSION_ID="24.04"',
+        "os\t# comment",
+        "clock\t1700000000.%N",
+    )
     facts = parse_report("h", text, [])
     assert facts.arch == "arm64" and facts.fd_limit == sys.maxsize
     assert (facts.os_id, facts.os_version) == ("ubuntu", "24.04")
@@ -120,8 +140,12 @@ def test_firewall_rules_are_listed_only_when_the_backend_answered() -> None:
 
 
 def test_os_release_parser() -> None:
-    assert parse_os_release(['ID=debian', 'VERSION_ID="12"', "NAME='A B'", "junk", "BAD=\"unterminated"]) == {
-        "ID": "debian", "VERSION_ID": "12", "NAME": "A B", "BAD": '"unterminated'}
+    assert parse_os_release(["ID=debian", 'VERSION_ID="12"', "NAME='A B'", "junk", 'BAD="unterminated']) == {
+        "ID": "debian",
+        "VERSION_ID": "12",
+        "NAME": "A B",
+        "BAD": '"unterminated',
+    }
 
 
 def test_listen_port_parser() -> None:

@@ -66,30 +66,45 @@ def _argv(port: int) -> list[str]:
 
 def test_ready_and_not_ready(tls_server: int, pki_ca: pki.KeyPair) -> None:
     ctx = client_context(pki_ca.cert_pem())
-    ok = asyncio.run(https_get_via_stdio(_argv(tls_server), server_hostname="node1.test",
-                                         path="/health?ready=1", ssl_context=ctx))
+    ok = asyncio.run(
+        https_get_via_stdio(
+            _argv(tls_server), server_hostname="node1.test", path="/health?ready=1", ssl_context=ctx
+        )
+    )
     assert (ok.status, ok.body) == (200, "{}")
-    waiting = asyncio.run(https_get_via_stdio(_argv(tls_server), server_hostname="node1.test",
-                                              path="/health?ready=0", ssl_context=ctx))
+    waiting = asyncio.run(
+        https_get_via_stdio(
+            _argv(tls_server), server_hostname="node1.test", path="/health?ready=0", ssl_context=ctx
+        )
+    )
     assert waiting.status == 503 and "initialization" in waiting.body
 
 
 def test_wrong_name_is_rejected(tls_server: int, pki_ca: pki.KeyPair) -> None:
     ctx = client_context(pki_ca.cert_pem())
     with pytest.raises(ProbeError, match="rejected"):
-        asyncio.run(https_get_via_stdio(_argv(tls_server), server_hostname="other.test",
-                                        path="/health", ssl_context=ctx))
+        asyncio.run(
+            https_get_via_stdio(
+                _argv(tls_server), server_hostname="other.test", path="/health", ssl_context=ctx
+            )
+        )
 
 
 def test_other_ca_is_rejected(tls_server: int) -> None:
     ctx = client_context(pki.create_ca().cert_pem())
     with pytest.raises(ProbeError, match="rejected"):
-        asyncio.run(https_get_via_stdio(_argv(tls_server), server_hostname="node1.test",
-                                        path="/health", ssl_context=ctx))
+        asyncio.run(
+            https_get_via_stdio(
+                _argv(tls_server), server_hostname="node1.test", path="/health", ssl_context=ctx
+            )
+        )
 
 
 def test_refused_connection_is_a_probe_error(pki_ca: pki.KeyPair) -> None:
     ctx = client_context(pki_ca.cert_pem())
     with pytest.raises(ProbeError):
-        asyncio.run(https_get_via_stdio(_argv(1), server_hostname="node1.test",
-                                        path="/health", ssl_context=ctx, timeout=5))
+        asyncio.run(
+            https_get_via_stdio(
+                _argv(1), server_hostname="node1.test", path="/health", ssl_context=ctx, timeout=5
+            )
+        )

@@ -17,8 +17,15 @@ def test_consecutive_ports_from_the_bases() -> None:
 
 def test_ports_of_other_clusters_are_skipped_even_when_explicit() -> None:
     reserved = {30000: "a", 30001: "a", 31000: "a"}
-    plan = plan_ports(2, sql_base=30000, http_base=31000, explicit_sql=True, explicit_http=True,
-                      reserved=reserved, in_use=lambda p: False)
+    plan = plan_ports(
+        2,
+        sql_base=30000,
+        http_base=31000,
+        explicit_sql=True,
+        explicit_http=True,
+        reserved=reserved,
+        in_use=lambda p: False,
+    )
     assert plan == [NodePorts(30002, 31001), NodePorts(30003, 31002)]
 
 

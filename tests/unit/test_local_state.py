@@ -15,8 +15,16 @@ from roachctl.local.interrupts import ForceStop, Interrupts
 from roachctl.local.layout import ClusterPaths, check_name, check_nodes
 from roachctl.local.state import ClusterState, NodeState, all_clusters, load, reserved_ports, save
 
-RELEASE = {"version": "v25.4.0", "arch": "amd64", "dir": "/r", "binary": "/r/cockroach", "tarball": None,
-           "tarball_sha256": None, "binary_sha256": "0" * 64, "source": "/r/cockroach"}
+RELEASE = {
+    "version": "v25.4.0",
+    "arch": "amd64",
+    "dir": "/r",
+    "binary": "/r/cockroach",
+    "tarball": None,
+    "tarball_sha256": None,
+    "binary_sha256": "0" * 64,
+    "source": "/r/cockroach",
+}
 
 
 def _state(name: str, base: int) -> ClusterState:
@@ -70,7 +78,8 @@ def test_endpoint_urls() -> None:
     secure = Endpoint(Path("/h/certs"))
     assert secure.sql_url(node) == (
         "postgresql://root@127.0.0.1:26257/defaultdb?sslcert=%2Fh%2Fcerts%2Fclient.root.crt"
-        "&sslkey=%2Fh%2Fcerts%2Fclient.root.key&sslmode=verify-full&sslrootcert=%2Fh%2Fcerts%2Fca.crt")
+        "&sslkey=%2Fh%2Fcerts%2Fclient.root.key&sslmode=verify-full&sslrootcert=%2Fh%2Fcerts%2Fca.crt"
+    )
     assert secure.http_url(node) == "https://127.0.0.1:8080"
     assert secure.flags() == ["--certs-dir=/h/certs"]
     insecure = Endpoint(None)

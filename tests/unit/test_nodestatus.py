@@ -10,11 +10,20 @@ from roachctl.errors import RemoteCommandError
 
 def _row(node_id: int, live: bool, unavailable: int) -> dict[str, str]:
     return {
-        "address": f"h{node_id}:26257", "build": "v25.4.0", "id": str(node_id),
-        "is_available": str(live).lower(), "is_live": str(live).lower(), "locality": "",
-        "ranges": "20", "ranges_unavailable": str(unavailable), "ranges_underreplicated": "0",
-        "replicas_leaders": "7", "replicas_leaseholders": "7", "sql_address": f"h{node_id}:26257",
-        "started_at": "2026-11-27 04:00:00.1", "updated_at": "2026-11-27 04:00:05.1",
+        "address": f"h{node_id}:26257",
+        "build": "v25.4.0",
+        "id": str(node_id),
+        "is_available": str(live).lower(),
+        "is_live": str(live).lower(),
+        "locality": "",
+        "ranges": "20",
+        "ranges_unavailable": str(unavailable),
+        "ranges_underreplicated": "0",
+        "replicas_leaders": "7",
+        "replicas_leaseholders": "7",
+        "sql_address": f"h{node_id}:26257",
+        "started_at": "2026-11-27 04:00:00.1",
+        "updated_at": "2026-11-27 04:00:05.1",
     }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-STANDIN_SCRIPT = b"#!/bin/sh\nif [ \"$1\" = version ]; then echo v25.4.0; fi\n"
+STANDIN_SCRIPT = b'#!/bin/sh\nif [ "$1" = version ]; then echo v25.4.0; fi\n'
 
 
 @dataclass

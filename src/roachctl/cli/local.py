@@ -37,8 +37,13 @@ def _explicit(ctx: click.Context, param: str) -> bool:
 
 
 name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Local cluster name.")
-timeout_option = click.option("--timeout", type=click.FloatRange(min=1), default=ops.READY_TIMEOUT,
-                              show_default=True, help="Seconds to wait for the nodes.")
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=ops.READY_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for the nodes.",
+)
 
 
 @click.group()
@@ -51,16 +56,20 @@ def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
     if app.json:
         emit_json(doc)
     con = console()
-    con.print(f"[bold green]local cluster {cluster.state.name!r} is ready[/] "
-              f"({len(cluster.state.nodes)} nodes, {doc['version']}, "
-              f"{'secure' if doc['secure'] else 'INSECURE'})")
+    con.print(
+        f"[bold green]local cluster {cluster.state.name!r} is ready[/] "
+        f"({len(cluster.state.nodes)} nodes, {doc['version']}, "
+        f"{'secure' if doc['secure'] else 'INSECURE'})"
+    )
     for node in doc["nodes"]:
         con.print(f"  n{node['index']}  sql: {node['sql_url']}")
         con.print(f"      console: {node['http_url']}")
     name = cluster.state.name
     if detach:
-        con.print(f"running in the background; `roachctl local sql --name {name}` to connect, "
-                  f"`roachctl local stop --name {name}` to stop")
+        con.print(
+            f"running in the background; `roachctl local sql --name {name}` to connect, "
+            f"`roachctl local stop --name {name}` to stop"
+        )
     else:
         con.print("press Ctrl-C to stop every node, one at a time (twice to stop them at once)")
 
@@ -70,26 +79,64 @@ def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
 @click.option("--nodes", type=int, default=3, show_default=True, help="Number of nodes (1-9).")
 @click.option("--version", "version", default=None, help=f"CockroachDB release [default: {DEFAULT_VERSION}].")
 @click.option("--insecure", is_flag=True, help="No TLS and no authentication (only when you mean it).")
-@click.option("--base-port", type=int, default=DEFAULT_SQL_BASE, show_default=True,
-              help="First SQL/RPC port to try; each node takes the next free one. Ports of other local "
-                   "clusters are skipped; a given port that another program uses is an error.")
-@click.option("--http-base-port", type=int, default=DEFAULT_HTTP_BASE, show_default=True,
-              help="First DB Console (HTTP) port to try, as --base-port.")
-@click.option("--binary", type=click.Path(path_type=Path), default=None,
-              help="Use this existing cockroach binary (no download).")
-@click.option("--tarball", type=click.Path(path_type=Path), default=None,
-              help="Use this release tarball (its .sha256sum beside it, or --sha256).")
+@click.option(
+    "--base-port",
+    type=int,
+    default=DEFAULT_SQL_BASE,
+    show_default=True,
+    help="First SQL/RPC port to try; each node takes the next free one. Ports of other local "
+    "clusters are skipped; a given port that another program uses is an error.",
+)
+@click.option(
+    "--http-base-port",
+    type=int,
+    default=DEFAULT_HTTP_BASE,
+    show_default=True,
+    help="First DB Console (HTTP) port to try, as --base-port.",
+)
+@click.option(
+    "--binary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Use this existing cockroach binary (no download).",
+)
+@click.option(
+    "--tarball",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Use this release tarball (its .sha256sum beside it, or --sha256).",
+)
 @click.option("--sha256", default=None, help="Expected SHA-256 of the release tarball.")
-@click.option("--mirror", default=None,
-              help=f"Download from this mirror instead of binaries.cockroachdb.com (env {MIRROR_ENV}).")
-@click.option("--allow-insecure-mirror", is_flag=True, envvar=INSECURE_MIRROR_ENV,
-              help=f"Accept a plain http:// mirror (env {INSECURE_MIRROR_ENV}=1).")
+@click.option(
+    "--mirror",
+    default=None,
+    help=f"Download from this mirror instead of binaries.cockroachdb.com (env {MIRROR_ENV}).",
+)
+@click.option(
+    "--allow-insecure-mirror",
+    is_flag=True,
+    envvar=INSECURE_MIRROR_ENV,
+    help=f"Accept a plain http:// mirror (env {INSECURE_MIRROR_ENV}=1).",
+)
 @click.option("--detach", "-d", is_flag=True, help="Return once every node is ready; leave them running.")
 @timeout_option
 @click.pass_context
-def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure: bool, base_port: int,
-       http_base_port: int, binary: Path | None, tarball: Path | None, sha256: str | None,
-       mirror: str | None, allow_insecure_mirror: bool, detach: bool, timeout: float) -> None:
+def up(
+    ctx: click.Context,
+    name: str,
+    nodes: int,
+    version: str | None,
+    insecure: bool,
+    base_port: int,
+    http_base_port: int,
+    binary: Path | None,
+    tarball: Path | None,
+    sha256: str | None,
+    mirror: str | None,
+    allow_insecure_mirror: bool,
+    detach: bool,
+    timeout: float,
+) -> None:
     """Create and start a new secure local cluster.
 
     Downloads (or reuses) the release, generates certificates, starts the nodes, runs
@@ -101,11 +148,24 @@ def up(ctx: click.Context, name: str, nodes: int, version: str | None, insecure:
     """
     app = _app(ctx)
     opts = ops.UpOptions(
-        name=name, nodes=nodes, insecure=insecure, sql_base=base_port, http_base=http_base_port,
-        explicit_sql=_explicit(ctx, "base_port"), explicit_http=_explicit(ctx, "http_base_port"),
-        source=ops.ReleaseChoice(version=version, binary=binary, tarball=tarball, sha256=sha256,
-                                 mirror=mirror, allow_insecure_mirror=allow_insecure_mirror),
-        detach=detach, timeout=timeout)
+        name=name,
+        nodes=nodes,
+        insecure=insecure,
+        sql_base=base_port,
+        http_base=http_base_port,
+        explicit_sql=_explicit(ctx, "base_port"),
+        explicit_http=_explicit(ctx, "http_base_port"),
+        source=ops.ReleaseChoice(
+            version=version,
+            binary=binary,
+            tarball=tarball,
+            sha256=sha256,
+            mirror=mirror,
+            allow_insecure_mirror=allow_insecure_mirror,
+        ),
+        detach=detach,
+        timeout=timeout,
+    )
     ops.up(app.home, opts, on_ready=lambda c: _print_ready(app, c, detach))
 
 
@@ -121,17 +181,31 @@ def start(ctx: click.Context, name: str, timeout: float, foreground: bool) -> No
     ready (use --foreground to supervise it like `up`).
     """
     app = _app(ctx)
-    ops.start(app.home, name, timeout=timeout, foreground=foreground,
-              on_ready=lambda c: _print_ready(app, c, not foreground))
+    ops.start(
+        app.home,
+        name,
+        timeout=timeout,
+        foreground=foreground,
+        on_ready=lambda c: _print_ready(app, c, not foreground),
+    )
 
 
 grace_option = click.option(
-    "--grace", type=click.FloatRange(min=0), default=GRACE, show_default=True, metavar="SECONDS",
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=GRACE,
+    show_default=True,
+    metavar="SECONDS",
     help="How long the final minority (the nodes that can no longer drain: no majority left) gets "
-         "after SIGTERM before SIGKILL.")
+    "after SIGTERM before SIGKILL.",
+)
 drain_timeout_option = click.option(
-    "--timeout", type=click.FloatRange(min=1), default=DRAIN_TIMEOUT, show_default=True,
-    help="Seconds a node that can drain gets to exit after SIGTERM before it is stopped hard.")
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=DRAIN_TIMEOUT,
+    show_default=True,
+    help="Seconds a node that can drain gets to exit after SIGTERM before it is stopped hard.",
+)
 
 
 def _stopped(app: AppContext, name: str, results: list[dict[str, Any]], what: str) -> None:
@@ -163,10 +237,16 @@ def _confirm_wipe(app: AppContext, name: str) -> bool:
     if app.yes:
         return True
     if not sys.stdin.isatty():
-        raise RefusedError(f"wiping local cluster {name!r} needs confirmation",
-                           hint="pass --yes (stdin is not a terminal, so roachctl cannot ask)")
-    typed = click.prompt(f"This deletes every file of local cluster {name!r}. Type its name to confirm",
-                         default="", show_default=False, err=True)
+        raise RefusedError(
+            f"wiping local cluster {name!r} needs confirmation",
+            hint="pass --yes (stdin is not a terminal, so roachctl cannot ask)",
+        )
+    typed = click.prompt(
+        f"This deletes every file of local cluster {name!r}. Type its name to confirm",
+        default="",
+        show_default=False,
+        err=True,
+    )
     return bool(typed == name)
 
 
@@ -184,8 +264,14 @@ def down(ctx: click.Context, name: str, wipe: bool, yes: bool, timeout: float, g
     <home>/local/<name> after you type the cluster name (or pass --yes).
     """
     app = _app(ctx)
-    results = ops.down(app.home, name, wipe=wipe, confirm=lambda n: yes or _confirm_wipe(app, n),
-                       timeout=timeout, grace=grace)
+    results = ops.down(
+        app.home,
+        name,
+        wipe=wipe,
+        confirm=lambda n: yes or _confirm_wipe(app, n),
+        timeout=timeout,
+        grace=grace,
+    )
     _stopped(app, name, results, "deleted" if wipe else "stopped; data kept")
 
 
@@ -195,9 +281,16 @@ def _status_table(doc: dict[str, Any]) -> Table:
         table.add_column(column, no_wrap=True)
     for n in doc["nodes"]:
         ready = _yes(n["ready"]) if n["ready"] or not n["alive"] else f"[red]no[/] ({n['health']})"
-        table.add_row(f"n{n['index']}", str(n["node_id"] or "-"), str(n["pid"] or "-"),
-                      _yes(n["alive"]), ready, _yes(n["live"]),
-                      n["sql_url"].split("@", 1)[1].split("/", 1)[0], n["http_url"])
+        table.add_row(
+            f"n{n['index']}",
+            str(n["node_id"] or "-"),
+            str(n["pid"] or "-"),
+            _yes(n["alive"]),
+            ready,
+            _yes(n["live"]),
+            n["sql_url"].split("@", 1)[1].split("/", 1)[0],
+            n["http_url"],
+        )
     return table
 
 
@@ -220,22 +313,31 @@ def status(ctx: click.Context, name: str) -> None:
         emit_json(doc)
         return
     con = console()
-    con.print(f"local cluster {doc['cluster']}: {doc['version']}, "
-              f"{'secure' if doc['secure'] else 'INSECURE'}, cluster id {doc['cluster_id'] or '?'}")
+    con.print(
+        f"local cluster {doc['cluster']}: {doc['version']}, "
+        f"{'secure' if doc['secure'] else 'INSECURE'}, cluster id {doc['cluster_id'] or '?'}"
+    )
     con.print(_status_table(doc))
     con.print(f"sql url of n1: {doc['nodes'][0]['sql_url']}" if doc["nodes"] else "")
     for n in doc["nodes"]:
         if not n["alive"] and n.get("log_tail"):
             con.print(f"[red]n{n['index']} is not running[/]; last lines of its output:\n{n['log_tail']}")
     if doc["secure"]:
-        con.print(f"certs: {doc['certs_dir']}; expire: " +
-                  ", ".join(f"{k} {v}" for k, v in doc["cert_expires"].items()))
+        con.print(
+            f"certs: {doc['certs_dir']}; expire: "
+            + ", ".join(f"{k} {v}" for k, v in doc["cert_expires"].items())
+        )
 
 
 @local.command()
 @name_option
-@click.option("-e", "--execute", "statements", multiple=True,
-              help="SQL to run (repeatable); without it, an interactive shell.")
+@click.option(
+    "-e",
+    "--execute",
+    "statements",
+    multiple=True,
+    help="SQL to run (repeatable); without it, an interactive shell.",
+)
 @click.pass_context
 def sql(ctx: click.Context, name: str, statements: tuple[str, ...]) -> None:
     """Open a SQL shell, or run -e statements.
@@ -261,7 +363,13 @@ def list_(ctx: click.Context) -> None:
     for column in ("name", "nodes", "running", "version", "secure", "sql ports", "http ports"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["name"], str(r["nodes"]), str(r["running"]), str(r["version"]),
-                      "yes" if r["secure"] else "NO", ",".join(map(str, r["sql_ports"])),
-                      ",".join(map(str, r["http_ports"])))
+        table.add_row(
+            r["name"],
+            str(r["nodes"]),
+            str(r["running"]),
+            str(r["version"]),
+            "yes" if r["secure"] else "NO",
+            ",".join(map(str, r["sql_ports"])),
+            ",".join(map(str, r["http_ports"])),
+        )
     console().print(table)

@@ -58,13 +58,21 @@ class FakeExecutor(ExecutorBase):
     commands: list[Command] = field(default_factory=list)
     _rules: list[_Rule] = field(default_factory=list)
 
-    def on(self, match: Matcher, *, stdout: bytes = b"", stderr: bytes = b"", returncode: int = 0,
-           times: int | None = None) -> None:
+    def on(
+        self,
+        match: Matcher,
+        *,
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+        returncode: int = 0,
+        times: int | None = None,
+    ) -> None:
         """Answer commands matching `match` (substring of `display()`, or a predicate)."""
         self._rules.append(_Rule(match, Result(returncode, stdout, stderr, 0.0), times=times))
 
-    def fail(self, match: Matcher, *, returncode: int = 1, stderr: bytes = b"failed",
-             times: int | None = None) -> None:
+    def fail(
+        self, match: Matcher, *, returncode: int = 1, stderr: bytes = b"failed", times: int | None = None
+    ) -> None:
         self.on(match, returncode=returncode, stderr=stderr, times=times)
 
     def unreachable(self, match: Matcher = "", *, times: int | None = None) -> None:
@@ -93,8 +101,11 @@ class FakeExecutor(ExecutorBase):
                 if rule.times is not None:
                     rule.times -= 1
                 if rule.transport:
-                    raise TransportError("ssh failed: Connection timed out (fake)", where=self.host,
-                                         hint="the host did not answer")
+                    raise TransportError(
+                        "ssh failed: Connection timed out (fake)",
+                        where=self.host,
+                        hint="the host did not answer",
+                    )
                 return rule.result
         return None
 
@@ -113,14 +124,22 @@ class FakeExecutor(ExecutorBase):
         dest, mode, owner, group, want = args[:5]
         check_only = len(args) > 5 and args[5] == "check"
         current = self.files.get(dest)
-        if current is not None and (current.sha256, f"{current.mode:o}") == (want, mode) \
-                and owner in ("", current.owner) and group in ("", current.group):
+        if (
+            current is not None
+            and (current.sha256, f"{current.mode:o}") == (want, mode)
+            and owner in ("", current.owner)
+            and group in ("", current.group)
+        ):
             return Result(0, b"unchanged\n", b"", 0.0)
         if check_only:
             return Result(0, b"differs\n", b"", 0.0)
         data = stdin.read_bytes() if not isinstance(stdin, bytes | None) else (stdin or b"")
         if hashlib.sha256(data).hexdigest() != want:
             return Result(3, b"", b"checksum mismatch after transfer", 0.0)
-        self.files[dest] = FakeFile(data, int(mode, 8), owner or (current.owner if current else "root"),
-                                    group or (current.group if current else "root"))
+        self.files[dest] = FakeFile(
+            data,
+            int(mode, 8),
+            owner or (current.owner if current else "root"),
+            group or (current.group if current else "root"),
+        )
         return Result(0, b"written\n", b"", 0.0)

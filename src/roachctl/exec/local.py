@@ -27,8 +27,9 @@ class LocalExecutor(ExecutorBase):
             done = await run_process([self._shell, "-c", line], stdin=stdin, timeout=timeout)
         except ProcTimeout as exc:
             raise timed_out(self.host, cmd, exc.timeout, exc.stderr) from None
-        return finish(self.host, cmd, Result(done.returncode, done.stdout, done.stderr, done.duration),
-                      check=check)
+        return finish(
+            self.host, cmd, Result(done.returncode, done.stdout, done.stderr, done.duration), check=check
+        )
 
     async def close(self) -> None:
         return None

@@ -18,8 +18,11 @@ ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm
 BACKENDS = {"nft": "nftables", "ufw": "ufw", "firewall-cmd": "firewalld"}
 UNLIMITED = sys.maxsize
 _UNIT_KEYS = {
-    "LoadState": "load_state", "ActiveState": "active_state", "SubState": "sub_state",
-    "UnitFileState": "unit_file_state", "MainPID": "main_pid",
+    "LoadState": "load_state",
+    "ActiveState": "active_state",
+    "SubState": "sub_state",
+    "UnitFileState": "unit_file_state",
+    "MainPID": "main_pid",
     "ActiveEnterTimestamp": "active_enter_timestamp",
 }
 
@@ -133,6 +136,8 @@ def parse_path(path: str, records: dict[str, list[str]]) -> PathFact:
     return dataclasses.replace(
         fact, sha256=sha, target=target, resolved=resolved, nonempty="full" in records, first_line=head
     )
+
+
 def _unhex(text: str) -> str:
     try:
         return bytes.fromhex(text).decode("utf-8", "surrogateescape")

@@ -108,16 +108,25 @@ class Result:
         return " / ".join(text[-3:]) if text else f"exit {self.returncode}"
 
 
-def run_client(binary: Path, args: list[str], endpoint: Endpoint, node: NodeState, *, cwd: Path,
-               timeout: float) -> Result:
+def run_client(
+    binary: Path, args: list[str], endpoint: Endpoint, node: NodeState, *, cwd: Path, timeout: float
+) -> Result:
     """Run ``cockroach <args> --host=<node> <cert flags>``; a timeout is a failed Result.
 
     Local clusters are started without `--cluster-name`, so no client command passes one.
     """
     argv = [str(binary), *client_args(args, host=node.sql_addr, cluster_name=None), *endpoint.flags()]
     try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, start_new_session=True, check=False)
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         return Result(124, out, f"timed out after {timeout:.0f}s")
@@ -126,14 +135,14 @@ def run_client(binary: Path, args: list[str], endpoint: Endpoint, node: NodeStat
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def liveness(binary: Path, endpoint: Endpoint, node: NodeState, *, cwd: Path,
-             timeout: float = 15.0) -> dict[str, tuple[int, bool]] | None:
+def liveness(
+    binary: Path, endpoint: Endpoint, node: NodeState, *, cwd: Path, timeout: float = 15.0
+) -> dict[str, tuple[int, bool]] | None:
     """The cluster's own view (``node status --format=json``): address -> (node id, is_live).
 
     None when the query fails (e.g. no quorum): liveness is then unknown, not false.
     """
-    res = run_client(binary, ["node", "status", "--format=json"], endpoint, node, cwd=cwd,
-                     timeout=timeout)
+    res = run_client(binary, ["node", "status", "--format=json"], endpoint, node, cwd=cwd, timeout=timeout)
     if not res.ok:
         return None
     try:

@@ -83,11 +83,18 @@ class LocalCluster:
         np = self.paths.node(node.index)
         join = tuple(n.sql_addr for n in self.state.nodes[:JOIN_MAX])
         spec = StartSpec(
-            binary=str(self.binary), stores=(str(np.store),), listen_addr=node.sql_addr,
-            http_addr=node.http_addr, join=join,
+            binary=str(self.binary),
+            stores=(str(np.store),),
+            listen_addr=node.sql_addr,
+            http_addr=node.http_addr,
+            join=join,
             certs_dir=str(self.paths.certs) if self.state.secure else None,
-            cache=NODE_CACHE, max_sql_memory=NODE_SQL_MEMORY, log_dir=str(np.logs),
-            temp_dir=str(np.temp), external_io_dir=str(np.extern), pid_file=str(np.pid_file),
+            cache=NODE_CACHE,
+            max_sql_memory=NODE_SQL_MEMORY,
+            log_dir=str(np.logs),
+            temp_dir=str(np.temp),
+            external_io_dir=str(np.extern),
+            pid_file=str(np.pid_file),
         )
         return start_argv(spec)
 
@@ -125,7 +132,8 @@ class LocalCluster:
                     raise RefusedError(
                         f"port {port} ({what} of node n{node.index}) is in use by another program",
                         where=f"local cluster {self.state.name}",
-                        hint="stop that program, then run `roachctl local start` again")
+                        hint="stop that program, then run `roachctl local start` again",
+                    )
         for node in nodes:
             if self.running(node) is not None:
                 continue
@@ -139,8 +147,14 @@ class LocalCluster:
             node.pid, node.create_time, node.started_at = proc.pid, created, now_iso()
             self.save()
 
-    def wait_for(self, nodes: Sequence[NodeState], what: str, check: Callable[[NodeState], Probe],
-                 timeout: float, interrupts: Interrupts | None) -> None:
+    def wait_for(
+        self,
+        nodes: Sequence[NodeState],
+        what: str,
+        check: Callable[[NodeState], Probe],
+        timeout: float,
+        interrupts: Interrupts | None,
+    ) -> None:
         """Poll until `check` passes on every node; a dead node or the deadline is an error."""
         deadline = time.monotonic() + timeout
         pending = list(nodes)
@@ -154,27 +168,32 @@ class LocalCluster:
                 if result.ready:
                     pending.remove(node)
                 elif self.running(node) is None:
-                    raise self._node_failure(node, f"node n{node.index} exited while {what}",
-                                             "fix the cause shown in the log, then retry")
+                    raise self._node_failure(
+                        node,
+                        f"node n{node.index} exited while {what}",
+                        "fix the cause shown in the log, then retry",
+                    )
             if not pending:
                 return
             if time.monotonic() >= deadline:
                 node = pending[0]
                 raise self._node_failure(
-                    node, f"timed out after {timeout:.0f}s waiting for node n{node.index} to be {what} "
-                          f"(last answer: {last.get(node.index, 'none')})",
-                    "see the node's log; raise --timeout if the machine is slow")
+                    node,
+                    f"timed out after {timeout:.0f}s waiting for node n{node.index} to be {what} "
+                    f"(last answer: {last.get(node.index, 'none')})",
+                    "see the node's log; raise --timeout if the machine is slow",
+                )
             time.sleep(POLL)
 
     def wait_listening(self, timeout: float, interrupts: Interrupts | None) -> None:
         def up(node: NodeState) -> Probe:
             probe = self.endpoint.probe(node, ready=False)
             return Probe(probe.up, probe.up, probe.detail)
+
         self.wait_for(self.state.nodes, "listening", up, timeout, interrupts)
 
     def wait_ready(self, timeout: float, interrupts: Interrupts | None) -> None:
-        self.wait_for(self.state.nodes, "ready (/health?ready=1)", self.endpoint.probe, timeout,
-                      interrupts)
+        self.wait_for(self.state.nodes, "ready (/health?ready=1)", self.endpoint.probe, timeout, interrupts)
 
     def init_once(self, timeout: float, interrupts: Interrupts | None) -> None:
         """Run `cockroach init` unless the state says it already ran — once per cluster, ever."""
@@ -185,13 +204,22 @@ class LocalCluster:
         while True:
             if interrupts is not None and interrupts.requested:
                 raise StopRequested()
-            res = run_client(self.binary, ["init"], self.endpoint, node, cwd=self.paths.dir,
-                             timeout=min(INIT_ATTEMPT_TIMEOUT, max(1.0, deadline - time.monotonic())))
+            res = run_client(
+                self.binary,
+                ["init"],
+                self.endpoint,
+                node,
+                cwd=self.paths.dir,
+                timeout=min(INIT_ATTEMPT_TIMEOUT, max(1.0, deadline - time.monotonic())),
+            )
             if res.ok or "already been initialized" in res.stderr + res.stdout:
                 break
             if time.monotonic() >= deadline or self.running(node) is None:
-                raise self._node_failure(node, f"`cockroach init` failed: {res.summary()}",
-                                         "see the node's log; the cluster was not initialized")
+                raise self._node_failure(
+                    node,
+                    f"`cockroach init` failed: {res.summary()}",
+                    "see the node's log; the cluster was not initialized",
+                )
             time.sleep(1.0)
         self.state.initialized, self.state.initialized_at = True, now_iso()
         self.save()
@@ -208,8 +236,10 @@ class LocalCluster:
                 found = _CLUSTER_ID_RE.findall(self._output_since_spawn(node))
                 if found:
                     if self.state.cluster_id and found[-1] != self.state.cluster_id:
-                        console().print(f"[bold red]warning:[/] n{node.index} reports cluster ID "
-                                        f"{found[-1]}, but this cluster was {self.state.cluster_id}")
+                        console().print(
+                            f"[bold red]warning:[/] n{node.index} reports cluster ID "
+                            f"{found[-1]}, but this cluster was {self.state.cluster_id}"
+                        )
                     self.state.cluster_id = found[-1]
                     self.save()
                     return
@@ -230,14 +260,18 @@ class LocalCluster:
         """Refuse to start nodes from a binary that vanished or changed since the cluster was made."""
         binary, want = self.binary, self.state.release.get("binary_sha256")
         if not binary.is_file():
-            raise RefusedError(f"the cluster's cockroach binary {binary} is gone",
-                               where=f"local cluster {self.state.name}",
-                               hint="restore it (e.g. run `roachctl local up` for another cluster with the "
-                                    "same release to refill the cache)")
+            raise RefusedError(
+                f"the cluster's cockroach binary {binary} is gone",
+                where=f"local cluster {self.state.name}",
+                hint="restore it (e.g. run `roachctl local up` for another cluster with the "
+                "same release to refill the cache)",
+            )
         if want and sha256_file(binary) != want:
-            raise RefusedError(f"the cluster's cockroach binary {binary} changed since the cluster "
-                               "was created", where=f"local cluster {self.state.name}",
-                               hint="restore the original binary; roachctl will not run an unverified one")
+            raise RefusedError(
+                f"the cluster's cockroach binary {binary} changed since the cluster was created",
+                where=f"local cluster {self.state.name}",
+                hint="restore the original binary; roachctl will not run an unverified one",
+            )
 
     def bring_up(self, timeout: float, interrupts: Interrupts | None) -> None:
         """Spawn the nodes, init once, and wait until every node answers /health?ready=1."""
@@ -255,8 +289,13 @@ class LocalCluster:
         self.children.pop(node.index, None)
         self.save()
 
-    def stop(self, *, interrupts: Interrupts | None = None, drain_timeout: float = DRAIN_TIMEOUT,
-             grace: float = GRACE) -> list[dict[str, object]]:
+    def stop(
+        self,
+        *,
+        interrupts: Interrupts | None = None,
+        drain_timeout: float = DRAIN_TIMEOUT,
+        grace: float = GRACE,
+    ) -> list[dict[str, object]]:
         """Stop every running node, one at a time, in the order plan/stoporder.py gives.
 
         Each node gets SIGTERM — cockroach's own graceful drain (contract §4) — and is waited for.
@@ -288,13 +327,17 @@ class LocalCluster:
         self.forget_dead()
         return results
 
-    def _stop_together(self, batch: list[tuple[NodeState, psutil.Process]], step: StopStep,
-                       bound: float) -> list[dict[str, object]]:
+    def _stop_together(
+        self, batch: list[tuple[NodeState, psutil.Process]], step: StopStep, bound: float
+    ) -> list[dict[str, object]]:
         """SIGTERM the batch, wait up to `bound` s for each to exit, SIGKILL the rest."""
         began = time.monotonic()
         for node, proc in batch:
-            how = (f"{step.why}: drains gracefully" if step.drain else
-                   f"{step.why}: it cannot drain; hard stop after {bound:g}s")
+            how = (
+                f"{step.why}: drains gracefully"
+                if step.drain
+                else f"{step.why}: it cannot drain; hard stop after {bound:g}s"
+            )
             console().print(f"stopping n{node.index} (pid {proc.pid}; {how})")
             process.send(proc, signal.SIGTERM)
         results = []
@@ -304,12 +347,20 @@ class LocalCluster:
             if hard:
                 process.send_group(proc, signal.SIGKILL)
                 if not process.wait_gone(proc, 10.0):
-                    raise self._node_failure(node, f"node n{node.index} (pid {proc.pid}) is still "
-                                                   "running after SIGKILL", "check the process by hand")
+                    raise self._node_failure(
+                        node,
+                        f"node n{node.index} (pid {proc.pid}) is still running after SIGKILL",
+                        "check the process by hand",
+                    )
             seconds = round(time.monotonic() - began, 1)
             if hard:
-                why = (f"its drain did not finish within {bound:g}s" if step.drain else
-                       "it was not answering" if step.why == "not answering" else "no majority left")
+                why = (
+                    f"its drain did not finish within {bound:g}s"
+                    if step.drain
+                    else "it was not answering"
+                    if step.why == "not answering"
+                    else "no majority left"
+                )
                 line = f"stopped without drain — {why} (crash-safe; the next start replays its log)"
                 result: dict[str, object] = {"node": node.index, "result": "hard", "reason": why}
             elif code not in (None, 0):
@@ -343,8 +394,10 @@ class LocalCluster:
         results: list[dict[str, object]] = []
         for node, proc in nodes:
             process.wait_gone(proc, 10.0)
-            console().print(f"n{node.index}: killed (pid {proc.pid}; no drain — crash-safe, the next "
-                            "start replays its log)")
+            console().print(
+                f"n{node.index}: killed (pid {proc.pid}; no drain — crash-safe, the next "
+                "start replays its log)"
+            )
             results.append({"node": node.index, "result": "hard", "reason": "killed at once"})
             self.forget(node)
         self.forget_dead()

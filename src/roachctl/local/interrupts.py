@@ -23,8 +23,9 @@ class ForceStop(Exception):
 class Interrupts:
     """Context manager counting SIGINT/SIGTERM (main thread only; a no-op elsewhere)."""
 
-    def __init__(self, first_message: str = "stopping gracefully; press Ctrl-C again to stop at once"
-                 ) -> None:
+    def __init__(
+        self, first_message: str = "stopping gracefully; press Ctrl-C again to stop at once"
+    ) -> None:
         self.count = 0
         self.first_signal: signal.Signals | None = None
         self.first_message = first_message
@@ -50,8 +51,9 @@ class Interrupts:
                 self._saved[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for sig, handler in self._saved.items():
             signal.signal(sig, handler)
         self._saved.clear()

@@ -21,17 +21,22 @@ MAX_NODES = 9
 def check_name(name: str) -> str:
     """Validate a local cluster name (same rule as remote cluster names)."""
     if not NAME_RE.match(name):
-        raise UsageError(f"invalid cluster name {name!r}", where="--name",
-                         hint="use 1-40 characters: lowercase letters, digits and '-', starting with a "
-                              "letter or digit")
+        raise UsageError(
+            f"invalid cluster name {name!r}",
+            where="--name",
+            hint="use 1-40 characters: lowercase letters, digits and '-', starting with a letter or digit",
+        )
     return name
 
 
 def check_nodes(count: int) -> int:
     """A local cluster has 1 to MAX_NODES nodes."""
     if not 1 <= count <= MAX_NODES:
-        raise UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {count}", where="--nodes",
-                         hint="use 3 for a realistic cluster (quorum survives one node)")
+        raise UsageError(
+            f"--nodes must be between 1 and {MAX_NODES}, got {count}",
+            where="--nodes",
+            hint="use 3 for a realistic cluster (quorum survives one node)",
+        )
     return count
 
 

@@ -48,8 +48,10 @@ class ReleaseChoice:
 
     def resolve(self, home: Path) -> Release:
         if self.binary and (self.tarball or self.mirror or self.sha256):
-            raise UsageError("--binary cannot be combined with --tarball, --mirror or --sha256",
-                             hint="choose one release source")
+            raise UsageError(
+                "--binary cannot be combined with --tarball, --mirror or --sha256",
+                hint="choose one release source",
+            )
         if self.tarball and self.mirror:
             raise UsageError("--tarball and --mirror are alternatives", hint="choose one release source")
         if self.version:
@@ -59,12 +61,21 @@ class ReleaseChoice:
         if self.binary:
             found = rel.from_binary(self.binary)
             if self.version and rel.normalize_version(self.version) != found.version:
-                raise UsageError(f"--binary is {found.version}, not {self.version}", where="--binary",
-                                 hint="drop --version or use a binary of that version")
+                raise UsageError(
+                    f"--binary is {found.version}, not {self.version}",
+                    where="--binary",
+                    hint="drop --version or use a binary of that version",
+                )
             _refuse_below_floor(found.version, "--binary")
             return found
-        return rel.obtain(self.version, home=home, mirror=self.mirror, tarball=self.tarball,
-                          sha256=self.sha256, allow_insecure_mirror=self.allow_insecure_mirror)
+        return rel.obtain(
+            self.version,
+            home=home,
+            mirror=self.mirror,
+            tarball=self.tarball,
+            sha256=self.sha256,
+            allow_insecure_mirror=self.allow_insecure_mirror,
+        )
 
 
 def _refuse_below_floor(version: str, where: str) -> None:
@@ -89,15 +100,27 @@ class UpOptions:
 
 def _refuse_existing(paths: ClusterPaths) -> None:
     if paths.state.exists():
-        raise UsageError(f"local cluster {paths.name!r} already exists", where=str(paths.dir),
-                         hint=f"start it with `roachctl local start --name {paths.name}`, or remove it "
-                              f"with `roachctl local down --name {paths.name} --wipe`")
+        raise UsageError(
+            f"local cluster {paths.name!r} already exists",
+            where=str(paths.dir),
+            hint=f"start it with `roachctl local start --name {paths.name}`, or remove it "
+            f"with `roachctl local down --name {paths.name} --wipe`",
+        )
 
 
 def _node_state(paths: ClusterPaths, index: int, sql_port: int, http_port: int) -> NodeState:
     np = paths.node(index)
-    return NodeState(index, sql_port, http_port, dir=str(np.dir), store=str(np.store), log_dir=str(np.logs),
-                     temp_dir=str(np.temp), pid_file=str(np.pid_file), output=str(np.output))
+    return NodeState(
+        index,
+        sql_port,
+        http_port,
+        dir=str(np.dir),
+        store=str(np.store),
+        log_dir=str(np.logs),
+        temp_dir=str(np.temp),
+        pid_file=str(np.pid_file),
+        output=str(np.output),
+    )
 
 
 def _create(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
@@ -107,16 +130,26 @@ def _create(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
         _refuse_existing(paths)
         if paths.dir.exists():  # left by a roachctl killed mid-`up` (no state = never usable)
             shutil.rmtree(paths.dir)
-        plan = plan_ports(opts.nodes, sql_base=opts.sql_base, http_base=opts.http_base,
-                          explicit_sql=opts.explicit_sql, explicit_http=opts.explicit_http,
-                          reserved=reserved_ports(home, except_name=opts.name))
+        plan = plan_ports(
+            opts.nodes,
+            sql_base=opts.sql_base,
+            http_base=opts.http_base,
+            explicit_sql=opts.explicit_sql,
+            explicit_http=opts.explicit_http,
+            reserved=reserved_ports(home, except_name=opts.name),
+        )
         try:
             private_dir(paths.dir)
             if not opts.insecure:
                 certs.create(paths)
             nodes = [_node_state(paths, i, p.sql, p.http) for i, p in enumerate(plan, 1)]
-            state = ClusterState(name=opts.name, secure=not opts.insecure, release=release.to_dict(),
-                                 nodes=nodes, created_at=now_iso())
+            state = ClusterState(
+                name=opts.name,
+                secure=not opts.insecure,
+                release=release.to_dict(),
+                nodes=nodes,
+                created_at=now_iso(),
+            )
             save(paths, state)
         except BaseException:
             shutil.rmtree(paths.dir, ignore_errors=True)
@@ -143,16 +176,20 @@ def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None])
     _refuse_existing(ClusterPaths(home, opts.name))  # before any download
     release = opts.source.resolve(home)
     if opts.insecure:
-        console().print("[bold yellow]warning:[/] --insecure: no TLS and no authentication; anyone "
-                        "who can reach these ports on this machine has full control of the cluster")
+        console().print(
+            "[bold yellow]warning:[/] --insecure: no TLS and no authentication; anyone "
+            "who can reach these ports on this machine has full control of the cluster"
+        )
     try:
         cluster = _create(home, opts, release)
     except OSError as exc:
         if exc.errno is None:
             raise
-        raise UsageError(f"cannot create the cluster's files: {exc.strerror}: {exc.filename}",
-                         where=str(ClusterPaths(home, opts.name).dir),
-                         hint="check that --home (or ROACHCTL_HOME) is writable") from None
+        raise UsageError(
+            f"cannot create the cluster's files: {exc.strerror}: {exc.filename}",
+            where=str(ClusterPaths(home, opts.name).dir),
+            hint="check that --home (or ROACHCTL_HOME) is writable",
+        ) from None
     with Interrupts("stopping the nodes that were starting; press Ctrl-C again to kill them") as intr:
         try:
             cluster.bring_up(opts.timeout, intr)
@@ -177,8 +214,9 @@ def _abandon(cluster: LocalCluster) -> None:
     _wipe(cluster)
 
 
-def start(home: Path, name: str, *, timeout: float, foreground: bool,
-          on_ready: Callable[[LocalCluster], None]) -> None:
+def start(
+    home: Path, name: str, *, timeout: float, foreground: bool, on_ready: Callable[[LocalCluster], None]
+) -> None:
     """Start an existing cluster's stopped nodes on their data (no init), and wait until ready."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     already = {n.index for n, _ in cluster.running_nodes()}
@@ -253,8 +291,9 @@ def _stop_or_kill(cluster: LocalCluster, intr: Interrupts) -> None:
         raise
 
 
-def stop(home: Path, name: str, *, timeout: float, force: bool, grace: float = GRACE
-         ) -> list[dict[str, object]]:
+def stop(
+    home: Path, name: str, *, timeout: float, force: bool, grace: float = GRACE
+) -> list[dict[str, object]]:
     """Stop every node of a running cluster (LocalCluster.stop; all at once with `force`). Data is
     kept. Returns the per-node results."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
@@ -267,8 +306,9 @@ def stop(home: Path, name: str, *, timeout: float, force: bool, grace: float = G
             raise InterruptedByUser("stopped every node at once (second interrupt)") from None
 
 
-def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], timeout: float,
-         grace: float = GRACE) -> list[dict[str, object]]:
+def down(
+    home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], timeout: float, grace: float = GRACE
+) -> list[dict[str, object]]:
     """Stop the cluster and forget its processes; with `wipe`, delete ``<home>/local/<name>``.
 
     `confirm` receives the cluster name and must return True (typed name or --yes) before a wipe.
@@ -278,8 +318,10 @@ def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], t
     paths = ClusterPaths(home, check_name(name))
     cluster = LocalCluster.load(paths)
     if wipe and not confirm(name):
-        raise RefusedError(f"not wiping local cluster {name!r}: not confirmed",
-                           hint="type the cluster name when asked, or pass --yes")
+        raise RefusedError(
+            f"not wiping local cluster {name!r}: not confirmed",
+            hint="type the cluster name when asked, or pass --yes",
+        )
     if not wipe:
         return stop(home, name, timeout=timeout, force=False, grace=grace)
     results: list[dict[str, object]] = []
@@ -292,8 +334,10 @@ def down(home: Path, name: str, *, wipe: bool, confirm: Callable[[str], bool], t
             results = cluster.kill()
     cluster.reload()
     if cluster.running_nodes():
-        raise RefusedError(f"local cluster {name!r} still has running nodes; nothing was deleted",
-                           hint="run `roachctl local stop --force` first")
+        raise RefusedError(
+            f"local cluster {name!r} still has running nodes; nothing was deleted",
+            hint="run `roachctl local stop --force` first",
+        )
     _wipe(cluster)
     return results
 
@@ -304,19 +348,28 @@ def sql(home: Path, name: str, statements: Sequence[str]) -> None:
     cluster.check_binary()
     target = next((n for n, _ in cluster.running_nodes() if cluster.endpoint.probe(n).ready), None)
     if target is None:
-        raise RefusedError(f"local cluster {name!r} has no ready node",
-                           hint=f"start it with `roachctl local start --name {name}`")
-    argv = [str(cluster.binary), *client_args(["sql"], host=target.sql_addr, cluster_name=None),
-            *cluster.endpoint.flags()]
+        raise RefusedError(
+            f"local cluster {name!r} has no ready node",
+            hint=f"start it with `roachctl local start --name {name}`",
+        )
+    argv = [
+        str(cluster.binary),
+        *client_args(["sql"], host=target.sql_addr, cluster_name=None),
+        *cluster.endpoint.flags(),
+    ]
     interactive = not statements
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if interactive else None
     try:
         # Statements go on stdin, not in argv (/proc/*/cmdline is world-readable; contract §10).
-        done = subprocess.run(argv, cwd=cluster.paths.dir, check=False,
-                              input=None if interactive else sql_stdin(statements))
+        done = subprocess.run(
+            argv, cwd=cluster.paths.dir, check=False, input=None if interactive else sql_stdin(statements)
+        )
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     if done.returncode != 0 and not interactive:
-        raise RemoteCommandError(f"`cockroach sql` exited with {done.returncode}",
-                                 where=f"local node n{target.index}", returncode=done.returncode)
+        raise RemoteCommandError(
+            f"`cockroach sql` exited with {done.returncode}",
+            where=f"local node n{target.index}",
+            returncode=done.returncode,
+        )

@@ -47,8 +47,9 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 def check_base(flag: str, base: int) -> None:
     if not 1024 <= base <= MAX_PORT:
-        raise UsageError(f"{flag} {base} is out of range", where=flag,
-                         hint="use a port between 1024 and 65535")
+        raise UsageError(
+            f"{flag} {base} is out of range", where=flag, hint="use a port between 1024 and 65535"
+        )
 
 
 def plan_ports(
@@ -82,15 +83,18 @@ def plan_ports(
             if in_use(port):
                 if explicit:
                     raise RefusedError(
-                        f"port {port} ({what}) is already in use by another program", where=flag,
+                        f"port {port} ({what}) is already in use by another program",
+                        where=flag,
                         hint=f"stop that program, pick another {flag}, or omit {flag} to let roachctl "
-                             "choose free ports")
+                        "choose free ports",
+                    )
                 port += 1
                 continue
             taken.add(port)
             return port
-        raise RefusedError(f"no free port at or above {start} for {what}", where=flag,
-                           hint=f"pick a lower {flag}")
+        raise RefusedError(
+            f"no free port at or above {start} for {what}", where=flag, hint=f"pick a lower {flag}"
+        )
 
     plan: list[NodePorts] = []
     for i in range(1, count + 1):

@@ -22,8 +22,13 @@ CREATE_TIME_TOLERANCE = 0.05
 """psutil's create_time has ~10 ms resolution (clock ticks); allow a little slack."""
 
 
-def spawn(argv: Sequence[str], *, cwd: Path, output: Path, env: dict[str, str] | None = None,
-          ) -> tuple[subprocess.Popen[bytes], float]:
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    output: Path,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], float]:
     """Start `argv` in its own session with `cwd` as its working directory.
 
     Its own session means a Ctrl-C in roachctl's terminal does not reach the node: roachctl decides
@@ -32,8 +37,16 @@ def spawn(argv: Sequence[str], *, cwd: Path, output: Path, env: dict[str, str] |
     """
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        proc = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                                start_new_session=True, env=env, close_fds=True)
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
     finally:
         os.close(fd)
     try:
@@ -79,7 +92,7 @@ def cmdline_matches(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
     store, log and pid-file paths, which no unrelated process has.
     """
     want = list(argv[1:])
-    return bool(want) and len(cmdline) > len(want) and list(cmdline[len(cmdline) - len(want):]) == want
+    return bool(want) and len(cmdline) > len(want) and list(cmdline[len(cmdline) - len(want) :]) == want
 
 
 def send(proc: psutil.Process, sig: signal.Signals) -> bool:

@@ -61,14 +61,16 @@ def cluster_list(home: Path) -> list[dict[str, Any]]:
     for state in all_clusters(home):
         cluster = LocalCluster(ClusterPaths(home, state.name), state)
         running = len(cluster.running_nodes())
-        rows.append({
-            "name": state.name,
-            "nodes": len(state.nodes),
-            "running": running,
-            "version": state.release.get("version"),
-            "secure": state.secure,
-            "sql_ports": [n.sql_port for n in state.nodes],
-            "http_ports": [n.http_port for n in state.nodes],
-            "dir": str(cluster.paths.dir),
-        })
+        rows.append(
+            {
+                "name": state.name,
+                "nodes": len(state.nodes),
+                "running": running,
+                "version": state.release.get("version"),
+                "secure": state.secure,
+                "sql_ports": [n.sql_port for n in state.nodes],
+                "http_ports": [n.http_port for n in state.nodes],
+                "dir": str(cluster.paths.dir),
+            }
+        )
     return rows

@@ -98,18 +98,22 @@ def save(paths: ClusterPaths, state: ClusterState) -> None:
 def load(paths: ClusterPaths) -> ClusterState:
     """Load a cluster's state; a missing cluster is a usage error naming `local list`."""
     if not paths.state.exists():
-        raise UsageError(f"no local cluster named {paths.name!r}", where=str(paths.dir),
-                         hint="see `roachctl local list`, or create it with `roachctl local up --name "
-                              f"{paths.name}`")
+        raise UsageError(
+            f"no local cluster named {paths.name!r}",
+            where=str(paths.dir),
+            hint=f"see `roachctl local list`, or create it with `roachctl local up --name {paths.name}`",
+        )
     try:
         data = json.loads(paths.state.read_text())
         if data.get("schema") != SCHEMA:
             raise ValueError(f"unknown schema {data.get('schema')!r}")
         return ClusterState.from_dict(data)
     except (ValueError, KeyError, TypeError) as exc:
-        raise RefusedError(f"state file is unreadable: {exc}", where=str(paths.state),
-                           hint=f"inspect it; `roachctl local down --name {paths.name} --wipe` "
-                                "removes the cluster") from None
+        raise RefusedError(
+            f"state file is unreadable: {exc}",
+            where=str(paths.state),
+            hint=f"inspect it; `roachctl local down --name {paths.name} --wipe` removes the cluster",
+        ) from None
 
 
 def all_clusters(home: Path) -> list[ClusterState]:

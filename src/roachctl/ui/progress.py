@@ -29,8 +29,9 @@ class ByteProgress(Protocol):
 
     def __enter__(self) -> ByteProgress: ...
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None: ...
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
     def advance(self, nbytes: int) -> None: ...
 
@@ -41,8 +42,9 @@ class NullProgress:
     def __enter__(self) -> NullProgress:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         return None
 
     def advance(self, nbytes: int) -> None:
@@ -61,8 +63,9 @@ class PlainProgress:
         self._next = self.total // 4 if self.total else _UNKNOWN_STEP
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if et is None:
             console().print(f"{self.label}: done, {self.done / (1 << 20):.1f} MiB")
 
@@ -80,8 +83,13 @@ class RichProgress:
     def __init__(self, label: str, total: int | None) -> None:
         self.label, self.total = label, total
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeRemainingColumn(), console=console(), transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console(),
+            transient=True,
         )
         self._task: TaskID | None = None
 
@@ -90,8 +98,9 @@ class RichProgress:
         self._task = self._progress.add_task(self.label, total=self.total)
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._progress.stop()
         if et is None:
             console().print(f"{self.label}: done")
