@@ -130,7 +130,7 @@ def what_if(ca_cache: bool, connect_cap: int | None) -> None:
     connect_cap: SSHOptions.max_new_connections (default 8) for the session's transport.
     """
     if ca_cache:
-        import roachctl.cluster.home as home_mod
+        import roachctl.operation.home as home_mod
 
         orig_ca = home_mod.ClusterHome.ca
         cache: dict[int, Any] = {}
@@ -144,7 +144,7 @@ def what_if(ca_cache: bool, connect_cap: int | None) -> None:
     if connect_cap is not None:
         import dataclasses
 
-        import roachctl.engine.session as session_mod
+        import roachctl.operation.session as session_mod
 
         orig_opts = session_mod.ssh_options
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from roachctl.cluster.home import ClusterHome
+from roachctl.operation.home import ClusterHome
 from tests.integration.test_remote_support import (
     CERTS,
     DATA,
@@ -258,7 +258,7 @@ def test_a_no_op_deploy_costs_one_fact_round_trip_per_host(rc: Remote, tmp_path:
         mine = [r for r in records if f" -- {host} " in r or r.rstrip().endswith(f" -- {host}")]
         facts = [r for r in mine if "roachctl-facts" in r]
         assert len(facts) == 1, (host, len(facts))
-        locks = [r for r in mine if "roachctl-lock" in r]  # engine/oplock.py, in parallel with facts
+        locks = [r for r in mine if "roachctl-lock" in r]  # operation/lock.py, in parallel with facts
         assert len(locks) == 1, (host, len(locks))
         assert len(mine) <= 4, (host, [r[:200] for r in mine])  # connect (id -u), lock, facts, getent
 

@@ -1,4 +1,4 @@
-"""One mutating operation per cluster (engine/oplock.py), on three real hosts.
+"""One mutating operation per cluster (operation/lock.py), on three real hosts.
 
 Two concurrent node stops never take two nodes down; a held controller lock (same home) and a
 held host lock (another controller) each refuse a second command, naming the holder, and change
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from roachctl.engine.oplock import controller_lock
+from roachctl.operation.lock import controller_lock
 from tests.integration.test_remote_support import ROACHCTL, Remote, wait_for
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases

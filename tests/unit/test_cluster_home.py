@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.cluster.home import OPERATOR_CLIENT_LIFETIME, ClusterHome, ClusterState
 from roachctl.errors import RefusedError, UsageError
+from roachctl.operation.home import OPERATOR_CLIENT_LIFETIME, ClusterHome, ClusterState
 from roachctl.tls import pki, store
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from roachctl.engine.adopt import foreign_objects, render, watched
-from roachctl.facts.model import Account, HostFacts, PathFact, UnitFact
+from roachctl.model.facts import Account, HostFacts, PathFact, UnitFact
 from roachctl.model.loader import load_text
 
 TOPOLOGY = load_text(

@@ -4,7 +4,7 @@ of what deploy needs (firewall, dirs, sudo, ssh -W, reachability) are judged."""
 from __future__ import annotations
 
 from roachctl.engine.check import PortOwner, _ports_finding, clock_findings, parse_port_owners
-from roachctl.facts.model import HostFacts
+from roachctl.model.facts import HostFacts
 
 
 def test_parse_port_owners() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.cluster.home import ClusterHome, ClusterState
 from roachctl.engine.apply import _steps, apply_plan
 from roachctl.engine.deploy import (
     DeployPlan,
@@ -22,8 +21,9 @@ from roachctl.engine.deploy import (
 from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError, TransportError
 from roachctl.exec.fake import FakeExecutor
 from roachctl.exec.fanout import Interrupts
-from roachctl.facts.model import HostFacts, PathFact
+from roachctl.model.facts import HostFacts, PathFact
 from roachctl.model.topology import Topology
+from roachctl.operation.home import ClusterHome, ClusterState
 from roachctl.plan.diff import diff, fact_request
 from roachctl.plan.needs import initial_fact_request
 from roachctl.plan.state import Change, ChangeKind, HostPlan

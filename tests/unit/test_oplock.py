@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.engine.oplock import controller_lock, describe_holder, holder_description
 from roachctl.errors import ExitCode, RefusedError
+from roachctl.operation.lock import controller_lock, describe_holder, holder_description
 
 HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from roachctl.engine.oplock import controller_lock
+    from roachctl.operation.lock import controller_lock
     with controller_lock(Path(sys.argv[1]), "prod", "stop"):
         print("held", flush=True)
         sys.stdin.read()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from roachctl.errors import RefusedError
-from roachctl.facts.model import HostFacts, PathFact, UnitFact
+from roachctl.model.facts import HostFacts, PathFact, UnitFact
 from roachctl.plan.diff import (
     diff,
     effects,

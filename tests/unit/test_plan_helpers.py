@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from roachctl.facts.model import HostFacts, PathFact, UnitFact
+from roachctl.model.facts import HostFacts, PathFact, UnitFact
 from roachctl.model.loader import parse_data
 from roachctl.model.topology import Topology
 from roachctl.plan.desired import desired_state, release_spec

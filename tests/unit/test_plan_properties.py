@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from roachctl.errors import RefusedError
-from roachctl.facts.model import HostFacts, UnitFact
+from roachctl.model.facts import HostFacts, UnitFact
 from roachctl.model.loader import load_text, parse_data
 from roachctl.model.topology import Topology
 from roachctl.plan.diff import diff

@@ -20,14 +20,14 @@ from roachctl.cli.context import AppContext
 from roachctl.cluster import destroy as destroy_mod
 from roachctl.cluster import lifecycle, sqlshell
 from roachctl.cluster import status as status_mod
-from roachctl.cluster.home import ClusterHome
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
-from roachctl.engine.session import Session, open_session
 from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, UsageError
 from roachctl.model.loader import load_text, load_topology, read_topology_file
 from roachctl.model.topology import Topology
+from roachctl.operation.home import ClusterHome
+from roachctl.operation.session import Session, open_session
 from roachctl.plan.report import plan_to_json, plan_to_text
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
@@ -75,7 +75,7 @@ def _cluster_topology(app: AppContext, name: str) -> Topology:
     return topology
 
 
-# Commands that change hosts hold the cluster's operation lock (engine/oplock.py); a plan
+# Commands that change hosts hold the cluster's operation lock (operation/lock.py); a plan
 # (`deploy --dry-run`) and the read-only commands do not.
 MUTATING_VERBS = frozenset({"deploy", "start", "stop", "restart", "destroy"})
 

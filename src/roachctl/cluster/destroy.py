@@ -12,9 +12,9 @@ import shutil
 from roachctl.cluster.lifecycle import GRACE, Notify, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
 from roachctl.engine.firewall import remove_rules
-from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
+from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import firewall_unit_name, layout_for

@@ -41,7 +41,6 @@ from roachctl.cluster.nodes import (
     wait_ready,
 )
 from roachctl.cluster.nodestatus import NodeStatus, unavailable_ranges, underreplicated_ranges
-from roachctl.engine.session import Session
 from roachctl.errors import (
     InterruptedByUser,
     RefusedError,
@@ -50,6 +49,7 @@ from roachctl.errors import (
     TransportError,
 )
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
+from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 

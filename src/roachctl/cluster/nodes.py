@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from roachctl.cluster.client import client_call
 from roachctl.cluster.https_stdio import ProbeError, client_context, https_get_via_stdio
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
-from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.model.netaddr import host_port
+from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.layout import layout_for

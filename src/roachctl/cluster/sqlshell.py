@@ -17,9 +17,9 @@ import re
 
 from roachctl.cluster.client import UNPACK_CERTS, bundle, make_dir
 from roachctl.cluster.nodes import NodeClient, NodeTarget
-from roachctl.engine.session import Session
 from roachctl.errors import RemoteCommandError, TransportError
 from roachctl.exec.command import Command
+from roachctl.operation.session import Session
 from roachctl.plan.clientargv import client_args
 
 DIR_PREFIX = "/run/roachctl-sql."

@@ -15,10 +15,10 @@ from typing import Any
 
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus
-from roachctl.engine.session import Session
 from roachctl.errors import RoachctlError
 from roachctl.facts.gather import gather_facts
-from roachctl.facts.model import UnitFact
+from roachctl.model.facts import UnitFact
+from roachctl.operation.session import Session
 from roachctl.tls import pki, store
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from roachctl.facts.model import HostFacts
+from roachctl.model.facts import HostFacts
 from roachctl.model.topology import Topology
 from roachctl.plan.layout import layout_for
 

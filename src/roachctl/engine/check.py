@@ -23,15 +23,15 @@ from dataclasses import dataclass
 
 from roachctl.engine import adopt as adopt_mod
 from roachctl.engine.deploy import SUPPORTED_ARCHES
-from roachctl.engine.session import Session
 from roachctl.errors import RoachctlError
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import fanout
 from roachctl.exec.openssh import OpenSSHExecutor
 from roachctl.facts.gather import gather_facts
-from roachctl.facts.model import HostFacts
+from roachctl.model.facts import HostFacts
 from roachctl.model.netaddr import host_port
 from roachctl.model.topology import NodeConfig, Topology
+from roachctl.operation.session import Session
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import SYSTEMD_DIR, layout_for
 

@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from roachctl.cluster.home import ClusterHome, ClusterState
 from roachctl.engine import adopt as adopt_mod
 from roachctl.engine.apply import apply_plan
-from roachctl.engine.session import Session
 from roachctl.errors import HostFailures, InterruptedByUser, RefusedError, ReleaseError, RoachctlError
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled, in_daemon_thread
 from roachctl.facts.gather import gather_facts
-from roachctl.facts.model import HostFacts
+from roachctl.model.facts import HostFacts
 from roachctl.model.topology import Topology
+from roachctl.operation.home import ClusterHome, ClusterState
+from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan import firewall as fw
 from roachctl.plan.desired import desired_state, node_addresses, release_spec

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.base import Executor
 from roachctl.exec.command import Command
-from roachctl.facts.model import HostFacts
 from roachctl.facts.parse import Item, ReportError, parse_report
+from roachctl.model.facts import HostFacts
 from roachctl.plan import bounds
 
 NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")

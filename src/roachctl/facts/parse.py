@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from roachctl.facts.model import Account, HostFacts, PathFact, UnitFact
+from roachctl.model.facts import Account, HostFacts, PathFact, UnitFact
 
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 BACKENDS = {"nft": "nftables", "ufw": "ufw", "firewall-cmd": "firewalld"}

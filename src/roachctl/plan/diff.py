@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from roachctl.errors import RefusedError
-from roachctl.facts.model import HostFacts, PathFact
+from roachctl.model.facts import HostFacts, PathFact
 from roachctl.plan.state import (
     Change,
     ChangeKind,

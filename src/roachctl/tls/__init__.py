@@ -1,1 +1,1 @@
-"""tls layer."""
+"""CockroachDB's certificate recipe (CA, node and client certificates) and their file names."""

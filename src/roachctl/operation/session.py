@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roachctl.cluster.home import ClusterHome
-from roachctl.engine.oplock import controller_lock, host_locks
 from roachctl.errors import InterruptedByUser
 from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
+from roachctl.operation.home import ClusterHome
+from roachctl.operation.lock import controller_lock, host_locks
 
 
 def ssh_options(
@@ -65,7 +65,7 @@ async def open_session(
     SIGINT and SIGTERM go to the session's `Interrupts` from the start, locks and connections
     included (see the module docstring); a cancelled operation ends as InterruptedByUser.
     `lock_for` (the verb of a mutating command) holds the cluster's operation lock, in the home
-    and on every host, for the whole block (engine/oplock.py).
+    and on every host, for the whole block (operation/lock.py).
     """
     options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
     interrupts = Interrupts()

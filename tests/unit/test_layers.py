@@ -1,0 +1,80 @@
+"""Imports point downward only: the README's layer diagram, enforced.
+
+Each package has a rank; a module may import its own package and lower-ranked ones, never a
+higher one. A cycle between two packages (engine <-> cluster once did, through the session and
+the home) is an upward import from one side and fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "roachctl"
+
+RANKS = {
+    "errors": 0,
+    "fsutil": 0,
+    "ui": 0,
+    "model": 1,
+    "plan": 2,
+    "exec": 3,
+    "facts": 4,
+    "release": 4,
+    "tls": 4,
+    "operation": 5,
+    "engine": 6,
+    "cluster": 7,
+    "local": 8,
+    "cli": 9,
+    "__main__": 10,
+}
+
+
+def _package(module: Path) -> str:
+    rel = module.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(module: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(module.read_text(), str(module))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("roachctl."):
+            found.append((node.lineno, node.module.split(".")[1]))
+        elif isinstance(node, ast.Import):
+            found += [
+                (node.lineno, a.name.split(".")[1]) for a in node.names if a.name.startswith("roachctl.")
+            ]
+    return found
+
+
+def upward_imports() -> list[str]:
+    bad = []
+    for module in sorted(SRC.rglob("*.py")):
+        if module.parent == SRC and module.name == "__init__.py":
+            continue
+        mine = _package(module)
+        for line, target in _imports(module):
+            if RANKS[target] > RANKS[mine]:
+                bad.append(f"{module.relative_to(SRC)}:{line}: {mine} imports {target}")
+    return bad
+
+
+def test_every_package_has_a_rank() -> None:
+    packages = {p.name.removesuffix(".py") for p in SRC.iterdir() if p.name != "__pycache__"}
+    assert packages - {"__init__"} <= set(RANKS), packages - set(RANKS)
+
+
+def test_imports_point_downward() -> None:
+    assert upward_imports() == []
+
+
+def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
+    """The walk itself works: an engine module importing cluster is reported."""
+    module = SRC / "engine" / "deploy.py"
+    tree_imports = _imports(module)
+    assert all(RANKS[t] <= RANKS["engine"] for _, t in tree_imports)
+    fake = tmp_path / "x.py"
+    fake.write_text("from roachctl.cluster.lifecycle import stop\n")
+    assert _imports(fake) == [(1, "cluster")]
