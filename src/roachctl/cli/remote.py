@@ -8,6 +8,7 @@ errors that the single catch site in cli/app.py turns into exit codes.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, Usag
 from roachctl.model.loader import load_text, load_topology, read_topology_file
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
+from roachctl.operation.journal import operation_json, read_operations
 from roachctl.operation.session import Session, open_session
 from roachctl.plan.report import plan_to_json, plan_to_text
 from roachctl.plan.sqlinput import sql_stdin
@@ -39,7 +41,7 @@ T = TypeVar("T")
 
 def register(root: click.Group) -> None:
     """Attach the remote-cluster commands to the root CLI."""
-    for command in (check, deploy, start, stop, restart, status, sql, list_clusters, destroy):
+    for command in (check, deploy, start, stop, restart, status, sql, list_clusters, destroy, history):
         root.add_command(command)
 
 
@@ -94,6 +96,8 @@ def _run(
     accept_new_host_keys: bool = False,
 ) -> T:
     verb = _lock_verb()
+    ctx = click.get_current_context(silent=True)
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in (ctx.params if ctx else {}).items()}
 
     async def main() -> T:
         async with open_session(
@@ -102,6 +106,7 @@ def _run(
             ssh_config=app.ssh_config,
             accept_new_host_keys=accept_new_host_keys,
             lock_for=verb,
+            args=args,
         ) as session:
             return await body(session)
 
@@ -245,13 +250,13 @@ def deploy(
                 raise HostFailures(failures=failures, succeeded=sorted(plan.plans))
             return
         if plan.total_changes == 0:
-            deploy_mod.record(session.home, topology, text, plan, None)
+            deploy_mod.record(session, topology, text, plan, None)
             if failures:
                 raise HostFailures(failures=failures, succeeded=sorted(plan.plans))
             return
         deploy_mod.confirm(f"Apply {plan.total_changes} change(s) to {topology.name}?", yes=app.yes)
         outcome = await deploy_mod.apply(session, plan, notify=_notify)
-        deploy_mod.record(session.home, topology, text, plan, outcome)
+        deploy_mod.record(session, topology, text, plan, outcome)
         failures.update(outcome.failures)
         done = {
             h: f"{len(c)} change(s) applied" + (f"; {outcome.notices[h]}" if h in outcome.notices else "")
@@ -507,3 +512,44 @@ def _confirm_name(cluster: str, *, wipe: bool, yes: bool) -> None:
     typed = input(f"This removes cluster {cluster} {what}. Type the cluster name to confirm: ").strip()
     if typed != cluster:
         raise RefusedError("the name did not match: nothing was changed")
+
+
+@click.command()
+@click.argument("cluster")
+@click.option(
+    "--last", type=click.IntRange(min=1), default=20, show_default=True, help="How many operations."
+)
+@click.pass_context
+def history(ctx: click.Context, cluster: str, last: int) -> None:
+    """The journal of CLUSTER: every mutating command, its steps per host and how it ended.
+
+    An operation shown as "interrupted", "failed" or "unfinished" is continued by running the
+    same command again: it resumes from what the cluster shows, not from the journal.
+    """
+    app = _app(ctx)
+    home = ClusterHome(app.home, cluster)
+    home.require()
+    ops = read_operations(home.journal_path)[-last:]
+    if app.json:
+        emit_json({"cluster": cluster, "operations": [operation_json(op) for op in ops]})
+        return
+    table = Table(title=f"history of {cluster} ({home.journal_path})", title_justify="left")
+    for column in ("operation", "started (UTC)", "command", "outcome", "steps"):
+        table.add_column(column)
+    for op in ops:
+        style = {"ok": "green", "unfinished": "yellow"}.get(op.outcome, "red")
+        steps = "\n".join(_step_line(s) for s in op.steps) or "-"
+        outcome = f"[{style}]{op.outcome}[/]" + (f"\n{op.error}" if op.error else "")
+        table.add_row(op.id, _utc(op.started), op.command or op.verb, outcome, steps)
+    console().print(table)
+
+
+def _utc(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    where = f"{step['host']}: " if step.get("host") else ""
+    extra = {k: v for k, v in step.items() if k not in ("ts", "op", "record", "verb", "step", "host")}
+    detail = ", ".join(f"{k}={v}" for k, v in sorted(extra.items()))
+    return f"{where}{step.get('step')}" + (f" ({detail})" if detail else "")

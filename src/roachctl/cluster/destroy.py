@@ -114,11 +114,11 @@ async def destroy(session: Session, *, wipe: bool, grace: float = GRACE, notify:
         if not result.ok:
             raise RemoteCommandError(f"removal failed: {result.err.strip()}", where=target.host)
         await remove_rules(session.ssh.executor(target.host), topology.name)  # ufw/firewalld too
+        session.step("remove", host=target.host, wiped=wipe)
         return "removed, data wiped" if wipe else "removed, data kept"
 
     removable = [t for t in targets(session) if t.host not in stopped.failures]
     await each_node(removable, remove, outcome, session.interrupts)
-    session.home.journal("destroy", wipe=wipe, done=sorted(outcome.done), failed=sorted(outcome.failures))
     if wipe and not outcome.failures:
         shutil.rmtree(session.home.dir, ignore_errors=True)
     return outcome

@@ -33,6 +33,7 @@ from roachctl.cluster.nodes import (
     NodeTarget,
     UnitStop,
     journal_tail,
+    main_pid,
     probe_ready,
     stop_unit,
     systemctl,
@@ -49,6 +50,7 @@ from roachctl.errors import (
     TransportError,
 )
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
+from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
@@ -127,6 +129,7 @@ async def start(
                 where=target.host,
                 hint="see `journalctl -u " + target.unit + "` on the host",
             )
+        session.step("start", host=target.host, result="started")
         return "started"
 
     await each_node(chosen, start_one, outcome, session.interrupts)
@@ -189,7 +192,7 @@ async def _init_once(session: Session, first: NodeTarget, notify: Notify) -> Non
     state = session.home.load_state()
     state.initialized = True
     session.home.save_state(state)
-    session.home.journal("init", host=first.host, already="already been initialized" in text)
+    session.step("init", host=first.host, already="already been initialized" in text)
 
 
 async def _ready_or_fail(session: Session, target: NodeTarget, timeout: float, notify: Notify) -> str:
@@ -202,6 +205,7 @@ async def _ready_or_fail(session: Session, target: NodeTarget, timeout: float, n
             hint="check `roachctl status` and the node's logs under the data dir",
         )
     notify(target.host, "ready")
+    session.step("ready", host=target.host)
     return "ready"
 
 
@@ -257,6 +261,7 @@ async def stop(
                 stopped = await stop_unit(session, target, bound=bound)
                 line, detail = describe_stop(step, stopped, bound)
                 outcome.stops[target.host] = detail
+                session.step("stop", host=target.host, **detail)
                 notify(target.host, line)
                 return line
 
@@ -269,12 +274,8 @@ async def stop(
                     notify("*", f"not stopping {', '.join(left)}: a node before them failed to stop")
                 break
     finally:
-        session.home.journal(
-            "stop",
-            hosts=[t.host for t in chosen],
-            stops={h: d["result"] for h, d in outcome.stops.items()},
-            failed=sorted(outcome.failures),
-        )
+        for host, error in outcome.failures.items():
+            session.step("stop", host=host, result="failed", error=error.message)
     return outcome
 
 
@@ -440,13 +441,31 @@ async def _refuse_if_quorum_lost(
 async def restart(
     session: Session, *, only: str | None = None, notify: Notify, timeout: float = READY_TIMEOUT
 ) -> Outcome:
-    """Rolling restart: one node at a time, each gated on readiness and cluster health."""
+    """Rolling restart: one node at a time, each gated on readiness and cluster health.
+
+    It resumes an unfinished restart of the same nodes (interrupted, failed, or its process
+    died): a node is skipped only when it still runs the very process that restart started
+    (same MainPID as journaled), which the journal alone could not prove.
+    """
     everyone = targets(session)
     outcome = Outcome()
     client = NodeClient(session)
     await _refuse_if_nodes_down(session, everyone)
+    resumed_from, restarted_pids = _unfinished_restart(session, only)
     for target in targets(session, only):
         _stop_if_interrupted(session.interrupts, outcome)
+        if target.host in restarted_pids:
+            pid = await main_pid(session, target)
+            if pid and pid == restarted_pids[target.host]:
+                notify(
+                    target.host,
+                    f"already restarted by operation {resumed_from} (pid {pid} still runs): skipped",
+                )
+                outcome.done[target.host] = f"already restarted (operation {resumed_from})"
+                session.step(
+                    "restart", host=target.host, result="skipped", pid=pid, resumed_from=resumed_from
+                )
+                continue
         notify(target.host, "waiting for a healthy cluster")
         await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
         notify(target.host, "restarting (drain, stop, start)")
@@ -462,10 +481,31 @@ async def restart(
             await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
         except RoachctlError as exc:
             outcome.failures[target.host] = exc
+            session.step("restart", host=target.host, result="failed", error=exc.message)
             break  # never take the next node down while this one is not back
         outcome.done[target.host] = "restarted"
-    session.home.journal("restart", done=sorted(outcome.done), failed=sorted(outcome.failures))
+        session.step("restart", host=target.host, result="restarted", pid=await main_pid(session, target))
     return outcome
+
+
+def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[str, int]]:
+    """(operation id, {host: MainPID it left running}) of the previous restart of the same nodes,
+    when it did not finish; else ("", {})."""
+    current = session.operation.id if session.operation else None
+    previous = [
+        op
+        for op in read_operations(session.home.journal_path)
+        if op.verb == "restart" and op.id != current and op.args.get("node") == only
+    ]
+    if not previous or previous[-1].finished:
+        return "", {}
+    last = previous[-1]
+    pids = {
+        str(s["host"]): int(s["pid"])
+        for s in last.steps
+        if s.get("step") == "restart" and s.get("result") in ("restarted", "skipped") and s.get("pid")
+    }
+    return last.id, pids
 
 
 async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> None:

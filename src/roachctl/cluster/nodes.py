@@ -213,6 +213,15 @@ async def unit_running(session: Session, target: NodeTarget) -> bool:
     return result.out.strip() in RUNNING_STATES
 
 
+async def main_pid(session: Session, target: NodeTarget) -> int:
+    """The unit's MainPID now (0 when it does not run): which process a node runs."""
+    executor = session.ssh.executor(target.host)
+    command = Command.of("systemctl", "show", "--property=MainPID", "--value", "--", target.unit)
+    result = await executor.run(command, timeout=30, check=False)
+    text = result.out.strip()
+    return int(text) if text.isdigit() else 0
+
+
 async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) -> str:
     """The unit's last journal lines, to explain a failure."""
     executor = session.ssh.executor(target.host)

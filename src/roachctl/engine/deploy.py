@@ -431,7 +431,7 @@ async def _after_apply(
 
 
 def record(
-    home: ClusterHome,
+    session: Session,
     topology: Topology,
     topology_text: bytes,
     plan: DeployPlan,
@@ -442,6 +442,7 @@ def record(
     Also writes the operator's root client cert under the cluster's home: the SQL URLs that
     `start` and `status` print point at it (it never goes to a node).
     """
+    home = session.home
     home.commit_new_ca()
     state = home.load_state() if home.exists() else ClusterState(name=topology.name)
     state.version = topology.version
@@ -452,12 +453,10 @@ def record(
     if topology.secure:
         home.operator_certs()
     if outcome is not None:
-        home.journal(
-            "deploy",
-            applied={h: len(c) for h, c in outcome.applied.items()},
-            failed=sorted(outcome.failures),
-            version=topology.version,
-        )
+        for host, changes in outcome.applied.items():
+            session.step("apply", host=host, changes=len(changes), version=topology.version)
+        for host, error in outcome.failures.items():
+            session.step("apply", host=host, result="failed", error=error.message)
 
 
 def confirm(question: str, *, yes: bool) -> None:

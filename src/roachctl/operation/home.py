@@ -139,8 +139,12 @@ class ClusterHome:
     # -- certificates ------------------------------------------------------------------------
 
     def has_records(self) -> bool:
-        """True when this home holds anything of the cluster besides its CA files."""
-        if any(p.exists() for p in (self.state_path, self.journal_path, self.topology_path)):
+        """True when this home holds anything of the cluster besides its CA files.
+
+        The journal does not count: every deploy journals itself from its start, also a first
+        one that is then refused or cancelled before it wrote anything else.
+        """
+        if any(p.exists() for p in (self.state_path, self.topology_path)):
             return True
         return any(d.is_dir() and any(d.iterdir()) for d in (self.dir / "nodes", self.certs_dir))
 

@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from roachctl.errors import InterruptedByUser
 from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
+from roachctl.operation.journal import Operation
 from roachctl.operation.lock import controller_lock, host_locks
 
 
@@ -45,10 +47,16 @@ class Session:
     home: ClusterHome
     ssh: OpenSSH
     interrupts: Interrupts = field(default_factory=Interrupts)
+    operation: Operation | None = None  # mutating commands only (operation/journal.py)
 
     @property
     def hosts(self) -> list[str]:
         return [n.host for n in self.topology.nodes]
+
+    def step(self, name: str, *, host: str | None = None, **detail: Any) -> None:
+        """Record one step of this command in the journal (read-only commands record nothing)."""
+        if self.operation is not None:
+            self.operation.step(name, host=host, **detail)
 
 
 @asynccontextmanager
@@ -59,13 +67,15 @@ async def open_session(
     ssh_config: Path | None,
     accept_new_host_keys: bool = False,
     lock_for: str | None = None,
+    args: dict[str, Any] | None = None,
 ) -> AsyncIterator[Session]:
     """Open the transport for `topology`; every ssh master is closed on exit.
 
     SIGINT and SIGTERM go to the session's `Interrupts` from the start, locks and connections
     included (see the module docstring); a cancelled operation ends as InterruptedByUser.
     `lock_for` (the verb of a mutating command) holds the cluster's operation lock, in the home
-    and on every host, for the whole block (operation/lock.py).
+    and on every host, for the whole block (operation/lock.py), and journals the block as one
+    Operation with `args` (operation/journal.py): begin, its steps, and how it ended.
     """
     options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
     interrupts = Interrupts()
@@ -80,7 +90,12 @@ async def open_session(
                         await remote_locks.enter_async_context(
                             host_locks(ssh, hosts, topology.name, lock_for)
                         )
-                    yield Session(topology, ClusterHome(home_dir, topology.name), ssh, interrupts)
+                    home = ClusterHome(home_dir, topology.name)
+                    if lock_for is None:
+                        yield Session(topology, home, ssh, interrupts)
+                    else:
+                        with Operation(home.journal_path, lock_for, args) as operation:
+                            yield Session(topology, home, ssh, interrupts, operation)
             except asyncio.CancelledError:
                 if not interrupts.cancelled:
                     raise
