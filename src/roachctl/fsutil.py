@@ -7,12 +7,8 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` via a temp file in the same directory and rename.
-
-    The temp file is created with `mode` before any byte is written, so a key is never
-    readable by others even for an instant, and readers see the old or the new file, never half.
-    """
+def _synced_temp(path: Path, data: bytes, mode: int) -> Path:
+    """`data` in a new temp file beside `path`, made `mode` before any byte is written, fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -21,9 +17,23 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` via a temp file in the same directory and rename.
+
+    The temp file is created with `mode` before any byte is written, so a key is never
+    readable by others even for an instant, and readers see the old or the new file, never half.
+    """
+    tmp = _synced_temp(path, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -33,17 +43,11 @@ def exclusive_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     The content is written to a temp file first and hard-linked into place: link(2) fails when
     the name exists (like O_EXCL), and readers never see a half-written file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = _synced_temp(path, data, mode)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.link(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def private_dir(path: Path) -> Path:

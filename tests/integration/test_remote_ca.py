@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from roachctl.tls import pki
-from tests.integration.test_remote_support import CERTS, UNIT, Remote, stat_listing
+from tests.integration.test_remote_support import CERTS, UNIT, Remote, new_remote, stat_listing
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 
@@ -41,16 +41,7 @@ exec {ssh} "$@"
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     work = tmp_path_factory.mktemp("remote-ca")
-    remote = Remote(
-        bed3,
-        work,
-        NAME,
-        standin_releases.new,
-        tarball=standin_releases.tarball(standin_releases.new),
-        hosts=[h.name for h in bed3.hosts],
-    )
-    remote.write_topology()
-    yield remote
+    yield new_remote(bed3, standin_releases, work, NAME)
 
 
 def _home_files(rc: Remote) -> dict[str, str]:

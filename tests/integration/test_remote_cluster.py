@@ -36,6 +36,7 @@ from tests.integration.test_remote_support import (
     cluster_ids,
     down_intervals,
     names,
+    new_remote,
     stat_listing,
     wait_for,
 )
@@ -54,16 +55,7 @@ WATCHED = ("/opt", "/etc/systemd/system", "/var/lib", "/etc/roachctl")
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     work = tmp_path_factory.mktemp("remote-cluster")
-    remote = Remote(
-        bed3,
-        work,
-        NAME,
-        standin_releases.new,
-        tarball=standin_releases.tarball(standin_releases.new),
-        hosts=[h.name for h in bed3.hosts],
-    )
-    remote.write_topology()
-    yield remote
+    yield new_remote(bed3, standin_releases, work, NAME)
 
 
 def _install_dir(rc: Remote) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import Remote
+from tests.integration.test_remote_support import Remote, new_remote
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 
@@ -29,16 +29,7 @@ FEWER_CLIENTS = "firewall:\n  sql_clients: [203.0.113.0/24]\n"
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     work = tmp_path_factory.mktemp("remote-firewall")
-    remote = Remote(
-        bed3,
-        work,
-        NAME,
-        standin_releases.new,
-        tarball=standin_releases.tarball(standin_releases.new),
-        hosts=[h.name for h in bed3.hosts],
-    )
-    remote.write_topology(CLIENTS)
-    yield remote
+    yield new_remote(bed3, standin_releases, work, NAME, extra=CLIENTS)
 
 
 def _ufw_on(rc: Remote, host: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import Remote
+from tests.integration.test_remote_support import Remote, running_remote
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 from tests.support.stopcheck import assert_stop_sequence
@@ -28,14 +28,7 @@ DROPIN = "/etc/ssh/sshd_config.d/10-no-forwarding.conf"
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     work = tmp_path_factory.mktemp("remote-guards")
-    remote = Remote(bed3, work, NAME, standin_releases.new,
-                    tarball=standin_releases.tarball(standin_releases.new),
-                    hosts=[h.name for h in bed3.hosts])  # fmt: skip
-    remote.write_topology()
-    assert remote.deploy().rc == 0
-    started = remote.run("start", NAME)
-    assert started.rc == 0, started.text
-    yield remote
+    yield running_remote(bed3, standin_releases, work, NAME)
 
 
 def _pids(rc: Remote) -> dict[str, str]:

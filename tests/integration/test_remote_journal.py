@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_remote_support import ROACHCTL, Remote, wait_for
+from tests.integration.test_remote_support import ROACHCTL, Remote, running_remote, wait_for
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 
@@ -31,14 +31,7 @@ NAME = "journaled"
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     work = tmp_path_factory.mktemp("remote-journal")
-    remote = Remote(bed3, work, NAME, standin_releases.new,
-                    tarball=standin_releases.tarball(standin_releases.new),
-                    hosts=[h.name for h in bed3.hosts])  # fmt: skip
-    remote.write_topology()
-    assert remote.deploy().rc == 0
-    started = remote.run("start", NAME)
-    assert started.rc == 0, started.text
-    yield remote
+    yield running_remote(bed3, standin_releases, work, NAME)
 
 
 def _records(rc: Remote) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from roachctl.operation.lock import controller_lock
-from tests.integration.test_remote_support import ROACHCTL, Remote, wait_for
+from tests.integration.test_remote_support import ROACHCTL, Remote, running_remote, wait_for
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 
@@ -31,19 +31,7 @@ HOLD = "mkdir -p -m 0700 /run/roachctl; exec 9>>{lock}; flock 9; printf '%s\\n' 
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     work = tmp_path_factory.mktemp("remote-lock")
-    remote = Remote(
-        bed3,
-        work,
-        NAME,
-        standin_releases.new,
-        tarball=standin_releases.tarball(standin_releases.new),
-        hosts=[h.name for h in bed3.hosts],
-    )
-    remote.write_topology()
-    assert remote.deploy().rc == 0
-    started = remote.run("start", NAME)
-    assert started.rc == 0, started.text
-    yield remote
+    yield running_remote(bed3, standin_releases, work, NAME)
 
 
 def _background(rc: Remote, *args: str) -> subprocess.Popen[str]:

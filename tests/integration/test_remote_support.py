@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support.bed import Bed
+from tests.support.release_fixtures import Releases
 
 T = TypeVar("T")
 
@@ -186,3 +187,29 @@ def stat_listing(bed: Bed, host: str, paths: Iterable[str]) -> dict[str, str]:
     cmd = f"find {roots} -xdev -printf '%p\\t%y %i %T@ %C@ %m %u %g %l\\n' 2>/dev/null || true"
     out = sh(bed, host, cmd).stdout
     return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+
+def new_remote(
+    bed: Bed, releases: Releases, work: Path, name: str, *, extra: str = "", hosts: list[str] | None = None
+) -> Remote:
+    """A cluster on `bed`'s hosts (or `hosts`) with the stand-in release, its topology written."""
+    remote = Remote(
+        bed,
+        work,
+        name,
+        releases.new,
+        tarball=releases.tarball(releases.new),
+        hosts=hosts if hosts is not None else [h.name for h in bed.hosts],
+    )
+    remote.write_topology(extra)
+    return remote
+
+
+def running_remote(bed: Bed, releases: Releases, work: Path, name: str, *, extra: str = "") -> Remote:
+    """`new_remote`, deployed and started (every node ready)."""
+    remote = new_remote(bed, releases, work, name, extra=extra)
+    deployed = remote.deploy()
+    assert deployed.rc == 0, deployed.text
+    started = remote.run("start", name)
+    assert started.rc == 0, started.text
+    return remote

@@ -317,7 +317,9 @@ class OpenSSHExecutor(ExecutorBase):
             config.setdefault(key, value)
         return config
 
-    async def _exec(self, cmd: Command, *, stdin: Stdin, timeout: float | None, check: bool) -> Result:
+    async def _remote_argv(self, cmd: Command, *, mark_255: bool) -> list[str]:
+        """Connect (if needed) and build the ssh argv that runs `cmd` on this host, with sudo when
+        the login user is not root; `mark_255` tells a remote exit 255 from ssh's own."""
         await self._revive_if_expired()
         await self.connect()
         use_sudo = cmd.sudo and not self.is_root
@@ -327,9 +329,11 @@ class OpenSSHExecutor(ExecutorBase):
                 hint="set ssh.sudo: true in the topology, or connect as root",
                 where=self.host,
             )
-        argv = self._argv(
-            "-T", "--", self.host, wire_command(cmd.render(use_sudo=use_sudo) + _MARK_255, self.login_shell)
-        )
+        line = cmd.render(use_sudo=use_sudo) + (_MARK_255 if mark_255 else "")
+        return self._argv("-T", "--", self.host, wire_command(line, self.login_shell))
+
+    async def _exec(self, cmd: Command, *, stdin: Stdin, timeout: float | None, check: bool) -> Result:
+        argv = await self._remote_argv(cmd, mark_255=True)
         async with self._sessions:
             try:
                 done = await self._spawn(argv, stdin, timeout, what="ssh failed", cmd=cmd)
@@ -347,17 +351,7 @@ class OpenSSHExecutor(ExecutorBase):
         its stdin closes, which happens when the block ends and also when this process or the
         connection dies, so a lease can never outlive its holder.
         """
-        await self._revive_if_expired()
-        await self.connect()
-        use_sudo = cmd.sudo and not self.is_root
-        if use_sudo and not self._transport.options.sudo:
-            raise UsageError(
-                f"`{cmd.display()}` needs root, but the ssh user is not root and ssh.sudo is false",
-                hint="set ssh.sudo: true in the topology, or connect as root",
-                where=self.host,
-            )
-        line = wire_command(cmd.render(use_sudo=use_sudo), self.login_shell)
-        argv = self._argv("-T", "--", self.host, line)
+        argv = await self._remote_argv(cmd, mark_255=False)
         proc = await spawn(argv, stdin=asyncio.subprocess.PIPE)
         self._active += 1
         try:
