@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -120,3 +122,32 @@ def test_the_lock_is_released_when_its_holder_is_killed(rc: Remote) -> None:
     wait_for("every node ready again", lambda: all(n["ready"] for n in rc.status()["nodes"]), timeout=180)
     res = rc.run("restart", NAME)
     assert res.rc == 0, res.text
+
+
+def test_a_holder_that_stops_beating_loses_the_host_lock_within_the_lease(rc: Remote) -> None:
+    """A controller cut off the network keeps its ssh session on the host (sshd notices a dead peer
+    only hours later); frozen here with SIGSTOP, it stops sending heartbeats, and the host gives
+    the lock up after the lease, so the next operation is not blocked for hours."""
+    from roachctl.operation.lock import LEASE_S
+
+    restart = _background(rc, "restart", NAME)
+    wait_for(
+        "the restart to hold the host lock on h2",
+        lambda: rc.sh("h2", f"cat {LOCK} 2>/dev/null || true").stdout.strip(),
+        timeout=60,
+        interval=0.2,
+    )
+    os.kill(restart.pid, signal.SIGSTOP)
+    try:
+        frozen = time.monotonic()
+        wait_for(
+            "the lease to expire on h2",
+            lambda: rc.sh("h2", f"flock -n {LOCK} true", check=False).returncode == 0,
+            timeout=LEASE_S + 20,
+            interval=0.5,
+        )
+        assert time.monotonic() - frozen >= LEASE_S - 2  # not before the lease ran out
+    finally:
+        os.kill(restart.pid, signal.SIGKILL)
+        restart.communicate(timeout=60)
+    wait_for("every node ready again", lambda: all(n["ready"] for n in rc.status()["nodes"]), timeout=180)

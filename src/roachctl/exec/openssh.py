@@ -344,16 +344,21 @@ class OpenSSHExecutor(ExecutorBase):
         )
 
     @contextlib.asynccontextmanager
-    async def held(self, cmd: Command, *, timeout: float = 30.0) -> AsyncIterator[str]:
+    async def held(
+        self, cmd: Command, *, timeout: float = 30.0, heartbeat: float | None = None
+    ) -> AsyncIterator[str]:
         """Run `cmd` and keep it running for the block; yields the first line it prints.
 
         For leases such as the host-side operation lock: the remote command holds something until
-        its stdin closes, which happens when the block ends and also when this process or the
-        connection dies, so a lease can never outlive its holder.
+        its stdin closes, which happens when the block ends and also when this process dies. A
+        connection that is cut does not close it (sshd learns of a dead peer only hours later), so
+        with `heartbeat` a byte is sent every `heartbeat` seconds and the remote side gives up
+        the lease when they stop coming.
         """
         argv = await self._remote_argv(cmd, mark_255=False)
         proc = await spawn(argv, stdin=asyncio.subprocess.PIPE)
         self._active += 1
+        beating: asyncio.Task[None] | None = None
         try:
             assert proc.stdout is not None and proc.stderr is not None
             try:
@@ -373,8 +378,12 @@ class OpenSSHExecutor(ExecutorBase):
                     where=self.host,
                     returncode=code,
                 )
+            if heartbeat is not None and proc.stdin is not None:
+                beating = asyncio.create_task(_beat(proc.stdin, heartbeat))
             yield first.decode("utf-8", "replace").strip()
         finally:
+            if beating is not None:
+                beating.cancel()
             self._active -= 1
             self._idle_since = time.monotonic()
             if proc.stdin is not None:
@@ -417,3 +426,12 @@ class OpenSSHExecutor(ExecutorBase):
             err = done.stderr.decode("utf-8", "replace")
             raise transport_error(self.host, cmd.mask(err) if cmd else err, what=what)
         return Result(done.returncode, done.stdout, done.stderr, done.duration)
+
+
+async def _beat(stdin: asyncio.StreamWriter, every: float) -> None:
+    """Write one byte every `every` seconds until cancelled (or the pipe breaks)."""
+    with contextlib.suppress(OSError, ConnectionError):
+        while True:
+            stdin.write(b".")
+            await stdin.drain()
+            await asyncio.sleep(every)

@@ -5,13 +5,16 @@ each see a healthy cluster and together take it below a majority. So every mutat
 
 - the controller lock: an exclusive `flock` on `<home>/locks/<cluster>.lock`, which also records
   the holder (pid, command, since when, where) for the loser's error message;
-- a host lock on every node: `flock /run/roachctl/<cluster>.lock`, held by a remote `cat` that
-  lives exactly as long as this process's ssh channel (several controllers or homes may manage the
-  same cluster). `/run/roachctl` is root-owned and 0700, so no other user can plant the file.
+- a host lock on every node: `flock /run/roachctl/<cluster>.lock`, held by a remote loop that
+  lives as long as this process's ssh channel *and* its heartbeats (several controllers or homes
+  may manage the same cluster). A controller that dies closes the channel; one that is cut off
+  the network (sshd keeps a dead peer's session for hours) stops beating, and the host gives the
+  lock up after LEASE_S. `/run/roachctl` is root-owned and 0700, so no other user can plant it.
 
-Both are released by the kernel when the holder dies: there is never a stale lock to clean up.
-A loser never waits: it fails at once with exit 30, naming the holder. Read-only commands (status,
-sql, check, list, deploy --dry-run) take no lock.
+There is never a stale lock to clean up. The controller lock is refused at once (exit 30, naming
+the holder); a busy host lock is waited for up to WAIT_S (a cut-off holder's lease expires within
+it), then refused the same way. Read-only commands (status, sql, check, list, deploy --dry-run)
+take no lock.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from roachctl.fsutil import private_dir
 
 HOST_LOCK_DIR = "/run/roachctl"
 
-# $1 cluster name (validated: [a-z0-9-]), $2 holder description (one line).
-# Prints one line: "LOCKED" (then holds the lock until stdin closes), "BUSY <holder>" or
-# "REFUSED <why>".
+# $1 cluster name (validated: [a-z0-9-]), $2 holder description (one line), $3 seconds to wait for
+# a busy lock, $4 the lease: seconds without a heartbeat byte on stdin after which it is given up.
+# Prints one line: "LOCKED" (then holds the lock until stdin closes or the heartbeats stop),
+# "BUSY <holder>" or "REFUSED <why>".
 HOST_LOCK_SCRIPT = r"""
 set -u
 name=$1 info=$2 d=/run/roachctl
@@ -46,12 +50,20 @@ mkdir -p -m 0700 -- "$d" || exit 1
 if [ "$(stat -c %u -- "$d")" != 0 ]; then echo "REFUSED $d is not owned by root"; exit 0; fi
 f=$d/$name.lock
 exec 9>>"$f" || exit 1
-if ! flock -n 9; then printf 'BUSY %s\n' "$(head -c 600 -- "$f" | tr '\n' ' ')"; exit 0; fi
+if ! flock -w "$3" 9; then printf 'BUSY %s\n' "$(head -c 600 -- "$f" | tr '\n' ' ')"; exit 0; fi
 printf '%s\n' "$info" >"$f"
 echo LOCKED
-cat >/dev/null
+while beat=$(timeout "$4" dd bs=1 count=1 2>/dev/null) && [ -n "$beat" ]; do :; done
 : >"$f"
 """
+
+# The lease: the holder sends a byte every HEARTBEAT_S; the host gives the lock up after LEASE_S
+# without one (a controller cut off the network, whose ssh session sshd would keep for hours).
+# A taker waits up to WAIT_S for a busy lock, so a lease left by a cut-off controller has expired
+# by then; a live holder is still there after it, and the taker is refused naming it.
+HEARTBEAT_S = 3
+LEASE_S = 15
+WAIT_S = LEASE_S + 5
 
 
 def holder_description(verb: str) -> str:
@@ -130,8 +142,11 @@ async def host_locks(ssh: OpenSSH, hosts: list[str], cluster: str, verb: str) ->
     async with contextlib.AsyncExitStack() as stack:
 
         async def take(host: str) -> None:
-            command = Command.shell(HOST_LOCK_SCRIPT, cluster, info, sudo=True, name="roachctl-lock")
-            line = await stack.enter_async_context(ssh.executor(host).held(command))
+            command = Command.shell(
+                HOST_LOCK_SCRIPT, cluster, info, str(WAIT_S), str(LEASE_S), sudo=True, name="roachctl-lock"
+            )
+            held = ssh.executor(host).held(command, timeout=WAIT_S + 30, heartbeat=HEARTBEAT_S)
+            line = await stack.enter_async_context(held)
             if line.startswith("BUSY"):
                 raise _busy(cluster, host, line[len("BUSY") :].strip())
             if line.startswith("REFUSED"):
