@@ -95,7 +95,7 @@ class Running:
 
 
 def _changes_per_host(err: str) -> dict[str, str]:
-    """`h1: 19 changes` / `h1: up to date` lines of the printed plan."""
+    """`h1: 20 changes` / `h1: up to date` lines of the printed plan."""
     return dict(re.findall(r"^(h\d): (\d+ changes|up to date)$", err, re.M))
 
 
@@ -117,7 +117,7 @@ def test_a_host_cut_mid_deploy_fails_alone_and_a_rerun_converges(rc: Remote, mir
     # "Timeout, server not responding" (INFO), so a master that timed out leaves only the exit code.
     reason = r"timed out|did not answer|connection .*(closed|reset|dropped)|exited 255 without a message"
     assert "ssh failed" in h3_row and re.search(reason, h3_row, re.I), h3_row
-    assert "19 change(s) applied" in err
+    assert "20 change(s) applied" in err
     # h1 and h2 are complete; the re-run only works on h3.
     again = rc.deploy(*mirror_args)
     assert again.rc == 0, again.text
@@ -145,7 +145,7 @@ def test_ctrl_c_mid_deploy_finishes_the_changes_in_flight_and_a_rerun_converges(
         if run.proc.poll() is None:
             run.proc.kill()
     assert code == 130, err
-    assert re.search(r"interrupted after \d+ of 19 changes", err), err
+    assert re.search(r"interrupted after \d+ of 20 changes", err), err
     for host in rc.hosts:
         assert sh(rc.bed, host, LEFTOVERS).stdout.strip() == "", host
     before = {h: stat_listing(rc.bed, h, ["/opt", "/etc/systemd/system"]) for h in rc.hosts}

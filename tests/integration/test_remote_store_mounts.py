@@ -34,7 +34,7 @@ def bed1() -> Iterator[Bed]:
         bed.down()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")  # one home: the host is marked as this home's cluster (review M4)
 def rc(bed1: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Remote:
     work = tmp_path_factory.mktemp("remote-mounts")
     return Remote(bed1, work, "mounts", standin_releases.new,

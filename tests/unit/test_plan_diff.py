@@ -321,7 +321,9 @@ def test_initial_fact_request_covers_every_arch_and_backend() -> None:
                 assert set(values) <= set(request[key]), (arch, backend, key)
     assert request["disk_dirs"] == ("/var/lib/cockroach", "/var/lib/cockroach/cockroach-data")
     unmanaged = initial_fact_request(topology(firewall={"manage": False}), "store-1")
-    assert not any(p.startswith("/etc/roachctl") for p in unmanaged["paths"])
+    # Without a managed firewall, /etc/roachctl holds only the ownership marker (plan/owner.py).
+    etc = {p for p in unmanaged["paths"] if p.startswith("/etc/roachctl")}
+    assert etc == {"/etc/roachctl", "/etc/roachctl/cluster-prod.owner"}, etc
     assert unmanaged["nft_tables"] == ()
 
 

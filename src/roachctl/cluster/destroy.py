@@ -12,6 +12,7 @@ import shutil
 from roachctl.cluster.lifecycle import GRACE, Notify, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
 from roachctl.engine.firewall import remove_rules
+from roachctl.engine.ownership import guard_destroy
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
 from roachctl.operation.session import Session
@@ -19,7 +20,8 @@ from roachctl.plan import bounds
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import firewall_unit_name, layout_for
 
-# $1 unit, $2 fw unit, $3 fw table ("" = none), $4 wipe (0/1), $5 service user, $6 and $7 dirs
+# $1 unit, $2 fw unit, $3 fw table ("" = none), $4 wipe (0/1), $5 service user ("" = keep it: another
+# cluster runs as it, engine/ownership.py), $6 and $7 dirs
 # roachctl created (the stable home, /etc/roachctl: removed only when empty), then paths to remove
 # (-- separates the removable paths from the data paths, which are removed only when wiping).
 _DESTROY_SCRIPT = r"""
@@ -81,15 +83,17 @@ async def destroy(session: Session, *, wipe: bool, grace: float = GRACE, notify:
 
     The stop is the whole-cluster sequence (lifecycle.stop): one node at a time, bounded. A host
     whose node could not be stopped is left untouched (reported as failed): its unit is never
-    removed while the process runs.
+    removed while the process runs. Before anything stops, every host is checked to be this
+    cluster's (engine/ownership.py): another cluster's host refuses the whole destroy.
     """
+    guard = await guard_destroy(session)
     stopped = await stop(session, grace=grace, notify=notify)
     topology = session.topology
     layout_unit = f"{topology.service.unit}.service"
     outcome = Outcome(stops=stopped.stops, failures=dict(stopped.failures))
 
     async def remove(target: NodeTarget) -> str:
-        installed, data = _paths(session, target)
+        installed, data = guard.removal(target.host, *_paths(session, target))
         layout = layout_for(topology, topology.node_config(target.host), "amd64")
         notify(target.host, "removing" + (" (and wiping data)" if wipe else " (data kept)"))
         table = fw.nft_table(topology.name)
@@ -101,7 +105,7 @@ async def destroy(session: Session, *, wipe: bool, grace: float = GRACE, notify:
             fw_unit,
             table,
             wipe_flag,
-            topology.service.user,
+            guard.user(target.host, topology.service.user),
             layout.home,
             layout.firewall_dir,
             *installed,

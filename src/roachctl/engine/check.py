@@ -171,6 +171,7 @@ async def run_checks(session: Session, *, adopt: bool = False) -> list[Finding]:
     owners: dict[str, dict[int, PortOwner]] = {}
     extra: dict[str, list[Finding]] = {}
     data_dir = topology.paths.data
+    owner = session.home.load_state().owner_id if session.home.exists() else ""
 
     async def observe(host: str) -> None:
         executor = session.ssh.executor(host)
@@ -197,7 +198,8 @@ async def run_checks(session: Session, *, adopt: bool = False) -> list[Finding]:
         if f is None:
             continue
         findings += _host_findings(f, node.sql_port, node.http_port, data_dir, owners.get(node.host, {}))
-        findings.append(_foreign_finding(adopt_mod.foreign_objects(topology, node.host, f, adopt=adopt), f))
+        foreign = adopt_mod.foreign_objects(topology, node.host, f, adopt=adopt, owner=owner)
+        findings.append(_foreign_finding(foreign, f))
         findings += _store_findings(f, node.stores, data_dir)
         findings += extra.get(node.host, [])
     findings += clock_findings(facts)

@@ -80,6 +80,7 @@ class DeployPlan:
     plans: dict[str, HostPlan]
     releases: dict[str, Release]  # by arch
     facts: dict[str, HostFacts]
+    owner: str = ""  # the owner id in every host's ownership marker (saved by `record`)
 
     @property
     def total_changes(self) -> int:
@@ -244,8 +245,11 @@ async def make_plan(
     _raise_if_interrupted(session.interrupts, "while probing the hosts")
     if not probes:
         raise HostFailures(failures=failures)
+    owner = home.owner_id()
     foreign = [
-        f for h, p in probes.items() for f in adopt_mod.foreign_objects(topology, h, p.facts, adopt=adopt)
+        f
+        for h, p in probes.items()
+        for f in adopt_mod.foreign_objects(topology, h, p.facts, adopt=adopt, owner=owner)
     ]
     if foreign:
         message, hint = adopt_mod.render(foreign)
@@ -269,6 +273,7 @@ async def make_plan(
             certs=node_certs(home, topology, host, peers[host]),
             firewall_backend=backend,
             peer_addresses=peers,
+            owner=owner,
         )
 
     async def observe(host: str) -> HostFacts:
@@ -281,7 +286,7 @@ async def make_plan(
     facts = await _fanout_collect(list(states), observe, failures, session.interrupts)
     _raise_if_interrupted(session.interrupts, "while gathering facts")
     plans = {h: diff(states[h], facts[h]) for h in facts}
-    plan = DeployPlan(topology, states, plans, releases, facts)
+    plan = DeployPlan(topology, states, plans, releases, facts, owner)
     refuse_ca_change(home, plan)
     return plan, failures
 
@@ -448,6 +453,7 @@ def record(
     state.version = topology.version
     state.hosts = [n.host for n in topology.nodes]
     state.deployed_at = time.time()
+    state.owner_id = plan.owner or state.owner_id
     home.save_state(state)
     home.save_topology(topology_text)
     if topology.secure:

@@ -32,7 +32,8 @@ UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEn
 # (what a link points to), full (a dir with entries besides lost+found), sha and head (hex of a
 # hashed file's first line, at most 200 bytes), user (exists, uid, hex of the login shell), unit,
 # nft, mnt (is the path's parent a mount point: mount, plain, missing or root), rules + rule (our
-# ufw/firewalld rules), df; and finally `end`. Exit status is always 0 unless the shell itself broke.
+# ufw/firewalld rules), df; owner (hex of a marker's path and content: global, printed before the
+# items); and finally `end`. Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -62,6 +63,18 @@ if command -v ss >/dev/null 2>&1; then
   ss -Htln 2>/dev/null | awk '{print "ss\t" $4}'
 else
   cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {print "proc\t" $2}'
+fi
+# Ownership markers (plan/owner.py): every /etc/roachctl/cluster-*.owner, read no-follow and
+# non-blocking like the hash, at most 16 KiB each, hex-encoded (never trusted to be one line).
+if [ -d /etc/roachctl ] && [ ! -L /etc/roachctl ]; then
+  set +f
+  for f in /etc/roachctl/cluster-*.owner; do
+    if [ -f "$f" ] && [ ! -L "$f" ]; then
+      body=$(dd if="$f" iflag=nofollow,nonblock bs=16384 count=1 2>/dev/null | od -An -v -tx1 | tr -d ' \n')
+      printf 'owner\t%s\t%s\n' "$(printf '%s' "$f" | od -An -v -tx1 | tr -d ' \n')" "$body"
+    fi
+  done
+  set -f
 fi
 path_fact() {
   # $1 index, $2 p|h, $3 path

@@ -183,6 +183,17 @@ def _first(report: _Report, kind: str) -> str:
     return values[0] if values else ""
 
 
+def _markers(records: Sequence[str]) -> dict[str, str]:
+    """`hex(path)<TAB>hex(content)` records of the ownership markers, as path -> text."""
+    found: dict[str, str] = {}
+    for record in records:
+        path, _, body = record.partition("\t")
+        name = _unhex(path)
+        if name:
+            found[name] = _unhex(body)
+    return found
+
+
 def parse_report(
     host: str,
     text: str,
@@ -224,6 +235,7 @@ def parse_report(
         clock_skew=clock - _midpoint(sent_at, received_at) if sent_at is not None and clock else 0.0,
         clock_uncertainty=_half_round_trip(sent_at, received_at),
         listening_ports=tuple(sorted(ports)),
+        owner_markers=_markers(report.globals.get("owner", [])),
     )
     _add_items(facts, report, items)
     return facts

@@ -70,6 +70,7 @@ class HostFacts:
     clock_skew: float = 0.0  # host clock minus controller clock at the round trip's midpoint (s)
     clock_uncertainty: float = 0.0  # half the round trip: the skew is exact to within this (s)
     listening_ports: tuple[int, ...] = ()
+    owner_markers: dict[str, str] = field(default_factory=dict)  # /etc/roachctl/cluster-*.owner -> text
 
     def path(self, path: str) -> PathFact:
         return self.paths.get(path, PathFact(path=path, kind="missing"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,7 @@ class ClusterState:
     version: str = ""
     deployed_at: float = 0.0
     hosts: list[str] = field(default_factory=list)
+    owner_id: str = ""  # written to every host's ownership marker (plan/owner.py); "" before markers
 
 
 class ClusterHome:
@@ -120,6 +122,13 @@ class ClusterHome:
                 hint="restore it from a backup, or remove it and run `roachctl deploy TOPOLOGY.yaml` "
                 "again to rewrite it (start then re-runs init, which is safe)",
             ) from None
+
+    def owner_id(self) -> str:
+        """The cluster's owner id: remembered, or a new random one (saved by the next `record`).
+
+        A home from before ownership markers has none; its next deploy gets one and writes it.
+        """
+        return (self.load_state().owner_id if self.exists() else "") or secrets.token_hex(16)
 
     def save_state(self, state: ClusterState) -> None:
         private_dir(self.dir)
@@ -324,7 +333,7 @@ def check_name(name: str) -> str:
 #: The type each state.json key must have (bool is not accepted as a number).
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "initialized": (bool,), "cluster_id": (str,), "version": (str,),
-    "deployed_at": (int, float), "hosts": (list,),
+    "deployed_at": (int, float), "hosts": (list,), "owner_id": (str,),
 }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from roachctl.errors import RefusedError
 from roachctl.model.topology import NodeConfig, Topology
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import Layout, install_dir_name, is_inside, layout_for
+from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.render import render_cockroach_unit
 from roachctl.plan.state import (
     DirSpec,
@@ -85,7 +86,9 @@ def file_spec(
     return FileSpec(path, content, hashlib.sha256(content).hexdigest(), mode, owner, group, secret)
 
 
-def _dirs(topology: Topology, layout: Layout, *, secure: bool, backend: str) -> tuple[DirSpec, ...]:
+def _dirs(
+    topology: Topology, layout: Layout, *, secure: bool, backend: str, marker: bool
+) -> tuple[DirSpec, ...]:
     user = topology.service.user
     dirs = [DirSpec(layout.home, PUBLIC_DIR)]
     if secure:
@@ -99,7 +102,7 @@ def _dirs(topology: Topology, layout: Layout, *, secure: bool, backend: str) -> 
         inside = is_inside(store, layout.data)
         mounted = not inside and topology.paths.stores_on_mounts
         dirs.append(DirSpec(store, PRIVATE_DIR, user, user, create_parents=inside, require_mount=mounted))
-    if backend != "none":
+    if backend != "none" or marker:  # /etc/roachctl: firewall rules and the ownership marker
         dirs.append(DirSpec(layout.firewall_dir, PUBLIC_DIR))
     return tuple(dirs)
 
@@ -175,6 +178,7 @@ def desired_state(
     certs: Mapping[str, bytes],
     firewall_backend: str = "none",
     peer_addresses: Mapping[str, Sequence[str]] | None = None,
+    owner: str = "",
 ) -> HostState:
     """Everything roachctl owns on `host`, in apply order.
 
@@ -186,6 +190,8 @@ def desired_state(
             optionally client.<user>.crt/.key); empty for an insecure cluster.
         firewall_backend: from `firewall.choose_backend` ("none" when not managed).
         peer_addresses: node host -> IPs, required for nodes advertised by name (see firewall.py).
+        owner: the cluster's owner id (cluster/home.py); when set, the host gets the ownership
+            marker (plan/owner.py) that tells other clusters' deploy and destroy this is ours.
 
     Raises:
         KeyError: `host` is not a node of the topology.
@@ -203,13 +209,17 @@ def desired_state(
     fw_unit = firewall.unit.name if firewall.unit else None
     unit_text = render_cockroach_unit(topology, node, layout, firewall_unit=fw_unit)
     unit = UnitSpec(file_spec(layout.unit_path, unit_text.encode(), PUBLIC_FILE), layout.unit_name)
+    files = _cert_files(topology, layout, certs)
+    if owner:
+        text = render_marker(marker_for(topology, layout, owner))
+        files = (*files, file_spec(marker_path(topology.name), text.encode(), PUBLIC_FILE))
     return HostState(
         host=host,
         user=UserSpec(name=user, home=layout.data),
-        dirs=_dirs(topology, layout, secure=topology.secure, backend=firewall.backend),
+        dirs=_dirs(topology, layout, secure=topology.secure, backend=firewall.backend, marker=bool(owner)),
         release=release,
         links=(LinkSpec(layout.binary, layout.install_binary), LinkSpec(layout.lib_link, layout.install_lib)),
-        files=_cert_files(topology, layout, certs),
+        files=files,
         units=(unit,),
         firewall=firewall,
     )

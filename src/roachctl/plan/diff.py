@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from roachctl.errors import RefusedError
 from roachctl.model.facts import HostFacts, PathFact
+from roachctl.plan.layout import ROACHCTL_ETC
 from roachctl.plan.state import (
     Change,
     ChangeKind,
@@ -348,7 +349,8 @@ class Effects:
 
 def effects(plan: HostPlan, state: HostState) -> Effects:
     db_units = {u.file.path for u in state.units}
-    certs = {f.path for f in state.files}
+    # Files in /etc/roachctl (the ownership marker) are roachctl's records: the node never reads them.
+    certs = {f.path for f in state.files if posixpath.dirname(f.path) != ROACHCTL_ETC}
     restart = any(
         c.kind in (ChangeKind.INSTALL_RELEASE, ChangeKind.LINK)
         or (c.kind == ChangeKind.WRITE_FILE and c.target in db_units)

@@ -19,6 +19,7 @@ from roachctl.plan.state import ReleaseSpec
 
 ARCHES = ("amd64", "arm64")
 _PLACEHOLDER_IP = "192.0.2.1"  # TEST-NET-1: stands in for names the caller resolves later
+_PLACEHOLDER_OWNER = "-"  # the marker's path does not depend on the owner id
 
 
 def _placeholder_release(topology: Topology, arch: str) -> ReleaseSpec:
@@ -39,7 +40,7 @@ def initial_fact_request(topology: Topology, host: str) -> dict[str, tuple[str, 
         for backend in backends:
             state = desired_state(
                 topology, host, release=_placeholder_release(topology, arch), certs=certs,
-                firewall_backend=backend, peer_addresses=peers,
+                firewall_backend=backend, peer_addresses=peers, owner=_PLACEHOLDER_OWNER,
             )  # fmt: skip
             for key, values in fact_request(state).items():
                 merged.setdefault(key, {}).update(dict.fromkeys(values))
