@@ -70,7 +70,9 @@ def _start(
 
     monkeypatch.setattr(lifecycle, "journal_tail", no_journal)
     home = SimpleNamespace(load_state=lambda: SimpleNamespace(initialized=True))
-    session = SimpleNamespace(home=home, topology=SimpleNamespace(name="prod"), interrupts=None)
+    session = SimpleNamespace(
+        home=home, topology=SimpleNamespace(name="prod"), interrupts=None, step=lambda *_, **__: None
+    )
     cluster.t0 = time.monotonic()
     notify = lambda h, m: None  # noqa: E731
     outcome = asyncio.run(lifecycle.start(session, notify=notify, timeout=timeout))  # type: ignore[arg-type]
