@@ -90,10 +90,12 @@ class Interrupts:
         task.add_done_callback(self._running.discard)
 
     @contextlib.contextmanager
-    def install(self) -> Iterator[None]:
+    def install(self, *, operation: bool = True) -> Iterator[None]:
         """Handle SIGINT and SIGTERM inside the block (main thread only; else a no-op).
 
-        The task that enters the block is the one a second Ctrl-C or a SIGTERM cancels.
+        With `operation` (a whole command's controller, operation/session.py) the task that enters
+        the block is the one a second Ctrl-C or a SIGTERM cancels. A lone fan-out's own controller
+        cancels only its steps, and reports them as failures (InterruptedByUser).
         """
         loop = asyncio.get_running_loop()
         try:
@@ -103,7 +105,7 @@ class Interrupts:
         except (ValueError, RuntimeError, NotImplementedError):
             yield  # not the main thread, or no signal support: Ctrl-C keeps its default behaviour
             return
-        self._main = asyncio.current_task()
+        self._main = asyncio.current_task() if operation else None
         try:
             yield
         finally:
@@ -187,7 +189,7 @@ async def fanout(
     ordered = list(dict.fromkeys(hosts))
     ctl = interrupts or Interrupts()
     installer: contextlib.AbstractContextManager[None] = (
-        contextlib.nullcontext() if interrupts else ctl.install()
+        contextlib.nullcontext() if interrupts else ctl.install(operation=False)
     )
     outcome = _Outcome()
     gate = asyncio.Semaphore(limit or max(1, len(ordered)))
