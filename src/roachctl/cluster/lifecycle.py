@@ -534,8 +534,10 @@ def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome, verb: str = "
 async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeout: float) -> list[NodeStatus]:
     """The rolling gate: every active member live, no range unavailable or under-replicated.
 
-    Contract §4.1 / §9: each node of a rolling operation waits for 0 under-replicated ranges too,
-    so the next node goes down only once the previous one has caught up with its replicas.
+    Contract §4.1 / §9: each node of a rolling operation waits for 0 under-replicated ranges too.
+    That is a liveness-based count sampled every ~10 s (pkg/cli/node.go rangesQuery over
+    crdb_internal.kv_store_status), not proof that a restarted node's replicas have caught up;
+    it keeps the next node from going down while the cluster still counts ranges short.
     """
     deadline = time.monotonic() + timeout
     last = "no answer"
