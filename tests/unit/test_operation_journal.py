@@ -40,10 +40,27 @@ def test_an_operation_writes_begin_steps_and_end(tmp_path: Path) -> None:
 )
 def test_how_an_operation_ended_is_recorded(tmp_path: Path, error: BaseException, outcome: str) -> None:
     path = tmp_path / "journal.jsonl"
-    with pytest.raises(type(error)), Operation(path, "restart"):
+    with pytest.raises(type(error)), Operation(path, "restart") as op:
+        op.step("restart", host="h1", result="restarted", pid=7)
         raise error
     (back,) = read_operations(path)
     assert back.outcome == outcome and not back.finished
+
+
+@pytest.mark.parametrize("error", [RefusedError("no"), InterruptedByUser("cancelled at the prompt")])
+def test_an_operation_that_did_nothing_and_failed_leaves_no_record(tmp_path: Path, error: Exception) -> None:
+    """A refusal before any step (a preflight, a broken CA) must not change the home at all."""
+    path = tmp_path / "c" / "journal.jsonl"
+    with pytest.raises(type(error)), Operation(path, "deploy"):
+        raise error
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_a_no_op_that_succeeded_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    with Operation(path, "deploy"):
+        pass
+    assert [(o.verb, o.outcome, o.steps) for o in read_operations(path)] == [("deploy", "ok", [])]
 
 
 def test_an_operation_whose_process_died_is_unfinished(tmp_path: Path) -> None:
@@ -72,6 +89,7 @@ def test_no_record_recreates_a_removed_home(tmp_path: Path) -> None:
     home = tmp_path / "clusters" / "c"
     op = Operation(home / "journal.jsonl", "destroy")
     op.begin()
+    op.step("stop", host="h1", result="drained")
     for p in home.iterdir():
         p.unlink()
     home.rmdir()

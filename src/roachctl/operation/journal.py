@@ -40,35 +40,48 @@ class Operation:
         self.id = uuid.uuid4().hex[:12]
         self.started = 0.0
         self.ended = False
+        self._pending_begin: dict[str, Any] | None = None
 
-    def _write(self, record: str, **fields: Any) -> None:
+    def _write(self, record: str, ts: float | None = None, **fields: Any) -> None:
         if record == "begin":
             private_dir(self.path.parent)
         elif not self.path.parent.is_dir():
             return  # `destroy --wipe` removed the cluster's home, journal included: nothing to add to
-
-        line = {"ts": time.time(), "op": self.id, "record": record, "verb": self.verb, **fields}
+        line = {"ts": ts or time.time(), "op": self.id, "record": record, "verb": self.verb, **fields}
         with self.path.open("a") as handle:
             handle.write(json.dumps(line, sort_keys=True, default=str) + "\n")
 
     def begin(self) -> None:
+        """Start the operation. Its begin record is written with its first step or its end: an
+        operation that did nothing and did not succeed (refused by a preflight, cancelled at the
+        prompt) leaves no record at all, so a refusal never changes the home."""
         self.started = time.time()
-        self._write(
-            "begin",
-            args=self.args,
-            command=" ".join(["roachctl", *sys.argv[1:]])[:500],
-            pid=os.getpid(),
-            user=_user(),
-        )
+        self._pending_begin = {
+            "args": self.args,
+            "command": " ".join(["roachctl", *sys.argv[1:]])[:500],
+            "pid": os.getpid(),
+            "user": _user(),
+        }
+
+    def _flush_begin(self) -> None:
+        if self._pending_begin is not None:
+            fields, self._pending_begin = self._pending_begin, None
+            self._write("begin", ts=self.started, **fields)
 
     def step(self, name: str, *, host: str | None = None, **detail: Any) -> None:
         """One thing done (or refused) on one host, or on the cluster when `host` is None."""
+        self._flush_begin()
         self._write("step", step=name, host=host, **detail)
 
     def end(self, outcome: str, **detail: Any) -> None:
-        if not self.ended:
-            self.ended = True
-            self._write("end", outcome=outcome, seconds=round(time.time() - self.started, 3), **detail)
+        if self.ended:
+            return
+        self.ended = True
+        if self._pending_begin is not None and outcome != "ok":
+            self._pending_begin = None  # nothing was done: nothing to record
+            return
+        self._flush_begin()
+        self._write("end", outcome=outcome, seconds=round(time.time() - self.started, 3), **detail)
 
     def __enter__(self) -> Operation:
         self.begin()
