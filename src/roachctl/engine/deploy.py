@@ -300,6 +300,12 @@ def prepare_ca(home: ClusterHome, topology: Topology) -> None:
     """
     if not topology.secure:
         return
+    if home.exists() and home.rotation_phase():
+        raise RefusedError(
+            f"a CA rotation of cluster {home.name!r} is under way (phase {home.rotation_phase()} of 3): "
+            "deploy would write certificates of the wrong phase",
+            hint=f"finish it first: `roachctl certs rotate {home.name} --ca`",
+        )
     if home.is_new():
         home.begin_new_ca()
     else:
