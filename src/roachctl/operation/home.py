@@ -245,6 +245,13 @@ class ClusterHome:
         except store.CAFileError as exc:
             raise self._ca_refusal(exc) from None
 
+    def old_ca(self) -> pki.KeyPair:
+        """The CA a rotation moves away from (kept in the rotation dir)."""
+        try:
+            return store.load_ca_files(self.rotation_dir / "old.crt", self.rotation_dir / "old.key")
+        except store.CAFileError as exc:
+            raise self._ca_refusal(exc) from None
+
     def old_ca_pem(self) -> bytes:
         return (self.rotation_dir / "old.crt").read_bytes()
 
