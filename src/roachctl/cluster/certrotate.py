@@ -43,6 +43,7 @@ from roachctl.exec.command import Command
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan.desired import cert_files, node_addresses
+from roachctl.plan.layout import layout_for
 from roachctl.tls import inspect, pki, store
 
 VERIFY_TIMEOUT = 30.0  # SIGHUP is handled asynchronously: how long a reload may take to show
@@ -187,13 +188,27 @@ async def _refused(
     """Put the node's previous files back (it still runs them) and say why it refused."""
     await _put(session, target.host, previous)
     await _reload(session, target)
-    tail = await journal_tail(session, target, lines=8)
+    why = await _reload_log(session, target) or await journal_tail(session, target, lines=8)
     return ReloadRefused(
         f"{target.host} did not take the new certificates on reload ({what}); it still runs its old "
         "ones, which were put back on its disk. The rotation stopped here",
         where=target.host,
-        hint=f"its journal (the reason, e.g. 'could not reload certificates: ...'):\n{tail}",
+        hint=f"what the node logged about its reloads:\n{why}",
     )
+
+
+# $1 = the node's cockroach.log: its last lines about certificate reloads (contract §9 messages).
+_RELOAD_LOG = r"""
+tail -n 2000 -- "$1" 2>/dev/null | grep -E 'certificate reload|reload(ed)? certificates' | tail -n 4
+"""
+
+
+async def _reload_log(session: Session, target: NodeTarget) -> str:
+    topology = session.topology
+    log = f"{layout_for(topology, topology.node_config(target.host), 'amd64').log_dir}/cockroach.log"
+    cmd = Command.shell(_RELOAD_LOG, log, sudo=True, name="roachctl-reload-log")
+    result = await session.ssh.executor(target.host).run(cmd, timeout=bounds.JOURNAL_S, check=False)
+    return result.out.strip()
 
 
 async def _node_cert(session: Session, target: NodeTarget, notify: Notify, *, skip_current: bool) -> str:
