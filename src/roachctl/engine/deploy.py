@@ -348,7 +348,7 @@ def refuse_ca_change(home: ClusterHome, plan: DeployPlan) -> None:
         )
     raise RefusedError(
         f"deploy would replace the CA certificate on {len(replaced)} host(s): {why}. That is a CA "
-        "rotation, which roachctl does not do yet (`certs rotate --ca` is planned)",
+        "rotation, which deploy never does (`roachctl certs rotate CLUSTER --ca` does, in verified phases)",
         where="; ".join(replaced),
         hint=hint,
     )
