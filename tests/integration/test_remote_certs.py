@@ -102,16 +102,30 @@ def test_status_warnings_errors_and_node_cert_rotation(rc: Remote) -> None:
     assert any(f["check"] == "san" and f["severity"] == "error" and h2 in f["detail"] for f in h2_findings)
     assert any(f["check"] == "served" and f["severity"] == "warning" for f in h2_findings), h2_findings
 
+    before = {n["host"]: n["served"]["serial"] for n in report["nodes"]}
+
+    # h3's ca.crt broken on disk (it runs with the one it loaded): it refuses the reload, the rotation
+    # stops there, and h3 still serves its old certificate, which is on its disk again.
+    h3 = rc.hosts[2]
+    rc.sh(h3, f"cp -p {CERTS}/ca.crt /tmp/ca.good && echo garbage > {CERTS}/ca.crt")
+    refused = rc.run("certs", "rotate", NAME, "--node-certs")
+    assert refused.rc == 30 and f"{h3} did not take the new certificates" in refused.err, refused.text
+    assert "could not reload certificates" in refused.err, refused.text
+    rc.sh(h3, f"cp -p /tmp/ca.good {CERTS}/ca.crt")
+    code, report = _certs_status(rc)
+    h3_node = next(n for n in report["nodes"] if n["host"] == h3)
+    assert h3_node["served"]["serial"] == before[h3] and h3_node["disk"]["serial"] == before[h3], h3_node
+    assert _pids(rc) == pids
+
     # Rotation: every node serves a new certificate, same processes, all ready, nothing left to deploy.
-    before = _served(rc)
     rotated = rc.run("certs", "rotate", NAME, "--node-certs")
     assert rotated.rc == 0, rotated.text
-    after = _served(rc)
+    code, report = _certs_status(rc)
+    assert code == 0 and report["severity"] == "ok", report
+    after = {n["host"]: n["served"]["serial"] for n in report["nodes"]}
     assert all(after[h] != before[h] and after[h] != served[h] for h in rc.hosts), (before, after)
     assert _pids(rc) == pids
     assert all(n["ready"] for n in rc.status()["nodes"])
-    code, report = _certs_status(rc)
-    assert code == 0 and report["severity"] == "ok", report
     dry = rc.deploy("--dry-run")
     assert dry.rc == 0 and "\n0 changes" in "\n" + dry.out + dry.err, dry.text
 

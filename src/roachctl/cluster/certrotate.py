@@ -83,7 +83,8 @@ async def rotate(
 
 
 async def _refuse_if_down(session: Session, everyone: list[NodeTarget]) -> None:
-    down = [t.host for t in everyone if not await unit_running(session, t)]
+    running = await asyncio.gather(*(unit_running(session, t) for t in everyone))
+    down = [t.host for t, up in zip(everyone, running, strict=True) if not up]
     if down:
         raise RefusedError(
             f"{', '.join(down)} not running: a rotation verifies each node's reload",
@@ -197,6 +198,44 @@ async def _refused(
     )
 
 
+async def _reload_taken(session: Session, target: NodeTarget, effect: Callable[[], Awaitable[bool]]) -> bool:
+    """Reload, then wait until `effect` shows; False at once when the node logs a refusal."""
+    before = await _refusals(session, target)
+    await _reload(session, target)
+
+    async def taken() -> bool:
+        if await effect():
+            return True
+        if await _refusals(session, target) > before:
+            raise _Refused
+        return False
+
+    try:
+        return await _until(taken)
+    except _Refused:
+        return False
+
+
+class _Refused(Exception):
+    """The node logged that it refused the reload."""
+
+
+async def _refusals(session: Session, target: NodeTarget) -> int:
+    """How many refused reloads the node's log shows (contract §9: `could not reload certificates`)."""
+    cmd = Command.shell(_REFUSALS, _log_path(session, target.host), sudo=True, name="roachctl-reload-log")
+    result = await session.ssh.executor(target.host).run(cmd, timeout=bounds.JOURNAL_S, check=False)
+    text = result.out.strip()
+    return int(text) if text.isdigit() else 0
+
+
+_REFUSALS = r"""grep -c 'could not reload certificates' -- "$1" 2>/dev/null || true"""
+
+
+def _log_path(session: Session, host: str) -> str:
+    topology = session.topology
+    return f"{layout_for(topology, topology.node_config(host), 'amd64').log_dir}/cockroach.log"
+
+
 # $1 = the node's cockroach.log: its last lines about certificate reloads (contract §9 messages).
 _RELOAD_LOG = r"""
 tail -n 2000 -- "$1" 2>/dev/null | grep -E 'certificate reload|reload(ed)? certificates' | tail -n 4
@@ -204,9 +243,7 @@ tail -n 2000 -- "$1" 2>/dev/null | grep -E 'certificate reload|reload(ed)? certi
 
 
 async def _reload_log(session: Session, target: NodeTarget) -> str:
-    topology = session.topology
-    log = f"{layout_for(topology, topology.node_config(target.host), 'amd64').log_dir}/cockroach.log"
-    cmd = Command.shell(_RELOAD_LOG, log, sudo=True, name="roachctl-reload-log")
+    cmd = Command.shell(_RELOAD_LOG, _log_path(session, target.host), sudo=True, name="roachctl-reload-log")
     result = await session.ssh.executor(target.host).run(cmd, timeout=bounds.JOURNAL_S, check=False)
     return result.out.strip()
 
@@ -216,7 +253,9 @@ async def _node_cert(session: Session, target: NodeTarget, notify: Notify, *, sk
     resumed CA rotation when it already serves a certificate of that CA which is on its disk."""
     home, host = session.home, target.host
     signer = home.ca()
-    old_cert, old_key = await _get(session, host, store.NODE_CERT), await _get(session, host, store.NODE_KEY)
+    old_cert, old_key, pid = await asyncio.gather(
+        _get(session, host, store.NODE_CERT), _get(session, host, store.NODE_KEY), main_pid(session, target)
+    )
     ours = inspect.issued_by(x509.load_pem_x509_certificate(old_cert), [signer.cert]) is not None
     if skip_current and ours and await _serves(session, target, old_cert):
         notify(host, "already serves a certificate of the new CA: skipped")
@@ -225,12 +264,10 @@ async def _node_cert(session: Session, target: NodeTarget, notify: Notify, *, sk
     kept = home.saved_node_cert(host)
     wanted = [*node_addresses(session.topology, host), *(pki.cert_sans(kept[0]) if kept else [])]
     new = pki.create_node_cert(signer, list(dict.fromkeys(wanted)))
-    pid = await main_pid(session, target)
     notify(host, "writing the new node certificate and reloading (SIGHUP)")
     home.save_node_cert(host, new.cert_pem(), new.key_pem())  # what the next deploy must keep
     await _put(session, host, {store.NODE_KEY: new.key_pem(), store.NODE_CERT: new.cert_pem()})
-    await _reload(session, target)
-    if not await _until(lambda: _serves(session, target, new.cert_pem())):
+    if not await _reload_taken(session, target, lambda: _serves(session, target, new.cert_pem())):
         if kept:
             home.save_node_cert(host, *kept)
         refusal = await _refused(
@@ -271,8 +308,7 @@ async def _ca_file(
     pid = await main_pid(session, target)
     notify(host, f"writing ca.crt for phase {phase} and reloading (SIGHUP)")
     await _put(session, host, {store.CA_CERT: wanted})
-    await _reload(session, target)
-    if not await _until(done):
+    if not await _reload_taken(session, target, done):
         session.step("ca-file", host=host, phase=phase, result="refused")
         raise await _refused(session, target, {store.CA_CERT: previous}, "ca.crt")
     await _settled(session, target, pid, "the reload")
