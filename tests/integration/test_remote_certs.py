@@ -186,3 +186,5 @@ def test_ca_rotation_in_three_phases_interrupted_and_resumed(rc: Remote) -> None
     assert not (rc.home / "clusters" / NAME / "ca" / "rotation").exists()
     again = rc.run("certs", "rotate", NAME, "--ca", "--phase", "2")
     assert again.rc == 30, again.text  # no rotation under way: phase 2 is out of order
+    dry = rc.deploy("--dry-run")  # the home holds what the nodes hold: the new CA and its node certs
+    assert dry.rc == 0 and "\n0 changes" in "\n" + dry.out + dry.err, dry.text

@@ -17,7 +17,7 @@ from cryptography import x509
 
 from roachctl.cluster.https_stdio import ProbeError, served_certificate
 from roachctl.cluster.nodes import NodeTarget, targets, unit_running
-from roachctl.errors import RoachctlError
+from roachctl.errors import RoachctlError, UsageError
 from roachctl.exec.command import Command
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
@@ -169,6 +169,8 @@ async def node_certs(session: Session, target: NodeTarget, now: dt.datetime) -> 
 
 async def collect(session: Session) -> CertReport:
     """Every node (in parallel) and the operator's client certificate. Read-only."""
+    if not session.topology.secure:
+        raise UsageError(f"cluster {session.topology.name} is insecure: it has no certificates")
     now = dt.datetime.now(dt.UTC)
     nodes = list(await asyncio.gather(*(node_certs(session, t, now) for t in targets(session))))
     expected = inspect.load_pems(session.home.trust_pem())
