@@ -141,11 +141,13 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     assert proc.returncode == 130, err
     rolled = {r["host"] for r in _records(rc) if r.get("step") == "roll"}
     assert 1 <= len(rolled) < 3, rolled
+    assert "upgrade in progress" in (rc.status()["upgrade"] or "")  # status shows it mid-upgrade
     res = rc.run(*_upgrade(rc, standin_releases), timeout=600)
     assert res.rc == 0 and "already on" in res.err, res.text
     assert _builds(rc) == {new}
     assert all(f"cockroach-{new}." in link for link in _links(rc).values())
     assert _cluster_version(rc) == "25.2"  # not finalized: rollback stays possible
+    assert "not finalized" in (rc.status()["upgrade"] or "")
     assert all(n["ready"] for n in rc.status()["nodes"])
     _one_down_at_a_time_and_no_hard_stop(rc, float(since))
 

@@ -21,6 +21,7 @@ from roachctl.cli.context import AppContext
 from roachctl.cluster import destroy as destroy_mod
 from roachctl.cluster import lifecycle, sqlshell
 from roachctl.cluster import status as status_mod
+from roachctl.cluster import upgrade as upgrade_mod
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
@@ -376,7 +377,10 @@ def status(ctx: click.Context, cluster: str) -> None:
     async def body(session: Session) -> dict[str, Any]:
         if session.topology.secure:
             session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
-        return status_mod.to_json(session, await status_mod.collect(session))
+        data = status_mod.to_json(session, await status_mod.collect(session))
+        builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
+        data["upgrade"] = await upgrade_mod.upgrade_status(session, builds)
+        return data
 
     data = _run(app, topology, body)
     if app.json:
@@ -403,6 +407,8 @@ def status(ctx: click.Context, cluster: str) -> None:
             n["http_url"],
         )
     console().print(table)
+    if data["upgrade"]:
+        console().print(data["upgrade"], highlight=False)
 
 
 @click.command()

@@ -556,3 +556,23 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     await _roll(session, step, seen, report, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report
+
+
+async def upgrade_status(session: Session, builds: set[str]) -> str | None:
+    """For `status`: say when the cluster is mid-upgrade (mixed binaries, or not finalized)."""
+    name = session.topology.name
+    if len(builds) > 1:
+        return (
+            f"upgrade in progress: nodes run {', '.join(sorted(builds))}; re-run `roachctl upgrade {name} "
+            f"--version V` to resume, or `roachctl upgrade rollback {name}`"
+        )
+    if not builds:
+        return None
+    try:
+        cv = major_of(await sql_value(NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;"))
+    except (RemoteCommandError, ValueError):
+        return None
+    running = next(iter(builds))
+    if cv != major_of(running):
+        return _remaining(name, cv, running)
+    return None

@@ -78,9 +78,9 @@ def allowed_next(current: str, cluster_version: str) -> list[str]:
 
 def _refuse(current: str, cluster_version: str, target: str, why: str, hint: str = "") -> RefusedError:
     allowed = ", ".join(allowed_next(current, cluster_version))
+    where = f"allowed next versions from {current} (cluster version {cluster_version}): {allowed}"
     return RefusedError(
-        f"cannot upgrade from {current} to {target}: {why}",
-        hint=hint or f"allowed next versions from {current} (cluster version {cluster_version}): {allowed}",
+        f"cannot upgrade from {current} to {target}: {why}", hint=f"{hint}; {where}" if hint else where
     )
 
 
