@@ -418,6 +418,8 @@ async def upgrade(
     path = plan_path(current, seen.cluster_version, version)
     report.path = [s.to_json() for s in path.steps]
     if not path.steps:
+        if finalize and not dry_run and major_of(version) != seen.cluster_version:
+            return await _finalize_checked(session, seen, report, notify)
         report.remaining = _remaining(name, seen.cluster_version, version)
         return report
     if len(path.steps) > 1 and not finalize:
@@ -495,9 +497,15 @@ async def _finalize(session: Session, major: str, notify: Notify) -> str:
 
 async def finalize(session: Session, *, notify: Notify) -> UpgradeReport:
     """Finalize a major upgrade once every node runs the new binary; refused otherwise."""
-    name = session.topology.name
     seen = await observe_cluster(session)
-    report = UpgradeReport(name, cluster_version=seen.cluster_version)
+    report = UpgradeReport(session.topology.name, cluster_version=seen.cluster_version)
+    return await _finalize_checked(session, seen, report, notify)
+
+
+async def _finalize_checked(
+    session: Session, seen: Observation, report: UpgradeReport, notify: Notify
+) -> UpgradeReport:
+    name = session.topology.name
     builds = seen.builds
     if len(builds) != 1:
         raise RefusedError(
@@ -515,31 +523,31 @@ async def finalize(session: Session, *, notify: Notify) -> UpgradeReport:
     return report
 
 
-def previous_release(session: Session, running: str) -> str:
-    """The release the last upgrade to `running` started from (the journal's `plan` step)."""
+def last_upgrade(session: Session) -> tuple[str, str]:
+    """(source, target) of the most recent upgrade's plan in the journal; ("", "") when none."""
     for op in reversed(read_operations(session.home.journal_path)):
-        if op.verb != "upgrade":
-            continue
-        for step in op.steps:
-            if step.get("step") == "plan" and step.get("target") == running:
-                return str(step.get("source"))
-    return ""
+        plans = [s for s in op.steps if s.get("step") == "plan"] if op.verb == "upgrade" else []
+        if plans:
+            return str(plans[-1].get("source", "")), str(plans[-1].get("target", ""))
+    return "", ""
 
 
 async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
-    """Roll every node back to the release the unfinalized upgrade started from (contract §9)."""
+    """Roll every node back to the release the last, unfinalized upgrade started from (contract §9).
+
+    The journal says which release that was; the cluster must still show that upgrade's binaries
+    (all or some nodes on its target, the rest on its source) and its cluster version unfinalized.
+    """
     name = session.topology.name
     seen = await observe_cluster(session)
-    report = UpgradeReport(
-        name, cluster_version=seen.cluster_version, order=[t.host for t in targets(session)]
-    )
-    newer = [b for b in seen.builds if b and major_of(b) != seen.cluster_version] or sorted(seen.builds)[-1:]
-    running = max(newer, key=lambda b: (major_of(b), b))
-    previous = previous_release(session, running)
-    if not previous:
+    order = [t.host for t in targets(session)]
+    report = UpgradeReport(name, cluster_version=seen.cluster_version, order=order)
+    previous, running = last_upgrade(session)
+    if not previous or running not in seen.builds or not seen.builds <= {previous, running}:
         raise RefusedError(
-            f"no upgrade to {running} in this cluster's journal: nothing to roll back to",
-            hint="a rollback returns to the release `roachctl upgrade` started from",
+            f"nothing to roll back: the nodes run {', '.join(sorted(seen.builds))}"
+            + (f", not the last upgrade's {running}" if running else " and this home journaled no upgrade"),
+            hint="a rollback returns to the release the last `roachctl upgrade` started from",
         )
     if major_of(previous) != seen.cluster_version:
         raise RefusedError(
