@@ -4,7 +4,8 @@ One chain on one cluster: a deploy with the new `version:` only installs it side
 path and a failed gate change nothing; `--dry-run` changes nothing; an upgrade interrupted (Ctrl-C)
 after its first node resumes on re-run; it leaves every node on the new binary, not finalized, with
 at most one node down at any time and no hard stop; rollback returns to the old binary; upgrade
-again with --finalize reaches the new cluster version; a rollback after that is refused.
+again with --finalize reaches the new cluster version; a rollback after that is refused; prune then
+removes the old release.
 """
 
 from __future__ import annotations
@@ -164,3 +165,10 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     res = rc.run("upgrade", "rollback", NAME)
     assert res.rc == 30 and "finalized" in res.err, res.text
     assert _builds(rc) == {new}
+
+    # prune: the old release is no longer needed by any node nor by a rollback
+    assert (res := rc.run("prune", NAME)).rc == 0, res.text
+    assert all(
+        dirs == [f"{INSTALL}/cockroach-{new}.linux-{standin_releases.arch}"]
+        for dirs in _installed(rc).values()
+    )
