@@ -128,6 +128,7 @@ def test_deploy_never_switches_versions_it_installs_side_by_side(state: HostStat
     assert plan.held == "v25.2.0"
     assert [c.kind for c in plan.changes] == [ChangeKind.INSTALL_RELEASE]
     assert not effects(plan, state).restart  # the running binary did not change
+    assert "links stay at v25.2.0" in plan_to_text([plan]) and plan_to_json([plan])["hosts"][0]["held"]
     # a link at the topology's own version (or nothing versioned) holds nothing
     assert diff(state, facts_matching(state)).held == ""
 
@@ -315,7 +316,12 @@ def test_report_text_and_json(state: HostState) -> None:
     assert "/opt/cockroach/certs/node.key [secret]" in text
     assert text.rstrip().endswith("19 changes on 1 host")
     data = plan_to_json(plans)
-    assert data["changes"] == 19 and data["hosts"][1] == {"host": "store-2", "converged": True, "changes": []}
+    assert data["changes"] == 19 and data["hosts"][1] == {
+        "host": "store-2",
+        "converged": True,
+        "held": None,
+        "changes": [],
+    }
     dumped = json.dumps(data)
     assert "NODE KEY" not in dumped and "NODE KEY" not in text
     assert plan_to_text([HostPlan("a")]) == "a: up to date\n0 changes\n"
