@@ -489,7 +489,6 @@ async def _finalize(session: Session, major: str, notify: Notify) -> str:
             f"finalization to {major} did not complete within {FINALIZE_TIMEOUT:.0f}s (cluster version {cv})",
             hint="check the migration jobs (`roachctl sql CLUSTER -e 'SHOW JOBS'`) and run finalize again",
         )
-    await sql_value(client, everyone, enable_auto_finalization(f"v{major}.0"))
     session.step("finalize", cluster_version=cv)
     notify("*", f"finalized: cluster version {cv}")
     return cv
