@@ -90,3 +90,16 @@ def test_summary_says_what_remains() -> None:
     assert "not finalized" in text and "upgrade finalize prod" in text and "upgrade rollback prod" in text
     assert "not finalized" not in _remaining("prod", "25.4", "v25.4.0")
     assert "--version v26.1.0" in _remaining("prod", "25.4", "v25.4.0", final="v26.1.0")
+
+
+def test_the_one_node_an_interrupted_roll_left_stopped_is_not_down() -> None:
+    rows = [_row(1, "v25.4.0"), _row(2), _row(3, is_live=False)]
+    paused = HostView("h3", False, "v25.2.0", "v25.4.0", 10**7, False, "active", "10.0.0.3:26257")
+    seen = _seen(rows, h3=paused)
+    assert _failed(gate_results(seen, {"v25.2.0", "v25.4.0"}, resuming="v25.4.0")) == []
+    # without a roll to resume (or with its links elsewhere) it is a dead node like any other
+    failed = _failed(gate_results(seen, {"v25.2.0", "v25.4.0"}))
+    assert "every node running and live" in failed and "no dead non-decommissioned node" in failed
+    other = HostView("h2", False, "v25.2.0", "v25.4.0", 10**7, False, "active", "10.0.0.2:26257")
+    two = _seen([_row(1, "v25.4.0"), _row(2, is_live=False), _row(3, is_live=False)], h2=other, h3=paused)
+    assert "every node running and live" in _failed(gate_results(two, {"v25.2.0", "v25.4.0"}, "v25.4.0"))

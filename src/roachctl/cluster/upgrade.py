@@ -86,6 +86,7 @@ class HostView:
     free_kib: int | None
     live: bool
     membership: str
+    address: str = ""  # its `node status` address (--host)
 
 
 @dataclass
@@ -186,6 +187,7 @@ async def observe_cluster(session: Session) -> Observation:
             free,
             bool(row and row.is_live),
             (row.membership or "active") if row else "",
+            target.rpc_addr,
         )
     cv = await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")
     return Observation(hosts, major_of(cv), rows)
@@ -196,10 +198,22 @@ async def observe_cluster(session: Session) -> Observation:
 # ------------------------------------------------------------------------------------------------
 
 
-def gate_results(seen: Observation, allowed_builds: set[str]) -> list[dict[str, object]]:
-    """Every preflight gate with its verdict; pure, so each is unit-tested."""
-    views = list(seen.hosts.values())
-    members = [r for r in seen.rows if r.membership in (None, "active")]
+def mid_roll(seen: Observation, target: str) -> str:
+    """The one node an interrupted roll to `target` left stopped (its links already switched), or ""."""
+    paused = [v.host for v in seen.hosts.values() if not v.running and target and v.linked == target]
+    return paused[0] if len(paused) == 1 else ""
+
+
+def gate_results(seen: Observation, allowed_builds: set[str], resuming: str = "") -> list[dict[str, object]]:
+    """Every preflight gate with its verdict; pure, so each is unit-tested.
+
+    `resuming`: the target of a roll being resumed; the one node it left stopped mid-restart (a
+    cut host, a killed controller) is not "down": the roll starts it first.
+    """
+    paused = mid_roll(seen, resuming)
+    views = [v for v in seen.hosts.values() if v.host != paused]
+    skip = seen.hosts[paused].address if paused else None
+    members = [r for r in seen.rows if r.membership in (None, "active") and r.address != skip]
     dead = [r.address for r in members if not r.is_live]
     leaving = [r.address for r in seen.rows if r.membership == "decommissioning"]
     unavailable = sum(r.ranges_unavailable or 0 for r in members)
@@ -218,7 +232,9 @@ def gate_results(seen: Observation, allowed_builds: set[str]) -> list[dict[str, 
         gate("no decommission in progress", not leaving, ", ".join(leaving) or "none",
              "let the decommission finish (`roachctl status`), it blocks finalization"),
         gate("0 unavailable ranges", unavailable == 0, str(unavailable), "wait until the ranges recover"),
-        gate("0 under-replicated ranges", under == 0, str(under), "wait until replication catches up"),
+        gate("0 under-replicated ranges", under == 0 or bool(paused),
+             f"{under}" + (f" (expected while {paused} is down; checked once it is back)" if paused else ""),
+             "wait until replication catches up"),
         gate("same binary on every node", not stray,
              ", ".join(f"{v.host}={v.build or '?'}" for v in views),
              "every node must run the same release before an upgrade (finish or roll back the other one)"),
@@ -340,15 +356,26 @@ async def _verify_installed(session: Session, version: str) -> None:
         )
 
 
-async def _roll_node(session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify) -> str:
-    """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy."""
+async def _roll_node(
+    session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False
+) -> str:
+    """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy.
+
+    `paused`: an interrupted roll left this node stopped with its links switched; it is the one
+    node down, so it is started without the pre-gate (which waits for every node live).
+    """
     client, everyone = NodeClient(session), targets(session)
-    notify(target.host, "waiting for a healthy cluster")
-    await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
-    await _switch_links(session, target, step.target, notify)
-    notify(target.host, f"restarting on {step.target} (graceful drain, then start)")
-    stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
-    drain = "stopped hard: its drain did not finish" if stopped.hard else "drained"
+    if paused:
+        notify(target.host, f"left stopped by the interrupted roll: starting it on {step.target}")
+        await _switch_links(session, target, step.target, notify)
+        drain = "was stopped"
+    else:
+        notify(target.host, "waiting for a healthy cluster")
+        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+        await _switch_links(session, target, step.target, notify)
+        notify(target.host, f"restarting on {step.target} (graceful drain, then start)")
+        stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
+        drain = "stopped hard: its drain did not finish" if stopped.hard else "drained"
     result = await systemctl(session, target, "start")
     readiness = await wait_ready(session, target, timeout=READY_TIMEOUT) if result.ok else None
     if readiness is None or not readiness.ready:
@@ -370,9 +397,10 @@ async def _roll_node(session: Session, target: NodeTarget, step: UpgradeStep, no
 async def _roll(
     session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify
 ) -> None:
-    for target in targets(session):
+    paused = mid_roll(seen, step.target)
+    for target in sorted(targets(session), key=lambda t: t.host != paused):  # a paused node first
         view = seen.hosts[target.host]
-        if view.build == step.target and view.linked == step.target:
+        if view.running and view.build == step.target and view.linked == step.target:
             report.nodes[target.host] = f"already on {step.target}"
             notify(target.host, f"already on {step.target}: skipped")
             continue
@@ -382,7 +410,9 @@ async def _roll(
                 f"interrupted; switched so far: {done}; no other node was touched",
                 hint="run the same command again to resume",
             )
-        report.nodes[target.host] = await _roll_node(session, target, step, notify)
+        report.nodes[target.host] = await _roll_node(
+            session, target, step, notify, paused=target.host == paused
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -426,7 +456,7 @@ async def upgrade(
         path = UpgradePath(path.current, path.cluster_version, path.steps[0].target, path.steps[:1])
     first = path.steps[0]
     installs, tarballs, size = await _install_plan(session, first.target, source)
-    report.gates = gate_results(seen, {first.source, first.target})
+    report.gates = gate_results(seen, {first.source, first.target}, resuming=first.target)
     need = {h: DISK_FACTOR * size // 1024 for h, p in installs.items() if not p.converged}
     report.gates.append(disk_gate(seen, need))
     refuse_failed(report.gates, name)
@@ -557,7 +587,7 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
         )
     step = UpgradeStep(running, previous)
     report.path = [step.to_json() | {"kind": "rollback"}]
-    report.gates = gate_results(seen, {running, previous})
+    report.gates = gate_results(seen, {running, previous}, resuming=previous)
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
     await _roll(session, step, seen, report, notify)
