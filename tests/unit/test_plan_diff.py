@@ -110,14 +110,27 @@ def test_release_reinstalled_when_binary_differs_or_owner_wrong(state: HostState
 
 def test_link_reasons(state: HostState) -> None:
     link = "/opt/cockroach/cockroach"
-    facts = _with_path(facts_matching(state), link, target="/opt/cockroach-v24.1.0.linux-amd64/cockroach")
+    facts = _with_path(facts_matching(state), link, target="/usr/local/bin/cockroach")
     ((kind, target, reason),) = _reasons(state, facts)
     assert (kind, target) == ("link", link)
-    assert (
-        reason == "points to /opt/cockroach-v24.1.0.linux-amd64/cockroach, expected " + state.links[0].target
-    )
+    assert reason == "points to /usr/local/bin/cockroach, expected " + state.links[0].target
     facts = _with_path(facts_matching(state), link, kind="file")
     assert "expected a symlink" in _reasons(state, facts)[0][2]
+
+
+def test_deploy_never_switches_versions_it_installs_side_by_side(state: HostState) -> None:
+    """Review L10: links at another versioned install stay; the new release is only installed."""
+    old = "/opt/cockroach-v25.2.0.linux-amd64"
+    facts = _with_path(facts_matching(state), "/opt/cockroach/cockroach", target=f"{old}/cockroach")
+    facts = _with_path(facts, "/opt/cockroach/lib", target=f"{old}/lib")
+    facts = _with_path(facts, f"{state.release.install_dir}/cockroach", kind="missing", sha256=None)
+    plan = diff(state, facts)
+    assert plan.held == "v25.2.0"
+    assert [c.kind for c in plan.changes] == [ChangeKind.INSTALL_RELEASE]
+    assert not effects(plan, state).restart  # the running binary did not change
+    assert "links stay at v25.2.0" in plan_to_text([plan]) and plan_to_json([plan])["hosts"][0]["held"]
+    # a link at the topology's own version (or nothing versioned) holds nothing
+    assert diff(state, facts_matching(state)).held == ""
 
 
 def test_unit_not_enabled_and_table_not_loaded(state: HostState) -> None:
@@ -303,7 +316,12 @@ def test_report_text_and_json(state: HostState) -> None:
     assert "/opt/cockroach/certs/node.key [secret]" in text
     assert text.rstrip().endswith("19 changes on 1 host")
     data = plan_to_json(plans)
-    assert data["changes"] == 19 and data["hosts"][1] == {"host": "store-2", "converged": True, "changes": []}
+    assert data["changes"] == 19 and data["hosts"][1] == {
+        "host": "store-2",
+        "converged": True,
+        "held": None,
+        "changes": [],
+    }
     dumped = json.dumps(data)
     assert "NODE KEY" not in dumped and "NODE KEY" not in text
     assert plan_to_text([HostPlan("a")]) == "a: up to date\n0 changes\n"

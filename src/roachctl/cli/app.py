@@ -72,11 +72,15 @@ def cli(
 def _register() -> None:
     from roachctl.cli import certs as certs_cmds
     from roachctl.cli import local as local_cmds
+    from roachctl.cli import prune as prune_cmds
     from roachctl.cli import remote as remote_cmds
+    from roachctl.cli import upgrade as upgrade_cmds
 
     local_cmds.register(cli)
     remote_cmds.register(cli)
     certs_cmds.register(cli)
+    upgrade_cmds.register(cli)
+    prune_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)
 

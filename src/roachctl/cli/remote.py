@@ -21,6 +21,7 @@ from roachctl.cli.context import AppContext
 from roachctl.cluster import certstatus, lifecycle, sqlshell
 from roachctl.cluster import destroy as destroy_mod
 from roachctl.cluster import status as status_mod
+from roachctl.cluster import upgrade as upgrade_mod
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
@@ -386,6 +387,8 @@ def status(ctx: click.Context, cluster: str) -> None:
             session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
         data = status_mod.to_json(session, await status_mod.collect(session))
         data["cert_warning"] = await certstatus.warning_line(session)
+        builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
+        data["upgrade"] = await upgrade_mod.upgrade_status(session, builds)
         return data
 
     data = _run(app, topology, body)
@@ -415,6 +418,8 @@ def status(ctx: click.Context, cluster: str) -> None:
     console().print(table)
     if data["cert_warning"]:
         console().print(f"[yellow]warning:[/] {data['cert_warning']}", highlight=False)
+    if data["upgrade"]:
+        console().print(data["upgrade"], highlight=False)
 
 
 @click.command()

@@ -423,6 +423,12 @@ async def _after_apply(
     notices: dict[str, str] = {}
     for host in applied:
         state, facts = plan.states[host], plan.facts[host]
+        held = plan.plans[host].held
+        if held:  # review L10: deploy installs a new version beside the running one, never switches
+            notices[host] = (
+                f"{state.release.version} installed beside {held}, which keeps running: switch with "
+                f"`roachctl upgrade {plan.topology.name} --version {state.release.version}`"
+            )
         unit = state.units[0].name
         running = facts.units.get(unit) is not None and facts.units[unit].active_state == "active"
         if not running:

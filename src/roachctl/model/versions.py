@@ -42,3 +42,59 @@ FLOOR_PATTERN = (
     r"v(?:23\.(?:[2-9]|[1-9]\d+)|(?:2[4-9]|[3-9]\d|[1-9]\d{2,})\.(?:0|[1-9]\d*))"
     r"\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
 )
+
+
+# ------------------------------------------------------------------------------------------------
+# Upgrade rules (docs/cockroach-contract.md §9)
+# ------------------------------------------------------------------------------------------------
+
+# Every major series roachctl knows, oldest first. From 2024 every second major is an Innovation
+# release, which may be skipped; before that each major had to be taken in order (contract §9).
+MAJORS: tuple[str, ...] = (
+    "23.1", "23.2", "24.1", "24.2", "24.3", "25.1", "25.2", "25.3", "25.4", "26.1", "26.2",
+)  # fmt: skip
+INNOVATION: frozenset[str] = frozenset({"24.2", "25.1", "25.3", "26.1"})
+
+_TAG_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
+
+
+def parse_tag(version: str) -> tuple[int, int, int, str] | None:
+    """(year, minor, patch, pre-release) of a tag like v25.4.1 or v25.4.0-alpha.1; None otherwise."""
+    match = _TAG_RE.match(version)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]), int(match[3]), match[4] or ""
+
+
+def major_of(version: str) -> str:
+    """The major series of a release tag ("v25.4.1" -> "25.4") or of a cluster version ("25.4")."""
+    found = re.match(r"^v?(\d+)\.(\d+)", version.strip())
+    if found is None:
+        raise ValueError(f"not a CockroachDB version: {version!r}")
+    return f"{int(found[1])}.{int(found[2])}"
+
+
+def major_key(major: str) -> tuple[int, int]:
+    year, minor = major_of(major).split(".")
+    return int(year), int(minor)
+
+
+def is_alpha(version: str) -> bool:
+    """Alpha and master builds can never be upgraded to production releases (contract §9)."""
+    found = parse_tag(version)
+    return found is not None and (found[3].startswith("alpha") or "master" in found[3])
+
+
+def next_majors(major: str) -> tuple[str, ...]:
+    """The majors a cluster finalized at `major` may upgrade to directly (contract §9).
+
+    From a Regular release: the next major, or past an Innovation release to the next Regular;
+    from an Innovation release: only the next (Regular) one. Unknown series: none.
+    """
+    if major not in MAJORS:
+        return ()
+    i = MAJORS.index(major)
+    found = list(MAJORS[i + 1 : i + 2])
+    if major not in INNOVATION and found and found[0] in INNOVATION and i + 2 < len(MAJORS):
+        found.append(MAJORS[i + 2])
+    return tuple(found)

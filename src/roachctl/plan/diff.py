@@ -14,6 +14,7 @@ facts this needs, so the executor gathers them in one round trip.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -311,7 +312,8 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
         yield Change(host, ChangeKind.CREATE_USER, state.user.name, "missing", state.user)
     yield from (_dir_change(host, d, facts) for d in state.dirs)
     yield _release_change(state, facts)
-    yield from (_link_change(host, link, facts) for link in state.links)
+    if not held_version(state, facts):
+        yield from (_link_change(host, link, facts) for link in state.links)
     yield from (_file_change(host, f, facts) for f in state.files)
     rules = _file_change(host, state.firewall.file, facts) if state.firewall.file else None
     if rules is not None and rules.kind == ChangeKind.FIX_FILE:
@@ -332,7 +334,29 @@ def diff(state: HostState, facts: HostFacts) -> HostPlan:
     """The changes that make `facts` match `state`, in apply order; empty when converged."""
     if facts.host != state.host:
         raise ValueError(f"facts of {facts.host} cannot be compared with the state of {state.host}")
-    return HostPlan(state.host, tuple(c for c in _changes(state, facts) if c is not None))
+    changes = tuple(c for c in _changes(state, facts) if c is not None)
+    return HostPlan(state.host, changes, held_version(state, facts))
+
+
+def held_version(state: HostState, facts: HostFacts) -> str:
+    """The version a host's binary link points to when it is another versioned install; else "".
+
+    Deploy never switches versions (review L10): flipping the links on every host at once would
+    let the next crash or reboot start the new binary in no controlled order, past any check of
+    the upgrade path (contract §9). A new `version:` is installed beside the running one, and the
+    links stay until `roachctl upgrade` moves them one node at a time.
+    """
+    if not state.links:
+        return ""
+    fact = facts.path(state.links[0].path)
+    root = posixpath.dirname(state.release.install_dir)
+    found = _INSTALLED_RE.fullmatch(fact.target or "") if fact.kind == "link" else None
+    if found is None or posixpath.dirname(posixpath.dirname(fact.target or "")) != root:
+        return ""
+    return found[1] if found[1] != state.release.version else ""
+
+
+_INSTALLED_RE = re.compile(r".*/cockroach-(v[0-9][^/]*)\.linux-[a-z0-9]+/cockroach")
 
 
 @dataclass(frozen=True)
@@ -352,7 +376,8 @@ def effects(plan: HostPlan, state: HostState) -> Effects:
     # Files in /etc/roachctl (the ownership marker) are roachctl's records: the node never reads them.
     certs = {f.path for f in state.files if posixpath.dirname(f.path) != ROACHCTL_ETC}
     restart = any(
-        c.kind in (ChangeKind.INSTALL_RELEASE, ChangeKind.LINK)
+        (c.kind is ChangeKind.INSTALL_RELEASE and not plan.held)
+        or c.kind is ChangeKind.LINK
         or (c.kind == ChangeKind.WRITE_FILE and c.target in db_units)
         for c in plan.changes
     )

@@ -18,6 +18,7 @@ def plan_to_json(plans: Sequence[HostPlan]) -> dict[str, Any]:
         {
             "host": plan.host,
             "converged": plan.converged,
+            "held": plan.held or None,
             "changes": [
                 {"kind": c.kind.value, "target": c.target, "reason": c.reason, "secret": c.secret}
                 for c in plan.changes
@@ -40,6 +41,8 @@ def plan_to_text(plans: Sequence[HostPlan]) -> str:
         for change in plan.changes:
             secret = " [secret]" if change.secret else ""
             lines.append(f"  {change.kind.value:<16} {change.target}{secret}  ({change.reason})")
+        if plan.held:
+            lines.append(f"  (links stay at {plan.held}: `roachctl upgrade` switches versions)")
     total = sum(len(p.changes) for p in plans)
     hosts = sum(1 for p in plans if not p.converged)
     summary = f"{total} change{'s' if total != 1 else ''}"

@@ -158,6 +158,7 @@ class Change:
 class HostPlan:
     host: str
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    held: str = ""  # the version the host's links stay at while another is installed beside it
 
     @property
     def converged(self) -> bool:

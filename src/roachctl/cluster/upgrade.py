@@ -1,0 +1,615 @@
+"""`upgrade`, `upgrade finalize`, `upgrade rollback`: gated rolling binary changes (contract §9, §4.1).
+
+- Observe first, change nothing: every node's unit, its `node status` row (build, liveness,
+  membership, ranges), where its binary link points, free disk, and the cluster version. The path
+  (plan/upgradepath.py) and every preflight gate come from that; a refused path or a failed gate is
+  exit 30 with nothing changed on any host.
+- Install the new release beside the running one on every host (deploy's verified install, its
+  links held: plan/diff.py `held_version`), nothing switched.
+- Keep rollback possible: auto-finalization is disabled before the first node is touched, unless
+  `--auto-finalize` (contract §9).
+- Roll one node at a time: gate (every member live, 0 unavailable and 0 under-replicated ranges),
+  switch that host's links, stop it gracefully (SIGTERM drain, bounded as `stop` bounds it), start
+  it, wait until it is ready and the cluster healthy again. A node that does not come back stops the
+  roll; the others keep serving.
+- Resume is re-running the same command: a node is skipped only when the cluster reports it on the
+  target build and its links already point at the target; the journal is only read to know which
+  release a rollback returns to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from roachctl.cluster.lifecycle import DRAIN_TIMEOUT, HEALTHY_TIMEOUT, READY_TIMEOUT, observe, wait_healthy
+from roachctl.cluster.nodes import (
+    NodeClient,
+    NodeTarget,
+    journal_tail,
+    main_pid,
+    stop_unit,
+    systemctl,
+    targets,
+    wait_ready,
+)
+from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
+from roachctl.engine import deploy as deploy_mod
+from roachctl.engine.apply import apply_plan
+from roachctl.errors import (
+    InterruptedByUser,
+    RefusedError,
+    RemoteCommandError,
+)
+from roachctl.exec.command import Command
+from roachctl.model.versions import major_of
+from roachctl.operation.journal import read_operations
+from roachctl.operation.session import Session
+from roachctl.plan.desired import release_spec
+from roachctl.plan.layout import layout_for
+from roachctl.plan.sqlinput import sql_stdin
+from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
+from roachctl.plan.upgradepath import (
+    UpgradePath,
+    UpgradeStep,
+    disable_auto_finalization,
+    enable_auto_finalization,
+    finalize_statement,
+    plan_path,
+)
+
+Notify = Callable[[str, str], None]
+FINALIZE_TIMEOUT = 300.0
+DISK_FACTOR = 4  # an unpacked release takes a few times its tarball; ask for that much free space
+_VERSION_IN_LINK = re.compile(r"/cockroach-(v[0-9][^/]*)\.linux-[a-z0-9]+/cockroach$")
+
+# $1 binary link, $2 install root: where the link points, then free KiB on the install root.
+_PROBE_SCRIPT = r"""
+readlink -- "$1" || echo
+df -Pk -- "$2" | awk 'NR==2 {print $4}'
+"""
+
+
+@dataclass(frozen=True)
+class HostView:
+    """One node as observed: its unit, the build the cluster reports, where its links point."""
+
+    host: str
+    running: bool
+    build: str  # from `node status` ("" when the cluster does not list it)
+    linked: str  # the version its binary link points at ("" when not a versioned install)
+    free_kib: int | None
+    live: bool
+    membership: str
+    address: str = ""  # its `node status` address (--host)
+
+
+@dataclass
+class Observation:
+    """The cluster before anything changes."""
+
+    hosts: dict[str, HostView]
+    cluster_version: str
+    rows: list[NodeStatus]
+
+    @property
+    def builds(self) -> set[str]:
+        return {v.build for v in self.hosts.values()}
+
+
+@dataclass
+class UpgradeReport:
+    """What an upgrade/finalize/rollback planned, checked and did; the CLI renders it."""
+
+    cluster: str
+    path: list[dict[str, object]] = field(default_factory=list)
+    gates: list[dict[str, object]] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    nodes: dict[str, str] = field(default_factory=dict)
+    cluster_version: str = ""
+    remaining: str = ""
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "path": self.path,
+            "gates": self.gates,
+            "order": self.order,
+            "nodes": self.nodes,
+            "cluster_version": self.cluster_version,
+            "remaining": self.remaining,
+            "dry_run": self.dry_run,
+        }
+
+
+# ------------------------------------------------------------------------------------------------
+# Observation
+# ------------------------------------------------------------------------------------------------
+
+
+async def sql_value(client: NodeClient, everyone: list[NodeTarget], statement: str) -> str:
+    """The single value a statement returns (csv: header, value), from the first node that answers."""
+    errors: list[str] = []
+    for target in everyone:
+        result = await client.run(target, ["sql", "--format=csv"], input=sql_stdin([statement]))
+        if result.ok:
+            lines = [line for line in result.out.splitlines() if line.strip()]
+            return lines[-1].strip() if lines else ""
+        errors.append(f"{target.host}: {result.err.strip().splitlines()[0] if result.err.strip() else '?'}")
+    raise RemoteCommandError(f"`{statement}` failed on every node", hint="; ".join(errors))
+
+
+async def _rows(client: NodeClient, everyone: list[NodeTarget]) -> list[NodeStatus]:
+    """`node status --ranges --decommission`: builds, liveness, membership and range health."""
+    errors: list[str] = []
+    for target in everyone:
+        args = ["node", "status", "--format=json", "--ranges", "--decommission"]
+        result = await client.run(target, args, timeout=30)
+        if result.ok:
+            return parse_node_status_json(result.out, where=target.host)
+        errors.append(f"{target.host}: {result.err.strip()[-200:]}")
+    raise RemoteCommandError("no node could report the cluster status", hint="; ".join(errors))
+
+
+async def _probe_host(session: Session, target: NodeTarget) -> tuple[str, int | None]:
+    root = session.topology.paths.install_root
+    cmd = Command.shell(_PROBE_SCRIPT, target.binary, root, name="roachctl-upgrade-probe")
+    result = await session.ssh.executor(target.host).run(cmd, timeout=30, check=False)
+    lines = [*result.out.splitlines(), "", ""]
+    found = _VERSION_IN_LINK.search(lines[0].strip())
+    free = lines[1].strip()
+    return (found[1] if found else ""), (int(free) if free.isdigit() else None)
+
+
+async def observe_cluster(session: Session) -> Observation:
+    """Units, the cluster's rows, links and disk of every node, and the cluster version."""
+    everyone = targets(session)
+    client = NodeClient(session)
+    seen = await observe(session, everyone)
+    seen.refuse_if_blind(session.topology.name, "upgrade", forceable=False)
+    rows = await _rows(client, everyone)
+    by_addr = {r.address: r for r in rows}
+    probes = await asyncio.gather(*(_probe_host(session, t) for t in everyone))
+    hosts = {}
+    for target, (linked, free) in zip(everyone, probes, strict=True):
+        row = by_addr.get(target.rpc_addr)
+        hosts[target.host] = HostView(
+            target.host,
+            target.host in seen.running,
+            row.build if row else "",
+            linked,
+            free,
+            bool(row and row.is_live),
+            (row.membership or "active") if row else "",
+            target.rpc_addr,
+        )
+    cv = await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")
+    return Observation(hosts, major_of(cv), rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Gates (contract §9 "Prep", fidelity review §6.1)
+# ------------------------------------------------------------------------------------------------
+
+
+def mid_roll(seen: Observation, target: str) -> str:
+    """The one node an interrupted roll to `target` left stopped (its links already switched), or ""."""
+    paused = [v.host for v in seen.hosts.values() if not v.running and target and v.linked == target]
+    return paused[0] if len(paused) == 1 else ""
+
+
+def gate_results(seen: Observation, allowed_builds: set[str], resuming: str = "") -> list[dict[str, object]]:
+    """Every preflight gate with its verdict; pure, so each is unit-tested.
+
+    `resuming`: the target of a roll being resumed; the one node it left stopped mid-restart (a
+    cut host, a killed controller) is not "down": the roll starts it first.
+    """
+    paused = mid_roll(seen, resuming)
+    views = [v for v in seen.hosts.values() if v.host != paused]
+    skip = seen.hosts[paused].address if paused else None
+    members = [r for r in seen.rows if r.membership in (None, "active") and r.address != skip]
+    dead = [r.address for r in members if not r.is_live]
+    leaving = [r.address for r in seen.rows if r.membership == "decommissioning"]
+    unavailable = sum(r.ranges_unavailable or 0 for r in members)
+    under = sum(r.ranges_underreplicated or 0 for r in members)
+    stray = sorted({v.build for v in views} - allowed_builds)
+
+    def gate(name: str, ok: bool, detail: str, fix: str) -> dict[str, object]:
+        return {"gate": name, "ok": ok, "detail": detail, "fix": "" if ok else fix}
+
+    down = [v.host for v in views if not v.running or not v.live]
+    return [
+        gate("every node running and live", not down, ", ".join(down) or "all",
+             "start them (`roachctl start`)"),
+        gate("no dead non-decommissioned node", not dead, ", ".join(dead) or "none",
+             "bring the node back or decommission it: a dead member blocks finalization"),
+        gate("no decommission in progress", not leaving, ", ".join(leaving) or "none",
+             "let the decommission finish (`roachctl status`), it blocks finalization"),
+        gate("0 unavailable ranges", unavailable == 0, str(unavailable), "wait until the ranges recover"),
+        gate("0 under-replicated ranges", under == 0 or bool(paused),
+             f"{under}" + (f" (expected while {paused} is down; checked once it is back)" if paused else ""),
+             "wait until replication catches up"),
+        gate("same binary on every node", not stray,
+             ", ".join(f"{v.host}={v.build or '?'}" for v in views),
+             "every node must run the same release before an upgrade (finish or roll back the other one)"),
+    ]  # fmt: skip
+
+
+def disk_gate(seen: Observation, need_kib: dict[str, int]) -> dict[str, object]:
+    short = [
+        f"{h}: {seen.hosts[h].free_kib} KiB free, ~{kib} KiB needed"
+        for h, kib in need_kib.items()
+        if seen.hosts[h].free_kib is None or (seen.hosts[h].free_kib or 0) < kib
+    ]
+    return {
+        "gate": "disk for the release",
+        "ok": not short,
+        "detail": "; ".join(short) or "enough",
+        "fix": ""
+        if not short
+        else "free space under the install root (`roachctl prune` removes unused releases)",
+    }
+
+
+def refuse_failed(gates: list[dict[str, object]], cluster: str) -> None:
+    failed = [g for g in gates if not g["ok"]]
+    if failed:
+        lines = [f"{g['gate']}: {g['detail']} — {g['fix']}" for g in failed]
+        raise RefusedError(
+            f"cluster {cluster} is not ready for an upgrade; nothing was changed:\n  " + "\n  ".join(lines),
+            hint="fix the failed gates and run the same command again",
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# The roll
+# ------------------------------------------------------------------------------------------------
+
+
+def _install_session(session: Session, version: str) -> Session:
+    topology = session.topology.model_copy(update={"version": version})
+    return replace(session, topology=topology)
+
+
+async def _install_plan(
+    session: Session, version: str, source: deploy_mod.ReleaseSource
+) -> tuple[dict[str, HostPlan], dict[str, Path], int]:
+    """Deploy's plan for `version`, kept to the release install (links held): per host, the
+    tarballs, and the tarball size (for the disk gate)."""
+    sub = _install_session(session, version)
+    plan, failures = await deploy_mod.make_plan(sub, source, progress=False)
+    if failures:
+        raise next(iter(failures.values()))
+    installs = {
+        h: HostPlan(h, tuple(c for c in p.changes if c.kind is ChangeKind.INSTALL_RELEASE), p.held)
+        for h, p in plan.plans.items()
+    }
+    tarballs = {
+        release_spec(plan.topology, r).tarball_name: r.tarball for r in plan.releases.values() if r.tarball
+    }
+    size = max((p.stat().st_size for p in tarballs.values()), default=0)
+    return installs, tarballs, size
+
+
+async def _install(
+    session: Session, installs: dict[str, HostPlan], tarballs: dict[str, Path], notify: Notify
+) -> None:
+    async def one(host: str) -> None:
+        if installs[host].converged:
+            return
+        await apply_plan(session.ssh.executor(host), installs[host], tarballs=tarballs, progress=notify)
+        session.step("install", host=host, result="installed")
+
+    await asyncio.gather(*(one(h) for h in installs))
+
+
+async def _arch(session: Session, target: NodeTarget) -> str:
+    result = await session.ssh.executor(target.host).run(Command.of("uname", "-m"), timeout=30)
+    return "arm64" if result.out.strip() in ("aarch64", "arm64") else "amd64"
+
+
+async def _install_dir(session: Session, target: NodeTarget, version: str) -> tuple[str, str, str]:
+    """(binary link, lib link, versioned install dir) of `version` on the node's host."""
+    topology = session.topology.model_copy(update={"version": version})
+    layout = layout_for(topology, topology.node_config(target.host), await _arch(session, target))
+    return layout.binary, layout.lib_link, layout.install_dir
+
+
+async def _switch_links(session: Session, target: NodeTarget, version: str, notify: Notify) -> None:
+    """Point this host's links at `version` (deploy's atomic link step: a temp link, renamed)."""
+    binary, lib, install = await _install_dir(session, target, version)
+    changes = tuple(
+        Change(target.host, ChangeKind.LINK, link, f"switch to {version}", LinkSpec(link, dest))
+        for link, dest in ((binary, f"{install}/cockroach"), (lib, f"{install}/lib"))
+    )
+    await apply_plan(
+        session.ssh.executor(target.host), HostPlan(target.host, changes), tarballs={}, progress=notify
+    )
+
+
+async def _verify_installed(session: Session, version: str) -> None:
+    """Every host still has `version` installed, and its binary says it is that version."""
+
+    async def one(target: NodeTarget) -> str:
+        _, _, install = await _install_dir(session, target, version)
+        cmd = Command.of(f"{install}/cockroach", "version", "--build-tag")
+        result = await session.ssh.executor(target.host).run(cmd, timeout=60, check=False)
+        return (
+            ""
+            if result.ok and result.out.strip() == version
+            else f"{target.host}: {install} missing or not {version}"
+        )
+
+    problems = [p for p in await asyncio.gather(*(one(t) for t in targets(session))) if p]
+    if problems:
+        raise RefusedError(
+            f"cannot roll back to {version}: its release is no longer installed side by side:\n  "
+            + "\n  ".join(problems),
+            hint=f"install it again with `roachctl deploy` (a topology with version: {version} installs "
+            "it beside the running one without switching), then run rollback again",
+        )
+
+
+async def _roll_node(
+    session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False
+) -> str:
+    """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy.
+
+    `paused`: an interrupted roll left this node stopped with its links switched; it is the one
+    node down, so it is started without the pre-gate (which waits for every node live).
+    """
+    client, everyone = NodeClient(session), targets(session)
+    if paused:
+        notify(target.host, f"left stopped by the interrupted roll: starting it on {step.target}")
+        await _switch_links(session, target, step.target, notify)
+        drain = "was stopped"
+    else:
+        notify(target.host, "waiting for a healthy cluster")
+        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+        await _switch_links(session, target, step.target, notify)
+        notify(target.host, f"restarting on {step.target} (graceful drain, then start)")
+        stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
+        drain = "stopped hard: its drain did not finish" if stopped.hard else "drained"
+    result = await systemctl(session, target, "start")
+    readiness = await wait_ready(session, target, timeout=READY_TIMEOUT) if result.ok else None
+    if readiness is None or not readiness.ready:
+        why = result.err.strip() if readiness is None else readiness.detail
+        raise RemoteCommandError(
+            f"{target.host} did not come back on {step.target}: {why}\n{await journal_tail(session, target)}",
+            where=target.host,
+            hint="the roll stopped here; the other nodes keep serving. Fix the node and run the same "
+            f"command again to resume, or `roachctl upgrade rollback {session.topology.name}`",
+        )
+    await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    pid = await main_pid(session, target)
+    session.step("roll", host=target.host, source=step.source, target=step.target, drain=drain, pid=pid)
+    line = f"on {step.target} ({drain}, ready)"
+    notify(target.host, line)
+    return line
+
+
+async def _roll(
+    session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify
+) -> None:
+    paused = mid_roll(seen, step.target)
+    for target in sorted(targets(session), key=lambda t: t.host != paused):  # a paused node first
+        view = seen.hosts[target.host]
+        if view.running and view.build == step.target and view.linked == step.target:
+            report.nodes[target.host] = f"already on {step.target}"
+            notify(target.host, f"already on {step.target}: skipped")
+            continue
+        if session.interrupts.requested:
+            done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
+            raise InterruptedByUser(
+                f"interrupted; switched so far: {done}; no other node was touched",
+                hint="run the same command again to resume",
+            )
+        report.nodes[target.host] = await _roll_node(
+            session, target, step, notify, paused=target.host == paused
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Commands
+# ------------------------------------------------------------------------------------------------
+
+
+def _current(seen: Observation, target: str) -> str:
+    """The release the cluster runs, ignoring nodes already on `target` (a resumed roll)."""
+    others = seen.builds - {target}
+    if len(others) == 1:
+        return next(iter(others))
+    return target if not others else ",".join(sorted(others))
+
+
+async def upgrade(
+    session: Session,
+    *,
+    version: str,
+    source: deploy_mod.ReleaseSource,
+    dry_run: bool,
+    auto_finalize: bool,
+    finalize: bool,
+    notify: Notify,
+    confirm: Callable[[str], None],
+) -> UpgradeReport:
+    """Plan, gate and roll the cluster to `version` (see the module docstring)."""
+    name = session.topology.name
+    report = UpgradeReport(name, dry_run=dry_run, order=[t.host for t in targets(session)])
+    seen = await observe_cluster(session)
+    report.cluster_version = seen.cluster_version
+    current = _current(seen, version)
+    path = plan_path(current, seen.cluster_version, version)
+    report.path = [s.to_json() for s in path.steps]
+    if not path.steps:
+        if finalize and not dry_run and major_of(version) != seen.cluster_version:
+            return await _finalize_checked(session, seen, report, notify)
+        report.remaining = _remaining(name, seen.cluster_version, version)
+        return report
+    if len(path.steps) > 1 and not finalize:
+        path = UpgradePath(path.current, path.cluster_version, path.steps[0].target, path.steps[:1])
+    first = path.steps[0]
+    installs, tarballs, size = await _install_plan(session, first.target, source)
+    report.gates = gate_results(seen, {first.source, first.target}, resuming=first.target)
+    need = {h: DISK_FACTOR * size // 1024 for h, p in installs.items() if not p.converged}
+    report.gates.append(disk_gate(seen, need))
+    refuse_failed(report.gates, name)
+    if dry_run:
+        return report
+    confirm(
+        f"Upgrade {name}: {' → '.join([first.source, *(s.target for s in path.steps)])}, one node at a time?"
+    )
+    session.step("plan", source=first.source, target=path.target, steps=report.path)
+    for index, step in enumerate(path.steps):
+        if index:
+            seen = await observe_cluster(session)
+            installs, tarballs, _ = await _install_plan(session, step.target, source)
+        await _install(session, installs, tarballs, notify)
+        if step.major:
+            statement = (
+                enable_auto_finalization(step.source)
+                if auto_finalize
+                else disable_auto_finalization(step.source, seen.cluster_version)
+            )
+            await sql_value(NodeClient(session), targets(session), statement)
+            session.step("auto-finalization", enabled=auto_finalize)
+        await _roll(session, step, seen, report, notify)
+        if step.major and (finalize or index < len(path.steps) - 1):
+            report.cluster_version = await _finalize(session, step.new_major, notify)
+        elif step.major and auto_finalize:
+            report.cluster_version = await sql_value(
+                NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;"
+            )
+    report.remaining = _remaining(name, report.cluster_version, path.target, final=version)
+    return report
+
+
+def _remaining(name: str, cluster_version: str, running: str, final: str = "") -> str:
+    parts = []
+    if major_of(cluster_version) != major_of(running):
+        parts.append(
+            f"the cluster runs {running} but is not finalized (cluster version {cluster_version}): "
+            f"check it, then `roachctl upgrade finalize {name}` — or `roachctl upgrade rollback {name}`"
+        )
+    else:
+        parts.append(f"the cluster runs {running} (cluster version {cluster_version})")
+    if final and final != running:
+        parts.append(f"then `roachctl upgrade {name} --version {final}` continues the path")
+    return "; ".join(parts)
+
+
+async def _finalize(session: Session, major: str, notify: Notify) -> str:
+    client, everyone = NodeClient(session), targets(session)
+    notify("*", f"finalizing: SET CLUSTER SETTING version = '{major}'")
+    await sql_value(client, everyone, finalize_statement(major))
+    deadline = time.monotonic() + FINALIZE_TIMEOUT
+    while True:
+        cv = major_of(await sql_value(client, everyone, "SHOW CLUSTER SETTING version;"))
+        if cv == major or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(2)
+    if cv != major:
+        raise RemoteCommandError(
+            f"finalization to {major} did not complete within {FINALIZE_TIMEOUT:.0f}s (cluster version {cv})",
+            hint="check the migration jobs (`roachctl sql CLUSTER -e 'SHOW JOBS'`) and run finalize again",
+        )
+    session.step("finalize", cluster_version=cv)
+    notify("*", f"finalized: cluster version {cv}")
+    return cv
+
+
+async def finalize(session: Session, *, notify: Notify) -> UpgradeReport:
+    """Finalize a major upgrade once every node runs the new binary; refused otherwise."""
+    seen = await observe_cluster(session)
+    report = UpgradeReport(session.topology.name, cluster_version=seen.cluster_version)
+    return await _finalize_checked(session, seen, report, notify)
+
+
+async def _finalize_checked(
+    session: Session, seen: Observation, report: UpgradeReport, notify: Notify
+) -> UpgradeReport:
+    name = session.topology.name
+    builds = seen.builds
+    if len(builds) != 1:
+        raise RefusedError(
+            f"cannot finalize: the nodes run different binaries ({', '.join(sorted(builds))})",
+            hint=f"finish the roll first (`roachctl upgrade {name} --version V`) or roll it back",
+        )
+    running = next(iter(builds))
+    report.gates = gate_results(seen, builds)
+    refuse_failed(report.gates, name)
+    if major_of(running) == seen.cluster_version:
+        report.remaining = f"nothing to finalize: cluster version {seen.cluster_version} matches {running}"
+        return report
+    report.cluster_version = await _finalize(session, major_of(running), notify)
+    report.remaining = _remaining(name, report.cluster_version, running)
+    return report
+
+
+def last_upgrade(session: Session) -> tuple[str, str]:
+    """(source, target) of the most recent upgrade's plan in the journal; ("", "") when none."""
+    for op in reversed(read_operations(session.home.journal_path)):
+        plans = [s for s in op.steps if s.get("step") == "plan"] if op.verb == "upgrade" else []
+        if plans:
+            return str(plans[-1].get("source", "")), str(plans[-1].get("target", ""))
+    return "", ""
+
+
+async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
+    """Roll every node back to the release the last, unfinalized upgrade started from (contract §9).
+
+    The journal says which release that was; the cluster must still show that upgrade's binaries
+    (all or some nodes on its target, the rest on its source) and its cluster version unfinalized.
+    """
+    name = session.topology.name
+    seen = await observe_cluster(session)
+    order = [t.host for t in targets(session)]
+    report = UpgradeReport(name, cluster_version=seen.cluster_version, order=order)
+    previous, running = last_upgrade(session)
+    if not previous or running not in seen.builds or not seen.builds <= {previous, running}:
+        raise RefusedError(
+            f"nothing to roll back: the nodes run {', '.join(sorted(seen.builds))}"
+            + (f", not the last upgrade's {running}" if running else " and this home journaled no upgrade"),
+            hint="a rollback returns to the release the last `roachctl upgrade` started from",
+        )
+    if major_of(previous) != seen.cluster_version:
+        raise RefusedError(
+            f"cannot roll back to {previous}: the upgrade to {running} is finalized "
+            f"(cluster version {seen.cluster_version}); a {major_of(previous)} binary cannot open the stores",
+            hint="a finalized upgrade cannot be rolled back: restore a backup into a cluster of the "
+            "older version",
+        )
+    step = UpgradeStep(running, previous)
+    report.path = [step.to_json() | {"kind": "rollback"}]
+    report.gates = gate_results(seen, {running, previous}, resuming=previous)
+    refuse_failed(report.gates, name)
+    await _verify_installed(session, previous)
+    await _roll(session, step, seen, report, notify)
+    report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
+    return report
+
+
+async def upgrade_status(session: Session, builds: set[str]) -> str | None:
+    """For `status`: say when the cluster is mid-upgrade (mixed binaries, or not finalized)."""
+    name = session.topology.name
+    if len(builds) > 1:
+        return (
+            f"upgrade in progress: nodes run {', '.join(sorted(builds))}; re-run `roachctl upgrade {name} "
+            f"--version V` to resume, or `roachctl upgrade rollback {name}`"
+        )
+    if not builds:
+        return None
+    try:
+        cv = major_of(await sql_value(NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;"))
+    except (RemoteCommandError, ValueError):
+        return None
+    running = next(iter(builds))
+    if cv != major_of(running):
+        return _remaining(name, cv, running)
+    return None

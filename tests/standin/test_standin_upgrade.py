@@ -1,0 +1,55 @@
+"""The stand-in is at least as strict as contract §9 where `roachctl upgrade` relies on it."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.standin.test_standin_cluster import MakeCluster, _rolling_restart, _sql
+from tests.standin.test_standin_harness import (
+    make_cluster,  # noqa: F401  (fixture)
+    standin_ca,  # noqa: F401  (fixture)
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_auto_upgrade_disabled_keeps_the_cluster_unfinalized(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """contract §9: `cluster.auto_upgrade.enabled = false` keeps rollback possible; manual finalize."""
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+    c.up()
+    _sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
+    _rolling_restart(c, "v25.4.0")
+    time.sleep(2)
+    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
+    # rollback before finalization: a v25.2 binary still opens the stores
+    n3 = c.nodes[2]
+    n3.signal(signal.SIGTERM)
+    assert n3.wait() == 0
+    n3.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+    n3.start()
+    n3.wait_ready()
+    # finalization is refused while a node runs the old binary
+    res = c.cli("sql", "-e", "SET CLUSTER SETTING version = '25.4'")
+    assert res.returncode == 1 and "not yet supported by every node" in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_a_skipped_major_is_refused_at_start(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """contract §9: v25.4 needs data from v25.2 or later; a v24.3 cluster's store is too old for it."""
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v24.3.0"}
+    c.up()
+    n1 = c.nodes[0]
+    n1.signal(signal.SIGTERM)
+    assert n1.wait() == 0
+    n1.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.4.0"}
+    n1.start()
+    assert n1.wait() == 1
+    assert "is too old for running version v25.4.0 (which requires data from v25.2 or later)" in n1.stderr
