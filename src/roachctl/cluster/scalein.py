@@ -216,7 +216,8 @@ async def plan_scale_in(session: Session, hosts: list[str], *, wipe: bool) -> Sc
     steps = []
     if todo:
         ids = " ".join(str(x.member.node_id) for x in todo if x.member)
-        steps.append(f"cockroach node decommission {ids} --wait=none (one command, through {via.host})")
+        if any(x.state == "active" for x in todo):
+            steps.append(f"cockroach node decommission {ids} --wait=none (one command, through {via.host})")
         steps.append("wait until the leaving nodes hold 0 replicas (progress shown; stall detection)")
         steps.append(f"cockroach node decommission {ids} --checks=skip: drain and mark decommissioned")
     for x in leaving:
@@ -299,6 +300,28 @@ async def _decommission(
     via = plan.via
     assert via is not None
     words = [str(i) for i in ids]
+    active = [str(x.member.node_id) for x in plan.leaving if x.member and x.member.membership == "active"]
+    if active:
+        await _start_decommission(session, client, via, words, notify)
+    else:  # resumed: the cluster shows every one of them decommissioning already
+        notify(via.host, f"n{', n'.join(words)} already decommissioning: waiting for their replicas")
+    await _wait_replicas(session, client, plan, ids, notify, stall_timeout)
+    notify(via.host, "replicas moved; draining and marking decommissioned")
+    result = await client.run(via, ["node", "decommission", *words, "--checks=skip"], timeout=DECOMMISSION_S)
+    if not result.ok:
+        raise RemoteCommandError(
+            f"`cockroach node decommission` (final) failed: {result.err.strip()[-1000:]}",
+            where=via.host,
+            returncode=result.returncode,
+            hint="re-run the same scale-in: it continues from the cluster's state",
+        )
+    await _confirm_decommissioned(session, client, plan, ids, notify)
+
+
+async def _start_decommission(
+    session: Session, client: NodeClient, via: NodeTarget, words: list[str], notify: Notify
+) -> None:
+    """ONE `node decommission ID... --wait=none` for every leaving node (pre-checks on)."""
     notify(via.host, f"decommissioning n{', n'.join(words)} (one command)")
     result = await client.run(via, ["node", "decommission", *words, "--wait=none"], timeout=bounds.CLIENT_S)
     if not result.ok:
@@ -315,17 +338,15 @@ async def _decommission(
             where=via.host,
             returncode=result.returncode,
         )
-    session.step("decommission", host=via.host, node_ids=ids)
-    await _wait_replicas(session, client, plan, ids, notify, stall_timeout)
-    notify(via.host, "replicas moved; draining and marking decommissioned")
-    result = await client.run(via, ["node", "decommission", *words, "--checks=skip"], timeout=DECOMMISSION_S)
-    if not result.ok:
-        raise RemoteCommandError(
-            f"`cockroach node decommission` (final) failed: {result.err.strip()[-1000:]}",
-            where=via.host,
-            returncode=result.returncode,
-            hint="re-run the same scale-in: it continues from the cluster's state",
-        )
+    session.step("decommission", host=via.host, node_ids=[int(w) for w in words])
+
+
+async def _confirm_decommissioned(
+    session: Session, client: NodeClient, plan: ScaleInPlan, ids: list[int], notify: Notify
+) -> None:
+    """Membership must read `decommissioned` before any unit is stopped (contract §9)."""
+    via = plan.via
+    assert via is not None
     _, members = await _members(client, [via, *plan.remaining])
     left = [m for m in members if m.node_id in ids and m.membership != "decommissioned"]
     if left:
