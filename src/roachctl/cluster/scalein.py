@@ -20,7 +20,8 @@ Procedure (docs/cockroach-contract.md §5, §9 "Scale-in", §11):
 6. Each leaving node's unit is disabled and then stopped (bounded; it is drained already): a
    decommissioned node is never restarted by `Restart=always` nor at boot (peers would reject
    it). `--wipe` then deletes its data. A dead host that cannot be reached is reported, not
-   failed: its node is decommissioned, and its unit is disabled by a later run once it is back.
+   failed: its node is decommissioned (peers reject it should it come back), and the note says
+   how to disable its unit by hand once the host is back.
 7. The remaining nodes' unit files (`--join`) and firewalls are rewritten for the smaller
    cluster (engine/membership.py); no node restarts: the new `--join` takes effect at each
    node's next restart. Last, the saved topology is written back without the leaving nodes
@@ -196,8 +197,13 @@ async def _zones(client: NodeClient, via: NodeTarget) -> list[pure.Zone]:
         raise RemoteCommandError(f"could not parse the replication zones: {exc}", where=via.host) from exc
 
 
-async def plan_scale_in(session: Session, hosts: list[str], *, wipe: bool) -> ScaleInPlan:
-    """Observe the cluster and decide what scale-in does (changes nothing)."""
+async def plan_scale_in(
+    session: Session, hosts: list[str], *, wipe: bool, check_capacity: bool = True
+) -> ScaleInPlan:
+    """Observe the cluster and decide what scale-in does (changes nothing).
+
+    Reads the saved topology text (`session.home.topology_path`), which must list `hosts`: a caller
+    that added nodes first (`replace`) saves the topology before scaling in."""
     leaving_targets = _leaving_targets(session, hosts)
     gone = {t.host for t in leaving_targets}
     remaining = [t for t in targets(session) if t.host not in gone]
@@ -206,7 +212,7 @@ async def plan_scale_in(session: Session, hosts: list[str], *, wipe: bool) -> Sc
     leaving = [Leaving(t, _member_of(t, members)) for t in leaving_targets]
     todo = [x for x in leaving if x.member is not None and x.member.membership != "decommissioned"]
     capacity = None
-    if any(x.state == "active" for x in todo):
+    if check_capacity and any(x.state == "active" for x in todo):
         leaving_ids = {x.member.node_id for x in leaving if x.member is not None}
         capacity = pure.capacity(members, leaving_ids, await _zones(client, via))
     name = session.topology.name
@@ -390,14 +396,25 @@ async def _wait_replicas(
         stall = pure.track(stall, counts, now)
         if now - stall.since >= stall_timeout:
             holding = ", ".join(f"n{i} ({c})" for i, c in zip(ids, counts, strict=True) if c)
+            blocking = await _blocking_ranges(client, via, ids)
             raise RemoteCommandError(
                 f"the decommission made no progress for {stall_timeout:.0f}s: still holding replicas: "
-                f"{holding}",
+                f"{holding}" + (f"; cockroach's pre-check says:\n{blocking}" if blocking else ""),
                 where=via.host,
                 hint="the nodes stay decommissioning; re-run the same scale-in to keep waiting, or "
                 "`--abort` to recommission them (check zone constraints and free space on the others)",
             )
         await asyncio.sleep(POLL_S)
+
+
+async def _blocking_ranges(client: NodeClient, via: NodeTarget, ids: list[int]) -> str:
+    """What `node decommission IDs --dry-run` (the pre-check alone, contract §5) says blocks the
+    nodes: its `ranges blocking decommission detected` lines, or "" when it names nothing."""
+    result = await client.run(
+        via, ["node", "decommission", *(str(i) for i in ids), "--dry-run"], timeout=bounds.CLIENT_S
+    )
+    lines = [ln for ln in result.err.splitlines() if "block" in ln]
+    return "\n".join(lines[:20])
 
 
 # $1 unit. Disable first (no restart at boot), then the caller stops it, bounded.
@@ -430,7 +447,10 @@ async def _retire(session: Session, plan: ScaleInPlan, result: ScaleInResult, no
             )
             stopped = await stop_unit(session, target, bound=STOP_BOUND_S)
         except TransportError as exc:
-            line = "not reachable: its unit could not be disabled; re-run scale-in once the host is back"
+            line = (
+                f"not reachable: its unit stays enabled; if the host comes back, run `systemctl disable "
+                f"--now {target.unit}` there (its node is decommissioned: the cluster rejects it)"
+            )
             result.done[target.host] = f"{x.state}; {line}"
             result.notes.append(f"{target.host}: {line} ({exc.message.splitlines()[0]})")
             session.step("retire", host=target.host, result="unreachable")
@@ -513,7 +533,7 @@ async def abort_scale_in(session: Session, leaving: list[str], *, notify: Notify
         raise UsageError(
             "no unfinished scale-in to abort", hint="name the nodes with --node HOST (see `roachctl history`)"
         )
-    plan = await plan_scale_in(session, hosts, wipe=False)
+    plan = await plan_scale_in(session, hosts, wipe=False, check_capacity=False)
     result = ScaleInResult(plan)
     client = NodeClient(session)
     via = plan.via
