@@ -12,11 +12,13 @@ Procedure (docs/cockroach-contract.md §5, §9 "Scale-in", §11):
    ("Do not decommission the nodes one-by-one"), run through a live node that stays, so a dead
    node is decommissioned too. The binary's own pre-checks stay on: `ranges blocking
    decommission detected` refuses with its per-range lines.
-4. Progress: the leaving nodes' replica counts, polled; a count that does not move for
-   `stall_timeout` seconds ends the command (the nodes stay decommissioning: re-run to keep
-   waiting, or `--abort` to recommission them).
-5. Once every count is 0: `node decommission ID... --checks=skip` (the binary drains the live
-   ones and marks them `decommissioned`), then membership is confirmed to be `decommissioned`.
+4. Progress: `node decommission ID... --wait=none --checks=skip` polled (upstream's polling
+   mode: replica counts from the range descriptors); counts that do not go down for
+   `stall_timeout` seconds end the command, naming what the binary's pre-check says blocks
+   (the nodes stay decommissioning: re-run to keep waiting, or `--abort` to recommission).
+5. Once every count is 0 the poll itself drains the live ones and marks them `decommissioned`
+   (else one `node decommission ID... --checks=skip` does); membership is then confirmed to be
+   `decommissioned` in `node status` before any unit is touched.
 6. Each leaving node's unit is disabled and then stopped (bounded; it is drained already): a
    decommissioned node is never restarted by `Restart=always` nor at boot (peers would reject
    it). `--wipe` then deletes its data. A dead host that cannot be reached is reported, not
@@ -224,8 +226,10 @@ async def plan_scale_in(
         ids = " ".join(str(x.member.node_id) for x in todo if x.member)
         if any(x.state == "active" for x in todo):
             steps.append(f"cockroach node decommission {ids} --wait=none (one command, through {via.host})")
-        steps.append("wait until the leaving nodes hold 0 replicas (progress shown; stall detection)")
-        steps.append(f"cockroach node decommission {ids} --checks=skip: drain and mark decommissioned")
+        steps.append(
+            f"poll `cockroach node decommission {ids} --wait=none --checks=skip` until they hold 0 replicas "
+            "(progress shown; stall detection); then they are drained and marked decommissioned"
+        )
     for x in leaving:
         wiped = ", delete its data" if wipe else " (data kept)"
         steps.append(f"{x.target.host}: disable and stop {x.target.unit}{wiped}")
@@ -311,16 +315,17 @@ async def _decommission(
         await _start_decommission(session, client, via, words, notify)
     else:  # resumed: the cluster shows every one of them decommissioning already
         notify(via.host, f"n{', n'.join(words)} already decommissioning: waiting for their replicas")
-    await _wait_replicas(session, client, plan, ids, notify, stall_timeout)
-    notify(via.host, "replicas moved; draining and marking decommissioned")
-    result = await client.run(via, ["node", "decommission", *words, "--checks=skip"], timeout=DECOMMISSION_S)
-    if not result.ok:
-        raise RemoteCommandError(
-            f"`cockroach node decommission` (final) failed: {result.err.strip()[-1000:]}",
-            where=via.host,
-            returncode=result.returncode,
-            hint="re-run the same scale-in: it continues from the cluster's state",
-        )
+    if not await _wait_replicas(session, client, plan, ids, notify, stall_timeout):
+        notify(via.host, "replicas moved; draining and marking decommissioned")
+        args = ["node", "decommission", *words, "--checks=skip"]
+        result = await client.run(via, args, timeout=DECOMMISSION_S)
+        if not result.ok:
+            raise RemoteCommandError(
+                f"`cockroach node decommission` (final) failed: {result.err.strip()[-1000:]}",
+                where=via.host,
+                returncode=result.returncode,
+                hint="re-run the same scale-in: it continues from the cluster's state",
+            )
     await _confirm_decommissioned(session, client, plan, ids, notify)
 
 
@@ -374,24 +379,43 @@ async def _wait_replicas(
     ids: list[int],
     notify: Notify,
     stall_timeout: float,
-) -> None:
-    """Poll the leaving nodes' replica counts until all are 0; give up after a stall."""
+) -> bool:
+    """Poll until the leaving nodes hold no replica; give up after a stall.
+
+    Each poll is `node decommission IDS --wait=none --checks=skip`, upstream's way of "polling
+    manually from an external system" ([C] pkg/cli/node.go): it re-asserts `decommissioning`
+    (idempotent), prints the status table with replica counts from the range descriptors (right
+    for a dead node too; `node status`'s gossiped count is not), and once they are all 0 it
+    drains the nodes and marks them decommissioned itself. Returns True when a poll did that.
+    """
     by_id = {x.member.node_id: x.target.host for x in plan.leaving if x.member}
     via = plan.via
     assert via is not None
+    words = [str(i) for i in ids]
     stall: pure.Stall | None = None
     shown: dict[int, int] = {}
     while True:
         _check_interrupt(session, "the leaving nodes stay decommissioning; re-run to continue, or --abort")
-        via, members = await _members(client, [via, *plan.remaining])
-        rows = {m.node_id: m for m in members if m.node_id in ids}
-        counts = [rows[i].replicas if i in rows else 0 for i in ids]
+        args = ["node", "decommission", *words, "--wait=none", "--checks=skip", "--format=csv"]
+        result = await client.run(via, args, timeout=DECOMMISSION_S)
+        try:
+            table = pure.parse_decommission_table(result.out)
+        except ValueError:
+            raise RemoteCommandError(
+                f"`cockroach node decommission --wait=none` failed: {result.err.strip()[-1000:]}",
+                where=via.host,
+                returncode=result.returncode,
+                hint="the nodes stay decommissioning; re-run the same scale-in to continue",
+            ) from None
+        counts = [table[i].replicas if i in table else 0 for i in ids]
         for i, count in zip(ids, counts, strict=True):
             if shown.get(i) != count:
                 notify(by_id.get(i, f"n{i}"), f"n{i}: {count} replica(s) left")
                 shown[i] = count
         if all(c == 0 for c in counts):
-            return
+            return all(i in table and table[i].membership == "decommissioned" for i in ids) or (
+                "No more data reported" in result.out
+            )
         now = time.monotonic()
         stall = pure.track(stall, counts, now)
         if now - stall.since >= stall_timeout:
