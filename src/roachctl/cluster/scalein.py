@@ -157,9 +157,12 @@ async def _members(client: NodeClient, candidates: list[NodeTarget]) -> tuple[No
     """`node status --decommission --ranges` from the first candidate that answers, and who answered."""
     errors = []
     for target in candidates:
-        result = await client.run(
-            target, ["node", "status", "--decommission", "--ranges", "--format=json"], timeout=30
-        )
+        args = ["node", "status", "--decommission", "--ranges", "--format=json"]
+        try:
+            result = await client.run(target, args, timeout=30)
+        except TransportError as exc:  # a host that stays but is down: ask the next one
+            errors.append(f"{target.host}: {exc.message.splitlines()[0]}")
+            continue
         if result.ok:
             try:
                 return target, pure.parse_members(result.out)
