@@ -605,7 +605,7 @@ async def abort_scale_in(session: Session, leaving: list[str], *, notify: Notify
     return result
 
 
-async def run(
+async def scale_in_command(
     session: Session,
     hosts: list[str],
     *,
