@@ -430,6 +430,11 @@ def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) 
     res = c.cli("node", "decommission", "3", node=n1)
     assert res.returncode == 1
     assert "ranges blocking decommission detected" in res.stderr
+    # contract §11: the pre-configured zones (RANGE default: num_replicas = 3)
+    shown = c.cli("sql", "--format=json", "-e", "SHOW ALL ZONE CONFIGURATIONS", node=n1)
+    zones = {r["target"]: r["raw_config_sql"] for r in json.loads(shown.stdout)}
+    assert "\tnum_replicas = 3,\n" in zones["RANGE default"]
+    assert "\tnum_replicas = 5,\n" in zones["RANGE liveness"]
     assert res.stderr.endswith('ERROR: Cannot decommission nodes.\nFailed running "node decommission"\n')
 
     node3 = next(r["id"] for r in c.status_json() if r["address"] == n3.addr)
@@ -481,6 +486,33 @@ def test_decommission_fourth_node(make_cluster: MakeCluster) -> None:  # noqa: F
     res = c.cli("node", "recommission", node4)
     assert res.returncode == 1
     assert "found to be decommissioned" in res.stderr
+    # contract §9: a decommissioned node that starts again is rejected by its peers: never live or ready
+    n4.start()
+    time.sleep(3)
+    assert n4.alive() and not n4.is_ready()
+    rows = {r["id"]: r for r in c.status_json("--decommission")}
+    assert (rows[node4]["membership"], rows[node4]["is_live"]) == ("decommissioned", "false")
+    assert "was permanently removed from the cluster" in n4.log_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_decommission_polling_with_wait_none_finishes_once_replicas_are_gone(
+    make_cluster: MakeCluster,  # noqa: F811
+) -> None:
+    """contract §5 / [C] pkg/cli/node.go: `--wait=none` polls; the poll that sees 0 replicas finishes."""
+    c = make_cluster(nodes=4).up()
+    node4 = next(r["id"] for r in c.status_json() if r["address"] == c.nodes[3].addr)
+    args = ("node", "decommission", node4, "--wait=none", "--format=csv")
+    first = c.cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert f"\n{node4},true," in first.stdout and ",decommissioning," in first.stdout
+    assert "No more data" not in first.stdout
+    poll = c.cli(*args, "--checks=skip")
+    assert f"warning: node {node4} is already decommissioning or decommissioned" in poll.stderr
+    wait_for(lambda: "No more data reported" in c.cli(*args, "--checks=skip").stdout, 30, "a finishing poll")
+    rows = {r["id"]: r for r in c.status_json("--decommission")}
+    assert rows[node4]["membership"] == "decommissioned"
 
 
 def test_split_sql_listener(make_cluster: MakeCluster) -> None:  # noqa: F811

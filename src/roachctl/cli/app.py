@@ -74,6 +74,7 @@ def _register() -> None:
     from roachctl.cli import local as local_cmds
     from roachctl.cli import prune as prune_cmds
     from roachctl.cli import remote as remote_cmds
+    from roachctl.cli import scalein as scalein_cmds
     from roachctl.cli import upgrade as upgrade_cmds
 
     local_cmds.register(cli)
@@ -81,6 +82,7 @@ def _register() -> None:
     certs_cmds.register(cli)
     upgrade_cmds.register(cli)
     prune_cmds.register(cli)
+    scalein_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)
 
