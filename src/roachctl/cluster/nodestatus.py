@@ -26,6 +26,7 @@ class NodeStatus:
     ranges_underreplicated: int | None = None
     membership: str | None = None
     is_draining: bool | None = None
+    replicas: int | None = None  # --ranges column `ranges`: the node's replica count (contract §5)
 
 
 def _bool(value: str) -> bool:
@@ -65,6 +66,7 @@ def _row(row: dict[str, str]) -> NodeStatus:
         ranges_underreplicated=_opt_int(row, "ranges_underreplicated"),
         membership=row.get("membership"),
         is_draining=_bool(draining) if draining is not None else None,
+        replicas=_opt_int(row, "ranges"),
     )
 
 
