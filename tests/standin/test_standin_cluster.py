@@ -430,6 +430,11 @@ def test_node_drain_shutdown_and_decommission_checks(make_cluster: MakeCluster) 
     res = c.cli("node", "decommission", "3", node=n1)
     assert res.returncode == 1
     assert "ranges blocking decommission detected" in res.stderr
+    # contract §11: the pre-configured zones (RANGE default: num_replicas = 3)
+    shown = c.cli("sql", "--format=json", "-e", "SHOW ALL ZONE CONFIGURATIONS", node=n1)
+    zones = {r["target"]: r["raw_config_sql"] for r in json.loads(shown.stdout)}
+    assert "\tnum_replicas = 3,\n" in zones["RANGE default"]
+    assert "\tnum_replicas = 5,\n" in zones["RANGE liveness"]
     assert res.stderr.endswith('ERROR: Cannot decommission nodes.\nFailed running "node decommission"\n')
 
     node3 = next(r["id"] for r in c.status_json() if r["address"] == n3.addr)
@@ -481,6 +486,13 @@ def test_decommission_fourth_node(make_cluster: MakeCluster) -> None:  # noqa: F
     res = c.cli("node", "recommission", node4)
     assert res.returncode == 1
     assert "found to be decommissioned" in res.stderr
+    # contract §9: a decommissioned node that starts again is rejected by its peers: never live or ready
+    n4.start()
+    time.sleep(3)
+    assert n4.alive() and not n4.is_ready()
+    rows = {r["id"]: r for r in c.status_json("--decommission")}
+    assert (rows[node4]["membership"], rows[node4]["is_live"]) == ("decommissioned", "false")
+    assert "was permanently removed from the cluster" in n4.log_text()
 
 
 def test_split_sql_listener(make_cluster: MakeCluster) -> None:  # noqa: F811

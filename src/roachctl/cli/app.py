@@ -72,10 +72,12 @@ def cli(
 def _register() -> None:
     from roachctl.cli import local as local_cmds
     from roachctl.cli import remote as remote_cmds
+    from roachctl.cli import scalein as scalein_cmds
     from roachctl.cli import shape as shape_cmds
 
     local_cmds.register(cli)
     remote_cmds.register(cli)
+    scalein_cmds.register(cli)
     shape_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)
