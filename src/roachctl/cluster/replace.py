@@ -9,7 +9,8 @@
      unreachable OLD is skipped.
   4. scale in OLD — decommission through a live node (OLD may be unreachable), wait until
      `decommissioned`, stop and disable its unit where it can be reached, drop it from firewalls,
-     `--join` lists and the topology (cluster/scalein.py).
+     `--join` lists and the topology (cluster/scalein.py). NEW takes OLD's place in the pinned
+     `--join` list, so the remaining nodes keep as many join targets.
 Each phase is journaled and gated on the previous one. Resume is the same command: the saved
 topology and the cluster say where it stopped (NEW recorded → its scale-out converges, which
 starts nothing that runs; OLD gone → already replaced).
@@ -17,12 +18,13 @@ starts nothing that runs; OLD gone → already replaced).
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from roachctl.cluster import scalein as scalein_mod
 from roachctl.cluster import scaleout as scaleout_mod
 from roachctl.cluster.lifecycle import Outcome
+from roachctl.cluster.nodes import targets
 from roachctl.cluster.nodestatus import unavailable_ranges
 from roachctl.engine import deploy as deploy_mod
 from roachctl.errors import RefusedError, UsageError
@@ -31,6 +33,7 @@ from roachctl.model.loader import load_text
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.session import Session
+from roachctl.plan.shape import join_swapped
 
 Notify = Callable[[str, str], None]
 
@@ -68,6 +71,7 @@ class ReplaceResult:
     """What `replace` did, phase by phase."""
 
     add: scaleout_mod.ScaleOutResult | None = None
+    removed: scalein_mod.ScaleInResult | None = None
     outcome: Outcome = field(default_factory=Outcome)
     phases: list[str] = field(default_factory=list)
     already: bool = False
@@ -93,7 +97,7 @@ async def replace(
         return result
     seen, rows = await scaleout_mod.membership(session)
     _gate(session, target, seen.dead, unavailable_ranges(rows))
-    plan = await scaleout_mod.plan_scale_out(session, source, progress=progress)
+    plan = await scaleout_mod.plan_scale_out(session, source, progress=progress, leaving=(target.old,))
     show(plan)
     notify(target.old, "then: decommissioned through a live node, its unit stopped and disabled, removed")
     if dry_run:
@@ -107,10 +111,15 @@ async def replace(
     if result.outcome.failures:
         return result  # NEW is not a live member: OLD stays (re-run the same command)
     result.phases.append("added")
+    _swap_join(session, target)
     session.step("replace", old=target.old, new=target.new, phase="scale-in")
-    await scale_in_seam()(session, [target.old], notify)
+    removed = await scalein_mod.scale_in(session, [target.old], wipe=False, notify=notify)
+    result.removed = removed
+    result.outcome.failures.update(removed.failures)
+    result.outcome.done.update({h: d for h, d in removed.done.items() if h != target.new})
+    if removed.failures:
+        return result
     result.phases.append("scaled in")
-    result.outcome.done[target.old] = "decommissioned and removed"
     session.step("replace", old=target.old, new=target.new, phase="done")
     return result
 
@@ -127,23 +136,13 @@ def _gate(session: Session, target: ReplaceTopology, dead: tuple[str, ...], unav
         )
 
 
-ScaleIn = Callable[[Session, list[str], Notify], Awaitable[object]]
-
-
-def scale_in_seam() -> ScaleIn:
-    """The scale-in of OLD (cluster/scalein.py `scale_in_nodes`), or a refusal naming what is done."""
-    try:
-        module = importlib.import_module("roachctl.cluster.scalein")
-    except ImportError:
-        module = None
-    found = getattr(module, "scale_in_nodes", None)
-    if found is None:
-
-        async def missing(session: Session, hosts: list[str], notify: Notify) -> object:
-            raise RefusedError(
-                f"NEW is a live member, but this build cannot scale in {', '.join(hosts)} yet",
-                hint=f"run `roachctl scale-in {session.topology.name} --node {hosts[0]}` once available",
-            )
-
-        return missing
-    return found  # type: ignore[no-any-return]
+def _swap_join(session: Session, target: ReplaceTopology) -> None:
+    """NEW takes OLD's place in the pinned --join list (plan/shape.py), before OLD is scaled in,
+    so the remaining units keep as many join targets as before (applied by scale-in's rewrite)."""
+    state = session.home.load_state()
+    addresses = {t.host: t.rpc_addr for t in targets(session)}
+    swapped = join_swapped(state.join, addresses[target.old], addresses[target.new])
+    if swapped != state.join:
+        state.join = swapped
+        session.home.save_state(state)
+        session.step("join", old=addresses[target.old], new=addresses[target.new], join=swapped)

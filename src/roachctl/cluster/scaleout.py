@@ -51,6 +51,7 @@ class ScaleOutPlan:
     membership: Membership
     join: tuple[str, ...]
     join_live: list[str]
+    skipped: tuple[str, ...] = ()  # dead members and replace's OLD: neither admitted nor waited for
 
     @property
     def new(self) -> tuple[str, ...]:
@@ -59,7 +60,7 @@ class ScaleOutPlan:
     def lines(self) -> list[str]:
         """The shape decisions, for humans (the per-host changes are deploy's plan text)."""
         m = self.membership
-        dead = f" (not live, skipped: {', '.join(m.dead)})" if m.dead else ""
+        dead = f" (skipped: {', '.join(self.skipped)})" if self.skipped else ""
         return [
             f"members: {', '.join(m.members) or 'none'}{dead}; only their firewalls change",
             f"new nodes: {', '.join(m.new) or 'none'} (started without init)",
@@ -127,9 +128,13 @@ def _refuse_shape(session: Session) -> None:
 
 
 async def plan_scale_out(
-    session: Session, source: deploy_mod.ReleaseSource, *, progress: bool
+    session: Session, source: deploy_mod.ReleaseSource, *, progress: bool, leaving: tuple[str, ...] = ()
 ) -> ScaleOutPlan:
-    """Observe the cluster and plan the scale-out; changes nothing. Refuses what it cannot do safely."""
+    """Observe the cluster and plan the scale-out; changes nothing. Refuses what it cannot do safely.
+
+    A member that cannot be planned (unreachable) is skipped only when it is dead or `leaving`
+    (replace's OLD, which may have crashed a moment ago and still look live).
+    """
     _refuse_shape(session)
     seen, _ = await membership(session)
     name = session.topology.name
@@ -140,7 +145,8 @@ async def plan_scale_out(
             hint="use another host, or wipe its data dir first (`roachctl scale-in --wipe`)",
         )
     plan, failures = await deploy_mod.make_plan(session, source, progress=progress)
-    unplanned = [h for h in failures if h not in seen.dead]
+    skipped = tuple(h for h in session.hosts if h in seen.dead or h in leaving)
+    unplanned = [h for h in failures if h not in skipped]
     if unplanned:
         raise HostFailures(failures={h: failures[h] for h in unplanned}, succeeded=sorted(plan.plans))
     drift = {h: beyond_firewall(plan.plans[h], plan.states[h]) for h in seen.members if h in plan.plans}
@@ -160,7 +166,7 @@ async def plan_scale_out(
             f"none of the --join targets ({', '.join(join)}) is a live member: a new node could not join",
             hint="start the members named by --join first (`roachctl status` shows which are down)",
         )
-    return ScaleOutPlan(plan, failures, seen, join, live)
+    return ScaleOutPlan(plan, failures, seen, join, live, skipped)
 
 
 async def apply_scale_out(
@@ -176,13 +182,13 @@ async def apply_scale_out(
     result = ScaleOutResult(plan, applied=True)
     applied = await deploy_mod.apply(session, plan.deploy, notify=notify)
     deploy_mod.record(session, session.topology, topology_text, plan.deploy, applied)
-    blocking = {h: e for h, e in applied.failures.items() if h not in plan.membership.dead}
+    blocking = {h: e for h, e in applied.failures.items() if h not in plan.skipped}
     if blocking:  # a live member that does not admit the new nodes yet, or a new host half-deployed
         raise HostFailures(
             failures=blocking,
             succeeded=sorted(h for h in applied.applied if h not in blocking),
         )
-    for host in plan.membership.members:
+    for host in (h for h in plan.membership.members if h not in plan.skipped):
         changes = len(applied.applied.get(host, []))
         session.step(
             "admit", host=host, changes=changes, result="firewall updated" if changes else "up to date"
@@ -194,7 +200,7 @@ async def apply_scale_out(
     )
     if outcome.failures:
         return result
-    waited = [t for t in targets(session) if t.host not in plan.membership.dead]
+    waited = [t for t in targets(session) if t.host not in plan.skipped]
     await _wait_joined(session, waited, timeout, notify, outcome)
     if wait_rebalance and not outcome.failures:
         result.replicas = await wait_rebalanced(session, waited, notify=notify)

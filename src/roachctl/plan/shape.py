@@ -56,6 +56,17 @@ def with_join(topology: Topology, join: Sequence[str]) -> Topology:
     return topology.model_copy(update={"join": tuple(join)})
 
 
+def join_without(join: Sequence[str], gone: Sequence[str], fallback: Sequence[str]) -> tuple[str, ...]:
+    """The pinned list once the nodes at `gone` addresses leave; `fallback` when none would be left."""
+    kept = tuple(a for a in join if a not in set(gone))
+    return kept or tuple(fallback)
+
+
+def join_swapped(join: Sequence[str], old: str, new: str) -> list[str]:
+    """`replace`: NEW takes OLD's place in the pinned list (same position; unchanged without OLD)."""
+    return [new if a == old else a for a in join]
+
+
 class StatusRow(Protocol):
     """What the shape decisions read from a `node status` row (cluster/nodestatus.py)."""
 
