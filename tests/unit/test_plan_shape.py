@@ -1,17 +1,29 @@
-"""Scale-out / replace decisions (plan/shape.py) and the node-adding topology edit (model/addnode.py)."""
+"""Scale-out / replace decisions (plan/shape.py), the node-adding topology edit (model/addnode.py) and
+replace's resume from the saved topology (cluster/replace.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from roachctl.cluster.replace import replace_topology
 from roachctl.errors import TopologyError, UsageError
 from roachctl.model.addnode import with_node_like
 from roachctl.model.loader import load_text
+from roachctl.operation.home import ClusterHome
 from roachctl.plan.diff import diff
 from roachctl.plan.render import join_list
-from roachctl.plan.shape import beyond_firewall, classify, effective_join, underfull, with_join
+from roachctl.plan.shape import (
+    beyond_firewall,
+    classify,
+    effective_join,
+    join_swapped,
+    join_without,
+    underfull,
+    with_join,
+)
 from tests.unit.test_plan_helpers import base_data, facts_matching, state_for, topology, unit_text
 
 
@@ -95,3 +107,27 @@ def test_with_node_like_copies_the_old_entry_keeps_comments_and_validates() -> N
         with_node_like(TEXT, like="nosuch", host="s9", advertise=None, source="t.yaml")
     with pytest.raises(TopologyError):  # two nodes on one advertised address
         with_node_like(TEXT, like="s1", host="s5", advertise="10.0.0.2", source="t.yaml")
+
+
+def test_replace_topology_adds_new_then_resumes_from_the_saved_topology(tmp_path: Path) -> None:
+    home = ClusterHome(tmp_path, "prod")
+    home.save_topology(TEXT.encode())
+    first = replace_topology(home, "s1", "s3", "10.0.0.3")
+    assert [n.host for n in first.topology.nodes] == ["s1", "s2", "s3"] and not first.done
+    home.save_topology(first.text)  # recorded by the add phase
+    again = replace_topology(home, "s1", "s3", None)
+    assert again.text == first.text and not again.done  # resume: as saved, NEW not added twice
+    home.save_topology(
+        first.text.replace(b"  - host: s1   # rack 1\n    advertise: 10.0.0.1\n    locality: zone=a\n", b"")
+    )
+    assert replace_topology(home, "s1", "s3", None).done  # OLD gone, NEW in: replaced already
+    with pytest.raises(UsageError, match="same host"):
+        replace_topology(home, "s2", "s2", None)
+    with pytest.raises(UsageError, match="not a node"):
+        replace_topology(home, "nosuch", "s9", None)
+
+
+def test_join_after_a_replace_or_a_scale_in() -> None:
+    assert join_swapped(["a:1", "b:1", "c:1"], "b:1", "e:1") == ["a:1", "e:1", "c:1"]
+    assert join_without(["a:1", "b:1", "c:1"], ["b:1"], ["x:1"]) == ("a:1", "c:1")
+    assert join_without(["a:1"], ["a:1"], ["x:1"]) == ("x:1",)  # never an empty --join

@@ -27,7 +27,7 @@ from roachctl.cluster.lifecycle import Outcome
 from roachctl.cluster.nodes import targets
 from roachctl.cluster.nodestatus import unavailable_ranges
 from roachctl.engine import deploy as deploy_mod
-from roachctl.errors import RefusedError, UsageError
+from roachctl.errors import InterruptedByUser, RefusedError, UsageError
 from roachctl.model.addnode import with_node_like
 from roachctl.model.loader import load_text
 from roachctl.model.topology import Topology
@@ -111,6 +111,11 @@ async def replace(
     if result.outcome.failures:
         return result  # NEW is not a live member: OLD stays (re-run the same command)
     result.phases.append("added")
+    if session.interrupts.requested:
+        raise InterruptedByUser(
+            f"interrupted: {target.new} is a live member, {target.old} was not touched",
+            hint="run the same replace again to scale in OLD",
+        )
     _swap_join(session, target)
     session.step("replace", old=target.old, new=target.new, phase="scale-in")
     removed = await scalein_mod.scale_in(session, [target.old], wipe=False, notify=notify)

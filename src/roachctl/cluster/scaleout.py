@@ -32,7 +32,13 @@ from roachctl.cluster.lifecycle import Outcome, each_node
 from roachctl.cluster.nodes import NodeClient, NodeTarget, journal_tail, systemctl, targets, wait_ready
 from roachctl.cluster.nodestatus import NodeStatus
 from roachctl.engine import deploy as deploy_mod
-from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, RoachctlError
+from roachctl.errors import (
+    HostFailures,
+    InterruptedByUser,
+    RefusedError,
+    RemoteCommandError,
+    RoachctlError,
+)
 from roachctl.model.loader import load_topology
 from roachctl.operation.session import Session
 from roachctl.plan.shape import Membership, beyond_firewall, classify, underfull
@@ -192,6 +198,11 @@ async def apply_scale_out(
         changes = len(applied.applied.get(host, []))
         session.step(
             "admit", host=host, changes=changes, result="firewall updated" if changes else "up to date"
+        )
+    if session.interrupts.requested:
+        raise InterruptedByUser(
+            "interrupted after the deploy: no new node was started",
+            hint="run the same scale-out again: it converges from what the hosts and the cluster show",
         )
     by_host = {t.host: t for t in targets(session)}
     outcome = result.outcome
