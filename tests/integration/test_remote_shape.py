@@ -133,4 +133,6 @@ def test_replace_moves_a_crashed_hosts_place_to_a_new_host(rc: Remote) -> None:
     for host in ("h1", "h3", "h4"):
         rules = rc.sh(host, f"cat {NFT}").stdout
         assert _ip(rc, "h5") in rules and _ip(rc, "h2") not in rules, (host, rules)
+    again = rc.run("replace", NAME, "h2", "h5", "--tarball", str(rc.tarball))  # resume after the end
+    assert again.rc == 0 and "already replaced h2" in again.err, again.text
     assert EVENTS  # the stand-in's event log is what the down-time check reads

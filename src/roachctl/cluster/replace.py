@@ -12,8 +12,8 @@
      `--join` lists and the topology (cluster/scalein.py). NEW takes OLD's place in the pinned
      `--join` list, so the remaining nodes keep as many join targets.
 Each phase is journaled and gated on the previous one. Resume is the same command: the saved
-topology and the cluster say where it stopped (NEW recorded → its scale-out converges, which
-starts nothing that runs; OLD gone → already replaced).
+topology and the cluster say where it stopped (NEW a live member → the add phase is done and is
+skipped; NEW recorded but not a member → its scale-out converges; OLD gone → already replaced).
 """
 
 from __future__ import annotations
@@ -97,20 +97,27 @@ async def replace(
         return result
     seen, rows = await scaleout_mod.membership(session)
     _gate(session, target, seen.dead, unavailable_ranges(rows))
-    plan = await scaleout_mod.plan_scale_out(session, source, progress=progress, leaving=(target.old,))
-    show(plan)
-    notify(target.old, "then: decommissioned through a live node, its unit stopped and disabled, removed")
-    if dry_run:
-        return result
-    confirm(f"Replace {target.old} with {target.new} in {session.topology.name}?")
-    session.step("replace", old=target.old, new=target.new, phase="add", dead=list(seen.dead))
-    result.add = await scaleout_mod.apply_scale_out(
-        session, plan, target.text, notify=notify, timeout=timeout
-    )
-    result.outcome = result.add.outcome
-    if result.outcome.failures:
-        return result  # NEW is not a live member: OLD stays (re-run the same command)
-    result.phases.append("added")
+    if target.new in seen.members and target.new not in seen.dead:  # an earlier run added it
+        notify(target.new, f"a live member already; next: scale in {target.old}")
+        if dry_run:
+            return result
+        confirm(f"Scale in {target.old} from {session.topology.name} ({target.new} replaces it)?")
+        result.phases.append("added (earlier run)")
+    else:
+        plan = await scaleout_mod.plan_scale_out(session, source, progress=progress, leaving=(target.old,))
+        show(plan)
+        notify(target.old, "then: decommissioned through a live node, its unit stopped and disabled, removed")
+        if dry_run:
+            return result
+        confirm(f"Replace {target.old} with {target.new} in {session.topology.name}?")
+        session.step("replace", old=target.old, new=target.new, phase="add", dead=list(seen.dead))
+        result.add = await scaleout_mod.apply_scale_out(
+            session, plan, target.text, notify=notify, timeout=timeout
+        )
+        result.outcome = result.add.outcome
+        if result.outcome.failures:
+            return result  # NEW is not a live member: OLD stays (re-run the same command)
+        result.phases.append("added")
     if session.interrupts.requested:
         raise InterruptedByUser(
             f"interrupted: {target.new} is a live member, {target.old} was not touched",

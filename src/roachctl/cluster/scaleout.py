@@ -144,9 +144,10 @@ async def plan_scale_out(
     _refuse_shape(session)
     seen, _ = await membership(session)
     name = session.topology.name
-    if seen.decommissioned:
+    gone = [h for h in seen.decommissioned if h not in leaving]
+    if gone:
         raise RefusedError(
-            f"{', '.join(seen.decommissioned)} was decommissioned from cluster {name}: "
+            f"{', '.join(gone)} was decommissioned from cluster {name}: "
             "a removed node cannot rejoin on its old store",
             hint="use another host, or wipe its data dir first (`roachctl scale-in --wipe`)",
         )
