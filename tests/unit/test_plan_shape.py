@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from roachctl.cluster.replace import replace_topology
-from roachctl.errors import TopologyError, UsageError
+from roachctl.cluster.scaleout import _refuse_shape
+from roachctl.errors import RefusedError, TopologyError, UsageError
 from roachctl.model.addnode import with_node_like
 from roachctl.model.loader import load_text
 from roachctl.operation.home import ClusterHome
+from roachctl.operation.session import Session
 from roachctl.plan.diff import diff
 from roachctl.plan.render import join_list
 from roachctl.plan.shape import (
@@ -131,3 +133,25 @@ def test_join_after_a_replace_or_a_scale_in() -> None:
     assert join_swapped(["a:1", "b:1", "c:1"], "b:1", "e:1") == ["a:1", "e:1", "c:1"]
     assert join_without(["a:1", "b:1", "c:1"], ["b:1"], ["x:1"]) == ("a:1", "c:1")
     assert join_without(["a:1"], ["a:1"], ["x:1"]) == ("x:1",)  # never an empty --join
+
+
+def test_scale_out_only_adds_nodes_to_an_initialized_cluster_at_its_version(tmp_path: Path) -> None:
+    home = ClusterHome(tmp_path, "prod")
+    home.save_topology(TEXT.encode())
+    grown = with_node_like(TEXT, like="s1", host="s3", advertise="10.0.0.3", source="t.yaml")
+
+    def refused(text: str) -> str:
+        session = Session(load_text(text), home, None)  # type: ignore[arg-type]  # no host is contacted
+        with pytest.raises(RefusedError) as exc:
+            _refuse_shape(session)
+        return exc.value.message
+
+    assert "never been started" in refused(grown)
+    state = home.load_state()
+    state.initialized = True
+    home.save_state(state)
+    _refuse_shape(Session(load_text(grown), home, None))  # type: ignore[arg-type]
+    assert "only adds nodes" in refused(
+        TEXT.replace('  - {host: s2, advertise: 10.0.0.2, locality: "zone=b"}\n', "")
+    )
+    assert "cluster runs v25.4.0" in refused(grown.replace("v25.4.0", "v25.2.0"))
