@@ -104,7 +104,7 @@ def test_scale_out_adds_a_node_without_touching_the_existing_ones(rc: Remote) ->
     ids = {e.get("cluster_id") for h in rc.hosts for e in rc.events(h) if e.get("cluster_id")}
     assert joined["cluster_id"] in ids and len(ids) == 1
 
-    # a re-run (--wait-rebalance) changes nothing and restarts nothing; all 4 are live members holding replicas
+    # a re-run (--wait-rebalance) changes and restarts nothing; all 4 are live members holding replicas
     again = rc.run("--json", "scale-out", NAME, str(bigger), *source, "--wait-rebalance")
     assert again.rc == 0, again.text
     data = json.loads(again.out)
