@@ -495,6 +495,26 @@ def test_decommission_fourth_node(make_cluster: MakeCluster) -> None:  # noqa: F
     assert "was permanently removed from the cluster" in n4.log_text()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_decommission_polling_with_wait_none_finishes_once_replicas_are_gone(
+    make_cluster: MakeCluster,  # noqa: F811
+) -> None:
+    """contract §5 / [C] pkg/cli/node.go: `--wait=none` polls; the poll that sees 0 replicas finishes."""
+    c = make_cluster(nodes=4).up()
+    node4 = next(r["id"] for r in c.status_json() if r["address"] == c.nodes[3].addr)
+    args = ("node", "decommission", node4, "--wait=none", "--format=csv")
+    first = c.cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert f"\n{node4},true," in first.stdout and ",decommissioning," in first.stdout
+    assert "No more data" not in first.stdout
+    poll = c.cli(*args, "--checks=skip")
+    assert f"warning: node {node4} is already decommissioning or decommissioned" in poll.stderr
+    wait_for(lambda: "No more data reported" in c.cli(*args, "--checks=skip").stdout, 30, "a finishing poll")
+    rows = {r["id"]: r for r in c.status_json("--decommission")}
+    assert rows[node4]["membership"] == "decommissioned"
+
+
 def test_split_sql_listener(make_cluster: MakeCluster) -> None:  # noqa: F811
     c = make_cluster(nodes=1)
     n = c.nodes[0]

@@ -369,7 +369,8 @@ def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
 @click.argument("cluster")
 @click.pass_context
 def status(ctx: click.Context, cluster: str) -> None:
-    """Per node: systemd state, pid, readiness, liveness, version and certificate expiry."""
+    """Per node: systemd state, pid, readiness, liveness, membership, replicas, draining, version and
+    certificate expiry."""
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
 
@@ -386,11 +387,13 @@ def status(ctx: click.Context, cluster: str) -> None:
         title=f"{data['cluster']} {data['version']} ({'secure' if data['secure'] else 'INSECURE'})",
         title_justify="left",
     )
-    for column in ("host", "id", "service", "pid", "ready", "live", "version", "cert expires", "http"):
+    columns = ("host", "id", "service", "pid", "ready", "live", "membership", "replicas", "draining")
+    for column in (*columns, "version", "cert expires", "http"):
         table.add_column(column)
     for n in data["nodes"]:
         ready = "[green]yes[/]" if n["ready"] else f"[red]no[/] {n['ready_detail'] or ''}"
         live = "[green]yes[/]" if n["live"] else "[red]no[/]"
+        draining = "-" if n["draining"] is None else "[yellow]yes[/]" if n["draining"] else "no"
         table.add_row(
             n["host"],
             str(n["node_id"] or "-"),
@@ -398,6 +401,9 @@ def status(ctx: click.Context, cluster: str) -> None:
             str(n["pid"] or "-"),
             ready,
             live,
+            n["membership"] or "-",
+            "-" if n["replicas"] is None else str(n["replicas"]),
+            draining,
             n["version"] or "-",
             n["cert_expires"] or "-",
             n["http_url"],

@@ -118,8 +118,13 @@ class NodeClient:
         executor = self.session.ssh.executor(target.host)
         return await executor.run(call.command, stdin=call.stdin, timeout=timeout, check=False)
 
-    async def node_status(self, target: NodeTarget, *, ranges: bool = False) -> list[NodeStatus]:
+    async def node_status(
+        self, target: NodeTarget, *, ranges: bool = False, decommission: bool = False
+    ) -> list[NodeStatus]:
+        """`node status` rows; `decommission` adds membership, draining and replicas (contract §5)
+        and lists decommissioned members too."""
         args = ["node", "status", "--format=json"] + (["--ranges"] if ranges else [])
+        args += ["--decommission"] if decommission else []
         result = await self.run(target, args, timeout=30)
         if not result.ok:
             raise RemoteCommandError(
@@ -130,13 +135,13 @@ class NodeClient:
         return parse_node_status_json(result.out, where=target.host)
 
     async def status_from_any(
-        self, candidates: list[NodeTarget], *, ranges: bool = False
+        self, candidates: list[NodeTarget], *, ranges: bool = False, decommission: bool = False
     ) -> list[NodeStatus]:
         """`node status` from the first node that answers."""
         errors: list[str] = []
         for target in candidates:
             try:
-                return await self.node_status(target, ranges=ranges)
+                return await self.node_status(target, ranges=ranges, decommission=decommission)
             except RoachctlError as exc:
                 errors.append(f"{target.host}: {exc.message.splitlines()[0]}")
         raise RemoteCommandError("no node could report the cluster status", hint="; ".join(errors) or None)

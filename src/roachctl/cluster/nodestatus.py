@@ -26,7 +26,10 @@ class NodeStatus:
     ranges_underreplicated: int | None = None
     membership: str | None = None
     is_draining: bool | None = None
-    replicas: int | None = None  # --ranges column `ranges`: the node's replica count (contract §5)
+    replicas: int | None = None  # gossiped_replicas (--decommission): what decommission moves off
+    ranges: int | None = (
+        None  # --ranges column `ranges`: the replica count of the node's stores (contract §5)
+    )
 
 
 def _bool(value: str) -> bool:
@@ -66,7 +69,8 @@ def _row(row: dict[str, str]) -> NodeStatus:
         ranges_underreplicated=_opt_int(row, "ranges_underreplicated"),
         membership=row.get("membership"),
         is_draining=_bool(draining) if draining is not None else None,
-        replicas=_opt_int(row, "ranges"),
+        replicas=_opt_int(row, "gossiped_replicas"),
+        ranges=_opt_int(row, "ranges"),
     )
 
 

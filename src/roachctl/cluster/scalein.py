@@ -12,15 +12,18 @@ Procedure (docs/cockroach-contract.md §5, §9 "Scale-in", §11):
    ("Do not decommission the nodes one-by-one"), run through a live node that stays, so a dead
    node is decommissioned too. The binary's own pre-checks stay on: `ranges blocking
    decommission detected` refuses with its per-range lines.
-4. Progress: the leaving nodes' replica counts, polled; a count that does not move for
-   `stall_timeout` seconds ends the command (the nodes stay decommissioning: re-run to keep
-   waiting, or `--abort` to recommission them).
-5. Once every count is 0: `node decommission ID... --checks=skip` (the binary drains the live
-   ones and marks them `decommissioned`), then membership is confirmed to be `decommissioned`.
+4. Progress: `node decommission ID... --wait=none --checks=skip` polled (upstream's polling
+   mode: replica counts from the range descriptors); counts that do not go down for
+   `stall_timeout` seconds end the command, naming what the binary's pre-check says blocks
+   (the nodes stay decommissioning: re-run to keep waiting, or `--abort` to recommission).
+5. Once every count is 0 the poll itself drains the live ones and marks them `decommissioned`
+   (else one `node decommission ID... --checks=skip` does); membership is then confirmed to be
+   `decommissioned` in `node status` before any unit is touched.
 6. Each leaving node's unit is disabled and then stopped (bounded; it is drained already): a
    decommissioned node is never restarted by `Restart=always` nor at boot (peers would reject
    it). `--wipe` then deletes its data. A dead host that cannot be reached is reported, not
-   failed: its node is decommissioned, and its unit is disabled by a later run once it is back.
+   failed: its node is decommissioned (peers reject it should it come back), and the note says
+   how to disable its unit by hand once the host is back.
 7. The remaining nodes' unit files (`--join`) and firewalls are rewritten for the smaller
    cluster (engine/membership.py); no node restarts: the new `--join` takes effect at each
    node's next restart. Last, the saved topology is written back without the leaving nodes
@@ -199,8 +202,13 @@ async def _zones(client: NodeClient, via: NodeTarget) -> list[pure.Zone]:
         raise RemoteCommandError(f"could not parse the replication zones: {exc}", where=via.host) from exc
 
 
-async def plan_scale_in(session: Session, hosts: list[str], *, wipe: bool) -> ScaleInPlan:
-    """Observe the cluster and decide what scale-in does (changes nothing)."""
+async def plan_scale_in(
+    session: Session, hosts: list[str], *, wipe: bool, check_capacity: bool = True
+) -> ScaleInPlan:
+    """Observe the cluster and decide what scale-in does (changes nothing).
+
+    Reads the saved topology text (`session.home.topology_path`), which must list `hosts`: a caller
+    that added nodes first (`replace`) saves the topology before scaling in."""
     leaving_targets = _leaving_targets(session, hosts)
     gone = {t.host for t in leaving_targets}
     remaining = [t for t in targets(session) if t.host not in gone]
@@ -209,7 +217,7 @@ async def plan_scale_in(session: Session, hosts: list[str], *, wipe: bool) -> Sc
     leaving = [Leaving(t, _member_of(t, members)) for t in leaving_targets]
     todo = [x for x in leaving if x.member is not None and x.member.membership != "decommissioned"]
     capacity = None
-    if any(x.state == "active" for x in todo):
+    if check_capacity and any(x.state == "active" for x in todo):
         leaving_ids = {x.member.node_id for x in leaving if x.member is not None}
         capacity = pure.capacity(members, leaving_ids, await _zones(client, via))
     name = session.topology.name
@@ -219,9 +227,12 @@ async def plan_scale_in(session: Session, hosts: list[str], *, wipe: bool) -> Sc
     steps = []
     if todo:
         ids = " ".join(str(x.member.node_id) for x in todo if x.member)
-        steps.append(f"cockroach node decommission {ids} --wait=none (one command, through {via.host})")
-        steps.append("wait until the leaving nodes hold 0 replicas (progress shown; stall detection)")
-        steps.append(f"cockroach node decommission {ids} --checks=skip: drain and mark decommissioned")
+        if any(x.state == "active" for x in todo):
+            steps.append(f"cockroach node decommission {ids} --wait=none (one command, through {via.host})")
+        steps.append(
+            f"poll `cockroach node decommission {ids} --wait=none --checks=skip` until they hold 0 replicas "
+            "(progress shown; stall detection); then they are drained and marked decommissioned"
+        )
     for x in leaving:
         wiped = ", delete its data" if wipe else " (data kept)"
         steps.append(f"{x.target.host}: disable and stop {x.target.unit}{wiped}")
@@ -302,6 +313,29 @@ async def _decommission(
     via = plan.via
     assert via is not None
     words = [str(i) for i in ids]
+    active = [str(x.member.node_id) for x in plan.leaving if x.member and x.member.membership == "active"]
+    if active:
+        await _start_decommission(session, client, via, words, notify)
+    else:  # resumed: the cluster shows every one of them decommissioning already
+        notify(via.host, f"n{', n'.join(words)} already decommissioning: waiting for their replicas")
+    if not await _wait_replicas(session, client, plan, ids, notify, stall_timeout):
+        notify(via.host, "replicas moved; draining and marking decommissioned")
+        args = ["node", "decommission", *words, "--checks=skip"]
+        result = await client.run(via, args, timeout=DECOMMISSION_S)
+        if not result.ok:
+            raise RemoteCommandError(
+                f"`cockroach node decommission` (final) failed: {result.err.strip()[-1000:]}",
+                where=via.host,
+                returncode=result.returncode,
+                hint="re-run the same scale-in: it continues from the cluster's state",
+            )
+    await _confirm_decommissioned(session, client, plan, ids, notify)
+
+
+async def _start_decommission(
+    session: Session, client: NodeClient, via: NodeTarget, words: list[str], notify: Notify
+) -> None:
+    """ONE `node decommission ID... --wait=none` for every leaving node (pre-checks on)."""
     notify(via.host, f"decommissioning n{', n'.join(words)} (one command)")
     result = await client.run(via, ["node", "decommission", *words, "--wait=none"], timeout=bounds.CLIENT_S)
     if not result.ok:
@@ -318,17 +352,15 @@ async def _decommission(
             where=via.host,
             returncode=result.returncode,
         )
-    session.step("decommission", host=via.host, node_ids=ids)
-    await _wait_replicas(session, client, plan, ids, notify, stall_timeout)
-    notify(via.host, "replicas moved; draining and marking decommissioned")
-    result = await client.run(via, ["node", "decommission", *words, "--checks=skip"], timeout=DECOMMISSION_S)
-    if not result.ok:
-        raise RemoteCommandError(
-            f"`cockroach node decommission` (final) failed: {result.err.strip()[-1000:]}",
-            where=via.host,
-            returncode=result.returncode,
-            hint="re-run the same scale-in: it continues from the cluster's state",
-        )
+    session.step("decommission", host=via.host, node_ids=[int(w) for w in words])
+
+
+async def _confirm_decommissioned(
+    session: Session, client: NodeClient, plan: ScaleInPlan, ids: list[int], notify: Notify
+) -> None:
+    """Membership must read `decommissioned` before any unit is stopped (contract §9)."""
+    via = plan.via
+    assert via is not None
     _, members = await _members(client, [via, *plan.remaining])
     left = [m for m in members if m.node_id in ids and m.membership != "decommissioned"]
     if left:
@@ -350,36 +382,66 @@ async def _wait_replicas(
     ids: list[int],
     notify: Notify,
     stall_timeout: float,
-) -> None:
-    """Poll the leaving nodes' replica counts until all are 0; give up after a stall."""
+) -> bool:
+    """Poll until the leaving nodes hold no replica; give up after a stall.
+
+    Each poll is `node decommission IDS --wait=none --checks=skip`, upstream's way of "polling
+    manually from an external system" ([C] pkg/cli/node.go): it re-asserts `decommissioning`
+    (idempotent), prints the status table with replica counts from the range descriptors (right
+    for a dead node too; `node status`'s gossiped count is not), and once they are all 0 it
+    drains the nodes and marks them decommissioned itself. Returns True when a poll did that.
+    """
     by_id = {x.member.node_id: x.target.host for x in plan.leaving if x.member}
     via = plan.via
     assert via is not None
+    words = [str(i) for i in ids]
     stall: pure.Stall | None = None
     shown: dict[int, int] = {}
     while True:
         _check_interrupt(session, "the leaving nodes stay decommissioning; re-run to continue, or --abort")
-        via, members = await _members(client, [via, *plan.remaining])
-        rows = {m.node_id: m for m in members if m.node_id in ids}
-        counts = [rows[i].replicas if i in rows else 0 for i in ids]
+        args = ["node", "decommission", *words, "--wait=none", "--checks=skip", "--format=csv"]
+        result = await client.run(via, args, timeout=DECOMMISSION_S)
+        try:
+            table = pure.parse_decommission_table(result.out)
+        except ValueError:
+            raise RemoteCommandError(
+                f"`cockroach node decommission --wait=none` failed: {result.err.strip()[-1000:]}",
+                where=via.host,
+                returncode=result.returncode,
+                hint="the nodes stay decommissioning; re-run the same scale-in to continue",
+            ) from None
+        counts = [table[i].replicas if i in table else 0 for i in ids]
         for i, count in zip(ids, counts, strict=True):
             if shown.get(i) != count:
                 notify(by_id.get(i, f"n{i}"), f"n{i}: {count} replica(s) left")
                 shown[i] = count
         if all(c == 0 for c in counts):
-            return
+            return all(i in table and table[i].membership == "decommissioned" for i in ids) or (
+                "No more data reported" in result.out
+            )
         now = time.monotonic()
         stall = pure.track(stall, counts, now)
         if now - stall.since >= stall_timeout:
             holding = ", ".join(f"n{i} ({c})" for i, c in zip(ids, counts, strict=True) if c)
+            blocking = await _blocking_ranges(client, via, ids)
             raise RemoteCommandError(
                 f"the decommission made no progress for {stall_timeout:.0f}s: still holding replicas: "
-                f"{holding}",
+                f"{holding}" + (f"; cockroach's pre-check says:\n{blocking}" if blocking else ""),
                 where=via.host,
                 hint="the nodes stay decommissioning; re-run the same scale-in to keep waiting, or "
                 "`--abort` to recommission them (check zone constraints and free space on the others)",
             )
         await asyncio.sleep(POLL_S)
+
+
+async def _blocking_ranges(client: NodeClient, via: NodeTarget, ids: list[int]) -> str:
+    """What `node decommission IDs --dry-run` (the pre-check alone, contract §5) says blocks the
+    nodes: its `ranges blocking decommission detected` lines, or "" when it names nothing."""
+    result = await client.run(
+        via, ["node", "decommission", *(str(i) for i in ids), "--dry-run"], timeout=bounds.CLIENT_S
+    )
+    lines = [ln for ln in result.err.splitlines() if "block" in ln]
+    return "\n".join(lines[:20])
 
 
 # $1 unit. Disable first (no restart at boot), then the caller stops it, bounded.
@@ -412,7 +474,10 @@ async def _retire(session: Session, plan: ScaleInPlan, result: ScaleInResult, no
             )
             stopped = await stop_unit(session, target, bound=STOP_BOUND_S)
         except TransportError as exc:
-            line = "not reachable: its unit could not be disabled; re-run scale-in once the host is back"
+            line = (
+                f"not reachable: its unit stays enabled; if the host comes back, run `systemctl disable "
+                f"--now {target.unit}` there (its node is decommissioned: the cluster rejects it)"
+            )
             result.done[target.host] = f"{x.state}; {line}"
             result.notes.append(f"{target.host}: {line} ({exc.message.splitlines()[0]})")
             session.step("retire", host=target.host, result="unreachable")
@@ -500,7 +565,7 @@ async def abort_scale_in(session: Session, leaving: list[str], *, notify: Notify
         raise UsageError(
             "no unfinished scale-in to abort", hint="name the nodes with --node HOST (see `roachctl history`)"
         )
-    plan = await plan_scale_in(session, hosts, wipe=False)
+    plan = await plan_scale_in(session, hosts, wipe=False, check_capacity=False)
     result = ScaleInResult(plan)
     client = NodeClient(session)
     via = plan.via

@@ -287,7 +287,7 @@ async def wait_rebalanced(
     while True:
         rows = await client.status_from_any(waited, ranges=True)
         replicas = {
-            by_address[r.address]: r.replicas or 0
+            by_address[r.address]: r.ranges or 0
             for r in rows
             if r.address in by_address and r.is_live and r.membership in (None, "active")
         }

@@ -1,4 +1,6 @@
-"""`status`: per node systemd state, pid, uptime, readiness, liveness, version, cert expiry.
+"""`status`: per node systemd state, pid, uptime, readiness, liveness, version, cert expiry, and
+the cluster's view of it: membership (active / decommissioning / decommissioned), replicas held
+and whether it is draining (`node status --ranges --decommission`, contract §5).
 
 `service` is systemd's ActiveState, `ready` is `/health?ready=1`, `live` is the cluster's own
 liveness from `cockroach node status` (interface.md, "status --json"). A host that cannot be
@@ -96,11 +98,13 @@ async def collect(session: Session) -> list[NodeReport]:
     answering = [r.target for r in reports if r.ready] or running
     if answering:
         try:
-            rows = await NodeClient(session).status_from_any(answering)
+            rows = await NodeClient(session).status_from_any(answering, ranges=True, decommission=True)
         except RoachctlError:
             rows = []
         for report in reports:
-            report.status = next((r for r in rows if r.address == report.target.rpc_addr), None)
+            mine = [r for r in rows if r.address == report.target.rpc_addr]
+            current = [r for r in mine if r.membership != "decommissioned"] or mine  # a re-joined host
+            report.status = max(current, key=lambda r: r.node_id) if current else None
     return reports
 
 
@@ -126,6 +130,11 @@ def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
         "ready_detail": r.ready_detail,
         "live": r.status.is_live if r.status else False,
         "version": r.status.build if r.status else None,
+        "membership": r.status.membership if r.status else None,
+        "replicas": r.status.replicas if r.status else None,
+        "draining": r.status.is_draining if r.status else None,
+        "ranges_unavailable": r.status.ranges_unavailable if r.status else None,
+        "ranges_underreplicated": r.status.ranges_underreplicated if r.status else None,
         "sql_url": sql_url(session, r.target),
         "http_url": http_url(session, r.target),
         "cert_expires": r.cert_expires,

@@ -17,6 +17,7 @@ docs/cockroach-contract.md §5 and §9 (scale-in) and §11 (replication zones):
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from collections.abc import Collection, Sequence
@@ -196,3 +197,38 @@ def track(previous: Stall | None, replicas: Sequence[int], now: float) -> Stall:
     ):
         return Stall(now, tuple(replicas))
     return previous
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One leaving node in `node decommission`'s status table (contract §5)."""
+
+    node_id: int
+    replicas: int
+    membership: str
+    is_live: bool
+
+
+def parse_decommission_table(text: str) -> dict[int, Progress]:
+    """The status table `node decommission --format=csv` prints on stdout (contract §5): columns
+    `id,is_live,replicas,is_decommissioning,membership,is_draining[,readiness,blocking_ranges]`,
+    possibly followed by a blank line and `No more data reported on target nodes...`. Its
+    `replicas` come from the range descriptors (DecommissionStatus), so a dead node's count is
+    right too, unlike `node status`'s gossiped one.
+
+    Raises:
+        ValueError: no such table in `text`.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("id,is_live,replicas,")), None)
+    if start is None:
+        raise ValueError("no decommission status table in the output")
+    rows = csv.DictReader(lines[start:])
+    found: dict[int, Progress] = {}
+    for row in rows:
+        if not (row.get("id") or "").isdigit():
+            break  # the table ended (e.g. "No more data reported ...")
+        found[int(row["id"])] = Progress(
+            int(row["id"]), int(row["replicas"]), row["membership"], row["is_live"] == "true"
+        )
+    return found
