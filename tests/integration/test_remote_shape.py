@@ -139,6 +139,14 @@ def test_replace_moves_a_crashed_hosts_place_to_a_new_host(rc: Remote) -> None:
     for host in ("h1", "h3", "h4"):
         rules = rc.sh(host, f"cat {NFT}").stdout
         assert _admits(rules, _ip(rc, "h5")) and not _admits(rules, _ip(rc, "h2")), (host, rules)
+    # NEW took OLD's place in the --join list the remaining units name (none restarted for it)
+    for host in ("h1", "h3", "h4", "h5"):
+        join = next(w for w in rc.sh(host, f"cat {UNIT_FILE}").stdout.split() if w.startswith("--join="))
+        assert join == "--join=h1:26257,h5:26257,h3:26257", (host, join)  # nodes advertised by name
+    journal = (rc.home / "clusters" / NAME / "journal.jsonl").read_text().splitlines()
+    phases = [r.get("phase") for r in map(json.loads, journal) if r.get("step") == "replace"]
+    assert phases == ["add", "scale-in", "done"], phases
+
     again = rc.run("replace", NAME, "h2", "h5", "--tarball", str(rc.tarball))  # resume after the end
     assert again.rc == 0 and "already replaced h2" in again.err, again.text
     assert EVENTS  # the stand-in's event log is what the down-time check reads
