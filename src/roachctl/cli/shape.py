@@ -9,12 +9,14 @@ from typing import Any
 
 import click
 
+from roachctl.cli.context import AppContext
 from roachctl.cli.remote import _app, _cluster_topology, _finish, _notify, _run, accept_keys_option
 from roachctl.cluster import replace as replace_mod
 from roachctl.cluster import scaleout as scaleout_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.errors import UsageError
 from roachctl.model.loader import load_text, read_topology_file
+from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.plan.report import plan_to_json, plan_to_text
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
@@ -86,24 +88,27 @@ def scale_out(ctx: click.Context, /, cluster: str, topology_file: Path, dry_run:
     through the --join list pinned at init, never run init, and are waited for until ready and live.
     """
     app = _app(ctx)
-    text = read_topology_file(topology_file)
-    topology = load_text(text.decode("utf-8"), str(topology_file))
-    if topology.name != cluster:
-        raise UsageError(
-            f"{topology_file} is cluster {topology.name!r}, not {cluster!r}", where=str(topology_file)
-        )
-    _cluster_topology(app, cluster)  # a known cluster with a usable CA, before any host is contacted
+    text, topology = _grown_topology(app, cluster, topology_file)
     result = _run(app, topology, lambda s: scaleout_mod.scale_out(
         s, _source(opts), text, show=_show, confirm=_confirm(app.yes), dry_run=dry_run, notify=_notify,
         timeout=float(opts["timeout"]), wait_rebalance=bool(opts["wait_rebalance"]), progress=not app.json,
     ), bool(opts["accept_new_host_keys"]))  # fmt: skip
     extra = {"plan": result.plan.to_json(), **plan_to_json(list(result.plan.deploy.plans.values())),
              "replicas": result.replicas, "dry_run": dry_run}  # fmt: skip
-    if dry_run:
-        if app.json:
-            emit_json({"ok": True, **extra})
-        return
-    _finish(app, f"scale-out {cluster}", [n.host for n in topology.nodes], result.outcome, extra)
+    if not dry_run:
+        _finish(app, f"scale-out {cluster}", [n.host for n in topology.nodes], result.outcome, extra)
+    elif app.json:
+        emit_json({"ok": True, **extra})
+
+
+def _grown_topology(app: AppContext, cluster: str, path: Path) -> tuple[bytes, Topology]:
+    """The file's text and topology: CLUSTER's, known to this home with a usable CA (no host contacted)."""
+    text = read_topology_file(path)
+    topology = load_text(text.decode("utf-8"), str(path))
+    if topology.name != cluster:
+        raise UsageError(f"{path} is cluster {topology.name!r}, not {cluster!r}", where=str(path))
+    _cluster_topology(app, cluster)
+    return text, topology
 
 
 @click.command()
@@ -129,15 +134,20 @@ def replace(ctx: click.Context, /, cluster: str, old: str, new: str, dry_run: bo
         s, target, _source(opts), show=_show, confirm=_confirm(app.yes), dry_run=dry_run, notify=_notify,
         timeout=float(opts["timeout"]), progress=not app.json,
     ), bool(opts["accept_new_host_keys"]))  # fmt: skip
+    _render_replace(app, dry_run, target, result)
+
+
+def _render_replace(
+    app: AppContext, dry_run: bool, target: replace_mod.ReplaceTopology, result: replace_mod.ReplaceResult
+) -> None:
+    old, new = target.old, target.new
     if dry_run:
         if app.json:
             emit_json({"ok": True, "dry_run": True, "old": old, "new": new})
         return
-    extra = {"old": old, "new": new, "phases": result.phases, "already": result.already}
-    _finish(
-        app,
-        f"replace {cluster} {old} -> {new}",
-        list(dict.fromkeys([*(n.host for n in target.topology.nodes), old])),
-        result.outcome,
-        extra,
-    )
+    notes = result.removed.notes if result.removed else []
+    for note in notes:  # e.g. how to disable a dead OLD's unit by hand once its host is back
+        console().print(f"[yellow]note:[/] {note}", highlight=False)
+    extra = {"old": old, "new": new, "phases": result.phases, "already": result.already, "notes": notes}
+    hosts = list(dict.fromkeys([*(n.host for n in target.topology.nodes), old]))
+    _finish(app, f"replace {target.topology.name} {old} -> {new}", hosts, result.outcome, extra)
