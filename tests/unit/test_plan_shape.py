@@ -10,6 +10,7 @@ import pytest
 
 from roachctl.cluster.replace import replace_topology
 from roachctl.cluster.scaleout import _refuse_shape
+from roachctl.engine.deploy import pin_join
 from roachctl.errors import RefusedError, TopologyError, UsageError
 from roachctl.model.addnode import with_node_like
 from roachctl.model.loader import load_text
@@ -155,3 +156,22 @@ def test_scale_out_only_adds_nodes_to_an_initialized_cluster_at_its_version(tmp_
         TEXT.replace('  - {host: s2, advertise: 10.0.0.2, locality: "zone=b"}\n', "")
     )
     assert "cluster runs v25.4.0" in refused(grown.replace("v25.4.0", "v25.2.0"))
+
+
+def test_deploy_pins_the_join_of_an_initialized_cluster_from_its_home(tmp_path: Path) -> None:
+    home = ClusterHome(tmp_path, "prod")
+    three, five = topology(base_data(3)), topology(base_data(5))
+    assert pin_join(home, five).join == join_list(five)  # a new cluster: the topology's own default
+    home.save_topology(TOPO3.encode())
+    state = home.load_state()
+    state.initialized = True
+    home.save_state(state)
+    assert pin_join(home, five).join == join_list(three)  # a home from before pinning: the saved topology's
+    state.join = ["10.0.0.12:26257"]
+    home.save_state(state)
+    assert pin_join(home, five).join == ("10.0.0.12:26257",)
+
+
+TOPO3 = "name: prod\nversion: v25.4.0\nnodes:\n" + "".join(
+    f"  - {{host: store-{i + 1}, advertise: 10.0.0.{i + 11}}}\n" for i in range(3)
+)
