@@ -3,7 +3,7 @@
 One long scenario on one cluster (module-scoped bed, deployed once): a scale-in of h5 after its
 host crashed (decommissioned through a live node; its host unreachable), then of h4 (4 → 3)
 interrupted while h4 decommissions, `--abort` (recommissions), a second interrupted scale-in that a re-run
-finishes (without decommissioning again), then everything the finished scale-in must leave
+finishes (without decommissioning again; with --wipe), then everything the finished scale-in must leave
 behind, and a refused scale-in of a second node (capacity). Everything is checked on the hosts
 (bed.exec) or through the stand-in's own log, not through roachctl's code.
 """
@@ -127,7 +127,7 @@ def test_scale_in_abort_resume_and_capacity(rc: Remote) -> None:
     second = _interrupted_scale_in(rc)
     assert second.returncode == 130, second.stderr
     started = _log_count(rc, "membership set to decommissioning")
-    done = rc.run("--json", "scale-in", NAME, "--node", "h4", timeout=300)
+    done = rc.run("--json", "scale-in", NAME, "--node", "h4", "--wipe", timeout=300)
     assert done.rc == 0, done.text
     assert "already decommissioning" in done.err
     assert _log_count(rc, "membership set to decommissioning") == started
@@ -138,7 +138,7 @@ def test_scale_in_abort_resume_and_capacity(rc: Remote) -> None:
     assert rc.show("h4", *retired) == retired
     time.sleep(15)
     assert rc.show("h4", *retired, "NRestarts") == {**retired, "NRestarts": "0"}
-    assert rc.sh("h4", f"test -d {DATA}/cockroach-data", check=False).returncode == 0  # data kept
+    assert rc.sh("h4", f"test -e {DATA}", check=False).returncode == 1  # --wipe: its data is gone
 
     # the rest: not restarted, --join and firewall without h4, cluster ready with 0 unavailable ranges
     h4_ip = rc.bed.host("h4").ip

@@ -8,7 +8,16 @@ import pytest
 
 from roachctl.model.loader import load_text
 from roachctl.model.topoedit import remove_nodes
-from roachctl.plan.scalein import Member, Zone, capacity, needed_voters, parse_members, parse_zones, track
+from roachctl.plan.scalein import (
+    Member,
+    Zone,
+    capacity,
+    needed_voters,
+    parse_decommission_table,
+    parse_members,
+    parse_zones,
+    track,
+)
 
 
 def _zone_json(**targets: int) -> str:
@@ -114,3 +123,15 @@ def test_write_back_keeps_comments_and_drops_the_node_and_its_join_entry() -> No
     assert "join" not in only_d  # an emptied join list goes: the default (first nodes) applies
     with pytest.raises(ValueError, match="without nodes"):
         remove_nodes(TOPOLOGY, {"a", "b", "c", "d"}, set())
+
+
+def test_decommission_table_is_read_up_to_its_end() -> None:
+    out = (
+        "id,is_live,replicas,is_decommissioning,membership,is_draining\n"
+        "4,false,0,true,decommissioning,false\n5,true,3,true,decommissioning,true\n"
+        "\nNo more data reported on target nodes. Please verify cluster health before removing the nodes.\n"
+    )
+    table = parse_decommission_table(out)
+    assert [(p.node_id, p.replicas, p.is_live) for p in table.values()] == [(4, 0, False), (5, 3, True)]
+    with pytest.raises(ValueError):
+        parse_decommission_table("ERROR: node does not exist\n")

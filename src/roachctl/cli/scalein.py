@@ -48,7 +48,7 @@ def _execute(app: AppContext, topology: Topology, params: dict[str, Any]) -> sca
         async with open_session(
             topology, app.home, ssh_config=app.ssh_config, lock_for=lock, args=args
         ) as session:
-            return await scalein_mod.run(
+            return await scalein_mod.scale_in_command(
                 session,
                 list(params["nodes"]),
                 wipe=params["wipe"],

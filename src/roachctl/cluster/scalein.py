@@ -160,9 +160,12 @@ async def _members(client: NodeClient, candidates: list[NodeTarget]) -> tuple[No
     """`node status --decommission --ranges` from the first candidate that answers, and who answered."""
     errors = []
     for target in candidates:
-        result = await client.run(
-            target, ["node", "status", "--decommission", "--ranges", "--format=json"], timeout=30
-        )
+        args = ["node", "status", "--decommission", "--ranges", "--format=json"]
+        try:
+            result = await client.run(target, args, timeout=30)
+        except TransportError as exc:  # a host that stays but is down: ask the next one
+            errors.append(f"{target.host}: {exc.message.splitlines()[0]}")
+            continue
         if result.ok:
             try:
                 return target, pure.parse_members(result.out)
@@ -446,11 +449,15 @@ async def _blocking_ranges(client: NodeClient, via: NodeTarget, ids: list[int]) 
 
 # $1 unit. Disable first (no restart at boot), then the caller stops it, bounded.
 _DISABLE = 'systemctl disable --quiet -- "$1"'
-# $1 unit; then data paths. Never while the process runs.
+# $1 unit (with .service); then data paths. Never while the process runs, nor for a unit systemd does
+# not know (its MainPID would read 0 whatever runs).
 _WIPE_SCRIPT = r"""
 set -u
 unit=$1
 shift
+if [ "$(systemctl show -p LoadState --value -- "$unit")" != loaded ]; then
+  echo "$unit is not a loaded unit: cannot tell whether cockroach runs; nothing deleted" >&2; exit 4
+fi
 pid=$(systemctl show -p MainPID --value -- "$unit" 2>/dev/null || echo 0)
 if [ -n "$pid" ] && [ "$pid" != 0 ]; then
   echo "cockroach still runs (pid $pid): nothing deleted" >&2; exit 4
@@ -491,9 +498,7 @@ async def _retire(session: Session, plan: ScaleInPlan, result: ScaleInResult, no
         if plan.wipe:
             layout = layout_for(session.topology, session.topology.node_config(target.host), "amd64")
             data = list(dict.fromkeys([*layout.stores, layout.log_dir, layout.data]))
-            cmd = Command.shell(
-                _WIPE_SCRIPT, f"{target.unit}.service", *data, sudo=True, name="roachctl-wipe"
-            )
+            cmd = Command.shell(_WIPE_SCRIPT, target.unit, *data, sudo=True, name="roachctl-wipe")
             wiped = await executor.run(cmd, timeout=bounds.WIPE_S, check=False)
             if not wiped.ok:
                 result.failures[target.host] = RemoteCommandError(
@@ -608,7 +613,7 @@ async def abort_scale_in(session: Session, leaving: list[str], *, notify: Notify
     return result
 
 
-async def run(
+async def scale_in_command(
     session: Session,
     hosts: list[str],
     *,
