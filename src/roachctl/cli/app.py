@@ -75,6 +75,7 @@ def _register() -> None:
     from roachctl.cli import prune as prune_cmds
     from roachctl.cli import remote as remote_cmds
     from roachctl.cli import scalein as scalein_cmds
+    from roachctl.cli import shape as shape_cmds
     from roachctl.cli import upgrade as upgrade_cmds
 
     local_cmds.register(cli)
@@ -83,6 +84,7 @@ def _register() -> None:
     upgrade_cmds.register(cli)
     prune_cmds.register(cli)
     scalein_cmds.register(cli)
+    shape_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)
 

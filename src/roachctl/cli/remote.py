@@ -80,7 +80,7 @@ def _cluster_topology(app: AppContext, name: str) -> Topology:
 
 # Commands that change hosts hold the cluster's operation lock (operation/lock.py); a plan
 # (`deploy --dry-run`) and the read-only commands do not.
-MUTATING_VERBS = frozenset({"deploy", "start", "stop", "restart", "destroy"})
+MUTATING_VERBS = frozenset({"deploy", "start", "stop", "restart", "destroy", "scale-out", "replace"})
 
 
 def _lock_verb() -> str | None:

@@ -53,6 +53,7 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
+from roachctl.plan.render import join_list
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 
 Notify = Callable[[str, str], None]
@@ -191,6 +192,7 @@ async def _init_once(session: Session, first: NodeTarget, notify: Notify) -> Non
         )
     state = session.home.load_state()
     state.initialized = True
+    state.join = state.join or list(join_list(session.topology))  # pinned from now on (plan/shape.py)
     session.home.save_state(state)
     session.step("init", host=first.host, already="already been initialized" in text)
 

@@ -27,6 +27,9 @@ class NodeStatus:
     membership: str | None = None
     is_draining: bool | None = None
     replicas: int | None = None  # gossiped_replicas (--decommission): what decommission moves off
+    ranges: int | None = (
+        None  # --ranges column `ranges`: the replica count of the node's stores (contract §5)
+    )
 
 
 def _bool(value: str) -> bool:
@@ -67,6 +70,7 @@ def _row(row: dict[str, str]) -> NodeStatus:
         membership=row.get("membership"),
         is_draining=_bool(draining) if draining is not None else None,
         replicas=_opt_int(row, "gossiped_replicas"),
+        ranges=_opt_int(row, "ranges"),
     )
 
 

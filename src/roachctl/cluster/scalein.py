@@ -43,6 +43,7 @@ from typing import Any
 
 from roachctl.cluster.lifecycle import Notify, wait_healthy
 from roachctl.cluster.nodes import NodeClient, NodeTarget, stop_unit, systemctl, targets, wait_ready
+from roachctl.engine import deploy as deploy_mod
 from roachctl.engine import membership
 from roachctl.errors import (
     InterruptedByUser,
@@ -60,6 +61,8 @@ from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan import scalein as pure
 from roachctl.plan.layout import layout_for
+from roachctl.plan.render import join_list
+from roachctl.plan.shape import join_without, with_join
 from roachctl.plan.sqlinput import sql_stdin
 
 POLL_S = 2.0
@@ -520,6 +523,9 @@ async def _shrink(session: Session, plan: ScaleInPlan, result: ScaleInResult, no
             hint="fix it and re-run the same scale-in",
         )
     new = load_text(plan.new_topology_text, str(session.home.topology_path))
+    leaving_addrs = [x.target.rpc_addr for x in plan.leaving]  # the pinned --join loses them (plan/shape.py)
+    pinned = deploy_mod.pin_join(session.home, new).join or ()
+    new = with_join(new, join_without(pinned, leaving_addrs, join_list(new)))
     smaller = Session(new, session.home, session.ssh, session.interrupts, session.operation)
     changes = await membership.plan_membership(smaller)
     applied = await membership.apply_membership(smaller, changes, notify=notify)
@@ -541,6 +547,8 @@ async def _shrink(session: Session, plan: ScaleInPlan, result: ScaleInResult, no
     session.home.save_topology(plan.new_topology_text.encode())
     state = session.home.load_state()
     state.hosts = [n.host for n in new.nodes]
+    if state.initialized:
+        state.join = list(new.join or ())
     session.home.save_state(state)
     session.step("topology", removed=[x.target.host for x in plan.leaving])
     await wait_healthy(NodeClient(smaller), targets(smaller), timeout=180)

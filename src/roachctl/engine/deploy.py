@@ -32,6 +32,7 @@ from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled, in_daemon_thread
 from roachctl.facts.gather import gather_facts
 from roachctl.model.facts import HostFacts
+from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome, ClusterState
 from roachctl.operation.session import Session
@@ -40,6 +41,7 @@ from roachctl.plan import firewall as fw
 from roachctl.plan.desired import desired_state, node_addresses, release_spec
 from roachctl.plan.diff import diff, effects, fact_request
 from roachctl.plan.needs import initial_fact_request
+from roachctl.plan.shape import effective_join, with_join
 from roachctl.plan.state import ChangeKind, HostPlan, HostState
 from roachctl.release import obtain
 from roachctl.release.model import Release
@@ -238,7 +240,8 @@ async def make_plan(
         RefusedError: a host holds an object deploy would take over that is not roachctl's
             (engine/adopt.py); nothing is changed on any host. `adopt` allows non-empty data dirs.
     """
-    topology, home = session.topology, session.home
+    home = session.home
+    topology = pin_join(home, session.topology)
     prepare_ca(home, topology)
     failures: dict[str, RoachctlError] = {}
     probes = await _fanout_collect(session.hosts, lambda h: _probe(session, h), failures, session.interrupts)
@@ -289,6 +292,17 @@ async def make_plan(
     plan = DeployPlan(topology, states, plans, releases, facts, owner)
     refuse_ca_change(home, plan)
     return plan, failures
+
+
+def pin_join(home: ClusterHome, topology: Topology) -> Topology:
+    """`topology` with the `--join` list its units get: pinned once the cluster exists, so adding
+    nodes never rewrites the units of the existing ones (plan/shape.py, contract §2.1)."""
+    state = home.load_state()
+    previous = None
+    if state.initialized and not state.join and home.topology_path.is_file():
+        previous = load_topology(home.topology_path)  # a home from before pinning: what the hosts have
+    join = effective_join(topology, initialized=state.initialized, pinned=state.join, previous=previous)
+    return with_join(topology, join)
 
 
 def prepare_ca(home: ClusterHome, topology: Topology) -> None:
@@ -466,6 +480,8 @@ def record(
     state.hosts = [n.host for n in topology.nodes]
     state.deployed_at = time.time()
     state.owner_id = plan.owner or state.owner_id
+    if state.initialized and not state.join and plan.topology.join:
+        state.join = list(plan.topology.join)  # pinned (a home from before pinning records it now)
     home.save_state(state)
     home.save_topology(topology_text)
     if topology.secure:

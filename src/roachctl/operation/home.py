@@ -52,6 +52,7 @@ class ClusterState:
     deployed_at: float = 0.0
     hosts: list[str] = field(default_factory=list)
     owner_id: str = ""  # written to every host's ownership marker (plan/owner.py); "" before markers
+    join: list[str] = field(default_factory=list)  # the --join list, pinned at init (plan/shape.py)
 
 
 class ClusterHome:
@@ -453,7 +454,7 @@ def check_name(name: str) -> str:
 #: The type each state.json key must have (bool is not accepted as a number).
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "initialized": (bool,), "cluster_id": (str,), "version": (str,),
-    "deployed_at": (int, float), "hosts": (list,), "owner_id": (str,),
+    "deployed_at": (int, float), "hosts": (list,), "owner_id": (str,), "join": (list,),
 }  # fmt: skip
 
 
@@ -469,6 +470,8 @@ def _checked_state(raw: dict[str, Any]) -> ClusterState:
         raise ValueError("'name' is missing")
     if not all(isinstance(h, str) for h in raw.get("hosts", [])):
         raise ValueError("'hosts' must be a list of strings")
+    if not all(isinstance(h, str) for h in raw.get("join", [])):
+        raise ValueError("'join' must be a list of strings")
     return ClusterState(**{k: v for k, v in raw.items() if k in _STATE_TYPES})
 
 
