@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,3 +132,25 @@ def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
         "cert_expires": r.cert_expires,
         "error": r.error,
     }
+
+
+async def report(session: Session) -> dict[str, Any]:
+    """`status`'s whole document: operator certs renewed (the SQL URLs point at them), every node probed."""
+    if session.topology.secure:
+        session.home.operator_certs()
+    return to_json(session, await collect(session))
+
+
+def endpoints(session: Session, hosts: Iterable[str]) -> list[dict[str, str]]:
+    """Where to connect to `hosts` (topology order): SQL URL and DB Console URL per node.
+
+    The SQL URLs point at the operator's client certs under the home, renewed here first.
+    """
+    if session.topology.secure:
+        session.home.operator_certs()
+    chosen = set(hosts)
+    return [
+        {"host": t.host, "sql_url": sql_url(session, t), "http_url": http_url(session, t)}
+        for t in targets(session)
+        if t.host in chosen
+    ]
