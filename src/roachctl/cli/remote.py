@@ -31,7 +31,6 @@ from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.journal import OperationRecord, operation_json, read_operations
 from roachctl.operation.session import Session, open_session
-from roachctl.plan.report import plan_to_json
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
 from roachctl.ui.console import current
 from roachctl.ui.tables import host_results
@@ -237,23 +236,7 @@ def deploy(
         lambda s: deploy_flow.run_deploy(s, given, source, app.env, dry_run=dry_run, adopt=adopt),
         accept_new_host_keys,
     )
-    _render_deploy(app, result)
-
-
-def _render_deploy(app: AppContext, result: deploy_flow.DeployResult) -> None:
-    """The JSON document; after an apply, the per-host table and the next step (the plan was shown)."""
-    doc: dict[str, Any] = {"dry_run": result.dry_run, **plan_to_json(result.plans)}
-    if result.applied is not None:
-        doc["applied"] = result.applied
-    doc["failed"] = {h: e.render() for h, e in result.failures.items()}
-    if app.json:
-        app.env.emit_json(doc)
-    name = result.topology.name
-    if result.applied is not None:
-        host_results(f"deploy {name}", result.hosts, result.done, result.failures, out=app.env.console)
-    result.raise_failures()
-    if result.applied is not None:
-        app.env.console.print(f"next: roachctl start {name}")
+    render.deploy_result(app, result)
 
 
 @click.command()

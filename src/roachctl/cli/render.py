@@ -1,4 +1,4 @@
-"""Rendering shared by the commands: where to connect, led by a command a person can type.
+"""Rendering of the commands' results, in-process testable: a deploy's result, and where to connect.
 
 The SQL URLs carry percent-encoded certificate paths and run to 250 characters; nobody reads or
 types them. So the human view leads with the `roachctl sql` command that connects, and shows the
@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from roachctl.cli.context import AppContext, default_home
+from roachctl.engine.deploy_flow import DeployResult
+from roachctl.plan.report import plan_to_json
+from roachctl.ui.tables import host_results
 
 
 def endpoints(
@@ -37,3 +40,19 @@ def with_home(app: AppContext, command: str) -> str:
         return command
     first, rest = command.split(" ", 1)
     return f"{first} --home {shlex.quote(str(app.home))} {rest}"
+
+
+def deploy_result(app: AppContext, result: DeployResult) -> None:
+    """The JSON document; after an apply, the per-host table and the next step (the plan was shown)."""
+    doc: dict[str, Any] = {"dry_run": result.dry_run, **plan_to_json(result.plans)}
+    if result.applied is not None:
+        doc["applied"] = result.applied
+    doc["failed"] = {h: e.render() for h, e in result.failures.items()}
+    if app.json:
+        app.env.emit_json(doc)
+    name = result.topology.name
+    if result.applied is not None:
+        host_results(f"deploy {name}", result.hosts, result.done, result.failures, out=app.env.console)
+    result.raise_failures()
+    if result.applied is not None:
+        app.env.console.print(f"next: roachctl start {name}")

@@ -13,8 +13,10 @@ with a scripted answer (tests/unit/test_deploy_flow.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from roachctl.engine.deploy import DeployOutcome, DeployPlan, ReleaseSource, apply, make_plan, record
 from roachctl.errors import HostFailures, RoachctlError
@@ -26,6 +28,14 @@ from roachctl.plan.report import plan_to_text
 from roachctl.plan.state import HostPlan
 from roachctl.ui.env import Environment
 from roachctl.ui.tables import host_results
+
+
+class Planner(Protocol):
+    """engine/deploy.make_plan's signature."""
+
+    def __call__(
+        self, session: Session, source: ReleaseSource, *, progress: bool = True, adopt: bool = False
+    ) -> Awaitable[tuple[DeployPlan, dict[str, RoachctlError]]]: ...
 
 
 @dataclass
@@ -75,14 +85,18 @@ async def run_deploy(
     *,
     dry_run: bool = False,
     adopt: bool = False,
+    planner: Planner = make_plan,
 ) -> DeployResult:
     """Plan, show the plan, then stop (dry run, nothing to do) or confirm, apply and record.
 
     Raises:
         RefusedError: the answer was not yes, or there is no terminal and no --yes (nothing changed).
         InterruptedByUser: Ctrl-C at the prompt (nothing changed) or during the apply.
+
+    `planner` is engine/deploy.make_plan; a unit test passes one that returns a plan computed
+    without hosts (plan/diff.py over in-memory facts) to run every branch in-process.
     """
-    plan, failures = await make_plan(session, source, progress=not env.json, adopt=adopt)
+    plan, failures = await planner(session, source, progress=not env.json, adopt=adopt)
     plans = [plan.plans[h] for h in session.hosts if h in plan.plans]
     show_plan(env, session.hosts, plans, failures, given.topology.name)
     result = DeployResult(given.topology, session.hosts, plans, dry_run, failures, sorted(plan.plans))
