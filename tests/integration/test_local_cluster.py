@@ -62,9 +62,10 @@ def _node_events(home: Path, name: str = "dev", nodes: int = 3) -> dict[str, lis
 
 
 def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
-    res = _up(home, tarball)
+    res = _up(home, tarball, "--verbose")
     assert res.returncode == 0, res.stderr
-    assert "is ready" in res.stderr and "sql: postgresql://root@127.0.0.1:" in res.stderr
+    assert "is ready" in res.stderr and "sql: roachctl --home" in res.stderr  # a command to copy first
+    assert "sql postgresql://root@127.0.0.1:" in res.stderr  # the URLs with --verbose
     doc = status(home)
     assert doc["secure"] is True and doc["initialized"] is True and doc["version"] == "v25.4.0"
     assert [(n["alive"], n["ready"], n["live"]) for n in doc["nodes"]] == [(True, True, True)] * 3
