@@ -28,6 +28,7 @@ from roachctl.exec.openssh import OpenSSH
 from roachctl.model.facts import HostFacts
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
+from roachctl.operation.journal import Operation, read_operations
 from roachctl.operation.session import Session
 from roachctl.plan.diff import diff
 from roachctl.plan.report import plan_to_text
@@ -80,7 +81,10 @@ class Run:
         )
 
     def deploy(self, *, converged: bool = False, dry_run: bool = False) -> DeployResult:
-        session = Session(self.topology, self.home, cast(OpenSSH, self.ssh), Interrupts())
+        self.operation = None if dry_run else Operation(self.home.journal_path, "deploy", {})
+        session = Session(self.topology, self.home, cast(OpenSSH, self.ssh), Interrupts(), self.operation)
+        if self.operation is not None:
+            self.operation.begin()
         given = DeployInput(text=b"name: prod\n", topology=self.topology)
         flow = run_deploy(
             session, given, ReleaseSource(), self.env, dry_run=dry_run, planner=planner(converged)
@@ -162,6 +166,11 @@ def test_a_host_failing_mid_apply_fails_alone(tmp_path: Path) -> None:
         render.deploy_result(AppContext(home=tmp_path / "home", env=run.env), result)
     assert caught.value.exit_code is ExitCode.TRANSPORT
     assert "FAILED" in run.err.getvalue() and "next: roachctl start" not in run.err.getvalue()
+    assert run.operation is not None
+    run.operation.end("ok")  # what the session does when the block returns: the failure stands
+    [op] = read_operations(run.home.journal_path)
+    assert op.outcome == "failed" and op.error == caught.value.message
+    assert sorted(s["host"] for s in op.steps if s.get("result") == "failed") == ["store-2"]
 
 
 def test_a_dry_run_with_json_prints_the_plan_document_only(tmp_path: Path) -> None:

@@ -104,11 +104,11 @@ async def run_deploy(
         return result
     if plan.total_changes == 0:
         record(session, given.topology, given.text, plan, None)
-        return result
+        return journal_failures(session, result)
     env.confirm(f"Apply {plan.total_changes} change(s) to {given.topology.name}?")
     outcome = await apply(session, plan, notify=env.notify)
     record(session, given.topology, given.text, plan, outcome)
-    return applied_result(result, plan, outcome)
+    return journal_failures(session, applied_result(result, plan, outcome))
 
 
 def show_plan(
@@ -140,4 +140,16 @@ def applied_result(result: DeployResult, plan: DeployPlan, outcome: DeployOutcom
         done,
         sorted(done),
     )
+    return result
+
+
+def journal_failures(session: Session, result: DeployResult) -> DeployResult:
+    """A deploy that failed on a host ends its journal operation as failed (with the hosts' exit code).
+
+    The CLI raises HostFailures only after rendering, outside the session; the operation must not
+    read "ok" meanwhile (operation/journal.py: `end` is written once).
+    """
+    if result.failures and session.operation is not None:
+        error = HostFailures(failures=result.failures, succeeded=result.succeeded)
+        session.operation.end("failed", error=error.message, exit_code=int(error.exit_code))
     return result
