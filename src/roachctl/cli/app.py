@@ -119,7 +119,7 @@ def _report(
         out.print(exc.render(), markup=False, highlight=False)
         return type(exc).__name__, exc.message, exc, exc.exit_code
     if env.verbose or "--verbose" in args or "-v" in args:
-        traceback.print_exception(exc, file=env.stderr)
+        traceback.print_exception(exc, file=env.stderr or sys.stderr)
     out.print("[bold red]internal error[/] (a bug in roachctl); re-run with --verbose for the traceback")
     return "InternalError", f"{type(exc).__name__}: {exc}", None, ExitCode.INTERNAL
 

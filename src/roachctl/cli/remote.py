@@ -373,7 +373,7 @@ def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str)
     if not statements:
         _run(app, topology, sqlshell.shell)
         return
-    app.env.stdout.write(_run(app, topology, lambda s: sqlshell.run_statements(s, statements, fmt)))
+    app.env.write(_run(app, topology, lambda s: sqlshell.run_statements(s, statements, fmt)))
 
 
 @click.command("list")

@@ -22,25 +22,15 @@ from rich.console import Console
 from roachctl.errors import InterruptedByUser, RefusedError
 
 
-def _stdin() -> TextIO:
-    return sys.stdin
-
-
-def _stdout() -> TextIO:
-    return sys.stdout
-
-
-def _stderr() -> TextIO:
-    return sys.stderr
-
-
 @dataclass
 class Environment:
     """Streams, flags and prompts of one run; the defaults are the process's own."""
 
-    stdin: TextIO = field(default_factory=_stdin)
-    stdout: TextIO = field(default_factory=_stdout)
-    stderr: TextIO = field(default_factory=_stderr)
+    # None: the process's sys.stdin/stdout/stderr at the time of use (so a test framework that swaps
+    # them per test is followed); a test passes its own streams instead.
+    stdin: TextIO | None = None
+    stdout: TextIO | None = None
+    stderr: TextIO | None = None
     stdin_isatty: bool | None = None  # None: ask the stream
     json: bool = False  # --json: the result (or an error document) as JSON on stdout
     yes: bool = False  # --yes: every confirmation is answered yes
@@ -51,7 +41,7 @@ class Environment:
 
     def __post_init__(self) -> None:
         if self.stdin_isatty is None:
-            isatty = getattr(self.stdin, "isatty", None)
+            isatty = getattr(self.stdin or sys.stdin, "isatty", None)
             self.stdin_isatty = bool(isatty()) if isatty is not None else False
 
     @property
@@ -59,7 +49,7 @@ class Environment:
         """The rich console for human output, on stderr."""
         if self.rich_console is None:
             self.rich_console = Console(
-                file=self.stderr, no_color=self.no_color, highlight=False, soft_wrap=True
+                file=self.stderr, stderr=True, no_color=self.no_color, highlight=False, soft_wrap=True
             )
         return self.rich_console
 
@@ -72,8 +62,13 @@ class Environment:
     def emit_json(self, data: Any) -> None:
         """Write the run's JSON document to stdout for scripts."""
         self.json_emitted = True
-        self.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        self.stdout.flush()
+        self.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+    def write(self, text: str) -> None:
+        """Data for scripts on stdout, as is (`sql -e` output; the JSON document)."""
+        out = self.stdout or sys.stdout
+        out.write(text)
+        out.flush()
 
     def notify(self, host: str, message: str) -> None:
         """One progress line about one host (the remote stack's `notify` callback)."""
@@ -115,9 +110,10 @@ class Environment:
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
         try:
-            self.stderr.write(prompt)
-            self.stderr.flush()
-            line = self.stdin.readline()
+            err = self.stderr or sys.stderr
+            err.write(prompt)
+            err.flush()
+            line = (self.stdin or sys.stdin).readline()
         except KeyboardInterrupt:
             line = ""
         finally:
