@@ -1,8 +1,10 @@
 """Remote cluster commands: check, deploy, start, stop, restart, status, sql, list, destroy.
 
-Each command is a thin shell: parse options, open a session (one ssh master per host), call
-the engine or cluster layer, print a per-host table (or JSON with --json), and raise typed
-errors that the single catch site in cli/app.py turns into exit codes.
+Each command is a thin shell: parse options, open a session (one ssh master per host), call ONE
+function of the engine or cluster layer (which owns the verb's flow: deploy's is engine/deploy_flow.py),
+render its result through the run's Environment (`app.env`: a per-host table on its console, or the
+`--json` document), and raise typed errors that the single catch site in cli/app.py turns into exit
+codes. The README's "Writing a command" has the pattern.
 """
 
 from __future__ import annotations
