@@ -145,7 +145,9 @@ def test_foreground_signal_stops_one_node_at_a_time_and_leaves_nothing(
     proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
     try:
         wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
-        assert "console: https://127.0.0.1:" in log.read_text()
+        assert (
+            "n1: console https://127.0.0.1:" in log.read_text() and "sql: roachctl --home" in log.read_text()
+        )
         since = time.time()
         proc.send_signal(sig)
         assert proc.wait(timeout=90) == code, log.read_text()
