@@ -5,6 +5,9 @@ anything else is an internal error (exit 1) with the traceback shown only with -
 With --json, a failure that happens before the command printed its result also prints an
 error document on stdout (docs/interface.md, "Exit codes"), so scripts always get JSON.
 
+`run(argv, env)` is the whole CLI in-process with an injected Environment (ui/env.py: streams,
+flags, prompts), as HTTPie's `main(args, env)`; `main` is the console script and exits with its code.
+
 Global options are accepted before or after the subcommand (`roachctl local status --json`):
 each leaf command gets copies of them (cli/globalopts.py).
 """
