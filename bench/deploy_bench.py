@@ -193,7 +193,11 @@ test -x /opt/cockroach/cockroach
 test "$(stat -L -c %U /opt/cockroach/cockroach)" = root
 test -s /opt/cockroach/certs/ca.crt
 test -s /opt/cockroach/certs/node.crt
-test "$(stat -c %U:%a /opt/cockroach/certs/node.key)" = cockroach:600
+# the seed's key is the service user's (600); roachctl's is root:cockroach 640 (contract §7)
+case "$(stat -c %U:%G:%a /opt/cockroach/certs/node.key)" in
+  cockroach:*:600|root:cockroach:640) ;;
+  *) exit 1;;
+esac
 id cockroach >/dev/null
 test -d /var/lib/cockroach
 test "$(systemctl is-enabled cockroach.service)" = enabled

@@ -62,9 +62,10 @@ def _node_events(home: Path, name: str = "dev", nodes: int = 3) -> dict[str, lis
 
 
 def test_up_status_sql_stop_start_down(home: Path, tarball: Path) -> None:
-    res = _up(home, tarball)
+    res = _up(home, tarball, "--verbose")
     assert res.returncode == 0, res.stderr
-    assert "is ready" in res.stderr and "sql: postgresql://root@127.0.0.1:" in res.stderr
+    assert "is ready" in res.stderr and "sql: roachctl --home" in res.stderr  # a command to copy first
+    assert "sql postgresql://root@127.0.0.1:" in res.stderr  # the URLs with --verbose
     doc = status(home)
     assert doc["secure"] is True and doc["initialized"] is True and doc["version"] == "v25.4.0"
     assert [(n["alive"], n["ready"], n["live"]) for n in doc["nodes"]] == [(True, True, True)] * 3
@@ -144,7 +145,9 @@ def test_foreground_signal_stops_one_node_at_a_time_and_leaves_nothing(
     proc = spawn_roachctl(home, "local", "up", "--tarball", str(tarball), *ports_args(), log=log)
     try:
         wait_for(lambda: "press Ctrl-C" in log.read_text(), 60, "cluster ready")
-        assert "console: https://127.0.0.1:" in log.read_text()
+        assert (
+            "n1: console https://127.0.0.1:" in log.read_text() and "sql: roachctl --home" in log.read_text()
+        )
         since = time.time()
         proc.send_signal(sig)
         assert proc.wait(timeout=90) == code, log.read_text()

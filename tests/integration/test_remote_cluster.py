@@ -263,10 +263,11 @@ def _all_events(rc: Remote) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_start_inits_once_and_every_node_is_ready(rc: Remote) -> None:
-    res = rc.run("start", NAME)
+    res = rc.run("start", NAME, "--verbose")
     assert res.rc == 0, res.text
+    assert f"sql: roachctl --home {rc.home} sql {NAME}" in res.err, res.err  # what to type, first
     for host in rc.hosts:
-        assert f"{host}: sql postgresql://root@{host}:{SQL_PORT}/" in res.err, res.err
+        assert f"{host}: sql postgresql://root@{host}:{SQL_PORT}/" in res.err, res.err  # --verbose
     events = _all_events(rc)
     inits = [(h, e) for h, evs in events.items() for e in evs if e["event"] == "init"]
     assert len(inits) == 1, inits

@@ -17,6 +17,7 @@ from roachctl import release
 from roachctl.errors import ExitCode, ReleaseError, UsageError
 from roachctl.release.names import parse_tarball_name
 from roachctl.ui import console as console_mod
+from roachctl.ui.env import Environment
 from tests.unit.test_release_support import (
     Member,
     Mirror,
@@ -45,7 +46,9 @@ def _cache_entries(home: Path) -> list[str]:
 def _capture_console(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """Route roachctl's stderr console into a buffer (warnings are asserted on)."""
     out = io.StringIO()
-    monkeypatch.setattr(console_mod, "_console", Console(file=out, force_terminal=False, width=400))
+    monkeypatch.setattr(
+        console_mod, "_env", Environment(rich_console=Console(file=out, force_terminal=False, width=400))
+    )
     return out
 
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from roachctl import release
 from roachctl.release import cache as cache_mod
 from roachctl.ui import console as console_mod
+from roachctl.ui.env import Environment
 from roachctl.ui.progress import PlainProgress, RichProgress, byte_progress
 from tests.support.mirror import Mirror
 from tests.support.release_fixtures import Releases
@@ -83,7 +84,9 @@ def test_leftovers_of_a_killed_run_are_cleaned(
 
 def test_plain_progress_prints_quarters(monkeypatch: pytest.MonkeyPatch) -> None:
     out = io.StringIO()
-    monkeypatch.setattr(console_mod, "_console", Console(file=out, force_terminal=False, width=100))
+    monkeypatch.setattr(
+        console_mod, "_env", Environment(rich_console=Console(file=out, force_terminal=False, width=100))
+    )
     bar = byte_progress("downloading x", 400)
     assert isinstance(bar, PlainProgress)
     with bar:
@@ -96,6 +99,8 @@ def test_plain_progress_prints_quarters(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_terminal_gets_a_rich_bar(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(console_mod, "_console", Console(file=io.StringIO(), force_terminal=True))
+    monkeypatch.setattr(
+        console_mod, "_env", Environment(rich_console=Console(file=io.StringIO(), force_terminal=True))
+    )
     assert isinstance(byte_progress("x", 10), RichProgress)
     assert not isinstance(byte_progress("x", 10, enabled=False), (RichProgress, PlainProgress))

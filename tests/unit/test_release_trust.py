@@ -25,6 +25,7 @@ from roachctl.release import extract as extract_mod
 from roachctl.release.fetch import _Redirects
 from roachctl.release.names import check_base_url
 from roachctl.ui import console as console_mod
+from roachctl.ui.env import Environment
 from tests.unit.test_release_support import (
     STANDIN_SCRIPT,
     Member,
@@ -50,7 +51,9 @@ def mirror() -> Iterator[Mirror]:
 @pytest.fixture
 def out(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     buf = io.StringIO()
-    monkeypatch.setattr(console_mod, "_console", Console(file=buf, force_terminal=False, width=400))
+    monkeypatch.setattr(
+        console_mod, "_env", Environment(rich_console=Console(file=buf, force_terminal=False, width=400))
+    )
     return buf
 
 

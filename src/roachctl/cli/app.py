@@ -5,6 +5,9 @@ anything else is an internal error (exit 1) with the traceback shown only with -
 With --json, a failure that happens before the command printed its result also prints an
 error document on stdout (docs/interface.md, "Exit codes"), so scripts always get JSON.
 
+`run(argv, env)` is the whole CLI in-process with an injected Environment (ui/env.py: streams,
+flags, prompts), as HTTPie's `main(args, env)`; `main` is the console script and exits with its code.
+
 Global options are accepted before or after the subcommand (`roachctl local status --json`):
 each leaf command gets copies of them (cli/globalopts.py).
 """
@@ -24,7 +27,8 @@ from roachctl import __version__
 from roachctl.cli import globalopts
 from roachctl.cli.context import AppContext, default_home
 from roachctl.errors import ExitCode, HostFailures, InterruptedByUser, RoachctlError, TopologyError
-from roachctl.ui.console import configure, console, emit_json, json_emitted
+from roachctl.ui.console import activate, current
+from roachctl.ui.env import Environment
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -57,16 +61,10 @@ def cli(
     no_color: bool,
 ) -> None:
     """Deploy and operate secure CockroachDB clusters over SSH, or run one locally."""
-    configure(no_color=no_color)
-    ctx.obj = AppContext(
-        home=(home or default_home()).expanduser(),
-        ssh_config=ssh_config,
-        json=json_,
-        yes=yes,
-        verbose=verbose,
-        no_color=no_color,
-    )
-    globalopts.remember(ctx.obj)
+    env = ctx.obj if isinstance(ctx.obj, Environment) else current()
+    env.json, env.yes, env.verbose = env.json or json_, env.yes or yes, env.verbose or verbose
+    env.set_no_color(env.no_color or no_color)
+    ctx.obj = AppContext(home=(home or default_home()).expanduser(), ssh_config=ssh_config, env=env)
 
 
 def _register() -> None:
@@ -89,54 +87,61 @@ def _register() -> None:
     globalopts.spread(cli)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, env: Environment | None = None) -> None:
     """Run the CLI and exit with the code of the error class (interface.md)."""
+    sys.exit(run(argv, env))
+
+
+def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
+    """Run the CLI in this process with `env` (the process's streams by default); return the exit code."""
     _register()
     # asyncio warns "Unknown child process pid" when a killed ssh client was already reaped by
     # subprocess' own cleanup; harmless, and not something a user can act on.
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     args = list(sys.argv[1:] if argv is None else argv)
-    verbose = "--verbose" in args or "-v" in args
+    env = activate(env if env is not None else Environment())
     try:
         # With standalone_mode=False click returns ctx.exit(code)'s code instead of exiting.
-        returned = cli.main(args=argv, prog_name="roachctl", standalone_mode=False)
-    except click.exceptions.Abort:
-        console().print("aborted")
-        _fail_json(args, "Interrupted", "aborted", None, ExitCode.INTERRUPTED)
-        sys.exit(ExitCode.INTERRUPTED)
-    except click.UsageError as exc:
-        exc.show()
-        _fail_json(args, "UsageError", exc.format_message(), None, ExitCode.BAD_INPUT)
-        sys.exit(ExitCode.BAD_INPUT)
+        returned = cli.main(args=args, prog_name="roachctl", standalone_mode=False, obj=env)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        console().print("interrupted")
-        _fail_json(args, "Interrupted", "interrupted", None, ExitCode.INTERRUPTED)
-        sys.exit(ExitCode.INTERRUPTED)
-    except InterruptedByUser as exc:
-        console().print(exc.render() or "interrupted", markup=False, highlight=False)
-        _fail_json(args, "Interrupted", exc.message, exc, ExitCode.INTERRUPTED)
-        sys.exit(ExitCode.INTERRUPTED)
-    except RoachctlError as exc:
-        console().print("[bold red]error:[/] ", end="", markup=True)
-        console().print(exc.render(), markup=False, highlight=False)
-        _fail_json(args, type(exc).__name__, exc.message, exc, exc.exit_code)
-        sys.exit(int(exc.exit_code))
-    except Exception as exc:
-        if verbose:
-            traceback.print_exc()
-        console().print(
-            "[bold red]internal error[/] (a bug in roachctl); re-run with --verbose for the traceback"
-        )
-        _fail_json(args, "InternalError", f"{type(exc).__name__}: {exc}", None, ExitCode.INTERNAL)
-        sys.exit(ExitCode.INTERNAL)
-    sys.exit(returned if isinstance(returned, int) else ExitCode.OK)
+        return exc.exit_code
+    except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
+        kind, message, error, code = _report(exc, env, args)
+        _fail_json(env, args, kind, message, error, code)
+        return code
+    return returned if isinstance(returned, int) else ExitCode.OK
 
 
-def _fail_json(args: list[str], kind: str, message: str, exc: RoachctlError | None, code: ExitCode) -> None:
+def _report(
+    exc: BaseException, env: Environment, args: list[str]
+) -> tuple[str, str, RoachctlError | None, int]:
+    """The one catch site: tell the person (stderr); return the error class, message, error and exit code."""
+    out = env.console
+    if isinstance(exc, click.exceptions.Abort | KeyboardInterrupt | asyncio.CancelledError):
+        word = "aborted" if isinstance(exc, click.exceptions.Abort) else "interrupted"
+        out.print(word)
+        return "Interrupted", word, None, ExitCode.INTERRUPTED
+    if isinstance(exc, click.UsageError):
+        exc.show(file=env.stderr)
+        return "UsageError", exc.format_message(), None, ExitCode.BAD_INPUT
+    if isinstance(exc, InterruptedByUser):
+        out.print(exc.render() or "interrupted", markup=False, highlight=False)
+        return "Interrupted", exc.message, exc, ExitCode.INTERRUPTED
+    if isinstance(exc, RoachctlError):
+        out.print("[bold red]error:[/] ", end="", markup=True)
+        out.print(exc.render(), markup=False, highlight=False)
+        return type(exc).__name__, exc.message, exc, exc.exit_code
+    if env.verbose or "--verbose" in args or "-v" in args:
+        traceback.print_exception(exc, file=env.stderr or sys.stderr)
+    out.print("[bold red]internal error[/] (a bug in roachctl); re-run with --verbose for the traceback")
+    return "InternalError", f"{type(exc).__name__}: {exc}", None, ExitCode.INTERNAL
+
+
+def _fail_json(
+    env: Environment, args: list[str], kind: str, message: str, exc: RoachctlError | None, code: int
+) -> None:
     """With --json and no result printed yet: one error document on stdout (scripts parse stdout)."""
-    if json_emitted() or not globalopts.json_requested(args):
+    if env.json_emitted or not (env.json or "--json" in args):
         return
     doc: dict[str, object] = {
         "ok": False,
@@ -153,4 +158,4 @@ def _fail_json(args: list[str], kind: str, message: str, exc: RoachctlError | No
         doc["succeeded"] = sorted(exc.succeeded)
     if isinstance(exc, TopologyError):
         doc["problems"] = [dataclasses.asdict(problem) for problem in exc.problems]
-    emit_json(doc)
+    env.emit_json(doc)

@@ -20,7 +20,6 @@ from click.shell_completion import get_completion_class
 from roachctl.cli.context import AppContext
 
 _PREFIX = "global_opt_"
-_app: AppContext | None = None
 
 # name in AppContext -> (spellings, is_flag, help)
 _GLOBALS: dict[str, tuple[tuple[str, ...], bool, str]] = {
@@ -31,17 +30,6 @@ _GLOBALS: dict[str, tuple[tuple[str, ...], bool, str]] = {
     "verbose": (("--verbose", "-v"), True, "Show more detail."),
     "no_color": (("--no-color",), True, "Disable colors."),
 }
-
-
-def remember(app: AppContext) -> None:
-    """Keep the process's AppContext so the catch site knows about a late `--json`."""
-    global _app
-    _app = app
-
-
-def json_requested(args: list[str]) -> bool:
-    """--json given anywhere (also when parsing failed before any command ran)."""
-    return bool(_app is not None and _app.json) or "--json" in args
 
 
 def _leaves(group: click.Group) -> Iterator[click.Command]:
@@ -59,24 +47,25 @@ def spread(root: click.Group) -> None:
             continue
         taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
         taken |= {opt for param in command.params for opt in getattr(param, "secondary_opts", [])}
-        added = []
-        for name, (spellings, is_flag, help_text) in _GLOBALS.items():
-            if taken.intersection(spellings):
-                continue
-            option = click.Option(
-                [*spellings, _PREFIX + name],
-                is_flag=is_flag,
-                default=None,
-                type=None if is_flag else click.Path(path_type=Path),
-                help=help_text,
-                hidden=True,
-                expose_value=True,
-            )
-            command.params.append(option)
-            added.append(name)
+        added = [name for name, (spellings, _, _) in _GLOBALS.items() if not taken.intersection(spellings)]
+        command.params += [_option(name) for name in added]
         if command.callback is not None:
             command.callback = _folding(command.callback, added)
         command._global_opts_spread = True  # type: ignore[attr-defined]
+
+
+def _option(name: str) -> click.Option:
+    """A hidden copy of global option `name` for a leaf command."""
+    spellings, is_flag, help_text = _GLOBALS[name]
+    return click.Option(
+        [*spellings, _PREFIX + name],
+        is_flag=is_flag,
+        default=None,
+        type=None if is_flag else click.Path(path_type=Path),
+        help=help_text,
+        hidden=True,
+        expose_value=True,
+    )
 
 
 def _folding(callback: Callable[..., Any], names: list[str]) -> Callable[..., Any]:
@@ -88,10 +77,6 @@ def _folding(callback: Callable[..., Any], names: list[str]) -> Callable[..., An
             if app is None or value in (None, False):
                 continue
             setattr(app, name, value.expanduser() if isinstance(value, Path) else value)
-            if name == "no_color":
-                from roachctl.ui.console import configure
-
-                configure(no_color=True)
         return callback(**kwargs)
 
     return run

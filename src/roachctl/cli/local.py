@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +9,14 @@ import click
 from rich import box
 from rich.table import Table
 
+from roachctl.cli import render
 from roachctl.cli.context import AppContext
-from roachctl.errors import RefusedError
 from roachctl.local import ops
 from roachctl.local.cluster import DRAIN_TIMEOUT, GRACE, LocalCluster
 from roachctl.local.layout import DEFAULT_NAME, ClusterPaths, check_name
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE
 from roachctl.local.report import cluster_list, cluster_status
 from roachctl.release.names import DEFAULT_VERSION, INSECURE_MIRROR_ENV, MIRROR_ENV
-from roachctl.ui.console import console, emit_json
 
 
 def register(root: click.Group) -> None:
@@ -54,24 +52,24 @@ def local() -> None:
 def _print_ready(app: AppContext, cluster: LocalCluster, detach: bool) -> None:
     doc = cluster_status(cluster)
     if app.json:
-        emit_json(doc)
-    con = console()
+        app.env.emit_json(doc)
+    con, name = app.env.console, cluster.state.name
     con.print(
-        f"[bold green]local cluster {cluster.state.name!r} is ready[/] "
-        f"({len(cluster.state.nodes)} nodes, {doc['version']}, "
-        f"{'secure' if doc['secure'] else 'INSECURE'})"
+        f"[bold green]local cluster {name!r} is ready[/] ({len(cluster.state.nodes)} nodes, "
+        f"{doc['version']}, {'secure' if doc['secure'] else 'INSECURE'})"
     )
-    for node in doc["nodes"]:
-        con.print(f"  n{node['index']}  sql: {node['sql_url']}")
-        con.print(f"      console: {node['http_url']}")
-    name = cluster.state.name
+    nodes = [{**n, "label": f"  n{n['index']}"} for n in doc["nodes"]]
+    render.endpoints(app, _local_command("sql", name), nodes)
     if detach:
-        con.print(
-            f"running in the background; `roachctl local sql --name {name}` to connect, "
-            f"`roachctl local stop --name {name}` to stop"
-        )
+        stop = render.with_home(app, _local_command("stop", name))
+        con.print(f"running in the background; `{stop}` to stop")
     else:
         con.print("press Ctrl-C to stop every node, one at a time (twice to stop them at once)")
+
+
+def _local_command(verb: str, name: str) -> str:
+    """`roachctl local VERB` for cluster `name` (no --name for the default one)."""
+    return f"roachctl local {verb}" + ("" if name == DEFAULT_NAME else f" --name {name}")
 
 
 @local.command()
@@ -147,6 +145,7 @@ def up(
     majority runs, the last ones after a short grace), a second one stops them at once.
     """
     app = _app(ctx)
+    source = ops.ReleaseChoice(version, binary, tarball, sha256, mirror, allow_insecure_mirror)
     opts = ops.UpOptions(
         name=name,
         nodes=nodes,
@@ -155,14 +154,7 @@ def up(
         http_base=http_base_port,
         explicit_sql=_explicit(ctx, "base_port"),
         explicit_http=_explicit(ctx, "http_base_port"),
-        source=ops.ReleaseChoice(
-            version=version,
-            binary=binary,
-            tarball=tarball,
-            sha256=sha256,
-            mirror=mirror,
-            allow_insecure_mirror=allow_insecure_mirror,
-        ),
+        source=source,
         detach=detach,
         timeout=timeout,
     )
@@ -210,8 +202,8 @@ drain_timeout_option = click.option(
 
 def _stopped(app: AppContext, name: str, results: list[dict[str, Any]], what: str) -> None:
     if app.json:
-        emit_json({"cluster": name, "nodes": results})
-    console().print(f"local cluster {name!r} {what}")
+        app.env.emit_json({"cluster": name, "nodes": results})
+    app.env.console.print(f"local cluster {name!r} {what}")
 
 
 @local.command()
@@ -234,20 +226,12 @@ def stop(ctx: click.Context, name: str, timeout: float, grace: float, force: boo
 
 
 def _confirm_wipe(app: AppContext, name: str) -> bool:
-    if app.yes:
-        return True
-    if not sys.stdin.isatty():
-        raise RefusedError(
-            f"wiping local cluster {name!r} needs confirmation",
-            hint="pass --yes (stdin is not a terminal, so roachctl cannot ask)",
-        )
-    typed = click.prompt(
+    return app.env.confirm_name(
         f"This deletes every file of local cluster {name!r}. Type its name to confirm",
-        default="",
-        show_default=False,
-        err=True,
+        name,
+        refusal=f"wiping local cluster {name!r} needs confirmation",
+        hint="pass --yes (stdin is not a terminal, so roachctl cannot ask)",
     )
-    return bool(typed == name)
 
 
 @local.command()
@@ -310,23 +294,22 @@ def status(ctx: click.Context, name: str) -> None:
     app = _app(ctx)
     doc = cluster_status(LocalCluster.load(ClusterPaths(app.home, check_name(name))))
     if app.json:
-        emit_json(doc)
+        app.env.emit_json(doc)
         return
-    con = console()
+    con = app.env.console
     con.print(
         f"local cluster {doc['cluster']}: {doc['version']}, "
         f"{'secure' if doc['secure'] else 'INSECURE'}, cluster id {doc['cluster_id'] or '?'}"
     )
     con.print(_status_table(doc))
-    con.print(f"sql url of n1: {doc['nodes'][0]['sql_url']}" if doc["nodes"] else "")
+    nodes = [{**n, "label": f"n{n['index']}"} for n in doc["nodes"]]
+    render.endpoints(app, _local_command("sql", name), nodes, consoles=False)
     for n in doc["nodes"]:
         if not n["alive"] and n.get("log_tail"):
             con.print(f"[red]n{n['index']} is not running[/]; last lines of its output:\n{n['log_tail']}")
     if doc["secure"]:
-        con.print(
-            f"certs: {doc['certs_dir']}; expire: "
-            + ", ".join(f"{k} {v}" for k, v in doc["cert_expires"].items())
-        )
+        expiry = ", ".join(f"{k} {v}" for k, v in doc["cert_expires"].items())
+        con.print(f"certs: {doc['certs_dir']}; expire: {expiry}")
 
 
 @local.command()
@@ -354,11 +337,14 @@ def list_(ctx: click.Context) -> None:
     app = _app(ctx)
     rows = cluster_list(app.home)
     if app.json:
-        emit_json(rows)
-        return
-    if not rows:
-        console().print("no local clusters; create one with `roachctl local up`")
-        return
+        app.env.emit_json(rows)
+    elif not rows:
+        app.env.console.print("no local clusters; create one with `roachctl local up`")
+    else:
+        app.env.console.print(_list_table(rows))
+
+
+def _list_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("name", "nodes", "running", "version", "secure", "sql ports", "http ports"):
         table.add_column(column)
@@ -372,4 +358,4 @@ def list_(ctx: click.Context) -> None:
             ",".join(map(str, r["sql_ports"])),
             ",".join(map(str, r["http_ports"])),
         )
-    console().print(table)
+    return table

@@ -1,15 +1,16 @@
 """Remote cluster commands: check, deploy, start, stop, restart, status, sql, list, destroy.
 
-Each command is a thin shell: parse options, open a session (one ssh master per host), call
-the engine or cluster layer, print a per-host table (or JSON with --json), and raise typed
-errors that the single catch site in cli/app.py turns into exit codes.
+Each command is a thin shell: parse options, open a session (one ssh master per host), call ONE
+function of the engine or cluster layer (which owns the verb's flow: deploy's is engine/deploy_flow.py),
+render its result through the run's Environment (`app.env`: a per-host table on its console, or the
+`--json` document), and raise typed errors that the single catch site in cli/app.py turns into exit
+codes. The README's "Writing a command" has the pattern.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,24 +18,22 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
+from roachctl.cli import render
 from roachctl.cli.context import AppContext
-from roachctl.cluster import certstatus, lifecycle, sqlshell
+from roachctl.cluster import certstatus, connect, inventory, lifecycle, sqlshell
 from roachctl.cluster import destroy as destroy_mod
 from roachctl.cluster import status as status_mod
-from roachctl.cluster import upgrade as upgrade_mod
-from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
-from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
-from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, UsageError
-from roachctl.model.loader import load_text, load_topology, read_topology_file
+from roachctl.engine import deploy_flow
+from roachctl.engine.check import Finding
+from roachctl.errors import HostFailures, RefusedError
+from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
-from roachctl.operation.journal import operation_json, read_operations
+from roachctl.operation.journal import OperationRecord, operation_json, read_operations
 from roachctl.operation.session import Session, open_session
-from roachctl.plan.report import plan_to_json, plan_to_text
-from roachctl.plan.sqlinput import sql_stdin
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
-from roachctl.ui.console import console, emit_json
+from roachctl.ui.console import current
 from roachctl.ui.tables import host_results
 
 T = TypeVar("T")
@@ -53,7 +52,8 @@ def _app(ctx: click.Context) -> AppContext:
 
 
 def _notify(host: str, message: str) -> None:
-    console().print(f"[dim]{host}:[/] {message}", highlight=False)
+    """Progress about one host, on the run's console (same as `app.env.notify`)."""
+    current().notify(host, message)
 
 
 def _cluster_topology(app: AppContext, name: str) -> Topology:
@@ -123,7 +123,7 @@ def _finish(
 ) -> None:
     """Print the per-host table (and JSON), then raise if any host failed."""
     if app.json:
-        emit_json(
+        app.env.emit_json(
             {
                 "ok": not outcome.failures,
                 "done": outcome.done,
@@ -131,7 +131,7 @@ def _finish(
                 **(extra or {}),
             }
         )
-    host_results(title, session_hosts, outcome.done, outcome.failures)
+    host_results(title, session_hosts, outcome.done, outcome.failures, out=app.env.console)
     if outcome.failures:
         raise HostFailures(failures=outcome.failures, succeeded=sorted(outcome.done))
 
@@ -165,32 +165,44 @@ def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_
     """
     app = _app(ctx)
     topology = load_topology(topology_file)
-    home = ClusterHome(app.home, topology.name)
-    if topology.secure and not home.is_new():
-        home.ca()  # a known cluster's CA must be usable (deploy would refuse it anyway)
-    known = topology.secure and home.exists()
-
-    async def body(session: Session) -> tuple[list[check_mod.Finding], str | None]:
-        found = await check_mod.run_checks(session, adopt=adopt)
-        return found, (await certstatus.warning_line(session) if known else None)
-
-    findings, cert_warning = _run(app, topology, body, accept_new_host_keys)
+    known = _known_secure_home(app, topology)
+    findings, cert_warning = _run(
+        app, topology, lambda s: certstatus.preflight(s, adopt=adopt, known=known), accept_new_host_keys
+    )
     failed = [f for f in findings if not f.ok]
     if app.json:
-        emit_json({"ok": not failed, "checks": [f.__dict__ for f in findings], "cert_warning": cert_warning})
-    table = Table(title=f"check {topology.name}", title_justify="left")
+        app.env.emit_json(
+            {"ok": not failed, "checks": [f.__dict__ for f in findings], "cert_warning": cert_warning}
+        )
+    app.env.console.print(_check_table(topology.name, findings))
+    _warn(app, cert_warning)
+    if failed:
+        raise RefusedError(
+            f"{len(failed)} check(s) failed", hint="fix the items marked FAILED and re-run check"
+        )
+
+
+def _known_secure_home(app: AppContext, topology: Topology) -> bool:
+    """Whether the home already knows this secure cluster; its CA must then be usable (deploy would refuse)."""
+    home = ClusterHome(app.home, topology.name)
+    if topology.secure and not home.is_new():
+        home.ca()
+    return topology.secure and home.exists()
+
+
+def _warn(app: AppContext, line: str | None) -> None:
+    if line:
+        app.env.console.print(f"[yellow]warning:[/] {line}", highlight=False)
+
+
+def _check_table(name: str, findings: list[Finding]) -> Table:
+    table = Table(title=f"check {name}", title_justify="left")
     for column in ("host", "check", "result", "details"):
         table.add_column(column)
     for f in findings:
         result = "[green]ok[/]" if f.ok else "[red]FAILED[/]"
         table.add_row(f.host, f.check, result, f.detail + (f"\nhint: {f.hint}" if f.hint else ""))
-    console().print(table)
-    if cert_warning:
-        console().print(f"[yellow]warning:[/] {cert_warning}", highlight=False)
-    if failed:
-        raise RefusedError(
-            f"{len(failed)} check(s) failed", hint="fix the items marked FAILED and re-run check"
-        )
+    return table
 
 
 @click.command()
@@ -231,64 +243,17 @@ def deploy(
     A second deploy of the same topology reports 0 changes and rewrites nothing.
     """
     app = _app(ctx)
-    text = read_topology_file(topology_file)  # read once: the saved copy is what was validated
-    topology = load_text(text.decode("utf-8"), str(topology_file))
-    ClusterHome(app.home, topology.name).load_state()  # corrupt state: stop before any host changes
+    given = deploy_flow.load_input(topology_file, app.home)
     source = deploy_mod.ReleaseSource(
         mirror=mirror, tarball=tarball, sha256=sha256, allow_insecure_mirror=allow_insecure_mirror
     )
-
-    async def body(session: Session) -> None:
-        plan, failures = await deploy_mod.make_plan(session, source, progress=not app.json, adopt=adopt)
-        plans = [plan.plans[h] for h in session.hosts if h in plan.plans]
-        if app.json and (dry_run or plan.total_changes == 0):
-            emit_json(
-                {
-                    "dry_run": dry_run,
-                    **plan_to_json(plans),
-                    "failed": {h: e.render() for h, e in failures.items()},
-                }
-            )
-        console().print(plan_to_text(plans), end="", highlight=False, markup=False)
-        if failures:
-            host_results(
-                f"deploy {topology.name}: hosts that could not be planned", session.hosts, {}, failures
-            )
-        if dry_run:
-            if failures:
-                raise HostFailures(failures=failures, succeeded=sorted(plan.plans))
-            return
-        if plan.total_changes == 0:
-            deploy_mod.record(session, topology, text, plan, None)
-            if failures:
-                raise HostFailures(failures=failures, succeeded=sorted(plan.plans))
-            return
-        deploy_mod.confirm(f"Apply {plan.total_changes} change(s) to {topology.name}?", yes=app.yes)
-        outcome = await deploy_mod.apply(session, plan, notify=_notify)
-        deploy_mod.record(session, topology, text, plan, outcome)
-        failures.update(outcome.failures)
-        done = {
-            h: f"{len(c)} change(s) applied" + (f"; {outcome.notices[h]}" if h in outcome.notices else "")
-            for h, c in outcome.applied.items()
-        }
-        for h in plan.plans:
-            if h not in failures:
-                done.setdefault(h, "up to date")
-        if app.json:
-            emit_json(
-                {
-                    "dry_run": False,
-                    **plan_to_json(plans),
-                    "applied": outcome.applied,
-                    "failed": {h: e.render() for h, e in failures.items()},
-                }
-            )
-        host_results(f"deploy {topology.name}", session.hosts, done, failures)
-        if failures:
-            raise HostFailures(failures=failures, succeeded=sorted(done))
-        console().print(f"next: roachctl start {topology.name}")
-
-    _run(app, topology, body, accept_new_host_keys)
+    result = _run(
+        app,
+        given.topology,
+        lambda s: deploy_flow.run_deploy(s, given, source, app.env, dry_run=dry_run, adopt=adopt),
+        accept_new_host_keys,
+    )
+    render.deploy_result(app, result)
 
 
 @click.command()
@@ -306,22 +271,11 @@ def start(ctx: click.Context, cluster: str, node: str | None, timeout: float) ->
     """Start CLUSTER's nodes in parallel, init once, and wait until every node is ready."""
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
-
-    async def body(session: Session) -> tuple[lifecycle.Outcome, list[str]]:
-        outcome = await lifecycle.start(session, only=node, notify=_notify, timeout=timeout)
-        if session.topology.secure:
-            session.home.operator_certs()  # the printed SQL URLs point at these files
-        urls = [
-            f"{t.host}: sql {status_mod.sql_url(session, t)}\n    console {status_mod.http_url(session, t)}"
-            for t in targets(session, node)
-            if t.host in outcome.done
-        ]
-        return outcome, urls
-
-    outcome, urls = _run(app, topology, body)
-    for line in urls:
-        console().print(line, highlight=False, soft_wrap=True)
-    _finish(app, f"start {cluster}", [n.host for n in topology.nodes], outcome)
+    outcome, nodes = _run(
+        app, topology, lambda s: connect.start(s, only=node, notify=app.env.notify, timeout=timeout)
+    )
+    render.endpoints(app, f"roachctl sql {cluster}", nodes)
+    _finish(app, f"start {cluster}", [n.host for n in topology.nodes], outcome, {"nodes": nodes})
 
 
 grace_option = click.option(
@@ -357,7 +311,7 @@ def stop(ctx: click.Context, cluster: str, node: str | None, force: bool, grace:
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
     outcome = _run(
-        app, topology, lambda s: lifecycle.stop(s, only=node, force=force, grace=grace, notify=_notify)
+        app, topology, lambda s: lifecycle.stop(s, only=node, force=force, grace=grace, notify=app.env.notify)
     )
     _finish(app, f"stop {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
 
@@ -370,7 +324,7 @@ def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
     """Rolling restart of CLUSTER: one node at a time, each gated on readiness and cluster health."""
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
-    outcome = _run(app, topology, lambda s: lifecycle.restart(s, only=node, notify=_notify))
+    outcome = _run(app, topology, lambda s: lifecycle.restart(s, only=node, notify=app.env.notify))
     _finish(app, f"restart {cluster}", [n.host for n in topology.nodes], outcome)
 
 
@@ -381,21 +335,18 @@ def status(ctx: click.Context, cluster: str) -> None:
     """Per node: systemd state, pid, readiness, liveness, membership, replicas, draining, version and
     certificate expiry."""
     app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-
-    async def body(session: Session) -> dict[str, Any]:
-        if session.topology.secure:
-            session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
-        data = status_mod.to_json(session, await status_mod.collect(session))
-        data["cert_warning"] = await certstatus.warning_line(session)
-        builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
-        data["upgrade"] = await upgrade_mod.upgrade_status(session, builds)
-        return data
-
-    data = _run(app, topology, body)
+    data = _run(app, _cluster_topology(app, cluster), status_mod.report)
     if app.json:
-        emit_json(data)
+        app.env.emit_json(data)
         return
+    app.env.console.print(_status_table(data))
+    _warn(app, data["cert_warning"])
+    if data["upgrade"]:
+        app.env.console.print(data["upgrade"], highlight=False)
+    render.endpoints(app, f"roachctl sql {cluster}", data["nodes"], consoles=False)
+
+
+def _status_table(data: dict[str, Any]) -> Table:
     table = Table(
         title=f"{data['cluster']} {data['version']} ({'secure' if data['secure'] else 'INSECURE'})",
         title_justify="left",
@@ -404,28 +355,26 @@ def status(ctx: click.Context, cluster: str) -> None:
     for column in (*columns, "version", "cert expires", "http"):
         table.add_column(column)
     for n in data["nodes"]:
-        ready = "[green]yes[/]" if n["ready"] else f"[red]no[/] {n['ready_detail'] or ''}"
-        live = "[green]yes[/]" if n["live"] else "[red]no[/]"
-        draining = "-" if n["draining"] is None else "[yellow]yes[/]" if n["draining"] else "no"
-        table.add_row(
-            n["host"],
-            str(n["node_id"] or "-"),
-            n["service"] + (f"\n{n['error']}" if n["error"] else ""),
-            str(n["pid"] or "-"),
-            ready,
-            live,
-            n["membership"] or "-",
-            "-" if n["replicas"] is None else str(n["replicas"]),
-            draining,
-            n["version"] or "-",
-            n["cert_expires"] or "-",
-            n["http_url"],
-        )
-    console().print(table)
-    if data["cert_warning"]:
-        console().print(f"[yellow]warning:[/] {data['cert_warning']}", highlight=False)
-    if data["upgrade"]:
-        console().print(data["upgrade"], highlight=False)
+        table.add_row(*_status_row(n))
+    return table
+
+
+def _status_row(n: dict[str, Any]) -> list[str]:
+    draining = "-" if n["draining"] is None else "[yellow]yes[/]" if n["draining"] else "no"
+    return [
+        n["host"],
+        str(n["node_id"] or "-"),
+        n["service"] + (f"\n{n['error']}" if n["error"] else ""),
+        str(n["pid"] or "-"),
+        "[green]yes[/]" if n["ready"] else f"[red]no[/] {n['ready_detail'] or ''}",
+        "[green]yes[/]" if n["live"] else "[red]no[/]",
+        n["membership"] or "-",
+        "-" if n["replicas"] is None else str(n["replicas"]),
+        draining,
+        n["version"] or "-",
+        n["cert_expires"] or "-",
+        n["http_url"],
+    ]
 
 
 @click.command()
@@ -447,33 +396,10 @@ def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str)
     """
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
-
-    async def first_ready(session: Session) -> NodeTarget:
-        for target in targets(session):
-            if (await probe_ready(session, target, timeout=5)).ready:
-                return target
-        raise RefusedError(f"no node of {cluster} is ready", hint=f"start it: roachctl start {cluster}")
-
-    async def shell(session: Session) -> int:
-        return await sqlshell.interactive_sql(session, await first_ready(session))
-
-    async def body(session: Session) -> str:
-        target = await first_ready(session)
-        # The statements go on stdin, never in argv (`ps`, sudo's log: review M7; contract §10).
-        args = ["sql", f"--format={fmt}"]
-        result = await NodeClient(session).run(target, args, timeout=300, input=sql_stdin(statements))
-        if not result.ok:
-            raise RemoteCommandError(
-                result.err.strip() or "sql failed", where=target.host, returncode=result.returncode
-            )
-        return result.out
-
     if not statements:
-        code = _run(app, topology, shell)
-        if code != 0:
-            raise RemoteCommandError(f"the SQL shell exited with code {code}", returncode=code)
+        _run(app, topology, sqlshell.shell)
         return
-    sys.stdout.write(_run(app, topology, body))
+    app.env.write(_run(app, topology, lambda s: sqlshell.run_statements(s, statements, fmt)))
 
 
 @click.command("list")
@@ -481,31 +407,24 @@ def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str)
 def list_clusters(ctx: click.Context) -> None:
     """List the remote clusters deployed from this home."""
     app = _app(ctx)
-    rows: list[dict[str, Any]] = []
-    broken: list[UsageError] = []
-    for name in ClusterHome.list_names(app.home):
-        try:
-            state = ClusterHome(app.home, name).load_state()
-        except UsageError as exc:  # list the others, then fail naming the corrupt file
-            broken.append(exc)
-            rows.append({"name": name, "version": "", "initialized": None, "hosts": [], "error": exc.message})
-            continue
-        rows.append(
-            {"name": name, "version": state.version, "initialized": state.initialized, "hosts": state.hosts}
-        )
+    rows, broken = inventory.list_clusters(app.home)
     if app.json:
-        emit_json({"clusters": rows})
+        app.env.emit_json({"clusters": rows})
     else:
-        table = Table(title=f"clusters in {app.home}", title_justify="left")
-        for column in ("name", "version", "initialized", "hosts"):
-            table.add_column(column)
-        for r in rows:
-            initialized = "?" if r["initialized"] is None else "yes" if r["initialized"] else "no"
-            hosts = "[red]state file is corrupt[/]" if "error" in r else ", ".join(r["hosts"])
-            table.add_row(r["name"], r["version"], initialized, hosts)
-        console().print(table)
+        app.env.console.print(_clusters_table(app.home, rows))
     if broken:
         raise broken[0]
+
+
+def _clusters_table(home: Path, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"clusters in {home}", title_justify="left")
+    for column in ("name", "version", "initialized", "hosts"):
+        table.add_column(column)
+    for r in rows:
+        initialized = "?" if r["initialized"] is None else "yes" if r["initialized"] else "no"
+        hosts = "[red]state file is corrupt[/]" if "error" in r else ", ".join(r["hosts"])
+        table.add_row(r["name"], r["version"], initialized, hosts)
+    return table
 
 
 @click.command()
@@ -522,18 +441,18 @@ def destroy(ctx: click.Context, cluster: str, wipe: bool, grace: float) -> None:
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
     _confirm_name(cluster, wipe=wipe, yes=app.yes)
-    outcome = _run(app, topology, lambda s: destroy_mod.destroy(s, wipe=wipe, grace=grace, notify=_notify))
+    outcome = _run(
+        app, topology, lambda s: destroy_mod.destroy(s, wipe=wipe, grace=grace, notify=app.env.notify)
+    )
     _finish(app, f"destroy {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
 
 
 def _confirm_name(cluster: str, *, wipe: bool, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise RefusedError("confirmation needed but stdin is not a terminal", hint="pass --yes")
+    """Type the cluster's name (through the run's Environment) or pass --yes."""
     what = "and DELETE ALL ITS DATA" if wipe else "(data is kept)"
-    typed = input(f"This removes cluster {cluster} {what}. Type the cluster name to confirm: ").strip()
-    if typed != cluster:
+    question = f"This removes cluster {cluster} {what}. Type the cluster name to confirm"
+    refusal = "confirmation needed but stdin is not a terminal"
+    if not (yes or current().confirm_name(question, cluster, refusal=refusal)):
         raise RefusedError("the name did not match: nothing was changed")
 
 
@@ -554,9 +473,13 @@ def history(ctx: click.Context, cluster: str, last: int) -> None:
     home.require()
     ops = read_operations(home.journal_path)[-last:]
     if app.json:
-        emit_json({"cluster": cluster, "operations": [operation_json(op) for op in ops]})
+        app.env.emit_json({"cluster": cluster, "operations": [operation_json(op) for op in ops]})
         return
-    table = Table(title=f"history of {cluster} ({home.journal_path})", title_justify="left")
+    app.env.console.print(_history_table(f"history of {cluster} ({home.journal_path})", ops))
+
+
+def _history_table(title: str, ops: list[OperationRecord]) -> Table:
+    table = Table(title=title, title_justify="left")
     for column in ("operation", "started (UTC)", "command", "outcome", "steps"):
         table.add_column(column)
     for op in ops:
@@ -564,7 +487,7 @@ def history(ctx: click.Context, cluster: str, last: int) -> None:
         steps = "\n".join(_step_line(s) for s in op.steps) or "-"
         outcome = f"[{style}]{op.outcome}[/]" + (f"\n{op.error}" if op.error else "")
         table.add_row(op.id, _utc(op.started), op.command or op.verb, outcome, steps)
-    console().print(table)
+    return table
 
 
 def _utc(ts: float) -> str:

@@ -17,6 +17,7 @@ from cryptography import x509
 
 from roachctl.cluster.https_stdio import ProbeError, served_certificate
 from roachctl.cluster.nodes import NodeTarget, targets, unit_running
+from roachctl.engine.check import Finding, run_checks
 from roachctl.errors import RoachctlError, UsageError
 from roachctl.exec.command import Command
 from roachctl.operation.session import Session
@@ -187,3 +188,9 @@ async def warning_line(session: Session) -> str | None:
     if not session.topology.secure:
         return None
     return (await collect(session)).warning_line()
+
+
+async def preflight(session: Session, *, adopt: bool, known: bool) -> tuple[list[Finding], str | None]:
+    """`check`'s findings, plus the certificate warning line for a cluster the home already knows."""
+    found = await run_checks(session, adopt=adopt)
+    return found, (await warning_line(session) if known else None)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Sequence
 
 from roachctl.cluster.client import UNPACK_CERTS, bundle, make_dir
-from roachctl.cluster.nodes import NodeClient, NodeTarget
-from roachctl.errors import RemoteCommandError, TransportError
+from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
+from roachctl.errors import RefusedError, RemoteCommandError, TransportError
 from roachctl.exec.command import Command
 from roachctl.operation.session import Session
 from roachctl.plan.clientargv import client_args
+from roachctl.plan.sqlinput import sql_stdin
 
 DIR_PREFIX = "/run/roachctl-sql."
 _DIR = re.compile(r"/run/roachctl-sql\.[A-Za-z0-9]{8}\Z")
@@ -109,3 +111,34 @@ async def _cleanup(session: Session, target: NodeTarget, certs_dir: str) -> None
     # Unreachable now: /run is a tmpfs, so a reboot clears it at the latest.
     with contextlib.suppress(TransportError):
         await session.ssh.executor(target.host).run(cmd, timeout=30, check=False)
+
+
+async def first_ready(session: Session) -> NodeTarget:
+    """The first node (topology order) that answers /health?ready=1."""
+    for target in targets(session):
+        if (await probe_ready(session, target, timeout=5)).ready:
+            return target
+    name = session.topology.name
+    raise RefusedError(f"no node of {name} is ready", hint=f"start it: roachctl start {name}")
+
+
+async def run_statements(session: Session, statements: Sequence[str], fmt: str) -> str:
+    """`roachctl sql CLUSTER -e ...`: the statements' output, run on a ready node as root.
+
+    The statements go on stdin, never in argv (`ps`, sudo's log; contract §10).
+    """
+    target = await first_ready(session)
+    args = ["sql", f"--format={fmt}"]
+    result = await NodeClient(session).run(target, args, timeout=300, input=sql_stdin(statements))
+    if not result.ok:
+        raise RemoteCommandError(
+            result.err.strip() or "sql failed", where=target.host, returncode=result.returncode
+        )
+    return result.out
+
+
+async def shell(session: Session) -> None:
+    """`roachctl sql CLUSTER` without -e: the interactive shell on a ready node; fails with its code."""
+    code = await interactive_sql(session, await first_ready(session))
+    if code != 0:
+        raise RemoteCommandError(f"the SQL shell exited with code {code}", returncode=code)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from roachctl.cluster import certstatus
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus
+from roachctl.cluster.upgrade import upgrade_status
 from roachctl.errors import RoachctlError
 from roachctl.facts.gather import gather_facts
 from roachctl.model.facts import UnitFact
@@ -140,3 +143,29 @@ def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
         "cert_expires": r.cert_expires,
         "error": r.error,
     }
+
+
+async def report(session: Session) -> dict[str, Any]:
+    """`status`'s whole document: operator certs renewed (the SQL URLs point at them), every node probed."""
+    if session.topology.secure:
+        session.home.operator_certs()
+    data = to_json(session, await collect(session))
+    data["cert_warning"] = await certstatus.warning_line(session)
+    builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
+    data["upgrade"] = await upgrade_status(session, builds)
+    return data
+
+
+def endpoints(session: Session, hosts: Iterable[str]) -> list[dict[str, str]]:
+    """Where to connect to `hosts` (topology order): SQL URL and DB Console URL per node.
+
+    The SQL URLs point at the operator's client certs under the home, renewed here first.
+    """
+    if session.topology.secure:
+        session.home.operator_certs()
+    chosen = set(hosts)
+    return [
+        {"host": t.host, "sql_url": sql_url(session, t), "http_url": http_url(session, t)}
+        for t in targets(session)
+        if t.host in chosen
+    ]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from roachctl.plan.state import ChangeKind, HostPlan, HostState
 from roachctl.release import obtain
 from roachctl.release.model import Release
 from roachctl.tls import store
+from roachctl.ui.console import current
 
 T = TypeVar("T")
 SUPPORTED_ARCHES = ("amd64", "arm64")
@@ -494,21 +493,10 @@ def record(
 
 
 def confirm(question: str, *, yes: bool) -> None:
-    """Ask on the terminal; without one, `--yes` is required (interface.md).
+    """Ask through the run's Environment (ui/env.py); `--yes` answers it.
 
-    Ctrl-C at the prompt cancels at once: while the session routes SIGINT to its `Interrupts`
-    (which only an event loop turn would see), the prompt would otherwise swallow it.
+    Kept for commands written before the Environment was injected: new code calls
+    `env.confirm(question)` on the Environment it was given (engine/deploy_flow.py does).
     """
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise RefusedError("confirmation needed but stdin is not a terminal", hint="pass --yes")
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        answer = input(f"{question} [y/N] ").strip().lower()
-    except (KeyboardInterrupt, EOFError):
-        raise InterruptedByUser("cancelled at the prompt: nothing was changed") from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if answer not in ("y", "yes"):
-        raise RefusedError("cancelled: nothing was changed")
+    if not yes:
+        current().confirm(question)

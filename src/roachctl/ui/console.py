@@ -1,39 +1,50 @@
-"""The one place human output goes: a rich Console on stderr (stdout is for --json data)."""
+"""The run's Environment for code that has none passed in: human output on stderr, JSON on stdout.
+
+`cli.app.main` activates the run's Environment (ui/env.py); `console()` and `emit_json()` reach it,
+so code that was not handed the environment (local/, release/ progress lines) still writes to the
+run's streams. New code takes the Environment as a parameter instead.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 from rich.console import Console
 
-_console: Console | None = None
+from roachctl.ui.env import Environment
+
+_env: Environment | None = None
+
+
+def activate(env: Environment) -> Environment:
+    """Make `env` the run's environment (the CLI entry point does this once per run)."""
+    global _env
+    _env = env
+    return env
+
+
+def current() -> Environment:
+    """The run's environment (one on the process's own streams if the CLI did not set one)."""
+    return _env if _env is not None else activate(Environment())
 
 
 def configure(*, no_color: bool = False) -> Console:
-    """Create the stderr console; call once from the CLI entry point."""
-    global _console
-    _console = Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
-    return _console
+    """Apply --no-color to the run's console."""
+    env = current()
+    env.set_no_color(no_color)
+    return env.console
 
 
 def console() -> Console:
-    """The stderr console (created with defaults if the CLI did not configure it)."""
-    return _console if _console is not None else configure()
-
-
-_json_emitted = False
+    """The stderr console of the run's environment."""
+    return current().console
 
 
 def emit_json(data: Any) -> None:
-    """Write one JSON document to stdout for scripts."""
-    global _json_emitted
-    _json_emitted = True
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
+    """Write one JSON document to the run's stdout for scripts."""
+    current().emit_json(data)
 
 
 def json_emitted() -> bool:
-    """Whether this process already wrote its JSON document (a failure then adds none: one per run)."""
-    return _json_emitted
+    """Whether this run already wrote its JSON document (a failure then adds none: one per run)."""
+    return current().json_emitted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from rich.console import Console
 from rich.table import Table
 
 from roachctl.errors import RoachctlError
@@ -16,6 +17,7 @@ def host_results(
     results: Mapping[str, str],
     failures: Mapping[str, RoachctlError],
     not_started: Sequence[str] = (),
+    out: Console | None = None,
 ) -> None:
     """Print one row per host: ok + summary, FAILED + error and hint, or not started."""
     table = Table(title=title, title_justify="left", show_lines=False)
@@ -31,4 +33,4 @@ def host_results(
             table.add_row(host, "[green]ok[/]", results[host])
         elif host in not_started:
             table.add_row(host, "[yellow]not started[/]", "stopped before this host")
-    console().print(table)
+    (out or console()).print(table)

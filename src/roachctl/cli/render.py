@@ -1,0 +1,58 @@
+"""Rendering of the commands' results, in-process testable: a deploy's result, and where to connect.
+
+The SQL URLs carry percent-encoded certificate paths and run to 250 characters; nobody reads or
+types them. So the human view leads with the `roachctl sql` command that connects, and shows the
+URLs only with --verbose; `--json` always has them (docs/interface.md, "Output").
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from roachctl.cli.context import AppContext, default_home
+from roachctl.engine.deploy_flow import DeployResult
+from roachctl.plan.report import plan_to_json
+from roachctl.ui.tables import host_results
+
+
+def endpoints(
+    app: AppContext, command: str, nodes: Sequence[Mapping[str, Any]], *, consoles: bool = True
+) -> None:
+    """`sql: <command>`, then per node its DB Console (unless `consoles` is off) and, with
+    --verbose, its SQL URL. Each node needs `sql_url` and `http_url`, and `label` or `host`."""
+    if not nodes:
+        return
+    out = app.env.console
+    out.print(f"sql: {with_home(app, command)}", highlight=False, soft_wrap=True)
+    for n in nodes:
+        label = n.get("label", n.get("host"))
+        if consoles:
+            out.print(f"{label}: console {n['http_url']}", highlight=False, soft_wrap=True)
+        if app.verbose:
+            out.print(f"{label}: sql {n['sql_url']}", highlight=False, soft_wrap=True)
+
+
+def with_home(app: AppContext, command: str) -> str:
+    """`command` with `--home` when this run's home is not the one a plain `roachctl` would use."""
+    if app.home == default_home():
+        return command
+    first, rest = command.split(" ", 1)
+    return f"{first} --home {shlex.quote(str(app.home))} {rest}"
+
+
+def deploy_result(app: AppContext, result: DeployResult) -> None:
+    """The JSON document; after an apply, the per-host table and the next step (the plan was shown)."""
+    doc: dict[str, Any] = {"dry_run": result.dry_run, **plan_to_json(result.plans)}
+    if result.applied is not None:
+        doc["applied"] = result.applied
+    doc["failed"] = {h: e.render() for h, e in result.failures.items()}
+    if app.json:
+        app.env.emit_json(doc)
+    name = result.topology.name
+    if result.applied is not None:
+        host_results(f"deploy {name}", result.hosts, result.done, result.failures, out=app.env.console)
+    result.raise_failures()
+    if result.applied is not None:
+        app.env.console.print(f"next: roachctl start {name}")
