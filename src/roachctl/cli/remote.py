@@ -183,7 +183,7 @@ def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_
 
 
 def _known_secure_home(app: AppContext, topology: Topology) -> bool:
-    """Whether the home already knows this secure cluster; its CA must then be usable (deploy would refuse)."""
+    """Whether the home knows this secure cluster; its CA must then be usable (deploy would refuse)."""
     home = ClusterHome(app.home, topology.name)
     if topology.secure and not home.is_new():
         home.ca()
