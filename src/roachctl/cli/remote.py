@@ -24,6 +24,7 @@ from roachctl.cluster import status as status_mod
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
 from roachctl.engine import deploy as deploy_mod
+from roachctl.engine import drift as drift_mod
 from roachctl.errors import HostFailures, RefusedError, RemoteCommandError, UsageError
 from roachctl.model.loader import load_text, load_topology, read_topology_file
 from roachctl.model.topology import Topology
@@ -376,7 +377,10 @@ def status(ctx: click.Context, cluster: str) -> None:
     async def body(session: Session) -> dict[str, Any]:
         if session.topology.secure:
             session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
-        return status_mod.to_json(session, await status_mod.collect(session))
+        reports, drifts = await asyncio.gather(status_mod.collect(session), drift_mod.collect(session))
+        for report in reports:
+            report.drift = drifts.get(report.target.host)
+        return status_mod.to_json(session, reports)
 
     data = _run(app, topology, body)
     if app.json:
@@ -386,7 +390,8 @@ def status(ctx: click.Context, cluster: str) -> None:
         title=f"{data['cluster']} {data['version']} ({'secure' if data['secure'] else 'INSECURE'})",
         title_justify="left",
     )
-    for column in ("host", "id", "service", "pid", "ready", "live", "version", "cert expires", "http"):
+    columns = ("host", "id", "service", "pid", "ready", "live", "version", "cert expires", "drift", "http")
+    for column in columns:
         table.add_column(column)
     for n in data["nodes"]:
         ready = "[green]yes[/]" if n["ready"] else f"[red]no[/] {n['ready_detail'] or ''}"
@@ -400,9 +405,21 @@ def status(ctx: click.Context, cluster: str) -> None:
             live,
             n["version"] or "-",
             n["cert_expires"] or "-",
+            _drift_cell(n["drift"]),
             n["http_url"],
         )
     console().print(table)
+
+
+def _drift_cell(drift: dict[str, Any] | None) -> str:
+    """ "as deployed", or what a `deploy` would change now (see `roachctl doctor`)."""
+    if drift is None or drift["error"]:
+        return "[yellow]unknown[/]"
+    if drift["converged"]:
+        return "[green]as deployed[/]"
+    return f"[red]{len(drift['changes'])} change(s)[/]\n" + "\n".join(
+        c["target"] for c in drift["changes"][:3]
+    )
 
 
 @click.command()

@@ -15,6 +15,7 @@ from typing import Any
 
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus
+from roachctl.engine.drift import HostDrift
 from roachctl.errors import RoachctlError
 from roachctl.facts.gather import gather_facts
 from roachctl.model.facts import UnitFact
@@ -31,6 +32,7 @@ class NodeReport:
     status: NodeStatus | None
     cert_expires: str | None
     error: str | None = None
+    drift: HostDrift | None = None
 
 
 def sql_url(session: Session, target: NodeTarget) -> str:
@@ -130,4 +132,5 @@ def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
         "http_url": http_url(session, r.target),
         "cert_expires": r.cert_expires,
         "error": r.error,
+        "drift": r.drift.to_json() if r.drift else None,
     }
