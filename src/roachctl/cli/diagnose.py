@@ -12,7 +12,7 @@ from rich.table import Table
 
 from roachctl.cli.remote import _app, _cluster_topology, _run
 from roachctl.cluster import debugzip, logs
-from roachctl.engine import doctor as doctor_mod
+from roachctl.cluster import doctor as doctor_mod
 from roachctl.errors import HostFailures, RefusedError, TransportError, UsageError
 from roachctl.plan import doctor as rules
 from roachctl.plan import logs as logplan
