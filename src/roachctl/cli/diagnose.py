@@ -44,7 +44,7 @@ def doctor(ctx: click.Context, cluster: str, disk_threshold: float) -> None:
     """
     app = _app(ctx)
     found = _run(
-        app, _cluster_topology(app, cluster), lambda s: doctor_mod.run(s, min_free_pct=disk_threshold)
+        app, _cluster_topology(app, cluster), lambda s: doctor_mod.diagnose(s, min_free_pct=disk_threshold)
     )
     errors = [f for f in found if f.severity == rules.ERROR]
     if app.json:

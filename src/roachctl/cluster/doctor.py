@@ -107,7 +107,7 @@ async def _cluster_view(session: Session, ready: list[NodeTarget]) -> tuple[list
     raise RoachctlError(f"could not read the cluster settings: {last}")
 
 
-async def run(session: Session, *, min_free_pct: float = rules.DISK_MIN_FREE_PCT) -> list[Finding]:
+async def diagnose(session: Session, *, min_free_pct: float = rules.DISK_MIN_FREE_PCT) -> list[Finding]:
     """Every finding on `session`'s cluster (empty: healthy and as deployed)."""
     chosen = targets(session)
     checks, drifts, certs = await asyncio.gather(
