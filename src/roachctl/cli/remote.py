@@ -377,9 +377,7 @@ def status(ctx: click.Context, cluster: str) -> None:
     async def body(session: Session) -> dict[str, Any]:
         if session.topology.secure:
             session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
-        reports, drifts = await asyncio.gather(status_mod.collect(session), drift_mod.collect(session))
-        for report in reports:
-            report.drift = drifts.get(report.target.host)
+        reports = await status_mod.collect(session, await drift_mod.collect(session))
         return status_mod.to_json(session, reports)
 
     data = _run(app, topology, body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,13 +70,25 @@ async def _unit(session: Session, target: NodeTarget) -> UnitFact | None:
     return facts.units.get(target.unit)
 
 
-async def collect(session: Session) -> list[NodeReport]:
-    """Observe every node (in parallel); unreachable hosts are reported, not raised."""
+async def collect(session: Session, drifts: Mapping[str, HostDrift] | None = None) -> list[NodeReport]:
+    """Observe every node (in parallel); unreachable hosts are reported, not raised.
+
+    With `drifts` (engine/drift.py), each host's unit state comes from the drift's own fact round
+    trip, so `status` asks every host once.
+    """
     chosen = targets(session)
+
+    async def unit_of(target: NodeTarget) -> UnitFact | None:
+        drift = (drifts or {}).get(target.host)
+        if drift is not None and drift.facts is not None:
+            return drift.facts.units.get(target.unit)
+        if drift is not None and drift.error is not None and drift.unreachable:
+            raise RoachctlError(drift.error)
+        return await _unit(session, target)
 
     async def one(target: NodeTarget) -> NodeReport:
         try:
-            unit = await _unit(session, target)
+            unit = await unit_of(target)
         except RoachctlError as exc:
             return NodeReport(
                 target,
@@ -85,13 +98,15 @@ async def collect(session: Session) -> list[NodeReport]:
                 None,
                 _cert_expiry(session, target.host),
                 error=exc.message.splitlines()[0],
+                drift=(drifts or {}).get(target.host),
             )
         expiry = _cert_expiry(session, target.host)
+        drift = (drifts or {}).get(target.host)
         if unit is None or unit.active_state in ("inactive", "failed"):
-            return NodeReport(target, unit, False, "not running", None, expiry)
+            return NodeReport(target, unit, False, "not running", None, expiry, drift=drift)
         readiness = await probe_ready(session, target, timeout=8)
         detail = readiness.detail if readiness.answered else "not answering on its HTTP port"
-        return NodeReport(target, unit, readiness.ready, detail, None, expiry)
+        return NodeReport(target, unit, readiness.ready, detail, None, expiry, drift=drift)
 
     reports = list(await asyncio.gather(*(one(t) for t in chosen)))
     running = [r.target for r in reports if r.unit is not None and r.unit.active_state == "active"]

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 
 from roachctl.engine import deploy as deploy_mod
-from roachctl.errors import RoachctlError
+from roachctl.errors import RoachctlError, TransportError
 from roachctl.exec.fanout import fanout_settled
 from roachctl.facts.gather import gather_facts
 from roachctl.model.facts import HostFacts
@@ -48,6 +48,7 @@ class HostDrift:
     error: str | None = None
     facts: HostFacts | None = None
     state: HostState | None = None
+    unreachable: bool = False  # the probe itself failed (transport), not the planning
 
     @property
     def converged(self) -> bool:
@@ -90,7 +91,10 @@ async def collect(session: Session) -> dict[str, HostDrift]:
     probes, failed = await fanout_settled(
         session.hosts, lambda h: deploy_mod._probe(session, h), interrupts=session.interrupts
     )
-    out = {h: HostDrift(h, error=e.message.splitlines()[0]) for h, e in failed.items()}
+    out = {
+        h: HostDrift(h, error=e.message.splitlines()[0], unreachable=isinstance(e, TransportError))
+        for h, e in failed.items()
+    }
     peers = deploy_mod._peer_addresses(topology, probes)
     owner = session.home.owner_id()
     for host, probe in probes.items():
