@@ -125,9 +125,9 @@ def _add_tar(dst: zipfile.ZipFile, raw: bytes, prefix: str) -> int:
         for member in tar:
             if not member.isfile():
                 continue
-            name = os.path.normpath(member.name).lstrip("./")
+            name = os.path.normpath(member.name)
             total += member.size
-            if not name or name.startswith("..") or total > MAX_DOWN_LOGS:
+            if name in (".", "..") or name.startswith(("../", "/")) or total > MAX_DOWN_LOGS:
                 continue
             handle = tar.extractfile(member)
             if handle is not None:
