@@ -122,6 +122,10 @@ async def diagnose(session: Session, *, min_free_pct: float = rules.DISK_MIN_FRE
         if drift is not None and drift.error is None:
             unit_paths = [u.file.path for u in drift.state.units] if drift.state else []
             findings.extend(rules.drift_findings(target.host, drift.changes, unit_paths))
+        elif drift is not None and not drift.unreachable:
+            detail = f"cannot tell whether the host is as deployed: {drift.error}"
+            hint = "`roachctl deploy --dry-run TOPOLOGY` shows the details"
+            findings.append(Finding(target.host, "drift", WARNING, detail, hint))
         try:
             observations[target.host] = obs = await _observe_host(session, target)
         except RoachctlError:
