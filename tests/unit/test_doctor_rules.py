@@ -73,7 +73,8 @@ def test_drift_is_grouped_by_what_it_means() -> None:
     assert set(found) == {"firewall", "unit drift", "drift"}
     assert found["firewall"].severity == rules.ERROR and "rules not loaded" in found["firewall"].detail
     assert unit in found["unit drift"].detail
-    assert "ca.crt" in found["drift"].detail and "daemon-reload" in found["drift"].detail
+    assert "daemon-reload" in found["unit drift"].detail
+    assert "ca.crt" in found["drift"].detail and "daemon-reload" not in found["drift"].detail
     assert rules.drift_findings("h", [], [unit]) == []
 
 

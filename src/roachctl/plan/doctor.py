@@ -188,9 +188,8 @@ _FIREWALL_KINDS = (ChangeKind.FIREWALL,)
 def drift_findings(host: str, changes: Sequence[Change], unit_paths: Sequence[str]) -> list[Finding]:
     """Changes a `deploy` would make now, grouped: firewall, unit files, the rest."""
     firewall = [c for c in changes if c.kind in _FIREWALL_KINDS or "/firewall-" in c.target]
-    units = [
-        c for c in changes if c not in firewall and (c.target in unit_paths or c.kind.value.endswith("unit"))
-    ]
+    unit_kinds = (ChangeKind.DAEMON_RELOAD, ChangeKind.ENABLE_UNIT)  # follow from a unit's own change
+    units = [c for c in changes if c not in firewall and (c.target in unit_paths or c.kind in unit_kinds)]
     other = [c for c in changes if c not in firewall and c not in units]
     out = []
     if firewall:
