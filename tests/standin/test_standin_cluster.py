@@ -835,6 +835,13 @@ def test_sighup_reload_takes_effect_for_new_connections(
     assert n.events()[-1]["ok"] is False
     assert n.alive()
     assert c.cli("node", "ls", node=n).stderr.count("x509") == 1
+    # contract §9: a reload that would lose the loaded node cert is refused with the real words
+    (n.certs / "node.crt").unlink()
+    n.signal(signal.SIGHUP)
+    wait_for(lambda: n.event_names().count("cert_reload") == 3, 10, "third cert_reload")
+    assert n.events()[-1]["error"] == "reload would lose valid node cert: not found"
+    assert "could not reload certificates: reload would lose valid node cert" in n.log_text()
+    assert n.alive()
 
 
 def test_status_for_one_node_and_json_sql(make_cluster: MakeCluster, tmp_path: Path) -> None:  # noqa: F811

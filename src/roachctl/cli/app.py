@@ -70,12 +70,14 @@ def cli(
 
 
 def _register() -> None:
+    from roachctl.cli import certs as certs_cmds
     from roachctl.cli import diagnose as diagnose_cmds
     from roachctl.cli import local as local_cmds
     from roachctl.cli import remote as remote_cmds
 
     local_cmds.register(cli)
     remote_cmds.register(cli)
+    certs_cmds.register(cli)
     diagnose_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)

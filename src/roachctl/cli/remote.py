@@ -18,8 +18,8 @@ import click
 from rich.table import Table
 
 from roachctl.cli.context import AppContext
+from roachctl.cluster import certstatus, lifecycle, sqlshell
 from roachctl.cluster import destroy as destroy_mod
-from roachctl.cluster import lifecycle, sqlshell
 from roachctl.cluster import status as status_mod
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.engine import check as check_mod
@@ -168,10 +168,16 @@ def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_
     home = ClusterHome(app.home, topology.name)
     if topology.secure and not home.is_new():
         home.ca()  # a known cluster's CA must be usable (deploy would refuse it anyway)
-    findings = _run(app, topology, lambda s: check_mod.run_checks(s, adopt=adopt), accept_new_host_keys)
+    known = topology.secure and home.exists()
+
+    async def body(session: Session) -> tuple[list[check_mod.Finding], str | None]:
+        found = await check_mod.run_checks(session, adopt=adopt)
+        return found, (await certstatus.warning_line(session) if known else None)
+
+    findings, cert_warning = _run(app, topology, body, accept_new_host_keys)
     failed = [f for f in findings if not f.ok]
     if app.json:
-        emit_json({"ok": not failed, "checks": [f.__dict__ for f in findings]})
+        emit_json({"ok": not failed, "checks": [f.__dict__ for f in findings], "cert_warning": cert_warning})
     table = Table(title=f"check {topology.name}", title_justify="left")
     for column in ("host", "check", "result", "details"):
         table.add_column(column)
@@ -179,6 +185,8 @@ def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_
         result = "[green]ok[/]" if f.ok else "[red]FAILED[/]"
         table.add_row(f.host, f.check, result, f.detail + (f"\nhint: {f.hint}" if f.hint else ""))
     console().print(table)
+    if cert_warning:
+        console().print(f"[yellow]warning:[/] {cert_warning}", highlight=False)
     if failed:
         raise RefusedError(
             f"{len(failed)} check(s) failed", hint="fix the items marked FAILED and re-run check"
@@ -378,7 +386,9 @@ def status(ctx: click.Context, cluster: str) -> None:
         if session.topology.secure:
             session.home.operator_certs()  # the printed SQL URLs point at these (short-lived) files
         reports = await status_mod.collect(session, await drift_mod.collect(session))
-        return status_mod.to_json(session, reports)
+        data = status_mod.to_json(session, reports)
+        data["cert_warning"] = await certstatus.warning_line(session)
+        return data
 
     data = _run(app, topology, body)
     if app.json:
@@ -407,6 +417,8 @@ def status(ctx: click.Context, cluster: str) -> None:
             n["http_url"],
         )
     console().print(table)
+    if data["cert_warning"]:
+        console().print(f"[yellow]warning:[/] {data['cert_warning']}", highlight=False)
 
 
 def _drift_cell(drift: dict[str, Any] | None) -> str:

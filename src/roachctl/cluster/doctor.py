@@ -5,7 +5,7 @@ reachability...), drift against what `deploy` would converge each host to (units
 files), per node the running process's file-descriptor limit, free space per store and the
 unit's stop timeout, then through one ready node the cluster's view: liveness, builds, ranges,
 the cluster version and the `server.shutdown.*` settings (the drain must fit in TimeoutStopSec).
-Certificate findings come from the certs status (`cert_findings`). A clean cluster: no finding.
+Certificate findings are `certs status`'s (cluster/certstatus.py). A clean cluster: no finding.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from roachctl.cluster import certstatus
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus, unavailable_ranges, underreplicated_ranges
 from roachctl.engine import check as check_mod
@@ -71,9 +72,29 @@ def parse_host_script(text: str) -> HostObservation:
 
 
 async def cert_findings(session: Session) -> list[Finding]:
-    """Certificate status (expiry, SANs, served cert) — the seam for `certs status` (issue 12
-    item 1, built separately): until it is merged, doctor reports no certificate findings."""
-    return []
+    """What `certs status` finds (expiry, SANs, issuer, served vs on-disk cert), as doctor findings.
+
+    The operator's client certificate is the cluster's (`*`) finding; an insecure cluster has none.
+    """
+    if not session.topology.secure:
+        return []
+    try:
+        report = await certstatus.collect(session)
+    except RoachctlError as exc:
+        return [Finding("*", "certs", ERROR, exc.message.splitlines()[0], "see `roachctl certs status`")]
+    found = [f for node in report.nodes for f in node.findings] + list(report.operator)
+    hint = f"see `roachctl certs status {session.topology.name}`"
+    return [
+        Finding(
+            "*" if f.subject == "operator" else f.subject,
+            f"operator cert {f.check}" if f.subject == "operator" else f"cert {f.check}",
+            f.severity,
+            f.detail,
+            f.hint or hint,
+        )
+        for f in found
+        if f.severity in (ERROR, WARNING)
+    ]
 
 
 async def _observe_host(session: Session, target: NodeTarget) -> HostObservation:

@@ -174,3 +174,58 @@ def client_context(ca_pem: bytes) -> ssl.SSLContext:
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+async def served_certificate(argv: Sequence[str], *, server_hostname: str, timeout: float = 10.0) -> bytes:
+    """The DER certificate a TLS server presents, over the byte pipe `argv` (e.g. `ssh -W`).
+
+    Nothing is verified here on purpose: `certs status` must see an expired or foreign
+    certificate to report it (tls/inspect.py judges it). No request is sent after the handshake.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        return await asyncio.wait_for(_handshake(proc.stdin, proc.stdout, context, server_hostname), timeout)
+    except TimeoutError as exc:
+        raise ProbeError(f"no TLS handshake with {server_hostname} within {timeout:.0f}s") from exc
+    except (OSError, _PipeClosed) as exc:
+        raise ProbeError(await _pipe_error(proc) or str(exc) or "connection lost") from exc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def _handshake(
+    writer: asyncio.StreamWriter, reader: asyncio.StreamReader, context: ssl.SSLContext, host: str
+) -> bytes:
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            data = outgoing.read()
+            if data:
+                writer.write(data)
+                await writer.drain()
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise _PipeClosed("connection closed during TLS handshake") from None
+            incoming.write(chunk)
+        except ssl.SSLError as exc:
+            raise ProbeError(f"TLS handshake with {host} failed: {exc}") from exc
+    der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ProbeError(f"{host} presented no certificate")
+    return der

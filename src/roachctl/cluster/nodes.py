@@ -72,8 +72,11 @@ def targets(session: Session, only: str | None = None) -> list[NodeTarget]:
 class NodeClient:
     """Runs `cockroach` client commands on nodes; one short-lived client cert per operation."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, signer: pki.KeyPair | None = None) -> None:
+        """`signer`: the CA of the client cert (default: the home's signing CA); a CA rotation
+        uses the new CA to prove that a node already trusts it."""
         self.session = session
+        self._signer = signer
         self._client: pki.KeyPair | None = None
 
     def client_files(self) -> dict[str, bytes]:
@@ -91,8 +94,8 @@ class NodeClient:
         if not self.session.topology.secure:
             return None, None, None
         if self._client is None:
-            self._client = self.session.home.ephemeral_client()
-        ca = self.session.home.ca().cert_pem()
+            self._client = self.session.home.ephemeral_client(signer=self._signer)
+        ca = self.session.home.trust_pem()
         return ca, self._client.cert_pem(), self._client.key_pem()
 
     async def run(
@@ -155,7 +158,7 @@ async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 
     """GET /health?ready=1 on the node's HTTP port, through an ssh -W pipe (contract §6)."""
     executor = session.ssh.executor(target.host)
     argv = executor.pipe_argv(target.http_addr)
-    context = client_context(session.home.ca().cert_pem()) if session.topology.secure else None
+    context = client_context(session.home.trust_pem()) if session.topology.secure else None
     try:
         response = await https_get_via_stdio(
             argv,

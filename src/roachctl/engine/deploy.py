@@ -300,6 +300,12 @@ def prepare_ca(home: ClusterHome, topology: Topology) -> None:
     """
     if not topology.secure:
         return
+    if home.exists() and home.rotation_phase():
+        raise RefusedError(
+            f"a CA rotation of cluster {home.name!r} is under way (phase {home.rotation_phase()} of 3): "
+            "deploy would write certificates of the wrong phase",
+            hint=f"finish it first: `roachctl certs rotate {home.name} --ca`",
+        )
     if home.is_new():
         home.begin_new_ca()
     else:
@@ -342,7 +348,7 @@ def refuse_ca_change(home: ClusterHome, plan: DeployPlan) -> None:
         )
     raise RefusedError(
         f"deploy would replace the CA certificate on {len(replaced)} host(s): {why}. That is a CA "
-        "rotation, which roachctl does not do yet (`certs rotate --ca` is planned)",
+        "rotation, which deploy never does (`roachctl certs rotate CLUSTER --ca` does, in verified phases)",
         where="; ".join(replaced),
         hint=hint,
     )

@@ -5,6 +5,9 @@ Layout (interface.md, "--home"):
   ca/ca.crt, ca/ca.key the cluster CA; the key is 0600 and never leaves this directory. Created
                        only by the first deploy of a new cluster, exclusively; never re-created
                        or overwritten (a missing or mismatched file is a refusal, see `ca()`)
+  ca/rotation/         only during a CA rotation (`certs rotate --ca`): the new CA (ca.crt, ca.key),
+                       the old one (old.crt, old.key) and state.json (its phase, 1-3); renamed to
+                       ca/retired-<time>/ when the rotation ends
   certs/               ca.crt + a short-lived client.root.crt/key for the operator (printed URLs)
   nodes/<host>/        node.crt + node.key per node, reused across deploys (idempotence)
   state.json           facts roachctl must remember: initialized, cluster id, deployed version
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterable
@@ -26,7 +30,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from roachctl.errors import RefusedError, UsageError
-from roachctl.fsutil import atomic_write, private_dir
+from roachctl.fsutil import atomic_write, exclusive_write, private_dir
 from roachctl.model.types import NAME_RE
 from roachctl.tls import pki, store
 
@@ -176,11 +180,106 @@ class ClusterHome:
         stamp = self._ca_stamp()
         if self._ca is None or stamp != self._ca_loaded_at or stamp is None:
             try:
-                self._ca = store.load_ca(self.ca_dir)
+                self._ca = store.load_ca_files(*self._signer_paths())
             except store.CAFileError as exc:
                 raise self._ca_refusal(exc) from None
             self._ca_loaded_at = self._ca_stamp()
         return self._ca
+
+    # -- CA rotation (contract §9: bundle everywhere, re-issue from the new CA, drop the old) ---
+
+    @property
+    def rotation_dir(self) -> Path:
+        return self.ca_dir / "rotation"
+
+    def rotation_phase(self) -> int:
+        """The phase of an unfinished CA rotation (1-3), or 0 when none is under way."""
+        path = self.rotation_dir / "state.json"
+        if not path.is_file():
+            return 0
+        try:
+            phase = json.loads(path.read_text(encoding="utf-8"))["phase"]
+        except (ValueError, KeyError, TypeError):
+            phase = None
+        if phase not in (1, 2, 3):
+            raise UsageError(
+                f"the CA rotation state of cluster {self.name!r} is corrupt", where=str(path),
+                hint='write {"phase": N} with the phase `roachctl history` shows as last begun',
+            )  # fmt: skip
+        return int(phase)
+
+    def _signer_paths(self) -> tuple[Path, Path]:
+        """ca.crt/ca.key of the CA that signs now: the new one from phase 2 on.
+
+        Each file falls back to ca/ on its own: the rotation's end moves the key first, then the
+        certificate, so at every instant the pair found belongs together.
+        """
+        cert, key = self.ca_dir / store.CA_CERT, self.ca_dir / store.CA_KEY
+        if self.rotation_phase() >= 2:
+            new_cert, new_key = self.rotation_dir / store.CA_CERT, self.rotation_dir / store.CA_KEY
+            cert = new_cert if new_cert.exists() else cert
+            key = new_key if new_key.exists() else key
+        return cert, key
+
+    def begin_ca_rotation(self) -> pki.KeyPair:
+        """Phase 1 begins: a new CA beside the old one, both kept (exclusively created)."""
+        old = self.ca()
+        directory = private_dir(self.rotation_dir)
+        new = pki.create_ca()
+        for name, data, mode in (
+            ("old.key", old.key_pem(), 0o600), ("old.crt", old.cert_pem(), 0o644),
+            (store.CA_KEY, new.key_pem(), 0o600), (store.CA_CERT, new.cert_pem(), 0o644),
+        ):  # fmt: skip
+            exclusive_write(directory / name, data, mode)
+        self.set_rotation_phase(1)
+        return new
+
+    def set_rotation_phase(self, phase: int) -> None:
+        atomic_write(self.rotation_dir / "state.json", (json.dumps({"phase": phase}) + "\n").encode(), 0o600)
+        self._ca = None
+
+    def new_ca(self) -> pki.KeyPair:
+        """The CA a rotation moves to (phases 1-3)."""
+        try:
+            return store.load_ca(self.rotation_dir)
+        except store.CAFileError as exc:
+            raise self._ca_refusal(exc) from None
+
+    def old_ca(self) -> pki.KeyPair:
+        """The CA a rotation moves away from (kept in the rotation dir)."""
+        try:
+            return store.load_ca_files(self.rotation_dir / "old.crt", self.rotation_dir / "old.key")
+        except store.CAFileError as exc:
+            raise self._ca_refusal(exc) from None
+
+    def old_ca_pem(self) -> bytes:
+        return (self.rotation_dir / "old.crt").read_bytes()
+
+    def bundle_pem(self) -> bytes:
+        """New CA then old CA: the combined ca.crt of phases 1 and 2 (contract §9)."""
+        return self.new_ca().cert_pem() + self.old_ca_pem()
+
+    def trust_pem(self) -> bytes:
+        """What the controller and its client certs trust now: the bundle during a rotation."""
+        return self.bundle_pem() if self.rotation_phase() else self.ca().cert_pem()
+
+    def node_ca_pem(self) -> bytes:
+        """The ca.crt nodes must hold in the current phase (phase 3: the new CA alone)."""
+        phase = self.rotation_phase()
+        if phase == 3:
+            return self.new_ca().cert_pem()
+        return self.bundle_pem() if phase else self.ca().cert_pem()
+
+    def finish_ca_rotation(self) -> Path:
+        """The new CA becomes ca/; the rotation dir (old CA included) is kept as ca/retired-<time>."""
+        for name in (store.CA_KEY, store.CA_CERT):  # key first: see _signer_paths
+            source = self.rotation_dir / name
+            if source.exists():
+                os.replace(source, self.ca_dir / name)
+        retired = self.ca_dir / f"retired-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+        os.rename(self.rotation_dir, retired)
+        self._ca = None
+        return retired
 
     def begin_new_ca(self) -> pki.KeyPair:
         """A new CA for the first deploy of a new cluster, held in memory until `commit_new_ca`.
@@ -223,7 +322,10 @@ class ClusterHome:
         self._pending_nodes.clear()
 
     def _ca_stamp(self) -> tuple[tuple[int, int, int], ...] | None:
-        """(inode, size, mtime) of ca.crt and ca.key, or None when either is missing."""
+        """(inode, size, mtime) of ca.crt and ca.key, or None when either is missing (or a CA
+        rotation is under way: then the signing CA is looked up each time)."""
+        if self.rotation_dir.exists():
+            return None
         try:
             stats = [(self.ca_dir / name).stat() for name in (store.CA_CERT, store.CA_KEY)]
         except FileNotFoundError:
@@ -271,19 +373,25 @@ class ClusterHome:
         OPERATOR_CLIENT_LIFETIME and is renewed when less than OPERATOR_RENEW_BEFORE is left
         (by `deploy`, `start` and `status`), or when the CA is not the cluster's.
         """
-        ca = self.ca()
+        ca, trust = self.ca(), self.trust_pem()
         cert = self.certs_dir / store.client_cert_name("root")
         if (
             not cert.is_file()
             or _expires_within(cert.read_bytes(), OPERATOR_RENEW_BEFORE)
-            or not _same_ca(self.certs_dir, ca)
+            or not _same_ca(self.certs_dir, trust)
+            or not _issued_by(cert.read_bytes(), ca)
         ):
-            store.write_client_certs(self.certs_dir, ca, "root", lifetime=OPERATOR_CLIENT_LIFETIME)
+            store.write_client_certs(
+                self.certs_dir, ca, "root", lifetime=OPERATOR_CLIENT_LIFETIME, trust_pem=trust
+            )
         return self.certs_dir
 
-    def ephemeral_client(self, user: str = "root") -> pki.KeyPair:
-        """A short-lived client cert for one operation on a node; never written to disk here."""
-        return pki.create_client_cert(self.ca(), user, lifetime=EPHEMERAL_CLIENT_LIFETIME)
+    def ephemeral_client(self, user: str = "root", *, signer: pki.KeyPair | None = None) -> pki.KeyPair:
+        """A short-lived client cert for one operation on a node; never written to disk here.
+
+        Signed by the signing CA, which every node trusts in each phase of a CA rotation.
+        """
+        return pki.create_client_cert(signer or self.ca(), user, lifetime=EPHEMERAL_CLIENT_LIFETIME)
 
     def node_cert(self, host: str, addresses: Iterable[str]) -> tuple[bytes, bytes]:
         """(node.crt, node.key) PEM for `host`, reused while it covers `addresses` and is fresh.
@@ -313,6 +421,18 @@ class ClusterHome:
         node = pki.create_node_cert(ca, wanted)
         self._save_node_cert(host, node.cert_pem(), node.key_pem())
         return node.cert_pem(), node.key_pem()
+
+    def saved_node_cert(self, host: str) -> tuple[bytes, bytes] | None:
+        """(node.crt, node.key) PEM this home keeps for `host`, if any."""
+        node_dir = self.dir / "nodes" / host
+        cert_path, key_path = node_dir / store.NODE_CERT, node_dir / store.NODE_KEY
+        if cert_path.is_file() and key_path.is_file():
+            return cert_path.read_bytes(), key_path.read_bytes()
+        return None
+
+    def save_node_cert(self, host: str, cert_pem: bytes, key_pem: bytes) -> None:
+        """Keep `host`'s node certificate (what the next deploy desires on the node)."""
+        self._save_node_cert(host, cert_pem, key_pem)
 
     def _save_node_cert(self, host: str, cert_pem: bytes, key_pem: bytes) -> None:
         node_dir = private_dir(self.dir / "nodes" / host)
@@ -373,6 +493,6 @@ def _issued_by(cert_pem: bytes, ca: pki.KeyPair) -> bool:
     return True
 
 
-def _same_ca(certs_dir: Path, ca: pki.KeyPair) -> bool:
+def _same_ca(certs_dir: Path, trust_pem: bytes) -> bool:
     path = certs_dir / store.CA_CERT
-    return path.is_file() and path.read_bytes() == ca.cert_pem()
+    return path.is_file() and path.read_bytes() == trust_pem

@@ -134,6 +134,12 @@ def _cert_files(topology: Topology, layout: Layout, certs: Mapping[str, bytes]) 
     return tuple(files)
 
 
+def cert_files(topology: Topology, host: str, certs: Mapping[str, bytes]) -> tuple[FileSpec, ...]:
+    """`host`'s certificate files as deploy writes them (owner, group, mode): for `certs rotate`."""
+    node = topology.node_config(host)
+    return _cert_files(topology, layout_for(topology, node, "amd64"), certs)  # arch: not in the paths
+
+
 def _firewall(
     topology: Topology,
     node: NodeConfig,

@@ -59,13 +59,17 @@ def load_ca(ca_dir: Path) -> pki.KeyPair:
     Raises:
         CAFileError: what is wrong, for the caller's refusal.
     """
-    cert_path, key_path = ca_dir / CA_CERT, ca_dir / CA_KEY
-    present = ca_files_present(ca_dir)
+    return load_ca_files(ca_dir / CA_CERT, ca_dir / CA_KEY)
+
+
+def load_ca_files(cert_path: Path, key_path: Path) -> pki.KeyPair:
+    """`load_ca` for two explicit paths (during a CA rotation the signing CA moves, see home.py)."""
+    present = [p.name for p in (cert_path, key_path) if p.exists() or p.is_symlink()]
     if not present:
         raise CAFileError("missing", f"{cert_path} and {key_path} are missing")
-    if CA_CERT not in present:
+    if cert_path.name not in present:
         raise CAFileError("missing-cert", f"{cert_path} is missing")
-    if CA_KEY not in present:
+    if key_path.name not in present:
         raise CAFileError("missing-key", f"{key_path} is missing")
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -128,11 +132,15 @@ def write_client_certs(
     user: str = "root",
     *,
     lifetime: dt.timedelta = pki.LEAF_LIFETIME,
+    trust_pem: bytes | None = None,
 ) -> pki.KeyPair:
-    """Write ca.crt, client.<user>.crt and client.<user>.key (0600)."""
+    """Write ca.crt, client.<user>.crt and client.<user>.key (0600).
+
+    `trust_pem` is the ca.crt to write when it is not just the signing CA (a CA rotation's bundle).
+    """
     private_dir(certs_dir)
     client = pki.create_client_cert(ca, user, lifetime=lifetime)
-    atomic_write(certs_dir / CA_CERT, ca.cert_pem(), 0o644)
+    atomic_write(certs_dir / CA_CERT, trust_pem or ca.cert_pem(), 0o644)
     atomic_write(certs_dir / client_key_name(user), client.key_pem(), 0o600)
     atomic_write(certs_dir / client_cert_name(user), client.cert_pem(), 0o644)
     return client

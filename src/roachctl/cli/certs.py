@@ -1,0 +1,153 @@
+"""`certs status|rotate` and `home export|import`: certificates through their life, and the home's
+recovery path. Thin: parse options, call one function of the layer below, render its result."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+from rich.table import Table
+
+from roachctl.cli.context import AppContext
+from roachctl.cli.remote import _cluster_topology, _notify
+from roachctl.cluster import certrotate, certstatus
+from roachctl.engine.deploy import confirm
+from roachctl.errors import RefusedError, UsageError
+from roachctl.model.topology import Topology
+from roachctl.operation import homeexport
+from roachctl.operation.home import ClusterHome
+from roachctl.operation.session import Session, open_session
+from roachctl.tls import inspect
+from roachctl.ui.console import console, emit_json
+from roachctl.ui.tables import host_results
+
+T = TypeVar("T")
+PASSPHRASE_ENV = "ROACHCTL_HOME_PASSPHRASE"
+_STYLE = {inspect.OK: "green", inspect.WARNING: "yellow", inspect.ERROR: "red"}
+
+
+def register(root: click.Group) -> None:
+    root.add_command(certs)
+    root.add_command(home)
+
+
+def _app(ctx: click.Context) -> AppContext:
+    app = ctx.find_object(AppContext)
+    assert app is not None
+    return app
+
+
+def _run(app: AppContext, topology: Topology, body: Callable[[Session], Awaitable[T]], lock: str | None) -> T:
+    args = {k: str(v) for k, v in click.get_current_context().params.items()}
+
+    async def main() -> T:
+        async with open_session(topology, app.home, ssh_config=app.ssh_config, lock_for=lock, args=args) as s:
+            return await body(s)
+
+    return asyncio.run(main())
+
+
+@click.group()
+def certs() -> None:
+    """Certificates of a cluster: status, rotation."""
+
+
+@certs.command("status")
+@click.argument("cluster")
+@click.pass_context
+def certs_status(ctx: click.Context, cluster: str) -> None:
+    """Per node: issuer, expiry, SANs against its addresses, and whether it serves its node.crt.
+
+    Warns 30 days before an expiry; an expired certificate or a missing SAN is an error (exit 30).
+    """
+    app = _app(ctx)
+    report = _run(app, _cluster_topology(app, cluster), certstatus.collect, None)
+    if app.json:
+        emit_json(report.to_json())
+    _render(report)
+    if report.severity == inspect.ERROR:
+        raise RefusedError(f"certificates of {cluster} have errors", hint=report.warning_line())
+
+
+def _render(report: certstatus.CertReport) -> None:
+    table = Table(title=f"certificates of {report.cluster}", title_justify="left")
+    for column in ("host", "check", "result", "details"):
+        table.add_column(column)
+    for f in report.findings:
+        table.add_row(f.subject, f.check, f"[{_STYLE[f.severity]}]{f.severity}[/]",
+                      f.detail + (f"\nhint: {f.hint}" if f.hint else ""))  # fmt: skip
+    console().print(table)
+
+
+@certs.command("rotate")
+@click.argument("cluster")
+@click.option("--node-certs", is_flag=True, help="Re-issue every node certificate (same CA).")
+@click.option("--ca", is_flag=True, help="Rotate the CA in three verified phases (resumable).")
+@click.option("--phase", type=click.IntRange(1, 3), default=None, help="Run only this CA phase (in order).")
+@click.pass_context
+def certs_rotate(ctx: click.Context, cluster: str, node_certs: bool, ca: bool, phase: int | None) -> None:
+    """Rotate certificates one node at a time: write, reload (SIGHUP), verify; no restart.
+
+    --ca: phase 1 puts the combined CA (new + old) on every node, phase 2 re-issues node and client
+    certificates from the new CA, phase 3 drops the old CA. Re-run to resume an interrupted one.
+    """
+    app = _app(ctx)
+    topology = _cluster_topology(app, cluster)
+    confirm(f"Rotate the {'CA' if ca else 'node certificates'} of {cluster}?", yes=app.yes)
+    outcome = _run(
+        app, topology,
+        lambda s: certrotate.rotate(s, node_certs=node_certs, ca=ca, phase=phase, notify=_notify),
+        "certs-rotate",
+    )  # fmt: skip
+    if app.json:
+        emit_json({"ok": True, "done": outcome.done})
+    host_results(f"certs rotate {cluster}", [n.host for n in topology.nodes], outcome.done, outcome.failures)
+
+
+@click.group()
+def home() -> None:
+    """The controller's home: export a cluster's CA and records, import them back."""
+
+
+def _passphrase(*, twice: bool) -> str:
+    """From ROACHCTL_HOME_PASSPHRASE or the terminal; never from argv."""
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env
+    if not os.isatty(0):
+        raise UsageError("a passphrase is needed", hint=f"run on a terminal, or set {PASSPHRASE_ENV}")
+    first = getpass.getpass("passphrase: ")
+    if twice and getpass.getpass("again: ") != first:
+        raise UsageError("the passphrases differ")
+    return first
+
+
+@home.command("export")
+@click.argument("cluster")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def home_export(ctx: click.Context, cluster: str, file: Path) -> None:
+    """Write CLUSTER's CA and records to FILE, encrypted with a passphrase (scrypt + AES-256-GCM)."""
+    app = _app(ctx)
+    size = homeexport.export_home(ClusterHome(app.home, cluster), file, _passphrase(twice=True))
+    if app.json:
+        emit_json({"cluster": cluster, "file": str(file), "bytes": size})
+    console().print(f"{cluster}: exported to {file} ({size} bytes); keep it and its passphrase apart")
+
+
+@home.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="Replace an existing entry (kept beside it).")
+@click.pass_context
+def home_import(ctx: click.Context, file: Path, force: bool) -> None:
+    """Restore a cluster's CA and records from FILE (made by `home export`)."""
+    app = _app(ctx)
+    restored = homeexport.import_home(app.home, file, _passphrase(twice=False), force=force)
+    if app.json:
+        emit_json({"cluster": restored.name, "home": str(restored.dir)})
+    console().print(f"{restored.name}: restored into {restored.dir}")

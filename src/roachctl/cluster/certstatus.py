@@ -1,0 +1,189 @@
+"""`certs status`: each node's certificates as on its disk and as it serves them, plus the operator's.
+
+The served certificate is seen through a TLS handshake with the node's HTTP port over an
+`ssh -W` pipe from the node itself (as readiness is probed: cluster/https_stdio.py), so a reload
+that is pending or was refused (contract §9) shows as "serves another certificate". The checks
+themselves are pure (tls/inspect.py); `status`, `check` and `doctor` use `collect` + `warning_line`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+
+from roachctl.cluster.https_stdio import ProbeError, served_certificate
+from roachctl.cluster.nodes import NodeTarget, targets, unit_running
+from roachctl.errors import RoachctlError, UsageError
+from roachctl.exec.command import Command
+from roachctl.operation.session import Session
+from roachctl.plan import bounds
+from roachctl.plan.desired import node_addresses
+from roachctl.plan.layout import layout_for
+from roachctl.tls import inspect, store
+
+# $@ = files; each is printed after a "#roachctl-file PATH" line, or "#roachctl-missing PATH".
+_READ_SCRIPT = r"""
+for f in "$@"; do
+  if [ -f "$f" ]; then echo "#roachctl-file $f"; cat -- "$f"; echo; else echo "#roachctl-missing $f"; fi
+done
+"""
+
+
+@dataclass
+class NodeCerts:
+    """One node: what its files say, what it serves, and the findings."""
+
+    host: str
+    disk: inspect.CertInfo | None = None
+    served: inspect.CertInfo | None = None
+    cas: list[inspect.CertInfo] = field(default_factory=list)
+    findings: list[inspect.Finding] = field(default_factory=list)
+
+    @property
+    def severity(self) -> str:
+        return inspect.worst(self.findings)
+
+
+@dataclass
+class CertReport:
+    cluster: str
+    nodes: list[NodeCerts]
+    operator: list[inspect.Finding]
+
+    @property
+    def findings(self) -> list[inspect.Finding]:
+        return [f for n in self.nodes for f in n.findings] + self.operator
+
+    @property
+    def severity(self) -> str:
+        return inspect.worst(self.findings)
+
+    def warning_line(self) -> str | None:
+        return inspect.warning_line(self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "severity": self.severity,
+            "nodes": [
+                {
+                    "host": n.host,
+                    "severity": n.severity,
+                    "disk": n.disk.to_json() if n.disk else None,
+                    "served": n.served.to_json() if n.served else None,
+                    "ca": [c.to_json() for c in n.cas],
+                    "findings": [f.to_json() for f in n.findings],
+                }
+                for n in self.nodes
+            ],
+            "operator": [f.to_json() for f in self.operator],
+        }
+
+
+def certs_dir(session: Session, host: str) -> str:
+    topology = session.topology
+    return layout_for(topology, topology.node_config(host), "amd64").certs_dir  # arch: not in paths
+
+
+async def read_cert_files(session: Session, host: str, names: list[str]) -> dict[str, bytes | None]:
+    """The named files of `host`'s certs dir (public certificates only), None when missing."""
+    base = certs_dir(session, host)
+    paths = [f"{base}/{n}" for n in names]
+    cmd = Command.shell(_READ_SCRIPT, *paths, sudo=True, name="roachctl-certs")
+    result = await session.ssh.executor(host).run(cmd, timeout=bounds.FILESYSTEM_S)
+    found: dict[str, bytes | None] = dict.fromkeys(names)
+    current: str | None = None
+    chunks: dict[str, list[str]] = {}
+    for line in result.out.splitlines(keepends=True):
+        if line.startswith(("#roachctl-file ", "#roachctl-missing ")):
+            current = (
+                line.split(" ", 1)[1].strip().rsplit("/", 1)[-1]
+                if line.startswith("#roachctl-file")
+                else None
+            )
+            if current is not None:
+                chunks[current] = []
+            continue
+        if current is not None:
+            chunks[current].append(line)
+    for name, lines in chunks.items():
+        found[name] = "".join(lines).encode()
+    return found
+
+
+async def served(session: Session, target: NodeTarget, *, timeout: float = 10) -> bytes:
+    """The DER certificate the node serves on its HTTP port (TLS handshake over `ssh -W`)."""
+    argv = session.ssh.executor(target.host).pipe_argv(target.http_addr)
+    return await served_certificate(argv, server_hostname=target.advertise, timeout=timeout)
+
+
+def _rotate_hint(session: Session) -> str:
+    return f"re-issue it: `roachctl certs rotate {session.topology.name} --node-certs`"
+
+
+async def node_certs(session: Session, target: NodeTarget, now: dt.datetime) -> NodeCerts:
+    """Observe one node; a host that cannot be reached is an error finding, never an exception."""
+    result = NodeCerts(target.host)
+    try:
+        files = await read_cert_files(session, target.host, [store.CA_CERT, store.NODE_CERT])
+        running = await unit_running(session, target)
+    except RoachctlError as exc:
+        result.findings.append(
+            inspect.Finding(target.host, "reach", inspect.ERROR, exc.message.splitlines()[0])
+        )
+        return result
+    der: bytes | None = None
+    if running:
+        try:
+            der = await served(session, target)
+        except ProbeError as exc:
+            result.findings.append(
+                inspect.Finding(target.host, "served", inspect.ERROR, f"no TLS handshake: {exc}")
+            )
+    node_pem, ca_pem = files[store.NODE_CERT], files[store.CA_CERT]
+    try:
+        result.findings += inspect.node_findings(
+            target.host,
+            node_pem=node_pem,
+            ca_pem=ca_pem,
+            served_der=der,
+            addresses=node_addresses(session.topology, target.host),
+            now=now,
+            rotate_hint=_rotate_hint(session),
+        )
+        if node_pem:
+            result.disk = inspect.info(inspect.load_pems(node_pem)[0])
+        result.cas = [inspect.info(c) for c in inspect.load_pems(ca_pem or b"")]
+        if der:
+            result.served = inspect.info(x509.load_der_x509_certificate(der))
+    except ValueError as exc:
+        result.findings.append(
+            inspect.Finding(target.host, "file", inspect.ERROR, f"unreadable certificate: {exc}")
+        )
+    return result
+
+
+async def collect(session: Session) -> CertReport:
+    """Every node (in parallel) and the operator's client certificate. Read-only."""
+    if not session.topology.secure:
+        raise UsageError(f"cluster {session.topology.name} is insecure: it has no certificates")
+    now = dt.datetime.now(dt.UTC)
+    nodes = list(await asyncio.gather(*(node_certs(session, t, now) for t in targets(session))))
+    expected = inspect.load_pems(session.home.trust_pem())
+    seen = [{c.sha256 for c in n.cas} for n in nodes if n.cas]
+    everywhere = set.intersection(*seen) if seen else {inspect.fingerprint(c) for c in expected}
+    trusted = [c for c in expected if inspect.fingerprint(c) in everywhere]
+    path = session.home.certs_dir / store.client_cert_name("root")
+    operator = inspect.client_findings(path.read_bytes() if path.is_file() else None, trusted, now)
+    return CertReport(session.topology.name, nodes, operator)
+
+
+async def warning_line(session: Session) -> str | None:
+    """The one line `status` and `check` print (None when every certificate is fine)."""
+    if not session.topology.secure:
+        return None
+    return (await collect(session)).warning_line()

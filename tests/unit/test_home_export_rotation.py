@@ -1,0 +1,86 @@
+"""The home's CA rotation state (signing CA, trust bundle, finish) and `home export`/`import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roachctl.errors import RefusedError, UsageError
+from roachctl.operation import homeexport
+from roachctl.operation.home import ClusterHome, ClusterState
+from roachctl.tls import inspect, store
+
+PASS = "correct horse battery"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> ClusterHome:
+    h = ClusterHome(tmp_path / "home", "prod")
+    h.begin_new_ca()
+    h.commit_new_ca()
+    h.save_state(ClusterState(name="prod", hosts=["n1"]))
+    h.node_cert("n1", ["n1", "10.0.0.1"])
+    h.operator_certs()
+    return h
+
+
+def test_rotation_phases_move_signer_and_trust_then_finish(home: ClusterHome) -> None:
+    old = home.ca()
+    new = home.begin_ca_rotation()
+    assert home.rotation_phase() == 1
+    assert home.ca().cert_pem() == old.cert_pem()  # phase 1: nodes may not trust the new CA yet
+    assert home.node_ca_pem() == home.trust_pem() == new.cert_pem() + old.cert_pem()
+    home.set_rotation_phase(2)
+    assert home.ca().cert_pem() == new.cert_pem()
+    home.operator_certs()
+    client = (home.certs_dir / store.client_cert_name("root")).read_bytes()
+    assert inspect.issued_by(inspect.load_pems(client)[0], [new.cert]) is not None
+    assert (home.certs_dir / store.CA_CERT).read_bytes() == new.cert_pem() + old.cert_pem()
+    home.set_rotation_phase(3)
+    assert home.node_ca_pem() == new.cert_pem()
+    retired = home.finish_ca_rotation()
+    assert home.rotation_phase() == 0 and (retired / "old.key").is_file()
+    assert ClusterHome(home.root, "prod").ca().cert_pem() == new.cert_pem()
+    assert home.trust_pem() == new.cert_pem()
+
+
+def test_a_half_finished_rotation_end_still_pairs_key_and_cert(home: ClusterHome) -> None:
+    new = home.begin_ca_rotation()
+    home.set_rotation_phase(3)
+    (home.rotation_dir / store.CA_KEY).replace(home.ca_dir / store.CA_KEY)  # crash after the key moved
+    assert ClusterHome(home.root, "prod").ca().cert_pem() == new.cert_pem()
+
+
+def test_export_import_round_trip_refuses_overwrite_and_wrong_passphrase(
+    home: ClusterHome, tmp_path: Path
+) -> None:
+    out = tmp_path / "prod.rce"
+    homeexport.export_home(home, out, PASS)
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert b"BEGIN" not in out.read_bytes()  # the CA key is not readable in the file
+    with pytest.raises(RefusedError):
+        homeexport.export_home(home, out, PASS)  # never over an existing file
+    with pytest.raises(RefusedError, match="wrong passphrase"):
+        homeexport.read_export(out, "not the passphrase")
+    with pytest.raises(RefusedError, match="already has an entry"):
+        homeexport.import_home(home.root, out, PASS, force=False)
+    other = tmp_path / "other-home"
+    restored = homeexport.import_home(other, out, PASS, force=False)
+    assert restored.ca().cert_pem() == home.ca().cert_pem()
+    assert (restored.ca_dir / store.CA_KEY).stat().st_mode & 0o077 == 0
+    homeexport.import_home(home.root, out, PASS, force=True)
+    assert any(p.name.startswith(".prod.replaced-") for p in (home.root / "clusters").iterdir())
+    assert ClusterHome(home.root, "prod").ca().cert_pem() == restored.ca().cert_pem()
+
+
+def test_an_altered_export_is_refused(home: ClusterHome, tmp_path: Path) -> None:
+    out = tmp_path / "prod.rce"
+    homeexport.export_home(home, out, PASS)
+    data = bytearray(out.read_bytes())
+    data[-5] ^= 1
+    out.write_bytes(bytes(data))
+    with pytest.raises(RefusedError):
+        homeexport.read_export(out, PASS)
+    with pytest.raises(UsageError, match="at least"):
+        homeexport.export_home(home, tmp_path / "x.rce", "short")
