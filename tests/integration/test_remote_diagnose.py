@@ -1,8 +1,9 @@
 """`doctor`, drift in `status`, `logs` and `debug-zip` (issue 12 items 4-7), on three real hosts.
 
 One running cluster for the module. doctor finds nothing on it; then each planted problem — a
-unit edited by hand (h1), a stop timeout shorter than the drain settings (h2, a drop-in), a
-flushed firewall (h3), a disk threshold no store meets — is reported where it is, `status`
+unit edited by hand (h1), a stop timeout shorter than the drain settings (h2, a drop-in), a node
+certificate that expires in 10 days (h2, on disk), a flushed firewall (h3), a disk threshold no
+store meets — is reported where it is, `status`
 shows the drift (`deploy` converging it back is deploy's own tests' business). `logs
 --follow` streams new lines from every node; a stopped node's `logs` shows its last lines; and
 `debug-zip` with that node down holds the live nodes' data and the down node's on-disk logs.
@@ -10,6 +11,7 @@ shows the drift (`deploy` converging it back is deploy's own tests' business). `
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_remote_support import ROACHCTL, Remote, running_remote, wait_for
+from roachctl.tls import pki, store
+from tests.integration.test_remote_support import CERTS, ROACHCTL, Remote, running_remote, wait_for
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 
@@ -52,20 +55,28 @@ def test_doctor_reports_each_planted_problem_and_nothing_on_a_clean_cluster(rc: 
     rc.sh(h2, f"mkdir -p {os.path.dirname(DROP_IN)} && printf '[Service]\\nTimeoutStopSec=20s\\n' > {DROP_IN}"
               " && systemctl daemon-reload")  # fmt: skip
     rc.sh(h3, "nft flush ruleset")
+    ca = store.load_ca(rc.home / "clusters" / NAME / "ca")  # h2's node.crt on disk expires in 10 days
+    short = pki.create_node_cert(ca, [h2, "::1"], lifetime=dt.timedelta(days=10))
+    rc.sh(h2, f"cat > /tmp/n.crt <<'EOF'\n{short.cert_pem().decode()}EOF\n"
+              f"cat > /tmp/n.key <<'EOF'\n{short.key_pem().decode()}EOF\n"
+              f"install -m 0644 /tmp/n.crt {CERTS}/node.crt && "
+              f"install -m 0640 -g cockroach /tmp/n.key {CERTS}/node.key")  # fmt: skip
     code, findings = _doctor(rc, "--disk-threshold", "99.99")
     assert code == 30
     seen = {(f["host"], f["check"], f["severity"]) for f in findings}
     assert (h1, "unit drift", "error") in seen, findings
     assert (h2, "drain vs stop timeout", "error") in seen, findings
     assert (h3, "firewall", "error") in seen, findings
+    assert (h2, "cert expiry", "warning") in seen, findings
     assert {(h, "disk", "warning") for h in rc.hosts} <= seen, findings
     assert all(f["hint"] for f in findings)
     planted = {(h1, "unit drift", "error"), (h2, "drain vs stop timeout", "error")}
     planted |= {(h3, "firewall", "error")} | {(h, "disk", "warning") for h in rc.hosts}
+    planted |= {(h2, "cert expiry", "warning"), (h2, "cert served", "warning"), (h2, "drift", "warning")}
     unexpected = seen - planted
     assert not unexpected, findings
     drift = {n["host"]: n["drift"] for n in rc.status()["nodes"]}
-    assert [drift[h]["converged"] for h in rc.hosts] == [False, True, False], drift
+    assert [drift[h]["converged"] for h in rc.hosts] == [False, False, False], drift  # h2: its node.crt
     assert any(c["target"] == UNIT_FILE for c in drift[h1]["changes"]), drift[h1]
     rc.sh(h2, f"rm -f {DROP_IN} && systemctl daemon-reload")  # (the next test needs no clean state)
 
