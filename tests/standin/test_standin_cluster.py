@@ -888,3 +888,35 @@ def test_status_for_one_node_and_json_sql(make_cluster: MakeCluster, tmp_path: P
     assert (res.returncode, res.stderr) == (1, 'ERROR: node 7 doesn\'t exist\nFailed running "node status"\n')
     res = c.cli("sql", "--format=json", "-e", "select 1")
     assert res.stdout == '[\n  {"?column?":"1"}\n]\n'
+
+
+def test_debug_zip_live_nodes_stacks_and_cluster_name(make_cluster: MakeCluster, tmp_path: Path) -> None:  # noqa: F811
+    """contract §5.1: `debug zip` takes exactly one file argument, checks the cluster name like every
+    gRPC client command, collects logs from live nodes only, and stacks unless told not to."""
+    import zipfile
+
+    c = make_cluster(nodes=2)
+    n1, n2 = c.nodes
+    for n in (n1, n2):
+        n.start("--cluster-name=prod")
+    assert c.cli("init", "--cluster-name=prod").returncode == 0
+    for n in (n1, n2):
+        n.wait_ready()
+    res = c.cli("debug", "zip", node=n1)
+    assert (res.returncode, res.stderr.splitlines()[-2:]) == (
+        1,
+        ["ERROR: accepts 1 arg(s), received 0", 'Failed running "debug zip"'],
+    )
+    out = tmp_path / "a.zip"
+    res = c.cli("debug", "zip", str(out), node=n1)
+    assert res.returncode == 1 and "peer node expects cluster name" in res.stderr and not out.exists()
+    res = c.cli("debug", "zip", str(out), "--cluster-name=prod", "--include-goroutine-stacks=false", node=n1)
+    assert res.returncode == 0, res.stderr
+    names = zipfile.ZipFile(out).namelist()
+    assert {"debug/nodes/1/logs/cockroach.log", "debug/nodes/2/logs/cockroach.log"} <= set(names)
+    assert not [n for n in names if n.endswith("stacks.txt")]
+    res = c.cli("debug", "zip", str(tmp_path / "b.zip"), "--cluster-name=prod", node=n1)
+    assert res.returncode == 0, res.stderr
+    assert "debug/nodes/2/stacks.txt" in zipfile.ZipFile(tmp_path / "b.zip").namelist()
+    res = c.cli("debug", "zip", str(tmp_path / "c.zip"), "--cluster-name=prod", "--bogus", node=n1)
+    assert (res.returncode, res.stderr.splitlines()[0]) == (4, "ERROR: unknown flag: --bogus")

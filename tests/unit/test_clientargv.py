@@ -15,6 +15,7 @@ from roachctl.plan.clientargv import GRPC, SQL, client_args, is_grpc
         ["node", "drain", "3"],
         ["node", "decommission", "4", "5"],
         ["node", "recommission", "4"],
+        ["debug", "zip", "/var/tmp/x/debug.zip", "--include-goroutine-stacks=false"],
     ],
 )
 def test_grpc_commands_get_the_cluster_name(args: list[str]) -> None:
@@ -44,7 +45,7 @@ def test_a_local_cluster_has_no_name_to_pass() -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["debug", "zip", "x.zip"], ["node", "frobnicate"], ["node"], [], ["--host=x"]]
+    "args", [["debug", "ballast", "x"], ["debug"], ["node", "frobnicate"], ["node"], [], ["--host=x"]]
 )
 def test_an_unclassified_command_is_a_programming_error(args: list[str]) -> None:
     with pytest.raises(ValueError):

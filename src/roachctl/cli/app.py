@@ -69,6 +69,7 @@ def cli(
 
 def _register() -> None:
     from roachctl.cli import certs as certs_cmds
+    from roachctl.cli import diagnose as diagnose_cmds
     from roachctl.cli import local as local_cmds
     from roachctl.cli import prune as prune_cmds
     from roachctl.cli import remote as remote_cmds
@@ -83,6 +84,7 @@ def _register() -> None:
     prune_cmds.register(cli)
     scalein_cmds.register(cli)
     shape_cmds.register(cli)
+    diagnose_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)
 

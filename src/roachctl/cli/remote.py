@@ -352,7 +352,7 @@ def _status_table(data: dict[str, Any]) -> Table:
         title_justify="left",
     )
     columns = ("host", "id", "service", "pid", "ready", "live", "membership", "replicas", "draining")
-    for column in (*columns, "version", "cert expires", "http"):
+    for column in (*columns, "version", "cert expires", "drift", "http"):
         table.add_column(column)
     for n in data["nodes"]:
         table.add_row(*_status_row(n))
@@ -373,8 +373,20 @@ def _status_row(n: dict[str, Any]) -> list[str]:
         draining,
         n["version"] or "-",
         n["cert_expires"] or "-",
+        _drift_cell(n["drift"]),
         n["http_url"],
     ]
+
+
+def _drift_cell(drift: dict[str, Any] | None) -> str:
+    """ "as deployed", or what a `deploy` would change now (see `roachctl doctor`)."""
+    if drift is None or drift["error"]:
+        return "[yellow]unknown[/]"
+    if drift["converged"]:
+        return "[green]as deployed[/]"
+    return f"[red]{len(drift['changes'])} change(s)[/]\n" + "\n".join(
+        c["target"] for c in drift["changes"][:3]
+    )
 
 
 @click.command()

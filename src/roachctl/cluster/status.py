@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ from roachctl.cluster import certstatus
 from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus
 from roachctl.cluster.upgrade import upgrade_status
+from roachctl.engine import drift as drift_mod
+from roachctl.engine.drift import HostDrift
 from roachctl.errors import RoachctlError
 from roachctl.facts.gather import gather_facts
 from roachctl.model.facts import UnitFact
@@ -36,6 +38,7 @@ class NodeReport:
     status: NodeStatus | None
     cert_expires: str | None
     error: str | None = None
+    drift: HostDrift | None = None
 
 
 def sql_url(session: Session, target: NodeTarget) -> str:
@@ -72,13 +75,25 @@ async def _unit(session: Session, target: NodeTarget) -> UnitFact | None:
     return facts.units.get(target.unit)
 
 
-async def collect(session: Session) -> list[NodeReport]:
-    """Observe every node (in parallel); unreachable hosts are reported, not raised."""
+async def collect(session: Session, drifts: Mapping[str, HostDrift] | None = None) -> list[NodeReport]:
+    """Observe every node (in parallel); unreachable hosts are reported, not raised.
+
+    With `drifts` (engine/drift.py), each host's unit state comes from the drift's own fact round
+    trip, so `status` asks every host once.
+    """
     chosen = targets(session)
+
+    async def unit_of(target: NodeTarget) -> UnitFact | None:
+        drift = (drifts or {}).get(target.host)
+        if drift is not None and drift.facts is not None:
+            return drift.facts.units.get(target.unit)
+        if drift is not None and drift.error is not None and drift.unreachable:
+            raise RoachctlError(drift.error)
+        return await _unit(session, target)
 
     async def one(target: NodeTarget) -> NodeReport:
         try:
-            unit = await _unit(session, target)
+            unit = await unit_of(target)
         except RoachctlError as exc:
             return NodeReport(
                 target,
@@ -88,13 +103,15 @@ async def collect(session: Session) -> list[NodeReport]:
                 None,
                 _cert_expiry(session, target.host),
                 error=exc.message.splitlines()[0],
+                drift=(drifts or {}).get(target.host),
             )
         expiry = _cert_expiry(session, target.host)
+        drift = (drifts or {}).get(target.host)
         if unit is None or unit.active_state in ("inactive", "failed"):
-            return NodeReport(target, unit, False, "not running", None, expiry)
+            return NodeReport(target, unit, False, "not running", None, expiry, drift=drift)
         readiness = await probe_ready(session, target, timeout=8)
         detail = readiness.detail if readiness.answered else "not answering on its HTTP port"
-        return NodeReport(target, unit, readiness.ready, detail, None, expiry)
+        return NodeReport(target, unit, readiness.ready, detail, None, expiry, drift=drift)
 
     reports = list(await asyncio.gather(*(one(t) for t in chosen)))
     running = [r.target for r in reports if r.unit is not None and r.unit.active_state == "active"]
@@ -142,6 +159,7 @@ def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
         "http_url": http_url(session, r.target),
         "cert_expires": r.cert_expires,
         "error": r.error,
+        "drift": r.drift.to_json() if r.drift else None,
     }
 
 
@@ -149,7 +167,7 @@ async def report(session: Session) -> dict[str, Any]:
     """`status`'s whole document: operator certs renewed (the SQL URLs point at them), every node probed."""
     if session.topology.secure:
         session.home.operator_certs()
-    data = to_json(session, await collect(session))
+    data = to_json(session, await collect(session, await drift_mod.collect(session)))
     data["cert_warning"] = await certstatus.warning_line(session)
     builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
     data["upgrade"] = await upgrade_status(session, builds)

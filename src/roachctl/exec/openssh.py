@@ -45,6 +45,16 @@ REMOTE_255_MARK = "roachctl: remote command exited 255"
 # Appended to every remote command line (run by the login shell): tells a remote 255 from ssh's.
 _MARK_255 = f'; __rc=$?; [ "$__rc" -ne 255 ] || printf "\\n%s\\n" "{REMOTE_255_MARK}" >&2; exit "$__rc"'
 
+# `stream`: run "$@" until it ends or until our stdin closes (the controller stopped following).
+# A background list's stdin is /dev/null in sh, so the watcher reads a saved copy (fd 3).
+_FOLLOW_SCRIPT = r"""
+exec 3<&0
+"$@" </dev/null &
+p=$!
+( cat <&3 >/dev/null 2>&1; kill "$p" 2>/dev/null ) >/dev/null 2>&1 &
+wait "$p"
+"""
+
 
 # Connect: the login shell (for wire_command) and the uid, last (a noisy rc file may print first).
 # `echo $SHELL; id -u` means the same in sh, bash, zsh, csh, tcsh and fish.
@@ -391,6 +401,31 @@ class OpenSSHExecutor(ExecutorBase):
                     proc.stdin.close()
             try:
                 await asyncio.wait_for(proc.wait(), 10)
+            except (TimeoutError, asyncio.CancelledError):
+                kill_group(proc)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, cmd: Command) -> AsyncIterator[asyncio.StreamReader]:
+        """Run `cmd` (a follower: `tail -F`, `journalctl -f`) for the block; yield its stdout.
+
+        The remote side ends it when its stdin closes (the block ends or this process dies), the
+        way `held` ends a lease, so no follower outlives `logs --follow`.
+        """
+        wrapped = Command.shell(_FOLLOW_SCRIPT, *cmd.argv, sudo=cmd.sudo, name="roachctl-follow")
+        argv = await self._remote_argv(wrapped, mark_255=False)
+        proc = await spawn(argv, stdin=asyncio.subprocess.PIPE)
+        self._active += 1
+        try:
+            assert proc.stdout is not None
+            yield proc.stdout
+        finally:
+            self._active -= 1
+            self._idle_since = time.monotonic()
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
             except (TimeoutError, asyncio.CancelledError):
                 kill_group(proc)
 

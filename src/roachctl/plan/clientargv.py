@@ -2,7 +2,8 @@
 
 Client commands come in two kinds (docs/cockroach-contract.md §2.1 `--cluster-name` row, §5):
 
-- gRPC ("non-SQL") commands — `init`, `node drain`, `node decommission`, `node recommission` —
+- gRPC ("non-SQL") commands — `init`, `node drain`, `node decommission`, `node recommission`,
+  `debug zip` —
   verify the cluster name on their heartbeat: against a cluster started with `--cluster-name` they
   must pass the same name, or fail with `cluster name check failed on ping response`.
 - SQL commands — `sql`, `node status`, `node ls` — do not register the flag at all and fail with
@@ -17,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 GRPC: frozenset[tuple[str, ...]] = frozenset(
-    {("init",), ("node", "drain"), ("node", "decommission"), ("node", "recommission")}
+    {("init",), ("node", "drain"), ("node", "decommission"), ("node", "recommission"), ("debug", "zip")}
 )
-"""Non-SQL client commands: they take (and need) `--cluster-name` (contract §2.1, §3, §5)."""
+"""Non-SQL client commands: they take (and need) `--cluster-name` (contract §2.1, §3, §5, §5.1)."""
 
 SQL: frozenset[tuple[str, ...]] = frozenset({("sql",), ("node", "status"), ("node", "ls")})
 """SQL client commands: `--cluster-name` is an unknown flag to them (contract §2.1)."""
@@ -29,9 +30,9 @@ def subcommand(args: Sequence[str]) -> tuple[str, ...]:
     """The subcommand words of `args` (`("node", "drain")`, `("sql",)`); flags are not words."""
     if not args or args[0].startswith("-"):
         raise ValueError(f"no cockroach subcommand in {list(args)!r}")
-    if args[0] == "node":
+    if args[0] in ("node", "debug"):
         if len(args) < 2 or args[1].startswith("-"):
-            raise ValueError(f"`cockroach node` needs a subcommand, got {list(args)!r}")
+            raise ValueError(f"`cockroach {args[0]}` needs a subcommand, got {list(args)!r}")
         return (args[0], args[1])
     return (args[0],)
 
