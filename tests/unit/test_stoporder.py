@@ -80,7 +80,8 @@ def test_can_drain(running: int, members: int, ok: bool) -> None:
 def test_result_lines_say_graceful_or_hard_and_why() -> None:
     graceful = StopStep(("h1",), True, "3 of 3 running")
     minority = StopStep(("h3",), False, "no majority left")
-    line, detail = describe_stop(graceful, UnitStop(True, False, 0, None, 2), 240)
+    complete = ("I251207 01:02:03.456789 77 1@server/drain.go:377 ⋮ [n1] 45  graceful drain complete",)
+    line, detail = describe_stop(graceful, UnitStop(True, False, 0, None, 2, complete), 240)
     assert line == "drained and stopped (exit 0, 2s)" and detail["result"] == "drained"
     line, detail = describe_stop(minority, UnitStop(True, True, None, 9, 10), 10)
     assert line == ("stopped without drain — no majority left (crash-safe; the next start replays its log)")
@@ -117,3 +118,21 @@ def test_can_drain_counts_draining_nodes_as_missing_replicas_not_as_missing_vote
     assert can_drain(3, 3, draining=2) is False  # both others draining: no lease target
     assert can_drain(2, 3, draining=1) is False  # one down, one draining
     assert can_drain(5, 5, draining=1) is True and can_drain(5, 5, draining=2) is False
+
+
+def test_exit_0_without_the_logs_word_is_not_called_drained() -> None:
+    """cockroach exits 0 after SIGTERM also when its drain failed or never ran (contract §4)."""
+    graceful = StopStep(("h1",), True, "3 of 3 running")
+    line, detail = describe_stop(graceful, UnitStop(True, False, 0, None, 2), 240)
+    assert line == "stopped (exit 0, 2s); drain not confirmed: its log has no 'graceful drain complete' line"
+    assert detail["result"] == "unconfirmed"
+    failed = (
+        "E251207 01:02:03.4 77 server/drain.go:370 ⋮ [n1] 9  graceful drain failed: some sessions did "
+        "not respond to cancellation within 1s",
+    )
+    line, detail = describe_stop(graceful, UnitStop(True, False, 0, None, 3, failed), 240)
+    assert detail["result"] == "unconfirmed"
+    assert detail["reason"] == "its drain failed (some sessions did not respond to cancellation within 1s)"
+    early = ("I251207 01:02:03.4 1 cli/start.go:1 ⋮ [n?] 3  too early to drain; used hard shutdown instead",)
+    _, detail = describe_stop(graceful, UnitStop(True, False, 0, None, 1, early), 240)
+    assert detail["reason"] == "it had not started serving yet, so it stopped without a drain"

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from roachctl.cluster.nodes import (
+    DRAINING_MESSAGE,
     NodeClient,
     NodeTarget,
     UnitStop,
@@ -53,6 +54,7 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
+from roachctl.plan.drainlog import drain_verdict
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 
 Notify = Callable[[str, str], None]
@@ -240,15 +242,18 @@ async def stop(
         if not force:
             await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
         running = [t for t in everyone if t.host in up]
-        members = await _members(client, running, len(everyone))
+        members, draining = await _members(client, running, len(everyone), seen.draining)
         target = chosen[0]
-        drain = target.host in up and can_drain(len(running), members)
+        busy = len(draining - {target.host})
+        drain = target.host in up and can_drain(len(running), members, busy)
         why = f"{len(running)} of {members} running" if drain else "no majority left"
+        if not drain and busy and target.host in up:
+            why = f"no lease target left: {busy} other node(s) already draining"
         steps = [StopStep((target.host,), drain, why if target.host in up else "not answering")]
     else:
         running = [t for t in everyone if t.host in up]
-        members = await _members(client, running, len(everyone))
-        steps = stop_steps([t.host for t in everyone], up, members)
+        members, draining = await _members(client, running, len(everyone), seen.draining)
+        steps = stop_steps([t.host for t in everyone], up, members, draining)
     by_host = {t.host: t for t in everyone}
     try:
         for step in steps:
@@ -288,12 +293,21 @@ def _stop_note(step: StopStep, grace: float) -> str:
 
 
 def describe_stop(step: StopStep, stopped: UnitStop, bound: float) -> tuple[str, dict[str, object]]:
-    """The per-node result line and its JSON form: drained (graceful) vs hard stop, and why."""
+    """The per-node result line and its JSON form: drained (graceful, confirmed by the node's log),
+    unconfirmed (exit 0 without that proof), hard stop, and why."""
     detail: dict[str, object] = {"seconds": stopped.seconds}
     if not stopped.was_running:
         line, result = "already stopped", "already-stopped"
     elif not stopped.hard and stopped.exit_code == 0:
-        line, result = f"drained and stopped (exit 0, {stopped.seconds}s)", "drained"
+        verdict = drain_verdict(stopped.drain_log)  # exit 0 alone does not prove a drain (contract §4)
+        if verdict.confirmed:
+            line, result = f"drained and stopped (exit 0, {stopped.seconds}s)", "drained"
+        else:
+            line, result = (
+                f"stopped (exit 0, {stopped.seconds}s); drain not confirmed: {verdict.why}",
+                "unconfirmed",
+            )
+            detail["reason"] = verdict.why
     elif stopped.hard:
         result = "hard"
         if step.drain:
@@ -325,6 +339,7 @@ class Observed:
     running: frozenset[str]
     answering: frozenset[str]
     unreachable: frozenset[str]
+    draining: frozenset[str] = frozenset()  # answering `node is shutting down` (contract §6)
 
     @property
     def blind(self) -> frozenset[str]:
@@ -369,6 +384,11 @@ async def observe(session: Session, everyone: list[NodeTarget]) -> Observed:
         running=frozenset(t.host for t, u in zip(everyone, units, strict=True) if u),
         answering=frozenset(t.host for t, a in zip(everyone, answers, strict=True) if a.answered),
         unreachable=frozenset(t.host for t, u in zip(everyone, units, strict=True) if u is None),
+        draining=frozenset(
+            t.host
+            for t, a in zip(everyone, answers, strict=True)
+            if a.answered and a.detail == DRAINING_MESSAGE
+        ),
     )
 
 
@@ -378,19 +398,26 @@ async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
     return {t.host for t, a in zip(everyone, answers, strict=True) if a.answered}
 
 
-async def _members(client: NodeClient, candidates: list[NodeTarget], fallback: int) -> int:
-    """How many active members the cluster has (the topology's count when no node answers).
+async def _members(
+    client: NodeClient, candidates: list[NodeTarget], fallback: int, draining: frozenset[str]
+) -> tuple[int, frozenset[str]]:
+    """How many active members the cluster has (the topology's count when no node answers), and
+    which running hosts are draining already: those whose readiness says so (`draining`), and
+    those `node status --decommission` reports `is_draining` (contract §5), e.g. after a
+    `cockroach node drain` that someone ran without `--shutdown`.
 
     `node status` is a SQL query: without a majority running it cannot answer (it would only
     time out), so then the topology's count is used without asking.
     """
     if not candidates or 2 * len(candidates) <= fallback:
-        return fallback
+        return fallback, draining
     try:
-        rows = await client.status_from_any(candidates)
+        rows = await client.status_from_any(candidates, decommission=True)
     except RoachctlError:
-        return fallback
-    return max(1, len([r for r in rows if r.membership in (None, "active")]))
+        return fallback, draining
+    by_addr = {t.rpc_addr: t.host for t in candidates}
+    draining |= {by_addr[r.address] for r in rows if r.is_draining and r.address in by_addr}
+    return max(1, len([r for r in rows if r.membership in (None, "active")])), draining
 
 
 async def _refuse_if_quorum_lost(
