@@ -16,9 +16,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from roachctl.local import ops
 from tests.integration.test_local_support import (
     event_names,
     events,
+    free_base,
     local_home,
     our_processes,
     ports_args,
@@ -381,3 +383,27 @@ def test_five_nodes_two_drain_then_the_final_three_are_stopped_together(home: Pa
     assert roachctl(home, "local", "start").returncode == 0
     assert all(n["ready"] for n in status(home)["nodes"])
     assert roachctl(home, "local", "down", "--wipe", "--yes", "--grace", "1").returncode == 0
+
+
+def test_a_stop_says_drained_only_when_the_nodes_log_confirms_it(home: Path, tarball: Path) -> None:
+    """Nodes waiting for `init` have not started serving: a SIGTERM ends them at once with exit 0 and
+    no drain ('too early to drain', contract §4). Exit 0 alone is no drain: each is reported as
+    stopped with its drain not confirmed, and why."""
+    sql_base = free_base()
+    opts = ops.UpOptions(
+        name="fresh",
+        sql_base=sql_base,
+        http_base=sql_base + 5,
+        source=ops.ReleaseChoice(tarball=tarball),
+    )
+    cluster = ops._create(home, opts, opts.source.resolve(home))
+    cluster.spawn(cluster.state.nodes)
+    cluster.wait_listening(30, None)
+    results = cluster.stop(grace=2)
+    assert [(r["node"], r["result"]) for r in results] == [
+        (1, "unconfirmed"),
+        (2, "unconfirmed"),
+        (3, "unconfirmed"),
+    ]
+    assert {r["reason"] for r in results} == {"it had not started serving yet, so it stopped without a drain"}
+    assert our_processes(home) == []

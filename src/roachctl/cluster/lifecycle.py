@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from roachctl.cluster.nodes import (
-    DRAINING_MESSAGE,
     NodeClient,
     NodeTarget,
     UnitStop,
@@ -54,7 +53,7 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
-from roachctl.plan.drainlog import drain_verdict
+from roachctl.plan.drainlog import DRAINING_READINESS, drain_verdict
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 
 Notify = Callable[[str, str], None]
@@ -387,7 +386,7 @@ async def observe(session: Session, everyone: list[NodeTarget]) -> Observed:
         draining=frozenset(
             t.host
             for t, a in zip(everyone, answers, strict=True)
-            if a.answered and a.detail == DRAINING_MESSAGE
+            if a.answered and a.detail == DRAINING_READINESS
         ),
     )
 

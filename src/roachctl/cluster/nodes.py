@@ -181,10 +181,6 @@ async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 
     return Readiness(response.status == 200, True, detail)
 
 
-DRAINING_MESSAGE = "node is shutting down"
-"""`/health?ready=1`'s message while a node drains (contract §6: grpc mode draining)."""
-
-
 def _health_message(body: str) -> str:
     try:
         return str(json.loads(body).get("message") or body.strip())

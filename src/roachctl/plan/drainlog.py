@@ -19,6 +19,9 @@ FAILED = "graceful drain failed"
 TOO_EARLY = "too early to drain"
 PATTERN = "graceful drain (complete|failed)|too early to drain"
 """An extended regex (grep -E) for the only log lines the verdict reads."""
+DRAINING_READINESS = "node is shutting down"
+"""`/health?ready=1`'s message while a node drains (contract §6: grpc mode draining); how a node
+that someone drained (`node drain` without `--shutdown`) shows before anyone stops it."""
 LOG_FILE = "cockroach.log"
 """The default file sink, which holds the OPS channel the drain logs to (contract §4)."""
 
