@@ -17,6 +17,9 @@ import psutil
 import pytest
 
 from roachctl.local import ops
+from roachctl.local.client import run_client
+from roachctl.local.cluster import LocalCluster
+from roachctl.local.layout import ClusterPaths
 from tests.integration.test_local_support import (
     event_names,
     events,
@@ -407,3 +410,26 @@ def test_a_stop_says_drained_only_when_the_nodes_log_confirms_it(home: Path, tar
     ]
     assert {r["reason"] for r in results} == {"it had not started serving yet, so it stopped without a drain"}
     assert our_processes(home) == []
+
+
+def test_a_node_someone_drained_is_stopped_first_so_never_two_drain_at_once(
+    home: Path, tarball: Path
+) -> None:
+    """`cockroach node drain 2` (no shutdown) leaves n2 draining. Stopping n1 first would drain n1
+    while n2 still drains; n2 goes first (readiness: `node is shutting down`, contract §6), then n1
+    drains with 2 of 3 running, n3 is the final minority."""
+    assert _up(home, tarball).returncode == 0
+    cluster = LocalCluster.load(ClusterPaths(home, "dev"))
+    first = cluster.state.nodes[0]
+    drained = run_client(
+        cluster.binary, ["node", "drain", "2"], cluster.endpoint, first, cwd=cluster.paths.dir, timeout=60
+    )
+    assert drained.ok and "drain ok" in drained.stdout, drained
+    since = time.time()
+    res = roachctl(home, "--json", "local", "stop", "--grace", "2")
+    ended = time.time()
+    assert res.returncode == 0, res.stderr
+    results = [(r["node"], r["result"]) for r in json.loads(res.stdout)["nodes"]]
+    assert results == [(2, "drained"), (1, "drained"), (3, "hard")], res.stderr
+    assert_stop_sequence(_node_events(home), since, graceful=["n2", "n1"], hard=["n3"], ended=ended, grace=2)
+    assert roachctl(home, "local", "down", "--wipe", "--yes", "--grace", "1").returncode == 0
