@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from roachctl.cluster.nodes import (
@@ -476,9 +476,13 @@ async def restart(
     everyone = targets(session)
     outcome = Outcome()
     client = NodeClient(session)
-    await _refuse_if_nodes_down(session, everyone)
+    seen = await _refuse_if_nodes_down(session, everyone)
     resumed_from, restarted_pids = _unfinished_restart(session, only)
-    for target in targets(session, only):
+    chosen = targets(session, only)  # a node someone drained goes first: never two drains at once
+    chosen = [t for t in chosen if t.host in seen.draining] + [
+        t for t in chosen if t.host not in seen.draining
+    ]
+    for target in chosen:
         _stop_if_interrupted(session.interrupts, outcome)
         if target.host in restarted_pids:
             pid = await main_pid(session, target)
@@ -493,18 +497,28 @@ async def restart(
                 )
                 continue
         notify(target.host, "waiting for a healthy cluster")
-        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
-        notify(target.host, "restarting (drain, stop, start)")
-        result = await systemctl(session, target, "restart")
+        pending = {t.host for t in chosen if t.host in seen.draining and t.host not in outcome.done}
+        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=pending | {target.host})
+        try:
+            stop_line = await _restart_stop(session, target, notify)
+        except RoachctlError as exc:
+            outcome.failures[target.host] = exc
+            session.step("restart", host=target.host, result="failed", error=exc.message)
+            break  # its state is unknown: take no further node down
+        notify(target.host, "starting")
+        result = await systemctl(session, target, "start")
         if not result.ok:
             tail = await journal_tail(session, target)
             outcome.failures[target.host] = RemoteCommandError(
-                f"systemctl restart failed: {result.err.strip()}\n{tail}", where=target.host
+                f"systemctl start failed after its stop ({stop_line}): {result.err.strip()}\n{tail}",
+                where=target.host,
+                hint=f"see `journalctl -u {target.unit}`; then `roachctl start {session.topology.name}`",
             )
             break
         try:
             await _ready_or_fail(session, target, timeout, notify)
-            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+            pending -= {target.host}
+            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=pending)
         except RoachctlError as exc:
             outcome.failures[target.host] = exc
             session.step("restart", host=target.host, result="failed", error=exc.message)
@@ -512,6 +526,18 @@ async def restart(
         outcome.done[target.host] = "restarted"
         session.step("restart", host=target.host, result="restarted", pid=await main_pid(session, target))
     return outcome
+
+
+async def _restart_stop(session: Session, target: NodeTarget, notify: Notify) -> str:
+    """The stop half of a restart, bounded like every stop (never by the unit's TimeoutStopSec):
+    SIGTERM, its graceful drain (every other node runs, contract §4.1), SIGKILL after DRAIN_TIMEOUT."""
+    step = StopStep((target.host,), True, "restart")
+    notify(target.host, f"restarting: stopping (drains gracefully; hard stop after {DRAIN_TIMEOUT:g}s)")
+    stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
+    line, detail = describe_stop(step, stopped, DRAIN_TIMEOUT)
+    session.step("restart-stop", host=target.host, **detail)
+    notify(target.host, line)
+    return line
 
 
 def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[str, int]]:
@@ -534,7 +560,7 @@ def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[s
     return last.id, pids
 
 
-async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> None:
+async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> Observed:
     """A rolling restart waits for every node to be live before each step: with a node that is
     not running at all that gate can never open, so say so now instead of after the timeout.
     A node roachctl cannot see into (blind, unreachable) refuses too (review M2)."""
@@ -548,6 +574,7 @@ async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) ->
             hint=f"start them first (`roachctl start {name}`): each restart step waits until every "
             "node is live, so no step ever takes the cluster below a majority",
         )
+    return seen
 
 
 def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome, verb: str = "restarted") -> None:
@@ -557,8 +584,12 @@ def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome, verb: str = "
         raise InterruptedByUser(f"interrupted; {verb} so far: {done}; no other node was touched")
 
 
-async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeout: float) -> list[NodeStatus]:
-    """The rolling gate: every active member live, no range unavailable or under-replicated.
+async def wait_healthy(
+    client: NodeClient, everyone: list[NodeTarget], *, timeout: float, tolerate: Collection[str] = ()
+) -> list[NodeStatus]:
+    """The rolling gate: every active member live, none draining but the hosts in `tolerate` (the
+    node about to go down, and nodes someone drained that the operation restarts first), no range
+    unavailable or under-replicated.
 
     Contract §4.1 / §9: each node of a rolling operation waits for 0 under-replicated ranges too.
     That is a liveness-based count sampled every ~10 s (pkg/cli/node.go rangesQuery over
@@ -569,17 +600,20 @@ async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeou
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            rows = await client.status_from_any(everyone, ranges=True)
+            rows = await client.status_from_any(everyone, ranges=True, decommission=True)
             members = [r for r in rows if r.membership in (None, "active")]
             down = [r.address for r in members if not r.is_live]
+            skip = {t.rpc_addr for t in everyone if t.host in tolerate}
+            draining = [r.address for r in members if r.is_draining and r.is_live and r.address not in skip]
             unavailable = unavailable_ranges(rows)
             under = underreplicated_ranges(rows)
-            if not down and unavailable == 0 and under == 0 and len(members) >= len(everyone):
+            healthy = not down and not draining and unavailable == 0 and under == 0
+            if healthy and len(members) >= len(everyone):
                 return rows
             last = (
                 f"not live: {', '.join(down) or 'none'}; unavailable ranges: {unavailable}; "
                 f"under-replicated ranges: {under}"
-            )
+            ) + (f"; draining: {', '.join(draining)}" if draining else "")
         except RoachctlError as exc:
             last = exc.message.splitlines()[0]
         await asyncio.sleep(1)
