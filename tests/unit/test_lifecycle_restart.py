@@ -80,15 +80,15 @@ def test_restart_stops_each_node_bounded_then_starts_it_never_systemctl_restart(
         ("gate", "h2"),  # h2 was drained by someone: it goes first; nobody else may be draining
         ("stop", "h2", bound),
         ("start", "h2"),
-        ("gate",),
-        ("gate", "h1"),
+        ("gate", "h2"),
+        ("gate", "h1", "h2"),  # h1 about to go; h2 restarted by this operation
         ("stop", "h1", bound),
         ("start", "h1"),
-        ("gate",),
-        ("gate", "h3"),
+        ("gate", "h1", "h2"),
+        ("gate", "h1", "h2", "h3"),
         ("stop", "h3", bound),
         ("start", "h3"),
-        ("gate",),
+        ("gate", "h1", "h2", "h3"),
     ]
     assert f"h1: restarting: stopping (drains gracefully; hard stop after {bound}s)" in lines
     assert "h1: drained and stopped (exit 0, 1s)" in lines

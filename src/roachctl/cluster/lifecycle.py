@@ -497,8 +497,11 @@ async def restart(
                 )
                 continue
         notify(target.host, "waiting for a healthy cluster")
+        # draining may be: the node about to go, nodes someone drained that this restart handles
+        # first, and nodes it restarted (should a restart leave the liveness flag set, contract §5)
         pending = {t.host for t in chosen if t.host in seen.draining and t.host not in outcome.done}
-        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=pending | {target.host})
+        ours = pending | set(outcome.done) | {target.host}
+        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
         try:
             stop_line = await _restart_stop(session, target, notify)
         except RoachctlError as exc:
@@ -517,8 +520,7 @@ async def restart(
             break
         try:
             await _ready_or_fail(session, target, timeout, notify)
-            pending -= {target.host}
-            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=pending)
+            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
         except RoachctlError as exc:
             outcome.failures[target.host] = exc
             session.step("restart", host=target.host, result="failed", error=exc.message)
