@@ -415,14 +415,19 @@ def test_a_stop_says_drained_only_when_the_nodes_log_confirms_it(home: Path, tar
 def test_a_node_someone_drained_is_stopped_first_so_never_two_drain_at_once(
     home: Path, tarball: Path
 ) -> None:
-    """`cockroach node drain 2` (no shutdown) leaves n2 draining. Stopping n1 first would drain n1
+    """`cockroach node drain --self` on n2 (no shutdown) leaves n2 draining. Stopping n1 first would drain n1
     while n2 still drains; n2 goes first (readiness: `node is shutting down`, contract §6), then n1
     drains with 2 of 3 running, n3 is the final minority."""
     assert _up(home, tarball).returncode == 0
     cluster = LocalCluster.load(ClusterPaths(home, "dev"))
-    first = cluster.state.nodes[0]
+    second = cluster.state.nodes[1]  # n2 by index (node IDs follow join order, not the index)
     drained = run_client(
-        cluster.binary, ["node", "drain", "2"], cluster.endpoint, first, cwd=cluster.paths.dir, timeout=60
+        cluster.binary,
+        ["node", "drain", "--self"],
+        cluster.endpoint,
+        second,
+        cwd=cluster.paths.dir,
+        timeout=60,
     )
     assert drained.ok and "drain ok" in drained.stdout, drained
     since = time.time()
