@@ -17,8 +17,12 @@
   "Up" means the node answers on its HTTP port right now, not the cluster's liveness record,
   which still says "live" for seconds after a node stopped.
 - restart: rolling, one node at a time, each gated on the node being ready and the cluster
-  reporting every node live and no unavailable or under-replicated ranges before the next one
-  goes down.
+  reporting every node live, none draining and no unavailable or under-replicated ranges before
+  the next one goes down. Each node's stop half is the same bounded stop (SIGKILL after
+  DRAIN_TIMEOUT, never the unit's TimeoutStopSec), then `systemctl start`.
+- A node that is already draining (a `cockroach node drain` without `--shutdown`) goes first in
+  both stop and restart, so never are two nodes draining at once (contract §4.1). "drained" is
+  claimed only when the node's log confirms it (plan/drainlog.py): exit 0 alone is no proof.
 """
 
 from __future__ import annotations
