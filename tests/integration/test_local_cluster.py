@@ -16,9 +16,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from roachctl.local import ops
+from roachctl.local.client import run_client
+from roachctl.local.cluster import LocalCluster
+from roachctl.local.layout import ClusterPaths
 from tests.integration.test_local_support import (
     event_names,
     events,
+    free_base,
     local_home,
     our_processes,
     ports_args,
@@ -383,4 +388,56 @@ def test_five_nodes_two_drain_then_the_final_three_are_stopped_together(home: Pa
     assert our_processes(home) == []
     assert roachctl(home, "local", "start").returncode == 0
     assert all(n["ready"] for n in status(home)["nodes"])
+    assert roachctl(home, "local", "down", "--wipe", "--yes", "--grace", "1").returncode == 0
+
+
+def test_a_stop_says_drained_only_when_the_nodes_log_confirms_it(home: Path, tarball: Path) -> None:
+    """Nodes waiting for `init` have not started serving: a SIGTERM ends them at once with exit 0 and
+    no drain ('too early to drain', contract §4). Exit 0 alone is no drain: each is reported as
+    stopped with its drain not confirmed, and why."""
+    sql_base = free_base()
+    opts = ops.UpOptions(
+        name="fresh",
+        sql_base=sql_base,
+        http_base=sql_base + 5,
+        source=ops.ReleaseChoice(tarball=tarball),
+    )
+    cluster = ops._create(home, opts, opts.source.resolve(home))
+    cluster.spawn(cluster.state.nodes)
+    cluster.wait_listening(30, None)
+    results = cluster.stop(grace=2)
+    assert [(r["node"], r["result"]) for r in results] == [
+        (1, "unconfirmed"),
+        (2, "unconfirmed"),
+        (3, "unconfirmed"),
+    ]
+    assert {r["reason"] for r in results} == {"it had not started serving yet, so it stopped without a drain"}
+    assert our_processes(home) == []
+
+
+def test_a_node_someone_drained_is_stopped_first_so_never_two_drain_at_once(
+    home: Path, tarball: Path
+) -> None:
+    """`cockroach node drain --self` on n2 (no shutdown) leaves n2 draining. Stopping n1 first would drain n1
+    while n2 still drains; n2 goes first (readiness: `node is shutting down`, contract §6), then n1
+    drains with 2 of 3 running, n3 is the final minority."""
+    assert _up(home, tarball).returncode == 0
+    cluster = LocalCluster.load(ClusterPaths(home, "dev"))
+    second = cluster.state.nodes[1]  # n2 by index (node IDs follow join order, not the index)
+    drained = run_client(
+        cluster.binary,
+        ["node", "drain", "--self"],
+        cluster.endpoint,
+        second,
+        cwd=cluster.paths.dir,
+        timeout=60,
+    )
+    assert drained.ok and "drain ok" in drained.stdout, drained
+    since = time.time()
+    res = roachctl(home, "--json", "local", "stop", "--grace", "2")
+    ended = time.time()
+    assert res.returncode == 0, res.stderr
+    results = [(r["node"], r["result"]) for r in json.loads(res.stdout)["nodes"]]
+    assert results == [(2, "drained"), (1, "drained"), (3, "hard")], res.stderr
+    assert_stop_sequence(_node_events(home), since, graceful=["n2", "n1"], hard=["n3"], ended=ended, grace=2)
     assert roachctl(home, "local", "down", "--wipe", "--yes", "--grace", "1").returncode == 0

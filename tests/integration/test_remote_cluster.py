@@ -384,10 +384,8 @@ def test_start_again_does_not_init_again(rc: Remote) -> None:
     assert len(inits) == 1, inits
 
 
-def test_a_nameless_drain_is_refused_by_this_cluster_and_sql_commands_reject_the_name(rc: Remote) -> None:
-    """The bed's nodes run with --cluster-name=prod (contract §2.1): a `node drain` without it is
-    refused, `node status` rejects the flag. roachctl's own start (init), restart and stop below
-    run against exactly these nodes."""
+def _client_certs(rc: Remote, host: str) -> str:
+    """A root client cert of this cluster's CA on `host` (for `cockroach` client commands by hand)."""
     home = ClusterHome(rc.home, NAME)
     client = home.ephemeral_client()
     certs = "/root/roachctl-test-client"
@@ -396,9 +394,17 @@ def test_a_nameless_drain_is_refused_by_this_cluster_and_sql_commands_reject_the
         "client.root.crt": client.cert_pem(),
         "client.root.key": client.key_pem(),
     }
-    rc.sh("h1", f"rm -rf {certs} && mkdir -m 700 {certs}")
+    rc.sh(host, f"rm -rf {certs} && mkdir -m 700 {certs}")
     for name, data in files.items():
-        rc.bed.exec("h1", ["sh", "-c", f"umask 077; cat > {certs}/{name}"], input=data.decode())
+        rc.bed.exec(host, ["sh", "-c", f"umask 077; cat > {certs}/{name}"], input=data.decode())
+    return certs
+
+
+def test_a_nameless_drain_is_refused_by_this_cluster_and_sql_commands_reject_the_name(rc: Remote) -> None:
+    """The bed's nodes run with --cluster-name=prod (contract §2.1): a `node drain` without it is
+    refused, `node status` rejects the flag. roachctl's own start (init), restart and stop below
+    run against exactly these nodes."""
+    certs = _client_certs(rc, "h1")
     since = time.time()
     try:
         flags = f"--certs-dir={certs} --host=h1:{SQL_PORT}"
@@ -424,6 +430,9 @@ def test_restart_takes_one_node_down_at_a_time(rc: Remote) -> None:
     pids = {n["host"]: n["pid"] for n in rc.status()["nodes"]}
     res = rc.run("restart", NAME)
     assert res.rc == 0, res.text
+    for host in rc.hosts:  # the stop half is roachctl's bounded stop, its drain confirmed by the log
+        assert f"{host}: restarting: stopping (drains gracefully; hard stop after 240s)" in res.err, res.err
+        assert re.search(rf"{host}: drained and stopped \(exit 0, \d+s\)", res.err), res.err
     events = _all_events(rc)
     intervals = {h: down_intervals(evs, since) for h, evs in events.items()}
     for host, iv in intervals.items():
@@ -440,17 +449,27 @@ def test_restart_takes_one_node_down_at_a_time(rc: Remote) -> None:
 
 
 def test_whole_cluster_stop_goes_one_node_at_a_time_and_stops_only_the_last_one_hard(rc: Remote) -> None:
-    """h1 and h2 drain (each with a majority running) and exit 0, one after the other; h3, alone,
+    """Someone drained h2 by hand (`node drain`, no shutdown): it goes first, so never are two nodes
+    draining. h2 and h1 drain (each with a majority running) and exit 0, one after the other, each
+    "drained" only because its log says `graceful drain complete` (contract §4); h3, alone,
     cannot drain: SIGTERM, --grace, then SIGKILL through systemd, reported as such. No unit comes
     back by itself (Restart=always does not apply to a requested stop); `start` brings the same
     cluster back."""
     ids_before = cluster_ids(_all_events(rc))
+    certs = _client_certs(rc, "h2")
+    try:
+        flags = f"--certs-dir={certs} --host=h2:{SQL_PORT} --cluster-name={NAME}"
+        drained = rc.sh("h2", f"{HOME}/cockroach node drain --self {flags}", check=False)
+        assert drained.returncode == 0 and "drain ok" in drained.stdout, drained
+    finally:
+        rc.sh("h2", f"rm -rf {certs}")
     since = time.time()
     res = rc.run("--json", "stop", NAME, "--grace", "5")
     assert res.rc == 0, res.text
-    assert_stop_sequence(_all_events(rc), since, graceful=["h1", "h2"], hard=["h3"], ended=res.ended, grace=5)
+    assert_stop_sequence(_all_events(rc), since, graceful=["h2", "h1"], hard=["h3"], ended=res.ended, grace=5)
     stops = json.loads(res.out)["stops"]
     assert [stops[h]["result"] for h in ("h1", "h2", "h3")] == ["drained", "drained", "hard"], stops
+    assert "h2: stopping (already draining; 3 of 3 running: drains gracefully)" in res.err, res.err
     assert stops["h3"]["reason"] == "no majority left"
     assert (
         "h3: stopped without drain — no majority left (crash-safe; the next start replays its log)" in res.err

@@ -5,7 +5,7 @@ The cause: a node that ran without a majority still answers `/health?ready=1` wi
 liveness record written before the outage, until it expires (contract §6). The cut test makes that
 deterministic: with the previous `start` and the stand-in's TTL raised to 30 s, `start` exited 0
 reporting the cut-off h3 "ready". The stand-in's TTL is 8 s here: closer to real cockroach (9 s)
-than its 4.5 s default and still within roachctl's LIVENESS_TTL.
+than its 6 s default and still within roachctl's LIVENESS_TTL.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathF
     remote.write_topology()
     res = remote.deploy()
     assert res.rc == 0, res.text
-    # The stand-in's liveness TTL raised from 4.5 s towards real cockroach's 9 s (contract §6), still
+    # The stand-in's liveness TTL raised from 6 s towards real cockroach's 9 s (contract §6), still
     # below roachctl's LIVENESS_TTL: a stale record then outlives a whole `start` on a loaded machine.
     for host in remote.hosts:
         remote.sh(

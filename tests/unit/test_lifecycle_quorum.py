@@ -27,7 +27,7 @@ class StubClient:
         self.asked: list[list[str]] = []
 
     async def status_from_any(
-        self, candidates: list[NodeTarget], *, ranges: bool = False
+        self, candidates: list[NodeTarget], *, ranges: bool = False, decommission: bool = False
     ) -> list[NodeStatus]:
         self.asked.append([t.host for t in candidates])
         if self.rows is None:
@@ -105,3 +105,26 @@ def test_under_replicated_ranges_refuse_a_node_stop() -> None:
     with pytest.raises(RefusedError, match="0 unavailable and 21 under-replicated"):
         _quorum(StubClient(_ranged(7)), "h1", {"h1", "h2", "h3"})
     _quorum(StubClient(_ranged(0)), "h1", {"h1", "h2", "h3"})
+
+
+def test_the_rolling_gate_waits_while_another_node_is_draining() -> None:
+    """Someone drained h2 (`node drain`, no shutdown): taking h1 down now would make two drains at
+    once. Only the hosts the operation handles itself (`tolerate`) may be draining."""
+    rows = [
+        NodeStatus(
+            i + 1,
+            f"{h}:26257",
+            f"{h}:26257",
+            "v25.4.0",
+            True,
+            True,
+            ranges_unavailable=0,
+            ranges_underreplicated=0,
+            membership="active",
+            is_draining=h == "h2",
+        )
+        for i, h in enumerate(HOSTS)
+    ]
+    with pytest.raises(RefusedError, match="draining: h2:26257"):
+        asyncio.run(wait_healthy(StubClient(rows), TARGETS, timeout=1.5, tolerate={"h1"}))  # type: ignore[arg-type]
+    assert len(asyncio.run(wait_healthy(StubClient(rows), TARGETS, timeout=5, tolerate={"h2"}))) == 3  # type: ignore[arg-type]

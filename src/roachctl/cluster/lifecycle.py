@@ -17,15 +17,19 @@
   "Up" means the node answers on its HTTP port right now, not the cluster's liveness record,
   which still says "live" for seconds after a node stopped.
 - restart: rolling, one node at a time, each gated on the node being ready and the cluster
-  reporting every node live and no unavailable or under-replicated ranges before the next one
-  goes down.
+  reporting every node live, none draining and no unavailable or under-replicated ranges before
+  the next one goes down. Each node's stop half is the same bounded stop (SIGKILL after
+  DRAIN_TIMEOUT, never the unit's TimeoutStopSec), then `systemctl start`.
+- A node that is already draining (a `cockroach node drain` without `--shutdown`) goes first in
+  both stop and restart, so never are two nodes draining at once (contract §4.1). "drained" is
+  claimed only when the node's log confirms it (plan/drainlog.py): exit 0 alone is no proof.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from roachctl.cluster.nodes import (
@@ -53,6 +57,7 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
+from roachctl.plan.drainlog import DRAINING_READINESS, drain_verdict
 from roachctl.plan.render import join_list
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 
@@ -242,15 +247,18 @@ async def stop(
         if not force:
             await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
         running = [t for t in everyone if t.host in up]
-        members = await _members(client, running, len(everyone))
+        members, draining = await _members(client, running, len(everyone), seen.draining)
         target = chosen[0]
-        drain = target.host in up and can_drain(len(running), members)
+        busy = len(draining - {target.host})
+        drain = target.host in up and can_drain(len(running), members, busy)
         why = f"{len(running)} of {members} running" if drain else "no majority left"
+        if not drain and busy and target.host in up:
+            why = f"no lease target left: {busy} other node(s) already draining"
         steps = [StopStep((target.host,), drain, why if target.host in up else "not answering")]
     else:
         running = [t for t in everyone if t.host in up]
-        members = await _members(client, running, len(everyone))
-        steps = stop_steps([t.host for t in everyone], up, members)
+        members, draining = await _members(client, running, len(everyone), seen.draining)
+        steps = stop_steps([t.host for t in everyone], up, members, draining)
     by_host = {t.host: t for t in everyone}
     try:
         for step in steps:
@@ -290,12 +298,21 @@ def _stop_note(step: StopStep, grace: float) -> str:
 
 
 def describe_stop(step: StopStep, stopped: UnitStop, bound: float) -> tuple[str, dict[str, object]]:
-    """The per-node result line and its JSON form: drained (graceful) vs hard stop, and why."""
+    """The per-node result line and its JSON form: drained (graceful, confirmed by the node's log),
+    unconfirmed (exit 0 without that proof), hard stop, and why."""
     detail: dict[str, object] = {"seconds": stopped.seconds}
     if not stopped.was_running:
         line, result = "already stopped", "already-stopped"
     elif not stopped.hard and stopped.exit_code == 0:
-        line, result = f"drained and stopped (exit 0, {stopped.seconds}s)", "drained"
+        verdict = drain_verdict(stopped.drain_log)  # exit 0 alone does not prove a drain (contract §4)
+        if verdict.confirmed:
+            line, result = f"drained and stopped (exit 0, {stopped.seconds}s)", "drained"
+        else:
+            line, result = (
+                f"stopped (exit 0, {stopped.seconds}s); drain not confirmed: {verdict.why}",
+                "unconfirmed",
+            )
+            detail["reason"] = verdict.why
     elif stopped.hard:
         result = "hard"
         if step.drain:
@@ -327,6 +344,7 @@ class Observed:
     running: frozenset[str]
     answering: frozenset[str]
     unreachable: frozenset[str]
+    draining: frozenset[str] = frozenset()  # answering `node is shutting down` (contract §6)
 
     @property
     def blind(self) -> frozenset[str]:
@@ -371,6 +389,11 @@ async def observe(session: Session, everyone: list[NodeTarget]) -> Observed:
         running=frozenset(t.host for t, u in zip(everyone, units, strict=True) if u),
         answering=frozenset(t.host for t, a in zip(everyone, answers, strict=True) if a.answered),
         unreachable=frozenset(t.host for t, u in zip(everyone, units, strict=True) if u is None),
+        draining=frozenset(
+            t.host
+            for t, a in zip(everyone, answers, strict=True)
+            if a.answered and a.detail == DRAINING_READINESS
+        ),
     )
 
 
@@ -380,19 +403,26 @@ async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
     return {t.host for t, a in zip(everyone, answers, strict=True) if a.answered}
 
 
-async def _members(client: NodeClient, candidates: list[NodeTarget], fallback: int) -> int:
-    """How many active members the cluster has (the topology's count when no node answers).
+async def _members(
+    client: NodeClient, candidates: list[NodeTarget], fallback: int, draining: frozenset[str]
+) -> tuple[int, frozenset[str]]:
+    """How many active members the cluster has (the topology's count when no node answers), and
+    which running hosts are draining already: those whose readiness says so (`draining`), and
+    those `node status --decommission` reports `is_draining` (contract §5), e.g. after a
+    `cockroach node drain` that someone ran without `--shutdown`.
 
     `node status` is a SQL query: without a majority running it cannot answer (it would only
     time out), so then the topology's count is used without asking.
     """
     if not candidates or 2 * len(candidates) <= fallback:
-        return fallback
+        return fallback, draining
     try:
-        rows = await client.status_from_any(candidates)
+        rows = await client.status_from_any(candidates, decommission=True)
     except RoachctlError:
-        return fallback
-    return max(1, len([r for r in rows if r.membership in (None, "active")]))
+        return fallback, draining
+    by_addr = {t.rpc_addr: t.host for t in candidates}
+    draining |= {by_addr[r.address] for r in rows if r.is_draining and r.address in by_addr}
+    return max(1, len([r for r in rows if r.membership in (None, "active")])), draining
 
 
 async def _refuse_if_quorum_lost(
@@ -452,9 +482,13 @@ async def restart(
     everyone = targets(session)
     outcome = Outcome()
     client = NodeClient(session)
-    await _refuse_if_nodes_down(session, everyone)
+    seen = await _refuse_if_nodes_down(session, everyone)
     resumed_from, restarted_pids = _unfinished_restart(session, only)
-    for target in targets(session, only):
+    chosen = targets(session, only)  # a node someone drained goes first: never two drains at once
+    chosen = [t for t in chosen if t.host in seen.draining] + [
+        t for t in chosen if t.host not in seen.draining
+    ]
+    for target in chosen:
         _stop_if_interrupted(session.interrupts, outcome)
         if target.host in restarted_pids:
             pid = await main_pid(session, target)
@@ -469,18 +503,30 @@ async def restart(
                 )
                 continue
         notify(target.host, "waiting for a healthy cluster")
-        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
-        notify(target.host, "restarting (drain, stop, start)")
-        result = await systemctl(session, target, "restart")
+        # draining may be: the node about to go, nodes someone drained that this restart handles
+        # first, and nodes it restarted (should a restart leave the liveness flag set, contract §5)
+        pending = {t.host for t in chosen if t.host in seen.draining and t.host not in outcome.done}
+        ours = pending | set(outcome.done) | {target.host}
+        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
+        try:
+            stop_line = await _restart_stop(session, target, notify)
+        except RoachctlError as exc:
+            outcome.failures[target.host] = exc
+            session.step("restart", host=target.host, result="failed", error=exc.message)
+            break  # its state is unknown: take no further node down
+        notify(target.host, "starting")
+        result = await systemctl(session, target, "start")
         if not result.ok:
             tail = await journal_tail(session, target)
             outcome.failures[target.host] = RemoteCommandError(
-                f"systemctl restart failed: {result.err.strip()}\n{tail}", where=target.host
+                f"systemctl start failed after its stop ({stop_line}): {result.err.strip()}\n{tail}",
+                where=target.host,
+                hint=f"see `journalctl -u {target.unit}`; then `roachctl start {session.topology.name}`",
             )
             break
         try:
             await _ready_or_fail(session, target, timeout, notify)
-            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
         except RoachctlError as exc:
             outcome.failures[target.host] = exc
             session.step("restart", host=target.host, result="failed", error=exc.message)
@@ -488,6 +534,18 @@ async def restart(
         outcome.done[target.host] = "restarted"
         session.step("restart", host=target.host, result="restarted", pid=await main_pid(session, target))
     return outcome
+
+
+async def _restart_stop(session: Session, target: NodeTarget, notify: Notify) -> str:
+    """The stop half of a restart, bounded like every stop (never by the unit's TimeoutStopSec):
+    SIGTERM, its graceful drain (every other node runs, contract §4.1), SIGKILL after DRAIN_TIMEOUT."""
+    step = StopStep((target.host,), True, "restart")
+    notify(target.host, f"restarting: stopping (drains gracefully; hard stop after {DRAIN_TIMEOUT:g}s)")
+    stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
+    line, detail = describe_stop(step, stopped, DRAIN_TIMEOUT)
+    session.step("restart-stop", host=target.host, **detail)
+    notify(target.host, line)
+    return line
 
 
 def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[str, int]]:
@@ -510,7 +568,7 @@ def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[s
     return last.id, pids
 
 
-async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> None:
+async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> Observed:
     """A rolling restart waits for every node to be live before each step: with a node that is
     not running at all that gate can never open, so say so now instead of after the timeout.
     A node roachctl cannot see into (blind, unreachable) refuses too (review M2)."""
@@ -524,6 +582,7 @@ async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) ->
             hint=f"start them first (`roachctl start {name}`): each restart step waits until every "
             "node is live, so no step ever takes the cluster below a majority",
         )
+    return seen
 
 
 def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome, verb: str = "restarted") -> None:
@@ -533,8 +592,12 @@ def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome, verb: str = "
         raise InterruptedByUser(f"interrupted; {verb} so far: {done}; no other node was touched")
 
 
-async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeout: float) -> list[NodeStatus]:
-    """The rolling gate: every active member live, no range unavailable or under-replicated.
+async def wait_healthy(
+    client: NodeClient, everyone: list[NodeTarget], *, timeout: float, tolerate: Collection[str] = ()
+) -> list[NodeStatus]:
+    """The rolling gate: every active member live, none draining but the hosts in `tolerate` (the
+    node about to go down, and nodes someone drained that the operation restarts first), no range
+    unavailable or under-replicated.
 
     Contract §4.1 / §9: each node of a rolling operation waits for 0 under-replicated ranges too.
     That is a liveness-based count sampled every ~10 s (pkg/cli/node.go rangesQuery over
@@ -545,17 +608,20 @@ async def wait_healthy(client: NodeClient, everyone: list[NodeTarget], *, timeou
     last = "no answer"
     while time.monotonic() < deadline:
         try:
-            rows = await client.status_from_any(everyone, ranges=True)
+            rows = await client.status_from_any(everyone, ranges=True, decommission=True)
             members = [r for r in rows if r.membership in (None, "active")]
             down = [r.address for r in members if not r.is_live]
+            skip = {t.rpc_addr for t in everyone if t.host in tolerate}
+            draining = [r.address for r in members if r.is_draining and r.is_live and r.address not in skip]
             unavailable = unavailable_ranges(rows)
             under = underreplicated_ranges(rows)
-            if not down and unavailable == 0 and under == 0 and len(members) >= len(everyone):
+            healthy = not down and not draining and unavailable == 0 and under == 0
+            if healthy and len(members) >= len(everyone):
                 return rows
             last = (
                 f"not live: {', '.join(down) or 'none'}; unavailable ranges: {unavailable}; "
                 f"under-replicated ranges: {under}"
-            )
+            ) + (f"; draining: {', '.join(draining)}" if draining else "")
         except RoachctlError as exc:
             last = exc.message.splitlines()[0]
         await asyncio.sleep(1)

@@ -20,7 +20,7 @@ from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.model.netaddr import host_port
 from roachctl.operation.session import Session
-from roachctl.plan import bounds
+from roachctl.plan import bounds, drainlog
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.layout import layout_for
 from roachctl.tls import pki, store
@@ -36,6 +36,7 @@ class NodeTarget:
     http_port: int
     unit: str
     binary: str
+    log_file: str = ""  # the node's cockroach.log (its drain verdict, plan/drainlog.py)
 
     @property
     def rpc_addr(self) -> str:
@@ -55,7 +56,13 @@ def targets(session: Session, only: str | None = None) -> list[NodeTarget]:
         layout = layout_for(topology, node, "amd64")  # arch does not change the paths used here
         found.append(
             NodeTarget(
-                node.host, node.advertise, node.sql_port, node.http_port, layout.unit_name, layout.binary
+                node.host,
+                node.advertise,
+                node.sql_port,
+                node.http_port,
+                layout.unit_name,
+                layout.binary,
+                f"{layout.log_dir}/{drainlog.LOG_FILE}",
             )
         )
     if only is None:
@@ -241,12 +248,15 @@ async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) ->
 # $1 unit, $2 seconds to wait for the process to exit on its own after `systemctl stop` sent SIGTERM.
 # Past that bound, SIGKILL through systemd: the pending stop job then completes and, because the stop
 # was requested, `Restart=always` does not apply (the unit ends `failed`, reset to `inactive` here).
-# So the unit's TimeoutStopSec never decides how long a stop takes. One line of key=value results.
+# So the unit's TimeoutStopSec never decides how long a stop takes. One line of key=value results,
+# then `log: ` + each drain verdict line ($4, plan/drainlog.py) the node's log ($3) got meanwhile.
 _STOP_SCRIPT = r"""
 set -u
-unit=$1 bound=$2
+unit=$1 bound=$2 log=$3 pattern=$4
 prop() { systemctl show -p "$1" --value -- "$unit"; }
 pid=$(prop MainPID) before=$(prop ActiveState)
+logreal=$(readlink -f -- "$log" 2>/dev/null || true) logoff=0
+if [ -n "$logreal" ] && [ -f "$logreal" ]; then logoff=$(stat -c %s -- "$logreal"); fi
 start=$(date +%s) hard=0 killed=0
 systemctl stop --no-block -- "$unit" || exit 71
 while :; do
@@ -267,6 +277,9 @@ if [ "$(prop MainPID)" != 0 ]; then gone=0; fi
 if [ "$pid" != 0 ] && kill -0 "$pid" 2>/dev/null; then gone=0; fi
 secs=$(( $(date +%s) - start ))
 echo "before=$before pid=$pid hard=$hard code=$code status=$status result=$result gone=$gone secs=$secs"
+if [ -n "$logreal" ] && [ -f "$logreal" ]; then
+  tail -c +$((logoff + 1)) -- "$logreal" | grep -a -E -- "$pattern" | tail -n 5 | sed 's/^/log: /' || true
+fi
 """
 
 CLD_EXITED, CLD_KILLED = "1", "2"  # systemd's ExecMainCode: exited normally / killed by a signal
@@ -281,6 +294,7 @@ class UnitStop:
     exit_code: int | None  # the process's exit status when it exited by itself
     signal: int | None  # the signal that ended it otherwise
     seconds: int
+    drain_log: tuple[str, ...] = ()  # its drain verdict lines logged during the stop (plan/drainlog.py)
 
 
 async def stop_unit(session: Session, target: NodeTarget, *, bound: float) -> UnitStop:
@@ -289,9 +303,20 @@ async def stop_unit(session: Session, target: NodeTarget, *, bound: float) -> Un
     Raises when the process still runs afterwards: nothing may be removed while it does.
     """
     executor = session.ssh.executor(target.host)
-    cmd = Command.shell(_STOP_SCRIPT, target.unit, str(max(1, round(bound))), sudo=True, name="roachctl-stop")
+    cmd = Command.shell(
+        _STOP_SCRIPT,
+        target.unit,
+        str(max(1, round(bound))),
+        target.log_file,
+        drainlog.PATTERN,
+        sudo=True,
+        name="roachctl-stop",
+    )
     result = await executor.run(cmd, timeout=bound + 90, check=False)
-    fields = dict(w.split("=", 1) for w in result.out.split() if "=" in w)
+    lines = result.out.splitlines()
+    first = next((line for line in lines if line.startswith("before=")), "")
+    fields = dict(w.split("=", 1) for w in first.split() if "=" in w)
+    logged = tuple(line.removeprefix("log: ") for line in lines if line.startswith("log: "))
     if not result.ok or fields.get("gone") != "1":
         raise RemoteCommandError(
             f"{target.unit} could not be stopped: {result.err.strip() or result.out.strip() or 'no output'}",
@@ -306,4 +331,5 @@ async def stop_unit(session: Session, target: NodeTarget, *, bound: float) -> Un
         exit_code=int(status) if code == CLD_EXITED and status.isdigit() else None,
         signal=int(status) if code != CLD_EXITED and status.isdigit() and code else None,
         seconds=int(fields.get("secs", "0") or 0),
+        drain_log=logged,
     )

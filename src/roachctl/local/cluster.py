@@ -26,7 +26,9 @@ from roachctl.local.layout import ClusterPaths
 from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, ClusterState, NodeState, save, state_lock
 from roachctl.local.state import load as load_state
+from roachctl.plan import drainlog
 from roachctl.plan.argv import StartSpec, start_argv
+from roachctl.plan.drainlog import drain_verdict
 from roachctl.plan.stoporder import StopStep, stop_steps
 from roachctl.release.checksum import sha256_file
 from roachctl.ui.console import console
@@ -312,9 +314,12 @@ class LocalCluster:
             self.forget_dead()
             return []
         by_index = {n.index: (n, p) for n, p in nodes}
-        answering = {n.index for n, _ in nodes if self.endpoint.probe(n, ready=False).up}
+        probes = {n.index: self.endpoint.probe(n) for n, _ in nodes}
+        answering = {i for i, probe in probes.items() if probe.up}
+        # already draining (someone ran `node drain`): readiness says so (contract §6); they go first
+        draining = {str(i) for i, probe in probes.items() if probe.detail == drainlog.DRAINING_READINESS}
         order = [str(n.index) for n, _ in nodes]
-        steps = stop_steps(order, {str(i) for i in answering}, len(self.state.nodes))
+        steps = stop_steps(order, {str(i) for i in answering}, len(self.state.nodes), draining)
         results: list[dict[str, object]] = []
         try:
             for step in steps:
@@ -332,6 +337,7 @@ class LocalCluster:
     ) -> list[dict[str, object]]:
         """SIGTERM the batch, wait up to `bound` s for each to exit, SIGKILL the rest."""
         began = time.monotonic()
+        offsets = {node.index: self._log_size(node) for node, _ in batch}
         for node, proc in batch:
             how = (
                 f"{step.why}: drains gracefully"
@@ -366,14 +372,39 @@ class LocalCluster:
             elif code not in (None, 0):
                 line = f"exited with code {code} after SIGTERM ({seconds}s)"
                 result = {"node": node.index, "result": "exited", "code": code}
-            else:
-                line = f"drained and stopped ({'exit 0, ' if code == 0 else ''}{seconds}s)"
-                result = {"node": node.index, "result": "drained"}
+            else:  # exit 0 alone does not prove a drain: the node's log must (contract §4)
+                verdict = drain_verdict(self._log_since(node, offsets[node.index]))
+                ended = f"{'exit 0, ' if code == 0 else ''}{seconds}s"
+                if verdict.confirmed:
+                    line = f"drained and stopped ({ended})"
+                    result = {"node": node.index, "result": "drained"}
+                else:
+                    line = f"stopped ({ended}); drain not confirmed: {verdict.why}"
+                    result = {"node": node.index, "result": "unconfirmed", "reason": verdict.why}
             result["seconds"] = seconds
             console().print(f"n{node.index}: {line}")
             results.append(result)
             self.forget(node)
         return results
+
+    def _log_file(self, node: NodeState) -> Path:
+        return self.paths.node(node.index).logs / drainlog.LOG_FILE
+
+    def _log_size(self, node: NodeState) -> int:
+        try:
+            return self._log_file(node).stat().st_size
+        except OSError:
+            return 0
+
+    def _log_since(self, node: NodeState, offset: int, limit: int = 1 << 20) -> list[str]:
+        """The node's log lines written since `offset`, as far as its drain verdict needs them."""
+        try:
+            with self._log_file(node).open("rb") as handle:
+                handle.seek(offset)
+                text = handle.read(limit).decode("utf-8", errors="replace")
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if re.search(drainlog.PATTERN, line)]
 
     def _wait_exit(self, node: NodeState, proc: psutil.Process, timeout: float) -> tuple[bool, int | None]:
         """Wait for the node to exit: (exited, exit status when known — only for our own child)."""

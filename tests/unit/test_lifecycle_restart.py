@@ -1,0 +1,102 @@
+"""A rolling restart's stop half is the bounded stop (issue 7: the unit's TimeoutStopSec is never
+what ends a stop), a node someone drained goes first, and the gate tolerates only the draining
+nodes this restart is about to handle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from roachctl.cluster import lifecycle
+from roachctl.cluster.nodes import NodeTarget, UnitStop
+from roachctl.exec.base import Result
+
+HOSTS = ("h1", "h2", "h3")
+TARGETS = [NodeTarget(h, h, 26257, 8080, "cockroach.service", "/opt/cockroach/cockroach") for h in HOSTS]
+
+
+class Recorder:
+    def __init__(self, drain_log: tuple[str, ...]) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.drain_log = drain_log
+
+    async def observe(self, session: Any, everyone: list[NodeTarget]) -> lifecycle.Observed:
+        hosts = frozenset(HOSTS)
+        return lifecycle.Observed(hosts, hosts, frozenset(), draining=frozenset({"h2"}))
+
+    async def stop_unit(self, session: Any, target: NodeTarget, *, bound: float) -> UnitStop:
+        self.calls.append(("stop", target.host, f"{bound:g}"))
+        return UnitStop(True, False, 0, None, 1, self.drain_log)
+
+    async def systemctl(self, session: Any, target: NodeTarget, verb: str, *, timeout: float = 0) -> Result:
+        self.calls.append((verb, target.host))
+        return Result(0, "", "", 0.0)
+
+    async def ready(self, session: Any, target: NodeTarget, timeout: float, notify: Any) -> str:
+        return "ready"
+
+    async def healthy(
+        self, client: Any, everyone: Any, *, timeout: float, tolerate: Collection[str] = ()
+    ) -> list[Any]:
+        self.calls.append(("gate", *sorted(tolerate)))
+        return []
+
+
+def _restart(monkeypatch: pytest.MonkeyPatch, drain_log: tuple[str, ...]) -> tuple[Recorder, list[str]]:
+    rec = Recorder(drain_log)
+    monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
+    monkeypatch.setattr(lifecycle, "observe", rec.observe)
+    monkeypatch.setattr(lifecycle, "stop_unit", rec.stop_unit)
+    monkeypatch.setattr(lifecycle, "systemctl", rec.systemctl)
+    monkeypatch.setattr(lifecycle, "_ready_or_fail", rec.ready)
+    monkeypatch.setattr(lifecycle, "wait_healthy", rec.healthy)
+    monkeypatch.setattr(lifecycle, "_unfinished_restart", lambda session, only: ("", {}))
+
+    async def pid(session: Any, target: NodeTarget) -> int:
+        return 4242
+
+    monkeypatch.setattr(lifecycle, "main_pid", pid)
+    session = SimpleNamespace(
+        topology=SimpleNamespace(name="prod"),
+        interrupts=SimpleNamespace(requested=False),
+        step=lambda *_, **__: None,
+    )
+    lines: list[str] = []
+    outcome = asyncio.run(lifecycle.restart(session, notify=lambda h, m: lines.append(f"{h}: {m}")))  # type: ignore[arg-type]
+    assert outcome.done == dict.fromkeys(("h2", "h1", "h3"), "restarted") and not outcome.failures
+    return rec, lines
+
+
+def test_restart_stops_each_node_bounded_then_starts_it_never_systemctl_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rec, lines = _restart(monkeypatch, ("I251207 ... [n2] 7  graceful drain complete",))
+    bound = f"{lifecycle.DRAIN_TIMEOUT:g}"
+    assert rec.calls == [
+        ("gate", "h2"),  # h2 was drained by someone: it goes first; nobody else may be draining
+        ("stop", "h2", bound),
+        ("start", "h2"),
+        ("gate", "h2"),
+        ("gate", "h1", "h2"),  # h1 about to go; h2 restarted by this operation
+        ("stop", "h1", bound),
+        ("start", "h1"),
+        ("gate", "h1", "h2"),
+        ("gate", "h1", "h2", "h3"),
+        ("stop", "h3", bound),
+        ("start", "h3"),
+        ("gate", "h1", "h2", "h3"),
+    ]
+    assert f"h1: restarting: stopping (drains gracefully; hard stop after {bound}s)" in lines
+    assert "h1: drained and stopped (exit 0, 1s)" in lines
+
+
+def test_restart_says_when_a_drain_is_not_confirmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, lines = _restart(monkeypatch, ())
+    assert (
+        "h3: stopped (exit 0, 1s); drain not confirmed: its log has no 'graceful drain complete' line"
+        in lines
+    )
