@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from roachctl import fsutil
 from roachctl.errors import RefusedError, UsageError
 from roachctl.operation import homeexport
 from roachctl.operation.home import ClusterHome, ClusterState
-from roachctl.tls import inspect, store
+from roachctl.tls import inspect, pki, store
 
 PASS = "correct horse battery"
 
@@ -50,6 +52,74 @@ def test_a_half_finished_rotation_end_still_pairs_key_and_cert(home: ClusterHome
     home.set_rotation_phase(3)
     (home.rotation_dir / store.CA_KEY).replace(home.ca_dir / store.CA_KEY)  # crash after the key moved
     assert ClusterHome(home.root, "prod").ca().cert_pem() == new.cert_pem()
+
+
+def test_a_crash_while_beginning_leaves_nothing_that_blocks_a_rerun(
+    home: ClusterHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_rename = os.rename
+
+    def crash(src: object, dst: object) -> None:
+        raise OSError("crash before rotation/ appears")
+
+    monkeypatch.setattr(os, "rename", crash)
+    with pytest.raises(OSError):
+        home.begin_ca_rotation()
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert home.rotation_phase() == 0 and not home.rotation_dir.exists()
+    new = home.begin_ca_rotation()
+    assert home.rotation_phase() == 1 and home.new_ca().cert_pem() == new.cert_pem()
+
+
+def test_a_rotation_dir_without_state_is_set_aside(home: ClusterHome) -> None:
+    home.rotation_dir.mkdir()
+    (home.rotation_dir / "old.key").write_bytes(b"left by a crash")
+    new = home.begin_ca_rotation()
+    assert home.new_ca().cert_pem() == new.cert_pem()
+    assert any(p.name.startswith("abandoned-") for p in home.ca_dir.iterdir())
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3])  # after 0, 1 or 2 files were copied, or before the rename
+def test_a_crash_while_finishing_is_finished_by_a_rerun(
+    home: ClusterHome, monkeypatch: pytest.MonkeyPatch, crash_at: int
+) -> None:
+    new = home.begin_ca_rotation()
+    home.set_rotation_phase(3)
+    calls: list[int] = []
+    real_rename = os.rename
+
+    def write(path: Path, data: bytes, mode: int = 0o644) -> None:
+        calls.append(1)
+        if len(calls) == crash_at:
+            raise OSError("crash")
+        fsutil.atomic_write(path, data, mode)
+
+    def rename(src: Path, dst: Path) -> None:
+        if crash_at == 3:
+            raise OSError("crash")
+        real_rename(src, dst)
+
+    monkeypatch.setattr("roachctl.operation.home.atomic_write", write)
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError):
+        home.finish_ca_rotation()
+    monkeypatch.undo()
+    fresh = ClusterHome(home.root, "prod")
+    assert fresh.rotation_phase() == 3
+    assert fresh.ca().cert_pem() == fresh.new_ca().cert_pem() == new.cert_pem()
+    fresh.operator_certs()
+    fresh.finish_ca_rotation()
+    assert ClusterHome(home.root, "prod").ca().cert_pem() == new.cert_pem()
+    assert fresh.rotation_phase() == 0
+
+
+def test_a_new_ca_other_than_the_recorded_one_is_refused(home: ClusterHome) -> None:
+    home.begin_ca_rotation()
+    other = pki.create_ca()
+    (home.rotation_dir / store.CA_CERT).write_bytes(other.cert_pem())
+    (home.rotation_dir / store.CA_KEY).write_bytes(other.key_pem())
+    with pytest.raises(RefusedError, match="not the one this rotation began with"):
+        home.new_ca()
 
 
 def test_export_import_round_trip_refuses_overwrite_and_wrong_passphrase(

@@ -12,10 +12,13 @@ stops there with the node's journal in the error.
 
 CA rotation (contract §9, fidelity review §6.3): phase 1 puts the combined ca.crt (new CA, then
 old) on every node; phase 2 re-issues node and operator certs from the new CA; phase 3 leaves the
-new CA alone in ca.crt. The phase lives in the home (operation/home.py); each phase is verified on
-every node before the next begins, a re-run resumes at the recorded phase and skips a node only
-when what it shows confirms the step. roachctl's own client certs are always signed by a CA every
-node already trusts: the old one in phase 1, the new one from phase 2 on.
+new CA alone in ca.crt. One phase per command: clients outside roachctl need the combined CA
+before phase 2 and a new-CA client cert before phase 3 ([D] rotate-certificates: move on only once
+every client has it), so phase 1 is the default and 2 and 3 are named with --phase. The phase lives
+in the home (operation/home.py); each phase is verified on every node, a re-run of the same phase
+resumes it and skips a node only when what it shows confirms the step. roachctl's own client
+certs are always signed by a CA every node already trusts: the old one in phase 1, the new one
+from phase 2 on.
 """
 
 from __future__ import annotations
@@ -322,45 +325,79 @@ PHASES = {1: "combined ca.crt (new + old) on every node", 2: "node and client ce
           3: "old CA dropped from ca.crt"}  # fmt: skip
 
 
+def confirmation(cluster: str, *, ca: bool, phase: int | None) -> str:
+    """The question asked before a rotation; for CA phases 2 and 3 it names what clients lose."""
+    if not ca:
+        return f"Rotate the node certificates of {cluster}?"
+    if phase == 2:
+        return (
+            f"CA rotation of {cluster}, phase 2: nodes will serve certificates of the NEW CA. A client "
+            "that verifies nodes against the old ca.crt alone will fail to connect. Has every client "
+            "(applications, tools, load-balancer checks) got the combined CA from phase 1?"
+        )
+    if phase == 3:
+        return (
+            f"CA rotation of {cluster}, phase 3: nodes will trust only the NEW CA. Client certificates "
+            "signed by the old CA will be refused. Has every client got a certificate of the new CA?"
+        )
+    return (
+        f"CA rotation of {cluster}, phase 1: put the combined CA (new + old) on every node? "
+        "Nothing changes for clients yet"
+    )
+
+
 async def _rotate_ca(
     session: Session, everyone: list[NodeTarget], only: int | None, outcome: Outcome, notify: Notify
 ) -> None:
+    """One phase per run (fidelity: [D] rotate-certificates says to move on only once every client
+    has the combined CA): phase 1 by default, 2 and 3 only when named with --phase."""
     home = session.home
     current = home.rotation_phase() or 1
-    if only is not None and only != current:
-        state = (
-            f"phase {home.rotation_phase()} is under way"
-            if home.rotation_phase()
-            else "no CA rotation is under way"
-        )
+    wanted = only or 1
+    if wanted != current:
         raise RefusedError(
-            f"phase {only} cannot run now: {state}; the phases run in order (1, 2, 3), each verified on "
-            "every node before the next",
-            hint=f"run `roachctl certs rotate {session.topology.name} --ca --phase {current}` "
-            "(or without --phase: every phase left)",
+            f"phase {wanted} cannot run now: {_state(home.rotation_phase())}; the phases run in order "
+            "(1, 2, 3), each verified on every node and each started by its own command",
+            hint=f"run `roachctl certs rotate {session.topology.name} --ca --phase {current}`"
+            + (_CLIENTS_HINT if current > 1 else ""),
         )
-    for phase in (current,) if only else range(current, 4):
-        if phase == 1 and not home.rotation_phase():
-            new = home.begin_ca_rotation()
-            session.step("ca-rotation", phase=1, result="begun", new_ca=format(new.cert.serial_number, "x"))
-        notify("cluster", f"CA rotation phase {phase}: {PHASES[phase]}")
-        new_ca, old_ca = home.new_ca(), home.old_ca()
-        client = NodeClient(session)  # its client cert: signed by this phase's signing CA
-        if phase == 2:
-            await _each(
-                session, everyone, outcome, lambda t: _node_cert(session, t, notify, skip_current=True)
-            )
-        else:
-            dropped = old_ca if phase == 3 else None
-            step = functools.partial(
-                _ca_file, session, notify=notify, phase=phase, trusted=new_ca, dropped=dropped
-            )
-            await _each(session, everyone, outcome, step)
-        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
-        if phase < 3:
-            home.set_rotation_phase(phase + 1)
-        else:
-            home.finish_ca_rotation()
-        home.operator_certs()
-        session.step("ca-rotation", phase=phase, result="verified")
-        notify("cluster", f"CA rotation phase {phase} verified on every node")
+    phase = current
+    if phase == 1 and not home.rotation_phase():
+        new = home.begin_ca_rotation()
+        session.step("ca-rotation", phase=1, result="begun", new_ca=format(new.cert.serial_number, "x"))
+    notify("cluster", f"CA rotation phase {phase}: {PHASES[phase]}")
+    new_ca, old_ca = home.new_ca(), home.old_ca()
+    client = NodeClient(session)  # its client cert: signed by this phase's signing CA
+    if phase == 2:
+        await _each(session, everyone, outcome, lambda t: _node_cert(session, t, notify, skip_current=True))
+    else:
+        dropped = old_ca if phase == 3 else None
+        step = functools.partial(
+            _ca_file, session, notify=notify, phase=phase, trusted=new_ca, dropped=dropped
+        )
+        await _each(session, everyone, outcome, step)
+    await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    if phase < 3:
+        home.set_rotation_phase(phase + 1)
+    else:
+        home.finish_ca_rotation()
+    certs_dir = home.operator_certs()
+    session.step("ca-rotation", phase=phase, result="verified")
+    notify("cluster", f"CA rotation phase {phase} verified on every node")
+    if phase < 3:
+        notify("cluster", _NEXT[phase].format(ca=certs_dir / store.CA_CERT, name=session.topology.name))
+
+
+def _state(phase: int) -> str:
+    return f"phase {phase} is next" if phase else "no CA rotation is under way"
+
+
+_CLIENTS_HINT = " once every client has what the previous phase gave it (see `roachctl certs rotate --help`)"
+
+_NEXT = {
+    1: "the combined CA for clients: {ca}. Give it to every client that verifies the nodes (it "
+    "trusts the old and the new CA), then run `roachctl certs rotate {name} --ca --phase 2`",
+    2: "nodes serve certificates of the new CA. Give every client a client certificate of the new "
+    "CA (roachctl's operator certificate beside {ca} already is one), then run "
+    "`roachctl certs rotate {name} --ca --phase 3` (client certificates of the old CA stop working)",
+}
