@@ -24,6 +24,7 @@ from phase 2 on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -75,6 +76,7 @@ async def rotate(
         )
     everyone = targets(session)
     await _refuse_if_down(session, everyone)
+    await _refuse_unmanaged(session, everyone)
     outcome = Outcome()
     if ca:
         await _rotate_ca(session, everyone, phase, outcome, notify)
@@ -92,6 +94,23 @@ async def _refuse_if_down(session: Session, everyone: list[NodeTarget]) -> None:
         raise RefusedError(
             f"{', '.join(down)} not running: a rotation verifies each node's reload",
             hint=f"start them first (`roachctl start {session.topology.name}`), then rotate",
+        )
+
+
+async def _refuse_unmanaged(session: Session, everyone: list[NodeTarget]) -> None:
+    """Refuse when a node has certificate files roachctl does not manage (contract §7): they
+    change which certificate is used, so rotating node.crt/ca.crt alone would not do what it says."""
+    names = list(inspect.UNMANAGED)
+    found = await asyncio.gather(*(certstatus.read_cert_files(session, t.host, names) for t in everyone))
+    present = {t.host: certstatus.unmanaged(f) for t, f in zip(everyone, found, strict=True)}
+    present = {host: names for host, names in present.items() if names}
+    if present:
+        listed = "; ".join(f"{host}: {', '.join(names)}" for host, names in present.items())
+        raise RefusedError(
+            f"certificate files roachctl does not manage are in the certs dir ({listed}); each changes "
+            "which certificate the node uses, so a rotation of node.crt/ca.crt would not be complete",
+            hint="rotate those yourself, or remove them and reload the node (`systemctl reload`), "
+            f"then re-run; `roachctl certs status {session.topology.name}` lists them",
         )
 
 
@@ -187,15 +206,31 @@ async def _settled(session: Session, target: NodeTarget, pid: int, what: str) ->
 
 
 async def _refused(
-    session: Session, target: NodeTarget, previous: dict[str, bytes], what: str
+    session: Session,
+    target: NodeTarget,
+    previous: dict[str, bytes],
+    what: str,
+    *,
+    serves: bytes | None = None,
 ) -> ReloadRefused:
-    """Put the node's previous files back (it still runs them) and say why it refused."""
+    """Put the node's previous files back and reload, then say why the new ones did not show.
+
+    A refused reload keeps the old set; an accepted one whose pair cannot serve (a key that does
+    not match: the real loader does not pair them, contract §9) makes every new handshake fail.
+    Either way the old files go back and, for node.crt, the handshake must show the old one again.
+    """
     await _put(session, target.host, previous)
     await _reload(session, target)
+    back = serves is None or await _until(lambda: _serves(session, target, serves))
     why = await _reload_log(session, target) or await journal_tail(session, target, lines=8)
+    state = (
+        "it serves its old ones again, which were put back on its disk"
+        if back
+        else "its old ones were put back on its disk, but it does NOT serve them yet: check it now"
+    )
     return ReloadRefused(
-        f"{target.host} did not take the new certificates on reload ({what}); it still runs its old "
-        "ones, which were put back on its disk. The rotation stopped here",
+        f"{target.host} did not serve the new certificates after the reload ({what}); {state}. "
+        "The rotation stopped here",
         where=target.host,
         hint=f"what the node logged about its reloads:\n{why}",
     )
@@ -265,17 +300,36 @@ async def _node_cert(session: Session, target: NodeTarget, notify: Notify, *, sk
         session.step("node-cert", host=host, result="skipped", ca=format(signer.cert.serial_number, "x"))
         return "already from the new CA"
     kept = home.saved_node_cert(host)
-    wanted = [*node_addresses(session.topology, host), *(pki.cert_sans(kept[0]) if kept else [])]
-    new = pki.create_node_cert(signer, list(dict.fromkeys(wanted)))
+    wanted, added, removed = inspect.reissue_sans(
+        node_addresses(session.topology, host), pki.cert_sans(old_cert)
+    )
+    new = pki.create_node_cert(signer, wanted)
+    if added or removed:
+        notify(host, "SANs " + "; ".join(
+            p for p in (f"added: {', '.join(added)}" if added else "",
+                        f"dropped (not valid names): {', '.join(removed)}" if removed else "") if p
+        ))  # fmt: skip
     notify(host, "writing the new node certificate and reloading (SIGHUP)")
-    home.save_node_cert(host, new.cert_pem(), new.key_pem())  # what the next deploy must keep
-    await _put(session, host, {store.NODE_KEY: new.key_pem(), store.NODE_CERT: new.cert_pem()})
-    if not await _reload_taken(session, target, lambda: _serves(session, target, new.cert_pem())):
+    previous = {store.NODE_KEY: old_key, store.NODE_CERT: old_cert}
+
+    def restore_home() -> None:
         if kept:
             home.save_node_cert(host, *kept)
-        refusal = await _refused(
-            session, target, {store.NODE_KEY: old_key, store.NODE_CERT: old_cert}, "node.crt"
-        )
+
+    try:
+        home.save_node_cert(host, new.cert_pem(), new.key_pem())  # what the next deploy must keep
+        await _put(session, host, {store.NODE_KEY: new.key_pem(), store.NODE_CERT: new.cert_pem()})
+        taken = await _reload_taken(session, target, lambda: _serves(session, target, new.cert_pem()))
+    except BaseException:
+        # a write or reload that failed half way: the old pair back on the host and in the home
+        restore_home()
+        with contextlib.suppress(Exception):
+            await _put(session, host, previous)
+            await _reload(session, target)
+        raise
+    if not taken:
+        restore_home()
+        refusal = await _refused(session, target, previous, "node.crt", serves=old_cert)
         session.step("node-cert", host=host, result="refused")
         raise refusal
     await _settled(session, target, pid, "the reload")
