@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from roachctl import fsutil
 from roachctl.errors import RefusedError, UsageError
 from roachctl.operation import homeexport
 from roachctl.operation.home import ClusterHome, ClusterState
+from roachctl.operation.lock import controller_lock
 from roachctl.tls import inspect, pki, store
 
 PASS = "correct horse battery"
@@ -154,3 +156,45 @@ def test_an_altered_export_is_refused(home: ClusterHome, tmp_path: Path) -> None
         homeexport.read_export(out, PASS)
     with pytest.raises(UsageError, match="at least"):
         homeexport.export_home(home, tmp_path / "x.rce", "short")
+    with pytest.raises(UsageError, match="at least 12"):
+        homeexport.export_home(home, tmp_path / "x.rce", "elevenchars")
+
+
+def test_scrypt_parameters_beyond_256_mib_are_refused_before_deriving(tmp_path: Path) -> None:
+    header = {
+        "cluster": "prod",
+        "kdf": "scrypt",
+        "n": 2**18,
+        "r": 16,
+        "p": 1,
+        "salt": "AAAA",
+        "nonce": "AAAA",
+    }
+    path = tmp_path / "big.rce"
+    path.write_bytes(homeexport.MAGIC + json.dumps(header).encode() + b"\n" + b"x" * 32)
+    with pytest.raises(UsageError, match="more than 256 MiB"):
+        homeexport.read_export(path, PASS)
+
+
+def test_export_waits_for_no_one_and_refuses_while_the_cluster_is_locked(
+    home: ClusterHome, tmp_path: Path
+) -> None:
+    with controller_lock(home.root, "prod", "certs-rotate"), pytest.raises(RefusedError):
+        homeexport.export_home(home, tmp_path / "locked.rce", PASS)
+    assert not (tmp_path / "locked.rce").exists()
+
+
+def test_exclusive_write_without_hard_links_still_never_overwrites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_link(src: Path, dst: Path) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    target = tmp_path / "k.key"
+    fsutil.exclusive_write(target, b"secret", 0o600)
+    assert target.read_bytes() == b"secret" and target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        fsutil.exclusive_write(target, b"other", 0o600)
+    assert target.read_bytes() == b"secret"
+    assert [p.name for p in tmp_path.iterdir()] == ["k.key"]  # no temp file left
