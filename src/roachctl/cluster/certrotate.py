@@ -191,6 +191,21 @@ async def _accepts(session: Session, target: NodeTarget, signer: pki.KeyPair) ->
     return True
 
 
+#: What a client sees when the node's TLS refuses its certificate (contract §9: Go's crypto/tls
+#: alert for a client certificate of an unknown CA; older Go versions send bad_certificate).
+_TLS_REFUSALS = ("tls: unknown certificate authority", "tls: bad certificate")
+
+
+async def _tls_refuses(session: Session, target: NodeTarget, signer: pki.KeyPair) -> bool:
+    """Whether the node refuses a client certificate of `signer` in the TLS handshake (any other
+    failure, a timeout say, proves nothing)."""
+    try:
+        await NodeClient(session, signer=signer).node_status(target)
+    except RoachctlError as exc:
+        return any(text in exc.message for text in _TLS_REFUSALS)
+    return False
+
+
 async def _settled(session: Session, target: NodeTarget, pid: int, what: str) -> None:
     """Ready and the same process as before the reload: certificates changed, nothing restarted."""
     ready = await probe_ready(session, target, timeout=10)
@@ -244,7 +259,7 @@ async def _reload_taken(session: Session, target: NodeTarget, effect: Callable[[
     async def taken() -> bool:
         if await effect():
             return True
-        if await _refusals(session, target) > before:
+        if _more_refusals(before, await _refusals(session, target)):
             raise _Refused
         return False
 
@@ -258,32 +273,55 @@ class _Refused(Exception):
     """The node logged that it refused the reload."""
 
 
-async def _refusals(session: Session, target: NodeTarget) -> int:
-    """How many refused reloads the node's log shows (contract §9: `could not reload certificates`)."""
-    cmd = Command.shell(_REFUSALS, _log_path(session, target.host), sudo=True, name="roachctl-reload-log")
-    result = await session.ssh.executor(target.host).run(cmd, timeout=bounds.JOURNAL_S, check=False)
-    text = result.out.strip()
-    return int(text) if text.isdigit() else 0
+async def _refusals(session: Session, target: NodeTarget) -> tuple[str, int]:
+    """(the file cockroach.log points to, how many refused reloads it shows: contract §9
+    `could not reload certificates`). The real binary rotates its log (cockroach.log is a symlink
+    to the current file), so a count is compared only within the same file."""
+    result = await _as_service_user(session, target, _REFUSALS)
+    target_file, _, count = result.partition(" ")
+    return target_file, int(count) if count.strip().isdigit() else 0
 
 
-_REFUSALS = r"""grep -c 'could not reload certificates' -- "$1" 2>/dev/null || true"""
+def _more_refusals(before: tuple[str, int], now: tuple[str, int]) -> bool:
+    return now[1] > (before[1] if now[0] == before[0] else 0)
 
 
-def _log_path(session: Session, host: str) -> str:
-    topology = session.topology
-    return f"{layout_for(topology, topology.node_config(host), 'amd64').log_dir}/cockroach.log"
+# $1 = the node's log dir. Read as the service user (whose 0700 dir it is): a symlink or FIFO it
+# planted can then not make root read another file, and `timeout` bounds a read that blocks.
+_REFUSALS = r"""
+f=$(readlink -- "$1/cockroach.log" 2>/dev/null || echo cockroach.log)
+n=$(timeout 10 grep -c 'could not reload certificates' -- "$1/cockroach.log" 2>/dev/null || true)
+echo "$f ${n:-0}"
+"""
 
-
-# $1 = the node's cockroach.log: its last lines about certificate reloads (contract §9 messages).
+# $1 = the node's log dir: the last lines of cockroach.log about certificate reloads (contract §9).
 _RELOAD_LOG = r"""
-tail -n 2000 -- "$1" 2>/dev/null | grep -E 'certificate reload|reload(ed)? certificates' | tail -n 4
+timeout 10 tail -n 2000 -- "$1/cockroach.log" 2>/dev/null |
+  grep -E 'certificate reload|reload(ed)? certificates' | tail -n 4
 """
 
 
-async def _reload_log(session: Session, target: NodeTarget) -> str:
-    cmd = Command.shell(_RELOAD_LOG, _log_path(session, target.host), sudo=True, name="roachctl-reload-log")
+async def _as_service_user(session: Session, target: NodeTarget, script: str) -> str:
+    topology = session.topology
+    log_dir = layout_for(topology, topology.node_config(target.host), "amd64").log_dir
+    cmd = Command.of(
+        "runuser",
+        "-u",
+        topology.service.user,
+        "--",
+        "sh",
+        "-c",
+        script,
+        "roachctl-reload-log",
+        log_dir,
+        sudo=True,
+    )
     result = await session.ssh.executor(target.host).run(cmd, timeout=bounds.JOURNAL_S, check=False)
     return result.out.strip()
+
+
+async def _reload_log(session: Session, target: NodeTarget) -> str:
+    return await _as_service_user(session, target, _RELOAD_LOG)
 
 
 async def _node_cert(session: Session, target: NodeTarget, notify: Notify, *, skip_current: bool) -> str:
@@ -355,7 +393,7 @@ async def _ca_file(
     async def done() -> bool:
         if not await _accepts(session, target, trusted):
             return False
-        return dropped is None or not await _accepts(session, target, dropped)
+        return dropped is None or await _tls_refuses(session, target, dropped)
 
     previous = await _get(session, host, store.CA_CERT)
     if previous == wanted and await done():
