@@ -338,9 +338,9 @@ async def _node_cert(session: Session, target: NodeTarget, notify: Notify, *, sk
         session.step("node-cert", host=host, result="skipped", ca=format(signer.cert.serial_number, "x"))
         return "already from the new CA"
     kept = home.saved_node_cert(host)
-    wanted, added, removed = inspect.reissue_sans(
-        node_addresses(session.topology, host), pki.cert_sans(old_cert)
-    )
+    # the addresses deploy gave it (the home's copy also carries the host's IPs) and what it has now
+    expected = [*node_addresses(session.topology, host), *(pki.cert_sans(kept[0]) if kept else [])]
+    wanted, added, removed = inspect.reissue_sans(expected, pki.cert_sans(old_cert))
     new = pki.create_node_cert(signer, wanted)
     if added or removed:
         notify(host, "SANs " + "; ".join(
