@@ -6,7 +6,7 @@ from roachctl.cluster import certrotate
 
 
 def test_phases_2_and_3_name_what_clients_lose() -> None:
-    assert "Nothing changes for clients" in certrotate.confirmation("prod", ca=True, phase=None)
+    assert "nothing changes for clients" in certrotate.confirmation("prod", ca=True, phase=None)
     two = certrotate.confirmation("prod", ca=True, phase=2)
     assert "old ca.crt alone will fail" in two and "combined CA" in two
     three = certrotate.confirmation("prod", ca=True, phase=3)

@@ -433,8 +433,8 @@ def confirmation(cluster: str, *, ca: bool, phase: int | None) -> str:
             "signed by the old CA will be refused. Has every client got a certificate of the new CA?"
         )
     return (
-        f"CA rotation of {cluster}, phase 1: put the combined CA (new + old) on every node? "
-        "Nothing changes for clients yet"
+        f"CA rotation of {cluster}, phase 1: put the combined CA (new + old) on every node "
+        "(nothing changes for clients yet)?"
     )
 
 
