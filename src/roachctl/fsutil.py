@@ -46,8 +46,26 @@ def exclusive_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     tmp = _synced_temp(path, data, mode)
     try:
         os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links (EPERM, ENOTSUP): O_CREAT|O_EXCL instead
+        _exclusive_create(path, data, mode)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _exclusive_create(path: Path, data: bytes, mode: int) -> None:
+    """O_CREAT|O_EXCL|O_NOFOLLOW, `mode` from the first byte; a failed write removes the file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def private_dir(path: Path) -> Path:

@@ -5,9 +5,13 @@
    error (planted on disk only: the node keeps serving its good one, which `certs status` sees).
    `certs rotate --node-certs` then changes what every node serves (seen through TLS) with
    unchanged MainPIDs, every node ready, and a re-deploy has nothing to change.
-2. A CA rotation: phase 1, `sql` works; phase 3 out of order is refused; phase 2 interrupted by
-   Ctrl-C after its first node; `sql` works; re-run resumes (the done node is skipped); phase 3;
-   `sql` works; every node serves a certificate of the new CA, trusts only it, same MainPIDs.
+   A hand-added SAN (a load balancer name) survives the re-issue; a ui.crt roachctl does not
+   manage is reported by `certs status` and makes `certs rotate` refuse.
+2. A CA rotation, one phase per command: `--ca` runs phase 1 only and names the combined CA for
+   clients, `sql` works; `--ca` again (phase 1) and phase 3 are refused as out of order; phase 2
+   interrupted by Ctrl-C after its first node; `sql` works; re-run resumes (the done node is
+   skipped); phase 3; `sql` works; every node serves a certificate of the new CA, trusts only it,
+   same MainPIDs.
 """
 
 from __future__ import annotations
@@ -95,7 +99,7 @@ def test_status_warnings_errors_and_node_cert_rotation(rc: Remote) -> None:
     assert "certificates warning" in check.out + check.err, check.text
 
     # A node.crt without the node's address: an error (only on disk; it still serves its good one).
-    _plant(rc, h2, pki.create_node_cert(ca, ["localhost"]), reload=False)
+    _plant(rc, h2, pki.create_node_cert(ca, ["localhost", "lb.example.com"]), reload=False)
     code, report = _certs_status(rc)
     assert code == 30 and report["severity"] == "error", report
     h2_findings = next(n for n in report["nodes"] if n["host"] == h2)["findings"]
@@ -109,13 +113,23 @@ def test_status_warnings_errors_and_node_cert_rotation(rc: Remote) -> None:
     h3 = rc.hosts[2]
     rc.sh(h3, f"cp -p {CERTS}/ca.crt /tmp/ca.good && echo garbage > {CERTS}/ca.crt")
     refused = rc.run("certs", "rotate", NAME, "--node-certs")
-    assert refused.rc == 30 and f"{h3} did not take the new certificates" in refused.err, refused.text
+    assert refused.rc == 30 and f"{h3} did not serve the new certificates" in refused.err, refused.text
     assert "could not reload certificates" in refused.err, refused.text
     rc.sh(h3, f"cp -p /tmp/ca.good {CERTS}/ca.crt")
     code, report = _certs_status(rc)
     h3_node = next(n for n in report["nodes"] if n["host"] == h3)
     assert h3_node["served"]["serial"] == before[h3] and h3_node["disk"]["serial"] == before[h3], h3_node
     assert _pids(rc) == pids
+
+    # A certificate file roachctl does not manage (contract §7: ui.crt is what the HTTP port
+    # serves): `certs status` warns, a rotation refuses before touching any node.
+    rc.sh(h1, f"install -m 0644 {CERTS}/node.crt {CERTS}/ui.crt")
+    code, report = _certs_status(rc)
+    h1_findings = next(n for n in report["nodes"] if n["host"] == h1)["findings"]
+    assert any(f["check"] == "unmanaged" and "ui.crt" in f["detail"] for f in h1_findings), h1_findings
+    unmanaged = rc.run("certs", "rotate", NAME, "--node-certs")
+    assert unmanaged.rc == 30 and "does not manage" in unmanaged.err and f"{h1}: ui.crt" in unmanaged.err
+    rc.sh(h1, f"rm -f {CERTS}/ui.crt")
 
     # Rotation: every node serves a new certificate, same processes, all ready, nothing left to deploy.
     rotated = rc.run("certs", "rotate", NAME, "--node-certs")
@@ -124,16 +138,19 @@ def test_status_warnings_errors_and_node_cert_rotation(rc: Remote) -> None:
     assert code == 0 and report["severity"] == "ok", report
     after = {n["host"]: n["served"]["serial"] for n in report["nodes"]}
     assert all(after[h] != before[h] and after[h] != served[h] for h in rc.hosts), (before, after)
+    h2_disk = next(n for n in report["nodes"] if n["host"] == h2)["disk"]
+    assert "lb.example.com" in h2_disk["sans"] and h2 in h2_disk["sans"], h2_disk  # hand-added SAN kept
     assert _pids(rc) == pids
     assert all(n["ready"] for n in rc.status()["nodes"])
     dry = rc.deploy("--dry-run")
     assert dry.rc == 0 and "\n0 changes" in "\n" + dry.out + dry.err, dry.text
 
 
-def _rotate_ca(rc: Remote, *args: str) -> None:
+def _rotate_ca(rc: Remote, *args: str) -> str:
     res = rc.run("certs", "rotate", NAME, "--ca", *args, timeout=400)
     assert res.rc == 0, res.text
     _sql_works(rc)
+    return res.err
 
 
 def _journal(rc: Remote) -> list[dict[str, Any]]:
@@ -143,11 +160,13 @@ def _journal(rc: Remote) -> list[dict[str, Any]]:
 
 def test_ca_rotation_in_three_phases_interrupted_and_resumed(rc: Remote) -> None:
     pids, old_ca = _pids(rc), _ca(rc)
-    _rotate_ca(rc, "--phase", "1")
+    first_phase = _rotate_ca(rc)  # phase 1 only, by default
+    assert "the combined CA for clients" in first_phase and "--phase 2" in first_phase, first_phase
     code, report = _certs_status(rc)
     assert code == 0 and all(len(n["ca"]) == 2 for n in report["nodes"]), report
-    out_of_order = rc.run("certs", "rotate", NAME, "--ca", "--phase", "3")
-    assert out_of_order.rc == 30 and "phases run in order" in out_of_order.err, out_of_order.text
+    for args in ((), ("--phase", "3")):
+        out_of_order = rc.run("certs", "rotate", NAME, "--ca", *args)
+        assert out_of_order.rc == 30 and "phases run in order" in out_of_order.err, out_of_order.text
 
     argv = [str(ROACHCTL), "--home", str(rc.home), "--ssh-config", str(rc.bed.ssh_config), "--yes",
             "certs", "rotate", NAME, "--ca", "--phase", "2"]  # fmt: skip
@@ -171,7 +190,7 @@ def test_ca_rotation_in_three_phases_interrupted_and_resumed(rc: Remote) -> None
         resumed.text
     )
     _sql_works(rc)
-    _rotate_ca(rc)  # what is left: phase 3
+    _rotate_ca(rc, "--phase", "3")
 
     new_ca = _ca(rc)
     assert new_ca.cert.serial_number != old_ca.cert.serial_number

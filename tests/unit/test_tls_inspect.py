@@ -90,3 +90,28 @@ def test_operator_cert_must_be_signed_by_a_trusted_ca(ca: pki.KeyPair) -> None:
     assert inspect.worst(inspect.client_findings(client.cert_pem(), [ca.cert], NOW)) == inspect.OK
     other = pki.create_ca()
     assert inspect.worst(inspect.client_findings(client.cert_pem(), [other.cert], NOW)) == inspect.ERROR
+
+
+def test_reissued_sans_keep_valid_current_ones_and_report_the_difference() -> None:
+    wanted, added, removed = inspect.reissue_sans(
+        ["n1", "10.0.0.1", "localhost"],
+        ["localhost", "lb.example.com", "*.db.example.com", "bad name", "::1"],
+    )
+    assert wanted == ["n1", "10.0.0.1", "localhost", "lb.example.com", "*.db.example.com", "::1"]
+    assert added == ["n1", "10.0.0.1"] and removed == ["bad name"]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [("n1", True), ("10.0.0.1", True), ("fe80::1", True), ("*.a.b", True), ("a..b", False),
+     ("-a.b", False), ("a b", False), ("", False), ("x" * 64, False)],
+)  # fmt: skip
+def test_valid_san(value: str, ok: bool) -> None:
+    assert inspect.valid_san(value) is ok
+
+
+def test_unmanaged_files_are_warnings_naming_what_they_change() -> None:
+    findings = inspect.unmanaged_findings("n1", ["ui.crt", "node.crt", "ca-client.crt"])
+    assert [f.detail.split(" ")[0] for f in findings] == ["ui.crt", "ca-client.crt"]
+    assert all(f.severity == inspect.WARNING and f.check == "unmanaged" for f in findings)
+    assert "HTTP port" in findings[0].detail

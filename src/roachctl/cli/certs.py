@@ -87,18 +87,22 @@ def _render(report: certstatus.CertReport) -> None:
 @certs.command("rotate")
 @click.argument("cluster")
 @click.option("--node-certs", is_flag=True, help="Re-issue every node certificate (same CA).")
-@click.option("--ca", is_flag=True, help="Rotate the CA in three verified phases (resumable).")
-@click.option("--phase", type=click.IntRange(1, 3), default=None, help="Run only this CA phase (in order).")
+@click.option("--ca", is_flag=True, help="Rotate the CA: one verified phase per run (default: phase 1).")
+@click.option(
+    "--phase", type=click.IntRange(1, 3), default=None, help="The CA phase to run (1, 2, 3 in order)."
+)
 @click.pass_context
 def certs_rotate(ctx: click.Context, cluster: str, node_certs: bool, ca: bool, phase: int | None) -> None:
     """Rotate certificates one node at a time: write, reload (SIGHUP), verify; no restart.
 
-    --ca: phase 1 puts the combined CA (new + old) on every node, phase 2 re-issues node and client
-    certificates from the new CA, phase 3 drops the old CA. Re-run to resume an interrupted one.
+    --ca: phase 1 (the default) puts the combined CA (new + old) on every node and prints it for
+    your clients; once every client has it, --phase 2 re-issues node and roachctl's client
+    certificates from the new CA; once every client has a new-CA client certificate, --phase 3
+    drops the old CA. Phases 2 and 3 ask first (or --yes). Re-run a phase to resume it.
     """
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
-    confirm(f"Rotate the {'CA' if ca else 'node certificates'} of {cluster}?", yes=app.yes)
+    confirm(certrotate.confirmation(cluster, ca=ca, phase=phase), yes=app.yes)
     outcome = _run(
         app, topology,
         lambda s: certrotate.rotate(s, node_certs=node_certs, ca=ca, phase=phase, notify=_notify),

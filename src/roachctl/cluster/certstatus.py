@@ -116,6 +116,11 @@ async def read_cert_files(session: Session, host: str, names: list[str]) -> dict
     return found
 
 
+def unmanaged(files: dict[str, bytes | None]) -> list[str]:
+    """The unmanaged certificate files (inspect.UNMANAGED) present among `files`."""
+    return [name for name in inspect.UNMANAGED if files.get(name) is not None]
+
+
 async def served(session: Session, target: NodeTarget, *, timeout: float = 10) -> bytes:
     """The DER certificate the node serves on its HTTP port (TLS handshake over `ssh -W`)."""
     argv = session.ssh.executor(target.host).pipe_argv(target.http_addr)
@@ -130,7 +135,9 @@ async def node_certs(session: Session, target: NodeTarget, now: dt.datetime) -> 
     """Observe one node; a host that cannot be reached is an error finding, never an exception."""
     result = NodeCerts(target.host)
     try:
-        files = await read_cert_files(session, target.host, [store.CA_CERT, store.NODE_CERT])
+        files = await read_cert_files(
+            session, target.host, [store.CA_CERT, store.NODE_CERT, *inspect.UNMANAGED]
+        )
         running = await unit_running(session, target)
     except RoachctlError as exc:
         result.findings.append(
@@ -146,6 +153,7 @@ async def node_certs(session: Session, target: NodeTarget, now: dt.datetime) -> 
                 inspect.Finding(target.host, "served", inspect.ERROR, f"no TLS handshake: {exc}")
             )
     node_pem, ca_pem = files[store.NODE_CERT], files[store.CA_CERT]
+    result.findings += inspect.unmanaged_findings(target.host, unmanaged(files))
     try:
         result.findings += inspect.node_findings(
             target.host,

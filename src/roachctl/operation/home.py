@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from roachctl.errors import RefusedError, UsageError
 from roachctl.fsutil import atomic_write, exclusive_write, private_dir
 from roachctl.model.types import NAME_RE
-from roachctl.tls import pki, store
+from roachctl.tls import inspect, pki, store
 
 RENEW_BEFORE = dt.timedelta(days=30)
 EPHEMERAL_CLIENT_LIFETIME = dt.timedelta(hours=2)
@@ -193,58 +193,83 @@ class ClusterHome:
     def rotation_dir(self) -> Path:
         return self.ca_dir / "rotation"
 
-    def rotation_phase(self) -> int:
-        """The phase of an unfinished CA rotation (1-3), or 0 when none is under way."""
+    def _rotation_state(self) -> dict[str, Any]:
         path = self.rotation_dir / "state.json"
         if not path.is_file():
-            return 0
+            return {}
         try:
-            phase = json.loads(path.read_text(encoding="utf-8"))["phase"]
-        except (ValueError, KeyError, TypeError):
-            phase = None
-        if phase not in (1, 2, 3):
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            raw = None
+        if not isinstance(raw, dict) or raw.get("phase") not in (1, 2, 3):
             raise UsageError(
                 f"the CA rotation state of cluster {self.name!r} is corrupt", where=str(path),
                 hint='write {"phase": N} with the phase `roachctl history` shows as last begun',
             )  # fmt: skip
-        return int(phase)
+        return raw
+
+    def rotation_phase(self) -> int:
+        """The phase of an unfinished CA rotation (1-3), or 0 when none is under way."""
+        return int(self._rotation_state().get("phase", 0))
 
     def _signer_paths(self) -> tuple[Path, Path]:
-        """ca.crt/ca.key of the CA that signs now: the new one from phase 2 on.
-
-        Each file falls back to ca/ on its own: the rotation's end moves the key first, then the
-        certificate, so at every instant the pair found belongs together.
-        """
-        cert, key = self.ca_dir / store.CA_CERT, self.ca_dir / store.CA_KEY
+        """ca.crt/ca.key of the CA that signs now: the new one from phase 2 on."""
         if self.rotation_phase() >= 2:
-            new_cert, new_key = self.rotation_dir / store.CA_CERT, self.rotation_dir / store.CA_KEY
-            cert = new_cert if new_cert.exists() else cert
-            key = new_key if new_key.exists() else key
-        return cert, key
+            return self._new_ca_paths()
+        return self.ca_dir / store.CA_CERT, self.ca_dir / store.CA_KEY
+
+    def _new_ca_paths(self) -> tuple[Path, Path]:
+        """The new CA's files: in rotation/, each falling back to ca/ (a rotation end that an
+        older roachctl moved file by file and that crashed half way)."""
+        paths = []
+        for name in (store.CA_CERT, store.CA_KEY):
+            path = self.rotation_dir / name
+            paths.append(path if path.exists() else self.ca_dir / name)
+        return paths[0], paths[1]
 
     def begin_ca_rotation(self) -> pki.KeyPair:
-        """Phase 1 begins: a new CA beside the old one, both kept (exclusively created)."""
+        """Phase 1 begins: a new CA beside the old one, both kept.
+
+        The files and state.json are written into a staging dir that is renamed to rotation/ in
+        one step, so rotation/ exists complete or not at all. A rotation/ without state.json (an
+        older roachctl that crashed here) never reached a node: it is set aside, not deleted.
+        """
         old = self.ca()
-        directory = private_dir(self.rotation_dir)
+        if self.rotation_dir.exists() and not self.rotation_phase():
+            self.rotation_dir.rename(self.ca_dir / f"abandoned-{_stamp()}-{secrets.token_hex(3)}")
+        staging = private_dir(self.ca_dir / f".rotation-{secrets.token_hex(6)}")
         new = pki.create_ca()
         for name, data, mode in (
             ("old.key", old.key_pem(), 0o600), ("old.crt", old.cert_pem(), 0o644),
             (store.CA_KEY, new.key_pem(), 0o600), (store.CA_CERT, new.cert_pem(), 0o644),
         ):  # fmt: skip
-            exclusive_write(directory / name, data, mode)
-        self.set_rotation_phase(1)
+            exclusive_write(staging / name, data, mode)
+        state = {"phase": 1, "new_ca": inspect.fingerprint(new.cert), "old_ca": inspect.fingerprint(old.cert)}
+        atomic_write(staging / "state.json", (json.dumps(state) + "\n").encode(), 0o600)
+        os.rename(staging, self.rotation_dir)  # fails if another roachctl began one meanwhile
+        self._ca = None
         return new
 
     def set_rotation_phase(self, phase: int) -> None:
-        atomic_write(self.rotation_dir / "state.json", (json.dumps({"phase": phase}) + "\n").encode(), 0o600)
+        state = {**self._rotation_state(), "phase": phase}
+        atomic_write(self.rotation_dir / "state.json", (json.dumps(state) + "\n").encode(), 0o600)
         self._ca = None
 
     def new_ca(self) -> pki.KeyPair:
-        """The CA a rotation moves to (phases 1-3)."""
+        """The CA a rotation moves to (phases 1-3); checked against the fingerprint state.json
+        recorded when the rotation began."""
         try:
-            return store.load_ca(self.rotation_dir)
+            new = store.load_ca_files(*self._new_ca_paths())
         except store.CAFileError as exc:
             raise self._ca_refusal(exc) from None
+        recorded = self._rotation_state().get("new_ca")
+        if recorded and inspect.fingerprint(new.cert) != recorded:
+            raise self._ca_refusal(
+                store.CAFileError(
+                    "mismatch", f"the new CA found is not the one this rotation began with ({recorded})"
+                )
+            )
+        return new
 
     def old_ca(self) -> pki.KeyPair:
         """The CA a rotation moves away from (kept in the rotation dir)."""
@@ -272,12 +297,16 @@ class ClusterHome:
         return self.bundle_pem() if phase else self.ca().cert_pem()
 
     def finish_ca_rotation(self) -> Path:
-        """The new CA becomes ca/; the rotation dir (old CA included) is kept as ca/retired-<time>."""
-        for name in (store.CA_KEY, store.CA_CERT):  # key first: see _signer_paths
-            source = self.rotation_dir / name
-            if source.exists():
-                os.replace(source, self.ca_dir / name)
-        retired = self.ca_dir / f"retired-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+        """The new CA becomes ca/; the rotation dir (old CA included) is kept as ca/retired-<time>.
+
+        Copies first (rotation/ stays complete and keeps being what is read), then one rename:
+        a crash anywhere leaves phase 3 recorded with every file in place, and a re-run of
+        phase 3 (every node skipped) finishes again.
+        """
+        new = self.new_ca()
+        atomic_write(self.ca_dir / store.CA_KEY, new.key_pem(), 0o600)
+        atomic_write(self.ca_dir / store.CA_CERT, new.cert_pem(), 0o644)
+        retired = self.ca_dir / f"retired-{_stamp()}"
         os.rename(self.rotation_dir, retired)
         self._ca = None
         return retired
@@ -439,6 +468,10 @@ class ClusterHome:
         node_dir = private_dir(self.dir / "nodes" / host)
         atomic_write(node_dir / store.NODE_KEY, key_pem, 0o600)
         atomic_write(node_dir / store.NODE_CERT, cert_pem, 0o644)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime())
 
 
 def check_name(name: str) -> str:

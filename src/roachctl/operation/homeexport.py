@@ -27,11 +27,13 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from roachctl.errors import RefusedError, UsageError
 from roachctl.fsutil import exclusive_write, private_dir
 from roachctl.operation.home import ClusterHome, check_name
+from roachctl.operation.lock import controller_lock
 
 MAGIC = b"roachctl-home-export v1\n"
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1  # 128 MiB to derive the key: slow to guess
+MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # an import never derives with more (a header could ask for GiBs)
 MAX_SIZE = 64 * 1024 * 1024
-MIN_PASSPHRASE = 8
+MIN_PASSPHRASE = 12
 SKIP = {"journal.jsonl.lock"}
 
 
@@ -50,10 +52,17 @@ def _tar(directory: Path) -> bytes:
 
 
 def export_home(home: ClusterHome, out: Path, passphrase: str) -> int:
-    """Write the encrypted export of `home` to `out` (created exclusively); returns its size."""
+    """Write the encrypted export of `home` to `out` (created exclusively); returns its size.
+
+    Under the cluster's lock: no rotation or deploy changes the entry while it is read."""
     home.require()
     if len(passphrase) < MIN_PASSPHRASE:
         raise UsageError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
+    with controller_lock(home.root, home.name, "home-export"):
+        return _export(home, out, passphrase)
+
+
+def _export(home: ClusterHome, out: Path, passphrase: str) -> int:
     salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
     header = {"cluster": home.name, "kdf": "scrypt", "n": SCRYPT_N, "r": SCRYPT_R, "p": SCRYPT_P,
               "salt": base64.b64encode(salt).decode(), "nonce": base64.b64encode(nonce).decode(),
@@ -86,8 +95,10 @@ def read_export(path: Path, passphrase: str) -> tuple[str, bytes]:
             int(header["p"]),
             check_name(str(header["cluster"])),
         )
-        if header["kdf"] != "scrypt" or not (2**14 <= n <= 2**20 and r <= 16 and p <= 4):
+        if header["kdf"] != "scrypt" or not (2**14 <= n <= 2**20 and 1 <= r <= 16 and 1 <= p <= 4):
             raise ValueError("unsupported key derivation")
+        if 128 * n * r * p > MAX_SCRYPT_MEMORY:
+            raise ValueError(f"scrypt parameters need more than {MAX_SCRYPT_MEMORY >> 20} MiB")
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{path} has a damaged header ({exc})") from None
     try:
@@ -102,6 +113,11 @@ def import_home(root: Path, path: Path, passphrase: str, *, force: bool) -> Clus
     """Restore an export under `root` (the --home); an existing entry is replaced only with `force`
     (the old one is kept beside it as clusters/.<name>.replaced-<time>)."""
     name, payload = read_export(path, passphrase)
+    with controller_lock(root, name, "home-import"):
+        return _import(root, path, name, payload, force=force)
+
+
+def _import(root: Path, path: Path, name: str, payload: bytes, *, force: bool) -> ClusterHome:
     home = ClusterHome(root, name)
     if home.dir.exists() and not force:
         raise RefusedError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -273,3 +274,53 @@ def warning_line(findings: Sequence[Finding]) -> str | None:
     level = worst(bad)
     parts = [f"{f.subject}: {f.detail}" for f in sorted(bad, key=lambda f: -_RANK[f.severity])]
     return f"certificates {level}: " + "; ".join(parts) + " (see `roachctl certs status`)"
+
+
+#: Files of the certs dir roachctl does not manage, and what each changes on the node (contract §7,
+#: [C] certificate_manager.go getNodeClientCertLocked, getClientCACertLocked, getUICertLocked).
+UNMANAGED = {
+    "client.node.crt": "the node's client certificate for node-to-node connections (instead of node.crt)",
+    "ca-client.crt": "the CA that verifies client certificates (instead of ca.crt)",
+    "ui.crt": "the certificate of the HTTP port / DB Console (instead of node.crt)",
+    "ca-ui.crt": "the CA for the DB Console certificate (instead of ca.crt)",
+}
+
+
+def unmanaged_findings(host: str, present: Iterable[str]) -> list[Finding]:
+    """A warning per unmanaged file present: rotation would not touch it, yet it is used."""
+    return [
+        Finding(
+            host,
+            "unmanaged",
+            WARNING,
+            f"{name} present: {UNMANAGED[name]}; roachctl does not manage it",
+            hint="certs rotate refuses while it is there: rotate it yourself, or remove it (and "
+            "SIGHUP) if it is not needed",
+        )
+        for name in present
+        if name in UNMANAGED
+    ]
+
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def valid_san(value: str) -> bool:
+    """An IP address or a DNS name (labels of letters, digits, '-'; a leading '*.' allowed)."""
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    name = value[2:] if value.startswith("*.") else value
+    return 0 < len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.rstrip(".").split("."))
+
+
+def reissue_sans(expected: Sequence[str], current: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """SANs for a re-issued node certificate: the node's expected addresses plus every SAN of its
+    current certificate still valid in form (a load balancer name added by hand stays).
+    Returns (wanted, added, removed) against `current`."""
+    wanted = list(dict.fromkeys([*(a for a in expected if a), *(s for s in current if valid_san(s))]))
+    added = [s for s in wanted if s not in current]
+    removed = [s for s in current if s not in wanted]
+    return wanted, added, removed
