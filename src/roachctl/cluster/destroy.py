@@ -15,6 +15,7 @@ from roachctl.engine.firewall import remove_rules
 from roachctl.engine.ownership import guard_destroy
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
+from roachctl.model.arch import ARCHES
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan import firewall as fw
@@ -59,7 +60,7 @@ def _paths(session: Session, target: NodeTarget) -> tuple[list[str], list[str]]:
     topology = session.topology
     node = topology.node_config(target.host)
     installed: list[str] = []
-    for arch in ("amd64", "arm64"):
+    for arch in ARCHES:
         layout = layout_for(topology, node, arch)
         installed += [layout.install_dir]
     layout = layout_for(topology, node, "amd64")
