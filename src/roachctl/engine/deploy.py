@@ -46,6 +46,7 @@ from roachctl.release import obtain
 from roachctl.release.model import Release
 from roachctl.tls import store
 from roachctl.ui.console import current
+from roachctl.ui.env import Notify
 
 T = TypeVar("T")
 
@@ -93,9 +94,6 @@ class DeployOutcome:
     applied: dict[str, list[str]]
     failures: dict[str, RoachctlError]
     notices: dict[str, str]
-
-
-Notify = Callable[[str, str], None]
 
 
 def _names_to_resolve(topology: Topology) -> list[str]:
