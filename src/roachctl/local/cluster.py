@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from roachctl.errors import RefusedError, RemoteCommandError
+from roachctl.fsutil import sha256_file
 from roachctl.local import process
 from roachctl.local.client import Endpoint, Probe, liveness, run_client
 from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
@@ -30,7 +31,6 @@ from roachctl.plan import drainlog
 from roachctl.plan.argv import StartSpec, start_argv
 from roachctl.plan.drainlog import drain_verdict
 from roachctl.plan.stoporder import StopStep, stop_steps
-from roachctl.release.checksum import sha256_file
 from roachctl.ui.console import console
 
 POLL = 0.2
