@@ -11,9 +11,9 @@ import pytest
 
 from roachctl.errors import RefusedError, UsageError
 from roachctl.local.client import Endpoint
-from roachctl.local.interrupts import ForceStop, Interrupts
+from roachctl.local.interrupts import ForceStop, SignalCounter
 from roachctl.local.layout import ClusterPaths, check_name, check_nodes
-from roachctl.local.state import ClusterState, NodeState, all_clusters, load, reserved_ports, save
+from roachctl.local.state import LocalState, NodeState, all_clusters, load, reserved_ports, save
 
 RELEASE = {
     "version": "v25.4.0",
@@ -27,9 +27,9 @@ RELEASE = {
 }
 
 
-def _state(name: str, base: int) -> ClusterState:
+def _state(name: str, base: int) -> LocalState:
     nodes = [NodeState(i, base + i, base + 100 + i, f"/x/n{i}") for i in (1, 2)]
-    return ClusterState(name=name, secure=True, release=RELEASE, nodes=nodes, created_at="t")
+    return LocalState(name=name, secure=True, release=RELEASE, nodes=nodes, created_at="t")
 
 
 def test_state_round_trip_is_private_and_atomic(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_endpoint_urls() -> None:
 
 
 def test_first_interrupt_is_counted_second_forces_third_is_ignored() -> None:
-    with Interrupts() as intr:
+    with SignalCounter() as intr:
         os.kill(os.getpid(), signal.SIGINT)
         assert intr.requested and intr.first_signal == signal.SIGINT
         with pytest.raises(ForceStop):

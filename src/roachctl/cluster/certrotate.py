@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from cryptography import x509
 
 from roachctl.cluster import certstatus
-from roachctl.cluster.lifecycle import HEALTHY_TIMEOUT, Notify, Outcome, wait_healthy
+from roachctl.cluster.lifecycle import HEALTHY_TIMEOUT, Outcome, wait_healthy
 from roachctl.cluster.nodes import (
     NodeClient,
     NodeTarget,
@@ -49,6 +49,7 @@ from roachctl.plan import bounds
 from roachctl.plan.desired import cert_files, node_addresses
 from roachctl.plan.layout import layout_for
 from roachctl.tls import inspect, pki, store
+from roachctl.ui.env import Notify
 
 VERIFY_TIMEOUT = 30.0  # SIGHUP is handled asynchronously: how long a reload may take to show
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from roachctl.cluster import lifecycle
 from roachctl.cluster.status import endpoints
 from roachctl.operation.session import Session
+from roachctl.ui.env import Notify
 
 
 async def start(
-    session: Session, *, only: str | None, notify: lifecycle.Notify, timeout: float
+    session: Session, *, only: str | None, notify: Notify, timeout: float
 ) -> tuple[lifecycle.Outcome, list[dict[str, str]]]:
     """Start the nodes (cluster/lifecycle.py), then the SQL and DB Console URLs of those that are up."""
     outcome = await lifecycle.start(session, only=only, notify=notify, timeout=timeout)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import shutil
 
-from roachctl.cluster.lifecycle import GRACE, Notify, Outcome, each_node, stop
+from roachctl.cluster.lifecycle import GRACE, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
 from roachctl.engine.firewall import remove_rules
 from roachctl.engine.ownership import guard_destroy
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
+from roachctl.model.arch import ARCHES
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan import firewall as fw
 from roachctl.plan.layout import firewall_unit_name, layout_for
+from roachctl.ui.env import Notify
 
 # $1 unit, $2 fw unit, $3 fw table ("" = none), $4 wipe (0/1), $5 service user ("" = keep it: another
 # cluster runs as it, engine/ownership.py), $6 and $7 dirs
@@ -59,7 +61,7 @@ def _paths(session: Session, target: NodeTarget) -> tuple[list[str], list[str]]:
     topology = session.topology
     node = topology.node_config(target.host)
     installed: list[str] = []
-    for arch in ("amd64", "arm64"):
+    for arch in ARCHES:
         layout = layout_for(topology, node, arch)
         installed += [layout.install_dir]
     layout = layout_for(topology, node, "amd64")

@@ -60,8 +60,8 @@ from roachctl.plan import bounds
 from roachctl.plan.drainlog import DRAINING_READINESS, drain_verdict
 from roachctl.plan.render import join_list
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
+from roachctl.ui.env import Notify
 
-Notify = Callable[[str, str], None]
 READY_TIMEOUT = 180.0
 HEALTHY_TIMEOUT = 180.0
 # The longest a node's liveness record stays valid without a renewal: 9 s in older releases (3 x the

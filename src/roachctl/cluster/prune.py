@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from roachctl.cluster.nodes import NodeClient, targets
@@ -25,8 +24,8 @@ from roachctl.errors import RemoteCommandError
 from roachctl.exec.command import Command
 from roachctl.model.versions import major_of
 from roachctl.operation.session import Session
+from roachctl.ui.env import Notify
 
-Notify = Callable[[str, str], None]
 _RELEASE_DIR = re.compile(r"cockroach-(v[0-9][0-9A-Za-z.+-]*)\.linux-(amd64|arm64)")
 
 # $1 install root, $2 this cluster's home. Lists release dirs, and what is kept: every marker's

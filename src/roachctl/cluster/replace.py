@@ -34,8 +34,7 @@ from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.session import Session
 from roachctl.plan.shape import join_swapped
-
-Notify = Callable[[str, str], None]
+from roachctl.ui.env import Notify
 
 
 @dataclass(frozen=True)

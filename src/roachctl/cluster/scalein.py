@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from roachctl.cluster.lifecycle import Notify, wait_healthy
+from roachctl.cluster.lifecycle import wait_healthy
 from roachctl.cluster.nodes import NodeClient, NodeTarget, stop_unit, systemctl, targets, wait_ready
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine import membership
@@ -64,6 +64,7 @@ from roachctl.plan.layout import layout_for
 from roachctl.plan.render import join_list
 from roachctl.plan.shape import join_without, with_join
 from roachctl.plan.sqlinput import sql_stdin
+from roachctl.ui.env import Notify
 
 POLL_S = 2.0
 STALL_S = 300.0

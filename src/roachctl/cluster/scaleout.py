@@ -42,8 +42,8 @@ from roachctl.errors import (
 from roachctl.model.loader import load_topology
 from roachctl.operation.session import Session
 from roachctl.plan.shape import Membership, beyond_firewall, classify, underfull
+from roachctl.ui.env import Notify
 
-Notify = Callable[[str, str], None]
 JOIN_TIMEOUT = 180.0
 REBALANCE_TIMEOUT = 1800.0
 

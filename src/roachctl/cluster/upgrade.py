@@ -62,8 +62,8 @@ from roachctl.plan.upgradepath import (
     finalize_statement,
     plan_path,
 )
+from roachctl.ui.env import Notify
 
-Notify = Callable[[str, str], None]
 FINALIZE_TIMEOUT = 300.0
 DISK_FACTOR = 4  # an unpacked release takes a few times its tarball; ask for that much free space
 _VERSION_IN_LINK = re.compile(r"/cockroach-(v[0-9][^/]*)\.linux-[a-z0-9]+/cockroach$")

@@ -29,6 +29,7 @@ from roachctl.plan.state import (
     UserSpec,
 )
 from roachctl.release.extract import MAX_EXTRACTED
+from roachctl.ui.env import Notify
 
 # $1 user, $2 home. Creates a locked system account with its own group and no login shell.
 _USER_SCRIPT = r"""
@@ -194,9 +195,6 @@ class ApplyResult:
     applied: list[str] = field(default_factory=list)
 
 
-Progress = Callable[[str, str], None]
-
-
 def _noop(host: str, message: str) -> None:
     pass
 
@@ -210,7 +208,7 @@ async def apply_plan(
     plan: HostPlan,
     *,
     tarballs: dict[str, Path],
-    progress: Progress = _noop,
+    progress: Notify = _noop,
     stop_requested: Callable[[], bool] = _never,
 ) -> ApplyResult:
     """Apply `plan` on its host, in order; stops at the first failing change (raising it).

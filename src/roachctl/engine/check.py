@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
 from roachctl.engine import adopt as adopt_mod
-from roachctl.engine.deploy import SUPPORTED_ARCHES
 from roachctl.errors import RoachctlError
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import fanout
 from roachctl.exec.openssh import OpenSSHExecutor
 from roachctl.facts.gather import gather_facts
+from roachctl.model.arch import ARCHES
 from roachctl.model.facts import HostFacts
 from roachctl.model.netaddr import host_port
 from roachctl.model.topology import NodeConfig, Topology
@@ -428,7 +428,7 @@ def _host_findings(
             "" if f.has_systemd else "use a host booted with systemd",
         )
     )
-    arch_ok = f.arch in SUPPORTED_ARCHES
+    arch_ok = f.arch in ARCHES
     out.append(
         Finding(
             f.host,

@@ -29,6 +29,7 @@ from roachctl.errors import HostFailures, InterruptedByUser, RefusedError, Relea
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled, in_daemon_thread
 from roachctl.facts.gather import gather_facts
+from roachctl.model.arch import ARCHES
 from roachctl.model.facts import HostFacts
 from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
@@ -45,9 +46,9 @@ from roachctl.release import obtain
 from roachctl.release.model import Release
 from roachctl.tls import store
 from roachctl.ui.console import current
+from roachctl.ui.env import Notify
 
 T = TypeVar("T")
-SUPPORTED_ARCHES = ("amd64", "arm64")
 
 
 @dataclass
@@ -93,9 +94,6 @@ class DeployOutcome:
     applied: dict[str, list[str]]
     failures: dict[str, RoachctlError]
     notices: dict[str, str]
-
-
-Notify = Callable[[str, str], None]
 
 
 def _names_to_resolve(topology: Topology) -> list[str]:
@@ -171,7 +169,7 @@ def _preflight(host: str, facts: HostFacts) -> None:
             where=host,
             hint="roachctl installs cockroach as a systemd service; use a systemd host",
         )
-    if facts.arch not in SUPPORTED_ARCHES:
+    if facts.arch not in ARCHES:
         raise RefusedError(
             f"unsupported architecture {facts.arch or 'unknown'}",
             where=host,

@@ -14,7 +14,6 @@ takes effect at its next restart (`roachctl restart`). `--join` only matters whe
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from roachctl.engine import deploy as deploy_mod
@@ -28,8 +27,7 @@ from roachctl.plan.desired import desired_state
 from roachctl.plan.diff import diff, fact_request
 from roachctl.plan.layout import layout_for
 from roachctl.plan.state import Change, ChangeKind, HostPlan, HostState, ReleaseSpec
-
-Notify = Callable[[str, str], None]
+from roachctl.ui.env import Notify
 
 
 @dataclass

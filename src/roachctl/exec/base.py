@@ -24,6 +24,7 @@ from typing import Protocol
 from roachctl.errors import RemoteCommandError
 from roachctl.exec._proc import Stdin
 from roachctl.exec.command import Command
+from roachctl.fsutil import sha256_file
 
 STDERR_TAIL = 2000
 
@@ -151,14 +152,6 @@ trap - EXIT
 sync -- "$dir" 2>/dev/null || true
 echo written
 """
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def stderr_tail(stderr: bytes | str, limit: int = STDERR_TAIL) -> str:

@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from roachctl.model.arch import MACHINE_TO_ARCH
 from roachctl.model.facts import Account, HostFacts, PathFact, UnitFact
 
-ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 BACKENDS = {"nft": "nftables", "ufw": "ufw", "firewall-cmd": "firewalld"}
 UNLIMITED = sys.maxsize
 _UNIT_KEYS = {
@@ -226,7 +226,7 @@ def parse_report(
         host=host,
         os_id=osr.get("ID", ""),
         os_version=osr.get("VERSION_ID", ""),
-        arch=ARCHES.get(uname, uname),
+        arch=MACHINE_TO_ARCH.get(uname, uname),
         has_systemd=_first(report, "systemd") == "1",
         firewall_backends=tuple(BACKENDS[b] for b in report.globals.get("fwbin", []) if b in BACKENDS),
         firewall_active=_first(report, "fwactive"),

@@ -28,7 +28,7 @@ PROBE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
-class Probe:
+class HealthProbe:
     """The answer of one /health probe: up = HTTP answered; ready = 200 on ?ready=1."""
 
     up: bool
@@ -71,18 +71,18 @@ class Endpoint:
             return None
         return ssl.create_default_context(cafile=str(self.certs_dir / "ca.crt"))
 
-    def probe(self, node: NodeState, *, ready: bool = True, timeout: float = PROBE_TIMEOUT) -> Probe:
-        """Probe /health (or /health?ready=1) of `node`; never raises."""
+    def probe(self, node: NodeState, *, ready: bool = True, timeout: float = PROBE_TIMEOUT) -> HealthProbe:
+        """HealthProbe /health (or /health?ready=1) of `node`; never raises."""
         url = self.http_url(node) + ("/health?ready=1" if ready else "/health")
         try:
             with urllib.request.urlopen(url, timeout=timeout, context=self._ssl()) as resp:
                 resp.read()
-                return Probe(True, ready and resp.status == 200, "ready" if ready else "up")
+                return HealthProbe(True, ready and resp.status == 200, "ready" if ready else "up")
         except urllib.error.HTTPError as exc:
-            return Probe(True, False, _health_error(exc))
+            return HealthProbe(True, False, _health_error(exc))
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            return Probe(False, False, f"not answering: {reason}")
+            return HealthProbe(False, False, f"not answering: {reason}")
 
 
 def _health_error(exc: urllib.error.HTTPError) -> str:
@@ -94,7 +94,7 @@ def _health_error(exc: urllib.error.HTTPError) -> str:
 
 
 @dataclass(frozen=True)
-class Result:
+class ClientResult:
     returncode: int
     stdout: str
     stderr: str
@@ -110,8 +110,8 @@ class Result:
 
 def run_client(
     binary: Path, args: list[str], endpoint: Endpoint, node: NodeState, *, cwd: Path, timeout: float
-) -> Result:
-    """Run ``cockroach <args> --host=<node> <cert flags>``; a timeout is a failed Result.
+) -> ClientResult:
+    """Run ``cockroach <args> --host=<node> <cert flags>``; a timeout is a failed ClientResult.
 
     Local clusters are started without `--cluster-name`, so no client command passes one.
     """
@@ -129,10 +129,10 @@ def run_client(
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return Result(124, out, f"timed out after {timeout:.0f}s")
+        return ClientResult(124, out, f"timed out after {timeout:.0f}s")
     except OSError as exc:
-        return Result(127, "", str(exc))
-    return Result(done.returncode, done.stdout, done.stderr)
+        return ClientResult(127, "", str(exc))
+    return ClientResult(done.returncode, done.stdout, done.stderr)
 
 
 def liveness(

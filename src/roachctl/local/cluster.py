@@ -19,18 +19,18 @@ from pathlib import Path
 import psutil
 
 from roachctl.errors import RefusedError, RemoteCommandError
+from roachctl.fsutil import sha256_file
 from roachctl.local import process
-from roachctl.local.client import Endpoint, Probe, liveness, run_client
-from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
+from roachctl.local.client import Endpoint, HealthProbe, liveness, run_client
+from roachctl.local.interrupts import ForceStop, SignalCounter, StopRequested
 from roachctl.local.layout import ClusterPaths
 from roachctl.local.ports import port_in_use
-from roachctl.local.state import HOST, ClusterState, NodeState, save, state_lock
+from roachctl.local.state import HOST, LocalState, NodeState, save, state_lock
 from roachctl.local.state import load as load_state
 from roachctl.plan import drainlog
 from roachctl.plan.argv import StartSpec, start_argv
 from roachctl.plan.drainlog import drain_verdict
 from roachctl.plan.stoporder import StopStep, stop_steps
-from roachctl.release.checksum import sha256_file
 from roachctl.ui.console import console
 
 POLL = 0.2
@@ -53,7 +53,7 @@ def now_iso() -> str:
 class LocalCluster:
     """Operations on one local cluster (its state file is the source of truth)."""
 
-    def __init__(self, paths: ClusterPaths, state: ClusterState) -> None:
+    def __init__(self, paths: ClusterPaths, state: LocalState) -> None:
         self.paths = paths
         self.state = state
         self.children: dict[int, subprocess.Popen[bytes]] = {}
@@ -153,9 +153,9 @@ class LocalCluster:
         self,
         nodes: Sequence[NodeState],
         what: str,
-        check: Callable[[NodeState], Probe],
+        check: Callable[[NodeState], HealthProbe],
         timeout: float,
-        interrupts: Interrupts | None,
+        interrupts: SignalCounter | None,
     ) -> None:
         """Poll until `check` passes on every node; a dead node or the deadline is an error."""
         deadline = time.monotonic() + timeout
@@ -187,17 +187,17 @@ class LocalCluster:
                 )
             time.sleep(POLL)
 
-    def wait_listening(self, timeout: float, interrupts: Interrupts | None) -> None:
-        def up(node: NodeState) -> Probe:
+    def wait_listening(self, timeout: float, interrupts: SignalCounter | None) -> None:
+        def up(node: NodeState) -> HealthProbe:
             probe = self.endpoint.probe(node, ready=False)
-            return Probe(probe.up, probe.up, probe.detail)
+            return HealthProbe(probe.up, probe.up, probe.detail)
 
         self.wait_for(self.state.nodes, "listening", up, timeout, interrupts)
 
-    def wait_ready(self, timeout: float, interrupts: Interrupts | None) -> None:
+    def wait_ready(self, timeout: float, interrupts: SignalCounter | None) -> None:
         self.wait_for(self.state.nodes, "ready (/health?ready=1)", self.endpoint.probe, timeout, interrupts)
 
-    def init_once(self, timeout: float, interrupts: Interrupts | None) -> None:
+    def init_once(self, timeout: float, interrupts: SignalCounter | None) -> None:
         """Run `cockroach init` unless the state says it already ran — once per cluster, ever."""
         if self.state.initialized:
             return
@@ -275,7 +275,7 @@ class LocalCluster:
                 hint="restore the original binary; roachctl will not run an unverified one",
             )
 
-    def bring_up(self, timeout: float, interrupts: Interrupts | None) -> None:
+    def bring_up(self, timeout: float, interrupts: SignalCounter | None) -> None:
         """Spawn the nodes, init once, and wait until every node answers /health?ready=1."""
         if any(self.running(n) is None for n in self.state.nodes):
             self.check_binary()
@@ -294,7 +294,7 @@ class LocalCluster:
     def stop(
         self,
         *,
-        interrupts: Interrupts | None = None,
+        interrupts: SignalCounter | None = None,
         drain_timeout: float = DRAIN_TIMEOUT,
         grace: float = GRACE,
     ) -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ class ForceStop(Exception):
     """A second interrupt: stop every node now, without draining."""
 
 
-class Interrupts:
+class SignalCounter:
     """Context manager counting SIGINT/SIGTERM (main thread only; a no-op elsewhere)."""
 
     def __init__(
@@ -45,7 +45,7 @@ class Interrupts:
             raise ForceStop()
         # later interrupts: the forced stop is already under way; don't abort it half-done
 
-    def __enter__(self) -> Interrupts:
+    def __enter__(self) -> SignalCounter:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._saved[sig] = signal.signal(sig, self._handle)

@@ -21,10 +21,10 @@ from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError,
 from roachctl.fsutil import private_dir
 from roachctl.local import certs, process
 from roachctl.local.cluster import GRACE, LocalCluster, now_iso
-from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
+from roachctl.local.interrupts import ForceStop, SignalCounter, StopRequested
 from roachctl.local.layout import ClusterPaths, check_name, check_nodes
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE, check_base, plan_ports
-from roachctl.local.state import ClusterState, NodeState, reserved_ports, save, state_lock
+from roachctl.local.state import LocalState, NodeState, reserved_ports, save, state_lock
 from roachctl.model import versions
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.sqlinput import sql_stdin
@@ -143,7 +143,7 @@ def _create(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
             if not opts.insecure:
                 certs.create(paths)
             nodes = [_node_state(paths, i, p.sql, p.http) for i, p in enumerate(plan, 1)]
-            state = ClusterState(
+            state = LocalState(
                 name=opts.name,
                 secure=not opts.insecure,
                 release=release.to_dict(),
@@ -190,7 +190,7 @@ def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None])
             where=str(ClusterPaths(home, opts.name).dir),
             hint="check that --home (or ROACHCTL_HOME) is writable",
         ) from None
-    with Interrupts("stopping the nodes that were starting; press Ctrl-C again to kill them") as intr:
+    with SignalCounter("stopping the nodes that were starting; press Ctrl-C again to kill them") as intr:
         try:
             cluster.bring_up(opts.timeout, intr)
         except (StopRequested, ForceStop):
@@ -220,7 +220,7 @@ def start(
     """Start an existing cluster's stopped nodes on their data (no init), and wait until ready."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     already = {n.index for n, _ in cluster.running_nodes()}
-    with Interrupts("stopping the nodes this command started; press Ctrl-C again to kill them") as intr:
+    with SignalCounter("stopping the nodes this command started; press Ctrl-C again to kill them") as intr:
         try:
             cluster.bring_up(timeout, intr)
         except (StopRequested, ForceStop):
@@ -248,7 +248,7 @@ def _stop_started(cluster: LocalCluster, already: set[int]) -> None:
     cluster.save()
 
 
-def supervise(cluster: LocalCluster, intr: Interrupts) -> None:
+def supervise(cluster: LocalCluster, intr: SignalCounter) -> None:
     """Foreground: wait for Ctrl-C (or SIGTERM), then stop the cluster as `local stop` does (one node
     at a time; the final minority after a bounded grace); a 2nd Ctrl-C kills at once.
 
@@ -280,7 +280,7 @@ def supervise(cluster: LocalCluster, intr: Interrupts) -> None:
         raise InterruptedByUser("stopped by Ctrl-C")
 
 
-def _stop_or_kill(cluster: LocalCluster, intr: Interrupts) -> None:
+def _stop_or_kill(cluster: LocalCluster, intr: SignalCounter) -> None:
     """The ordered stop; if it fails, kill the rest — the foreground roachctl is going away and must
     not leave processes behind."""
     try:
@@ -299,7 +299,7 @@ def stop(
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     if force:
         return cluster.kill()
-    with Interrupts("already stopping; press Ctrl-C again to kill the nodes") as intr:
+    with SignalCounter("already stopping; press Ctrl-C again to kill the nodes") as intr:
         try:
             return cluster.stop(interrupts=intr, drain_timeout=timeout, grace=grace)
         except ForceStop:
@@ -325,7 +325,7 @@ def down(
     if not wipe:
         return stop(home, name, timeout=timeout, force=False, grace=grace)
     results: list[dict[str, object]] = []
-    with Interrupts("stopping before the wipe; press Ctrl-C again to kill the nodes") as intr:
+    with SignalCounter("stopping before the wipe; press Ctrl-C again to kill the nodes") as intr:
         try:
             results = cluster.stop(interrupts=intr, drain_timeout=timeout, grace=grace)
         except (RoachctlError, ForceStop) as exc:

@@ -59,7 +59,7 @@ class NodeState:
 
 
 @dataclass
-class ClusterState:
+class LocalState:
     """A local cluster as roachctl knows it."""
 
     name: str
@@ -84,18 +84,18 @@ class ClusterState:
         return (json.dumps(asdict(self), indent=2) + "\n").encode()
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClusterState:
+    def from_dict(cls, data: dict[str, Any]) -> LocalState:
         nodes = [NodeState(**n) for n in data["nodes"]]
         rest = {k: v for k, v in data.items() if k != "nodes"}
         return cls(nodes=nodes, **rest)
 
 
-def save(paths: ClusterPaths, state: ClusterState) -> None:
+def save(paths: ClusterPaths, state: LocalState) -> None:
     """Write the state atomically (readers see the old or the new file, never half)."""
     atomic_write(paths.state, state.to_json(), 0o600)
 
 
-def load(paths: ClusterPaths) -> ClusterState:
+def load(paths: ClusterPaths) -> LocalState:
     """Load a cluster's state; a missing cluster is a usage error naming `local list`."""
     if not paths.state.exists():
         raise UsageError(
@@ -107,7 +107,7 @@ def load(paths: ClusterPaths) -> ClusterState:
         data = json.loads(paths.state.read_text())
         if data.get("schema") != SCHEMA:
             raise ValueError(f"unknown schema {data.get('schema')!r}")
-        return ClusterState.from_dict(data)
+        return LocalState.from_dict(data)
     except (ValueError, KeyError, TypeError) as exc:
         raise RefusedError(
             f"state file is unreadable: {exc}",
@@ -116,10 +116,10 @@ def load(paths: ClusterPaths) -> ClusterState:
         ) from None
 
 
-def all_clusters(home: Path) -> list[ClusterState]:
+def all_clusters(home: Path) -> list[LocalState]:
     """Every local cluster in `home` with a readable state file, by name."""
     root = local_root(home)
-    found: list[ClusterState] = []
+    found: list[LocalState] = []
     if not root.is_dir():
         return found
     for entry in sorted(root.iterdir()):

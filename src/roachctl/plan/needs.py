@@ -9,6 +9,7 @@ change paths), so it can never drift from what `diff` reads.
 
 from __future__ import annotations
 
+from roachctl.model.arch import ARCHES
 from roachctl.model.topology import Topology
 from roachctl.plan import firewall as fw
 from roachctl.plan.desired import REQUIRED_CERTS, desired_state
@@ -17,7 +18,6 @@ from roachctl.plan.firewall import unresolved_names
 from roachctl.plan.layout import install_dir_name
 from roachctl.plan.state import ReleaseSpec
 
-ARCHES = ("amd64", "arm64")
 _PLACEHOLDER_IP = "192.0.2.1"  # TEST-NET-1: stands in for names the caller resolves later
 _PLACEHOLDER_OWNER = "-"  # the marker's path does not depend on the owner id
 

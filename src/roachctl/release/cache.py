@@ -35,8 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from roachctl.fsutil import atomic_write
-from roachctl.release.checksum import sha256_file
+from roachctl.fsutil import atomic_write, sha256_file
 from roachctl.release.extract import extract_release
 from roachctl.release.model import Provenance, Release
 from roachctl.release.names import ReleaseName

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import BinaryIO
 
 from roachctl.errors import ReleaseError
@@ -93,15 +92,6 @@ def copy_hashing(
         if on_chunk is not None:
             on_chunk(len(chunk))
     return hasher.hexdigest(), total
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file (used for cache checks and binaries, never twice in one download)."""
-    hasher = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def verify(actual: str, expected: str, *, where: str) -> None:

@@ -21,7 +21,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from roachctl.errors import ReleaseError
-from roachctl.release.names import ARCHES, ReleaseName
+from roachctl.model.arch import ARCHES
+from roachctl.release.names import ReleaseName
 
 BINARY = "cockroach"
 DIR_MODE = 0o755

@@ -14,6 +14,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from roachctl.errors import ReleaseError, UsageError
+from roachctl.model.arch import ARCHES, MACHINE_TO_ARCH
 
 DEFAULT_VERSION = "v25.4.0"
 """The release roachctl installs when no --version is given (pinned, changed deliberately)."""
@@ -24,11 +25,9 @@ DEFAULT_BASE_URL = "https://binaries.cockroachdb.com"
 MIRROR_ENV = "ROACHCTL_MIRROR"
 INSECURE_MIRROR_ENV = "ROACHCTL_ALLOW_INSECURE_MIRROR"
 """Set to 1 (like --allow-insecure-mirror) to accept a plain-HTTP mirror."""
-ARCHES = ("amd64", "arm64")
 CHECKSUM_SUFFIX = ".sha256sum"
 
 _VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?$")
-_MACHINE_TO_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 _TARBALL_RE = re.compile(r"^cockroach-(?P<version>v[^/]+?)\.linux-(?P<arch>[a-z0-9_]+)\.tgz$")
 TARBALL_VERSION = re.compile(r"^cockroach-(v\d+\.\d+\.\d+)")
 """The version at the start of a release tarball's name (for checks before the file is read)."""
@@ -54,7 +53,7 @@ def normalize_version(version: str) -> str:
 def normalize_arch(arch: str) -> str:
     """Map a machine name (``x86_64``, ``aarch64``, ...) to a release arch (``amd64``/``arm64``)."""
     try:
-        return _MACHINE_TO_ARCH[arch.lower()]
+        return MACHINE_TO_ARCH[arch.lower()]
     except KeyError:
         raise ReleaseError(
             f"unsupported architecture {arch!r}",

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from roachctl.errors import ReleaseError, UsageError
+from roachctl.fsutil import sha256_file
 from roachctl.release import checksum as ck
 from roachctl.release.cache import Cached, ReleaseCache
 from roachctl.release.fetch import NotPublished, SourceUnreachable, download, fetch_small
@@ -419,4 +420,4 @@ def from_binary(path: Path, *, arch: str | None = None) -> Release:
             hint=f"use a linux-{want_arch} cockroach binary",
         )
     version = binary_version(binary)
-    return Release(version, want_arch, binary.parent, binary, None, None, ck.sha256_file(binary), str(binary))
+    return Release(version, want_arch, binary.parent, binary, None, None, sha256_file(binary), str(binary))

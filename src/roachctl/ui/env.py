@@ -14,12 +14,17 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rich.console import Console
 
 from roachctl.errors import InterruptedByUser, RefusedError
+
+Notify = Callable[[str, str], None]
+"""A per-host progress line, `(host, message)`: what every long operation reports through
+(`Environment.notify` is one)."""
 
 
 @dataclass
