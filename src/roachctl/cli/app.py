@@ -72,11 +72,13 @@ def cli(
 def _register() -> None:
     from roachctl.cli import certs as certs_cmds
     from roachctl.cli import local as local_cmds
+    from roachctl.cli import localupgrade as local_upgrade_cmds
     from roachctl.cli import prune as prune_cmds
     from roachctl.cli import remote as remote_cmds
     from roachctl.cli import upgrade as upgrade_cmds
 
     local_cmds.register(cli)
+    local_upgrade_cmds.register(local_cmds.local)
     remote_cmds.register(cli)
     certs_cmds.register(cli)
     upgrade_cmds.register(cli)

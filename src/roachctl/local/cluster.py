@@ -78,12 +78,15 @@ class LocalCluster:
         with state_lock(self.paths.home):
             save(self.paths, self.state)
 
-    def node_argv(self, node: NodeState) -> list[str]:
-        """The node's `cockroach start` argv: absolute paths everywhere, loopback only."""
+    def node_argv(self, node: NodeState, binary: Path | None = None) -> list[str]:
+        """The node's `cockroach start` argv: absolute paths everywhere, loopback only.
+
+        `binary`: another release's binary (`local upgrade` restarts one node at a time on it).
+        """
         np = self.paths.node(node.index)
         join = tuple(n.sql_addr for n in self.state.nodes[:JOIN_MAX])
         spec = StartSpec(
-            binary=str(self.binary),
+            binary=str(binary or self.binary),
             stores=(str(np.store),),
             listen_addr=node.sql_addr,
             http_addr=node.http_addr,
@@ -122,7 +125,7 @@ class LocalCluster:
         return RemoteCommandError(text, where=f"local node n{node.index}", hint=hint)
 
     # -- starting ---------------------------------------------------------------------------------
-    def spawn(self, nodes: Sequence[NodeState]) -> None:
+    def spawn(self, nodes: Sequence[NodeState], binary: Path | None = None) -> None:
         """Start every given node that is not already running; ports must be free."""
         for node in nodes:
             if self.running(node) is not None:
@@ -141,7 +144,7 @@ class LocalCluster:
             np.make()
             np.pid_file.unlink(missing_ok=True)
             self.output_offsets[node.index] = np.output.stat().st_size if np.output.exists() else 0
-            node.argv = self.node_argv(node)
+            node.argv = self.node_argv(node, binary)
             proc, created = process.spawn(node.argv, cwd=np.dir, output=np.output)
             self.children[node.index] = proc
             node.pid, node.create_time, node.started_at = proc.pid, created, now_iso()
