@@ -75,6 +75,7 @@ def _register() -> None:
     from roachctl.cli import localupgrade as local_upgrade_cmds
     from roachctl.cli import prune as prune_cmds
     from roachctl.cli import remote as remote_cmds
+    from roachctl.cli import resume as resume_cmds
     from roachctl.cli import upgrade as upgrade_cmds
 
     local_cmds.register(cli)
@@ -83,6 +84,7 @@ def _register() -> None:
     certs_cmds.register(cli)
     upgrade_cmds.register(cli)
     prune_cmds.register(cli)
+    resume_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)
 
