@@ -330,6 +330,14 @@ class LocalCluster:
         self.forget_dead()
         return results
 
+    def stop_one(self, node: NodeState, proc: psutil.Process, *, why: str) -> dict[str, object]:
+        """Stop one node while the others run (a majority: it can drain): SIGTERM, bounded as
+        `stop` bounds a draining node, SIGKILL after. `local upgrade` restarts nodes this way."""
+        (result,) = self._stop_together(
+            [(node, proc)], StopStep((str(node.index),), True, why), DRAIN_TIMEOUT
+        )
+        return result
+
     def _stop_together(
         self, batch: list[tuple[NodeState, psutil.Process]], step: StopStep, bound: float
     ) -> list[dict[str, object]]:

@@ -26,7 +26,7 @@ from roachctl.cluster.upgrade import (
 )
 from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError
 from roachctl.local.client import run_client
-from roachctl.local.cluster import DRAIN_TIMEOUT, LocalCluster
+from roachctl.local.cluster import LocalCluster
 from roachctl.local.interrupts import ForceStop, Interrupts, StopRequested
 from roachctl.local.layout import ClusterPaths, check_name
 from roachctl.local.ops import ReleaseChoice
@@ -35,7 +35,6 @@ from roachctl.local.state import HOST, NodeState
 from roachctl.model.versions import major_of
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.stoporder import StopStep
 from roachctl.plan.upgradepath import disable_auto_finalization, finalize_statement, plan_path
 from roachctl.ui.console import console
 
@@ -140,8 +139,7 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
     _wait_healthy(cluster, intr)
     proc = cluster.running(node)
     if proc is not None:
-        step = StopStep((str(node.index),), True, "upgrade")
-        (result,) = cluster._stop_together([(node, proc)], step, DRAIN_TIMEOUT)
+        result = cluster.stop_one(node, proc, why="upgrade")
         if result["result"] != "drained":
             raise RemoteCommandError(
                 f"node n{node.index} did not drain cleanly ({result}); the roll stopped here",
