@@ -76,6 +76,17 @@ def _records(rc: Remote) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _recorded(rc: Remote, releases: Releases) -> set[str]:
+    """The version the home's topology copy names, and the install dir every host's marker lists."""
+    saved = (rc.home / "clusters" / NAME / "topology.yaml").read_text()
+    found = {line.split(":", 1)[1].strip() for line in saved.splitlines() if line.startswith("version:")}
+    for h in rc.hosts:
+        marker = rc.sh(h, f"cat /etc/roachctl/cluster-{NAME}.owner").stdout
+        found |= {line.removeprefix(f"install={INSTALL}/cockroach-").split(".linux-")[0]
+                  for line in marker.splitlines() if line.startswith("install=")}  # fmt: skip
+    return found
+
+
 def _upgrade(rc: Remote, releases: Releases, *extra: str) -> list[str]:
     return [
         "upgrade",
@@ -114,6 +125,7 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     assert res.rc == 0 and "roachctl upgrade" in res.err, res.text
     assert _links(rc) == links and _pids(rc) == pids
     assert all(len(dirs) == 2 for dirs in _installed(rc).values()), _installed(rc)
+    assert _recorded(rc, standin_releases) == {old}  # the home's copy and the markers: what runs
     installed = _installed(rc)
 
     # a refused path and a failed gate: exit 30, nothing changed
@@ -158,11 +170,13 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     assert "not finalized (cluster version 25.2)" in status["upgrade"]  # rollback stays possible
     assert all(n["ready"] and n["version"] == new for n in status["nodes"]), status
     _one_down_at_a_time_and_no_hard_stop(rc, float(since))
+    assert _recorded(rc, standin_releases) == {new}
 
     # rollback returns to the old binary
     res = rc.run("upgrade", "rollback", NAME, timeout=600)
     assert res.rc == 0, res.text
     assert _builds(rc) == {old} and _links(rc) == links
+    assert _recorded(rc, standin_releases) == {old}
 
     # upgrade again, finalized this time; then a rollback is refused
     res = rc.run(*_upgrade(rc, standin_releases, "--finalize"), timeout=600)
@@ -172,9 +186,21 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     assert res.rc == 30 and "finalized" in res.err, res.text
     assert _builds(rc) == {new}
 
+    # the operator's file still says the old version: deploy switches nothing and says what to do
+    links = _links(rc)
+    rc.version, rc.tarball = old, standin_releases.tarball(old)
+    rc.write_topology()
+    res = rc.deploy()
+    assert res.rc == 0 and f"`version: {new}` in the topology file" in res.err, res.text
+    assert _links(rc) == links and _recorded(rc, standin_releases) == {new}
+
     # prune: the old release is no longer needed by any node nor by a rollback
     assert (res := rc.run("prune", NAME)).rc == 0, res.text
     assert all(
         dirs == [f"{INSTALL}/cockroach-{new}.linux-{standin_releases.arch}"]
         for dirs in _installed(rc).values()
     )
+
+    # destroy removes the release the cluster runs (the home's copy names it), data kept
+    assert (res := rc.run("destroy", NAME, "--grace", "3")).rc == 0, res.text
+    assert all(dirs == [] for dirs in _installed(rc).values()), _installed(rc)

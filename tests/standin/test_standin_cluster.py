@@ -851,7 +851,7 @@ def test_rolling_upgrade_finalizes_unless_preserved(make_cluster: MakeCluster) -
     n3.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.3"}
     n3.start()
     assert n3.wait() == 1
-    assert "is too new for running version v25.2.3" in n3.stderr
+    assert "store last used with cockroach version v25.4 is too high for running version v25.2" in n3.stderr
 
 
 @pytest.mark.timeout(60)

@@ -52,4 +52,7 @@ def test_a_skipped_major_is_refused_at_start(make_cluster: MakeCluster) -> None:
     n1.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.4.0"}
     n1.start()
     assert n1.wait() == 1
-    assert "is too old for running version v25.4.0 (which requires data from v25.2 or later)" in n1.stderr
+    assert (
+        "store last used with cockroach version v24.3 is too old for running version v25.4 "
+        "(which requires data from v25.2 or later)"
+    ) in n1.stderr

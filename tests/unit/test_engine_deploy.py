@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.apply import _steps, apply_plan
 from roachctl.engine.deploy import (
     DeployPlan,
@@ -251,3 +252,11 @@ def test_a_reload_alone_still_runs() -> None:
     fake = FakeExecutor(host=state.host)
     asyncio.run(apply_plan(fake, plan, tarballs={}))
     assert [c.display() for c in fake.ran("systemctl")] == ["sudo systemctl daemon-reload"]
+
+
+def test_held_notice_says_what_deploy_did_and_what_to_do() -> None:
+    newer = deploy_mod.held_notice("prod", "v25.4.0", "v25.2.0")
+    assert "installed beside v25.2.0" in newer and "roachctl upgrade prod --version v25.4.0" in newer
+    older = deploy_mod.held_notice("prod", "v25.2.0", "v25.4.0")  # the operator's file lags an upgrade
+    assert "the cluster runs v25.4.0" in older and "`version: v25.4.0` in the topology file" in older
+    assert "roachctl upgrade prod --version v25.2.0" not in older  # never advise a downgrade

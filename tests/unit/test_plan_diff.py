@@ -369,3 +369,20 @@ def test_stale_systemd_definitions_get_a_daemon_reload(state: HostState) -> None
     assert _reasons(state, facts) == [
         ("daemon-reload", "systemd", "systemd has not loaded the current unit files")
     ]
+
+
+def test_a_held_host_keeps_its_marker_and_the_plan_says_what_to_do() -> None:
+    """The marker names the install in use: deploy of another version neither rewrites it nor is
+    silent about the links it keeps (even when the other release is already installed)."""
+    state = state_for(topology(), owner="abc")
+    marker = next(f.path for f in state.files if f.path.startswith("/etc/roachctl/"))
+    old = "/opt/cockroach-v25.2.0.linux-amd64"
+    facts = _with_path(facts_matching(state), "/opt/cockroach/cockroach", target=f"{old}/cockroach")
+    facts = _with_path(facts, "/opt/cockroach/lib", target=f"{old}/lib")
+    facts = _with_path(facts, marker, sha256="0" * 64)  # it names the running v25.2.0 install
+    plan = diff(state, facts)
+    assert plan.held == "v25.2.0" and plan.converged
+    text = plan_to_text([plan])
+    assert "up to date" in text and "`version: v25.2.0` in the topology file" in text
+    unheld = _with_path(facts_matching(state), marker, sha256="0" * 64)
+    assert [c.target for c in diff(state, unheld).changes] == [marker]  # not held: rewritten

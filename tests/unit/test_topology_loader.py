@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from roachctl.errors import ExitCode, Problem, TopologyError, UsageError
+from roachctl.model import loader
 from roachctl.model.loader import load_text, load_topology
 from roachctl.model.topology import Topology
 
@@ -608,3 +609,14 @@ def test_dedicated_units_and_users_are_accepted(unit: str, user: str) -> None:
 def test_a_long_plain_string_is_not_taken_for_a_number() -> None:
     p = only(MINIMAL.replace("version: v25.4.0", "version: " + "e" * 150))
     assert "invalid version" in p.message and "too long" not in p.message
+
+
+def test_with_version_keeps_comments_and_order_and_validates() -> None:
+    text = ("# my cluster\n" + MINIMAL).replace("version: v25.4.0", "version: v25.4.0  # pinned")
+    out = loader.with_version(text.encode(), "v26.1.0").decode()
+    assert out.startswith("# my cluster\n")
+    assert "version: v26.1.0  # pinned" in out
+    assert out.replace("v26.1.0", "v25.4.0") == text
+    assert loader.load_text(out).version == "v26.1.0"
+    with pytest.raises(TopologyError):
+        loader.with_version(text.encode(), "latest")  # nothing invalid is ever written

@@ -11,6 +11,7 @@ import shutil
 
 from roachctl.cluster.lifecycle import GRACE, Outcome, each_node, stop
 from roachctl.cluster.nodes import NodeTarget, targets
+from roachctl.cluster.upgrade import journaled_versions
 from roachctl.engine.firewall import remove_rules
 from roachctl.engine.ownership import guard_destroy
 from roachctl.errors import RemoteCommandError
@@ -61,9 +62,14 @@ def _paths(session: Session, target: NodeTarget) -> tuple[list[str], list[str]]:
     topology = session.topology
     node = topology.node_config(target.host)
     installed: list[str] = []
-    for arch in ARCHES:
-        layout = layout_for(topology, node, arch)
-        installed += [layout.install_dir]
+    # The topology's release and every release the journal says this cluster installed beside it
+    # (deploys of another `version:`, upgrades): the side-by-side installs are this cluster's too.
+    # What another cluster's marker lists stays (engine/ownership.py).
+    versions = dict.fromkeys([topology.version, *journaled_versions(session)])
+    for version in versions:
+        for arch in ARCHES:
+            layout = layout_for(topology.model_copy(update={"version": version}), node, arch)
+            installed += [layout.install_dir]
     layout = layout_for(topology, node, "amd64")
     installed += [
         layout.unit_path,

@@ -47,11 +47,13 @@ from roachctl.errors import (
     RemoteCommandError,
 )
 from roachctl.exec.command import Command
+from roachctl.model.loader import with_version
 from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
-from roachctl.plan.desired import release_spec
+from roachctl.plan.desired import PUBLIC_FILE, file_spec, release_spec
 from roachctl.plan.layout import layout_for
+from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
 from roachctl.plan.upgradepath import (
@@ -415,6 +417,37 @@ async def _roll(
         )
 
 
+async def record_running(session: Session, version: str, notify: Notify) -> None:
+    """After a finished roll: the home's topology copy, its state and every host's ownership
+    marker name `version`, the release the cluster now runs.
+
+    `destroy`, `prune` and `start` read that copy, and the marker says which install dir is in
+    use; left at the old version, `destroy` would remove the old release and leave the running
+    one behind. The marker is what deploy writes for that version, so a deploy of the topology
+    with `version: <version>` has nothing to change.
+    """
+    home = session.home
+    if home.topology_path.exists():
+        home.save_topology(with_version(home.topology_path.read_bytes(), version, str(home.topology_path)))
+    state = home.load_state()
+    state.version = version
+    home.save_state(state)
+    topology = session.topology.model_copy(update={"version": version})
+
+    async def one(target: NodeTarget) -> None:
+        if not state.owner_id:
+            return  # a home from before markers: its next deploy writes them
+        layout = layout_for(topology, topology.node_config(target.host), await _arch(session, target))
+        text = render_marker(marker_for(topology, layout, state.owner_id)).encode()
+        spec = file_spec(marker_path(topology.name), text, PUBLIC_FILE)
+        change = Change(target.host, ChangeKind.WRITE_FILE, spec.path, f"now on {version}", spec)
+        executor = session.ssh.executor(target.host)
+        await apply_plan(executor, HostPlan(target.host, (change,)), tarballs={}, progress=notify)
+
+    await asyncio.gather(*(one(t) for t in targets(session)))
+    session.step("record", version=version)
+
+
 # ------------------------------------------------------------------------------------------------
 # Commands
 # ------------------------------------------------------------------------------------------------
@@ -448,6 +481,8 @@ async def upgrade(
     path = plan_path(current, seen.cluster_version, version)
     report.path = [s.to_json() for s in path.steps]
     if not path.steps:
+        if not dry_run and seen.builds == {version} and session.home.load_state().version != version:
+            await record_running(session, version, notify)  # a roll that ended before recording it
         if finalize and not dry_run and major_of(version) != seen.cluster_version:
             return await _finalize_checked(session, seen, report, notify)
         report.remaining = _remaining(name, seen.cluster_version, version)
@@ -480,6 +515,7 @@ async def upgrade(
             await sql_value(NodeClient(session), targets(session), statement)
             session.step("auto-finalization", enabled=auto_finalize)
         await _roll(session, step, seen, report, notify)
+        await record_running(session, step.target, notify)
         if step.major and (finalize or index < len(path.steps) - 1):
             report.cluster_version = await _finalize(session, step.new_major, notify)
         elif step.major and auto_finalize:
@@ -561,6 +597,18 @@ def last_upgrade(session: Session) -> tuple[str, str]:
     return "", ""
 
 
+def journaled_versions(session: Session) -> list[str]:
+    """Every release this home's journal says it installed: deploys' applies, upgrades' plans."""
+    found: list[str] = []
+    for op in read_operations(session.home.journal_path):
+        for step in op.steps:
+            if step.get("step") == "apply":
+                found.append(str(step.get("version") or ""))
+            elif step.get("step") == "plan":
+                found += [str(step.get("source") or ""), str(step.get("target") or "")]
+    return [v for v in dict.fromkeys(found) if v]
+
+
 async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     """Roll every node back to the release the last, unfinalized upgrade started from (contract §9).
 
@@ -591,6 +639,7 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
     await _roll(session, step, seen, report, notify)
+    await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report
 

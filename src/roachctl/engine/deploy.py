@@ -31,8 +31,9 @@ from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled, i
 from roachctl.facts.gather import gather_facts
 from roachctl.model.arch import ARCHES
 from roachctl.model.facts import HostFacts
-from roachctl.model.loader import load_topology
+from roachctl.model.loader import load_topology, with_version
 from roachctl.model.topology import Topology
+from roachctl.model.versions import parse_tag
 from roachctl.operation.home import ClusterHome, ClusterState
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
@@ -436,10 +437,7 @@ async def _after_apply(
         state, facts = plan.states[host], plan.facts[host]
         held = plan.plans[host].held
         if held:  # review L10: deploy installs a new version beside the running one, never switches
-            notices[host] = (
-                f"{state.release.version} installed beside {held}, which keeps running: switch with "
-                f"`roachctl upgrade {plan.topology.name} --version {state.release.version}`"
-            )
+            notices[host] = held_notice(plan.topology.name, state.release.version, held)
         unit = state.units[0].name
         running = facts.units.get(unit) is not None and facts.units[unit].active_state == "active"
         if not running:
@@ -458,6 +456,27 @@ async def _after_apply(
     return notices
 
 
+def held_notice(name: str, version: str, held: str) -> str:
+    """What deploy did when a host's links stay at `held`, and what the operator does next."""
+    newer = (parse_tag(version) or (0, 0, 0, "")) > (parse_tag(held) or (0, 0, 0, ""))
+    if newer:
+        return (
+            f"{version} installed beside {held}, which keeps running (deploy never switches versions): "
+            f"`roachctl upgrade {name} --version {version}` switches one node at a time"
+        )
+    return (
+        f"the cluster runs {held}; the topology's {version} is installed beside it and nothing was "
+        f"switched: set `version: {held}` in the topology file (before finalizing, "
+        f"`roachctl upgrade rollback {name}` returns to the previous release)"
+    )
+
+
+def running_version(plan: DeployPlan) -> str:
+    """The version every host's links stay at when it is not the topology's; "" otherwise."""
+    held = {p.held for p in plan.plans.values()}
+    return next(iter(held)) if len(held) == 1 else ""
+
+
 def record(
     session: Session,
     topology: Topology,
@@ -473,7 +492,12 @@ def record(
     home = session.home
     home.commit_new_ca()
     state = home.load_state() if home.exists() else ClusterState(name=topology.name)
-    state.version = topology.version
+    # The home's copy names the release the cluster runs (cluster/upgrade.py record_running):
+    # a topology whose version differs only installs that version beside it.
+    running = running_version(plan)
+    if running:
+        topology_text = with_version(topology_text, running)
+    state.version = running or topology.version
     state.hosts = [n.host for n in topology.nodes]
     state.deployed_at = time.time()
     state.owner_id = plan.owner or state.owner_id

@@ -39,6 +39,7 @@ class DestroyGuard:
 
     cluster: str
     keep: dict[str, Keep] = field(default_factory=dict)  # verified hosts only
+    own: dict[str, tuple[str, ...]] = field(default_factory=dict)  # this cluster's marker's install dirs
     unverified: dict[str, RoachctlError] = field(default_factory=dict)
 
     def removal(self, host: str, installed: list[str], data: list[str]) -> tuple[list[str], list[str]]:
@@ -52,7 +53,8 @@ class DestroyGuard:
                 "ownership of this host was not verified", where=host, hint="re-run destroy"
             )
         keep = self.keep[host]
-        return [p for p in installed if p not in keep.installs], [*data, marker_path(self.cluster)]
+        mine = list(dict.fromkeys([*installed, *self.own.get(host, ())]))
+        return [p for p in mine if p not in keep.installs], [*data, marker_path(self.cluster)]
 
     def user(self, host: str, user: str) -> str:
         """The service user to delete on `host` ("" while another cluster runs as it)."""
@@ -100,5 +102,9 @@ async def guard_destroy(session: Session) -> DestroyGuard:
     return DestroyGuard(
         cluster=topology.name,
         keep={h: keep_for(topology.name, user, f) for h, f in facts.items()},
+        own={
+            h: tuple(d for m in adopt_mod.markers(f) if m.cluster == topology.name for d in m.installs)
+            for h, f in facts.items()
+        },
         unverified=dict(failed),
     )

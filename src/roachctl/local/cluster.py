@@ -80,12 +80,15 @@ class LocalCluster:
         with state_lock(self.paths.home):
             save(self.paths, self.state)
 
-    def node_argv(self, node: NodeState) -> list[str]:
-        """The node's `cockroach start` argv: absolute paths everywhere, loopback only."""
+    def node_argv(self, node: NodeState, binary: Path | None = None) -> list[str]:
+        """The node's `cockroach start` argv: absolute paths everywhere, loopback only.
+
+        `binary`: another release's binary (`local upgrade` restarts one node at a time on it).
+        """
         np = self.paths.node(node.index)
         join = tuple(n.sql_addr for n in self.state.nodes[:JOIN_MAX])
         spec = StartSpec(
-            binary=str(self.binary),
+            binary=str(binary or self.binary),
             stores=(str(np.store),),
             listen_addr=node.sql_addr,
             http_addr=node.http_addr,
@@ -124,7 +127,7 @@ class LocalCluster:
         return RemoteCommandError(text, where=f"local node n{node.index}", hint=hint)
 
     # -- starting ---------------------------------------------------------------------------------
-    def spawn(self, nodes: Sequence[NodeState]) -> None:
+    def spawn(self, nodes: Sequence[NodeState], binary: Path | None = None) -> None:
         """Start every given node that is not already running; ports must be free."""
         for node in nodes:
             if self.running(node) is not None:
@@ -143,7 +146,7 @@ class LocalCluster:
             np.make()
             np.pid_file.unlink(missing_ok=True)
             self.output_offsets[node.index] = np.output.stat().st_size if np.output.exists() else 0
-            node.argv = self.node_argv(node)
+            node.argv = self.node_argv(node, binary)
             proc, created = process.spawn(node.argv, cwd=np.dir, output=np.output)
             self.children[node.index] = proc
             node.pid, node.create_time, node.started_at = proc.pid, created, now_iso()
@@ -331,6 +334,14 @@ class LocalCluster:
             raise
         self.forget_dead()
         return results
+
+    def stop_one(self, node: NodeState, proc: psutil.Process, *, why: str) -> dict[str, object]:
+        """Stop one node while the others run (a majority: it can drain): SIGTERM, bounded as
+        `stop` bounds a draining node, SIGKILL after. `local upgrade` restarts nodes this way."""
+        (result,) = self._stop_together(
+            [(node, proc)], StopStep((str(node.index),), True, why), DRAIN_TIMEOUT
+        )
+        return result
 
     def _stop_together(
         self, batch: list[tuple[NodeState, psutil.Process]], step: StopStep, bound: float

@@ -400,3 +400,28 @@ def _missing_hint(loc: Loc) -> str:
     name = str(loc[-1])
     example = _MISSING_EXAMPLES.get(name)
     return f"add {example}" if example else f"add {name}:"
+
+
+def with_version(text: bytes, version: str, source: str = "<topology>") -> bytes:
+    """The topology text with its top-level `version:` value replaced; every other byte kept.
+
+    The home's copy of the topology must name the release the cluster runs once an upgrade
+    or rollback has moved it: `destroy`, `prune` and a later `deploy` read that copy.
+
+    Raises:
+        TopologyError: `text` is not a valid topology, or not with that version.
+    """
+    decoded = text.decode("utf-8")
+    load_text(decoded, source)
+    doc = YAML(typ="rt").load(decoded)
+    line, col = doc.lc.value("version")
+    lines = decoded.splitlines(keepends=True)
+    head, tail = lines[line][:col], lines[line][col:]
+    lines[line] = head + _SCALAR.sub(version, tail, count=1)
+    out = "".join(lines)
+    if load_text(out, source).version != version:
+        raise TopologyError([Problem(source, line + 1, col + 1, "could not set the version", "edit it")])
+    return out.encode("utf-8")
+
+
+_SCALAR = re.compile(r"""\A("[^"\n]*"|'[^'\n]*'|[^\s#]+)""")

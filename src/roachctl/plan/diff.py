@@ -314,7 +314,11 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
     yield _release_change(state, facts)
     if not held_version(state, facts):
         yield from (_link_change(host, link, facts) for link in state.links)
-    yield from (_file_change(host, f, facts) for f in state.files)
+    # While the links stay at another version, the ownership marker keeps naming the install in
+    # use (`roachctl upgrade` rewrites it when the links move).
+    held = held_version(state, facts)
+    files = [f for f in state.files if not (held and posixpath.dirname(f.path) == ROACHCTL_ETC)]
+    yield from (_file_change(host, f, facts) for f in files)
     rules = _file_change(host, state.firewall.file, facts) if state.firewall.file else None
     if rules is not None and rules.kind == ChangeKind.FIX_FILE:
         yield rules  # only mode/owner: the loaded rules are current

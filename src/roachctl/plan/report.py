@@ -29,20 +29,31 @@ def plan_to_json(plans: Sequence[HostPlan]) -> dict[str, Any]:
     return {"changes": sum(len(p.changes) for p in plans), "hosts": hosts}
 
 
+def _held(plan: HostPlan) -> list[str]:
+    """Why the links do not follow the topology's version, and what the operator does about it."""
+    if not plan.held:
+        return []
+    return [
+        f"  (links stay at {plan.held}, the release the node runs: deploy installs the topology's "
+        "version beside it and never switches; `roachctl upgrade` switches, or set "
+        f"`version: {plan.held}` in the topology file to match the running cluster)"
+    ]
+
+
 def plan_to_text(plans: Sequence[HostPlan]) -> str:
     """One block per host, one line per change; ends with the total ("0 changes" when converged)."""
     lines: list[str] = []
     for plan in plans:
         if plan.converged:
             lines.append(f"{plan.host}: up to date")
+            lines += _held(plan)
             continue
         count = len(plan.changes)
         lines.append(f"{plan.host}: {count} change{'s' if count != 1 else ''}")
         for change in plan.changes:
             secret = " [secret]" if change.secret else ""
             lines.append(f"  {change.kind.value:<16} {change.target}{secret}  ({change.reason})")
-        if plan.held:
-            lines.append(f"  (links stay at {plan.held}: `roachctl upgrade` switches versions)")
+        lines += _held(plan)
     total = sum(len(p.changes) for p in plans)
     hosts = sum(1 for p in plans if not p.converged)
     summary = f"{total} change{'s' if total != 1 else ''}"

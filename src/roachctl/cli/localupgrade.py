@@ -1,0 +1,47 @@
+"""`roachctl local upgrade --version V [--dry-run] [--finalize]`: local/upgrade.py, rendered.
+
+Thin: parse options, call local/upgrade.py `upgrade`, render its report as `roachctl upgrade` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from roachctl.cli.local import _app, name_option, timeout_option
+from roachctl.cli.upgrade import _render
+from roachctl.local import upgrade as upgrade_mod
+from roachctl.local.ops import ReleaseChoice
+from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
+
+
+def register(local: click.Group) -> None:
+    local.add_command(upgrade)
+
+
+@click.command()
+@name_option
+@click.option("--version", "version", default=None, help="The release to upgrade to, e.g. v25.4.1.")
+@click.option("--binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Use this cockroach binary (its version is the target).")  # fmt: skip
+@click.option("--tarball", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
+@click.option("--sha256", default=None, help="Expected SHA-256 of --tarball.")
+@click.option("--mirror", envvar=MIRROR_ENV, default=None, help="Release mirror base URL.")
+@click.option("--allow-insecure-mirror", is_flag=True, envvar=INSECURE_MIRROR_ENV)
+@click.option("--dry-run", is_flag=True, help="Print the path, the gates and the node order; change nothing.")
+@click.option("--finalize", is_flag=True, help="Finalize once every node runs the new binary.")
+@timeout_option
+@click.pass_context
+def upgrade(
+    ctx: click.Context, name: str, version: str | None, binary: Path | None, tarball: Path | None,
+    sha256: str | None, mirror: str | None, allow_insecure_mirror: bool, dry_run: bool, finalize: bool,
+    timeout: float,
+) -> None:  # fmt: skip
+    """Upgrade a local cluster one node at a time (same path and gates as `roachctl upgrade`)."""
+    app = _app(ctx)
+    source = ReleaseChoice(version, binary, tarball, sha256, mirror, allow_insecure_mirror)
+    report = upgrade_mod.upgrade(
+        app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout
+    )
+    _render(app, f"local upgrade {name}" + (" (dry run)" if dry_run else ""), report)

@@ -1,0 +1,236 @@
+"""`roachctl local upgrade --version V`: the remote upgrade's planner and gates on a local cluster.
+
+Same path (plan/upgradepath.py) and preflight gates (cluster/upgrade.py `gate_results`), from the
+cluster's own `node status` and `SHOW CLUSTER SETTING version`; a refused path or a failed gate
+changes nothing. Auto-finalization is disabled before the first node is touched (contract §9),
+then one node at a time: the cluster healthy, that node stopped the way `local stop` stops a node
+that can drain (SIGTERM, bounded), started on the new binary, ready before the next. The state
+file names the new release once every node runs it; `--finalize` then sets the cluster version.
+One binary is given, so a path of several steps is refused with the versions to go through.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
+from roachctl.cluster.upgrade import (
+    HostView,
+    Observation,
+    UpgradeReport,
+    _current,
+    gate_results,
+    refuse_failed,
+)
+from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError
+from roachctl.local.client import run_client
+from roachctl.local.cluster import LocalCluster
+from roachctl.local.interrupts import ForceStop, SignalCounter, StopRequested
+from roachctl.local.layout import ClusterPaths, check_name
+from roachctl.local.ops import ReleaseChoice
+from roachctl.local.ports import port_in_use
+from roachctl.local.state import HOST, NodeState
+from roachctl.model.versions import major_of
+from roachctl.plan.clientargv import client_args
+from roachctl.plan.sqlinput import sql_stdin
+from roachctl.plan.upgradepath import disable_auto_finalization, finalize_statement, plan_path
+from roachctl.ui.console import console
+
+HEALTHY_TIMEOUT = 120.0
+FINALIZE_TIMEOUT = 120.0
+
+
+def _client(cluster: LocalCluster, args: list[str], stdin_sql: str = "") -> str:
+    """Run a client command on the first node that answers; its stdout."""
+    errors = []
+    for node, _ in cluster.running_nodes():
+        argv = [*args, "--format=csv"] if stdin_sql else args
+        res = _run(cluster, node, argv, stdin_sql)
+        if res[0]:
+            return res[1]
+        errors.append(f"n{node.index}: {res[2]}")
+    raise RemoteCommandError(
+        f"`cockroach {' '.join(args)}` failed on every node", hint="; ".join(errors) or "no node runs"
+    )
+
+
+def _run(cluster: LocalCluster, node: NodeState, args: list[str], stdin_sql: str) -> tuple[bool, str, str]:
+    if not stdin_sql:
+        res = run_client(cluster.binary, args, cluster.endpoint, node, cwd=cluster.paths.dir, timeout=30)
+        return res.ok, res.stdout, res.summary()
+    argv = [str(cluster.binary), *client_args(args, host=node.sql_addr, cluster_name=None)]
+    done = subprocess.run(
+        [*argv, *cluster.endpoint.flags()],
+        cwd=cluster.paths.dir,
+        input=sql_stdin([stdin_sql]),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return done.returncode == 0, done.stdout.decode(), done.stderr.decode().strip()[-300:]
+
+
+def _sql_value(cluster: LocalCluster, statement: str) -> str:
+    lines = [line for line in _client(cluster, ["sql"], statement).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _rows(cluster: LocalCluster) -> list[NodeStatus]:
+    out = _client(cluster, ["node", "status", "--format=json", "--ranges", "--decommission"])
+    return parse_node_status_json(out, where=f"local cluster {cluster.state.name}")
+
+
+def observe(cluster: LocalCluster) -> Observation:
+    """Every node's process and its `node status` row, and the cluster version."""
+    rows = _rows(cluster)
+    by_addr = {r.address: r for r in rows}
+    hosts = {}
+    for node in cluster.state.nodes:
+        row = by_addr.get(node.sql_addr)
+        hosts[f"n{node.index}"] = HostView(
+            f"n{node.index}",
+            cluster.running(node) is not None,
+            row.build if row else "",
+            row.build if row else "",
+            None,
+            bool(row and row.is_live),
+            (row.membership or "active") if row else "",
+            node.sql_addr,
+        )
+    return Observation(hosts, major_of(_sql_value(cluster, "SHOW CLUSTER SETTING version;")), rows)
+
+
+def _wait_healthy(cluster: LocalCluster, intr: SignalCounter) -> None:
+    """Until every node is live with 0 unavailable and 0 under-replicated ranges."""
+    deadline = time.monotonic() + HEALTHY_TIMEOUT
+    failed: list[str] = []
+    while time.monotonic() < deadline:
+        if intr.requested:
+            raise StopRequested()
+        gates = gate_results(observe(cluster), set())[:5]  # all but "same binary": a roll mixes them
+        failed = [f"{g['gate']}: {g['detail']}" for g in gates if not g["ok"]]
+        if not failed:
+            return
+        time.sleep(1.0)
+    raise RemoteCommandError(
+        f"the cluster did not become healthy within {HEALTHY_TIMEOUT:.0f}s: {'; '.join(failed)}",
+        hint="the roll stopped here; every other node keeps serving. Check `roachctl local status`",
+    )
+
+
+def cluster_builds(cluster: LocalCluster) -> set[str]:
+    return {r.build for r in _rows(cluster)}
+
+
+def _wait_ports_free(node: NodeState, timeout: float = 30.0) -> None:
+    """The stopped node's ports, until the kernel has released them (spawn refuses a busy port)."""
+    deadline = time.monotonic() + timeout
+    while any(port_in_use(p, HOST) for p in (node.sql_port, node.http_port)):
+        if time.monotonic() > deadline:
+            return  # spawn names the busy port
+        time.sleep(0.2)
+
+
+def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str, timeout: float,
+               intr: SignalCounter) -> str:  # fmt: skip
+    """Stop one node gracefully, start it on `binary`, wait until it is ready."""
+    _wait_healthy(cluster, intr)
+    proc = cluster.running(node)
+    if proc is not None:
+        result = cluster.stop_one(node, proc, why="upgrade")
+        if result["result"] != "drained":
+            raise RemoteCommandError(
+                f"node n{node.index} did not drain cleanly ({result}); the roll stopped here",
+                hint="check its log, then run the same command again",
+            )
+    _wait_ports_free(node)
+    cluster.spawn([node], binary)
+    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr)
+    console().print(f"n{node.index}: on {target} (drained, ready)")
+    return f"on {target} (drained, ready)"
+
+
+def upgrade(
+    home: Path, name: str, *, source: ReleaseChoice, dry_run: bool, finalize: bool, timeout: float
+) -> UpgradeReport:
+    """Plan, gate and roll the local cluster `name` to the release `source` gives."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    release = source.resolve(home)
+    version = release.version
+    report = UpgradeReport(name, dry_run=dry_run, order=[f"n{n.index}" for n in cluster.state.nodes])
+    seen = observe(cluster)
+    report.cluster_version = seen.cluster_version
+    path = plan_path(_current(seen, version), seen.cluster_version, version)
+    report.path = [s.to_json() for s in path.steps]
+    if len(path.steps) > 1:
+        raise RefusedError(
+            f"{' → '.join([path.steps[0].source, *(s.target for s in path.steps)])} takes "
+            f"{len(path.steps)} upgrades, each its own release and finalization",
+            hint=f"run `roachctl local upgrade --name {name} --version {path.steps[0].target} --finalize` "
+            "first, then each next version",
+        )
+    step = path.steps[0] if path.steps else None
+    if step is not None:
+        report.gates = gate_results(seen, {step.source, step.target})
+        refuse_failed(report.gates, name)
+    if dry_run:
+        return report
+    with SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr:
+        try:
+            if step is not None:
+                cv = seen.cluster_version if step.major else ""
+                _roll(cluster, step.source, step.target, release.binary, report, timeout, intr, cv=cv)
+                cluster.state.release = release.to_dict()
+                cluster.save()
+            report.cluster_version = seen.cluster_version
+            if finalize and major_of(version) != seen.cluster_version:
+                report.cluster_version = _finalize(cluster, major_of(version))
+        except (StopRequested, ForceStop):
+            done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
+            raise InterruptedByUser(
+                f"interrupted; on {version} so far: {done}", hint="run the same command again to resume"
+            ) from None
+    report.remaining = _left(name, report.cluster_version, version)
+    return report
+
+
+def _left(name: str, cluster_version: str, running: str) -> str:
+    if major_of(running) == cluster_version:
+        return f"the cluster runs {running} (cluster version {cluster_version})"
+    return (
+        f"the cluster runs {running} but is not finalized (cluster version {cluster_version}): check it, "
+        f"then `roachctl local upgrade --name {name} --version {running} --finalize`"
+    )
+
+
+def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report: UpgradeReport,
+          timeout: float, intr: SignalCounter, *, cv: str) -> None:  # fmt: skip
+    """Node by node in index order; `cv`: the cluster version of a major step (keep it unfinalized)."""
+    if cv:
+        _sql_value(cluster, disable_auto_finalization(source, cv))
+    builds = {r.address: r.build for r in _rows(cluster)}
+    for node in cluster.state.nodes:
+        key = f"n{node.index}"
+        if builds.get(node.sql_addr) == target and node.argv and node.argv[0] == str(binary):
+            report.nodes[key] = f"already on {target}"
+            continue
+        if intr.requested:
+            raise StopRequested()
+        report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr)
+
+
+def _finalize(cluster: LocalCluster, major: str) -> str:
+    builds = cluster_builds(cluster)
+    if {major_of(b) for b in builds} != {major}:
+        raise RefusedError(f"cannot finalize: the nodes run {', '.join(sorted(builds))}",
+                           hint="finish the roll first (the same command without --finalize)")  # fmt: skip
+    _sql_value(cluster, finalize_statement(major))
+    deadline = time.monotonic() + FINALIZE_TIMEOUT
+    while (cv := major_of(_sql_value(cluster, "SHOW CLUSTER SETTING version;"))) != major:
+        if time.monotonic() > deadline:
+            raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})")
+        time.sleep(1.0)
+    console().print(f"finalized: cluster version {cv}")
+    return cv

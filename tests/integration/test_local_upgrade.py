@@ -1,0 +1,82 @@
+"""`roachctl local upgrade` against two stand-in binaries, v25.2 to v25.4 (issue 10 item 6).
+
+One chain on one local cluster: --dry-run prints the path and gates and changes nothing; the
+upgrade leaves every node ready on the new binary, not finalized, each node drained and restarted
+alone (never two down, no hard stop); --finalize then reaches the new cluster version.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_local_support import (
+    events,
+    local_home,
+    ports_args,
+    roachctl,
+    standin_binary,
+    status,
+)
+
+pytestmark = pytest.mark.slow
+OLD, NEW = "v25.2.0", "v25.4.0"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    yield from local_home(tmp_path)
+
+
+def _cluster_version(home: Path) -> str:
+    res = roachctl(home, "local", "sql", "-e", "SHOW CLUSTER SETTING version")
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()[-1]
+
+
+def _down_spans(home: Path, since: float) -> list[tuple[float, float, int]]:
+    """(exit, next ready, node) for every restart after `since` (the stand-in's event logs)."""
+    spans = []
+    for i in (1, 2, 3):
+        evs = [e for e in events(home, "dev", i) if e["ts"] >= since]
+        exits = [e["ts"] for e in evs if e["event"] == "exit"]
+        readies = [e["ts"] for e in evs if e["event"] == "ready"]
+        spans += [(x, min([r for r in readies if r > x], default=float("inf")), i) for x in exits]
+    return sorted(spans)
+
+
+def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
+    old = standin_binary(tmp_path / "old" / "cockroach", OLD)
+    new = standin_binary(tmp_path / "new" / "cockroach", NEW)
+    res = roachctl(home, "local", "up", "--name", "dev", "--binary", str(old), "--detach", *ports_args())
+    assert res.returncode == 0, res.stderr
+    pids = [n["pid"] for n in status(home)["nodes"]]
+
+    # --dry-run: path, gates, order; nothing changes
+    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--dry-run")
+    assert res.returncode == 0 and f"{OLD} → {NEW}" in res.stderr and "gate" in res.stderr, res.stderr
+    assert [n["pid"] for n in status(home)["nodes"]] == pids and status(home)["version"] == OLD
+
+    # the roll: one node at a time, graceful, every node ready on the new binary, not finalized
+    since = max(e["ts"] for i in (1, 2, 3) for e in events(home, "dev", i))
+    res = roachctl(home, "local", "upgrade", "--binary", str(new), timeout=300)
+    assert res.returncode == 0 and "not finalized (cluster version 25.2)" in res.stderr, res.stderr
+    doc = status(home)
+    assert doc["version"] == NEW and all(n["ready"] and n["live"] for n in doc["nodes"]), doc
+    assert {e["version"] for i in (1, 2, 3) for e in events(home, "dev", i)[-1:]} <= {NEW}
+    spans = _down_spans(home, since)
+    assert len(spans) == 3, spans
+    for (_, end, a), (start, _, b) in itertools.pairwise(spans):
+        assert end <= start, f"n{a} and n{b} were down at the same time: {spans}"
+    for i in (1, 2, 3):
+        names = [e["event"] for e in events(home, "dev", i) if e["ts"] >= since]
+        assert "hard_shutdown" not in names and "drain_begin" in names, (i, names)
+    assert _cluster_version(home) == "25.2"
+
+    # --finalize: the new cluster version
+    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)
+    assert res.returncode == 0 and "finalized: cluster version 25.4" in res.stderr, res.stderr
+    assert _cluster_version(home) == "25.4"

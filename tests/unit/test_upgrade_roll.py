@@ -1,0 +1,132 @@
+"""The roll's control flow (cluster/upgrade.py `_roll`): a node that does not come back stops it.
+
+Issue 10: "a node that does not come back stops the roll with the cluster still serving". The
+host-touching steps (health gate, link switch, graceful stop, start, readiness) are replaced by a
+model of three units; the test drives the real `_roll`/`_roll_node` and its journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from roachctl.cluster import upgrade as up
+from roachctl.cluster.nodes import NodeTarget, Readiness, UnitStop
+from roachctl.errors import RemoteCommandError
+from roachctl.exec.base import Result
+from roachctl.model.loader import load_text
+from roachctl.operation.home import ClusterHome
+from roachctl.operation.journal import Operation, read_operations
+from roachctl.operation.session import Session
+from roachctl.plan.upgradepath import UpgradeStep
+
+TOPOLOGY = "name: prod\nversion: v25.2.0\nnodes:\n  - host: h1\n  - host: h2\n  - host: h3\n"
+OLD, NEW = "v25.2.0", "v25.4.0"
+
+
+class Units:
+    """Three nodes: which run, on which version; `stuck` never becomes ready after a start."""
+
+    def __init__(self, stuck: str) -> None:
+        self.running = {"h1": True, "h2": True, "h3": True}
+        self.linked = {"h1": OLD, "h2": OLD, "h3": OLD}
+        self.stuck = stuck
+        self.log: list[tuple[str, str]] = []
+        self.max_down = 0
+
+    def note(self, host: str, what: str) -> None:
+        self.log.append((host, what))
+        self.max_down = max(self.max_down, sum(not r for r in self.running.values()))
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        async def wait_healthy(client: Any, everyone: list[NodeTarget], *, timeout: float) -> None:
+            assert all(self.running.values()), f"health gate passed with a node down: {self.running}"
+            self.note("*", "healthy")
+
+        async def switch(session: Session, target: NodeTarget, version: str, notify: Any) -> None:
+            self.linked[target.host] = version
+            self.note(target.host, f"links {version}")
+
+        async def stop_unit(session: Session, target: NodeTarget, *, bound: float) -> UnitStop:
+            self.running[target.host] = False
+            self.note(target.host, "stopped")
+            return UnitStop(was_running=True, hard=False, exit_code=0, signal=None, seconds=1)
+
+        async def systemctl(session: Session, target: NodeTarget, verb: str, **_: Any) -> Result:
+            assert verb == "start"
+            self.running[target.host] = target.host != self.stuck
+            self.note(target.host, "start")
+            return Result(0, b"", b"", 0.0)
+
+        async def wait_ready(session: Session, target: NodeTarget, *, timeout: float) -> Readiness:
+            ready = self.running[target.host]
+            return Readiness(ready, ready, "ready" if ready else "store too high for running version")
+
+        async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) -> str:
+            return "(journal)"
+
+        async def main_pid(session: Session, target: NodeTarget) -> int:
+            return 100
+
+        for name, fake in [
+            ("wait_healthy", wait_healthy),
+            ("_switch_links", switch),
+            ("stop_unit", stop_unit),
+            ("systemctl", systemctl),
+            ("wait_ready", wait_ready),
+            ("journal_tail", journal_tail),
+            ("main_pid", main_pid),
+        ]:
+            monkeypatch.setattr(up, name, fake)
+
+
+def _observation() -> up.Observation:
+    hosts = {h: up.HostView(h, True, OLD, OLD, 10**7, True, "active") for h in ("h1", "h2", "h3")}
+    return up.Observation(hosts, "25.2", [])
+
+
+def _run(tmp_path: Path, units: Units, monkeypatch: pytest.MonkeyPatch) -> tuple[up.UpgradeReport, Path]:
+    units.install(monkeypatch)
+    home = ClusterHome(tmp_path, "prod")
+    report = up.UpgradeReport("prod")
+    with Operation(home.journal_path, "upgrade") as op:
+        session = Session(load_text(TOPOLOGY), home, ssh=None, operation=op)  # type: ignore[arg-type]
+        asyncio.run(up._roll(session, UpgradeStep(OLD, NEW), _observation(), report, lambda h, m: None))
+    return report, home.journal_path
+
+
+def test_a_node_that_does_not_come_back_stops_the_roll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    units = Units(stuck="h2")
+    with pytest.raises(RemoteCommandError) as caught:
+        _run(tmp_path, units, monkeypatch)
+    err = caught.value
+    assert "h2 did not come back on v25.4.0" in err.message and "(journal)" in err.message
+    assert "the other nodes keep serving" in (err.hint or "") and "rollback" in (err.hint or "")
+    # h1 rolled, h2 is the one node down, h3 was never touched: the cluster still serves
+    assert units.running == {"h1": True, "h2": False, "h3": True}
+    assert units.linked == {"h1": NEW, "h2": NEW, "h3": OLD}
+    assert not [e for e in units.log if e[0] == "h3"] and units.max_down == 1
+    (op,) = read_operations(ClusterHome(tmp_path, "prod").journal_path)
+    assert [s["host"] for s in op.steps if s.get("step") == "roll"] == ["h1"]
+    assert op.outcome == "failed"
+
+
+def test_a_roll_where_every_node_comes_back_gates_before_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    units = Units(stuck="")
+    report, journal = _run(tmp_path, units, monkeypatch)
+    assert set(report.nodes) == {"h1", "h2", "h3"} and units.linked == dict.fromkeys(units.linked, NEW)
+    order = [e for e in units.log if e[1] in ("healthy", "stopped")]
+    # before each stop the cluster is healthy, and healthy again after each node is back
+    assert order == [
+        e for h in ("h1", "h2", "h3") for e in [("*", "healthy"), (h, "stopped"), ("*", "healthy")]
+    ]
+    (op,) = read_operations(journal)
+    assert [s["host"] for s in op.steps if s.get("step") == "roll"] == ["h1", "h2", "h3"]
+    assert units.max_down == 1
