@@ -79,7 +79,8 @@ id cockroach >/dev/null
 python3 -c '
 import ssl, sys, urllib.request
 ctx = ssl.create_default_context(cafile="/opt/cockroach/certs/ca.crt")
-sys.exit(0 if urllib.request.urlopen("https://%s:8080/health?ready=1" % sys.argv[1], context=ctx, timeout=5).status == 200 else 1)
+url = "https://%s:8080/health?ready=1" % sys.argv[1]
+sys.exit(0 if urllib.request.urlopen(url, context=ctx, timeout=5).status == 200 else 1)
 ' "$(hostname)"
 """
 
@@ -140,9 +141,9 @@ def ssh_config_for(bed: Any, rtt_ms: int, work: Path, *, proxy_at_zero: bool) ->
     return path
 
 
-def timed(argv: list[str], what: str, *, env: dict[str, str] | None = None, timeout: float = 900) -> tuple[
-    float, float, subprocess.CompletedProcess[str]
-]:
+def timed(
+    argv: list[str], what: str, *, env: dict[str, str] | None = None, timeout: float = 900
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """(wall s, controller CPU s of the command and its children, the process)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -152,7 +153,8 @@ def timed(argv: list[str], what: str, *, env: dict[str, str] | None = None, time
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise ScenarioFailed(
-            f"{what}: exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+            f"{what}: exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
         )
     return elapsed, cpu, proc
 
@@ -161,7 +163,9 @@ def check_ready(bed: Any, what: str) -> None:
     for host in bed.hosts:
         proc = bed.exec(host, ["sh", "-c", READY_CHECK], check=False)
         if proc.returncode != 0:
-            raise ScenarioFailed(f"{what}: {host.name} is not deployed and ready: {proc.stderr.strip()[-800:]}")
+            raise ScenarioFailed(
+                f"{what}: {host.name} is not deployed and ready: {proc.stderr.strip()[-800:]}"
+            )
 
 
 def read_stats(path: Path) -> dict[str, int]:
@@ -222,8 +226,10 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
         sample.rounds["deploy_s"] = {"wall": round(w1, 3)}  # type: ignore[dict-item]
         sample.rounds["start_s"] = {"wall": round(w2, 3)}  # type: ignore[dict-item]
         ctx.results.add(ctx.n, ctx.rtt, row, sample)
-        log(f"    {row:<16} {w1 + w2:6.2f} s (deploy {w1:.2f} + start {w2:.2f}; cpu {c1 + c2:.2f} s) "
-            f"rounds/host deploy {r1['rounds']} start {r2['rounds']}")
+        log(
+            f"    {row:<16} {w1 + w2:6.2f} s (deploy {w1:.2f} + start {w2:.2f}; cpu {c1 + c2:.2f} s) "
+            f"rounds/host deploy {r1['rounds']} start {r2['rounds']}"
+        )
     if not ctx.lifecycle:
         return
     for label, args in (
@@ -234,8 +240,10 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
     ):
         wall, cpu, rounds, _ = command([*base, *args], f"roachctl {label}")
         ctx.results.add(ctx.n, ctx.rtt, f"roachctl {label}", Sample(wall, cpu, {label: rounds}))
-        log(f"    roachctl {label:<18} {wall:6.2f} s (cpu {cpu:.2f} s) rounds/host {rounds['rounds']} "
-            f"sessions/host {rounds['sessions']}")
+        log(
+            f"    roachctl {label:<18} {wall:6.2f} s (cpu {cpu:.2f} s) rounds/host {rounds['rounds']} "
+            f"sessions/host {rounds['sessions']}"
+        )
 
 
 def run_seed(ctx: Ctx, bed: Any) -> None:
@@ -323,6 +331,7 @@ def rows(results: Results) -> list[dict[str, Any]]:
                 continue
             med = statistics.median(s.seconds for s in runs)
             noop = row.endswith(("no-op", "re-run"))
+            compared = row in ("roachctl cold", "roachctl no-op", "ansible cold", "ansible no-op")
             vs_seed = seed_noop if noop else seed
             vs_ans = ans_noop if noop else ans
             last = runs[-1].rounds
@@ -334,8 +343,10 @@ def rows(results: Results) -> list[dict[str, Any]]:
                     "median_s": round(med, 3),
                     "runs_s": [round(s.seconds, 3) for s in runs],
                     "cpu_s": round(statistics.median(s.cpu for s in runs), 3),
-                    "x_seed": None if not vs_seed or row.startswith("seed") else round(med / vs_seed, 3),
-                    "x_ansible": None if not vs_ans or row.startswith("ansible") else round(med / vs_ans, 3),
+                    "x_seed": None if not vs_seed or not compared else round(med / vs_seed, 3),
+                    "x_ansible": None
+                    if not vs_ans or not compared or row.startswith("ansible")
+                    else round(med / vs_ans, 3),
                     "ssh_per_host": {k: v for k, v in last.items() if "sessions" in v},
                     "phases_s": {k: v["wall"] for k, v in last.items() if "wall" in v},
                 }
@@ -350,9 +361,22 @@ def fmt(x: float | None) -> str:
 def print_table(table: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     print()
     print(f"ready benchmark — {meta['date']} — {meta['machine']} — median of {meta['repeat']}")
-    print("x seed / x ansible: median / the same run's seed (cold or re-run) / Ansible (cold or no-op); lower is better")
+    print(
+        "x seed / x ansible: median / the same run's seed (cold or re-run) / Ansible (cold or no-op);"
+        " lower is better"
+    )
     print("rounds: roachctl's sequential ssh round trips per host (sessions in parentheses), per command")
-    head = ("row", "hosts", "RTT ms", "median s", "runs s", "cpu s", "x seed", "x ansible", "rounds (sessions)")
+    head = (
+        "row",
+        "hosts",
+        "RTT ms",
+        "median s",
+        "runs s",
+        "cpu s",
+        "x seed",
+        "x ansible",
+        "rounds (sessions)",
+    )
     lines = [head]
     for r in table:
         rt = " ".join(f"{k} {v['rounds']} ({v['sessions']})" for k, v in r["ssh_per_host"].items())
@@ -361,12 +385,20 @@ def print_table(table: list[dict[str, Any]], meta: dict[str, Any]) -> None:
                       fmt(r["x_ansible"]), rt or "-"))  # fmt: skip
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     for i, row in enumerate(lines):
-        print("  ".join(c.ljust(w) if j in (0, 4, 8) else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                c.ljust(w) if j in (0, 4, 8) else c.rjust(w)
+                for j, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
-    print(f"context: roachctl start-up {fmt(meta.get('startup_s'))} s per command; code {meta['code']}; "
-          f"tarball {meta.get('tarball_bytes')} bytes; load before {meta['load_before']}, after {meta.get('load_after')}")
+    print(
+        f"context: roachctl start-up {fmt(meta.get('startup_s'))} s per command; code {meta['code']}; "
+        f"tarball {meta.get('tarball_bytes')} bytes; "
+        f"load before {meta['load_before']}, after {meta.get('load_after')}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,10 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     if "ansible" in tools and not ANSIBLE_PLAYBOOK.exists():
         log(f"{ANSIBLE_PLAYBOOK} missing: .venv/bin/pip install -e '.[bench]'")
         return 2
+    import platform
+
     from tests.support.bed import BedUnavailable
     from tests.support.mirror import Mirror
-
-    import platform
 
     work = Path(tempfile.mkdtemp(prefix="roachctl-ready-bench-"))
     results = Results()
@@ -431,10 +463,10 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"{n} hosts, RTT {rtt} ms, repeat {r + 1}/{args.repeat}")
                         ctx = Ctx(n, rtt, work, tarball, mirror.url, certs, results, args.lifecycle,
                                   args.proxy_at_zero)  # fmt: skip
-                        order = tools[r % len(tools):] + tools[: r % len(tools)]
+                        order = tools[r % len(tools) :] + tools[: r % len(tools)]
                         for tool in order:
                             body = {"roachctl": run_roachctl, "seed": run_seed, "ansible": run_ansible}[tool]
-                            on_fresh_bed(n, f"rb-{tool[:4]}-{n}", lambda bed, b=body: b(ctx, bed))
+                            on_fresh_bed(n, f"rb-{tool[:4]}-{n}", lambda bed, b=body, c=ctx: b(c, bed))
     except BedUnavailable as exc:
         log(f"test bed unavailable: {exc}")
         return 2

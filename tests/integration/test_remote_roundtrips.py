@@ -3,20 +3,25 @@
 Round trips: on a real network every *sequential* ssh session costs one RTT, so their count per host
 is what latency multiplies. `ROACHCTL_SSH_STATS=<file>` makes the CLI write, per transport, each
 host's sessions and rounds (sessions started while no other session of that host was in flight).
-The bounds below are today's counts: a change that adds a round trip fails here and must say why
-(raise the bound in the same commit). A count, not a time, so load does not make it flaky.
+The bounds below are today's counts: a change that adds a session fails here and must say why (raise
+the bound in the same commit). A count, not a time, so load does not make it flaky. Sessions are
+deterministic for these commands; rounds (<= sessions) may vary by one when two sessions that are
+started together happen not to overlap, so rounds are bounded by the session count. Commands that
+poll until something happens (a cold `start` waits for readiness, `stop` for the drain) are printed,
+not bounded: their count depends on how long the node takes.
 
-Cut host: `status` against a cluster whose h3 has been cut off (every frame dropped) must name h3 as
-unreachable within CUT_REPORT_S. The target is 10 s (issue 13; before: about 25 s). The bound is a
-correctness property with headroom for this shared 2-core machine: ssh gives up on the cut host after
-ConnectTimeout (5 s), and the CLI's own start-up takes 0.3 s idle but several seconds under load.
+Cut host: `status` against a cluster whose h3 has been cut off (every frame dropped) must report h3 as
+unreachable. Issue 13's target is "within 10 s" (it took about 25 s: ServerAlive 5 s x 3 and a 10 s
+ConnectTimeout). What the cut itself costs is asserted: the same `status` with h3 cut may take at
+most CUT_EXTRA_S longer than right before with every host up. ssh gives up on the cut host after
+ConnectTimeout (5 s); the 10 s bound leaves the rest as headroom for this shared 2-core machine, where
+a whole `status` takes from 1 s (idle) to 25 s (load 30), so an absolute bound would measure the load.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,16 +34,12 @@ from tests.support.release_fixtures import Releases
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
 NAME = "trips"
-CUT_REPORT_S = 15.0  # target 10 s; see the module docstring for the headroom
+CUT_EXTRA_S = 10.0  # what a cut host may add to `status`; see the module docstring
 
-# Upper bounds on (sessions, rounds) per host, per command; measured on this commit's code.
-BOUNDS: dict[str, tuple[int, int]] = {
-    "deploy cold": (99, 99),
-    "deploy no-op": (99, 99),
-    "status": (99, 99),
-    "start no-op": (99, 99),
-    "stop": (99, 99),
-}
+# Upper bounds on ssh sessions per host (rounds <= sessions), per command, measured on this code:
+# deploy cold 18 sessions (17 rounds), no-op 4 (3), start no-op 3 (3: connect, lock, one readiness
+# probe; it was 5 before an already-ready node skipped `systemctl start` and the ready wait), status 4.
+BOUNDS: dict[str, int] = {"deploy cold": 18, "deploy no-op": 4, "start no-op": 3, "status": 4}
 
 
 @pytest.fixture(scope="module")
@@ -80,22 +81,26 @@ def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Pat
             max(v["rounds"] for v in per_host.values()),
         )
     print("ssh (sessions, rounds) per host:", seen)  # in the report, to update BOUNDS with a reason
-    over = {k: (seen[k], b) for k, b in BOUNDS.items() if seen[k][0] > b[0] or seen[k][1] > b[1]}
+    over = {k: (seen[k], b) for k, b in BOUNDS.items() if seen[k][0] > b}
     assert not over, f"more ssh round trips per host than allowed (seen, bound): {over}"
     # Every command talks to every host at least once: a count of 0 would mean the stats are broken.
     assert all(s >= 1 and r >= 1 for s, r in seen.values()), seen
 
 
-def test_a_cut_host_is_reported_within_the_bound(rc: Remote) -> None:
+def test_a_cut_host_adds_at_most_the_bound_to_status(rc: Remote) -> None:
     started = rc.run("start", NAME)
     assert started.rc == 0, started.text
+    healthy = rc.run("status", NAME, timeout=120)
+    assert healthy.rc == 0, healthy.text
     rc.bed.cut("h3")
     try:
-        t0 = time.monotonic()
-        done = rc.run("status", NAME, timeout=120)
-        elapsed = time.monotonic() - t0
+        cut = rc.run("status", NAME, timeout=120)
     finally:
         rc.bed.heal("h3")
-    print(f"status with h3 cut: exit {done.rc} after {elapsed:.1f}s")
-    assert re.search(r"h3\b.*(unreachable|timed out|did not answer|ssh failed|could not connect)", done.err, re.I | re.S), done.text
-    assert elapsed <= CUT_REPORT_S, f"the cut host was reported after {elapsed:.1f}s (bound {CUT_REPORT_S}s)\n{done.text}"
+    base, took = healthy.ended - healthy.started, cut.ended - cut.started
+    print(f"status: {base:.1f}s with every host up, {took:.1f}s with h3 cut (exit {cut.rc})")
+    row = cut.err[cut.err.index("│ h3 ") :].split("└", 1)[0]
+    assert "unreachable" in row and re.search(r"timed out|could not connect", row, re.I), cut.text
+    assert took - base <= CUT_EXTRA_S, (
+        f"the cut host cost {took - base:.1f}s (bound {CUT_EXTRA_S}s)\n{cut.text}"
+    )
