@@ -466,7 +466,11 @@ def main(argv: list[str] | None = None) -> int:
                         order = tools[r % len(tools) :] + tools[: r % len(tools)]
                         for tool in order:
                             body = {"roachctl": run_roachctl, "seed": run_seed, "ansible": run_ansible}[tool]
-                            on_fresh_bed(n, f"rb-{tool[:4]}-{n}", lambda bed, b=body, c=ctx: b(c, bed))
+                            try:
+                                on_fresh_bed(n, f"rb-{tool[:4]}-{n}", lambda bed, b=body, c=ctx: b(c, bed))
+                            except ScenarioFailed as exc:  # the other tools' rows are still worth having
+                                log(f"SCENARIO FAILED: {exc}")
+                                failed = True
     except BedUnavailable as exc:
         log(f"test bed unavailable: {exc}")
         return 2

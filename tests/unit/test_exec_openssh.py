@@ -34,7 +34,7 @@ def test_base_argv_has_the_design_rules() -> None:
         "ControlPersist=60s",
         "ControlPath=/tmp/rc-x/%C",
         "ConnectTimeout=5",
-        "ServerAliveInterval=2",
+        "ServerAliveInterval=1",
         "ServerAliveCountMax=3",
     ):
         assert expected in opts
