@@ -22,6 +22,11 @@
 #   - root login with the bed's key instead of passwords + sudo.
 # SEED_SCP=per-file: one scp per file instead (7 + 1 connections per host), a weaker reading of "several
 # separate scp invocations"; deploy_bench.py reports it as its own row, never as the baseline.
+# SEED_START=1 (bench/ready_bench.py): the seed's next steps too, as its transcript does them: the
+# post-install script also starts the node (`systemctl start`, host after host); then ONE ssh to the
+# first host runs `cockroach init` with the root client certs piped in on stdin (CERTS_DIR/client.root.*;
+# "already initialized" counts as done, so a re-run works), then ONE ssh per host waits for
+# /health?ready=1 (python3 on the host, verified against ca.crt).
 # ControlMaster=no / ControlPath=none: every scp and ssh pays its own TCP + key exchange + auth, as the seed did.
 set -euo pipefail
 
@@ -45,6 +50,7 @@ trap 'rm -rf "$work"' EXIT
 cat >"$work/51.setup-cockroach-node.sh" <<EOF
 #!/bin/sh
 set -eu
+SEED_START=${SEED_START:-0}
 stage=\$(dirname "\$0")
 id cockroach >/dev/null 2>&1 || useradd --system --home-dir /var/lib/cockroach --shell /usr/sbin/nologin cockroach
 tar -C /opt -xzf "\$stage/$release.tgz"
@@ -63,6 +69,7 @@ install -m 0644 "\$stage/cockroach.nft" /etc/roachctl-seed/cockroach.nft
 nft -f /etc/roachctl-seed/cockroach.nft
 systemctl daemon-reload
 systemctl enable /opt/cockroach/cockroach.service
+if [ "\$SEED_START" = 1 ]; then systemctl start cockroach.service; fi
 cd "\$stage" && rm -f $release.tgz cockroach.service cockroach.nft node.key node.crt ca.crt 51.setup-cockroach-node.sh
 EOF
 
@@ -112,4 +119,28 @@ EOF
     fi
     # 2. one ssh (own connection) running the post-install script
     ssh "${ssh_opts[@]}" "root@$host" "sh ./51.setup-cockroach-node.sh"
+done
+
+[ "${SEED_START:-0}" = 1 ] || exit 0
+
+echo "init the cluster on ${hosts[0]}"
+tar -C "$certs" -cf - ca.crt client.root.crt client.root.key |
+    ssh "${ssh_opts[@]}" "root@${hosts[0]}" 'd=$(mktemp -d /run/seed-init.XXXXXX) && tar -x -C "$d" &&
+        chmod 600 "$d"/client.root.key; out=$(/opt/cockroach/cockroach init --certs-dir="$d" --host='"${hosts[0]}"':26257 2>&1);
+        rc=$?; rm -rf "$d"; echo "$out"; [ $rc = 0 ] || echo "$out" | grep -q "already been initialized"'
+
+for host in "${hosts[@]}"; do
+    echo "wait until $host is ready"
+    ssh "${ssh_opts[@]}" "root@$host" "python3 -c '
+import ssl, sys, time, urllib.request
+ctx = ssl.create_default_context(cafile=\"/opt/cockroach/certs/ca.crt\")
+for _ in range(180):
+    try:
+        if urllib.request.urlopen(\"https://$host:8080/health?ready=1\", context=ctx, timeout=5).status == 200:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(1)
+sys.exit(1)
+'"
 done

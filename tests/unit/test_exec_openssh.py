@@ -33,8 +33,8 @@ def test_base_argv_has_the_design_rules() -> None:
         "ControlMaster=auto",
         "ControlPersist=60s",
         "ControlPath=/tmp/rc-x/%C",
-        "ConnectTimeout=10",
-        "ServerAliveInterval=5",
+        "ConnectTimeout=5",
+        "ServerAliveInterval=1",
         "ServerAliveCountMax=3",
     ):
         assert expected in opts

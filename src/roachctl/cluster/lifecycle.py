@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from roachctl.cluster.nodes import (
     NodeClient,
     NodeTarget,
+    Readiness,
     UnitStop,
     journal_tail,
     main_pid,
@@ -123,9 +124,16 @@ async def start(
             hint=f"start all nodes once (`roachctl start {session.topology.name}`) so init runs with all up",
         )
     outcome = Outcome()
-    stale_until = await _stale_liveness_until(session, targets(session))
+    stale_until, ready_now = await _stale_liveness_until(session, targets(session))
+    # A node that already answers /health?ready=1 (with a majority up, so not on stale liveness) has
+    # nothing to start or wait for: it is answered from that one probe (issue 13: no-op start).
+    already = set() if stale_until is not None or not state.initialized else ready_now
 
     async def start_one(target: NodeTarget) -> str:
+        if target.host in already:
+            notify(target.host, "already running and ready")
+            session.step("start", host=target.host, result="already-ready")
+            return "already running and ready"
         notify(target.host, "starting")
         result = await systemctl(session, target, "start")  # bounded by the unit's limits (plan/bounds)
         if not result.ok:
@@ -144,26 +152,32 @@ async def start(
         return outcome
     if not state.initialized:
         await _init_once(session, started[0], notify)
+    waiting = [t for t in started if t.host not in already]
     await each_node(
-        started, lambda t: _ready_or_fail(session, t, timeout, notify), outcome, session.interrupts
+        waiting, lambda t: _ready_or_fail(session, t, timeout, notify), outcome, session.interrupts
     )
     if stale_until is not None:
         await _confirm_after(session, started, stale_until, timeout, notify, outcome)
     return outcome
 
 
-async def _stale_liveness_until(session: Session, everyone: list[NodeTarget]) -> float | None:
+async def _stale_liveness_until(
+    session: Session, everyone: list[NodeTarget]
+) -> tuple[float | None, set[str]]:
     """When the nodes running now are not a majority, the moment (monotonic) by which every
-    liveness record they may still hold has been renewed or has expired; else None.
+    liveness record they may still hold has been renewed or has expired; else None. Also the
+    hosts whose node was ready at that probe.
 
     Without a majority no record can be renewed, so whatever is valid now was written before the
     majority was lost. A node ready on such a record passes one probe and fails the next.
     """
     probed_at = time.monotonic()
-    running = await _answering(session, everyone)
+    answers = await _answering(session, everyone)
+    running = set(answers)
+    ready = {host for host, readiness in answers.items() if readiness.ready}
     if running and 2 * len(running) <= len(everyone):
-        return probed_at + LIVENESS_TTL
-    return None
+        return probed_at + LIVENESS_TTL, ready
+    return None, ready
 
 
 async def _confirm_after(
@@ -397,10 +411,10 @@ async def observe(session: Session, everyone: list[NodeTarget]) -> Observed:
     )
 
 
-async def _answering(session: Session, everyone: list[NodeTarget]) -> set[str]:
+async def _answering(session: Session, everyone: list[NodeTarget]) -> dict[str, Readiness]:
     """Hosts whose node answers on its HTTP port now (ready or not), probed in parallel."""
     answers = await asyncio.gather(*(probe_ready(session, t, timeout=5) for t in everyone))
-    return {t.host for t, a in zip(everyone, answers, strict=True) if a.answered}
+    return {t.host: a for t, a in zip(everyone, answers, strict=True) if a.answered}
 
 
 async def _members(

@@ -1,0 +1,142 @@
+"""Sequential ssh round trips per host, and how fast a cut host is reported (issue 13), on 3 real hosts.
+
+Round trips: on a real network every *sequential* ssh session costs one RTT, so their count per host
+is what latency multiplies. `ROACHCTL_SSH_STATS=<file>` makes the CLI write, per transport, each
+host's sessions and rounds (sessions started while no other session of that host was in flight).
+The bounds below are today's counts: a change that adds a session fails here and must say why (raise
+the bound in the same commit). A count, not a time, so load does not make it flaky. Sessions are
+deterministic for these commands; rounds (<= sessions) may vary by one when two sessions that are
+started together happen not to overlap, so rounds are bounded by the session count. Commands that
+poll until something happens (a cold `start` waits for readiness, `stop` for the drain) are printed,
+not bounded: their count depends on how long the node takes.
+
+Cut host: `status` against a cluster whose h3 has been cut off (every frame dropped) must report h3 as
+unreachable. Issue 13's target is "within 10 s" (it took about 25 s: ServerAlive 5 s x 3 and a 10 s
+ConnectTimeout). What the cut itself costs is asserted: the same `status` with h3 cut may take at
+most CUT_EXTRA_S longer than right before with every host up. ssh gives up on the cut host after
+ConnectTimeout (5 s); the 10 s bound leaves the rest as headroom for this shared 2-core machine, where
+a whole `status` takes from 1 s (idle) to 25 s (load 30), so an absolute bound would measure the load.
+
+Cut transport: with the product's default SSHOptions, ssh itself must give up on a cut host within
+CUT_TRANSPORT_S, both when connecting (ConnectTimeout 5 s) and mid-command (ServerAlive 1 s x 3: measured
+8.4 s). These are ssh's own timers, which need almost no CPU, so a 10 s bound holds under load; the
+previous defaults (ServerAlive 5 s x 3: measured 29 s; 2 s x 3: 12 s) fail it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from roachctl.errors import TransportError
+from roachctl.exec.command import Command
+from roachctl.exec.openssh import OpenSSH, SSHOptions
+from tests.integration.test_remote_support import Remote, new_remote
+from tests.support.bed import Bed
+from tests.support.release_fixtures import Releases
+
+pytestmark = [pytest.mark.bed, pytest.mark.slow]
+
+NAME = "trips"
+CUT_TRANSPORT_S = 10.0  # issue 13's target, asserted on ssh's own timers (see the module docstring)
+CUT_EXTRA_S = 10.0  # what a cut host may add to `status`; see the module docstring
+
+# Upper bounds on ssh sessions per host (rounds <= sessions), per command, measured on this code:
+# deploy cold 18 sessions (17 rounds), no-op 4 (3), start no-op 3 (3: connect, lock, one readiness
+# probe; it was 5 before an already-ready node skipped `systemctl start` and the ready wait), status 4.
+BOUNDS: dict[str, int] = {"deploy cold": 18, "deploy no-op": 4, "start no-op": 3, "status": 4}
+
+
+@pytest.fixture(scope="module")
+def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
+    yield new_remote(bed3, standin_releases, tmp_path_factory.mktemp("roundtrips"), NAME)
+
+
+def counted(rc: Remote, stats: Path, *args: str) -> dict[str, dict[str, int]]:
+    """Run the CLI with ROACHCTL_SSH_STATS; per host {sessions, rounds}, summed over its transports."""
+    stats.unlink(missing_ok=True)
+    done = rc.deploy(env={"ROACHCTL_SSH_STATS": str(stats)}) if args == ("deploy",) else None
+    if done is None:
+        done = rc.run(*args, env={"ROACHCTL_SSH_STATS": str(stats)})
+    assert done.rc == 0, done.text
+    per_host: dict[str, dict[str, int]] = {}
+    for line in stats.read_text().splitlines():
+        for host, st in json.loads(line)["hosts"].items():
+            acc = per_host.setdefault(host, {"sessions": 0, "rounds": 0})
+            acc["sessions"] += st["sessions"]
+            acc["rounds"] += st["rounds"]
+    assert set(per_host) == set(rc.hosts), per_host
+    return per_host
+
+
+def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Path) -> None:
+    stats = tmp_path / "ssh-stats.jsonl"
+    seen: dict[str, tuple[int, int]] = {}
+    for label, args in (
+        ("deploy cold", ("deploy",)),
+        ("deploy no-op", ("deploy",)),
+        ("start", ("start", NAME)),
+        ("start no-op", ("start", NAME)),
+        ("status", ("status", NAME)),
+        ("stop", ("stop", NAME)),
+    ):
+        per_host = counted(rc, stats, *args)
+        seen[label] = (
+            max(v["sessions"] for v in per_host.values()),
+            max(v["rounds"] for v in per_host.values()),
+        )
+    print("ssh (sessions, rounds) per host:", seen)  # in the report, to update BOUNDS with a reason
+    over = {k: (seen[k], b) for k, b in BOUNDS.items() if seen[k][0] > b}
+    assert not over, f"more ssh round trips per host than allowed (seen, bound): {over}"
+    # Every command talks to every host at least once: a count of 0 would mean the stats are broken.
+    assert all(s >= 1 and r >= 1 for s, r in seen.values()), seen
+
+
+def test_a_cut_host_adds_at_most_the_bound_to_status(rc: Remote) -> None:
+    started = rc.run("start", NAME)
+    assert started.rc == 0, started.text
+    healthy = rc.run("status", NAME, timeout=120)
+    assert healthy.rc == 0, healthy.text
+    rc.bed.cut("h3")
+    try:
+        cut = rc.run("status", NAME, timeout=120)
+    finally:
+        rc.bed.heal("h3")
+    base, took = healthy.ended - healthy.started, cut.ended - cut.started
+    print(f"status: {base:.1f}s with every host up, {took:.1f}s with h3 cut (exit {cut.rc})")
+    row = cut.err[cut.err.index("│ h3 ") :].split("└", 1)[0]
+    assert "unreachable" in row and re.search(r"timed out|could not connect", row, re.I), cut.text
+    assert took - base <= CUT_EXTRA_S, (
+        f"the cut host cost {took - base:.1f}s (bound {CUT_EXTRA_S}s)\n{cut.text}"
+    )
+
+
+def test_ssh_gives_up_on_a_cut_host_within_the_bound(bed3: Bed) -> None:
+    async def main() -> dict[str, float]:
+        took: dict[str, float] = {}
+        async with OpenSSH(SSHOptions(ssh_config=bed3.ssh_config)) as ssh:  # the product's defaults
+            busy = ssh.executor("h2")
+            await busy.connect()
+            bed3.cut("h2")
+            t0 = time.monotonic()
+            with pytest.raises(TransportError):
+                await busy.run(Command.of("sleep", "60"), timeout=60)
+            took["mid-command"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            with pytest.raises(TransportError):
+                await ssh.executor("h2").connect()
+            took["connect"] = time.monotonic() - t0
+        return took
+
+    try:
+        took = asyncio.run(main())
+    finally:
+        bed3.heal("h2")
+    print("ssh gave up on the cut host after", {k: round(v, 1) for k, v in took.items()})
+    assert all(v <= CUT_TRANSPORT_S for v in took.values()), took
