@@ -68,27 +68,16 @@ def cli(
 
 
 def _register() -> None:
-    from roachctl.cli import certs as certs_cmds
-    from roachctl.cli import diagnose as diagnose_cmds
+    """Attach every command module's commands (imported here, not at the top: `cli` must exist first)."""
+    import importlib
+
+    for name in ("remote", "certs", "upgrade", "prune", "scalein", "shape", "diagnose", "resume"):
+        importlib.import_module(f"roachctl.cli.{name}").register(cli)
     from roachctl.cli import local as local_cmds
     from roachctl.cli import localupgrade as local_upgrade_cmds
-    from roachctl.cli import prune as prune_cmds
-    from roachctl.cli import remote as remote_cmds
-    from roachctl.cli import resume as resume_cmds
-    from roachctl.cli import scalein as scalein_cmds
-    from roachctl.cli import shape as shape_cmds
-    from roachctl.cli import upgrade as upgrade_cmds
 
     local_cmds.register(cli)
     local_upgrade_cmds.register(local_cmds.local)
-    remote_cmds.register(cli)
-    certs_cmds.register(cli)
-    upgrade_cmds.register(cli)
-    prune_cmds.register(cli)
-    scalein_cmds.register(cli)
-    shape_cmds.register(cli)
-    diagnose_cmds.register(cli)
-    resume_cmds.register(cli)
     globalopts.add_completion_command(cli)
     globalopts.spread(cli)
 

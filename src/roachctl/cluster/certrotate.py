@@ -140,7 +140,8 @@ async def _each(
 
 
 async def _get(session: Session, host: str, name: str) -> bytes:
-    return await session.ssh.executor(host).get(f"{certstatus.certs_dir(session, host)}/{name}", sudo=True)
+    path = f"{certstatus.certs_dir(session, host)}/{name}"
+    return await session.ssh.executor(host).get(path, sudo=True, timeout=bounds.FILESYSTEM_S)
 
 
 async def _put(session: Session, host: str, files: dict[str, bytes]) -> None:

@@ -51,6 +51,7 @@ from roachctl.model.loader import with_version
 from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
+from roachctl.plan import bounds
 from roachctl.plan.desired import PUBLIC_FILE, file_spec, release_spec
 from roachctl.plan.layout import layout_for
 from roachctl.plan.owner import marker_for, marker_path, render_marker
@@ -139,7 +140,9 @@ async def sql_value(client: NodeClient, everyone: list[NodeTarget], statement: s
     """The single value a statement returns (csv: header, value), from the first node that answers."""
     errors: list[str] = []
     for target in everyone:
-        result = await client.run(target, ["sql", "--format=csv"], input=sql_stdin([statement]))
+        result = await client.run(
+            target, ["sql", "--format=csv"], input=sql_stdin([statement]), timeout=bounds.CLIENT_S
+        )
         if result.ok:
             lines = [line for line in result.out.splitlines() if line.strip()]
             return lines[-1].strip() if lines else ""
