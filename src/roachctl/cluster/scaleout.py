@@ -95,12 +95,14 @@ class ScaleOutResult:
 async def membership(session: Session) -> tuple[Membership, list[NodeStatus]]:
     """The topology's hosts as the cluster sees them (plan/shape.py `classify`).
 
-    Asks the previously deployed hosts first (they are the likely members).
+    Asks the previously deployed hosts first (they are the likely members). `--decommission` is
+    needed: without it `node status` has no membership column and hides decommissioned dead
+    nodes (contract §5), so a removed store would look new and be started.
     """
     saved = set(session.home.load_state().hosts)
     everyone = sorted(targets(session), key=lambda t: t.host not in saved)
     try:
-        rows = await NodeClient(session).status_from_any(everyone, ranges=True)
+        rows = await NodeClient(session).status_from_any(everyone, ranges=True, decommission=True)
     except RoachctlError as exc:
         raise RefusedError(
             f"cannot read cluster {session.topology.name}'s membership: {exc.message.splitlines()[0]}",
