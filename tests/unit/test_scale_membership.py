@@ -15,6 +15,7 @@ from roachctl.cluster.nodes import NodeTarget
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
 from roachctl.errors import RefusedError, TransportError
 from roachctl.exec.base import Result
+from roachctl.plan.shape import Membership
 
 HOSTS = ("h1", "h2", "h3", "h4")
 TARGETS = [
@@ -132,3 +133,37 @@ def test_a_stopped_host_that_never_joined_may_leave_with_its_data_kept() -> None
     session = SimpleNamespace(ssh=hosts)
     asyncio.run(scalein._refuse_strangers(session, [TARGETS[3]], [], wipe=False))  # type: ignore[arg-type]
     assert hosts.ran == [("h4", ["systemctl", "is-active", "--", "cockroach.service"])]
+
+
+class Planned(Exception):
+    """Raised by the fake deploy planner: the scale-out got past its membership gates."""
+
+
+def _plan_scale_out(monkeypatch: pytest.MonkeyPatch, leaving: tuple[str, ...]) -> None:
+    seen = Membership(members=("h1", "h2", "h3"), new=("h4",), decommissioned=(), dead=("h2",))
+
+    async def observed(session: Any) -> tuple[Membership, list[NodeStatus]]:
+        return seen, []
+
+    async def make_plan(*_: Any, **__: Any) -> Any:
+        raise Planned
+
+    monkeypatch.setattr(scaleout, "_refuse_shape", lambda session: None)
+    monkeypatch.setattr(scaleout, "membership", observed)
+    monkeypatch.setattr(scaleout.deploy_mod, "make_plan", make_plan)
+    session = SimpleNamespace(topology=SimpleNamespace(name="prod"), hosts=list(HOSTS))
+    asyncio.run(scaleout.plan_scale_out(session, None, progress=False, leaving=leaving))  # type: ignore[arg-type]
+
+
+def test_scale_out_refuses_while_a_member_is_dead_its_firewall_would_never_admit_the_new_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(RefusedError) as refused:
+        _plan_scale_out(monkeypatch, leaving=())
+    assert refused.value.message.startswith("h2 of cluster prod is not live")
+    assert "roachctl replace prod" in (refused.value.hint or "")
+
+
+def test_replace_still_scales_out_past_its_own_dead_old_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(Planned):
+        _plan_scale_out(monkeypatch, leaving=("h2",))
