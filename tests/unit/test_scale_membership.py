@@ -13,6 +13,7 @@ import pytest
 from roachctl.cluster import scalein, scaleout
 from roachctl.cluster.nodes import NodeTarget
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
+from roachctl.engine import deploy as deploy_mod
 from roachctl.errors import RefusedError, TransportError
 from roachctl.exec.base import Result
 from roachctl.plan.shape import Membership
@@ -150,7 +151,7 @@ def _plan_scale_out(monkeypatch: pytest.MonkeyPatch, leaving: tuple[str, ...]) -
 
     monkeypatch.setattr(scaleout, "_refuse_shape", lambda session: None)
     monkeypatch.setattr(scaleout, "membership", observed)
-    monkeypatch.setattr(scaleout.deploy_mod, "make_plan", make_plan)
+    monkeypatch.setattr(deploy_mod, "make_plan", make_plan)
     session = SimpleNamespace(topology=SimpleNamespace(name="prod"), hosts=list(HOSTS))
     asyncio.run(scaleout.plan_scale_out(session, None, progress=False, leaving=leaving))  # type: ignore[arg-type]
 

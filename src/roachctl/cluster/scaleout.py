@@ -161,7 +161,8 @@ async def plan_scale_out(
             f"{', '.join(down)} of cluster {name} is not live: its firewall would not admit the new "
             "nodes, and it would not reach them when it comes back",
             hint=f"bring it back first (`roachctl start {name}`), or remove it "
-            f"(`roachctl replace {name} OLD NEW` or `roachctl scale-in {name} --node HOST`); nothing was changed",
+            f"(`roachctl replace {name} OLD NEW` or `roachctl scale-in {name} --node HOST`); "
+            "nothing was changed",
         )
     plan, failures = await deploy_mod.make_plan(session, source, progress=progress)
     skipped = tuple(h for h in session.hosts if h in leaving)
