@@ -100,7 +100,7 @@ class Capacity:
     """The capacity check's numbers (shown on refusal and in --dry-run)."""
 
     remaining: int  # live, active members that stay
-    zones: tuple[tuple[str, int, int], ...]  # (target, zone voters, voters needed with the active nodes that stay)
+    zones: tuple[tuple[str, int, int], ...]  # (target, zone voters, voters needed: active staying incl. dead)
     underreplicated: int
     unavailable: int
     problems: tuple[str, ...]
