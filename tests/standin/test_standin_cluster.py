@@ -524,6 +524,31 @@ def test_decommission_polling_with_wait_none_finishes_once_replicas_are_gone(
     assert rows[node4]["membership"] == "decommissioned"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_status_without_decommission_keeps_rows_that_are_active_or_live(
+    make_cluster: MakeCluster,  # noqa: F811
+) -> None:
+    """contract §5 / [C] pkg/cli/node.go maybeAddActiveNodesFilter: a decommissioning node is listed
+    while live and hidden once dead; `--decommission` lists it either way."""
+    c = make_cluster(nodes=4).up()
+    n4 = c.nodes[3]
+    node4 = next(r["id"] for r in c.status_json() if r["address"] == n4.addr)
+    res = c.cli("node", "decommission", node4, "--wait=none", "--format=csv")
+    assert res.returncode == 0, res.stderr
+    assert node4 in {r["id"] for r in c.status_json()}  # decommissioning but live: kept
+    n4.signal(signal.SIGTERM)
+    n4.wait(30)
+
+    def dead() -> bool:
+        return {r["id"]: r for r in c.status_json("--decommission")}[node4]["is_live"] == "false"
+
+    wait_for(dead, 30, f"n{node4} not live")
+    rows = {r["id"]: r for r in c.status_json("--decommission")}
+    assert rows[node4]["membership"] == "decommissioning"
+    assert node4 not in {r["id"] for r in c.status_json()}  # neither active nor live: hidden
+
+
 def test_split_sql_listener(make_cluster: MakeCluster) -> None:  # noqa: F811
     c = make_cluster(nodes=1)
     n = c.nodes[0]

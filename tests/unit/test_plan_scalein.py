@@ -135,3 +135,16 @@ def test_decommission_table_is_read_up_to_its_end() -> None:
     assert [(p.node_id, p.replicas, p.is_live) for p in table.values()] == [(4, 0, False), (5, 3, True)]
     with pytest.raises(ValueError):
         parse_decommission_table("ERROR: node does not exist\n")
+
+
+def test_dead_active_nodes_count_toward_the_voters_a_range_wants() -> None:
+    """Upstream's GetNodeCount (contract §11) counts dead active nodes: RF 5 with n2 dead and n6
+    leaving still wants 5 voters (5 active nodes stay), and only 4 live nodes could hold them."""
+    zones = [Zone("RANGE default", 5, None)]
+    refused = capacity(_members(6, dead=(2,)), {6}, zones)
+    assert refused.zones == (("RANGE default", 5, 5),) and refused.remaining == 4
+    assert refused.problems == (
+        "zone RANGE default keeps 5 replicas of each range with 5 active node(s), dead ones included, "
+        "but only 4 live active node(s) would remain",
+    )
+    assert capacity(_members(7, dead=(2,)), {7}, zones).ok

@@ -190,6 +190,45 @@ def _member_of(target: NodeTarget, members: list[pure.Member]) -> pure.Member | 
     return max(pick, key=lambda m: m.node_id) if pick else None
 
 
+_STOPPED = {"inactive", "failed", "unknown"}  # `systemctl is-active` words for a unit that runs nothing
+
+
+async def _refuse_strangers(
+    session: Session, strangers: list[NodeTarget], members: list[pure.Member], wipe: bool
+) -> None:
+    """A leaving host with no row at its address is retired without any decommission: allowed
+    only when its unit is confirmed stopped, and never with --wipe. If its gossiped address merely
+    differs (advertise edited, name vs IP), it is a live member and stopping or wiping it loses a store."""
+    for target in strangers:
+        known = ", ".join(sorted({m.address for m in members if m.membership != "decommissioned"}))
+        hint = (
+            f"check which node {target.host} runs (`roachctl status`; the cluster knows {known}); if it is "
+            "a member under another address, fix its advertise address in the topology and re-run"
+        )
+        cmd = Command.of("systemctl", "is-active", "--", target.unit)
+        try:
+            seen = await session.ssh.executor(target.host).run(cmd, timeout=bounds.CLIENT_S, check=False)
+        except TransportError as exc:
+            raise RefusedError(
+                f"{target.host} matches no node of the cluster at {target.rpc_addr} and cannot be reached "
+                f"to confirm it runs none ({exc.message.splitlines()[0]}); nothing was changed",
+                hint=hint,
+            ) from None
+        state = seen.out.strip() or "unknown"
+        if state not in _STOPPED:
+            raise RefusedError(
+                f"{target.host} matches no node of the cluster at {target.rpc_addr}, but its unit "
+                f"{target.unit} is {state}: it may be a member under another address; nothing was changed",
+                hint=hint,
+            )
+        if wipe:
+            raise RefusedError(
+                f"{target.host} matches no node of the cluster at {target.rpc_addr}: --wipe would delete a "
+                "store that was never decommissioned; nothing was changed",
+                hint=hint + "; or scale it in without --wipe (its data is kept) and delete the data by hand",
+            )
+
+
 async def _zones(client: NodeClient, via: NodeTarget) -> list[pure.Zone]:
     """`SHOW ALL ZONE CONFIGURATIONS` (contract §11), statement on stdin (never in argv)."""
     stdin = sql_stdin(["SHOW ALL ZONE CONFIGURATIONS"])
@@ -219,6 +258,7 @@ async def plan_scale_in(
     client = NodeClient(session)
     via, members = await _members(client, remaining)
     leaving = [Leaving(t, _member_of(t, members)) for t in leaving_targets]
+    await _refuse_strangers(session, [x.target for x in leaving if x.member is None], members, wipe)
     todo = [x for x in leaving if x.member is not None and x.member.membership != "decommissioned"]
     capacity = None
     if check_capacity and any(x.state == "active" for x in todo):

@@ -10,9 +10,10 @@ Each stage is gated on the one before and journaled:
      are live, is part of the plan. `--dry-run` stops here.
   3. apply — deploy's apply; the topology is recorded. Every live member's firewall must admit
      the new nodes before any of them starts: a live member that failed stops the scale-out here.
-     A dead member (replace's OLD, a crashed host) is skipped: it serves nothing.
+     Replace's OLD (maybe a crashed host) is skipped: it serves nothing. Any other member that is
+     dead refuses the scale-out at plan time (its firewall would never admit the new nodes).
   4. join — `systemctl start` on the new nodes only; never `init` (contract §3: once in a
-     cluster's life). Then wait until every node but the dead ones is ready (`/health?ready=1`)
+     cluster's life). Then wait until every node but replace's OLD is ready (`/health?ready=1`)
      and a live member (`node status`).
   5. `--wait-rebalance` — until no live member is underfull of replicas (plan/shape.py).
 
@@ -53,11 +54,11 @@ class ScaleOutPlan:
     """What scale-out will do; `--dry-run` prints it and apply consumes it."""
 
     deploy: deploy_mod.DeployPlan
-    failures: dict[str, RoachctlError]  # hosts that could not be planned (dead members only)
+    failures: dict[str, RoachctlError]  # hosts that could not be planned (replace's OLD only)
     membership: Membership
     join: tuple[str, ...]
     join_live: list[str]
-    skipped: tuple[str, ...] = ()  # dead members and replace's OLD: neither admitted nor waited for
+    skipped: tuple[str, ...] = ()  # replace's OLD: neither admitted nor waited for
 
     @property
     def new(self) -> tuple[str, ...]:
@@ -95,12 +96,14 @@ class ScaleOutResult:
 async def membership(session: Session) -> tuple[Membership, list[NodeStatus]]:
     """The topology's hosts as the cluster sees them (plan/shape.py `classify`).
 
-    Asks the previously deployed hosts first (they are the likely members).
+    Asks the previously deployed hosts first (they are the likely members). `--decommission` is
+    needed: without it `node status` has no membership column and hides decommissioned dead
+    nodes (contract §5), so a removed store would look new and be started.
     """
     saved = set(session.home.load_state().hosts)
     everyone = sorted(targets(session), key=lambda t: t.host not in saved)
     try:
-        rows = await NodeClient(session).status_from_any(everyone, ranges=True)
+        rows = await NodeClient(session).status_from_any(everyone, ranges=True, decommission=True)
     except RoachctlError as exc:
         raise RefusedError(
             f"cannot read cluster {session.topology.name}'s membership: {exc.message.splitlines()[0]}",
@@ -138,8 +141,9 @@ async def plan_scale_out(
 ) -> ScaleOutPlan:
     """Observe the cluster and plan the scale-out; changes nothing. Refuses what it cannot do safely.
 
-    A member that cannot be planned (unreachable) is skipped only when it is dead or `leaving`
-    (replace's OLD, which may have crashed a moment ago and still look live).
+    A member the cluster sees dead refuses the scale-out (its firewall would never admit the new
+    nodes), except replace's OLD (`leaving`): it is skipped, and also when unreachable while it
+    still looks live (it may have crashed a moment ago).
     """
     _refuse_shape(session)
     seen, _ = await membership(session)
@@ -151,8 +155,17 @@ async def plan_scale_out(
             "a removed node cannot rejoin on its old store",
             hint="use another host, or wipe its data dir first (`roachctl scale-in --wipe`)",
         )
+    down = [h for h in seen.dead if h not in leaving]
+    if down:
+        raise RefusedError(
+            f"{', '.join(down)} of cluster {name} is not live: its firewall would not admit the new "
+            "nodes, and it would not reach them when it comes back",
+            hint=f"bring it back first (`roachctl start {name}`), or remove it "
+            f"(`roachctl replace {name} OLD NEW` or `roachctl scale-in {name} --node HOST`); "
+            "nothing was changed",
+        )
     plan, failures = await deploy_mod.make_plan(session, source, progress=progress)
-    skipped = tuple(h for h in session.hosts if h in seen.dead or h in leaving)
+    skipped = tuple(h for h in session.hosts if h in leaving)
     unplanned = [h for h in failures if h not in skipped]
     if unplanned:
         raise HostFailures(failures={h: failures[h] for h in unplanned}, succeeded=sorted(plan.plans))

@@ -100,7 +100,7 @@ class Capacity:
     """The capacity check's numbers (shown on refusal and in --dry-run)."""
 
     remaining: int  # live, active members that stay
-    zones: tuple[tuple[str, int, int], ...]  # (target, zone voters, voters needed with `remaining`)
+    zones: tuple[tuple[str, int, int], ...]  # (target, zone voters, voters needed: active staying incl. dead)
     underreplicated: int
     unavailable: int
     problems: tuple[str, ...]
@@ -113,26 +113,30 @@ class Capacity:
 def capacity(members: Sequence[Member], leaving_ids: Collection[int], zones: Sequence[Zone]) -> Capacity:
     """Whether removing `leaving_ids` leaves enough nodes for every zone and no range short.
 
-    `members` are every member the cluster reports; decommissioned ones are ignored. A member
-    that stays but is not live counts neither as capacity nor as harmless: its ranges are the
-    ones under-replicated.
+    `members` are every member the cluster reports; decommissioned ones are ignored. The voters a
+    range wants follow the active nodes that stay, dead ones included (upstream's GetNodeCount,
+    contract §11); only the live ones can take replicas. A member that stays but is not live is
+    not harmless either: its ranges are the ones under-replicated.
     """
     current = [m for m in members if m.membership != "decommissioned"]
     staying = [m for m in current if m.node_id not in leaving_ids]
-    remaining = [m for m in staying if m.is_live and m.membership == "active"]
+    counted = [m for m in staying if m.membership == "active"]
+    remaining = [m for m in counted if m.is_live]
     problems: list[str] = []
     rows = []
+    dead_note = "" if counted == remaining else f" with {len(counted)} active node(s), dead ones included"
     for zone in zones:
         voters = zone.voters
         if voters is None:
             continue
-        need = needed_voters(voters, len(remaining))
+        need = needed_voters(voters, len(counted))
         rows.append((zone.target, voters, need))
         if need > len(remaining):
             problems.append(
                 f"zone {zone.target} keeps {voters} replicas of each range"
-                f"{'' if need == voters else f' (at least {need} with fewer nodes)'}, "
-                f"but only {len(remaining)} live active node(s) would remain"
+                f"{'' if need == voters else f' (at least {need} with fewer nodes)'}"
+                f"{dead_note}"
+                f", but only {len(remaining)} live active node(s) would remain"
             )
     under = sum(m.underreplicated for m in current)
     unavailable = sum(m.unavailable for m in current)
