@@ -423,15 +423,7 @@ class OpenSSHExecutor(ExecutorBase):
         finally:
             if beating is not None:
                 beating.cancel()
-            self._active -= 1
-            self._idle_since = time.monotonic()
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except (TimeoutError, asyncio.CancelledError):
-                kill_group(proc)
+            await self._end_held(proc, grace=10)
 
     @contextlib.asynccontextmanager
     async def stream(self, cmd: Command) -> AsyncIterator[asyncio.StreamReader]:
@@ -448,15 +440,20 @@ class OpenSSHExecutor(ExecutorBase):
             assert proc.stdout is not None
             yield proc.stdout
         finally:
-            self._active -= 1
-            self._idle_since = time.monotonic()
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except (TimeoutError, asyncio.CancelledError):
-                kill_group(proc)
+            await self._end_held(proc, grace=5)
+
+    async def _end_held(self, proc: asyncio.subprocess.Process, *, grace: float) -> None:
+        """End a session held open by its stdin (`held`, `stream`): close stdin, which ends the remote
+        side; kill the ssh client if it has not exited within `grace` seconds."""
+        self._active -= 1
+        self._idle_since = time.monotonic()
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except (TimeoutError, asyncio.CancelledError):
+            kill_group(proc)
 
     async def _revive_if_expired(self) -> None:
         """After a long idle period ControlPersist has closed the master: reconnect through `connect()`.
