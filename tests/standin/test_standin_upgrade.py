@@ -56,3 +56,39 @@ def test_a_skipped_major_is_refused_at_start(make_cluster: MakeCluster) -> None:
         "store last used with cockroach version v24.3 is too old for running version v25.4 "
         "(which requires data from v25.2 or later)"
     ) in n1.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_finalization_passes_through_transitional_versions(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """contract §9 (pkg/roachpb/version.go): mid-finalization SHOW gives `<from>-upgrading-to-<to>-step-NNN`
+    then `<to>-upgrading-final-step`; the SET blocks until it is over (default 2 s), and a node rolled back
+    to the old binary no longer opens its store."""
+    import re
+    import threading
+
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+    c.up()
+    _sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
+    _rolling_restart(c, "v25.4.0")
+    done: list[float] = []
+    started = time.monotonic()
+    setter = threading.Thread(
+        target=lambda: (_sql(c, "SET CLUSTER SETTING version = '25.4'"), done.append(time.monotonic()))
+    )
+    setter.start()
+    seen = set()
+    while setter.is_alive():
+        seen.add(_sql(c, "SHOW CLUSTER SETTING version", node=c.nodes[1]).split("\n")[1])
+    setter.join()
+    assert any(re.fullmatch(r"25\.2-upgrading-to-25\.4-step-\d{3}", v) for v in seen), seen
+    assert done and done[0] - started >= 2.0  # the SET returned only once finalization was over
+    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n"
+    n3 = c.nodes[2]
+    n3.signal(signal.SIGTERM)
+    assert n3.wait() == 0
+    n3.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+    n3.start()
+    assert n3.wait() == 1 and "is too high for running version v25.2" in n3.stderr

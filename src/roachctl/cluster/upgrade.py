@@ -48,7 +48,7 @@ from roachctl.errors import (
 )
 from roachctl.exec.command import Command
 from roachctl.model.loader import with_version
-from roachctl.model.versions import major_of
+from roachctl.model.versions import finalizing, major_of
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
@@ -60,8 +60,10 @@ from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
 from roachctl.plan.upgradepath import (
     UpgradePath,
     UpgradeStep,
+    check_rollback,
     disable_auto_finalization,
     enable_auto_finalization,
+    finalize_done,
     finalize_statement,
     plan_path,
 )
@@ -97,8 +99,18 @@ class Observation:
     """The cluster before anything changes."""
 
     hosts: dict[str, HostView]
-    cluster_version: str
+    cluster_version: str  # its major ("25.2"), also mid-finalization: see `raw_version`
     rows: list[NodeStatus]
+    raw_version: str = ""  # `SHOW CLUSTER SETTING version` as read, transitional values included
+
+    @property
+    def raw(self) -> str:
+        return self.raw_version or self.cluster_version
+
+    @property
+    def finalizing(self) -> bool:
+        """Finalization has begun and not ended: no rollback any more (contract §9)."""
+        return finalizing(self.raw)
 
     @property
     def builds(self) -> set[str]:
@@ -195,7 +207,7 @@ async def observe_cluster(session: Session) -> Observation:
             target.rpc_addr,
         )
     cv = await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")
-    return Observation(hosts, major_of(cv), rows)
+    return Observation(hosts, major_of(cv), rows, cv.strip())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -479,16 +491,16 @@ async def upgrade(
     name = session.topology.name
     report = UpgradeReport(name, dry_run=dry_run, order=[t.host for t in targets(session)])
     seen = await observe_cluster(session)
-    report.cluster_version = seen.cluster_version
+    report.cluster_version = seen.raw
     current = _current(seen, version)
-    path = plan_path(current, seen.cluster_version, version)
+    path = plan_path(current, seen.raw, version)
     report.path = [s.to_json() for s in path.steps]
     if not path.steps:
         if not dry_run and seen.builds == {version} and session.home.load_state().version != version:
             await record_running(session, version, notify)  # a roll that ended before recording it
-        if finalize and not dry_run and major_of(version) != seen.cluster_version:
+        if finalize and not dry_run and not finalize_done(seen.raw, version):
             return await _finalize_checked(session, seen, report, notify)
-        report.remaining = _remaining(name, seen.cluster_version, version)
+        report.remaining = _remaining(name, seen.raw, version)
         return report
     if len(path.steps) > 1 and not finalize:
         path = UpgradePath(path.current, path.cluster_version, path.steps[0].target, path.steps[:1])
@@ -531,7 +543,12 @@ async def upgrade(
 
 def _remaining(name: str, cluster_version: str, running: str, final: str = "") -> str:
     parts = []
-    if major_of(cluster_version) != major_of(running):
+    if finalizing(cluster_version):
+        parts.append(
+            f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}); it "
+            f"can no longer be rolled back: wait for it (`roachctl upgrade finalize {name}` waits for it)"
+        )
+    elif major_of(cluster_version) != major_of(running):
         parts.append(
             f"the cluster runs {running} but is not finalized (cluster version {cluster_version}): "
             f"check it, then `roachctl upgrade finalize {name}` — or `roachctl upgrade rollback {name}`"
@@ -543,30 +560,65 @@ def _remaining(name: str, cluster_version: str, running: str, final: str = "") -
     return "; ".join(parts)
 
 
-async def _finalize(session: Session, major: str, notify: Notify) -> str:
-    client, everyone = NodeClient(session), targets(session)
-    notify("*", f"finalizing: SET CLUSTER SETTING version = '{major}'")
-    await sql_value(client, everyone, finalize_statement(major))
-    deadline = time.monotonic() + FINALIZE_TIMEOUT
-    while True:
-        cv = major_of(await sql_value(client, everyone, "SHOW CLUSTER SETTING version;"))
-        if cv == major or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(2)
-    if cv != major:
-        raise RemoteCommandError(
-            f"finalization to {major} did not complete within {FINALIZE_TIMEOUT:.0f}s (cluster version {cv})",
-            hint="check the migration jobs (`roachctl sql CLUSTER -e 'SHOW JOBS'`) and run finalize again",
-        )
+async def _finalize(session: Session, major: str, notify: Notify, *, begun: bool = False) -> str:
+    cv = await finalize_with(NodeClient(session), targets(session), major, notify, begun=begun)
     session.step("finalize", cluster_version=cv)
-    notify("*", f"finalized: cluster version {cv}")
     return cv
+
+
+async def finalize_with(
+    client: NodeClient,
+    everyone: list[NodeTarget],
+    major: str,
+    notify: Notify,
+    *,
+    begun: bool = False,
+    poll_s: float = 2.0,
+    wait_s: float = FINALIZE_TIMEOUT,
+) -> str:
+    """`SET CLUSTER SETTING version` on ONE node, then wait until the cluster version is exactly
+    `major` (contract §9).
+
+    The SET blocks until every migration has run (bound `FINALIZE_S`), so it is sent once: on a
+    failure or a timeout it is never re-sent to another node; roachctl watches `SHOW CLUSTER SETTING
+    version` instead, and a value still the old one means finalization never began. `begun`: a
+    transitional value was observed, so it is only waited for.
+    """
+    error = ""
+    if not begun:
+        notify("*", f"finalizing: SET CLUSTER SETTING version = '{major}' (waits for every migration)")
+        try:
+            result = await client.run(
+                everyone[0], ["sql", "--format=csv"], input=sql_stdin([finalize_statement(major)]),
+                timeout=bounds.FINALIZE_S,
+            )  # fmt: skip
+            error = "" if result.ok else f"{everyone[0].host}: {result.err.strip()[-300:] or '?'}"
+        except RemoteCommandError as exc:
+            error = f"{everyone[0].host}: {exc}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        cv = (await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")).strip()
+        if finalize_done(cv, major):
+            notify("*", f"finalized: cluster version {cv}")
+            return cv
+        if error and not finalizing(cv):
+            raise RemoteCommandError(
+                f"finalization to {major} did not begin (cluster version {cv}): {error}",
+                hint="fix the cause, then run `roachctl upgrade finalize CLUSTER` again",
+            )
+        if time.monotonic() > deadline:
+            raise RemoteCommandError(
+                f"finalization to {major} did not complete within {wait_s:.0f}s (cluster version {cv})",
+                hint="it may still be running: check the migration jobs (`roachctl sql CLUSTER -e "
+                "'SHOW JOBS'`) and run finalize again, which waits for it; no rollback is possible now",
+            )
+        await asyncio.sleep(poll_s)
 
 
 async def finalize(session: Session, *, notify: Notify) -> UpgradeReport:
     """Finalize a major upgrade once every node runs the new binary; refused otherwise."""
     seen = await observe_cluster(session)
-    report = UpgradeReport(session.topology.name, cluster_version=seen.cluster_version)
+    report = UpgradeReport(session.topology.name, cluster_version=seen.raw)
     return await _finalize_checked(session, seen, report, notify)
 
 
@@ -583,10 +635,10 @@ async def _finalize_checked(
     running = next(iter(builds))
     report.gates = gate_results(seen, builds)
     refuse_failed(report.gates, name)
-    if major_of(running) == seen.cluster_version:
-        report.remaining = f"nothing to finalize: cluster version {seen.cluster_version} matches {running}"
+    if finalize_done(seen.raw, running):
+        report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
-    report.cluster_version = await _finalize(session, major_of(running), notify)
+    report.cluster_version = await _finalize(session, major_of(running), notify, begun=seen.finalizing)
     report.remaining = _remaining(name, report.cluster_version, running)
     return report
 
@@ -621,7 +673,7 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     name = session.topology.name
     seen = await observe_cluster(session)
     order = [t.host for t in targets(session)]
-    report = UpgradeReport(name, cluster_version=seen.cluster_version, order=order)
+    report = UpgradeReport(name, cluster_version=seen.raw, order=order)
     previous, running = last_upgrade(session)
     if not previous or running not in seen.builds or not seen.builds <= {previous, running}:
         raise RefusedError(
@@ -629,13 +681,7 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
             + (f", not the last upgrade's {running}" if running else " and this home journaled no upgrade"),
             hint="a rollback returns to the release the last `roachctl upgrade` started from",
         )
-    if major_of(previous) != seen.cluster_version:
-        raise RefusedError(
-            f"cannot roll back to {previous}: the upgrade to {running} is finalized "
-            f"(cluster version {seen.cluster_version}); a {major_of(previous)} binary cannot open the stores",
-            hint="a finalized upgrade cannot be rolled back: restore a backup into a cluster of the "
-            "older version",
-        )
+    check_rollback(previous, running, seen.raw)
     step = UpgradeStep(running, previous)
     report.path = [step.to_json() | {"kind": "rollback"}]
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
@@ -658,10 +704,11 @@ async def upgrade_status(session: Session, builds: set[str]) -> str | None:
     if not builds:
         return None
     try:
-        cv = major_of(await sql_value(NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;"))
+        cv = await sql_value(NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;")
+        major_of(cv)
     except (RemoteCommandError, ValueError):
         return None
     running = next(iter(builds))
-    if cv != major_of(running):
+    if not finalize_done(cv, running):
         return _remaining(name, cv, running)
     return None

@@ -32,10 +32,11 @@ from roachctl.local.layout import ClusterPaths, check_name
 from roachctl.local.ops import ReleaseChoice
 from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, NodeState
-from roachctl.model.versions import major_of
+from roachctl.model.versions import finalizing, major_of
+from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.upgradepath import disable_auto_finalization, finalize_statement, plan_path
+from roachctl.plan.upgradepath import disable_auto_finalization, finalize_done, finalize_statement, plan_path
 from roachctl.ui.console import console
 
 HEALTHY_TIMEOUT = 120.0
@@ -56,7 +57,9 @@ def _client(cluster: LocalCluster, args: list[str], stdin_sql: str = "") -> str:
     )
 
 
-def _run(cluster: LocalCluster, node: NodeState, args: list[str], stdin_sql: str) -> tuple[bool, str, str]:
+def _run(
+    cluster: LocalCluster, node: NodeState, args: list[str], stdin_sql: str, timeout: float = 30
+) -> tuple[bool, str, str]:
     if not stdin_sql:
         res = run_client(cluster.binary, args, cluster.endpoint, node, cwd=cluster.paths.dir, timeout=30)
         return res.ok, res.stdout, res.summary()
@@ -66,7 +69,7 @@ def _run(cluster: LocalCluster, node: NodeState, args: list[str], stdin_sql: str
         cwd=cluster.paths.dir,
         input=sql_stdin([stdin_sql]),
         capture_output=True,
-        timeout=30,
+        timeout=timeout,
         check=False,
     )
     return done.returncode == 0, done.stdout.decode(), done.stderr.decode().strip()[-300:]
@@ -99,7 +102,8 @@ def observe(cluster: LocalCluster) -> Observation:
             (row.membership or "active") if row else "",
             node.sql_addr,
         )
-    return Observation(hosts, major_of(_sql_value(cluster, "SHOW CLUSTER SETTING version;")), rows)
+    cv = _sql_value(cluster, "SHOW CLUSTER SETTING version;")
+    return Observation(hosts, major_of(cv), rows, cv)
 
 
 def _wait_healthy(cluster: LocalCluster, intr: SignalCounter) -> None:
@@ -161,8 +165,8 @@ def upgrade(
     version = release.version
     report = UpgradeReport(name, dry_run=dry_run, order=[f"n{n.index}" for n in cluster.state.nodes])
     seen = observe(cluster)
-    report.cluster_version = seen.cluster_version
-    path = plan_path(_current(seen, version), seen.cluster_version, version)
+    report.cluster_version = seen.raw
+    path = plan_path(_current(seen, version), seen.raw, version)
     report.path = [s.to_json() for s in path.steps]
     if len(path.steps) > 1:
         raise RefusedError(
@@ -184,9 +188,9 @@ def upgrade(
                 _roll(cluster, step.source, step.target, release.binary, report, timeout, intr, cv=cv)
                 cluster.state.release = release.to_dict()
                 cluster.save()
-            report.cluster_version = seen.cluster_version
-            if finalize and major_of(version) != seen.cluster_version:
-                report.cluster_version = _finalize(cluster, major_of(version))
+            report.cluster_version = seen.raw
+            if finalize and not finalize_done(seen.raw, version):
+                report.cluster_version = _finalize(cluster, major_of(version), begun=seen.finalizing)
         except (StopRequested, ForceStop):
             done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
             raise InterruptedByUser(
@@ -197,7 +201,12 @@ def upgrade(
 
 
 def _left(name: str, cluster_version: str, running: str) -> str:
-    if major_of(running) == cluster_version:
+    if finalizing(cluster_version):
+        return (
+            f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}): wait "
+            f"for it (`roachctl local upgrade --name {name} --version {running} --finalize` waits for it)"
+        )
+    if finalize_done(cluster_version, running):
         return f"the cluster runs {running} (cluster version {cluster_version})"
     return (
         f"the cluster runs {running} but is not finalized (cluster version {cluster_version}): check it, "
@@ -221,14 +230,29 @@ def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report:
         report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr)
 
 
-def _finalize(cluster: LocalCluster, major: str) -> str:
+def _set_once(cluster: LocalCluster, statement: str) -> str:
+    """The finalizing SET on one node, bounded by `FINALIZE_S` (it blocks until every migration
+    has run, contract §9), never re-sent elsewhere; "" or what went wrong."""
+    node = next((n for n, _ in cluster.running_nodes()), None)
+    if node is None:
+        return "no node runs"
+    try:
+        ok, _, err = _run(cluster, node, ["sql", "--format=csv"], statement, timeout=bounds.FINALIZE_S)
+    except subprocess.TimeoutExpired:
+        return f"n{node.index}: no answer within {bounds.FINALIZE_S}s"
+    return "" if ok else f"n{node.index}: {err}"
+
+
+def _finalize(cluster: LocalCluster, major: str, *, begun: bool = False) -> str:
     builds = cluster_builds(cluster)
     if {major_of(b) for b in builds} != {major}:
         raise RefusedError(f"cannot finalize: the nodes run {', '.join(sorted(builds))}",
                            hint="finish the roll first (the same command without --finalize)")  # fmt: skip
-    _sql_value(cluster, finalize_statement(major))
+    error = "" if begun else _set_once(cluster, finalize_statement(major))
     deadline = time.monotonic() + FINALIZE_TIMEOUT
-    while (cv := major_of(_sql_value(cluster, "SHOW CLUSTER SETTING version;"))) != major:
+    while not finalize_done(cv := _sql_value(cluster, "SHOW CLUSTER SETTING version;"), major):
+        if error and not finalizing(cv):
+            raise RemoteCommandError(f"finalization to {major} did not begin (cluster version {cv}): {error}")
         if time.monotonic() > deadline:
             raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})")
         time.sleep(1.0)

@@ -5,8 +5,9 @@ back, so the whole path is decided here, before any node is touched:
 - a patch (same major) is one roll, never finalized, and may go down as well as up;
 - a major upgrade goes to one of `next_majors` of the finalized cluster version; further majors
   are further steps, each its own roll and finalization (intermediate releases: `vX.Y.0`);
-- going below the finalized cluster version, from an alpha to a production release, or on while
-  the previous upgrade is not finalized is refused with the reason and the allowed next versions.
+- going below the finalized cluster version, between an alpha and a production release (either
+  way), on while the previous upgrade is not finalized, or anywhere while finalization is under way
+  (a transitional cluster version) is refused with the reason and the allowed next versions.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from roachctl.errors import RefusedError, UsageError
 from roachctl.model.versions import (
     MAJORS,
     below_floor,
+    finalizing,
     floor_hint,
     floor_message,
     is_alpha,
@@ -116,11 +118,23 @@ def plan_path(current: str, cluster_version: str, target: str) -> UpgradePath:
     cv = major_of(cluster_version)
     if target == current:
         return UpgradePath(current, cv, target, ())
+    if finalizing(cluster_version):
+        raise RefusedError(
+            f"cannot change {current} to {target}: finalization has begun (cluster version "
+            f"{cluster_version.strip()}); it can no longer be rolled back (docs/cockroach-contract.md §9)",
+            hint="wait for it to finish (`roachctl upgrade finalize CLUSTER` waits for it), then upgrade on",
+        )
     running, wanted = major_of(current), major_of(target)
     if is_alpha(current) and not is_alpha(target):
         raise _refuse(
             current, cv, target, "an alpha (or master) build can never be upgraded to a production "
             "release (docs/cockroach-contract.md §9)", hint="start a new cluster on the production release",
+        )  # fmt: skip
+    if is_alpha(target) and not is_alpha(current):
+        raise _refuse(
+            current, cv, target, "a production cluster can never be upgraded to an alpha (or master) "
+            "build: it could never leave it for a production release (docs/cockroach-contract.md §9)",
+            hint="try testing releases on a separate cluster",
         )  # fmt: skip
     if major_key(cv) < major_key(running):
         raise _refuse(
@@ -148,6 +162,35 @@ def plan_path(current: str, cluster_version: str, target: str) -> UpgradePath:
         steps.append(UpgradeStep(source, version))
         source = version
     return UpgradePath(current, cv, target, tuple(steps))
+
+
+def check_rollback(previous: str, running: str, cluster_version: str) -> None:
+    """Refuse a rollback from `running` to `previous` once finalization has begun or finished.
+
+    `cluster_version` is the raw `SHOW CLUSTER SETTING version`: a transitional value
+    (`25.2-upgrading-to-25.4-step-004`) means finalization has begun, and a binary of the old
+    major would no longer open the stores (contract §9).
+    """
+    raw = cluster_version.strip()
+    if finalizing(raw):
+        raise RefusedError(
+            f"cannot roll back to {previous}: finalization of the upgrade to {running} has begun "
+            f"(cluster version {raw}); after finalization begins a rollback is no longer possible",
+            hint="wait for finalization to finish (`roachctl upgrade finalize CLUSTER` waits for it)",
+        )
+    if major_of(previous) != raw:
+        raise RefusedError(
+            f"cannot roll back to {previous}: the upgrade to {running} is finalized "
+            f"(cluster version {raw}); a {major_of(previous)} binary cannot open the stores",
+            hint="a finalized upgrade cannot be rolled back: restore a backup into a cluster of the "
+            "older version",
+        )
+
+
+def finalize_done(cluster_version: str, major: str) -> bool:
+    """Finalization to `major` is over only when the raw cluster version is exactly `major`
+    (`25.4-upgrading-final-step` is still running, contract §9)."""
+    return cluster_version.strip() == major_of(major)
 
 
 # ------------------------------------------------------------------------------------------------
