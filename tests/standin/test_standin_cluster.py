@@ -997,10 +997,16 @@ def test_range_counts_are_a_sample_that_lags_liveness(make_cluster: MakeCluster)
     assert all(r["ranges_underreplicated"] == "0" for r in c.status_json("--ranges"))
     n3.signal(signal.SIGKILL)
     n3.wait()
-    wait_for(
-        lambda: c.status_json()[2]["is_live"] == "false", 20, "n3 not live"
-    )  # 6 s TTL; each poll is a CLI process
+    # Node ids follow the join order, which is racy for n2/n3: find the killed node's row by liveness.
+    wait_for(lambda: any(r["is_live"] == "false" for r in c.status_json()), 20, "n3 not live")
     rows = c.status_json("--ranges")
     if time.monotonic() - taken < 9:  # still the sample from before n3 died
-        assert rows[2]["is_live"] == "false" and all(r["ranges_underreplicated"] == "0" for r in rows)
-    wait_for(lambda: int(c.status_json("--ranges")[0]["ranges_underreplicated"]) > 0, 15, "next sample")
+        assert [r["is_live"] for r in rows].count("false") == 1
+        assert all(r["ranges_underreplicated"] == "0" for r in rows)
+    wait_for(
+        lambda: any(
+            int(r["ranges_underreplicated"]) > 0 for r in c.status_json("--ranges") if r["is_live"] == "true"
+        ),
+        15,
+        "next sample",
+    )
