@@ -49,8 +49,11 @@ CUT_EXTRA_S = 10.0  # what a cut host may add to `status`; see the module docstr
 
 # Upper bounds on ssh sessions per host (rounds <= sessions), per command, measured on this code:
 # deploy cold 18 sessions (17 rounds), no-op 4 (3), start no-op 3 (3: connect, lock, one readiness
-# probe; it was 5 before an already-ready node skipped `systemctl start` and the ready wait), status 4.
-BOUNDS: dict[str, int] = {"deploy cold": 18, "deploy no-op": 4, "start no-op": 3, "status": 4}
+# probe; it was 5 before an already-ready node skipped `systemctl start` and the ready wait), status 9
+# (4 before `status` gained the drift column and the certificate line of issue 12: the drift's fact round
+# trip, the cert files and a TLS handshake per host; fewer is issue 13's open work, this bound keeps it
+# from growing).
+BOUNDS: dict[str, int] = {"deploy cold": 18, "deploy no-op": 4, "start no-op": 3, "status": 9}
 
 
 @pytest.fixture(scope="module")

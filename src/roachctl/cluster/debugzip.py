@@ -14,6 +14,7 @@ import asyncio
 import io
 import os
 import tarfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,28 @@ async def _zip_on(session: Session, target: NodeTarget, *, redact: bool, stacks:
         await executor.run(Command.of("rm", "-rf", "--", tmp, sudo=True), timeout=60, check=False)
 
 
+DOWN_NODE_SETTLE_S = 20.0
+"""How long a node that just stopped may still count as live (liveness record valid 6 s, contract §4.1)."""
+
+
+async def _zip_settled(
+    session: Session, target: NodeTarget, *, redact: bool, stacks: bool, any_down: bool
+) -> bytes:
+    """`debug zip`, retried while a node that is down still counts as live and cannot be dialled.
+
+    Right after a node stops, its liveness record is still valid for a few seconds and `debug zip`
+    tries to reach it (`failed to connect to nN`); once the record expires, the node is skipped.
+    """
+    deadline = time.monotonic() + (DOWN_NODE_SETTLE_S if any_down else 0.0)
+    while True:
+        try:
+            return await _zip_on(session, target, redact=redact, stacks=stacks)
+        except RemoteCommandError as exc:
+            if "failed to connect to n" not in exc.message or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(2)
+
+
 async def collect(session: Session, out: Path, *, redact: bool, stacks: bool = False) -> ZipResult:
     """Write the cluster's debug zip to `out` (atomically); refuses when no node is ready."""
     chosen = targets(session)
@@ -97,7 +120,9 @@ async def collect(session: Session, out: Path, *, redact: bool, stacks: bool = F
             hint=f"start one (`roachctl start {session.topology.name}`), or read the on-disk logs "
             f"with `roachctl logs {session.topology.name}`",
         )
-    data = await _zip_on(session, ready, redact=redact, stacks=stacks)
+    data = await _zip_settled(
+        session, ready, redact=redact, stacks=stacks, any_down=not all(running.values())
+    )
     result = ZipResult(str(out), ready.host, 0)
     merged = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(merged, "w", zipfile.ZIP_DEFLATED) as dst:
