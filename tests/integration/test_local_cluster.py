@@ -20,7 +20,7 @@ from roachctl.local import ops
 from roachctl.local.client import run_client
 from roachctl.local.cluster import LocalCluster
 from roachctl.local.layout import ClusterPaths
-from tests.integration.test_local_support import (
+from tests.support.local import (
     event_names,
     events,
     free_base,

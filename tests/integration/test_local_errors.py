@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_local_support import (
+from tests.support.local import (
     local_home,
     our_processes,
     ports_args,

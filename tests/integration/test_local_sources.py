@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_local_support import (
+from tests.standin import make_release
+from tests.support.local import (
     event_names,
     local_home,
     our_processes,
@@ -20,7 +21,6 @@ from tests.integration.test_local_support import (
     standin_binary,
     status,
 )
-from tests.standin import make_release
 from tests.support.mirror import Mirror
 from tests.support.release_fixtures import Releases
 

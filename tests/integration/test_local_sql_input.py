@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_local_support import local_home, ports_args, roachctl, standin_binary
+from tests.support.local import local_home, ports_args, roachctl, standin_binary
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_local_support import (
+from tests.support.local import (
     events,
     local_home,
     ports_args,

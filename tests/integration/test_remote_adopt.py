@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_remote_support import DATA, HOME, Remote, stat_listing
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import DATA, HOME, Remote, stat_listing
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

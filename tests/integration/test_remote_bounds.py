@@ -19,11 +19,10 @@ import pytest
 
 from roachctl.exec.base import SCALE_ENV
 from roachctl.plan import bounds
-from tests.integration.test_remote_faults import Running
-from tests.integration.test_remote_support import Remote, sh
 from tests.support.bed import Bed
 from tests.support.bed_fixtures import up_or_skip
 from tests.support.release_fixtures import Releases
+from tests.support.remote import Remote, Running, sh
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from roachctl.tls import pki
-from tests.integration.test_remote_support import CERTS, UNIT, Remote, new_remote, stat_listing
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import CERTS, UNIT, Remote, new_remote, stat_listing
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

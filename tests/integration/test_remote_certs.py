@@ -28,9 +28,9 @@ import pytest
 from cryptography import x509
 
 from roachctl.tls import pki, store
-from tests.integration.test_remote_support import ROACHCTL, UNIT, Remote, running_remote, wait_for
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import ROACHCTL, UNIT, Remote, running_remote, wait_for
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

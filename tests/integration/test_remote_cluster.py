@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from roachctl.operation.home import ClusterHome
-from tests.integration.test_remote_support import (
+from tests.support.bed import Bed
+from tests.support.release_fixtures import Releases
+from tests.support.remote import (
     CERTS,
     DATA,
     EVENTS,
@@ -40,8 +42,6 @@ from tests.integration.test_remote_support import (
     stat_listing,
     wait_for,
 )
-from tests.support.bed import Bed
-from tests.support.release_fixtures import Releases
 from tests.support.stopcheck import assert_stop_sequence
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from roachctl.tls import pki, store
-from tests.integration.test_remote_support import CERTS, ROACHCTL, Remote, running_remote, wait_for
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import CERTS, ROACHCTL, Remote, running_remote, wait_for
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

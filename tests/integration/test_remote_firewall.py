@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import Remote, new_remote
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import Remote, new_remote
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

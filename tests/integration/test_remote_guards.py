@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import Remote, running_remote
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import Remote, running_remote
 from tests.support.stopcheck import assert_stop_sequence
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]

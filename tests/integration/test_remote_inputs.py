@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_remote_support import ROACHCTL
+from tests.support.remote import ROACHCTL
 
 SHIM = """#!/bin/sh
 printf '%s\\n' "$*" >> "$SSH_SHIM_LOG"

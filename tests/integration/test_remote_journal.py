@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_remote_support import ROACHCTL, Remote, running_remote, wait_for
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import ROACHCTL, Remote, running_remote, wait_for
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

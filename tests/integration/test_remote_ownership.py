@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_remote_support import DATA, Remote, stat_listing
 from tests.support.bed import Bed
 from tests.support.bed_fixtures import up_or_skip
 from tests.support.release_fixtures import Releases
+from tests.support.remote import DATA, Remote, stat_listing
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

@@ -19,11 +19,11 @@ import pytest
 
 from roachctl.engine.apply import _RELEASE_SCRIPT
 from roachctl.release.extract import MAX_EXTRACTED
-from tests.integration.test_remote_support import HOME, Remote, stat_listing
 from tests.standin import make_release
 from tests.support.bed import Bed
 from tests.support.mirror import Mirror
 from tests.support.release_fixtures import Releases, real_binary, standin_path
+from tests.support.remote import HOME, Remote, stat_listing
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import CERTS, DATA, Remote, stat_listing, wait_for
 from tests.support.bed import Bed
 from tests.support.bed_fixtures import up_or_skip
 from tests.support.release_fixtures import Releases
+from tests.support.remote import CERTS, DATA, Remote, stat_listing, wait_for
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

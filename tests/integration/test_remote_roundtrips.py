@@ -37,9 +37,9 @@ import pytest
 from roachctl.errors import TransportError
 from roachctl.exec.command import Command
 from roachctl.exec.openssh import OpenSSH, SSHOptions
-from tests.integration.test_remote_support import Remote, new_remote
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import Remote, new_remote
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

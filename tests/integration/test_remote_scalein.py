@@ -19,7 +19,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import (
+from tests.support.bed import Bed
+from tests.support.bed_fixtures import up_or_skip
+from tests.support.release_fixtures import Releases
+from tests.support.remote import (
     DATA,
     ROACHCTL,
     UNIT,
@@ -27,9 +30,6 @@ from tests.integration.test_remote_support import (
     new_remote,
     wait_for,
 )
-from tests.support.bed import Bed
-from tests.support.bed_fixtures import up_or_skip
-from tests.support.release_fixtures import Releases
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

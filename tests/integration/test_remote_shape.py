@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_remote_support import (
+from tests.support.bed import Bed
+from tests.support.bed_fixtures import up_or_skip
+from tests.support.release_fixtures import Releases
+from tests.support.remote import (
     EVENTS,
     UNIT,
     Remote,
@@ -24,9 +27,6 @@ from tests.integration.test_remote_support import (
     new_remote,
     topology_text,
 )
-from tests.support.bed import Bed
-from tests.support.bed_fixtures import up_or_skip
-from tests.support.release_fixtures import Releases
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import Remote, stat_listing
 from tests.support.bed import Bed
 from tests.support.bed_fixtures import up_or_skip
 from tests.support.release_fixtures import Releases
+from tests.support.remote import Remote, stat_listing
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_remote_faults import Running
-from tests.integration.test_remote_support import (
+from tests.support.bed import Bed
+from tests.support.release_fixtures import Releases, real_binary
+from tests.support.remote import (
     Remote,
+    Running,
     down_intervals,
     new_remote,
     wait_for,
 )
-from tests.support.bed import Bed
-from tests.support.release_fixtures import Releases, real_binary
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_remote_support import HTTP_PORT, UNIT, Remote
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.remote import HTTP_PORT, UNIT, Remote
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from roachctl.tls import pki, store
-from tests.standin.test_standin_harness import (
+from tests.support.standin_harness import (
     STANDIN,
     base_env,
     free_port,
@@ -464,3 +465,9 @@ def test_only_ready_is_ever_notified() -> None:
     source = (pathlib.Path(__file__).parent / "cockroach").read_text()
     notified = set(re.findall(r'sd_notify\("([A-Z_]+)=', source))
     assert notified == {"READY"}
+
+
+def test_harness_loads_standin_module() -> None:
+    mod = load_standin()
+    assert mod.VERSION.startswith("v")
+    assert sys.version_info >= (3, 11)

@@ -10,26 +10,27 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from roachctl.tls import pki, store
-from tests.standin.test_standin_harness import (
+from tests.support.standin_harness import (
     STANDIN,
     Cluster,
+    MakeCluster,
     StandinNode,
     base_env,
     free_port,
     make_cluster,  # noqa: F401  (fixture)
+    rolling_restart,
     run_cli,
+    sql,
     standin_ca,  # noqa: F401  (fixture)
     wait_for,
 )
 
-MakeCluster = Callable[..., Cluster]
 BLOCK_LABELS = [
     "build",
     "webui",
@@ -839,21 +840,6 @@ def test_cluster_name_is_verified(make_cluster: MakeCluster) -> None:  # noqa: F
     assert (res.returncode, res.stdout) == (0, "drain ok\n"), res.stderr
 
 
-def _sql(c: Cluster, stmt: str, node: StandinNode | None = None) -> str:
-    res = c.cli("sql", "-e", stmt, node=node)
-    assert res.returncode == 0, res.stderr
-    return res.stdout
-
-
-def _rolling_restart(c: Cluster, version: str) -> None:
-    for n in c.nodes:
-        n.signal(signal.SIGTERM)
-        assert n.wait() == 0
-        n.env_extra = {"COCKROACH_STANDIN_VERSION": version}
-        n.start()
-        n.wait_ready()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_rolling_upgrade_finalizes_unless_preserved(make_cluster: MakeCluster) -> None:  # noqa: F811
@@ -861,14 +847,14 @@ def test_rolling_upgrade_finalizes_unless_preserved(make_cluster: MakeCluster) -
     for n in c.nodes:
         n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.3"}
     c.up()
-    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
-    _sql(c, "SET CLUSTER SETTING cluster.preserve_downgrade_option = '25.2'")
-    _rolling_restart(c, "v25.4.0")
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
+    sql(c, "SET CLUSTER SETTING cluster.preserve_downgrade_option = '25.2'")
+    rolling_restart(c, "v25.4.0")
     assert {r["build"] for r in c.status_json()} == {"v25.4.0"}
     time.sleep(1)
-    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"  # preserved: not finalized
-    _sql(c, "RESET CLUSTER SETTING cluster.preserve_downgrade_option")
-    wait_for(lambda: _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n", 10, "finalization")
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"  # preserved: not finalized
+    sql(c, "RESET CLUSTER SETTING cluster.preserve_downgrade_option")
+    wait_for(lambda: sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n", 10, "finalization")
     # a finalized cluster refuses the old binary
     n3 = c.nodes[2]
     n3.signal(signal.SIGTERM)

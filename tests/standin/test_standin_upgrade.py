@@ -7,9 +7,11 @@ import time
 
 import pytest
 
-from tests.standin.test_standin_cluster import MakeCluster, _rolling_restart, _sql
-from tests.standin.test_standin_harness import (
+from tests.support.standin_harness import (
+    MakeCluster,
     make_cluster,  # noqa: F401  (fixture)
+    rolling_restart,
+    sql,
     standin_ca,  # noqa: F401  (fixture)
 )
 
@@ -22,10 +24,10 @@ def test_auto_upgrade_disabled_keeps_the_cluster_unfinalized(make_cluster: MakeC
     for n in c.nodes:
         n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
     c.up()
-    _sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
-    _rolling_restart(c, "v25.4.0")
+    sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
+    rolling_restart(c, "v25.4.0")
     time.sleep(2)
-    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
     # rollback before finalization: a v25.2 binary still opens the stores
     n3 = c.nodes[2]
     n3.signal(signal.SIGTERM)
@@ -71,21 +73,21 @@ def test_finalization_passes_through_transitional_versions(make_cluster: MakeClu
     for n in c.nodes:
         n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
     c.up()
-    _sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
-    _rolling_restart(c, "v25.4.0")
+    sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
+    rolling_restart(c, "v25.4.0")
     done: list[float] = []
     started = time.monotonic()
     setter = threading.Thread(
-        target=lambda: (_sql(c, "SET CLUSTER SETTING version = '25.4'"), done.append(time.monotonic()))
+        target=lambda: (sql(c, "SET CLUSTER SETTING version = '25.4'"), done.append(time.monotonic()))
     )
     setter.start()
     seen = set()
     while setter.is_alive():
-        seen.add(_sql(c, "SHOW CLUSTER SETTING version", node=c.nodes[1]).split("\n")[1])
+        seen.add(sql(c, "SHOW CLUSTER SETTING version", node=c.nodes[1]).split("\n")[1])
     setter.join()
     assert any(re.fullmatch(r"25\.2-upgrading-to-25\.4-step-\d{3}", v) for v in seen), seen
     assert done and done[0] - started >= 2.0  # the SET returned only once finalization was over
-    assert _sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n"
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n"
     n3 = c.nodes[2]
     n3.signal(signal.SIGTERM)
     assert n3.wait() == 0

@@ -34,7 +34,7 @@ from roachctl.plan.diff import diff
 from roachctl.plan.report import plan_to_text
 from roachctl.plan.state import ChangeKind, HostPlan
 from roachctl.ui.env import Environment
-from tests.unit.test_plan_helpers import facts_matching, state_for, topology
+from tests.support.plan_helpers import facts_matching, state_for, topology
 
 
 class FakeSSH:

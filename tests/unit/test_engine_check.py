@@ -155,7 +155,7 @@ def test_reach_script_answers_every_peer_across_batches() -> None:
 
 def test_probe_rules_and_dirs_for_a_node() -> None:
     from roachctl.engine.check import creatable_dirs, firewall_probe_rules
-    from tests.unit.test_plan_helpers import topology
+    from tests.support.plan_helpers import topology
 
     t = topology()
     node = t.node_configs()[0]

@@ -29,7 +29,7 @@ from roachctl.plan.diff import diff, fact_request
 from roachctl.plan.needs import initial_fact_request
 from roachctl.plan.state import Change, ChangeKind, HostPlan
 from roachctl.tls import pki, store
-from tests.unit.test_plan_helpers import base_data, state_for, topology
+from tests.support.plan_helpers import base_data, state_for, topology
 
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])

@@ -26,7 +26,7 @@ from roachctl.exec.openssh import OpenSSH
 from roachctl.model.loader import load_text
 from roachctl.model.netaddr import host_port
 from roachctl.plan.render import join_list
-from tests.standin.test_standin_harness import run_cli
+from tests.support.standin_harness import run_cli
 
 V6 = {"h1": "fd00::11", "h2": "fd00::12", "h3": "fd00::13"}
 TARGETS = [

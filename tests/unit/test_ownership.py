@@ -19,7 +19,7 @@ from roachctl.operation.home import ClusterHome, ClusterState
 from roachctl.plan.diff import diff, effects
 from roachctl.plan.layout import layout_for
 from roachctl.plan.owner import Marker, header_cluster, marker_for, marker_path, parse_marker, render_marker
-from tests.unit.test_plan_helpers import facts_matching, state_for
+from tests.support.plan_helpers import facts_matching, state_for
 
 PROD = load_text(
     "name: prod\nversion: v25.4.0\nnodes:\n  - host: h1\n    stores: [/var/lib/cockroach/s1, /mnt/s2]\n"

@@ -9,7 +9,7 @@ import pytest
 from roachctl.errors import RefusedError
 from roachctl.plan.desired import desired_state, desired_states, file_spec, node_addresses, release_spec
 from roachctl.plan.state import DirSpec
-from tests.unit.test_plan_helpers import CERTS, FakeRelease, base_data, release, state_for, topology
+from tests.support.plan_helpers import CERTS, FakeRelease, base_data, release, state_for, topology
 
 
 def _dirs(state_dirs: tuple[DirSpec, ...]) -> dict[str, tuple[int, str, str, bool]]:

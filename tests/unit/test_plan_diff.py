@@ -20,7 +20,7 @@ from roachctl.plan.diff import (
 )
 from roachctl.plan.report import plan_to_json, plan_to_text
 from roachctl.plan.state import ChangeKind, HostPlan, HostState
-from tests.unit.test_plan_helpers import facts_matching, simulate, state_for, topology
+from tests.support.plan_helpers import facts_matching, simulate, state_for, topology
 
 
 @pytest.fixture

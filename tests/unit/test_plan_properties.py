@@ -21,7 +21,7 @@ from roachctl.model.loader import load_text, parse_data
 from roachctl.model.topology import Topology
 from roachctl.plan.diff import diff
 from roachctl.plan.state import HostState
-from tests.unit.test_plan_helpers import directives, facts_matching, simulate, state_for, unit_text
+from tests.support.plan_helpers import directives, facts_matching, simulate, state_for, unit_text
 
 PORTS = st.integers(min_value=1024, max_value=65535)
 FRACTIONS = st.sampled_from([".1", ".2", ".25", ".3", ".35"])

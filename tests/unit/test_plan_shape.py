@@ -27,7 +27,7 @@ from roachctl.plan.shape import (
     underfull,
     with_join,
 )
-from tests.unit.test_plan_helpers import base_data, facts_matching, state_for, topology, unit_text
+from tests.support.plan_helpers import base_data, facts_matching, state_for, topology, unit_text
 
 
 def test_join_is_pinned_once_initialized_so_adding_nodes_keeps_existing_units() -> None:

@@ -18,7 +18,7 @@ from roachctl.errors import ExitCode, ReleaseError, UsageError
 from roachctl.release.names import parse_tarball_name
 from roachctl.ui import console as console_mod
 from roachctl.ui.env import Environment
-from tests.unit.test_release_support import (
+from tests.support.release_support import (
     Member,
     Mirror,
     build_tgz,

@@ -26,7 +26,7 @@ from roachctl.release.fetch import _Redirects
 from roachctl.release.names import check_base_url
 from roachctl.ui import console as console_mod
 from roachctl.ui.env import Environment
-from tests.unit.test_release_support import (
+from tests.support.release_support import (
     STANDIN_SCRIPT,
     Member,
     Mirror,

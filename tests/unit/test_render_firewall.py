@@ -12,7 +12,7 @@ import pytest
 
 from roachctl.errors import RefusedError
 from roachctl.plan import firewall as fw
-from tests.unit.test_plan_helpers import base_data, state_for, topology
+from tests.support.plan_helpers import base_data, state_for, topology
 
 HAVE_NFT = shutil.which("nft") is not None
 

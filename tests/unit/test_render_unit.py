@@ -12,7 +12,7 @@ import pytest
 from roachctl.model.loader import load_topology
 from roachctl.plan.firewall import unresolved_names
 from roachctl.plan.render import join_list, nofile_limit, systemd_quote
-from tests.unit.test_plan_helpers import base_data, directives, state_for, topology, unit_text
+from tests.support.plan_helpers import base_data, directives, state_for, topology, unit_text
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from roachctl.exec.local import LocalExecutor
 from roachctl.facts.gather import gather_facts
 from roachctl.plan.diff import diff, fact_request
 from roachctl.plan.state import Change, ChangeKind, DirSpec, HostPlan
-from tests.unit.test_plan_helpers import facts_matching, state_for, topology
+from tests.support.plan_helpers import facts_matching, state_for, topology
 
 STORE = "/mnt/disk1/crdb"
 

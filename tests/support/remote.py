@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -213,3 +216,53 @@ def running_remote(bed: Bed, releases: Releases, work: Path, name: str, *, extra
     started = remote.run("start", name)
     assert started.rc == 0, started.text
     return remote
+
+
+class Running:
+    """A CLI run in the background whose stderr is read line by line (to act at the right moment)."""
+
+    def __init__(self, rc: Remote, *args: str) -> None:
+        argv = [str(ROACHCTL), "--home", str(rc.home), "--ssh-config", str(rc.bed.ssh_config), "--yes"]
+        self.proc = subprocess.Popen(
+            [*argv, "--no-color", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # deploy's data goes to stdout only with --json
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line)
+
+    def wait_line(self, pattern: str, timeout: float = 60) -> str:
+        """Block until a stderr line matches `pattern` (regex); fail with what was seen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} within {timeout}s; saw:\n{''.join(self.seen)}")
+
+    def finish(self, timeout: float = 120) -> tuple[int, str]:
+        """Wait for exit; (exit code, all of stderr). Only the reader thread reads the pipe."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        self._reader.join(timeout=10)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return self.proc.returncode, "".join(self.seen)

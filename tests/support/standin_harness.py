@@ -17,7 +17,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +28,7 @@ import pytest
 
 from roachctl.tls import pki, store
 
-STANDIN = Path(__file__).with_name("cockroach")
+STANDIN = Path(__file__).resolve().parents[1] / "standin" / "cockroach"
 
 FAST_ENV = {
     "COCKROACH_STANDIN_HEARTBEAT_SECS": "0.25",
@@ -293,7 +292,19 @@ def make_cluster(tmp_path: Path, standin_ca: pki.KeyPair) -> Iterator[Callable[.
             c.kill_all()
 
 
-def test_harness_loads_standin_module() -> None:
-    mod = load_standin()
-    assert mod.VERSION.startswith("v")
-    assert sys.version_info >= (3, 11)
+MakeCluster = Callable[..., Cluster]
+
+
+def sql(c: Cluster, stmt: str, node: StandinNode | None = None) -> str:
+    res = c.cli("sql", "-e", stmt, node=node)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def rolling_restart(c: Cluster, version: str) -> None:
+    for n in c.nodes:
+        n.signal(signal.SIGTERM)
+        assert n.wait() == 0
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": version}
+        n.start()
+        n.wait_ready()

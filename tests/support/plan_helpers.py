@@ -160,10 +160,3 @@ def directives(text: str) -> dict[str, list[str]]:
             key, value = line.split("=", 1)
             out.setdefault(key.strip(), []).append(value.strip())
     return out
-
-
-def test_facts_matching_covers_every_path() -> None:
-    state = state_for(topology())
-    facts = facts_matching(state)
-    assert facts.users == {"cockroach": True}
-    assert "/opt/cockroach/certs/node.key" in facts.paths
