@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from roachctl.engine import deploy as deploy_mod
-from roachctl.engine.apply import _steps, apply_plan
+from roachctl.engine.apply import apply_plan, command_groups
 from roachctl.engine.deploy import (
     DeployPlan,
-    _fanout_collect,
-    _raise_if_interrupted,
     covers,
+    fanout_collect,
     node_certs,
     prepare_ca,
+    raise_if_interrupted,
     refuse_ca_change,
 )
 from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError, TransportError
@@ -77,7 +77,7 @@ def test_apply_stops_between_changes_when_asked() -> None:
         calls["n"] += 1
         return calls["n"] > 2
 
-    groups = _steps(plan.changes)  # the interrupt is checked between remote commands (groups)
+    groups = command_groups(plan.changes)  # the interrupt is checked between remote commands (groups)
     done = len(groups[0]) + len(groups[1])
     with pytest.raises(InterruptedByUser, match=rf"interrupted after {done} of {len(plan.changes)} changes"):
         asyncio.run(apply_plan(fake, plan, tarballs={}, stop_requested=stop_after_two))
@@ -101,7 +101,7 @@ def test_one_failing_host_does_not_stop_the_others() -> None:
         return host.upper()
 
     failures: dict[str, RoachctlError] = {}
-    done = asyncio.run(_fanout_collect(["a", "b", "c"], step, failures, Interrupts()))
+    done = asyncio.run(fanout_collect(["a", "b", "c"], step, failures, Interrupts()))
     assert done == {"a": "A", "c": "C"}
     assert list(failures) == ["b"] and isinstance(failures["b"], TransportError)
 
@@ -122,7 +122,7 @@ def test_first_interrupt_lets_running_steps_finish_and_marks_nothing_lost() -> N
 
         failures: dict[str, RoachctlError] = {}
         presser = asyncio.create_task(press())
-        done = await _fanout_collect(["a", "b"], step, failures, interrupts)
+        done = await fanout_collect(["a", "b"], step, failures, interrupts)
         await presser
         assert finished == ["a", "b"] or sorted(finished) == ["a", "b"]
         return done, failures, interrupts
@@ -130,7 +130,7 @@ def test_first_interrupt_lets_running_steps_finish_and_marks_nothing_lost() -> N
     done, failures, interrupts = asyncio.run(main())
     assert done == {"a": "a", "b": "b"} and not failures
     with pytest.raises(InterruptedByUser, match="nothing was changed"):
-        _raise_if_interrupted(interrupts, "while probing")
+        raise_if_interrupted(interrupts, "while probing")
 
 
 def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
@@ -149,7 +149,7 @@ def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
 
         failures: dict[str, RoachctlError] = {}
         presser = asyncio.create_task(press_twice())
-        done = await asyncio.wait_for(_fanout_collect(["a", "b"], step, failures, interrupts), 5)
+        done = await asyncio.wait_for(fanout_collect(["a", "b"], step, failures, interrupts), 5)
         await presser
         return done, failures
 

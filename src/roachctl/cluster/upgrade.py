@@ -411,9 +411,11 @@ async def _roll_node(
     return line
 
 
-async def _roll(
+async def roll_nodes(
     session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify
 ) -> None:
+    """Move every node to `step.target`, one at a time (a paused node first, nodes already on it
+    skipped); a node that does not come back ready stops the roll, and a Ctrl-C stops it between nodes."""
     paused = mid_roll(seen, step.target)
     for target in sorted(targets(session), key=lambda t: t.host != paused):  # a paused node first
         view = seen.hosts[target.host]
@@ -468,7 +470,7 @@ async def record_running(session: Session, version: str, notify: Notify) -> None
 # ------------------------------------------------------------------------------------------------
 
 
-def _current(seen: Observation, target: str) -> str:
+def running_release(seen: Observation, target: str) -> str:
     """The release the cluster runs, ignoring nodes already on `target` (a resumed roll)."""
     others = seen.builds - {target}
     if len(others) == 1:
@@ -492,7 +494,7 @@ async def upgrade(
     report = UpgradeReport(name, dry_run=dry_run, order=[t.host for t in targets(session)])
     seen = await observe_cluster(session)
     report.cluster_version = seen.raw
-    current = _current(seen, version)
+    current = running_release(seen, version)
     path = plan_path(current, seen.raw, version)
     report.path = [s.to_json() for s in path.steps]
     if not path.steps:
@@ -500,7 +502,7 @@ async def upgrade(
             await record_running(session, version, notify)  # a roll that ended before recording it
         if finalize and not dry_run and not finalize_done(seen.raw, version):
             return await _finalize_checked(session, seen, report, notify)
-        report.remaining = _remaining(name, seen.raw, version)
+        report.remaining = remaining_advice(name, seen.raw, version)
         return report
     if len(path.steps) > 1 and not finalize:
         path = UpgradePath(path.current, path.cluster_version, path.steps[0].target, path.steps[:1])
@@ -529,7 +531,7 @@ async def upgrade(
             )
             await sql_value(NodeClient(session), targets(session), statement)
             session.step("auto-finalization", enabled=auto_finalize)
-        await _roll(session, step, seen, report, notify)
+        await roll_nodes(session, step, seen, report, notify)
         await record_running(session, step.target, notify)
         if step.major and (finalize or index < len(path.steps) - 1):
             report.cluster_version = await _finalize(session, step.new_major, notify)
@@ -537,11 +539,12 @@ async def upgrade(
             report.cluster_version = await sql_value(
                 NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;"
             )
-    report.remaining = _remaining(name, report.cluster_version, path.target, final=version)
+    report.remaining = remaining_advice(name, report.cluster_version, path.target, final=version)
     return report
 
 
-def _remaining(name: str, cluster_version: str, running: str, final: str = "") -> str:
+def remaining_advice(name: str, cluster_version: str, running: str, final: str = "") -> str:
+    """What the operator does next: wait for finalization, finalize or roll back, or continue the path."""
     parts = []
     if finalizing(cluster_version):
         parts.append(
@@ -639,7 +642,7 @@ async def _finalize_checked(
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
     report.cluster_version = await _finalize(session, major_of(running), notify, begun=seen.finalizing)
-    report.remaining = _remaining(name, report.cluster_version, running)
+    report.remaining = remaining_advice(name, report.cluster_version, running)
     return report
 
 
@@ -687,7 +690,7 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
-    await _roll(session, step, seen, report, notify)
+    await roll_nodes(session, step, seen, report, notify)
     await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report
@@ -710,5 +713,5 @@ async def upgrade_status(session: Session, builds: set[str]) -> str | None:
         return None
     running = next(iter(builds))
     if not finalize_done(cv, running):
-        return _remaining(name, cv, running)
+        return remaining_advice(name, cv, running)
     return None

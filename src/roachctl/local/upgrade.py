@@ -20,9 +20,9 @@ from roachctl.cluster.upgrade import (
     HostView,
     Observation,
     UpgradeReport,
-    _current,
     gate_results,
     refuse_failed,
+    running_release,
 )
 from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError
 from roachctl.local.client import run_client
@@ -166,7 +166,7 @@ def upgrade(
     report = UpgradeReport(name, dry_run=dry_run, order=[f"n{n.index}" for n in cluster.state.nodes])
     seen = observe(cluster)
     report.cluster_version = seen.raw
-    path = plan_path(_current(seen, version), seen.raw, version)
+    path = plan_path(running_release(seen, version), seen.raw, version)
     report.path = [s.to_json() for s in path.steps]
     if len(path.steps) > 1:
         raise RefusedError(
