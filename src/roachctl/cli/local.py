@@ -21,7 +21,10 @@ from roachctl.release.names import DEFAULT_VERSION, INSECURE_MIRROR_ENV, MIRROR_
 
 
 def register(root: click.Group) -> None:
-    """Attach the `local` command group to the root CLI."""
+    """Attach the `local` command group (with `local upgrade`) to the root CLI."""
+    from roachctl.cli import localupgrade  # it imports this module's options: not at the top
+
+    localupgrade.register(local)
     root.add_command(local)
 
 
