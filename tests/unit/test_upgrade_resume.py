@@ -7,7 +7,7 @@ import pytest
 
 from roachctl.errors import RefusedError, UsageError
 from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
-from roachctl.plan.upgradepath import UpgradeStep, check_rollback, plan_path, resume_path
+from roachctl.plan.upgradepath import UpgradeStep, check_rollback, path_json, plan_path, resume_path
 
 A, B, C = "v25.2.0", "v25.4.1", "v26.1.0"
 PATH = (UpgradeStep(A, B), UpgradeStep(B, C))
@@ -132,3 +132,19 @@ def test_intent_is_silently_unused_when_nothing_is_in_flight(builds: set[str], c
 def test_inconsistent_intent_is_ignored_with_a_warning(builds: set[str], cv: str, why: str) -> None:
     intent, warning = check_intent(INTENT, builds, cv)
     assert intent is None and why in warning and "ignoring the journaled upgrade path" in warning
+
+
+def test_the_path_shown_names_each_step_its_kind_and_its_finalization() -> None:
+    path = plan_path(A, "25.2", C, via=[B])
+    shown = path_json(path, finalize=False)
+    assert [(s["from"], s["to"], s["kind"], s["runs"]) for s in shown] == [
+        (A, B, "major", True),
+        (B, C, "major", False),
+    ]
+    assert "unfinalized" in str(shown[0]["finalization"]) and "--finalize" in str(shown[1]["finalization"])
+    shown = path_json(path, finalize=True)
+    assert [s["finalization"] for s in shown] == ["finalized to 25.4", "finalized to 26.1"]
+    patch = path_json(plan_path(B, "25.4", "v25.4.2"), finalize=True, auto_finalize=True)
+    assert patch[0]["kind"] == "patch" and patch[0]["finalization"] == "none (patch)"
+    auto = path_json(plan_path(A, "25.2", B), finalize=False, auto_finalize=True)
+    assert "--auto-finalize" in str(auto[0]["finalization"])

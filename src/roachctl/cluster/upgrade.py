@@ -67,6 +67,7 @@ from roachctl.plan.upgradepath import (
     finalization_begun,
     finalize_done,
     finalize_statement,
+    path_json,
     resume_path,
 )
 from roachctl.ui.env import Notify
@@ -501,7 +502,7 @@ async def upgrade(
     intent = intent_in_flight(session, seen, notify)
     seen.source = _step_source(intent, seen)
     path = resume_path(seen.builds, seen.raw, version, intent.steps if intent else (), via)
-    report.path = [s.to_json() for s in path.steps]
+    report.path = path_json(path, finalize=finalize, auto_finalize=auto_finalize)
     if not path.steps:
         if not dry_run and seen.builds == {version} and session.home.load_state().version != version:
             await record_running(session, version, notify)  # a roll that ended before recording it

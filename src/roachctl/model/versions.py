@@ -78,7 +78,7 @@ def finalizing(cluster_version: str) -> bool:
     """Whether `SHOW CLUSTER SETTING version` shows a transitional value: finalization has begun.
 
     Only a bare `X.Y` is a finalized cluster version; mid-finalization the value reads
-    `25.2-upgrading-to-25.4-step-004`, then `25.4-upgrading-final-step` (contract §9), and
+    `25.3-upgrading-to-25.4-step-004`, then `25.4-upgrading-final-step` (contract §9), and
     `major_of` of those would wrongly report a finished 25.2 or 25.4.
     """
     return re.fullmatch(r"\d+\.\d+", cluster_version.strip()) is None

@@ -71,6 +71,26 @@ class UpgradePath:
         return " → ".join([self.current, *(s.target for s in self.steps)])
 
 
+def path_json(path: UpgradePath, *, finalize: bool, auto_finalize: bool = False) -> list[dict[str, object]]:
+    """Every step as shown before anything happens (`--dry-run` too): its kind, whether this run
+    rolls it (without `--finalize` only the first step of several), and its finalization."""
+    steps: list[dict[str, object]] = []
+    for index, step in enumerate(path.steps):
+        runs = index == 0 or finalize
+        if not step.major:
+            final = "none (patch)"
+        elif not runs:
+            final = "not run: a path of several steps runs in one go only with --finalize"
+        elif finalize:
+            final = f"finalized to {step.new_major}"
+        elif auto_finalize:
+            final = f"the cluster finalizes itself to {step.new_major} (--auto-finalize)"
+        else:
+            final = "left unfinalized: check it, then finalize or roll back"
+        steps.append({**step.to_json(), "runs": runs, "finalization": final})
+    return steps
+
+
 def check_tag(version: str) -> None:
     """A usable release tag (vX.Y.Z[-pre]) at or above roachctl's floor; UsageError otherwise."""
     if parse_tag(version) is None:
@@ -285,7 +305,7 @@ def check_rollback(previous: str, running: str, cluster_version: str) -> None:
     """Refuse a rollback from `running` to `previous` once finalization has begun or finished.
 
     `cluster_version` is the raw `SHOW CLUSTER SETTING version`: a transitional value
-    (`25.2-upgrading-to-25.4-step-004`) means finalization has begun, and a binary of the old
+    (`25.3-upgrading-to-25.4-step-004`) means finalization has begun, and a binary of the old
     major would no longer open the stores (contract §9).
     """
     raw = cluster_version.strip()
