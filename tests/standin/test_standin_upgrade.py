@@ -63,15 +63,16 @@ def test_a_skipped_major_is_refused_at_start(make_cluster: MakeCluster) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_finalization_passes_through_transitional_versions(make_cluster: MakeCluster) -> None:  # noqa: F811
-    """contract §9 (pkg/roachpb/version.go): mid-finalization SHOW gives `<from>-upgrading-to-<to>-step-NNN`
-    then `<to>-upgrading-final-step`; the SET blocks until it is over (default 2 s), and a node rolled back
-    to the old binary no longer opens its store."""
+    """contract §9 (pkg/roachpb/version.go, upgrademanager `Migrate`): mid-finalization SHOW gives
+    `<from>-upgrading-to-<next>-step-NNN`; skipping 25.3 it steps through 25.3's bare final version, then
+    `25.3-upgrading-to-25.4-step-NNN`, never `25.2-upgrading-to-25.4-...`; the SET blocks until it is over,
+    and a node rolled back to the old binary no longer opens its store."""
     import re
     import threading
 
     c = make_cluster()
     for n in c.nodes:
-        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0", "COCKROACH_STANDIN_FINALIZE_SECS": "8"}
     c.up()
     sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
     rolling_restart(c, "v25.4.0")
@@ -85,8 +86,11 @@ def test_finalization_passes_through_transitional_versions(make_cluster: MakeClu
     while setter.is_alive():
         seen.add(sql(c, "SHOW CLUSTER SETTING version", node=c.nodes[1]).split("\n")[1])
     setter.join()
-    assert any(re.fullmatch(r"25\.2-upgrading-to-25\.4-step-\d{3}", v) for v in seen), seen
-    assert done and done[0] - started >= 2.0  # the SET returned only once finalization was over
+    assert any(re.fullmatch(r"25\.2-upgrading-to-25\.3-step-\d{3}", v) for v in seen), seen
+    assert "25.3" in seen, seen  # the skipped Innovation release's final version, on the way
+    assert any(re.fullmatch(r"25\.3-upgrading-to-25\.4-step-\d{3}", v) for v in seen), seen
+    assert not any(v.startswith("25.2-upgrading-to-25.4") for v in seen), seen
+    assert done and done[0] - started >= 8.0  # the SET returned only once finalization was over
     assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n"
     n3 = c.nodes[2]
     n3.signal(signal.SIGTERM)

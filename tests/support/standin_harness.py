@@ -305,6 +305,6 @@ def rolling_restart(c: Cluster, version: str) -> None:
     for n in c.nodes:
         n.signal(signal.SIGTERM)
         assert n.wait() == 0
-        n.env_extra = {"COCKROACH_STANDIN_VERSION": version}
+        n.env_extra = {**n.env_extra, "COCKROACH_STANDIN_VERSION": version}
         n.start()
         n.wait_ready()

@@ -163,13 +163,13 @@ def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
 
 def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     parses = {"n": 0}
-    real = store._parse_ca
+    real = store.parse_ca
 
     def counting(*args: Any) -> pki.KeyPair:
         parses["n"] += 1
         return real(*args)
 
-    monkeypatch.setattr(store, "_parse_ca", counting)
+    monkeypatch.setattr(store, "parse_ca", counting)
     return parses
 
 

@@ -48,16 +48,55 @@ def test_next_major_and_innovation_skip() -> None:
     assert _targets("v25.2.3", "25.2", "v25.4.0") == [("v25.2.3", "v25.4.0", True)]
 
 
-def test_multi_step_goes_through_each_required_major() -> None:
-    path = plan_path("v23.2.5", "23.2", "v25.2.1")
-    assert [s.target for s in path.steps] == ["v24.1.0", "v24.3.0", "v25.2.1"]
+def test_multi_step_goes_through_each_required_major_by_the_releases_named() -> None:
+    path = plan_path("v23.2.5", "23.2", "v25.2.1", via=("v24.1.7", "v24.3.4"))
+    assert [s.target for s in path.steps] == ["v24.1.7", "v24.3.4", "v25.2.1"]
     assert all(s.major for s in path.steps)
-    assert path.describe() == "v23.2.5 → v24.1.0 → v24.3.0 → v25.2.1"
+    assert path.describe() == "v23.2.5 → v24.1.7 → v24.3.4 → v25.2.1"
+
+
+def test_multi_major_without_via_is_bad_input_naming_the_majors() -> None:
+    with pytest.raises(UsageError) as info:
+        plan_path("v23.2.5", "23.2", "v25.2.1")
+    assert "24.1, 24.3" in info.value.message and "no --via given" in info.value.message
+    assert "--via v24.1.N,v24.3.N" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("via", "said"),
+    [
+        (("v24.3.4", "v24.1.7"), "names 24.3, 24.1"),  # out of order
+        (("v24.1.7",), "names 24.1"),  # one missing
+        (("v24.1.7", "v24.2.1"), "names 24.1, 24.2"),  # wrong major (not on the path)
+        (("v24.1.7", "v24.3.4", "v25.1.0"), "names 24.1, 24.3, 25.1"),  # one too many
+    ],
+)
+def test_via_must_name_each_intermediate_major_in_order(via: tuple[str, ...], said: str) -> None:
+    with pytest.raises(UsageError) as info:
+        plan_path("v23.2.5", "23.2", "v25.2.1", via=via)
+    assert said in info.value.message and "24.1, 24.3" in info.value.message
+
+
+def test_via_on_a_single_step_path_and_a_bad_tag_are_bad_input() -> None:
+    with pytest.raises(UsageError, match="passes no intermediate major"):
+        plan_path("v25.2.0", "25.2", "v25.4.1", via=("v25.3.2",))
+    with pytest.raises(UsageError):
+        plan_path("v25.2.0", "25.2", "v26.1.0", via=("25.4.1",))
+
+
+def test_via_entries_already_passed_are_dropped_so_the_same_command_continues() -> None:
+    # the first step is done and finalized: `--via v25.4.1` names the running release
+    assert _targets("v25.4.1", "25.4", "v26.1.0") == [("v25.4.1", "v26.1.0", True)]
+    path = plan_path("v25.4.1", "25.4", "v26.1.0", via=("v25.4.1",))
+    assert [s.target for s in path.steps] == ["v26.1.0"]
+    with pytest.raises(UsageError, match=r"already runs v25\.4\.1"):
+        plan_path("v25.4.1", "25.4", "v26.1.0", via=("v25.4.2",))
 
 
 def test_from_innovation_the_next_innovation_is_refused_with_allowed_versions() -> None:
     # 25.3 → 26.1 must pass through 25.4: that is a two-step path, not a skip
-    assert [s.target for s in plan_path("v25.3.0", "25.3", "v26.1.0").steps] == ["v25.4.0", "v26.1.0"]
+    path = plan_path("v25.3.0", "25.3", "v26.1.0", via=("v25.4.3",))
+    assert [s.target for s in path.steps] == ["v25.4.3", "v26.1.0"]
 
 
 def test_downgrade_past_finalization_is_refused() -> None:
@@ -127,8 +166,9 @@ def test_every_planned_step_is_allowed_and_each_major_reached_in_order(source: s
 @given(majors, majors, st.integers(0, 9), st.integers(0, 9))
 def test_plan_path_never_lands_below_the_cluster_version(cv: str, want: str, p1: int, p2: int) -> None:
     current, target = f"v{cv}.{p1}", f"v{want}.{p2}"
+    route = major_route(cv, want) or []
     try:
-        path = plan_path(current, cv, target)
+        path = plan_path(current, cv, target, via=[f"v{m}.3" for m in route[:-1]])
     except (RefusedError, UsageError):
         return
     assert all(MAJORS.index(major_of(s.target)) >= MAJORS.index(cv) for s in path.steps)

@@ -70,6 +70,9 @@ def upgrade_report(app: AppContext, title: str, report: UpgradeReport) -> None:
     out = console()
     if report.path:
         out.print("path: " + " → ".join([str(report.path[0]["from"]), *(str(s["to"]) for s in report.path)]))
+    for index, step in enumerate(report.path, 1):
+        final = f", {step['finalization']}" if "finalization" in step else ""
+        out.print(f"  step {index}: {step['from']} → {step['to']} ({step['kind']}{final})", highlight=False)
     for gate in report.gates:
         mark = "[green]ok[/]" if gate["ok"] else "[red]FAILED[/]"
         out.print(f"  gate {gate['gate']}: {mark} ({gate['detail']})", highlight=False)

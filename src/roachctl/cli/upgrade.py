@@ -26,6 +26,17 @@ class _DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+def _split_via(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v.strip() for item in value for v in item.split(",") if v.strip())
+
+
+via_option = click.option(
+    "--via", "via", multiple=True, callback=_split_via, metavar="V[,V...]",
+    help="The release of each intermediate major of a multi-major path, in order (the latest patch of "
+    "each), e.g. --via v25.4.1 for v25.2.x → v26.1.x.",
+)  # fmt: skip
+
+
 def register(root: click.Group) -> None:
     root.add_command(upgrade)
 
@@ -38,6 +49,7 @@ def upgrade() -> None:
 @upgrade.command("run")
 @click.argument("cluster")
 @click.option("--version", "version", required=True, help="The release to upgrade to, e.g. v25.4.1.")
+@via_option
 @click.option("--dry-run", is_flag=True, help="Print the path, the gates and the node order; change nothing.")
 @click.option("--auto-finalize", is_flag=True, help="Let the cluster finalize itself (no rollback after).")
 @click.option("--finalize", is_flag=True, help="Finalize once every node runs the new binary.")
@@ -47,8 +59,8 @@ def upgrade() -> None:
 @click.option("--allow-insecure-mirror", is_flag=True, envvar=INSECURE_MIRROR_ENV)
 @click.pass_context
 def run(
-    ctx: click.Context, cluster: str, version: str, dry_run: bool, auto_finalize: bool, finalize: bool,
-    mirror: str | None, tarball: Path | None, sha256: str | None, allow_insecure_mirror: bool,
+    ctx: click.Context, cluster: str, version: str, via: tuple[str, ...], dry_run: bool, auto_finalize: bool,
+    finalize: bool, mirror: str | None, tarball: Path | None, sha256: str | None, allow_insecure_mirror: bool,
 ) -> None:  # fmt: skip
     """Upgrade CLUSTER to --version, one node at a time; rollback stays possible unless finalized."""
     app = app_context(ctx)
@@ -56,7 +68,7 @@ def run(
     source = deploy_mod.ReleaseSource(mirror, tarball, sha256, allow_insecure_mirror)
     report = run_on_cluster(app, topology, lambda s: upgrade_mod.upgrade(
         s, version=version, source=source, dry_run=dry_run, auto_finalize=auto_finalize, finalize=finalize,
-        notify=notify, confirm=lambda q: deploy_mod.confirm(q, yes=app.yes),
+        notify=notify, confirm=lambda q: deploy_mod.confirm(q, yes=app.yes), via=via,
     ), lock=None if dry_run else "upgrade")  # fmt: skip
     render.upgrade_report(app, f"upgrade {cluster}" + (" (dry run)" if dry_run else ""), report)
 

@@ -57,15 +57,18 @@ from roachctl.plan.layout import layout_for
 from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
+from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
 from roachctl.plan.upgradepath import (
     UpgradePath,
     UpgradeStep,
     check_rollback,
     disable_auto_finalization,
     enable_auto_finalization,
+    finalization_begun,
     finalize_done,
     finalize_statement,
-    plan_path,
+    path_json,
+    resume_path,
 )
 from roachctl.ui.env import Notify
 
@@ -102,6 +105,7 @@ class Observation:
     cluster_version: str  # its major ("25.2"), also mid-finalization: see `raw_version`
     rows: list[NodeStatus]
     raw_version: str = ""  # `SHOW CLUSTER SETTING version` as read, transitional values included
+    source: str = ""  # the release the upgrade in flight started from (journal), "" when unknown
 
     @property
     def raw(self) -> str:
@@ -109,8 +113,10 @@ class Observation:
 
     @property
     def finalizing(self) -> bool:
-        """Finalization has begun and not ended: no rollback any more (contract §9)."""
-        return finalizing(self.raw)
+        """Finalization has begun and not ended: no rollback any more (contract §9). With the
+        upgrade's source known, a bare skipped major (`25.3` on 25.2 → 25.4) counts too."""
+        running = next(iter(self.builds)) if len(self.builds) == 1 else ""
+        return finalization_begun(self.raw, self.source, running)
 
     @property
     def builds(self) -> set[str]:
@@ -488,22 +494,25 @@ async def upgrade(
     finalize: bool,
     notify: Notify,
     confirm: Callable[[str], None],
+    via: tuple[str, ...] = (),
 ) -> UpgradeReport:
     """Plan, gate and roll the cluster to `version` (see the module docstring)."""
     name = session.topology.name
     report = UpgradeReport(name, dry_run=dry_run, order=[t.host for t in targets(session)])
     seen = await observe_cluster(session)
     report.cluster_version = seen.raw
-    current = running_release(seen, version)
-    path = plan_path(current, seen.raw, version)
-    report.path = [s.to_json() for s in path.steps]
+    intent = intent_in_flight(session, seen, notify)
+    seen.source = _step_source(intent, seen)
+    path = resume_path(seen.builds, seen.raw, version, intent.steps if intent else (), via)
+    report.path = path_json(path, finalize=finalize, auto_finalize=auto_finalize)
     if not path.steps:
         if not dry_run and seen.builds == {version} and session.home.load_state().version != version:
             await record_running(session, version, notify)  # a roll that ended before recording it
         if finalize and not dry_run and not finalize_done(seen.raw, version):
             return await _finalize_checked(session, seen, report, notify)
-        report.remaining = remaining_advice(name, seen.raw, version)
+        report.remaining = remaining_advice(name, seen.raw, version, source=seen.source)
         return report
+    full = report.path
     if len(path.steps) > 1 and not finalize:
         path = UpgradePath(path.current, path.cluster_version, path.steps[0].target, path.steps[:1])
     first = path.steps[0]
@@ -517,12 +526,13 @@ async def upgrade(
     confirm(
         f"Upgrade {name}: {' → '.join([first.source, *(s.target for s in path.steps)])}, one node at a time?"
     )
-    session.step("plan", source=first.source, target=path.target, steps=report.path)
+    session.step("plan", source=first.source, target=path.target, final=version, steps=full)
     for index, step in enumerate(path.steps):
         if index:
             seen = await observe_cluster(session)
             installs, tarballs, _ = await _install_plan(session, step.target, source)
         await _install(session, installs, tarballs, notify)
+        session.step("path", source=step.source, target=step.target, state="rolling")
         if step.major:
             statement = (
                 enable_auto_finalization(step.source)
@@ -533,20 +543,41 @@ async def upgrade(
             session.step("auto-finalization", enabled=auto_finalize)
         await roll_nodes(session, step, seen, report, notify)
         await record_running(session, step.target, notify)
+        session.step("path", source=step.source, target=step.target, state="rolled")
         if step.major and (finalize or index < len(path.steps) - 1):
-            report.cluster_version = await _finalize(session, step.new_major, notify)
+            begun = finalization_begun(seen.raw, step.source, step.target)
+            report.cluster_version = await _finalize(session, step.new_major, notify, begun=begun)
+            session.step("path", source=step.source, target=step.target, state="finalized")
         elif step.major and auto_finalize:
             report.cluster_version = await sql_value(
                 NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;"
             )
-    report.remaining = remaining_advice(name, report.cluster_version, path.target, final=version)
+    report.remaining = remaining_advice(
+        name, report.cluster_version, path.target, final=version, source=path.steps[-1].source
+    )
     return report
 
 
-def remaining_advice(name: str, cluster_version: str, running: str, final: str = "") -> str:
+def intent_in_flight(session: Session, seen: Observation, notify: Notify) -> Intent | None:
+    """The latest upgrade operation's intent while the cluster shows it unfinished and consistent
+    (plan/upgradeintent.py); a contradicting intent is ignored with a warning."""
+    ops = [op for op in read_operations(session.home.journal_path) if op.verb == "upgrade"]
+    intent, warning = check_intent(intent_from_steps(ops[-1].steps) if ops else None, seen.builds, seen.raw)
+    if warning:
+        notify("*", f"warning: {warning}")
+    return intent
+
+
+def _step_source(intent: Intent | None, seen: Observation) -> str:
+    """The source of the step the whole cluster rolled to (intent), when it is the running build."""
+    step = intent.in_flight() if intent else None
+    return step[0] if step and seen.builds == {step[1]} else ""
+
+
+def remaining_advice(name: str, cluster_version: str, running: str, final: str = "", source: str = "") -> str:
     """What the operator does next: wait for finalization, finalize or roll back, or continue the path."""
     parts = []
-    if finalizing(cluster_version):
+    if finalization_begun(cluster_version, source, running):
         parts.append(
             f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}); it "
             f"can no longer be rolled back: wait for it (`roachctl upgrade finalize {name}` waits for it)"
@@ -621,6 +652,7 @@ async def finalize_with(
 async def finalize(session: Session, *, notify: Notify) -> UpgradeReport:
     """Finalize a major upgrade once every node runs the new binary; refused otherwise."""
     seen = await observe_cluster(session)
+    seen.source = last_upgrade(session)[0]
     report = UpgradeReport(session.topology.name, cluster_version=seen.raw)
     return await _finalize_checked(session, seen, report, notify)
 
@@ -642,16 +674,19 @@ async def _finalize_checked(
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
     report.cluster_version = await _finalize(session, major_of(running), notify, begun=seen.finalizing)
-    report.remaining = remaining_advice(name, report.cluster_version, running)
+    report.remaining = remaining_advice(name, report.cluster_version, running, source=seen.source)
     return report
 
 
 def last_upgrade(session: Session) -> tuple[str, str]:
-    """(source, target) of the most recent upgrade's plan in the journal; ("", "") when none."""
+    """(source, target) of the most recent upgrade's step in flight in the journal (its last
+    `path` entry, else its plan); ("", "") when none."""
     for op in reversed(read_operations(session.home.journal_path)):
         plans = [s for s in op.steps if s.get("step") == "plan"] if op.verb == "upgrade" else []
         if plans:
-            return str(plans[-1].get("source", "")), str(plans[-1].get("target", ""))
+            intent = intent_from_steps(op.steps)
+            step = intent.in_flight() if intent else None
+            return step or (str(plans[-1].get("source", "")), str(plans[-1].get("target", "")))
     return "", ""
 
 
@@ -664,6 +699,7 @@ def journaled_versions(session: Session) -> list[str]:
                 found.append(str(step.get("version") or ""))
             elif step.get("step") == "plan":
                 found += [str(step.get("source") or ""), str(step.get("target") or "")]
+                found += [str(s.get("to") or "") for s in step.get("steps") or [] if isinstance(s, dict)]
     return [v for v in dict.fromkeys(found) if v]
 
 
@@ -713,5 +749,5 @@ async def upgrade_status(session: Session, builds: set[str]) -> str | None:
         return None
     running = next(iter(builds))
     if not finalize_done(cv, running):
-        return remaining_advice(name, cv, running)
+        return remaining_advice(name, cv, running, source=last_upgrade(session)[0])
     return None

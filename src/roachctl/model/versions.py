@@ -78,10 +78,32 @@ def finalizing(cluster_version: str) -> bool:
     """Whether `SHOW CLUSTER SETTING version` shows a transitional value: finalization has begun.
 
     Only a bare `X.Y` is a finalized cluster version; mid-finalization the value reads
-    `25.2-upgrading-to-25.4-step-004`, then `25.4-upgrading-final-step` (contract §9), and
+    `25.3-upgrading-to-25.4-step-004`, then `25.4-upgrading-final-step` (contract §9), and
     `major_of` of those would wrongly report a finished 25.2 or 25.4.
     """
     return re.fullmatch(r"\d+\.\d+", cluster_version.strip()) is None
+
+
+def skipped_major(cluster_version: str, source: str, running: str) -> bool:
+    """A bare cluster version strictly between the source's major and the running binaries' major.
+
+    A skip-level finalization (25.2 → 25.4) steps through the skipped release's final version: the
+    cluster version reads a bare `25.3` on the way (contract §9). With every node on 25.4 and the
+    upgrade journaled from 25.2, a `25.3` is finalization in progress, never "finalized at 25.3".
+    """
+    raw = cluster_version.strip()
+    if finalizing(raw) or not source or not running:
+        return False
+    return major_key(major_of(source)) < major_key(raw) < major_key(major_of(running))
+
+
+def tag_key(version: str) -> tuple[int, int, int, int, str]:
+    """Sort key of a release tag: a pre-release sorts before its release (v25.4.0-rc.1 < v25.4.0)."""
+    found = parse_tag(version)
+    if found is None:
+        raise ValueError(f"not a CockroachDB release tag: {version!r}")
+    year, minor, patch, pre = found
+    return year, minor, patch, 0 if pre else 1, pre
 
 
 def major_key(major: str) -> tuple[int, int]:

@@ -4,7 +4,10 @@ A skipped major leaves nodes that refuse their store, and a finalized upgrade ca
 back, so the whole path is decided here, before any node is touched:
 - a patch (same major) is one roll, never finalized, and may go down as well as up;
 - a major upgrade goes to one of `next_majors` of the finalized cluster version; further majors
-  are further steps, each its own roll and finalization (intermediate releases: `vX.Y.0`);
+  are further steps, each its own roll and finalization, through the releases the operator names
+  (`--via`, one per intermediate major: the latest patch of each, never a guessed `vX.Y.0`);
+- an interrupted upgrade resumes from what the nodes run (`resume_path`): the lowest build is the
+  source of the step in flight, the journal's intent only fills in the releases it chose;
 - going below the finalized cluster version, between an alpha and a production release (either
   way), on while the previous upgrade is not finalized, or anywhere while finalization is under way
   (a transitional cluster version) is refused with the reason and the allowed next versions.
@@ -13,6 +16,7 @@ back, so the whole path is decided here, before any node is touched:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from roachctl.errors import RefusedError, UsageError
@@ -27,6 +31,8 @@ from roachctl.model.versions import (
     major_of,
     next_majors,
     parse_tag,
+    skipped_major,
+    tag_key,
 )
 
 
@@ -63,6 +69,26 @@ class UpgradePath:
         if not self.steps:
             return f"already on {self.target}"
         return " → ".join([self.current, *(s.target for s in self.steps)])
+
+
+def path_json(path: UpgradePath, *, finalize: bool, auto_finalize: bool = False) -> list[dict[str, object]]:
+    """Every step as shown before anything happens (`--dry-run` too): its kind, whether this run
+    rolls it (without `--finalize` only the first step of several), and its finalization."""
+    steps: list[dict[str, object]] = []
+    for index, step in enumerate(path.steps):
+        runs = index == 0 or finalize
+        if not step.major:
+            final = "none (patch)"
+        elif not runs:
+            final = "not run: a path of several steps runs in one go only with --finalize"
+        elif finalize:
+            final = f"finalized to {step.new_major}"
+        elif auto_finalize:
+            final = f"the cluster finalizes itself to {step.new_major} (--auto-finalize)"
+        else:
+            final = "left unfinalized: check it, then finalize or roll back"
+        steps.append({**step.to_json(), "runs": runs, "finalization": final})
+    return steps
 
 
 def check_tag(version: str) -> None:
@@ -107,18 +133,25 @@ def major_route(source: str, target: str) -> list[str] | None:
     return None
 
 
-def plan_path(current: str, cluster_version: str, target: str) -> UpgradePath:
+def plan_path(
+    current: str, cluster_version: str, target: str, via: Sequence[str] = (), *, source: str = ""
+) -> UpgradePath:
     """The path from `current` (every node's binary) at `cluster_version` to `target`.
 
+    `via`: the release of each intermediate major of a multi-major path, in order (`--via`).
+    `source`: the release the upgrade to `current` started from, when known: a bare cluster
+    version between its major and `current`'s is a skip-level finalization still running.
+
     Raises:
-        UsageError: `target` is not a release tag roachctl supports.
+        UsageError: `target` is not a release tag roachctl supports, or `via` does not name the
+            intermediate majors (missing, wrong major, out of order).
         RefusedError: the path is impossible; the message says why, the hint what is allowed.
     """
     check_tag(target)
     cv = major_of(cluster_version)
     if target == current:
         return UpgradePath(current, cv, target, ())
-    if finalizing(cluster_version):
+    if finalization_begun(cluster_version, source, current):
         raise RefusedError(
             f"cannot change {current} to {target}: finalization has begun (cluster version "
             f"{cluster_version.strip()}); it can no longer be rolled back (docs/cockroach-contract.md §9)",
@@ -156,7 +189,7 @@ def plan_path(current: str, cluster_version: str, target: str) -> UpgradePath:
     if route is None:
         known = "" if wanted in MAJORS else f" ({wanted} is not a major roachctl knows: {', '.join(MAJORS)})"
         raise _refuse(current, cv, target, f"no supported upgrade path from {cv} to {wanted}{known}")
-    versions = [*(f"v{m}.0" for m in route[:-1]), target]
+    versions = [*via_for(route[:-1], via, current, target), target]
     steps, source = [], current
     for version in versions:
         steps.append(UpgradeStep(source, version))
@@ -164,15 +197,119 @@ def plan_path(current: str, cluster_version: str, target: str) -> UpgradePath:
     return UpgradePath(current, cv, target, tuple(steps))
 
 
+def via_for(needed: Sequence[str], via: Sequence[str], current: str, target: str) -> list[str]:
+    """The releases of the intermediate majors `needed`, from `via`; UsageError when they do not fit.
+
+    Entries the cluster has already passed (an older major, or exactly the running release) are
+    dropped, so re-running the command that started a multi-step upgrade continues it.
+    """
+    for version in via:
+        check_tag(version)
+    here = major_key(major_of(current))
+    ahead = [v for v in via if major_key(major_of(v)) > here]
+    stale = [v for v in via if major_of(v) == major_of(current) and v != current]
+    if stale:
+        raise UsageError(
+            f"--via {stale[0]}: the cluster already runs {current} of {major_of(current)}",
+            where="--via", hint=f"drop it, or name the release the cluster runs (--via {current})",
+        )  # fmt: skip
+    if [major_of(v) for v in ahead] == list(needed):
+        return ahead
+    example = ",".join(f"v{m}.N" for m in needed)
+    if not needed:
+        raise UsageError(
+            f"--via {','.join(ahead)}: {current} → {target} passes no intermediate major",
+            where="--via", hint="drop --via",
+        )  # fmt: skip
+    got = (
+        f"--via {','.join(ahead)} names {', '.join(major_of(v) for v in ahead)}"
+        if ahead
+        else "no --via given"
+    )
+    raise UsageError(
+        f"{current} → {target} passes through {', '.join(needed)}, each its own roll and finalization: "
+        f"--via must name one release of each, in order ({got})",
+        where="--via", hint=f"pass --via {example} with the latest patch release of each major",
+    )  # fmt: skip
+
+
+def resume_path(
+    builds: Iterable[str],
+    cluster_version: str,
+    target: str,
+    intent: Sequence[UpgradeStep] = (),
+    via: Sequence[str] = (),
+) -> UpgradePath:
+    """The path from what the nodes run now to `target`, also mid-upgrade.
+
+    The cluster is the truth: the lowest observed build is the source of the step in flight and
+    nodes on that step's target count as done; the rest of the path follows. `intent` (the
+    journal's path of the upgrade in flight, already checked against the cluster) only supplies
+    the `--via` releases it chose, and the step a whole cluster rolled but did not finalize.
+
+    Raises:
+        UsageError: as `plan_path`.
+        RefusedError: the builds fit no single path (three releases, or a step in flight that
+            `target` does not continue): the message says what is in flight and the ways on.
+    """
+    known = sorted({b for b in builds if b}, key=_sort_key)
+    if not via and intent and intent[-1].target == target:
+        via = [s.target for s in intent[:-1]]
+    if not known:
+        raise RefusedError("no node reports the release it runs", hint="check `status`, then run it again")
+    if len(known) > 2:
+        raise RefusedError(
+            f"the nodes run {len(known)} different releases ({', '.join(known)}): no single upgrade "
+            "path explains that, so roachctl will not guess which step is in flight",
+            hint="bring every node to one release first: `upgrade rollback`, or `--version` of the "
+            "release most nodes run",
+        )
+    if len(known) == 2:
+        low, high = known
+        path = plan_path(low, cluster_version, target, via)
+        if not path.steps or path.steps[0].target != high:
+            raise _not_continued(low, high, target, path)
+        return path
+    only = known[0]
+    rolled = next((s for s in intent if s.target == only and s.major), None)
+    same = bool(intent) and intent[-1].target == target  # the command that planned `intent`, again
+    if rolled is not None and same and target != only and not finalize_done(cluster_version, only):
+        rest = plan_path(only, major_of(only), target, via)  # once `rolled` is finalized
+        return UpgradePath(rolled.source, cluster_version.strip(), target, (rolled, *rest.steps))
+    return plan_path(only, cluster_version, target, via, source=rolled.source if rolled else "")
+
+
+def finalization_begun(cluster_version: str, source: str, running: str) -> bool:
+    """Finalization has begun and not ended: a transitional value, or (a skip-level upgrade from
+    `source`) the bare final version of the skipped major it steps through (contract §9)."""
+    return finalizing(cluster_version) or skipped_major(cluster_version, source, running)
+
+
+def _sort_key(version: str) -> tuple[int, int, int, int, str]:
+    if parse_tag(version) is None:
+        raise RefusedError(f"a node reports {version!r}, not a release tag roachctl can plan from")
+    return tag_key(version)
+
+
+def _not_continued(low: str, high: str, target: str, path: UpgradePath) -> RefusedError:
+    asked = path.describe() if path.steps else f"already on {target}"
+    return RefusedError(
+        f"an upgrade from {low} to {high} is in flight (nodes run both); --version {target} does "
+        f"not continue it ({asked})",
+        hint=f"finish it: run the same command with --version {high} (or the command that started "
+        f"it), or roll it back to {low} (`upgrade rollback`)",
+    )
+
+
 def check_rollback(previous: str, running: str, cluster_version: str) -> None:
     """Refuse a rollback from `running` to `previous` once finalization has begun or finished.
 
     `cluster_version` is the raw `SHOW CLUSTER SETTING version`: a transitional value
-    (`25.2-upgrading-to-25.4-step-004`) means finalization has begun, and a binary of the old
+    (`25.3-upgrading-to-25.4-step-004`) means finalization has begun, and a binary of the old
     major would no longer open the stores (contract §9).
     """
     raw = cluster_version.strip()
-    if finalizing(raw):
+    if finalization_begun(raw, previous, running):
         raise RefusedError(
             f"cannot roll back to {previous}: finalization of the upgrade to {running} has begun "
             f"(cluster version {raw}); after finalization begins a rollback is no longer possible",

@@ -91,11 +91,11 @@ def load_ca_files(cert_path: Path, key_path: Path) -> pki.KeyPair:
         raise CAFileError("bad-key", f"{key_path} is not a readable unencrypted PEM key ({exc})") from None
     digest = (hashlib.sha256(cert_pem).hexdigest(), hashlib.sha256(key_pem).hexdigest())
     if digest not in _PARSED:
-        _PARSED[digest] = _parse_ca(cert_path, cert_pem, key_path, key_pem)
+        _PARSED[digest] = parse_ca(cert_path, cert_pem, key_path, key_pem)
     return _PARSED[digest]
 
 
-def _parse_ca(cert_path: Path, cert_pem: bytes, key_path: Path, key_pem: bytes) -> pki.KeyPair:
+def parse_ca(cert_path: Path, cert_pem: bytes, key_path: Path, key_pem: bytes) -> pki.KeyPair:
     """The CA in these bytes; refused unless the RSA key belongs to a CA:TRUE certificate."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
