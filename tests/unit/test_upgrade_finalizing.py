@@ -1,5 +1,6 @@
 """Finalization in progress (review H1/M1/L1): a transitional cluster version is not finalized,
-rollback is refused once finalization has begun, and the finalizing SET is sent exactly once.
+rollback is refused once finalization has begun, the finalizing SET is sent once per run, and
+sent again when a run finds finalization begun (it stops with the SET's session, contract §9).
 
 Transitional values are those of pkg/roachpb/version.go (docs/cockroach-contract.md §9):
 `25.2-upgrading-to-25.4-step-004`, then `25.4-upgrading-final-step`.
@@ -105,14 +106,9 @@ def test_a_set_that_never_began_fails_at_once() -> None:
     assert len(client.sets) == 1
 
 
-def test_begun_finalization_is_only_waited_for() -> None:
+def test_begun_finalization_is_resumed_with_a_new_set() -> None:
+    """contract §9: finalization stops with its SET's session; a new SET resumes it, then it is watched."""
     client = Client([FINAL_STEP, "25.4"])
-    assert (
-        asyncio.run(
-            up.finalize_with(
-                cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, begun=True, poll_s=0.0
-            )
-        )
-        == "25.4"
-    )
-    assert client.sets == []
+    run = up.finalize_with(cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, begun=True, poll_s=0.0)
+    assert asyncio.run(run) == "25.4"
+    assert client.sets == [("h1", bounds.FINALIZE_S)]

@@ -579,22 +579,27 @@ async def finalize_with(
     """`SET CLUSTER SETTING version` on ONE node, then wait until the cluster version is exactly
     `major` (contract §9).
 
-    The SET blocks until every migration has run (bound `FINALIZE_S`), so it is sent once: on a
-    failure or a timeout it is never re-sent to another node; roachctl watches `SHOW CLUSTER SETTING
-    version` instead, and a value still the old one means finalization never began. `begun`: a
-    transitional value was observed, so it is only waited for.
+    The SET blocks until every migration has run (bound `FINALIZE_S`); on a failure or a timeout it
+    is not sent to another node: roachctl watches `SHOW CLUSTER SETTING version` instead, and a
+    value still the old one means finalization never began. `begun`: a transitional value was
+    observed; finalization runs in the session of the SET that began it and stops when that
+    session ends, so the SET is sent again to resume it (safe: done migrations are skipped, a
+    running one is waited for).
     """
     error = ""
-    if not begun:
+    if begun:
+        notify("*", f"finalization to {major} had begun and stopped: SET CLUSTER SETTING version = "
+               f"'{major}' again resumes it (contract §9)")  # fmt: skip
+    else:
         notify("*", f"finalizing: SET CLUSTER SETTING version = '{major}' (waits for every migration)")
-        try:
-            result = await client.run(
-                everyone[0], ["sql", "--format=csv"], input=sql_stdin([finalize_statement(major)]),
-                timeout=bounds.FINALIZE_S,
-            )  # fmt: skip
-            error = "" if result.ok else f"{everyone[0].host}: {result.err.strip()[-300:] or '?'}"
-        except RemoteCommandError as exc:
-            error = f"{everyone[0].host}: {exc}"
+    try:
+        result = await client.run(
+            everyone[0], ["sql", "--format=csv"], input=sql_stdin([finalize_statement(major)]),
+            timeout=bounds.FINALIZE_S,
+        )  # fmt: skip
+        error = "" if result.ok else f"{everyone[0].host}: {result.err.strip()[-300:] or '?'}"
+    except RemoteCommandError as exc:
+        error = f"{everyone[0].host}: {exc}"
     deadline = time.monotonic() + wait_s
     while True:
         cv = (await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")).strip()
@@ -609,8 +614,9 @@ async def finalize_with(
         if time.monotonic() > deadline:
             raise RemoteCommandError(
                 f"finalization to {major} did not complete within {wait_s:.0f}s (cluster version {cv})",
-                hint="it may still be running: check the migration jobs (`roachctl sql CLUSTER -e "
-                "'SHOW JOBS'`) and run finalize again, which waits for it; no rollback is possible now",
+                hint="it may still be running, or have stopped with its SET's session: check the migration "
+                "jobs (`roachctl sql CLUSTER -e 'SHOW JOBS'`) and run `roachctl upgrade finalize CLUSTER` "
+                "again, which sends the SET again to resume it; no rollback is possible now",
             )
         await asyncio.sleep(poll_s)
 

@@ -248,7 +248,9 @@ def _finalize(cluster: LocalCluster, major: str, *, begun: bool = False) -> str:
     if {major_of(b) for b in builds} != {major}:
         raise RefusedError(f"cannot finalize: the nodes run {', '.join(sorted(builds))}",
                            hint="finish the roll first (the same command without --finalize)")  # fmt: skip
-    error = "" if begun else _set_once(cluster, finalize_statement(major))
+    if begun:  # a finalization that stopped with its SET's session resumes with a new SET (contract §9)
+        console().print(f"finalization to {major} had begun and stopped: sending the SET again resumes it")
+    error = _set_once(cluster, finalize_statement(major))
     deadline = time.monotonic() + FINALIZE_TIMEOUT
     while not finalize_done(cv := _sql_value(cluster, "SHOW CLUSTER SETTING version;"), major):
         if error and not finalizing(cv):
