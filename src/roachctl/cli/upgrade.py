@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from roachctl.cli.context import AppContext
@@ -50,15 +51,26 @@ def _run(
     return asyncio.run(main())
 
 
+def _notes(report: upgrade_mod.UpgradeReport) -> list[str]:
+    """The gates, finalization's migration jobs and the warnings, one line each (rich markup)."""
+    lines = []
+    for gate in report.gates:
+        mark = "[green]ok[/]" if gate["ok"] else "[red]FAILED[/]"
+        lines.append(f"  gate {gate['gate']}: {mark} ({gate['detail']})")
+    for job in report.migrations:
+        error = f" — {job['error']}" if job["error"] else ""
+        lines.append(escape(f"  migration job {job['job_id']} {job['status']}: {job['description']}{error}"))
+    return lines + [f"[yellow]warning:[/] {escape(warning)}" for warning in report.warnings]
+
+
 def _render(app: AppContext, title: str, report: upgrade_mod.UpgradeReport) -> None:
     if app.json:
         emit_json({"ok": True, **report.to_json()})
     out = console()
     if report.path:
         out.print("path: " + " → ".join([str(report.path[0]["from"]), *(str(s["to"]) for s in report.path)]))
-    for gate in report.gates:
-        mark = "[green]ok[/]" if gate["ok"] else "[red]FAILED[/]"
-        out.print(f"  gate {gate['gate']}: {mark} ({gate['detail']})", highlight=False)
+    for line in _notes(report):
+        out.print(line, highlight=False)
     table = Table(title=title, title_justify="left")
     for column in ("host", "result"):
         table.add_column(column)
