@@ -2,12 +2,15 @@
 
 One chain on one local cluster: --dry-run prints the path and gates and changes nothing; the
 upgrade leaves every node ready on the new binary, not finalized, each node drained and restarted
-alone (never two down, no hard stop); --finalize then reaches the new cluster version.
+alone (never two down, no hard stop); --finalize then stops at a failed migration job (exit 20), and
+again resumes it (a new SET) to the new cluster version, reporting the jobs it ran.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +65,8 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
 
     # the roll: one node at a time, graceful, every node ready on the new binary, not finalized
     since = max(e["ts"] for i in (1, 2, 3) for e in events(home, "dev", i))
-    res = roachctl(home, "local", "upgrade", "--binary", str(new), timeout=300)
+    fail_once = {**os.environ, "COCKROACH_STANDIN_FAIL_MIGRATION": "2"}  # the nodes' env (contract §9 knob)
+    res = roachctl(home, "local", "upgrade", "--binary", str(new), timeout=300, env=fail_once)
     assert res.returncode == 0 and "not finalized (cluster version 25.2)" in res.stderr, res.stderr
     doc = status(home)
     assert doc["version"] == NEW and all(n["ready"] and n["live"] for n in doc["nodes"]), doc
@@ -76,7 +80,14 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
         assert "hard_shutdown" not in names and "drain_begin" in names, (i, names)
     assert _cluster_version(home) == "25.2"
 
-    # --finalize: the new cluster version
+    # --finalize: migration 2's job fails (its first run): exit 20 with the job's error, stopped mid-way
     res = roachctl(home, "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)
+    assert res.returncode == 20 and "stand-in migration 2 failed" in res.stderr, res.stderr
+    assert "no rollback" in res.stderr and "-upgrading-to-25.4-step-" in _cluster_version(home)
+    # the same again resumes it (a new SET); the old failed job is history, not a failure of this run
+    res = roachctl(home, "--json", "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)
     assert res.returncode == 0 and "finalized: cluster version 25.4" in res.stderr, res.stderr
+    assert "had begun and stopped" in res.stderr
+    jobs = json.loads(res.stdout)["migrations"]
+    assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs  # migration 2 (again) and 3
     assert _cluster_version(home) == "25.4"

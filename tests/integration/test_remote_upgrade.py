@@ -179,9 +179,12 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     assert _recorded(rc, standin_releases) == {old}
 
     # upgrade again, finalized this time; then a rollback is refused
-    res = rc.run(*_upgrade(rc, standin_releases, "--finalize"), timeout=600)
-    assert res.rc == 0, res.text
+    fin = rc.run("--json", *_upgrade(rc, standin_releases, "--finalize"), timeout=600)
+    assert fin.rc == 0, fin.text
     assert _builds(rc) == {new} and _cluster_version(rc) == "25.4"
+    jobs = json.loads(fin.out)["migrations"]  # the MIGRATION jobs this finalization ran (contract §9)
+    assert [j["status"] for j in jobs] == ["succeeded"] * 3, jobs
+    assert all(j["user_name"] == "root" for j in jobs) and "migration job" in fin.err, fin.text
     res = rc.run("upgrade", "rollback", NAME)
     assert res.rc == 30 and "finalized" in res.err, res.text
     assert _builds(rc) == {new}

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.support.standin_harness import (
+    Cluster,
     MakeCluster,
     make_cluster,  # noqa: F401  (fixture)
     rolling_restart,
@@ -98,3 +99,78 @@ def test_finalization_passes_through_transitional_versions(make_cluster: MakeClu
     n3.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
     n3.start()
     assert n3.wait() == 1 and "is too high for running version v25.2" in n3.stderr
+
+
+def _jobs(c: Cluster, since: str = "") -> list[dict[str, str]]:
+    import json
+
+    where = f" AND (finished IS NULL OR finished >= '{since}')" if since else ""
+    stmt = (
+        "WITH x AS (SHOW JOBS) SELECT job_id, description, user_name, status, error FROM x "
+        f"WHERE job_type = 'MIGRATION'{where} ORDER BY created"
+    )
+    res = c.cli("sql", "--format=json", "-e", stmt)
+    assert res.returncode == 0, res.stderr
+    return list(json.loads(res.stdout))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
+    make_cluster: MakeCluster,  # noqa: F811
+) -> None:
+    """contract §9: finalization runs in the SET's session; its client gone, it stops at a transitional
+    version (nothing else drives it while auto-upgrade is off); a new SET drives it on, waiting for the
+    migration job already running. Migration jobs are SHOW JOBS rows of type MIGRATION, owned by the
+    SET's user; a failed one fails the SET and is not run again by the next SET's finalization."""
+    import re
+    import subprocess
+
+    from tests.support.standin_harness import STANDIN, base_env
+
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+    c.up()
+    sql(c, "SET CLUSTER SETTING cluster.auto_upgrade.enabled = false")
+    for n in c.nodes:
+        n.signal(signal.SIGTERM)
+        assert n.wait() == 0
+        n.env_extra = {
+            "COCKROACH_STANDIN_VERSION": "v25.4.0",
+            "COCKROACH_STANDIN_FINALIZE_SECS": "4",
+            "COCKROACH_STANDIN_FAIL_MIGRATION": "3",
+        }
+        n.start()
+        n.wait_ready()
+    since = sql(c, "SELECT now()").split("\n")[1]
+    argv = [str(STANDIN), "sql", "-e", "SET CLUSTER SETTING version = '25.4'", f"--host={c.nodes[0].addr}"]
+    setter = subprocess.Popen(
+        [*argv, *c.sec_flags()], env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 10
+    while "step-" not in (v := sql(c, "SHOW CLUSTER SETTING version")) or "-step-002" in v:
+        assert time.monotonic() < deadline, v
+    setter.kill()
+    setter.wait()
+    time.sleep(0.5)
+    stalled = sql(c, "SHOW CLUSTER SETTING version").split("\n")[1]
+    time.sleep(1.5)
+    assert sql(c, "SHOW CLUSTER SETTING version").split("\n")[1] == stalled  # nobody drives it
+    assert re.fullmatch(
+        r"25\.2-upgrading-to-25\.3-step-\d{3}|25\.3|25\.3-upgrading-to-25\.4-step-\d{3}", stalled
+    ), stalled
+    # a new SET resumes it; migration 3 fails its first time: the SET fails with the job's error
+    res = c.cli("sql", "-e", "SET CLUSTER SETTING version = '25.4'", node=c.nodes[1])
+    assert res.returncode == 1 and "stand-in migration 3 failed" in res.stderr, res.stderr
+    jobs = _jobs(c, since)
+    assert [j["status"] for j in jobs] == ["succeeded", "succeeded", "failed"], jobs
+    described = r"Upgrade to (25\.2-upgrading-to-25\.3-step-\d{3}|25\.3-upgrading-to-25\.4-step-\d{3}): .+"
+    assert all(j["user_name"] == "root" and re.fullmatch(described, j["description"]) for j in jobs), jobs
+    assert "stand-in migration 3 failed" in jobs[2]["error"]
+    # the next SET runs a new job for that step and finishes; the failed job stays as it was
+    later = sql(c, "SELECT now()").split("\n")[1]
+    assert sql(c, "SET CLUSTER SETTING version = '25.4'") == "SET CLUSTER SETTING\n"
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n"
+    assert [j["status"] for j in _jobs(c, later)] == ["succeeded"]
+    assert [j["status"] for j in _jobs(c)] == ["succeeded", "succeeded", "failed", "succeeded"]

@@ -1,5 +1,6 @@
 """Finalization in progress (review H1/M1/L1): a transitional cluster version is not finalized,
-rollback is refused once finalization has begun, and the finalizing SET is sent exactly once.
+rollback is refused once finalization has begun, the finalizing SET is sent once per run, and
+sent again when a run finds finalization begun (it stops with the SET's session, contract §9).
 
 Transitional values are those of pkg/roachpb/version.go (docs/cockroach-contract.md §9):
 `25.2-upgrading-to-25.4-step-004`, then `25.4-upgrading-final-step`.
@@ -8,6 +9,7 @@ Transitional values are those of pkg/roachpb/version.go (docs/cockroach-contract
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import cast
 
 import pytest
@@ -63,13 +65,26 @@ def test_production_to_alpha_is_refused() -> None:
     assert "alpha" in info.value.message
 
 
-class Client:
-    """A cluster whose SET fails or times out, then whose version moves through `values`."""
+NOW = "2026-12-07 12:00:00.5+00"
 
-    def __init__(self, values: list[str], set_fails: str = "") -> None:
+
+def _job(status: str, error: str = "") -> dict[str, str]:
+    return {"job_id": "101", "description": 'Upgrade to 25.2-upgrading-to-25.4-step-004: "x"',
+            "user_name": "root", "status": status, "error": error}  # fmt: skip
+
+
+class Client:
+    """A cluster whose SET fails or times out, then whose version moves through `values`; its
+    MIGRATION jobs are `jobs`."""
+
+    def __init__(
+        self, values: list[str], set_fails: str = "", jobs: list[dict[str, str]] | None = None
+    ) -> None:
         self.values = values
         self.set_fails = set_fails
         self.sets: list[tuple[str, float]] = []
+        self.jobs = jobs or []
+        self.since: list[str] = []
 
     async def run(self, target: NodeTarget, args: list[str], *, timeout: float, input: bytes) -> Result:
         if b"SET CLUSTER SETTING version" in input:
@@ -78,6 +93,12 @@ class Client:
                 raise RemoteCommandError("command timed out", where=target.host)
             code = 1 if self.set_fails else 0
             return Result(code, b"", self.set_fails.encode(), 0.1)
+        if b"SELECT now()" in input:
+            return Result(0, f"now\n{NOW}\n".encode(), b"", 0.1)
+        if b"SHOW JOBS" in input:
+            assert "--format=json" in args
+            self.since.append(input.decode())
+            return Result(0, json.dumps(self.jobs).encode(), b"", 0.1)
         value = self.values.pop(0) if len(self.values) > 1 else self.values[0]
         return Result(0, f"version\n{value}\n".encode(), b"", 0.1)
 
@@ -86,7 +107,7 @@ def _finalize(client: Client, *, wait_s: float = 5.0) -> str:
     run = up.finalize_with(
         cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, poll_s=0.0, wait_s=wait_s
     )
-    return asyncio.run(run)
+    return asyncio.run(run).cluster_version
 
 
 @pytest.mark.parametrize("fails", ["timeout", "connection reset"])
@@ -105,14 +126,35 @@ def test_a_set_that_never_began_fails_at_once() -> None:
     assert len(client.sets) == 1
 
 
-def test_begun_finalization_is_only_waited_for() -> None:
+def test_begun_finalization_is_resumed_with_a_new_set() -> None:
+    """contract §9: finalization stops with its SET's session; a new SET resumes it, then it is watched."""
     client = Client([FINAL_STEP, "25.4"])
-    assert (
-        asyncio.run(
-            up.finalize_with(
-                cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, begun=True, poll_s=0.0
-            )
-        )
-        == "25.4"
+    run = up.finalize_with(cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, begun=True, poll_s=0.0)
+    assert asyncio.run(run).cluster_version == "25.4"
+    assert client.sets == [("h1", bounds.FINALIZE_S)]
+
+
+def test_the_jobs_of_this_finalization_are_reported() -> None:
+    """contract §9: jobs finished since the cluster's `now()` read before the SET, or still running."""
+    client = Client(["25.4"], jobs=[_job("succeeded")])
+    run = up.finalize_with(cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, poll_s=0.0)
+    done = asyncio.run(run)
+    assert [j.status for j in done.jobs] == ["succeeded"] and done.problem == ""
+    assert f"finished >= '{NOW}'" in client.since[0] and "job_type = 'MIGRATION'" in client.since[0]
+
+
+def test_a_failed_migration_job_is_exit_20_with_its_error_at_once() -> None:
+    client = Client([STEP], set_fails="ERROR: running migration for x: boom", jobs=[_job("failed", "boom")])
+    with pytest.raises(RemoteCommandError) as info:
+        _finalize(client, wait_s=1000.0)
+    assert "migration job 101" in info.value.message and "boom" in info.value.message
+    assert "no rollback" in (info.value.hint or "") and info.value.exit_code == 20
+
+
+def test_jobs_that_cannot_be_read_do_not_fail_a_finalization() -> None:
+    client = Client(["25.4"])
+    client.jobs = {"not": "a list"}  # type: ignore[assignment]
+    done = asyncio.run(
+        up.finalize_with(cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, poll_s=0.0)
     )
-    assert client.sets == []
+    assert done.cluster_version == "25.4" and "could not be read" in done.problem

@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from roachctl.cli.context import AppContext, default_home
@@ -62,6 +63,18 @@ def deploy_result(app: AppContext, result: DeployResult) -> None:
         app.env.console.print(f"next: roachctl start {name}")
 
 
+def _upgrade_notes(report: UpgradeReport) -> list[str]:
+    """The gates, finalization's migration jobs and the warnings, one line each (rich markup)."""
+    lines = []
+    for gate in report.gates:
+        mark = "[green]ok[/]" if gate["ok"] else "[red]FAILED[/]"
+        lines.append(f"  gate {gate['gate']}: {mark} ({gate['detail']})")
+    for job in report.migrations:
+        error = f" — {job['error']}" if job["error"] else ""
+        lines.append(escape(f"  migration job {job['job_id']} {job['status']}: {job['description']}{error}"))
+    return lines + [f"[yellow]warning:[/] {escape(warning)}" for warning in report.warnings]
+
+
 def upgrade_report(app: AppContext, title: str, report: UpgradeReport) -> None:
     """An upgrade's path, its gates, per node what happened (or is planned), and what remains
     (`upgrade`, `upgrade finalize|rollback`, `local upgrade`)."""
@@ -73,9 +86,8 @@ def upgrade_report(app: AppContext, title: str, report: UpgradeReport) -> None:
     for index, step in enumerate(report.path, 1):
         final = f", {step['finalization']}" if "finalization" in step else ""
         out.print(f"  step {index}: {step['from']} → {step['to']} ({step['kind']}{final})", highlight=False)
-    for gate in report.gates:
-        mark = "[green]ok[/]" if gate["ok"] else "[red]FAILED[/]"
-        out.print(f"  gate {gate['gate']}: {mark} ({gate['detail']})", highlight=False)
+    for line in _upgrade_notes(report):
+        out.print(line, highlight=False)
     table = Table(title=title, title_justify="left")
     for column in ("host", "result"):
         table.add_column(column)

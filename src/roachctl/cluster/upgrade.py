@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from roachctl.cluster.lifecycle import DRAIN_TIMEOUT, HEALTHY_TIMEOUT, READY_TIMEOUT, observe, wait_healthy
+from roachctl.cluster.migrations import cluster_now, read_jobs
 from roachctl.cluster.nodes import (
     NodeClient,
     NodeTarget,
@@ -54,6 +55,8 @@ from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan.desired import PUBLIC_FILE, file_spec, release_spec
 from roachctl.plan.layout import layout_for
+from roachctl.plan.migrations import MigrationJob
+from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
@@ -135,9 +138,13 @@ class UpgradeReport:
     cluster_version: str = ""
     remaining: str = ""
     dry_run: bool = False
+    migrations: list[dict[str, str]] = field(default_factory=list)  # finalization's jobs (contract §9)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "migrations": self.migrations,
+            "warnings": self.warnings,
             "cluster": self.cluster,
             "path": self.path,
             "gates": self.gates,
@@ -546,7 +553,7 @@ async def upgrade(
         session.step("path", source=step.source, target=step.target, state="rolled")
         if step.major and (finalize or index < len(path.steps) - 1):
             begun = finalization_begun(seen.raw, step.source, step.target)
-            report.cluster_version = await _finalize(session, step.new_major, notify, begun=begun)
+            report.cluster_version = await _finalize(session, step.new_major, notify, report, begun=begun)
             session.step("path", source=step.source, target=step.target, state="finalized")
         elif step.major and auto_finalize:
             report.cluster_version = await sql_value(
@@ -594,10 +601,27 @@ def remaining_advice(name: str, cluster_version: str, running: str, final: str =
     return "; ".join(parts)
 
 
-async def _finalize(session: Session, major: str, notify: Notify, *, begun: bool = False) -> str:
-    cv = await finalize_with(NodeClient(session), targets(session), major, notify, begun=begun)
-    session.step("finalize", cluster_version=cv)
-    return cv
+async def _finalize(
+    session: Session, major: str, notify: Notify, report: UpgradeReport, *, begun: bool = False
+) -> str:
+    """Finalize to `major`; its migration jobs go into the report (also when one failed)."""
+    done = await finalize_with(
+        NodeClient(session), targets(session), major, notify, begun=begun,
+        rerun=f"roachctl upgrade finalize {session.topology.name}",
+    )  # fmt: skip
+    report.migrations = [j.to_json() for j in done.jobs]
+    report.warnings += [done.problem] if done.problem else []
+    session.step("finalize", cluster_version=done.cluster_version, migrations=report.migrations)
+    return done.cluster_version
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """Where a finalization ended, and the migration jobs it ran or waited for (contract §9)."""
+
+    cluster_version: str
+    jobs: list[MigrationJob]
+    problem: str = ""  # why the jobs could not be read
 
 
 async def finalize_with(
@@ -609,42 +633,57 @@ async def finalize_with(
     begun: bool = False,
     poll_s: float = 2.0,
     wait_s: float = FINALIZE_TIMEOUT,
-) -> str:
+    rerun: str = "roachctl upgrade finalize CLUSTER",
+) -> Finalized:
     """`SET CLUSTER SETTING version` on ONE node, then wait until the cluster version is exactly
-    `major` (contract §9).
+    `major` (contract §9), and read the MIGRATION jobs finished since the SET (or running).
 
-    The SET blocks until every migration has run (bound `FINALIZE_S`), so it is sent once: on a
-    failure or a timeout it is never re-sent to another node; roachctl watches `SHOW CLUSTER SETTING
-    version` instead, and a value still the old one means finalization never began. `begun`: a
-    transitional value was observed, so it is only waited for.
+    The SET blocks until every migration has run (bound `FINALIZE_S`); on a failure or a timeout it
+    is not sent to another node: roachctl watches `SHOW CLUSTER SETTING version` instead, and a
+    value still the old one means finalization never began. A failed migration job of this
+    finalization is exit 20 with its error. `begun`: a transitional value was observed;
+    finalization runs in the session of the SET that began it and stops when that session ends,
+    so the SET is sent again to resume it (safe: done migrations are skipped, a running one is
+    waited for).
     """
     error = ""
-    if not begun:
+    if begun:
+        notify("*", f"finalization to {major} had begun and stopped: SET CLUSTER SETTING version = "
+               f"'{major}' again resumes it (contract §9)")  # fmt: skip
+    else:
         notify("*", f"finalizing: SET CLUSTER SETTING version = '{major}' (waits for every migration)")
-        try:
-            result = await client.run(
-                everyone[0], ["sql", "--format=csv"], input=sql_stdin([finalize_statement(major)]),
-                timeout=bounds.FINALIZE_S,
-            )  # fmt: skip
-            error = "" if result.ok else f"{everyone[0].host}: {result.err.strip()[-300:] or '?'}"
-        except RemoteCommandError as exc:
-            error = f"{everyone[0].host}: {exc}"
+    since = await cluster_now(client, everyone)
+    try:
+        result = await client.run(
+            everyone[0], ["sql", "--format=csv"], input=sql_stdin([finalize_statement(major)]),
+            timeout=bounds.FINALIZE_S,
+        )  # fmt: skip
+        error = "" if result.ok else f"{everyone[0].host}: {result.err.strip()[-300:] or '?'}"
+    except RemoteCommandError as exc:
+        error = f"{everyone[0].host}: {exc}"
     deadline = time.monotonic() + wait_s
     while True:
         cv = (await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")).strip()
         if finalize_done(cv, major):
             notify("*", f"finalized: cluster version {cv}")
-            return cv
+            jobs, problem = await read_jobs(client, everyone, since)
+            for job in jobs:
+                notify("*", job.line())
+            return Finalized(cv, jobs, problem)
+        if error:
+            jobs, _ = await read_jobs(client, everyone, since)
+            refuse_failed_jobs(jobs, major, cv, rerun)
         if error and not finalizing(cv):
             raise RemoteCommandError(
                 f"finalization to {major} did not begin (cluster version {cv}): {error}",
-                hint="fix the cause, then run `roachctl upgrade finalize CLUSTER` again",
+                hint=f"fix the cause, then run `{rerun}` again",
             )
         if time.monotonic() > deadline:
             raise RemoteCommandError(
                 f"finalization to {major} did not complete within {wait_s:.0f}s (cluster version {cv})",
-                hint="it may still be running: check the migration jobs (`roachctl sql CLUSTER -e "
-                "'SHOW JOBS'`) and run finalize again, which waits for it; no rollback is possible now",
+                hint="it may still be running, or have stopped with its SET's session: check the migration "
+                f"jobs (`roachctl sql CLUSTER -e 'SHOW JOBS'`) and run `{rerun}` "
+                "again, which sends the SET again to resume it; no rollback is possible now",
             )
         await asyncio.sleep(poll_s)
 
@@ -673,7 +712,9 @@ async def _finalize_checked(
     if finalize_done(seen.raw, running):
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
-    report.cluster_version = await _finalize(session, major_of(running), notify, begun=seen.finalizing)
+    report.cluster_version = await _finalize(
+        session, major_of(running), notify, report, begun=seen.finalizing
+    )
     report.remaining = remaining_advice(name, report.cluster_version, running, source=seen.source)
     return report
 

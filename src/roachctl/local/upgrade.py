@@ -35,6 +35,8 @@ from roachctl.local.state import HOST, NodeState
 from roachctl.model.versions import finalizing, major_of
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
+from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
+from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.upgradepath import disable_auto_finalization, finalize_done, finalize_statement, plan_path
 from roachctl.ui.console import console
@@ -47,7 +49,8 @@ def _client(cluster: LocalCluster, args: list[str], stdin_sql: str = "") -> str:
     """Run a client command on the first node that answers; its stdout."""
     errors = []
     for node, _ in cluster.running_nodes():
-        argv = [*args, "--format=csv"] if stdin_sql else args
+        fmt = [] if any(a.startswith("--format") for a in args) else ["--format=csv"]
+        argv = [*args, *fmt] if stdin_sql else args
         res = _run(cluster, node, argv, stdin_sql)
         if res[0]:
             return res[1]
@@ -190,7 +193,7 @@ def upgrade(
                 cluster.save()
             report.cluster_version = seen.raw
             if finalize and not finalize_done(seen.raw, version):
-                report.cluster_version = _finalize(cluster, major_of(version), begun=seen.finalizing)
+                report.cluster_version = _finalize(cluster, major_of(version), report, begun=seen.finalizing)
         except (StopRequested, ForceStop):
             done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
             raise InterruptedByUser(
@@ -243,18 +246,46 @@ def _set_once(cluster: LocalCluster, statement: str) -> str:
     return "" if ok else f"n{node.index}: {err}"
 
 
-def _finalize(cluster: LocalCluster, major: str, *, begun: bool = False) -> str:
+def _jobs(cluster: LocalCluster, since: str) -> tuple[list[MigrationJob], str]:
+    """This finalization's MIGRATION jobs (contract §9), or why they could not be read."""
+    if not since:
+        return [], "the cluster's clock could not be read before the SET"
+    try:
+        return parse_jobs(_client(cluster, ["sql", "--format=json"], jobs_statement(since))), ""
+    except (RemoteCommandError, ValueError) as exc:
+        return [], f"the migration jobs could not be read: {exc}"
+
+
+def _now(cluster: LocalCluster) -> str:
+    try:
+        return since_literal(_sql_value(cluster, NOW_STATEMENT))
+    except (RemoteCommandError, ValueError):
+        return ""
+
+
+def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun: bool = False) -> str:
+    """The remote finalize's rules (cluster/upgrade.py `finalize_with`) on a local cluster."""
     builds = cluster_builds(cluster)
     if {major_of(b) for b in builds} != {major}:
         raise RefusedError(f"cannot finalize: the nodes run {', '.join(sorted(builds))}",
                            hint="finish the roll first (the same command without --finalize)")  # fmt: skip
-    error = "" if begun else _set_once(cluster, finalize_statement(major))
+    if begun:  # a finalization that stopped with its SET's session resumes with a new SET (contract §9)
+        console().print(f"finalization to {major} had begun and stopped: sending the SET again resumes it")
+    since = _now(cluster)
+    error = _set_once(cluster, finalize_statement(major))
+    rerun = f"roachctl local upgrade --name {cluster.state.name} --version V --finalize"
     deadline = time.monotonic() + FINALIZE_TIMEOUT
     while not finalize_done(cv := _sql_value(cluster, "SHOW CLUSTER SETTING version;"), major):
+        if error:
+            refuse_failed_jobs(_jobs(cluster, since)[0], major, cv, rerun)
         if error and not finalizing(cv):
             raise RemoteCommandError(f"finalization to {major} did not begin (cluster version {cv}): {error}")
         if time.monotonic() > deadline:
-            raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})")
+            raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})",
+                                     hint=f"`{rerun}` sends the SET again, which resumes it")  # fmt: skip
         time.sleep(1.0)
     console().print(f"finalized: cluster version {cv}")
+    jobs, problem = _jobs(cluster, since)
+    report.migrations = [j.to_json() for j in jobs]
+    report.warnings += [problem] if problem else []
     return cv

@@ -76,7 +76,7 @@ FINALIZE_S = 1800
 """`SET CLUSTER SETTING version = 'X.Y'` (finalization): the statement returns only once every
 upgrade migration has run, which can take as long as the longest running schema change
 (docs/cockroach-contract.md §9). Past this bound roachctl stops waiting for the statement and
-watches `SHOW CLUSTER SETTING version` instead; it never sends the statement again."""
+watches `SHOW CLUSTER SETTING version` instead; only a later run sends it again (to resume)."""
 
 INIT_S = 120
 """`cockroach init`: it retries every second until the node it dials is ready (contract §3), so
