@@ -1,4 +1,4 @@
-"""`roachctl local upgrade --version V [--dry-run] [--finalize]`: local/upgrade.py, rendered.
+"""`roachctl local upgrade --version V [--via V,...] [--dry-run] [--finalize]`: local/upgrade.py, rendered.
 
 Thin: parse options, call local/upgrade.py `upgrade`, render its report as `roachctl upgrade` does.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from roachctl.cli.local import _app, name_option, timeout_option
-from roachctl.cli.upgrade import _render
+from roachctl.cli.upgrade import _render, via_option
 from roachctl.local import upgrade as upgrade_mod
 from roachctl.local.ops import ReleaseChoice
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
@@ -23,6 +23,7 @@ def register(local: click.Group) -> None:
 @click.command()
 @name_option
 @click.option("--version", "version", default=None, help="The release to upgrade to, e.g. v25.4.1.")
+@via_option
 @click.option("--binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Use this cockroach binary (its version is the target).")  # fmt: skip
 @click.option("--tarball", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
@@ -34,7 +35,8 @@ def register(local: click.Group) -> None:
 @timeout_option
 @click.pass_context
 def upgrade(
-    ctx: click.Context, name: str, version: str | None, binary: Path | None, tarball: Path | None,
+    ctx: click.Context, name: str, version: str | None, via: tuple[str, ...], binary: Path | None,
+    tarball: Path | None,
     sha256: str | None, mirror: str | None, allow_insecure_mirror: bool, dry_run: bool, finalize: bool,
     timeout: float,
 ) -> None:  # fmt: skip
@@ -42,6 +44,6 @@ def upgrade(
     app = _app(ctx)
     source = ReleaseChoice(version, binary, tarball, sha256, mirror, allow_insecure_mirror)
     report = upgrade_mod.upgrade(
-        app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout
+        app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout, via=via
     )
     _render(app, f"local upgrade {name}" + (" (dry run)" if dry_run else ""), report)
