@@ -2,11 +2,11 @@
 
 One chain on one cluster: a deploy with the new `version:` only installs it side by side; a refused
 path, a multi-major path without `--via` and a failed gate change nothing; `--dry-run` changes
-nothing; an upgrade interrupted (Ctrl-C) after its first node resumes on re-run; it leaves every node on the new binary, not finalized, with
-at most one node down at any time and no hard stop (the resumed run is cut off from a host mid-restart
-and a third run finishes); rollback returns to the old binary; upgrade
-again with --finalize reaches the new cluster version; a rollback after that is refused; prune then
-removes the old release.
+nothing; an upgrade interrupted (Ctrl-C) after its first node resumes on re-run; it leaves every node
+on the new binary, not finalized, with at most one node down at any time and no hard stop (the
+resumed run is cut off from a host mid-restart and a third run finishes); rollback returns to the
+old binary; upgrade again with --finalize reaches the new cluster version; a rollback after that is
+refused; prune then removes the old release.
 """
 
 from __future__ import annotations
