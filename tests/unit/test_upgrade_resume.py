@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from roachctl.cluster import upgrade as up
 from roachctl.errors import RefusedError, UsageError
+from roachctl.model.versions import skipped_major, tag_key
 from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
 from roachctl.plan.upgradepath import UpgradeStep, check_rollback, path_json, plan_path, resume_path
 
@@ -148,3 +150,20 @@ def test_the_path_shown_names_each_step_its_kind_and_its_finalization() -> None:
     assert patch[0]["kind"] == "patch" and patch[0]["finalization"] == "none (patch)"
     auto = path_json(plan_path(A, "25.2", B), finalize=False, auto_finalize=True)
     assert "--auto-finalize" in str(auto[0]["finalization"])
+
+
+def test_skipped_major_and_release_order() -> None:
+    assert skipped_major("25.3", A, B) and not skipped_major("25.3", "v25.3.2", B)
+    assert not skipped_major("25.2", A, B) and not skipped_major("25.4", A, B)
+    assert not skipped_major("25.3", "", B) and not skipped_major("25.2-upgrading-to-25.3-step-002", A, B)
+    assert sorted(["v25.4.0", "v25.4.0-rc.1", "v25.2.10", "v25.2.9"], key=tag_key) == [
+        "v25.2.9", "v25.2.10", "v25.4.0-rc.1", "v25.4.0",
+    ]  # fmt: skip
+    # the lowest build is the step's source by release order, not by string order
+    assert _steps(resume_path({"v25.2.10", "v25.2.9"}, "25.2", "v25.2.10")) == [("v25.2.9", "v25.2.10")]
+
+
+def test_status_says_finalization_is_in_progress_at_a_bare_skipped_major() -> None:
+    said = up._remaining("prod", "25.3", B, source=A)
+    assert "finalization to 25.4 is in progress" in said and "rollback" not in said
+    assert "not finalized" in up._remaining("prod", "25.3", B, source="v25.3.2")
