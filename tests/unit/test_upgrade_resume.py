@@ -66,6 +66,9 @@ def test_a_rolled_unfinalized_step_of_the_intent_is_finalized_then_the_path_goes
     # without the intent the cluster alone says: not finalized, finalize or roll back first
     with pytest.raises(RefusedError, match="not finalized"):
         resume_path({B}, "25.2", C, via=[B])
+    # another release of the rolled step's major does not continue it
+    with pytest.raises(RefusedError, match="does not continue it"):
+        resume_path({B}, "25.2", C, intent=PATH, via=["v25.4.2"])
     # the second step in flight, the first finalized
     assert _steps(resume_path({B, C}, "25.4", C, intent=PATH)) == [(B, C)]
 
