@@ -402,7 +402,7 @@ def test_a_stop_says_drained_only_when_the_nodes_log_confirms_it(home: Path, tar
         http_base=sql_base + 5,
         source=ops.ReleaseChoice(tarball=tarball),
     )
-    cluster = ops._create(home, opts, opts.source.resolve(home))
+    cluster = ops.create_cluster(home, opts, opts.source.resolve(home))
     cluster.spawn(cluster.state.nodes)
     cluster.wait_listening(30, None)
     results = cluster.stop(grace=2)

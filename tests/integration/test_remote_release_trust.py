@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.engine.apply import _RELEASE_SCRIPT
+from roachctl.engine.apply import RELEASE_SCRIPT
 from roachctl.release.extract import MAX_EXTRACTED
 from tests.standin import make_release
 from tests.support.bed import Bed
@@ -102,13 +102,13 @@ def test_the_host_unpacks_no_more_than_the_cap(
     args = [standin_releases.sha256(v), f"/opt/{top}", top, binary]
     run = 'script=$1; shift; sh -c "$script" sh "$@" </tmp/release.tgz'
 
-    cut = bed.exec(host, ["sh", "-c", run, "sh", _RELEASE_SCRIPT, *args, "4096"], check=False)
+    cut = bed.exec(host, ["sh", "-c", run, "sh", RELEASE_SCRIPT, *args, "4096"], check=False)
     assert cut.returncode == 3, (cut.returncode, cut.stderr)
     assert "could not be extracted" in cut.stderr
     left = bed.exec(host, ["sh", "-c", "ls -A /opt"]).stdout.split()
     assert top not in left and not [n for n in left if n.startswith(".roachctl-release")], left
 
-    ok = bed.exec(host, ["sh", "-c", run, "sh", _RELEASE_SCRIPT, *args, str(MAX_EXTRACTED)], check=False)
+    ok = bed.exec(host, ["sh", "-c", run, "sh", RELEASE_SCRIPT, *args, str(MAX_EXTRACTED)], check=False)
     assert ok.returncode == 0, ok.stderr
     assert bed.exec(host, ["sha256sum", f"/opt/{top}/cockroach"]).stdout.split()[0] == binary
     assert arch in top

@@ -15,7 +15,7 @@ def test_phases_2_and_3_name_what_clients_lose() -> None:
 
 
 def test_refusals_are_compared_within_one_log_file() -> None:
-    assert certrotate._more_refusals(("a.log", 2), ("a.log", 3))
-    assert not certrotate._more_refusals(("a.log", 2), ("a.log", 2))
-    assert certrotate._more_refusals(("a.log", 5), ("b.log", 1))  # rotated: the new file's count is new
-    assert not certrotate._more_refusals(("a.log", 5), ("b.log", 0))
+    assert certrotate.more_refusals(("a.log", 2), ("a.log", 3))
+    assert not certrotate.more_refusals(("a.log", 2), ("a.log", 2))
+    assert certrotate.more_refusals(("a.log", 5), ("b.log", 1))  # rotated: the new file's count is new
+    assert not certrotate.more_refusals(("a.log", 5), ("b.log", 0))

@@ -6,7 +6,7 @@ import io
 import tarfile
 import zipfile
 
-from roachctl.cluster.debugzip import _add_tar, zip_args
+from roachctl.cluster.debugzip import add_tar, zip_args
 from roachctl.engine.drift import HostDrift
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.state import Change, ChangeKind
@@ -38,7 +38,7 @@ def _tar(files: dict[str, bytes]) -> bytes:
 def test_down_node_logs_stay_under_their_prefix() -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as dst:
-        added = _add_tar(
+        added = add_tar(
             dst, _tar({"./cockroach.log": b"x", "./../../etc/passwd": b"no"}), "debug/down-nodes/h3/logs"
         )
     assert added == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.engine.apply import _DIR_SCRIPT, _steps, apply_plan
+from roachctl.engine.apply import DIR_SCRIPT, apply_plan, command_groups
 from roachctl.errors import RefusedError
 from roachctl.exec.local import LocalExecutor
 from roachctl.plan.state import Change, ChangeKind, DirSpec, HostPlan, LinkSpec
@@ -38,7 +38,7 @@ def test_consecutive_dirs_and_links_are_grouped_in_order(tmp_path: Path) -> None
         _dir(tmp_path / "c"),
         reload,
     )
-    groups = [[c.kind for c in step] for step in _steps(changes)]
+    groups = [[c.kind for c in step] for step in command_groups(changes)]
     assert groups == [
         [ChangeKind.CREATE_DIR, ChangeKind.CREATE_DIR],
         [ChangeKind.LINK, ChangeKind.LINK],
@@ -211,7 +211,7 @@ def test_the_dir_script_is_valid_posix_sh(shell: str) -> None:
     if not shutil.which(shell):
         pytest.skip(f"{shell} not installed")
     flags = ["--posix", "-n"] if shell == "bash" else ["-n"]
-    argv = [shell, *flags, "-c", _DIR_SCRIPT]
+    argv = [shell, *flags, "-c", DIR_SCRIPT]
     assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
 
 

@@ -3,7 +3,7 @@ of what deploy needs (firewall, dirs, sudo, ssh -W, reachability) are judged."""
 
 from __future__ import annotations
 
-from roachctl.engine.check import PortOwner, _ports_finding, clock_findings, parse_port_owners
+from roachctl.engine.check import PortOwner, clock_findings, parse_port_owners, ports_finding
 from roachctl.model.facts import HostFacts
 
 
@@ -17,21 +17,21 @@ def test_parse_port_owners() -> None:
 
 def test_free_ports_pass() -> None:
     f = HostFacts(host="h1", listening_ports=(22,))
-    finding = _ports_finding(f, (26257, 8080), {})
+    finding = ports_finding(f, (26257, 8080), {})
     assert finding.ok and finding.detail == "26257, 8080 free"
 
 
 def test_ports_held_by_the_clusters_own_node_pass() -> None:
     f = HostFacts(host="h1", listening_ports=(22, 8080, 26257))
     owners = {26257: PortOwner(True, "7"), 8080: PortOwner(True, "7")}
-    finding = _ports_finding(f, (26257, 8080), owners)
+    finding = ports_finding(f, (26257, 8080), owners)
     assert finding.ok and "this cluster's node" in finding.detail
 
 
 def test_a_foreign_listener_fails_naming_port_and_process() -> None:
     f = HostFacts(host="h2", listening_ports=(8080, 26257))
     owners = {26257: PortOwner(False, "99", "python3"), 8080: PortOwner(True, "7")}
-    finding = _ports_finding(f, (26257, 8080), owners)
+    finding = ports_finding(f, (26257, 8080), owners)
     assert not finding.ok and finding.host == "h2"
     assert finding.detail == "port 26257 is in use by python3 (pid 99)"
     assert "pick other ports" in finding.hint
@@ -40,7 +40,7 @@ def test_a_foreign_listener_fails_naming_port_and_process() -> None:
 def test_a_busy_port_with_unknown_owner_still_fails() -> None:
     """When the owner could not be found out (no `ss`, odd output), busy means busy."""
     f = HostFacts(host="h1", listening_ports=(26257,))
-    finding = _ports_finding(f, (26257, 8080), {})
+    finding = ports_finding(f, (26257, 8080), {})
     assert not finding.ok and finding.detail == "port 26257 is in use"
 
 
@@ -141,13 +141,13 @@ def test_reach_script_answers_every_peer_across_batches() -> None:
 
     import pytest
 
-    from roachctl.engine.check import _REACH_SCRIPT, REACH_PARALLEL, REACH_TIMEOUT_S
+    from roachctl.engine.check import REACH_PARALLEL, REACH_SCRIPT, REACH_TIMEOUT_S
 
     if shutil.which("bash") is None or shutil.which("timeout") is None:
         pytest.skip("needs bash and timeout")
     peers = [f"127.0.0.1:{p}" for p in range(1, 2 * REACH_PARALLEL + 4)]
     t0 = time.monotonic()
-    argv = ["sh", "-c", _REACH_SCRIPT, "reach", str(REACH_PARALLEL), str(REACH_TIMEOUT_S), *peers]
+    argv = ["sh", "-c", REACH_SCRIPT, "reach", str(REACH_PARALLEL), str(REACH_TIMEOUT_S), *peers]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     assert time.monotonic() - t0 < 20
     assert sorted(out.split("\n")[:-1]) == sorted(f"{p} refused" for p in peers)
@@ -166,10 +166,10 @@ def test_probe_rules_and_dirs_for_a_node() -> None:
 
 
 def test_stores_outside_the_data_dir_get_their_own_disk_check() -> None:
-    from roachctl.engine.check import _store_findings
+    from roachctl.engine.check import store_findings
 
     f = HostFacts(host="h1", disk_free_bytes={"/var/lib/cockroach/s1": 10 * 1024**3, "/mnt/ssd/s2": 1024**3})
-    (finding,) = _store_findings(f, ["/var/lib/cockroach/s1", "/mnt/ssd/s2"], "/var/lib/cockroach")
+    (finding,) = store_findings(f, ["/var/lib/cockroach/s1", "/mnt/ssd/s2"], "/var/lib/cockroach")
     assert not finding.ok and finding.detail == "1.0 GiB free for /mnt/ssd/s2"
 
 

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from roachctl.engine import deploy as deploy_mod
-from roachctl.engine.apply import _steps, apply_plan
+from roachctl.engine.apply import apply_plan, command_groups
 from roachctl.engine.deploy import (
     DeployPlan,
-    _fanout_collect,
-    _raise_if_interrupted,
     covers,
+    fanout_collect,
     node_certs,
     prepare_ca,
+    raise_if_interrupted,
     refuse_ca_change,
 )
 from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError, TransportError
@@ -77,7 +79,7 @@ def test_apply_stops_between_changes_when_asked() -> None:
         calls["n"] += 1
         return calls["n"] > 2
 
-    groups = _steps(plan.changes)  # the interrupt is checked between remote commands (groups)
+    groups = command_groups(plan.changes)  # the interrupt is checked between remote commands (groups)
     done = len(groups[0]) + len(groups[1])
     with pytest.raises(InterruptedByUser, match=rf"interrupted after {done} of {len(plan.changes)} changes"):
         asyncio.run(apply_plan(fake, plan, tarballs={}, stop_requested=stop_after_two))
@@ -101,7 +103,7 @@ def test_one_failing_host_does_not_stop_the_others() -> None:
         return host.upper()
 
     failures: dict[str, RoachctlError] = {}
-    done = asyncio.run(_fanout_collect(["a", "b", "c"], step, failures, Interrupts()))
+    done = asyncio.run(fanout_collect(["a", "b", "c"], step, failures, Interrupts()))
     assert done == {"a": "A", "c": "C"}
     assert list(failures) == ["b"] and isinstance(failures["b"], TransportError)
 
@@ -122,7 +124,7 @@ def test_first_interrupt_lets_running_steps_finish_and_marks_nothing_lost() -> N
 
         failures: dict[str, RoachctlError] = {}
         presser = asyncio.create_task(press())
-        done = await _fanout_collect(["a", "b"], step, failures, interrupts)
+        done = await fanout_collect(["a", "b"], step, failures, interrupts)
         await presser
         assert finished == ["a", "b"] or sorted(finished) == ["a", "b"]
         return done, failures, interrupts
@@ -130,7 +132,7 @@ def test_first_interrupt_lets_running_steps_finish_and_marks_nothing_lost() -> N
     done, failures, interrupts = asyncio.run(main())
     assert done == {"a": "a", "b": "b"} and not failures
     with pytest.raises(InterruptedByUser, match="nothing was changed"):
-        _raise_if_interrupted(interrupts, "while probing")
+        raise_if_interrupted(interrupts, "while probing")
 
 
 def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
@@ -149,7 +151,7 @@ def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
 
         failures: dict[str, RoachctlError] = {}
         presser = asyncio.create_task(press_twice())
-        done = await asyncio.wait_for(_fanout_collect(["a", "b"], step, failures, interrupts), 5)
+        done = await asyncio.wait_for(fanout_collect(["a", "b"], step, failures, interrupts), 5)
         await presser
         return done, failures
 
@@ -159,28 +161,55 @@ def test_second_interrupt_cancels_running_steps_and_reports_them() -> None:
     assert all(isinstance(f, InterruptedByUser) for f in failures.values())
 
 
-def test_node_certs_for_many_hosts_load_the_ca_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loading the CA validates its RSA key (~30 ms): a 9-host deploy must not pay it 18 times."""
-    loads = {"n": 0}
-    real = store.load_ca
+def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    parses = {"n": 0}
+    real = store.parse_ca
 
-    def counting(ca_dir: Path) -> pki.KeyPair:
-        loads["n"] += 1
-        return real(ca_dir)
+    def counting(*args: Any) -> pki.KeyPair:
+        parses["n"] += 1
+        return real(*args)
 
-    monkeypatch.setattr(store, "load_ca", counting)
+    monkeypatch.setattr(store, "parse_ca", counting)
+    return parses
+
+
+def test_node_certs_for_many_hosts_parse_the_ca_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing the CA validates its RSA key (~30 ms): a 9-host deploy must not pay it per host, nor
+    per ClusterHome (a command makes several); the CA written by the first deploy is not re-parsed."""
+    parses = _counting_parses(monkeypatch)
     t = topology(base_data(9))
     home = ClusterHome(tmp_path, t.name)
     home.begin_new_ca()
     home.commit_new_ca()
     for node in t.nodes:
-        certs = node_certs(home, t, node.host, [])
+        certs = node_certs(ClusterHome(tmp_path, t.name), t, node.host, [])
         assert set(certs) == {"ca.crt", "node.crt", "node.key"}
-    assert loads["n"] <= 1  # read once after being written
-    (home.ca_dir / "ca.key").unlink()
-    (home.ca_dir / "ca.crt").unlink()
-    store.create_ca(home.ca_dir)
-    assert home.ca().cert_pem() != certs["ca.crt"], "a replaced CA is noticed"
+    assert home.ca().cert_pem() == certs["ca.crt"]
+    assert parses["n"] == 0
+
+
+def test_a_ca_replaced_on_disk_is_never_served_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is keyed by the files' sha256: a CA rewritten in place (same inode, size and mtime,
+    which an inode/mtime stamp would miss) is served at once, and a key broken later is refused."""
+    home = ClusterHome(tmp_path, "prod")
+    home.begin_new_ca()
+    home.commit_new_ca()
+    parses = _counting_parses(monkeypatch)
+    first = home.ca()
+    cert, key = home.ca_dir / "ca.crt", home.ca_dir / "ca.key"
+    stats = [cert.stat(), key.stat()]
+    sizes = [st.st_size for st in stats]
+    other = next(ca for ca in iter(pki.create_ca, None) if [len(ca.cert_pem()), len(ca.key_pem())] == sizes)
+    for path, data, st in ((cert, other.cert_pem(), stats[0]), (key, other.key_pem(), stats[1])):
+        with open(path, "r+b") as out:  # in place: same inode and size
+            out.write(data)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert home.ca().cert_pem() == other.cert_pem() != first.cert_pem()
+    assert ClusterHome(tmp_path, "prod").ca().cert_pem() == other.cert_pem()
+    assert parses["n"] == 1
+    key.write_bytes(first.key_pem())  # no longer the certificate's key
+    with pytest.raises(RefusedError, match="not the key of"):
+        home.ca()
 
 
 def _plan_writing_ca(t: Topology, home: ClusterHome, existing: str) -> DeployPlan:

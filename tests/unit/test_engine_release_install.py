@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from roachctl.engine.apply import _install_release
+from roachctl.engine.apply import install_release
 from roachctl.errors import RemoteCommandError
 from roachctl.exec.local import LocalExecutor
 from roachctl.plan.state import ReleaseSpec
@@ -50,7 +50,7 @@ def tarball(tmp_path: Path) -> Path:
 
 
 def _install(spec: ReleaseSpec, tarball: Path) -> None:
-    asyncio.run(_install_release(LocalExecutor(), spec, {spec.tarball_name: tarball}))
+    asyncio.run(install_release(LocalExecutor(), spec, {spec.tarball_name: tarball}))
 
 
 def test_streamed_install_is_root_owned_and_leaves_no_copy(tarball: Path, tmp_path: Path) -> None:

@@ -183,7 +183,7 @@ def test_connect_timeout_is_a_transport_error(tmp_path: Path) -> None:
 
 def test_sessions_per_host_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     from roachctl.exec import openssh
-    from roachctl.exec._proc import Completed
+    from roachctl.exec.proc import Completed
 
     live, peak = 0, 0
 
@@ -213,7 +213,7 @@ def test_sessions_per_host_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_connects_are_capped_and_once_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
     from roachctl.exec import openssh
-    from roachctl.exec._proc import Completed
+    from roachctl.exec.proc import Completed
 
     live, peak, connects = 0, 0, 0
 

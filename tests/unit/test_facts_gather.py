@@ -243,3 +243,48 @@ def test_adoption_facts_dir_entries_first_line_and_account(tmp_path: Path) -> No
         ["getent", "passwd", "root"], capture_output=True, text=True, check=True
     ).stdout.strip().split(":")[6])  # fmt: skip
     assert "no-such-user-rc" not in facts.accounts and facts.users["no-such-user-rc"] is False
+
+
+def _ufw_gate(tmp_path: Path, iptables_rcs: list[int | None], *, ufw_active: bool) -> tuple[str, bool]:
+    """Run the fact script with stub `ufw` and iptables (one per rc; None = not installed there):
+    what it reports as the active firewall, and whether `ufw` was run at all."""
+    bindir, called = tmp_path / "bin", tmp_path / "ufw-called"
+    bindir.mkdir()
+    status = "active" if ufw_active else "inactive"
+    stubs = {"ufw": f'echo x >> "{called}"; echo "Status: {status}"', "firewall-cmd": "echo 'not running'"}
+    paths = []
+    for i, rc in enumerate(iptables_rcs):
+        paths.append(str(tmp_path / f"sbin{i}" / "iptables"))
+        if rc is not None:
+            stubs[f"../sbin{i}/iptables"] = f'[ "$*" = "-L ufw-user-input -n" ] || exit 9; exit {rc}'
+    for name, body in stubs.items():
+        stub = bindir / name
+        stub.parent.mkdir(exist_ok=True)
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    marker = "ufw_iptables='/usr/sbin/iptables /sbin/iptables'\n"
+    assert marker in SCRIPT
+    script = SCRIPT.replace(marker, f"ufw_iptables='{' '.join(paths)}'\n")
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    out = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=20, env=env)
+    from roachctl.facts.parse import parse_report
+
+    return parse_report("local", out.stdout, []).firewall_active, called.exists()
+
+
+@pytest.mark.parametrize(
+    ("rcs", "ufw_active", "asked", "active"),
+    [
+        ([1, 1], True, False, ""),  # ufw's own first check fails with 1: it would say inactive
+        ([1, None], True, False, ""),  # /sbin without iptables (not merged-/usr)
+        ([0, 0], True, True, "ufw"),  # chains loaded: ufw is asked
+        ([0, 0], False, True, ""),  # ...and its answer counts
+        ([1, 0], True, True, "ufw"),  # one iptables ufw may use lists the chain: never skipped
+        ([4, 4], True, True, "ufw"),  # an iptables error is not an answer: ufw is asked, as before
+        ([None, None], True, True, "ufw"),  # no iptables where ufw looks: ufw is asked
+    ],
+)
+def test_ufw_status_runs_only_when_ufw_may_be_loaded(
+    tmp_path: Path, rcs: list[int | None], ufw_active: bool, asked: bool, active: str
+) -> None:
+    assert _ufw_gate(tmp_path, rcs, ufw_active=ufw_active) == (active, asked)

@@ -78,3 +78,26 @@ def test_the_check_catches_an_upward_import(tmp_path: Path) -> None:
     fake = tmp_path / "x.py"
     fake.write_text("from roachctl.cluster.lifecycle import stop\n")
     assert _imports(fake) == [(1, "cluster")]
+
+
+def private_cross_imports(package: Path) -> list[str]:
+    """`from roachctl.<pkg>.<other> import _name` inside a package: a private of a sibling module."""
+    bad = []
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(), str(module))):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("roachctl.")):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    bad.append(f"{module.name}:{node.lineno}: {node.module}.{alias.name}")
+    return bad
+
+
+def test_cli_modules_share_only_public_names() -> None:
+    """The commands' shared helpers live in cli/common.py under public names (one CLI toolkit)."""
+    assert private_cross_imports(SRC / "cli") == []
+
+
+def test_the_check_catches_a_private_cli_import(tmp_path: Path) -> None:
+    (tmp_path / "x.py").write_text("from roachctl.cli.remote import _app, history\n")
+    assert private_cross_imports(tmp_path) == ["x.py:1: roachctl.cli.remote._app"]

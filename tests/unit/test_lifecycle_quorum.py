@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from roachctl.cluster.lifecycle import _refuse_if_quorum_lost, wait_healthy
+from roachctl.cluster.lifecycle import refuse_if_quorum_lost, wait_healthy
 from roachctl.cluster.nodes import NodeTarget
 from roachctl.cluster.nodestatus import NodeStatus
 from roachctl.errors import RefusedError, RemoteCommandError
@@ -44,7 +44,7 @@ def _rows(live: dict[str, bool]) -> list[NodeStatus]:
 
 def _quorum(client: StubClient, leaving: str, up: set[str]) -> None:
     target = next(t for t in TARGETS if t.host == leaving)
-    asyncio.run(_refuse_if_quorum_lost(client, TARGETS, target, up))  # type: ignore[arg-type]
+    asyncio.run(refuse_if_quorum_lost(client, TARGETS, target, up))  # type: ignore[arg-type]
 
 
 def test_stopping_one_of_three_healthy_nodes_is_allowed() -> None:

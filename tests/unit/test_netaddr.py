@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from roachctl.cluster import status
-from roachctl.cluster.lifecycle import _refuse_if_quorum_lost
+from roachctl.cluster.lifecycle import refuse_if_quorum_lost
 from roachctl.cluster.nodes import NodeTarget
 from roachctl.cluster.nodestatus import NodeStatus
 from roachctl.errors import RefusedError
@@ -116,7 +116,7 @@ def test_quorum_check_matches_bracketed_node_status_addresses() -> None:
     """h1 is down but its liveness record still says live: it must not be counted (needs matching)."""
     client = _Rows({"h1", "h2", "h3"})
     with pytest.raises(RefusedError, match=r"leave 1 of 3 nodes up \(h1 not running\)"):
-        asyncio.run(_refuse_if_quorum_lost(client, TARGETS, TARGETS[1], {"h2", "h3"}))  # type: ignore[arg-type]
+        asyncio.run(refuse_if_quorum_lost(client, TARGETS, TARGETS[1], {"h2", "h3"}))  # type: ignore[arg-type]
 
 
 def test_unbracketed_ipv6_join_targets_are_refused_in_the_topology() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from roachctl.cluster.replace import replace_topology
-from roachctl.cluster.scaleout import _refuse_shape
+from roachctl.cluster.scaleout import refuse_shape
 from roachctl.engine.deploy import pin_join
 from roachctl.errors import RefusedError, TopologyError, UsageError
 from roachctl.model.addnode import with_node_like
@@ -144,14 +144,14 @@ def test_scale_out_only_adds_nodes_to_an_initialized_cluster_at_its_version(tmp_
     def refused(text: str) -> str:
         session = Session(load_text(text), home, None)  # type: ignore[arg-type]  # no host is contacted
         with pytest.raises(RefusedError) as exc:
-            _refuse_shape(session)
+            refuse_shape(session)
         return exc.value.message
 
     assert "never been started" in refused(grown)
     state = home.load_state()
     state.initialized = True
     home.save_state(state)
-    _refuse_shape(Session(load_text(grown), home, None))  # type: ignore[arg-type]
+    refuse_shape(Session(load_text(grown), home, None))  # type: ignore[arg-type]
     assert "only adds nodes" in refused(
         TEXT.replace('  - {host: s2, advertise: 10.0.0.2, locality: "zone=b"}\n', "")
     )

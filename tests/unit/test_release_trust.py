@@ -22,7 +22,7 @@ from roachctl import release
 from roachctl.errors import ExitCode, ReleaseError, UsageError
 from roachctl.release import checksum as ck
 from roachctl.release import extract as extract_mod
-from roachctl.release.fetch import _Redirects
+from roachctl.release.fetch import NoDowngradeRedirects
 from roachctl.release.names import check_base_url
 from roachctl.ui import console as console_mod
 from roachctl.ui.env import Environment
@@ -177,14 +177,16 @@ def test_https_never_redirects_down_to_http() -> None:
     request = urllib.request.Request("https://mirror.example/x.tgz")
     msg = http.client.HTTPMessage()
     with pytest.raises(ReleaseError, match="not HTTPS"):
-        _Redirects(False).redirect_request(
+        NoDowngradeRedirects(False).redirect_request(
             request, io.BytesIO(), 302, "Found", msg, "http://evil.example/x.tgz"
         )
-    follow = _Redirects(False).redirect_request(
+    follow = NoDowngradeRedirects(False).redirect_request(
         request, io.BytesIO(), 302, "Found", msg, "https://cdn.example/x"
     )
     assert follow is not None and follow.full_url == "https://cdn.example/x"
-    assert _Redirects(True).redirect_request(request, io.BytesIO(), 302, "Found", msg, "http://cdn.example/x")
+    assert NoDowngradeRedirects(True).redirect_request(
+        request, io.BytesIO(), 302, "Found", msg, "http://cdn.example/x"
+    )
 
 
 def test_an_oversized_download_is_refused(

@@ -132,7 +132,7 @@ def test_scale_in_never_wipes_a_store_that_was_not_decommissioned(monkeypatch: p
 def test_a_stopped_host_that_never_joined_may_leave_with_its_data_kept() -> None:
     hosts = FakeHosts("inactive")
     session = SimpleNamespace(ssh=hosts)
-    asyncio.run(scalein._refuse_strangers(session, [TARGETS[3]], [], wipe=False))  # type: ignore[arg-type]
+    asyncio.run(scalein.refuse_strangers(session, [TARGETS[3]], [], wipe=False))  # type: ignore[arg-type]
     assert hosts.ran == [("h4", ["systemctl", "is-active", "--", "cockroach.service"])]
 
 
@@ -149,7 +149,7 @@ def _plan_scale_out(monkeypatch: pytest.MonkeyPatch, leaving: tuple[str, ...]) -
     async def make_plan(*_: Any, **__: Any) -> Any:
         raise Planned
 
-    monkeypatch.setattr(scaleout, "_refuse_shape", lambda session: None)
+    monkeypatch.setattr(scaleout, "refuse_shape", lambda session: None)
     monkeypatch.setattr(scaleout, "membership", observed)
     monkeypatch.setattr(deploy_mod, "make_plan", make_plan)
     session = SimpleNamespace(topology=SimpleNamespace(name="prod"), hosts=list(HOSTS))

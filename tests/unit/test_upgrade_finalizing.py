@@ -53,8 +53,8 @@ def test_no_upgrade_and_no_rollback_hint_while_finalizing(raw: str) -> None:
         plan_path("v25.4.0", raw, "v25.4.1")
     assert "finalization has begun" in info.value.message
     assert "rollback" not in (info.value.hint or "")
-    assert "rollback" not in up._remaining("prod", raw, "v25.4.0")
-    assert "in progress" in up._remaining("prod", raw, "v25.4.0")
+    assert "rollback" not in up.remaining_advice("prod", raw, "v25.4.0")
+    assert "in progress" in up.remaining_advice("prod", raw, "v25.4.0")
 
 
 def test_production_to_alpha_is_refused() -> None:

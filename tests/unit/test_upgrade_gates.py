@@ -8,11 +8,11 @@ from roachctl.cluster.nodestatus import NodeStatus
 from roachctl.cluster.upgrade import (
     HostView,
     Observation,
-    _current,
-    _remaining,
     disk_gate,
     gate_results,
     refuse_failed,
+    remaining_advice,
+    running_release,
 )
 from roachctl.errors import RefusedError
 
@@ -81,15 +81,15 @@ def test_disk_gate_only_for_hosts_that_need_the_install() -> None:
 
 def test_resume_source_is_the_build_that_is_not_the_target() -> None:
     mixed = _seen([_row(1, "v25.4.0"), _row(2), _row(3)])
-    assert _current(mixed, "v25.4.0") == "v25.2.0"
-    assert _current(_seen([_row(1, "v25.4.0")]), "v25.4.0") == "v25.4.0"
+    assert running_release(mixed, "v25.4.0") == "v25.2.0"
+    assert running_release(_seen([_row(1, "v25.4.0")]), "v25.4.0") == "v25.4.0"
 
 
 def test_summary_says_what_remains() -> None:
-    text = _remaining("prod", "25.2", "v25.4.0")
+    text = remaining_advice("prod", "25.2", "v25.4.0")
     assert "not finalized" in text and "upgrade finalize prod" in text and "upgrade rollback prod" in text
-    assert "not finalized" not in _remaining("prod", "25.4", "v25.4.0")
-    assert "--version v26.1.0" in _remaining("prod", "25.4", "v25.4.0", final="v26.1.0")
+    assert "not finalized" not in remaining_advice("prod", "25.4", "v25.4.0")
+    assert "--version v26.1.0" in remaining_advice("prod", "25.4", "v25.4.0", final="v26.1.0")
 
 
 def test_the_one_node_an_interrupted_roll_left_stopped_is_not_down() -> None:

@@ -70,7 +70,7 @@ class Cluster:
             ("_install_plan", install_plan),
             ("_install", nothing),
             ("sql_value", sql_value),
-            ("_roll", roll),
+            ("roll_nodes", roll),
             ("record_running", nothing),
             ("_finalize", finalize),
         ]:

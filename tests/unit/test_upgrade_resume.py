@@ -167,6 +167,6 @@ def test_skipped_major_and_release_order() -> None:
 
 
 def test_status_says_finalization_is_in_progress_at_a_bare_skipped_major() -> None:
-    said = up._remaining("prod", "25.3", B, source=A)
+    said = up.remaining_advice("prod", "25.3", B, source=A)
     assert "finalization to 25.4 is in progress" in said and "rollback" not in said
-    assert "not finalized" in up._remaining("prod", "25.3", B, source="v25.3.2")
+    assert "not finalized" in up.remaining_advice("prod", "25.3", B, source="v25.3.2")

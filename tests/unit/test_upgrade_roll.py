@@ -1,8 +1,8 @@
-"""The roll's control flow (cluster/upgrade.py `_roll`): a node that does not come back stops it.
+"""The roll's control flow (cluster/upgrade.py `roll_nodes`): a node that does not come back stops it.
 
 Issue 10: "a node that does not come back stops the roll with the cluster still serving". The
 host-touching steps (health gate, link switch, graceful stop, start, readiness) are replaced by a
-model of three units; the test drives the real `_roll`/`_roll_node` and its journal.
+model of three units; the test drives the real `roll_nodes`/`_roll_node` and its journal.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _run(tmp_path: Path, units: Units, monkeypatch: pytest.MonkeyPatch) -> tuple
     report = up.UpgradeReport("prod")
     with Operation(home.journal_path, "upgrade") as op:
         session = Session(load_text(TOPOLOGY), home, ssh=None, operation=op)  # type: ignore[arg-type]
-        asyncio.run(up._roll(session, UpgradeStep(OLD, NEW), _observation(), report, lambda h, m: None))
+        asyncio.run(up.roll_nodes(session, UpgradeStep(OLD, NEW), _observation(), report, lambda h, m: None))
     return report, home.journal_path
 
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from roachctl.exec.command import Command
-from roachctl.exec.openssh import _MARK_255, REMOTE_255_MARK, wire_command
+from roachctl.exec.openssh import MARK_255, REMOTE_255_MARK, wire_command
 
 SCRIPT = """
 set -u
@@ -25,7 +25,7 @@ line"
 LINES = [
     Command.shell(SCRIPT, "a b", 'it\'s $HOME "q" !x').render(use_sudo=False),
     Command.of("printf", "%s\\n", "$(id)", "`id`", "a;b", "*").render(use_sudo=False),
-    Command.of("sh", "-c", "exit 255").render(use_sudo=False) + _MARK_255,
+    Command.of("sh", "-c", "exit 255").render(use_sudo=False) + MARK_255,
 ]
 
 

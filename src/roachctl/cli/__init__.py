@@ -1,5 +1,16 @@
-"""Click commands, the top layer: parse options, call one function of a layer below, render the
-result; each function at most 20 lines (tests/unit/test_cli_sizes.py). `app.py` is the single
-place that maps errors to exit codes and takes the run's Environment (`run(argv, env)`);
-`remote.py`/`local.py` hold the commands, `render.py` shared rendering, `globalopts.py` global
-options after the subcommand and completion. The README's "Writing a command" has the pattern."""
+"""Click commands — layer `cli` (rank 9, the top): parse options, call one function of a layer below,
+render the result; each function at most 20 lines (tests/unit/test_cli_sizes.py). The README's
+"Writing a command" has the pattern.
+
+- app.py: the root group, command registration, the single catch site (error → exit code).
+- globalopts.py: global options after the subcommand, and shell completion.
+- context.py: AppContext, the options every command sees, and the default home.
+- common.py: the toolkit every command shares (context, checked topology, session, results, journal table).
+- render.py: shared rendering (where to connect, a deploy's result, an upgrade's report).
+- remote.py: check, deploy, start, stop, restart, status, sql, list, destroy, history.
+- shape.py / scalein.py: scale-out and replace / scale-in.
+- upgrade.py / resume.py / prune.py: upgrade, finalize, rollback / resume / prune.
+- certs.py: certs status|rotate, home export|import.
+- diagnose.py: doctor, logs, debug-zip.
+- local.py / localupgrade.py: `roachctl local ...` / `roachctl local upgrade`.
+"""

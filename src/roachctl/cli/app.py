@@ -24,14 +24,87 @@ from pathlib import Path
 import click
 
 from roachctl import __version__
-from roachctl.cli import globalopts
 from roachctl.cli.context import AppContext, default_home
+from roachctl.cli.lazy import LazyGroup
 from roachctl.errors import ExitCode, HostFailures, InterruptedByUser, RoachctlError, TopologyError
 from roachctl.ui.console import activate, current
 from roachctl.ui.env import Environment
 
+# name -> (module under roachctl.cli, short help): modules are imported on first use (cli/lazy.py);
+# tests/unit/test_cli_lazy.py keeps this table equal to the real commands.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "certs": ("certs", "Certificates of a cluster: status, rotation."),
+    "check": ("remote", "Preflight every host of TOPOLOGY_FILE; changes nothing."),
+    "completion": (
+        "globalopts",
+        'Print a completion script: eval "$(roachctl completion bash)" in your shell\'s rc file.',
+    ),
+    "debug-zip": (
+        "diagnose",
+        "`cockroach debug zip` of CLUSTER into FILE, plus the on-disk logs of nodes that are down.",
+    ),
+    "deploy": ("remote", "Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply."),
+    "destroy": ("remote", "Stop CLUSTER and remove what roachctl installed."),
+    "doctor": (
+        "diagnose",
+        "Is CLUSTER healthy and set up as deployed? Findings with severity and a hint; none when clean.",
+    ),
+    "history": (
+        "remote",
+        "The journal of CLUSTER: every mutating command, its steps per host and how it ended.",
+    ),
+    "home": ("certs", "The controller's home: export a cluster's CA and records, import them back."),
+    "list": ("remote", "List the remote clusters deployed from this home."),
+    "local": ("local", "Run an N-node CockroachDB cluster on this machine for development."),
+    "logs": (
+        "diagnose",
+        "The service journal and CockroachDB's log file of every node, merged by time, host-prefixed.",
+    ),
+    "prune": (
+        "prune",
+        "Remove versioned release dirs on CLUSTER's hosts that no node uses and rollback no longer needs.",
+    ),
+    "replace": (
+        "shape",
+        "Replace node OLD of CLUSTER by host NEW: add NEW (deploy, start, wait live), then scale in OLD.",
+    ),
+    "restart": (
+        "remote",
+        "Rolling restart of CLUSTER: one node at a time, each gated on readiness and cluster health.",
+    ),
+    "resume": (
+        "resume",
+        "Continue CLUSTER's last unfinished operation (upgrade, finalize, rollback) as its command would.",
+    ),
+    "scale-in": (
+        "scalein",
+        "Decommission --node HOSTs (one command), then disable their units and drop them from the "
+        "remaining nodes' --join lists and firewalls and from the topology.",
+    ),
+    "scale-out": (
+        "shape",
+        "Add TOPOLOGY_FILE's new nodes to the running CLUSTER; existing nodes are not restarted.",
+    ),
+    "sql": ("remote", "Run SQL on CLUSTER (through a ready node, as root, with short-lived certs)."),
+    "start": ("remote", "Start CLUSTER's nodes in parallel, init once, and wait until every node is ready."),
+    "status": (
+        "remote",
+        "Per node: systemd state, pid, readiness, liveness, membership, replicas, draining, version and "
+        "certificate expiry.",
+    ),
+    "stop": ("remote", "Stop CLUSTER (or one --node), one node at a time."),
+    "upgrade": (
+        "upgrade",
+        "Planned, gated, rolling upgrades: `upgrade CLUSTER --version V`, `finalize`, `rollback`.",
+    ),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--home",
     type=click.Path(path_type=Path),
@@ -67,21 +140,6 @@ def cli(
     ctx.obj = AppContext(home=(home or default_home()).expanduser(), ssh_config=ssh_config, env=env)
 
 
-def _register() -> None:
-    """Attach every command module's commands (imported here, not at the top: `cli` must exist first)."""
-    import importlib
-
-    for name in ("remote", "certs", "upgrade", "prune", "scalein", "shape", "diagnose", "resume"):
-        importlib.import_module(f"roachctl.cli.{name}").register(cli)
-    from roachctl.cli import local as local_cmds
-    from roachctl.cli import localupgrade as local_upgrade_cmds
-
-    local_cmds.register(cli)
-    local_upgrade_cmds.register(local_cmds.local)
-    globalopts.add_completion_command(cli)
-    globalopts.spread(cli)
-
-
 def main(argv: list[str] | None = None, env: Environment | None = None) -> None:
     """Run the CLI and exit with the code of the error class (interface.md)."""
     sys.exit(run(argv, env))
@@ -89,7 +147,6 @@ def main(argv: list[str] | None = None, env: Environment | None = None) -> None:
 
 def run(argv: list[str] | None = None, env: Environment | None = None) -> int:
     """Run the CLI in this process with `env` (the process's streams by default); return the exit code."""
-    _register()
     # asyncio warns "Unknown child process pid" when a killed ssh client was already reaped by
     # subprocess' own cleanup; harmless, and not something a user can act on.
     logging.getLogger("asyncio").setLevel(logging.ERROR)

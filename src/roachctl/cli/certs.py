@@ -3,25 +3,20 @@ recovery path. Thin: parse options, call one function of the layer below, render
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import click
 from rich.table import Table
 
-from roachctl.cli.context import AppContext
-from roachctl.cli.remote import _cluster_topology, _notify
+from roachctl.cli.common import app_context, cluster_topology, notify, run_on_cluster
 from roachctl.cluster import certrotate, certstatus
 from roachctl.engine.deploy import confirm
 from roachctl.errors import RefusedError, UsageError
-from roachctl.model.topology import Topology
 from roachctl.operation import homeexport
 from roachctl.operation.home import ClusterHome
-from roachctl.operation.session import Session, open_session
 from roachctl.tls import inspect
 from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
@@ -34,22 +29,6 @@ _STYLE = {inspect.OK: "green", inspect.WARNING: "yellow", inspect.ERROR: "red"}
 def register(root: click.Group) -> None:
     root.add_command(certs)
     root.add_command(home)
-
-
-def _app(ctx: click.Context) -> AppContext:
-    app = ctx.find_object(AppContext)
-    assert app is not None
-    return app
-
-
-def _run(app: AppContext, topology: Topology, body: Callable[[Session], Awaitable[T]], lock: str | None) -> T:
-    args = {k: str(v) for k, v in click.get_current_context().params.items()}
-
-    async def main() -> T:
-        async with open_session(topology, app.home, ssh_config=app.ssh_config, lock_for=lock, args=args) as s:
-            return await body(s)
-
-    return asyncio.run(main())
 
 
 @click.group()
@@ -65,8 +44,8 @@ def certs_status(ctx: click.Context, cluster: str) -> None:
 
     Warns 30 days before an expiry; an expired certificate or a missing SAN is an error (exit 30).
     """
-    app = _app(ctx)
-    report = _run(app, _cluster_topology(app, cluster), certstatus.collect, None)
+    app = app_context(ctx)
+    report = run_on_cluster(app, cluster_topology(app, cluster), certstatus.collect)
     if app.json:
         emit_json(report.to_json())
     _render(report)
@@ -100,13 +79,13 @@ def certs_rotate(ctx: click.Context, cluster: str, node_certs: bool, ca: bool, p
     certificates from the new CA; once every client has a new-CA client certificate, --phase 3
     drops the old CA. Phases 2 and 3 ask first (or --yes). Re-run a phase to resume it.
     """
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
     confirm(certrotate.confirmation(cluster, ca=ca, phase=phase), yes=app.yes)
-    outcome = _run(
+    outcome = run_on_cluster(
         app, topology,
-        lambda s: certrotate.rotate(s, node_certs=node_certs, ca=ca, phase=phase, notify=_notify),
-        "certs-rotate",
+        lambda s: certrotate.rotate(s, node_certs=node_certs, ca=ca, phase=phase, notify=notify),
+        lock="certs-rotate",
     )  # fmt: skip
     if app.json:
         emit_json({"ok": True, "done": outcome.done})
@@ -137,7 +116,7 @@ def _passphrase(*, twice: bool) -> str:
 @click.pass_context
 def home_export(ctx: click.Context, cluster: str, file: Path) -> None:
     """Write CLUSTER's CA and records to FILE, encrypted with a passphrase (scrypt + AES-256-GCM)."""
-    app = _app(ctx)
+    app = app_context(ctx)
     size = homeexport.export_home(ClusterHome(app.home, cluster), file, _passphrase(twice=True))
     if app.json:
         emit_json({"cluster": cluster, "file": str(file), "bytes": size})
@@ -150,7 +129,7 @@ def home_export(ctx: click.Context, cluster: str, file: Path) -> None:
 @click.pass_context
 def home_import(ctx: click.Context, file: Path, force: bool) -> None:
     """Restore a cluster's CA and records from FILE (made by `home export`)."""
-    app = _app(ctx)
+    app = app_context(ctx)
     restored = homeexport.import_home(app.home, file, _passphrase(twice=False), force=force)
     if app.json:
         emit_json({"cluster": restored.name, "home": str(restored.dir)})

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from roachctl.cli.remote import _app, _cluster_topology, _run
+from roachctl.cli.common import app_context, cluster_topology, run_on_cluster
 from roachctl.cluster import debugzip, logs
 from roachctl.cluster import doctor as doctor_mod
 from roachctl.errors import HostFailures, RefusedError, TransportError, UsageError
@@ -42,9 +42,9 @@ def doctor(ctx: click.Context, cluster: str, disk_threshold: float) -> None:
     free space per store, drain settings against the stop timeout, liveness, versions and
     under-replicated ranges. Exit 30 when any finding is an error.
     """
-    app = _app(ctx)
-    found = _run(
-        app, _cluster_topology(app, cluster), lambda s: doctor_mod.diagnose(s, min_free_pct=disk_threshold)
+    app = app_context(ctx)
+    found = run_on_cluster(
+        app, cluster_topology(app, cluster), lambda s: doctor_mod.diagnose(s, min_free_pct=disk_threshold)
     )
     errors = [f for f in found if f.severity == rules.ERROR]
     if app.json:
@@ -88,7 +88,7 @@ def logs_cmd(
 
     Read on the hosts over ssh, so a node that is down shows its last lines too.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     try:
         start = logplan.parse_since(since, time.time()) if since else None
         pattern = re.compile(grep) if grep else None
@@ -100,7 +100,7 @@ def logs_cmd(
         sys.stdout.flush()
 
     body = lambda s: logs.show(s, emit, node=node, since=start, pattern=pattern, follow=follow, lines=lines)  # noqa: E731
-    errors = _run(app, _cluster_topology(app, cluster), body)
+    errors = run_on_cluster(app, cluster_topology(app, cluster), body)
     if errors:
         raise HostFailures(failures={h: TransportError(e, where=h) for h, e in errors.items()})
 
@@ -115,9 +115,11 @@ def logs_cmd(
 @click.pass_context
 def debug_zip(ctx: click.Context, cluster: str, file: Path, redact: bool, goroutine_stacks: bool) -> None:
     """`cockroach debug zip` of CLUSTER into FILE, plus the on-disk logs of nodes that are down."""
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-    result = _run(app, topology, lambda s: debugzip.collect(s, file, redact=redact, stacks=goroutine_stacks))
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
+    result = run_on_cluster(
+        app, topology, lambda s: debugzip.collect(s, file, redact=redact, stacks=goroutine_stacks)
+    )
     if app.json:
         emit_json(
             {

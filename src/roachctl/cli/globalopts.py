@@ -82,6 +82,10 @@ def _folding(callback: Callable[..., Any], names: list[str]) -> Callable[..., An
     return run
 
 
+def register(root: click.Group) -> None:
+    add_completion_command(root)
+
+
 def add_completion_command(root: click.Group) -> None:
     """`roachctl completion bash|zsh|fish`: print the shell's completion script."""
 

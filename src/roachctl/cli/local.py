@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from roachctl.cli import render
+from roachctl.cli.common import app_context
 from roachctl.cli.context import AppContext
 from roachctl.local import ops
 from roachctl.local.cluster import DRAIN_TIMEOUT, GRACE, LocalCluster
@@ -20,13 +21,11 @@ from roachctl.release.names import DEFAULT_VERSION, INSECURE_MIRROR_ENV, MIRROR_
 
 
 def register(root: click.Group) -> None:
-    """Attach the `local` command group to the root CLI."""
+    """Attach the `local` command group (with `local upgrade`) to the root CLI."""
+    from roachctl.cli import localupgrade  # it imports this module's options: not at the top
+
+    localupgrade.register(local)
     root.add_command(local)
-
-
-def _app(ctx: click.Context) -> AppContext:
-    app = ctx.find_object(AppContext)
-    return app if app is not None else AppContext(home=Path.home() / ".local/share/roachctl")
 
 
 def _explicit(ctx: click.Context, param: str) -> bool:
@@ -144,7 +143,7 @@ def up(
     the first Ctrl-C stops the nodes as `local stop` does (one at a time: gracefully while a
     majority runs, the last ones after a short grace), a second one stops them at once.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     source = ops.ReleaseChoice(version, binary, tarball, sha256, mirror, allow_insecure_mirror)
     opts = ops.UpOptions(
         name=name,
@@ -172,7 +171,7 @@ def start(ctx: click.Context, name: str, timeout: float, foreground: bool) -> No
     Same data and cluster ID; `cockroach init` is never run again. Returns once every node is
     ready (use --foreground to supervise it like `up`).
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     ops.start(
         app.home,
         name,
@@ -220,7 +219,7 @@ def stop(ctx: click.Context, name: str, timeout: float, grace: float, force: boo
     seconds, then SIGKILL (crash-safe: the next start replays their log). Each node's result
     line says which it was.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     results = ops.stop(app.home, name, timeout=timeout, force=force, grace=grace)
     _stopped(app, name, results, "stopped; data kept")
 
@@ -247,7 +246,7 @@ def down(ctx: click.Context, name: str, wipe: bool, yes: bool, timeout: float, g
     Without --wipe the data is kept (`local start` brings it back). --wipe deletes
     <home>/local/<name> after you type the cluster name (or pass --yes).
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     results = ops.down(
         app.home,
         name,
@@ -291,7 +290,7 @@ def status(ctx: click.Context, name: str) -> None:
     Per node: pid, alive (our process), ready (/health?ready=1), live (the cluster's view), SQL and
     DB Console URLs, certificate expiry; a node that is not running shows its last output lines.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     doc = cluster_status(LocalCluster.load(ClusterPaths(app.home, check_name(name))))
     if app.json:
         app.env.emit_json(doc)
@@ -327,14 +326,14 @@ def sql(ctx: click.Context, name: str, statements: tuple[str, ...]) -> None:
 
     Connects to a ready node with the cluster's certificates.
     """
-    ops.sql(_app(ctx).home, name, statements)
+    ops.sql(app_context(ctx).home, name, statements)
 
 
 @local.command(name="list")
 @click.pass_context
 def list_(ctx: click.Context) -> None:
     """List the local clusters in this roachctl home."""
-    app = _app(ctx)
+    app = app_context(ctx)
     rows = cluster_list(app.home)
     if app.json:
         app.env.emit_json(rows)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from roachctl.cli.local import _app, name_option, timeout_option
-from roachctl.cli.upgrade import _render, via_option
+from roachctl.cli import render
+from roachctl.cli.common import app_context, via_option
+from roachctl.cli.local import name_option, timeout_option
 from roachctl.local import upgrade as upgrade_mod
 from roachctl.local.ops import ReleaseChoice
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
@@ -41,9 +42,9 @@ def upgrade(
     timeout: float,
 ) -> None:  # fmt: skip
     """Upgrade a local cluster one node at a time (same path and gates as `roachctl upgrade`)."""
-    app = _app(ctx)
+    app = app_context(ctx)
     source = ReleaseChoice(version, binary, tarball, sha256, mirror, allow_insecure_mirror)
     report = upgrade_mod.upgrade(
         app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout, via=via
     )
-    _render(app, f"local upgrade {name}" + (" (dry run)" if dry_run else ""), report)
+    render.upgrade_report(app, f"local upgrade {name}" + (" (dry run)" if dry_run else ""), report)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import click
 
-from roachctl.cli.remote import _app, _cluster_topology, _notify
+from roachctl.cli.common import app_context, cluster_topology, notify, run_on_cluster
 from roachctl.cluster import prune as prune_mod
-from roachctl.operation.session import open_session
 from roachctl.ui.console import console, emit_json
 
 
@@ -23,16 +19,14 @@ def register(root: click.Group) -> None:
 @click.pass_context
 def prune(ctx: click.Context, cluster: str, dry_run: bool) -> None:
     """Remove versioned release dirs on CLUSTER's hosts that no node uses and rollback no longer needs."""
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items()}
-
-    async def main() -> prune_mod.PruneReport:
-        lock = None if dry_run else "prune"
-        async with open_session(topology, app.home, ssh_config=app.ssh_config, lock_for=lock, args=args) as s:
-            return await prune_mod.prune(s, dry_run=dry_run, notify=_notify)
-
-    report = asyncio.run(main())
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
+    report = run_on_cluster(
+        app,
+        topology,
+        lambda s: prune_mod.prune(s, dry_run=dry_run, notify=notify),
+        lock=None if dry_run else "prune",
+    )
     if app.json:
         emit_json({"ok": True, "dry_run": dry_run, "removed": report.removed, "kept": report.kept})
     verb = "would remove" if dry_run else "removed"

@@ -9,16 +9,22 @@ codes. The README's "Writing a command" has the pattern.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.table import Table
 
 from roachctl.cli import render
+from roachctl.cli.common import (
+    accept_keys_option,
+    app_context,
+    cluster_topology,
+    finish,
+    history_table,
+    lock_verb,
+    run_on_cluster,
+)
 from roachctl.cli.context import AppContext
 from roachctl.cluster import certstatus, connect, inventory, lifecycle, sqlshell
 from roachctl.cluster import destroy as destroy_mod
@@ -26,17 +32,13 @@ from roachctl.cluster import status as status_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine import deploy_flow
 from roachctl.engine.check import Finding
-from roachctl.errors import HostFailures, RefusedError
+from roachctl.errors import RefusedError
 from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
-from roachctl.operation.journal import OperationRecord, operation_json, read_operations
-from roachctl.operation.session import Session, open_session
+from roachctl.operation.journal import operation_json, read_operations
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
 from roachctl.ui.console import current
-from roachctl.ui.tables import host_results
-
-T = TypeVar("T")
 
 
 def register(root: click.Group) -> None:
@@ -45,102 +47,6 @@ def register(root: click.Group) -> None:
         root.add_command(command)
 
 
-def _app(ctx: click.Context) -> AppContext:
-    app = ctx.find_object(AppContext)
-    assert app is not None
-    return app
-
-
-def _notify(host: str, message: str) -> None:
-    """Progress about one host, on the run's console (same as `app.env.notify`)."""
-    current().notify(host, message)
-
-
-def _cluster_topology(app: AppContext, name: str) -> Topology:
-    """CLUSTER's saved topology, checked before any host is contacted (review L9, L5).
-
-    Every command on a known cluster, read-only ones included, also refuses a missing or
-    mismatched CA (ClusterHome.ca) with the recovery, rather than working around it.
-    """
-    home = ClusterHome(app.home, name)  # refuses a name that is not a cluster name (`../x`)
-    home.require()
-    home.load_state()  # a corrupt state.json is a clear error here, not mid-operation
-    topology = load_topology(home.topology_path)
-    if topology.name != name:
-        raise RefusedError(
-            f"the saved topology of cluster {name!r} declares name: {topology.name!r}",
-            where=str(home.topology_path),
-            hint=f"it was edited or copied by hand; restore the topology deployed as {name!r}, "
-            f"or redeploy it with `roachctl deploy TOPOLOGY.yaml` (name: {name})",
-        )
-    if topology.secure:
-        home.ca()
-    return topology
-
-
-# Commands that change hosts hold the cluster's operation lock (operation/lock.py); a plan
-# (`deploy --dry-run`) and the read-only commands do not.
-MUTATING_VERBS = frozenset({"deploy", "start", "stop", "restart", "destroy", "scale-out", "replace"})
-
-
-def _lock_verb() -> str | None:
-    ctx = click.get_current_context(silent=True)
-    if ctx is None or ctx.info_name not in MUTATING_VERBS or ctx.params.get("dry_run"):
-        return None
-    return ctx.info_name
-
-
-def _run(
-    app: AppContext,
-    topology: Topology,
-    body: Callable[[Session], Awaitable[T]],
-    accept_new_host_keys: bool = False,
-) -> T:
-    verb = _lock_verb()
-    ctx = click.get_current_context(silent=True)
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in (ctx.params if ctx else {}).items()}
-
-    async def main() -> T:
-        async with open_session(
-            topology,
-            app.home,
-            ssh_config=app.ssh_config,
-            accept_new_host_keys=accept_new_host_keys,
-            lock_for=verb,
-            args=args,
-        ) as session:
-            return await body(session)
-
-    return asyncio.run(main())
-
-
-def _finish(
-    app: AppContext,
-    title: str,
-    session_hosts: list[str],
-    outcome: lifecycle.Outcome,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Print the per-host table (and JSON), then raise if any host failed."""
-    if app.json:
-        app.env.emit_json(
-            {
-                "ok": not outcome.failures,
-                "done": outcome.done,
-                "failed": {h: e.render() for h, e in outcome.failures.items()},
-                **(extra or {}),
-            }
-        )
-    host_results(title, session_hosts, outcome.done, outcome.failures, out=app.env.console)
-    if outcome.failures:
-        raise HostFailures(failures=outcome.failures, succeeded=sorted(outcome.done))
-
-
-accept_keys_option = click.option(
-    "--accept-new-host-keys",
-    is_flag=True,
-    help="Trust unknown ssh host keys on first connection (accept-new).",
-)
 node_option = click.option("--node", "node", default=None, metavar="HOST", help="Only this node.")
 adopt_option = click.option(
     "--adopt",
@@ -163,11 +69,14 @@ def check(ctx: click.Context, topology_file: Path, adopt: bool, accept_new_host_
     every node reaches every other node's RPC port, and that nothing deploy would take over
     belongs to someone else (service user, unit files, non-empty data dirs).
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     topology = load_topology(topology_file)
     known = _known_secure_home(app, topology)
-    findings, cert_warning = _run(
-        app, topology, lambda s: certstatus.preflight(s, adopt=adopt, known=known), accept_new_host_keys
+    findings, cert_warning = run_on_cluster(
+        app,
+        topology,
+        lambda s: certstatus.preflight(s, adopt=adopt, known=known),
+        accept_new_host_keys=accept_new_host_keys,
     )
     failed = [f for f in findings if not f.ok]
     if app.json:
@@ -242,16 +151,17 @@ def deploy(
 
     A second deploy of the same topology reports 0 changes and rewrites nothing.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     given = deploy_flow.load_input(topology_file, app.home)
     source = deploy_mod.ReleaseSource(
         mirror=mirror, tarball=tarball, sha256=sha256, allow_insecure_mirror=allow_insecure_mirror
     )
-    result = _run(
+    result = run_on_cluster(
         app,
         given.topology,
         lambda s: deploy_flow.run_deploy(s, given, source, app.env, dry_run=dry_run, adopt=adopt),
-        accept_new_host_keys,
+        lock=lock_verb(),
+        accept_new_host_keys=accept_new_host_keys,
     )
     render.deploy_result(app, result)
 
@@ -269,13 +179,16 @@ def deploy(
 @click.pass_context
 def start(ctx: click.Context, cluster: str, node: str | None, timeout: float) -> None:
     """Start CLUSTER's nodes in parallel, init once, and wait until every node is ready."""
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-    outcome, nodes = _run(
-        app, topology, lambda s: connect.start(s, only=node, notify=app.env.notify, timeout=timeout)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
+    outcome, nodes = run_on_cluster(
+        app,
+        topology,
+        lambda s: connect.start(s, only=node, notify=app.env.notify, timeout=timeout),
+        lock=lock_verb(),
     )
     render.endpoints(app, f"roachctl sql {cluster}", nodes)
-    _finish(app, f"start {cluster}", [n.host for n in topology.nodes], outcome, {"nodes": nodes})
+    finish(app, f"start {cluster}", [n.host for n in topology.nodes], outcome, {"nodes": nodes})
 
 
 grace_option = click.option(
@@ -308,12 +221,15 @@ def stop(ctx: click.Context, cluster: str, node: str | None, force: bool, grace:
     --grace seconds, then a hard stop (crash-safe: the next start replays their log). Each node's
     result says which it was.
     """
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-    outcome = _run(
-        app, topology, lambda s: lifecycle.stop(s, only=node, force=force, grace=grace, notify=app.env.notify)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
+    outcome = run_on_cluster(
+        app,
+        topology,
+        lambda s: lifecycle.stop(s, only=node, force=force, grace=grace, notify=app.env.notify),
+        lock=lock_verb(),
     )
-    _finish(app, f"stop {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
+    finish(app, f"stop {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
 
 
 @click.command()
@@ -322,10 +238,12 @@ def stop(ctx: click.Context, cluster: str, node: str | None, force: bool, grace:
 @click.pass_context
 def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
     """Rolling restart of CLUSTER: one node at a time, each gated on readiness and cluster health."""
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-    outcome = _run(app, topology, lambda s: lifecycle.restart(s, only=node, notify=app.env.notify))
-    _finish(app, f"restart {cluster}", [n.host for n in topology.nodes], outcome)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
+    outcome = run_on_cluster(
+        app, topology, lambda s: lifecycle.restart(s, only=node, notify=app.env.notify), lock=lock_verb()
+    )
+    finish(app, f"restart {cluster}", [n.host for n in topology.nodes], outcome)
 
 
 @click.command()
@@ -334,8 +252,8 @@ def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
 def status(ctx: click.Context, cluster: str) -> None:
     """Per node: systemd state, pid, readiness, liveness, membership, replicas, draining, version and
     certificate expiry."""
-    app = _app(ctx)
-    data = _run(app, _cluster_topology(app, cluster), status_mod.report)
+    app = app_context(ctx)
+    data = run_on_cluster(app, cluster_topology(app, cluster), status_mod.report)
     if app.json:
         app.env.emit_json(data)
         return
@@ -406,19 +324,19 @@ def sql(ctx: click.Context, cluster: str, statements: tuple[str, ...], fmt: str)
 
     Without -e: an interactive `cockroach sql` shell on a ready node (over `ssh -t`).
     """
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
     if not statements:
-        _run(app, topology, sqlshell.shell)
+        run_on_cluster(app, topology, sqlshell.shell)
         return
-    app.env.write(_run(app, topology, lambda s: sqlshell.run_statements(s, statements, fmt)))
+    app.env.write(run_on_cluster(app, topology, lambda s: sqlshell.run_statements(s, statements, fmt)))
 
 
 @click.command("list")
 @click.pass_context
 def list_clusters(ctx: click.Context) -> None:
     """List the remote clusters deployed from this home."""
-    app = _app(ctx)
+    app = app_context(ctx)
     rows, broken = inventory.list_clusters(app.home)
     if app.json:
         app.env.emit_json({"clusters": rows})
@@ -450,13 +368,16 @@ def destroy(ctx: click.Context, cluster: str, wipe: bool, grace: float) -> None:
     The nodes are stopped as `stop` does; a unit is removed only once its process is gone. Asks
     you to type the cluster name (or pass --yes).
     """
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
     _confirm_name(cluster, wipe=wipe, yes=app.yes)
-    outcome = _run(
-        app, topology, lambda s: destroy_mod.destroy(s, wipe=wipe, grace=grace, notify=app.env.notify)
+    outcome = run_on_cluster(
+        app,
+        topology,
+        lambda s: destroy_mod.destroy(s, wipe=wipe, grace=grace, notify=app.env.notify),
+        lock=lock_verb(),
     )
-    _finish(app, f"destroy {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
+    finish(app, f"destroy {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
 
 
 def _confirm_name(cluster: str, *, wipe: bool, yes: bool) -> None:
@@ -480,34 +401,11 @@ def history(ctx: click.Context, cluster: str, last: int) -> None:
     An operation shown as "interrupted", "failed" or "unfinished" is continued by running the
     same command again: it resumes from what the cluster shows, not from the journal.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     home = ClusterHome(app.home, cluster)
     home.require()
     ops = read_operations(home.journal_path)[-last:]
     if app.json:
         app.env.emit_json({"cluster": cluster, "operations": [operation_json(op) for op in ops]})
         return
-    app.env.console.print(_history_table(f"history of {cluster} ({home.journal_path})", ops))
-
-
-def _history_table(title: str, ops: list[OperationRecord]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("operation", "started (UTC)", "command", "outcome", "steps"):
-        table.add_column(column)
-    for op in ops:
-        style = {"ok": "green", "unfinished": "yellow"}.get(op.outcome, "red")
-        steps = "\n".join(_step_line(s) for s in op.steps) or "-"
-        outcome = f"[{style}]{op.outcome}[/]" + (f"\n{op.error}" if op.error else "")
-        table.add_row(op.id, _utc(op.started), op.command or op.verb, outcome, steps)
-    return table
-
-
-def _utc(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _step_line(step: dict[str, Any]) -> str:
-    where = f"{step['host']}: " if step.get("host") else ""
-    extra = {k: v for k, v in step.items() if k not in ("ts", "op", "record", "verb", "step", "host")}
-    detail = ", ".join(f"{k}={v}" for k, v in sorted(extra.items()))
-    return f"{where}{step.get('step')}" + (f" ({detail})" if detail else "")
+    app.env.console.print(history_table(f"history of {cluster} ({home.journal_path})", ops))

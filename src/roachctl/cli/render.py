@@ -11,9 +11,13 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.table import Table
+
 from roachctl.cli.context import AppContext, default_home
+from roachctl.cluster.upgrade import UpgradeReport
 from roachctl.engine.deploy_flow import DeployResult
 from roachctl.plan.report import plan_to_json
+from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
 
 
@@ -56,3 +60,27 @@ def deploy_result(app: AppContext, result: DeployResult) -> None:
     result.raise_failures()
     if result.applied is not None:
         app.env.console.print(f"next: roachctl start {name}")
+
+
+def upgrade_report(app: AppContext, title: str, report: UpgradeReport) -> None:
+    """An upgrade's path, its gates, per node what happened (or is planned), and what remains
+    (`upgrade`, `upgrade finalize|rollback`, `local upgrade`)."""
+    if app.json:
+        emit_json({"ok": True, **report.to_json()})
+    out = console()
+    if report.path:
+        out.print("path: " + " → ".join([str(report.path[0]["from"]), *(str(s["to"]) for s in report.path)]))
+    for index, step in enumerate(report.path, 1):
+        final = f", {step['finalization']}" if "finalization" in step else ""
+        out.print(f"  step {index}: {step['from']} → {step['to']} ({step['kind']}{final})", highlight=False)
+    for gate in report.gates:
+        mark = "[green]ok[/]" if gate["ok"] else "[red]FAILED[/]"
+        out.print(f"  gate {gate['gate']}: {mark} ({gate['detail']})", highlight=False)
+    table = Table(title=title, title_justify="left")
+    for column in ("host", "result"):
+        table.add_column(column)
+    for host in report.order or report.nodes:
+        table.add_row(host, report.nodes.get(host, "planned" if report.dry_run else "-"))
+    out.print(table)
+    if report.remaining:
+        out.print(report.remaining, highlight=False)

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from roachctl.cli import upgrade as upgrade_cli
-from roachctl.cli.remote import _app
+from roachctl.cli.common import app_context
 from roachctl.errors import RefusedError
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.journal import OperationRecord, read_operations
@@ -52,7 +52,7 @@ def _dispatch(ctx: click.Context, op: OperationRecord) -> None:
 @click.pass_context
 def resume(ctx: click.Context, cluster: str) -> None:
     """Continue CLUSTER's last unfinished operation (upgrade, finalize, rollback) as its command would."""
-    home = ClusterHome(_app(ctx).home, cluster)
+    home = ClusterHome(app_context(ctx).home, cluster)
     home.require()
     op = unfinished(read_operations(home.journal_path))
     if op is None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
 
+from roachctl.cli.common import app_context, cluster_topology, notify, run_on_cluster
 from roachctl.cli.context import AppContext
-from roachctl.cli.remote import _app, _cluster_topology, _notify
 from roachctl.cluster import scalein as scalein_mod
 from roachctl.engine.deploy import confirm as ask
 from roachctl.errors import HostFailures
 from roachctl.model.topology import Topology
-from roachctl.operation.session import open_session
 from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
 
@@ -42,24 +40,22 @@ def _print_plan(plan: scalein_mod.ScaleInPlan) -> None:
 
 
 def _execute(app: AppContext, topology: Topology, params: dict[str, Any]) -> scalein_mod.ScaleInResult:
-    async def main() -> scalein_mod.ScaleInResult:
-        lock = None if params["dry_run"] else "scale-in"
-        args = {"node": list(params["nodes"]), "wipe": params["wipe"], "abort": params["abort"]}
-        async with open_session(
-            topology, app.home, ssh_config=app.ssh_config, lock_for=lock, args=args
-        ) as session:
-            return await scalein_mod.scale_in_command(
-                session,
-                list(params["nodes"]),
-                wipe=params["wipe"],
-                abort=params["abort"],
-                dry_run=params["dry_run"],
-                notify=_notify,
-                confirm=_show_and_confirm(app),
-                stall_timeout=params["stall_timeout"],
-            )
-
-    return asyncio.run(main())
+    return run_on_cluster(
+        app,
+        topology,
+        lambda session: scalein_mod.scale_in_command(
+            session,
+            list(params["nodes"]),
+            wipe=params["wipe"],
+            abort=params["abort"],
+            dry_run=params["dry_run"],
+            notify=notify,
+            confirm=_show_and_confirm(app),
+            stall_timeout=params["stall_timeout"],
+        ),
+        lock=None if params["dry_run"] else "scale-in",
+        args={"node": list(params["nodes"]), "wipe": params["wipe"], "abort": params["abort"]},
+    )
 
 
 @click.command("scale-in")
@@ -86,7 +82,7 @@ def scale_in(
     Refused (exit 30) when the remaining nodes cannot hold every zone's replicas or a range is
     under-replicated. An interrupted run continues when re-run; --abort recommissions instead.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     params = {
         "nodes": nodes,
         "wipe": wipe,
@@ -94,7 +90,7 @@ def scale_in(
         "dry_run": dry_run,
         "stall_timeout": stall_timeout,
     }
-    result = _execute(app, _cluster_topology(app, cluster), params)
+    result = _execute(app, cluster_topology(app, cluster), params)
     if dry_run:
         _print_plan(result.plan)
     if app.json:

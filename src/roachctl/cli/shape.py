@@ -9,8 +9,16 @@ from typing import Any
 
 import click
 
+from roachctl.cli.common import (
+    accept_keys_option,
+    app_context,
+    cluster_topology,
+    finish,
+    lock_verb,
+    notify,
+    run_on_cluster,
+)
 from roachctl.cli.context import AppContext
-from roachctl.cli.remote import _app, _cluster_topology, _finish, _notify, _run, accept_keys_option
 from roachctl.cluster import replace as replace_mod
 from roachctl.cluster import scaleout as scaleout_mod
 from roachctl.engine import deploy as deploy_mod
@@ -87,16 +95,16 @@ def scale_out(ctx: click.Context, /, cluster: str, topology_file: Path, dry_run:
     Only their firewalls change (to admit the new nodes, before those start); the new nodes join
     through the --join list pinned at init, never run init, and are waited for until ready and live.
     """
-    app = _app(ctx)
+    app = app_context(ctx)
     text, topology = _grown_topology(app, cluster, topology_file)
-    result = _run(app, topology, lambda s: scaleout_mod.scale_out(
-        s, _source(opts), text, show=_show, confirm=_confirm(app.yes), dry_run=dry_run, notify=_notify,
+    result = run_on_cluster(app, topology, lambda s: scaleout_mod.scale_out(
+        s, _source(opts), text, show=_show, confirm=_confirm(app.yes), dry_run=dry_run, notify=notify,
         timeout=float(opts["timeout"]), wait_rebalance=bool(opts["wait_rebalance"]), progress=not app.json,
-    ), bool(opts["accept_new_host_keys"]))  # fmt: skip
+    ), lock=lock_verb(), accept_new_host_keys=bool(opts["accept_new_host_keys"]))  # fmt: skip
     extra = {"plan": result.plan.to_json(), **plan_to_json(list(result.plan.deploy.plans.values())),
              "replicas": result.replicas, "dry_run": dry_run}  # fmt: skip
     if not dry_run:
-        _finish(app, f"scale-out {cluster}", [n.host for n in topology.nodes], result.outcome, extra)
+        finish(app, f"scale-out {cluster}", [n.host for n in topology.nodes], result.outcome, extra)
     elif app.json:
         emit_json({"ok": True, **extra})
 
@@ -107,7 +115,7 @@ def _grown_topology(app: AppContext, cluster: str, path: Path) -> tuple[bytes, T
     topology = load_text(text.decode("utf-8"), str(path))
     if topology.name != cluster:
         raise UsageError(f"{path} is cluster {topology.name!r}, not {cluster!r}", where=str(path))
-    _cluster_topology(app, cluster)
+    cluster_topology(app, cluster)
     return text, topology
 
 
@@ -127,13 +135,13 @@ def replace(ctx: click.Context, /, cluster: str, old: str, new: str, dry_run: bo
     NEW copies OLD's topology entry (locality, stores, ports). OLD may be dead or unreachable: it is
     decommissioned through a live node. At most one node (OLD) is ever down. Re-run to resume.
     """
-    app = _app(ctx)
-    _cluster_topology(app, cluster)
+    app = app_context(ctx)
+    cluster_topology(app, cluster)
     target = replace_mod.replace_topology(ClusterHome(app.home, cluster), old, new, opts["advertise"])
-    result = _run(app, target.topology, lambda s: replace_mod.replace(
-        s, target, _source(opts), show=_show, confirm=_confirm(app.yes), dry_run=dry_run, notify=_notify,
+    result = run_on_cluster(app, target.topology, lambda s: replace_mod.replace(
+        s, target, _source(opts), show=_show, confirm=_confirm(app.yes), dry_run=dry_run, notify=notify,
         timeout=float(opts["timeout"]), progress=not app.json,
-    ), bool(opts["accept_new_host_keys"]))  # fmt: skip
+    ), lock=lock_verb(), accept_new_host_keys=bool(opts["accept_new_host_keys"]))  # fmt: skip
     _render_replace(app, dry_run, target, result)
 
 
@@ -150,4 +158,4 @@ def _render_replace(
         console().print(f"[yellow]note:[/] {note}", highlight=False)
     extra = {"old": old, "new": new, "phases": result.phases, "already": result.already, "notes": notes}
     hosts = list(dict.fromkeys([*(n.host for n in target.topology.nodes), old]))
-    _finish(app, f"replace {target.topology.name} {old} -> {new}", hosts, result.outcome, extra)
+    finish(app, f"replace {target.topology.name} {old} -> {new}", hosts, result.outcome, extra)

@@ -6,22 +6,15 @@ function of cluster/upgrade.py, render its report (per node, the gates, what rem
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.table import Table
 
-from roachctl.cli.context import AppContext
-from roachctl.cli.remote import _app, _cluster_topology, _notify
+from roachctl.cli import render
+from roachctl.cli.common import app_context, cluster_topology, notify, run_on_cluster, via_option
 from roachctl.cluster import upgrade as upgrade_mod
 from roachctl.engine import deploy as deploy_mod
-from roachctl.model.topology import Topology
-from roachctl.operation.session import Session, open_session
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
-from roachctl.ui.console import console, emit_json
 
 
 class _DefaultGroup(click.Group):
@@ -33,54 +26,8 @@ class _DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def _split_via(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(v.strip() for item in value for v in item.split(",") if v.strip())
-
-
-via_option = click.option(
-    "--via", "via", multiple=True, callback=_split_via, metavar="V[,V...]",
-    help="The release of each intermediate major of a multi-major path, in order (the latest patch of "
-    "each), e.g. --via v25.4.1 for v25.2.x → v26.1.x.",
-)  # fmt: skip
-
-
 def register(root: click.Group) -> None:
     root.add_command(upgrade)
-
-
-def _run(
-    app: AppContext, topology: Topology, verb: str | None, body: Callable[[Session], Awaitable[Any]]
-) -> Any:
-    ctx = click.get_current_context()
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items()}
-
-    async def main() -> Any:
-        async with open_session(topology, app.home, ssh_config=app.ssh_config, lock_for=verb, args=args) as s:
-            return await body(s)
-
-    return asyncio.run(main())
-
-
-def _render(app: AppContext, title: str, report: upgrade_mod.UpgradeReport) -> None:
-    if app.json:
-        emit_json({"ok": True, **report.to_json()})
-    out = console()
-    if report.path:
-        out.print("path: " + " → ".join([str(report.path[0]["from"]), *(str(s["to"]) for s in report.path)]))
-    for index, step in enumerate(report.path, 1):
-        final = f", {step['finalization']}" if "finalization" in step else ""
-        out.print(f"  step {index}: {step['from']} → {step['to']} ({step['kind']}{final})", highlight=False)
-    for gate in report.gates:
-        mark = "[green]ok[/]" if gate["ok"] else "[red]FAILED[/]"
-        out.print(f"  gate {gate['gate']}: {mark} ({gate['detail']})", highlight=False)
-    table = Table(title=title, title_justify="left")
-    for column in ("host", "result"):
-        table.add_column(column)
-    for host in report.order or report.nodes:
-        table.add_row(host, report.nodes.get(host, "planned" if report.dry_run else "-"))
-    out.print(table)
-    if report.remaining:
-        out.print(report.remaining, highlight=False)
 
 
 @click.group(cls=_DefaultGroup)
@@ -105,13 +52,14 @@ def run(
     finalize: bool, mirror: str | None, tarball: Path | None, sha256: str | None, allow_insecure_mirror: bool,
 ) -> None:  # fmt: skip
     """Upgrade CLUSTER to --version, one node at a time; rollback stays possible unless finalized."""
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
     source = deploy_mod.ReleaseSource(mirror, tarball, sha256, allow_insecure_mirror)
-    report = _run(app, topology, None if dry_run else "upgrade", lambda s: upgrade_mod.upgrade(
+    report = run_on_cluster(app, topology, lambda s: upgrade_mod.upgrade(
         s, version=version, source=source, dry_run=dry_run, auto_finalize=auto_finalize, finalize=finalize,
-        notify=_notify, confirm=lambda q: deploy_mod.confirm(q, yes=app.yes), via=via))  # fmt: skip
-    _render(app, f"upgrade {cluster}" + (" (dry run)" if dry_run else ""), report)
+        notify=notify, confirm=lambda q: deploy_mod.confirm(q, yes=app.yes), via=via,
+    ), lock=None if dry_run else "upgrade")  # fmt: skip
+    render.upgrade_report(app, f"upgrade {cluster}" + (" (dry run)" if dry_run else ""), report)
 
 
 @upgrade.command("finalize")
@@ -119,10 +67,12 @@ def run(
 @click.pass_context
 def finalize_cmd(ctx: click.Context, cluster: str) -> None:
     """Finalize CLUSTER's upgrade (SET CLUSTER SETTING version); refused unless every node runs it."""
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-    report = _run(app, topology, "upgrade-finalize", lambda s: upgrade_mod.finalize(s, notify=_notify))
-    _render(app, f"upgrade finalize {cluster}", report)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
+    report = run_on_cluster(
+        app, topology, lambda s: upgrade_mod.finalize(s, notify=notify), lock="upgrade-finalize"
+    )
+    render.upgrade_report(app, f"upgrade finalize {cluster}", report)
 
 
 @upgrade.command("rollback")
@@ -130,7 +80,9 @@ def finalize_cmd(ctx: click.Context, cluster: str) -> None:
 @click.pass_context
 def rollback_cmd(ctx: click.Context, cluster: str) -> None:
     """Roll CLUSTER back to the release its unfinalized upgrade started from, one node at a time."""
-    app = _app(ctx)
-    topology = _cluster_topology(app, cluster)
-    report = _run(app, topology, "upgrade-rollback", lambda s: upgrade_mod.rollback(s, notify=_notify))
-    _render(app, f"upgrade rollback {cluster}", report)
+    app = app_context(ctx)
+    topology = cluster_topology(app, cluster)
+    report = run_on_cluster(
+        app, topology, lambda s: upgrade_mod.rollback(s, notify=notify), lock="upgrade-rollback"
+    )
+    render.upgrade_report(app, f"upgrade rollback {cluster}", report)

@@ -261,7 +261,7 @@ async def _reload_taken(session: Session, target: NodeTarget, effect: Callable[[
     async def taken() -> bool:
         if await effect():
             return True
-        if _more_refusals(before, await _refusals(session, target)):
+        if more_refusals(before, await _refusals(session, target)):
             raise _Refused
         return False
 
@@ -284,7 +284,8 @@ async def _refusals(session: Session, target: NodeTarget) -> tuple[str, int]:
     return target_file, int(count) if count.strip().isdigit() else 0
 
 
-def _more_refusals(before: tuple[str, int], now: tuple[str, int]) -> bool:
+def more_refusals(before: tuple[str, int], now: tuple[str, int]) -> bool:
+    """Did the node log more refused certificate reloads (file, count)? A rotated file starts at 0."""
     return now[1] > (before[1] if now[0] == before[0] else 0)
 
 

@@ -137,13 +137,13 @@ async def collect(session: Session, out: Path, *, redact: bool, stacks: bool = F
             except RoachctlError as exc:
                 result.errors[target.host] = exc.message.splitlines()[0]
                 continue
-            result.down_nodes[target.host] = _add_tar(dst, raw, f"debug/down-nodes/{target.host}/logs")
+            result.down_nodes[target.host] = add_tar(dst, raw, f"debug/down-nodes/{target.host}/logs")
             result.entries += result.down_nodes[target.host]
     atomic_write(out, merged.getvalue(), 0o600)
     return result
 
 
-def _add_tar(dst: zipfile.ZipFile, raw: bytes, prefix: str) -> int:
+def add_tar(dst: zipfile.ZipFile, raw: bytes, prefix: str) -> int:
     """Regular files of a tar stream into `dst` under `prefix` (nothing outside it; size-capped)."""
     added, total = 0, 0
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:

@@ -259,7 +259,7 @@ async def stop(
         return outcome
     if only is not None:
         if not force:
-            await _refuse_if_quorum_lost(client, everyone, chosen[0], up)
+            await refuse_if_quorum_lost(client, everyone, chosen[0], up)
         running = [t for t in everyone if t.host in up]
         members, draining = await _members(client, running, len(everyone), seen.draining)
         target = chosen[0]
@@ -439,7 +439,7 @@ async def _members(
     return max(1, len([r for r in rows if r.membership in (None, "active")])), draining
 
 
-async def _refuse_if_quorum_lost(
+async def refuse_if_quorum_lost(
     client: NodeClient, everyone: list[NodeTarget], leaving: NodeTarget, up: frozenset[str]
 ) -> None:
     """Refuse to stop `leaving` when the nodes still up afterwards would not be a majority, when

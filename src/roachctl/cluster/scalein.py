@@ -193,7 +193,7 @@ def _member_of(target: NodeTarget, members: list[pure.Member]) -> pure.Member | 
 _STOPPED = {"inactive", "failed", "unknown"}  # `systemctl is-active` words for a unit that runs nothing
 
 
-async def _refuse_strangers(
+async def refuse_strangers(
     session: Session, strangers: list[NodeTarget], members: list[pure.Member], wipe: bool
 ) -> None:
     """A leaving host with no row at its address is retired without any decommission: allowed
@@ -258,7 +258,7 @@ async def plan_scale_in(
     client = NodeClient(session)
     via, members = await _members(client, remaining)
     leaving = [Leaving(t, _member_of(t, members)) for t in leaving_targets]
-    await _refuse_strangers(session, [x.target for x in leaving if x.member is None], members, wipe)
+    await refuse_strangers(session, [x.target for x in leaving if x.member is None], members, wipe)
     todo = [x for x in leaving if x.member is not None and x.member.membership != "decommissioned"]
     capacity = None
     if check_capacity and any(x.state == "active" for x in todo):

@@ -112,7 +112,7 @@ async def membership(session: Session) -> tuple[Membership, list[NodeStatus]]:
     return classify({t.host: t.rpc_addr for t in everyone}, rows), rows
 
 
-def _refuse_shape(session: Session) -> None:
+def refuse_shape(session: Session) -> None:
     """Scale-out only adds hosts to an initialized cluster, at the version it runs."""
     name, home = session.topology.name, session.home
     state = home.load_state()
@@ -145,7 +145,7 @@ async def plan_scale_out(
     nodes), except replace's OLD (`leaving`): it is skipped, and also when unreachable while it
     still looks live (it may have crashed a moment ago).
     """
-    _refuse_shape(session)
+    refuse_shape(session)
     seen, _ = await membership(session)
     name = session.topology.name
     gone = [h for h in seen.decommissioned if h not in leaving]

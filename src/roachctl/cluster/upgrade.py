@@ -417,9 +417,11 @@ async def _roll_node(
     return line
 
 
-async def _roll(
+async def roll_nodes(
     session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify
 ) -> None:
+    """Move every node to `step.target`, one at a time (a paused node first, nodes already on it
+    skipped); a node that does not come back ready stops the roll, and a Ctrl-C stops it between nodes."""
     paused = mid_roll(seen, step.target)
     for target in sorted(targets(session), key=lambda t: t.host != paused):  # a paused node first
         view = seen.hosts[target.host]
@@ -474,7 +476,7 @@ async def record_running(session: Session, version: str, notify: Notify) -> None
 # ------------------------------------------------------------------------------------------------
 
 
-def _current(seen: Observation, target: str) -> str:
+def running_release(seen: Observation, target: str) -> str:
     """The release the cluster runs, ignoring nodes already on `target` (a resumed roll)."""
     others = seen.builds - {target}
     if len(others) == 1:
@@ -508,7 +510,7 @@ async def upgrade(
             await record_running(session, version, notify)  # a roll that ended before recording it
         if finalize and not dry_run and not finalize_done(seen.raw, version):
             return await _finalize_checked(session, seen, report, notify)
-        report.remaining = _remaining(name, seen.raw, version, source=seen.source)
+        report.remaining = remaining_advice(name, seen.raw, version, source=seen.source)
         return report
     full = report.path
     if len(path.steps) > 1 and not finalize:
@@ -539,7 +541,7 @@ async def upgrade(
             )
             await sql_value(NodeClient(session), targets(session), statement)
             session.step("auto-finalization", enabled=auto_finalize)
-        await _roll(session, step, seen, report, notify)
+        await roll_nodes(session, step, seen, report, notify)
         await record_running(session, step.target, notify)
         session.step("path", source=step.source, target=step.target, state="rolled")
         if step.major and (finalize or index < len(path.steps) - 1):
@@ -550,7 +552,7 @@ async def upgrade(
             report.cluster_version = await sql_value(
                 NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;"
             )
-    report.remaining = _remaining(
+    report.remaining = remaining_advice(
         name, report.cluster_version, path.target, final=version, source=path.steps[-1].source
     )
     return report
@@ -572,7 +574,8 @@ def _step_source(intent: Intent | None, seen: Observation) -> str:
     return step[0] if step and seen.builds == {step[1]} else ""
 
 
-def _remaining(name: str, cluster_version: str, running: str, final: str = "", source: str = "") -> str:
+def remaining_advice(name: str, cluster_version: str, running: str, final: str = "", source: str = "") -> str:
+    """What the operator does next: wait for finalization, finalize or roll back, or continue the path."""
     parts = []
     if finalization_begun(cluster_version, source, running):
         parts.append(
@@ -674,7 +677,7 @@ async def _finalize_checked(
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
     report.cluster_version = await _finalize(session, major_of(running), notify, begun=seen.finalizing)
-    report.remaining = _remaining(name, report.cluster_version, running, source=seen.source)
+    report.remaining = remaining_advice(name, report.cluster_version, running, source=seen.source)
     return report
 
 
@@ -726,7 +729,7 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
-    await _roll(session, step, seen, report, notify)
+    await roll_nodes(session, step, seen, report, notify)
     await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report
@@ -749,5 +752,5 @@ async def upgrade_status(session: Session, builds: set[str]) -> str | None:
         return None
     running = next(iter(builds))
     if not finalize_done(cv, running):
-        return _remaining(name, cv, running, source=last_upgrade(session)[0])
+        return remaining_advice(name, cv, running, source=last_upgrade(session)[0])
     return None

@@ -55,7 +55,7 @@ useradd --system --user-group --no-create-home --home-dir "$2" --shell "$shell" 
 # - the owner is set with `chown -h` (never follows), and only when it differs (a mount point);
 # - a symlink at the path itself is refused unless `follow` is 1 and the link sits where only
 #   root can change it. Exit 3 = refused (nothing done for that path).
-_DIR_SCRIPT = r"""
+DIR_SCRIPT = r"""
 set -eu
 umask 022
 cd /
@@ -150,7 +150,7 @@ done
 # no copy of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
 # (one rename) once the tarball hash, the binary hash, owner and modes are right; the seed's tarball
 # had uid 1002, so ownership is never taken from the archive.
-_RELEASE_SCRIPT = r"""
+RELEASE_SCRIPT = r"""
 set -eu
 want=$1 dest=$2 top=$3 bin_want=$4 cap=$5
 parent=$(dirname -- "$dest")
@@ -223,7 +223,7 @@ async def apply_plan(
         InterruptedByUser: `stop_requested` said so; the message says how far the host got.
     """
     result = ApplyResult(plan.host)
-    for step in _steps(plan.changes):
+    for step in command_groups(plan.changes):
         if stop_requested():
             raise InterruptedByUser(
                 f"interrupted after {len(result.applied)} of {len(plan.changes)} changes",
@@ -268,7 +268,7 @@ def _joins(last: list[Change], change: Change) -> bool:
     return change.kind is ChangeKind.LINK and all(c.kind is ChangeKind.LINK for c in last)
 
 
-def _steps(changes: tuple[Change, ...]) -> list[list[Change]]:
+def command_groups(changes: tuple[Change, ...]) -> list[list[Change]]:
     """The changes in order, grouped into remote commands (one ssh session each).
 
     Consecutive directory changes become one script, consecutive links another (each item keeps
@@ -286,7 +286,7 @@ def _steps(changes: tuple[Change, ...]) -> list[list[Change]]:
 
 
 async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str, Path]) -> None:
-    """Run one group from `_steps` as a single remote command."""
+    """Run one group from `command_groups` as a single remote command."""
     first = step[0].kind
     if first in _DIR_KINDS:
         dirs = [c.spec for c in step if isinstance(c.spec, DirSpec)]
@@ -302,7 +302,7 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
                 str(int(d.create_parents)),
             )
         ]
-        cmd = Command.shell(_DIR_SCRIPT, *args, sudo=True, name="roachctl-dirs")
+        cmd = Command.shell(DIR_SCRIPT, *args, sudo=True, name="roachctl-dirs")
         result = await executor.run(cmd, timeout=bounds.FILESYSTEM_S, check=False)
         if result.returncode == REFUSED:
             raise RefusedError(
@@ -324,7 +324,7 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
 
 
 async def _enable_units(executor: Executor, step: list[Change]) -> None:
-    """One `systemctl enable` for a group from `_steps` (which reloads the manager too)."""
+    """One `systemctl enable` for a group from `command_groups` (which reloads the manager too)."""
     names = [c.spec.name for c in step if c.kind is ChangeKind.ENABLE_UNIT and isinstance(c.spec, UnitSpec)]
     if len(names) != sum(c.kind is ChangeKind.ENABLE_UNIT for c in step):
         raise ValueError("enable-unit change without a unit spec")
@@ -339,7 +339,7 @@ async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) 
         cmd = Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True, name="roachctl-user")
         await executor.run(cmd, timeout=bounds.FILESYSTEM_S)
     elif kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
-        await _install_release(executor, spec, tarballs)
+        await install_release(executor, spec, tarballs)
     elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, FileSpec):
         await executor.put(
             spec.content,
@@ -389,14 +389,14 @@ async def _apply_firewall(executor: Executor, spec: FirewallSpec) -> None:
     await executor.run(mv, timeout=bounds.FILESYSTEM_S)
 
 
-async def _install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
-    """Stream the verified tarball into `tar` on the host, in one ssh session (see _RELEASE_SCRIPT)."""
+async def install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
+    """Stream the verified tarball into `tar` on the host, in one ssh session (see RELEASE_SCRIPT)."""
     local = tarballs.get(spec.tarball_name)
     if local is None:
         raise ValueError(f"no local tarball for {spec.tarball_name}")
     top = posixpath.basename(spec.install_dir)
     script = Command.shell(
-        _RELEASE_SCRIPT,
+        RELEASE_SCRIPT,
         spec.tarball_sha256,
         spec.install_dir,
         top,

@@ -45,7 +45,7 @@ REACH_PARALLEL = 16  # peers probed at once from one host
 # $1 = parallelism, $2 = seconds per probe, then host:port pairs. Prints "host:port ok|refused|blocked"
 # per pair (refused = reachable, nothing listens yet). Peers are probed in parallel batches, so 100
 # blocked peers cost 100 / parallelism probe timeouts, not 100.
-_REACH_SCRIPT = r"""
+REACH_SCRIPT = r"""
 command -v bash >/dev/null 2>&1 || { echo "nobash"; exit 0; }
 n=$1 t=$2
 shift 2
@@ -200,7 +200,7 @@ async def run_checks(session: Session, *, adopt: bool = False) -> list[Finding]:
         findings += _host_findings(f, node.sql_port, node.http_port, data_dir, owners.get(node.host, {}))
         foreign = adopt_mod.foreign_objects(topology, node.host, f, adopt=adopt, owner=owner)
         findings.append(_foreign_finding(foreign, f))
-        findings += _store_findings(f, node.stores, data_dir)
+        findings += store_findings(f, node.stores, data_dir)
         findings += extra.get(node.host, [])
     findings += clock_findings(facts)
     findings += await _reach_findings(session, facts)
@@ -438,7 +438,7 @@ def _host_findings(
             "" if arch_ok else "CockroachDB ships linux-amd64 and linux-arm64 only",
         )
     )
-    out.append(_ports_finding(f, (sql_port, http_port), owners))
+    out.append(ports_finding(f, (sql_port, http_port), owners))
     free = f.disk_free_bytes.get(data_dir, 0)
     disk_ok = free >= MIN_DISK_BYTES
     out.append(
@@ -463,7 +463,7 @@ def _foreign_finding(found: list[adopt_mod.Foreign], f: HostFacts) -> Finding:
     return Finding(f.host, "ownership", False, "; ".join(x.detail for x in found), hint)
 
 
-def _store_findings(f: HostFacts, stores: Sequence[str], data_dir: str) -> list[Finding]:
+def store_findings(f: HostFacts, stores: Sequence[str], data_dir: str) -> list[Finding]:
     """Free space of every store outside the data dir (a store on its own disk: L13)."""
     out = []
     for store in stores:
@@ -476,7 +476,7 @@ def _store_findings(f: HostFacts, stores: Sequence[str], data_dir: str) -> list[
     return out
 
 
-def _ports_finding(f: HostFacts, ports: tuple[int, ...], owners: Mapping[int, PortOwner]) -> Finding:
+def ports_finding(f: HostFacts, ports: tuple[int, ...], owners: Mapping[int, PortOwner]) -> Finding:
     """Free, held by this cluster's own node (fine), or held by something else (named)."""
     busy = [p for p in ports if p in f.listening_ports]
     foreign = [p for p in busy if not (p in owners and owners[p].ours)]
@@ -522,7 +522,7 @@ async def _reach_findings(session: Session, facts: dict[str, HostFacts]) -> list
     timeout = 30 + batches * (REACH_TIMEOUT_S + 2)
 
     async def probe(host: str) -> None:
-        cmd = Command.shell(_REACH_SCRIPT, str(REACH_PARALLEL), str(REACH_TIMEOUT_S), *peers)
+        cmd = Command.shell(REACH_SCRIPT, str(REACH_PARALLEL), str(REACH_TIMEOUT_S), *peers)
         try:
             result = await session.ssh.executor(host).run(cmd, timeout=timeout, check=False)
         except RoachctlError as exc:
@@ -536,7 +536,7 @@ async def _reach_findings(session: Session, facts: dict[str, HostFacts]) -> list
 
 
 def parse_reach(host: str, peers: list[str], out: str) -> Finding:
-    """One finding for `_REACH_SCRIPT` output; a peer without an answer counts as blocked."""
+    """One finding for `REACH_SCRIPT` output; a peer without an answer counts as blocked."""
     if out.strip() == "nobash":
         return Finding(host, "rpc reach", True, "skipped (no bash on host)")
     answered = {w[0]: w[1] for line in out.splitlines() if len(w := line.split()) == 2}

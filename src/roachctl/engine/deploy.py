@@ -242,8 +242,8 @@ async def make_plan(
     topology = pin_join(home, session.topology)
     prepare_ca(home, topology)
     failures: dict[str, RoachctlError] = {}
-    probes = await _fanout_collect(session.hosts, lambda h: _probe(session, h), failures, session.interrupts)
-    _raise_if_interrupted(session.interrupts, "while probing the hosts")
+    probes = await fanout_collect(session.hosts, lambda h: _probe(session, h), failures, session.interrupts)
+    raise_if_interrupted(session.interrupts, "while probing the hosts")
     if not probes:
         raise HostFailures(failures=failures)
     owner = home.owner_id()
@@ -284,8 +284,8 @@ async def make_plan(
             return probe.facts
         return await gather_facts(session.ssh.executor(host), host=host, **req)
 
-    facts = await _fanout_collect(list(states), observe, failures, session.interrupts)
-    _raise_if_interrupted(session.interrupts, "while gathering facts")
+    facts = await fanout_collect(list(states), observe, failures, session.interrupts)
+    raise_if_interrupted(session.interrupts, "while gathering facts")
     plans = {h: diff(states[h], facts[h]) for h in facts}
     plan = DeployPlan(topology, states, plans, releases, facts, owner)
     refuse_ca_change(home, plan)
@@ -366,7 +366,7 @@ def refuse_ca_change(home: ClusterHome, plan: DeployPlan) -> None:
     )
 
 
-async def _fanout_collect(
+async def fanout_collect(
     hosts: list[str],
     step: Callable[[str], Awaitable[T]],
     failures: dict[str, RoachctlError],
@@ -377,7 +377,7 @@ async def _fanout_collect(
     One host's failure never stops the others (issue #4: a host that drops mid-deploy fails alone).
     Ctrl-C (the operation's shared `interrupts`): the first lets running host steps finish, the
     second cancels them; either way every host that did not finish is in `failures` (exit 130),
-    and the caller decides whether to go on (`_raise_if_interrupted`) or report per host.
+    and the caller decides whether to go on (`raise_if_interrupted`) or report per host.
     """
     try:
         results, failed = await fanout_settled(hosts, step, interrupts=interrupts)
@@ -392,7 +392,7 @@ async def _fanout_collect(
     return {h: results[h] for h in hosts if h in results}
 
 
-def _raise_if_interrupted(interrupts: Interrupts, what: str) -> None:
+def raise_if_interrupted(interrupts: Interrupts, what: str) -> None:
     """Between stages: after a Ctrl-C, start nothing new."""
     if interrupts.requested:
         raise InterruptedByUser(f"interrupted {what}; nothing was changed on any host")
@@ -419,7 +419,7 @@ async def apply(session: Session, plan: DeployPlan, *, notify: Notify) -> Deploy
 
     failures: dict[str, RoachctlError] = {}
     applied: dict[str, list[str]] = (
-        await _fanout_collect(todo, one, failures, session.interrupts) if todo else {}
+        await fanout_collect(todo, one, failures, session.interrupts) if todo else {}
     )
     notices = await _after_apply(session, plan, applied, failures)
     return DeployOutcome(applied=applied, failures=failures, notices=notices)

@@ -71,7 +71,7 @@ async def plan_membership(session: Session) -> MembershipPlan:
     """Probe every node of `session.topology` and plan its unit/firewall changes (changes nothing)."""
     topology, home = session.topology, session.home
     failures: dict[str, RoachctlError] = {}
-    probes = await deploy_mod._fanout_collect(
+    probes = await deploy_mod.fanout_collect(
         session.hosts, lambda h: deploy_mod._probe(session, h), failures, session.interrupts
     )
     peers = deploy_mod._peer_addresses(topology, probes)
@@ -94,7 +94,7 @@ async def plan_membership(session: Session) -> MembershipPlan:
             return probes[host].facts
         return await gather_facts(session.ssh.executor(host), host=host, **req)
 
-    facts = await deploy_mod._fanout_collect(list(states), observe, failures, session.interrupts)
+    facts = await deploy_mod.fanout_collect(list(states), observe, failures, session.interrupts)
     plans = {h: _membership_changes(states[h], diff(states[h], facts[h])) for h in facts}
     return MembershipPlan(plans, failures)
 
@@ -115,4 +115,4 @@ async def apply_membership(session: Session, plan: MembershipPlan, *, notify: No
 
     if not todo:
         return {}
-    return await deploy_mod._fanout_collect(todo, one, plan.failures, session.interrupts)
+    return await deploy_mod.fanout_collect(todo, one, plan.failures, session.interrupts)

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 from roachctl.errors import RemoteCommandError
-from roachctl.exec._proc import Stdin
 from roachctl.exec.command import Command
+from roachctl.exec.proc import Stdin
 from roachctl.fsutil import sha256_file
 
 STDERR_TAIL = 2000

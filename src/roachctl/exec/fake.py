@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from roachctl.errors import TransportError
-from roachctl.exec._proc import Stdin
 from roachctl.exec.base import ExecutorBase, Result, command_failed
 from roachctl.exec.command import Command
+from roachctl.exec.proc import Stdin
 
 Matcher = str | Callable[[Command], bool]
 

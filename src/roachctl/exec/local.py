@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from roachctl.exec._proc import ProcTimeout, Stdin, run_process
 from roachctl.exec.base import ExecutorBase, Result, finish, timed_out
 from roachctl.exec.command import Command
+from roachctl.exec.proc import ProcTimeout, Stdin, run_process
 
 
 class LocalExecutor(ExecutorBase):

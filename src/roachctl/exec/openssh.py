@@ -43,17 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roachctl.errors import RemoteCommandError, TransportError, UsageError
-from roachctl.exec._proc import ProcTimeout, Stdin, kill_group, run_process, spawn
 from roachctl.exec.base import ExecutorBase, Result, finish, stderr_tail, timed_out
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, fanout
+from roachctl.exec.proc import ProcTimeout, Stdin, kill_group, run_process, spawn
 
 STATS_ENV = "ROACHCTL_SSH_STATS"
 SUN_PATH_MAX = 104  # Linux allows 108; macOS 104. %C expands to 40 hex characters.
 CONTROL_HASH_LEN = 40
 REMOTE_255_MARK = "roachctl: remote command exited 255"
 # Appended to every remote command line (run by the login shell): tells a remote 255 from ssh's.
-_MARK_255 = f'; __rc=$?; [ "$__rc" -ne 255 ] || printf "\\n%s\\n" "{REMOTE_255_MARK}" >&2; exit "$__rc"'
+MARK_255 = f'; __rc=$?; [ "$__rc" -ne 255 ] || printf "\\n%s\\n" "{REMOTE_255_MARK}" >&2; exit "$__rc"'
 
 # `stream`: run "$@" until it ends or until our stdin closes (the controller stopped following).
 # A background list's stdin is /dev/null in sh, so the watcher reads a saved copy (fd 3).
@@ -367,7 +367,7 @@ class OpenSSHExecutor(ExecutorBase):
                 hint="set ssh.sudo: true in the topology, or connect as root",
                 where=self.host,
             )
-        line = cmd.render(use_sudo=use_sudo) + (_MARK_255 if mark_255 else "")
+        line = cmd.render(use_sudo=use_sudo) + (MARK_255 if mark_255 else "")
         return self._argv("-T", "--", self.host, wire_command(line, self.login_shell))
 
     async def _exec(self, cmd: Command, *, stdin: Stdin, timeout: float | None, check: bool) -> Result:

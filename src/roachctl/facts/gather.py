@@ -50,10 +50,25 @@ printf 'nofile\t%s\n' "$(ulimit -H -n)"
 for b in nft ufw firewall-cmd; do
   if command -v "$b" >/dev/null 2>&1; then printf 'fwbin\t%s\n' "$b"; fi
 done
+# `ufw status` (python: slow) answers "inactive" without asking further exactly when ufw's own first
+# check, `<iptables_dir>/iptables -L ufw-user-input -n`, exits 1 (contract §12). Only that answer from
+# every iptables ufw may use skips it; any other answer, or no iptables, asks ufw as before.
+ufw_iptables='/usr/sbin/iptables /sbin/iptables'
+ufw_loaded() {
+  seen=0
+  for ipt in $ufw_iptables; do
+    if [ -x "$ipt" ]; then
+      seen=1
+      "$ipt" -L ufw-user-input -n >/dev/null 2>&1 && return 0
+      [ $? -eq 1 ] || return 0
+    fi
+  done
+  [ "$seen" = 0 ]
+}
 active=
 if command -v firewall-cmd >/dev/null 2>&1 && [ "$(firewall-cmd --state 2>/dev/null)" = running ]; then
   active=firewalld
-elif command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q '^Status: active'; then
+elif command -v ufw >/dev/null 2>&1 && ufw_loaded && ufw status 2>/dev/null | grep -q '^Status: active'; then
   active=ufw
 elif [ "$sd" = 1 ] && systemctl is-active --quiet nftables.service 2>/dev/null; then
   active=nftables

@@ -123,7 +123,7 @@ def _node_state(paths: ClusterPaths, index: int, sql_port: int, http_port: int) 
     )
 
 
-def _create(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
+def create_cluster(home: Path, opts: UpOptions, release: Release) -> LocalCluster:
     """Plan ports, create dirs and certs, and write the state (the port reservation), atomically."""
     paths = ClusterPaths(home, opts.name)
     with state_lock(home):
@@ -181,7 +181,7 @@ def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None])
             "who can reach these ports on this machine has full control of the cluster"
         )
     try:
-        cluster = _create(home, opts, release)
+        cluster = create_cluster(home, opts, release)
     except OSError as exc:
         if exc.errno is None:
             raise

@@ -63,8 +63,6 @@ class ClusterHome:
         self.name = name
         self.root = home
         self.dir = home / "clusters" / name
-        self._ca: pki.KeyPair | None = None
-        self._ca_loaded_at: tuple[tuple[int, int, int], ...] | None = None
         self._pending: pki.KeyPair | None = None  # a new cluster's CA, not written yet
         self._pending_nodes: dict[str, tuple[bytes, bytes]] = {}
 
@@ -173,19 +171,15 @@ class ClusterHome:
     def ca(self) -> pki.KeyPair:
         """The cluster CA; never created here. Missing, unreadable or mismatched files are refused.
 
-        Cached while its files are unchanged: loading validates the RSA key (~30 ms), and a
-        deploy or a status asks for it per host and per probe; a replaced CA is still noticed.
+        Read on every call, parsed once per process per content (tls/store.py), so a CA replaced
+        on disk is noticed at once.
         """
         if self._pending is not None:
             return self._pending
-        stamp = self._ca_stamp()
-        if self._ca is None or stamp != self._ca_loaded_at or stamp is None:
-            try:
-                self._ca = store.load_ca_files(*self._signer_paths())
-            except store.CAFileError as exc:
-                raise self._ca_refusal(exc) from None
-            self._ca_loaded_at = self._ca_stamp()
-        return self._ca
+        try:
+            return store.load_ca_files(*self._signer_paths())
+        except store.CAFileError as exc:
+            raise self._ca_refusal(exc) from None
 
     # -- CA rotation (contract §9: bundle everywhere, re-issue from the new CA, drop the old) ---
 
@@ -247,13 +241,11 @@ class ClusterHome:
         state = {"phase": 1, "new_ca": inspect.fingerprint(new.cert), "old_ca": inspect.fingerprint(old.cert)}
         atomic_write(staging / "state.json", (json.dumps(state) + "\n").encode(), 0o600)
         os.rename(staging, self.rotation_dir)  # fails if another roachctl began one meanwhile
-        self._ca = None
         return new
 
     def set_rotation_phase(self, phase: int) -> None:
         state = {**self._rotation_state(), "phase": phase}
         atomic_write(self.rotation_dir / "state.json", (json.dumps(state) + "\n").encode(), 0o600)
-        self._ca = None
 
     def new_ca(self) -> pki.KeyPair:
         """The CA a rotation moves to (phases 1-3); checked against the fingerprint state.json
@@ -308,7 +300,6 @@ class ClusterHome:
         atomic_write(self.ca_dir / store.CA_CERT, new.cert_pem(), 0o644)
         retired = self.ca_dir / f"retired-{_stamp()}"
         os.rename(self.rotation_dir, retired)
-        self._ca = None
         return retired
 
     def begin_new_ca(self) -> pki.KeyPair:
@@ -350,17 +341,6 @@ class ClusterHome:
         for host, (cert_pem, key_pem) in self._pending_nodes.items():
             self._save_node_cert(host, cert_pem, key_pem)
         self._pending_nodes.clear()
-
-    def _ca_stamp(self) -> tuple[tuple[int, int, int], ...] | None:
-        """(inode, size, mtime) of ca.crt and ca.key, or None when either is missing (or a CA
-        rotation is under way: then the signing CA is looked up each time)."""
-        if self.rotation_dir.exists():
-            return None
-        try:
-            stats = [(self.ca_dir / name).stat() for name in (store.CA_CERT, store.CA_KEY)]
-        except FileNotFoundError:
-            return None
-        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
 
     def _ca_refusal(self, exc: store.CAFileError) -> RefusedError:
         """The refusal for an unusable CA, naming how to recover for this problem."""

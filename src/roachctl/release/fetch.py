@@ -30,7 +30,7 @@ class NotPublished(ReleaseError):
     """The source answered, but has no such file (HTTP 404)."""
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
+class NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects, but never from https:// down to plain http:// (unless allowed)."""
 
     def __init__(self, allow_insecure: bool) -> None:
@@ -57,7 +57,7 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
 
 def _open(url: str, allow_insecure: bool) -> http.client.HTTPResponse:
     request = urllib.request.Request(url, headers={"User-Agent": f"roachctl/{__version__}"})
-    opener = urllib.request.build_opener(_Redirects(allow_insecure))
+    opener = urllib.request.build_opener(NoDowngradeRedirects(allow_insecure))
     try:
         response = opener.open(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as exc:

@@ -8,6 +8,7 @@ Keys are written 0600, certificates 0644, atomically.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,8 +63,17 @@ def load_ca(ca_dir: Path) -> pki.KeyPair:
     return load_ca_files(ca_dir / CA_CERT, ca_dir / CA_KEY)
 
 
+# CAs parsed in this process, by (sha256 of ca.crt, sha256 of ca.key): parsing validates the RSA
+# key (~30 ms) and a command asks for its CA per host and per probe, often through several homes.
+# Keyed by content, so a CA replaced on disk (rotation, restore) is parsed afresh, never served stale.
+_PARSED: dict[tuple[str, str], pki.KeyPair] = {}
+
+
 def load_ca_files(cert_path: Path, key_path: Path) -> pki.KeyPair:
-    """`load_ca` for two explicit paths (during a CA rotation the signing CA moves, see home.py)."""
+    """`load_ca` for two explicit paths (during a CA rotation the signing CA moves, see home.py).
+
+    Both files are read every time; they are parsed once per process per content (`_PARSED`).
+    """
     present = [p.name for p in (cert_path, key_path) if p.exists() or p.is_symlink()]
     if not present:
         raise CAFileError("missing", f"{cert_path} and {key_path} are missing")
@@ -72,12 +82,28 @@ def load_ca_files(cert_path: Path, key_path: Path) -> pki.KeyPair:
     if key_path.name not in present:
         raise CAFileError("missing-key", f"{key_path} is missing")
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    except (OSError, ValueError) as exc:
+        cert_pem = cert_path.read_bytes()
+    except OSError as exc:
         raise CAFileError("bad-cert", f"{cert_path} is not a readable PEM certificate ({exc})") from None
     try:
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
+        key_pem = key_path.read_bytes()
+    except OSError as exc:
+        raise CAFileError("bad-key", f"{key_path} is not a readable unencrypted PEM key ({exc})") from None
+    digest = (hashlib.sha256(cert_pem).hexdigest(), hashlib.sha256(key_pem).hexdigest())
+    if digest not in _PARSED:
+        _PARSED[digest] = parse_ca(cert_path, cert_pem, key_path, key_pem)
+    return _PARSED[digest]
+
+
+def parse_ca(cert_path: Path, cert_pem: bytes, key_path: Path, key_pem: bytes) -> pki.KeyPair:
+    """The CA in these bytes; refused unless the RSA key belongs to a CA:TRUE certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise CAFileError("bad-cert", f"{cert_path} is not a readable PEM certificate ({exc})") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
         raise CAFileError("bad-key", f"{key_path} is not a readable unencrypted PEM key ({exc})") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise CAFileError("bad-key", f"{key_path} is not an RSA key")
@@ -111,8 +137,10 @@ def create_ca(ca_dir: Path, ca: pki.KeyPair | None = None) -> pki.KeyPair:
     if existing:
         raise FileExistsError(f"{ca_dir / existing[0]} already exists")
     ca = ca or pki.create_ca()
-    exclusive_write(ca_dir / CA_KEY, ca.key_pem(), 0o600)
-    exclusive_write(ca_dir / CA_CERT, ca.cert_pem(), 0o644)
+    key_pem, cert_pem = ca.key_pem(), ca.cert_pem()
+    exclusive_write(ca_dir / CA_KEY, key_pem, 0o600)
+    exclusive_write(ca_dir / CA_CERT, cert_pem, 0o644)
+    _PARSED[(hashlib.sha256(cert_pem).hexdigest(), hashlib.sha256(key_pem).hexdigest())] = ca
     return ca
 
 
