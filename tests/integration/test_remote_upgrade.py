@@ -1,12 +1,12 @@
 """`roachctl upgrade` on three real hosts, old stand-in release (v25.2) to new (v25.4) (issue 10).
 
 One chain on one cluster: a deploy with the new `version:` only installs it side by side; a refused
-path and a failed gate change nothing; `--dry-run` changes nothing; an upgrade interrupted (Ctrl-C)
-after its first node resumes on re-run; it leaves every node on the new binary, not finalized, with
-at most one node down at any time and no hard stop (the resumed run is cut off from a host mid-restart
-and a third run finishes); rollback returns to the old binary; upgrade
-again with --finalize reaches the new cluster version; a rollback after that is refused; prune then
-removes the old release.
+path, a multi-major path without `--via` and a failed gate change nothing; `--dry-run` changes
+nothing; an upgrade interrupted (Ctrl-C) after its first node resumes on re-run; it leaves every node
+on the new binary, not finalized, with at most one node down at any time and no hard stop (the
+resumed run is cut off from a host mid-restart and a third run finishes); rollback returns to the
+old binary; upgrade again with --finalize reaches the new cluster version; a rollback after that is
+refused; prune then removes the old release.
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     # a refused path and a failed gate: exit 30, nothing changed
     res = rc.run("upgrade", NAME, "--version", "v25.1.0")
     assert res.rc == 30 and "allowed next versions" in res.err, res.text
+    res = rc.run("upgrade", NAME, "--version", "v26.1.0")  # two majors: name 25.4's release (--via)
+    assert res.rc == 2 and "passes through 25.4" in res.err and "--via v25.4.N" in res.err, res.text
     assert (res := rc.run("stop", NAME, "--node", rc.hosts[2])).rc == 0, res.text
     res = rc.run(*_upgrade(rc, standin_releases))
     assert res.rc == 30 and "every node running and live" in res.err, res.text

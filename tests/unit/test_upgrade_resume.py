@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from roachctl.cluster import upgrade as up
 from roachctl.errors import RefusedError, UsageError
+from roachctl.model.versions import skipped_major, tag_key
 from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
 from roachctl.plan.upgradepath import UpgradeStep, check_rollback, path_json, plan_path, resume_path
 
@@ -64,6 +66,9 @@ def test_a_rolled_unfinalized_step_of_the_intent_is_finalized_then_the_path_goes
     # without the intent the cluster alone says: not finalized, finalize or roll back first
     with pytest.raises(RefusedError, match="not finalized"):
         resume_path({B}, "25.2", C, via=[B])
+    # another release of the rolled step's major does not continue it
+    with pytest.raises(RefusedError, match="does not continue it"):
+        resume_path({B}, "25.2", C, intent=PATH, via=["v25.4.2"])
     # the second step in flight, the first finalized
     assert _steps(resume_path({B, C}, "25.4", C, intent=PATH)) == [(B, C)]
 
@@ -148,3 +153,20 @@ def test_the_path_shown_names_each_step_its_kind_and_its_finalization() -> None:
     assert patch[0]["kind"] == "patch" and patch[0]["finalization"] == "none (patch)"
     auto = path_json(plan_path(A, "25.2", B), finalize=False, auto_finalize=True)
     assert "--auto-finalize" in str(auto[0]["finalization"])
+
+
+def test_skipped_major_and_release_order() -> None:
+    assert skipped_major("25.3", A, B) and not skipped_major("25.3", "v25.3.2", B)
+    assert not skipped_major("25.2", A, B) and not skipped_major("25.4", A, B)
+    assert not skipped_major("25.3", "", B) and not skipped_major("25.2-upgrading-to-25.3-step-002", A, B)
+    assert sorted(["v25.4.0", "v25.4.0-rc.1", "v25.2.10", "v25.2.9"], key=tag_key) == [
+        "v25.2.9", "v25.2.10", "v25.4.0-rc.1", "v25.4.0",
+    ]  # fmt: skip
+    # the lowest build is the step's source by release order, not by string order
+    assert _steps(resume_path({"v25.2.10", "v25.2.9"}, "25.2", "v25.2.10")) == [("v25.2.9", "v25.2.10")]
+
+
+def test_status_says_finalization_is_in_progress_at_a_bare_skipped_major() -> None:
+    said = up.remaining_advice("prod", "25.3", B, source=A)
+    assert "finalization to 25.4 is in progress" in said and "rollback" not in said
+    assert "not finalized" in up.remaining_advice("prod", "25.3", B, source="v25.3.2")

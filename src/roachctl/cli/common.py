@@ -34,6 +34,19 @@ T = TypeVar("T")
 # write the journal; a plan (`deploy --dry-run`) and the read-only commands do not.
 MUTATING_VERBS = frozenset({"deploy", "start", "stop", "restart", "destroy", "scale-out", "replace"})
 
+
+def split_via(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """`--via a,b --via c` → (a, b, c)."""
+    return tuple(v.strip() for item in value for v in item.split(",") if v.strip())
+
+
+via_option = click.option(
+    "--via", "via", multiple=True, callback=split_via, metavar="V[,V...]",
+    help="The release of each intermediate major of a multi-major path, in order (the latest patch of "
+    "each), e.g. --via v25.4.1 for v25.2.x → v26.1.x.",
+)  # fmt: skip
+
+
 accept_keys_option = click.option(
     "--accept-new-host-keys",
     is_flag=True,

@@ -1,4 +1,4 @@
-"""`roachctl local upgrade --version V [--dry-run] [--finalize]`: local/upgrade.py, rendered.
+"""`roachctl local upgrade --version V [--via V,...] [--dry-run] [--finalize]`: local/upgrade.py, rendered.
 
 Thin: parse options, call local/upgrade.py `upgrade`, render its report as `roachctl upgrade` does.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from roachctl.cli import render
-from roachctl.cli.common import app_context
+from roachctl.cli.common import app_context, via_option
 from roachctl.cli.local import name_option, timeout_option
 from roachctl.local import upgrade as upgrade_mod
 from roachctl.local.ops import ReleaseChoice
@@ -24,6 +24,7 @@ def register(local: click.Group) -> None:
 @click.command()
 @name_option
 @click.option("--version", "version", default=None, help="The release to upgrade to, e.g. v25.4.1.")
+@via_option
 @click.option("--binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Use this cockroach binary (its version is the target).")  # fmt: skip
 @click.option("--tarball", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
@@ -35,7 +36,8 @@ def register(local: click.Group) -> None:
 @timeout_option
 @click.pass_context
 def upgrade(
-    ctx: click.Context, name: str, version: str | None, binary: Path | None, tarball: Path | None,
+    ctx: click.Context, name: str, version: str | None, via: tuple[str, ...], binary: Path | None,
+    tarball: Path | None,
     sha256: str | None, mirror: str | None, allow_insecure_mirror: bool, dry_run: bool, finalize: bool,
     timeout: float,
 ) -> None:  # fmt: skip
@@ -43,6 +45,6 @@ def upgrade(
     app = app_context(ctx)
     source = ReleaseChoice(version, binary, tarball, sha256, mirror, allow_insecure_mirror)
     report = upgrade_mod.upgrade(
-        app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout
+        app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout, via=via
     )
     render.upgrade_report(app, f"local upgrade {name}" + (" (dry run)" if dry_run else ""), report)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from roachctl.cli import render
-from roachctl.cli.common import app_context, cluster_topology, notify, run_on_cluster
+from roachctl.cli.common import app_context, cluster_topology, notify, run_on_cluster, via_option
 from roachctl.cluster import upgrade as upgrade_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
@@ -24,17 +24,6 @@ class _DefaultGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
-
-
-def _split_via(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(v.strip() for item in value for v in item.split(",") if v.strip())
-
-
-via_option = click.option(
-    "--via", "via", multiple=True, callback=_split_via, metavar="V[,V...]",
-    help="The release of each intermediate major of a multi-major path, in order (the latest patch of "
-    "each), e.g. --via v25.4.1 for v25.2.x → v26.1.x.",
-)  # fmt: skip
 
 
 def register(root: click.Group) -> None:

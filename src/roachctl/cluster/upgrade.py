@@ -597,7 +597,10 @@ def remaining_advice(name: str, cluster_version: str, running: str, final: str =
     else:
         parts.append(f"the cluster runs {running} (cluster version {cluster_version})")
     if final and final != running:
-        parts.append(f"then `roachctl upgrade {name} --version {final}` continues the path")
+        parts.append(
+            f"then `roachctl upgrade {name} --version {final} --finalize` continues the path "
+            "(each step finalized)"
+        )
     return "; ".join(parts)
 
 

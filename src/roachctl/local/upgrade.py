@@ -6,13 +6,16 @@ changes nothing. Auto-finalization is disabled before the first node is touched 
 then one node at a time: the cluster healthy, that node stopped the way `local stop` stops a node
 that can drain (SIGTERM, bounded), started on the new binary, ready before the next. The state
 file names the new release once every node runs it; `--finalize` then sets the cluster version.
-One binary is given, so a path of several steps is refused with the versions to go through.
+A path of several steps (`--via`) runs in one go with `--finalize` (each step's release fetched
+like `--version`'s), else its first step only. The cluster's `journal.jsonl` records the path and
+each step's progress (intent), so a re-run resumes from what the nodes run (`resume_path`).
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
@@ -22,9 +25,8 @@ from roachctl.cluster.upgrade import (
     UpgradeReport,
     gate_results,
     refuse_failed,
-    running_release,
 )
-from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError
+from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, UsageError
 from roachctl.local.client import run_client
 from roachctl.local.cluster import LocalCluster
 from roachctl.local.interrupts import ForceStop, SignalCounter, StopRequested
@@ -33,14 +35,25 @@ from roachctl.local.ops import ReleaseChoice
 from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, NodeState
 from roachctl.model.versions import finalizing, major_of
+from roachctl.operation.journal import Operation, read_operations
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.upgradepath import disable_auto_finalization, finalize_done, finalize_statement, plan_path
+from roachctl.plan.upgradeintent import check_intent, intent_from_steps
+from roachctl.plan.upgradepath import (
+    disable_auto_finalization,
+    finalization_begun,
+    finalize_done,
+    finalize_statement,
+    path_json,
+    resume_path,
+)
+from roachctl.release.model import Release
 from roachctl.ui.console import console
 
+JOURNAL = "journal.jsonl"  # the local cluster's upgrade journal: intent and history, never truth
 HEALTHY_TIMEOUT = 120.0
 FINALIZE_TIMEOUT = 120.0
 
@@ -160,51 +173,84 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
 
 
 def upgrade(
-    home: Path, name: str, *, source: ReleaseChoice, dry_run: bool, finalize: bool, timeout: float
-) -> UpgradeReport:
-    """Plan, gate and roll the local cluster `name` to the release `source` gives."""
-    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    home: Path, name: str, *, source: ReleaseChoice, dry_run: bool, finalize: bool, timeout: float,
+    via: tuple[str, ...] = (),
+) -> UpgradeReport:  # fmt: skip
+    """Plan, gate and roll the local cluster `name` to the release `source` gives (through `via`)."""
+    paths = ClusterPaths(home, check_name(name))
+    cluster = LocalCluster.load(paths)
     release = source.resolve(home)
     version = release.version
     report = UpgradeReport(name, dry_run=dry_run, order=[f"n{n.index}" for n in cluster.state.nodes])
     seen = observe(cluster)
     report.cluster_version = seen.raw
-    path = plan_path(running_release(seen, version), seen.raw, version)
-    report.path = [s.to_json() for s in path.steps]
-    if len(path.steps) > 1:
-        raise RefusedError(
-            f"{' → '.join([path.steps[0].source, *(s.target for s in path.steps)])} takes "
-            f"{len(path.steps)} upgrades, each its own release and finalization",
-            hint=f"run `roachctl local upgrade --name {name} --version {path.steps[0].target} --finalize` "
-            "first, then each next version",
-        )
-    step = path.steps[0] if path.steps else None
-    if step is not None:
-        report.gates = gate_results(seen, {step.source, step.target})
+    ops = [op for op in read_operations(paths.dir / JOURNAL) if op.verb == "upgrade"]
+    intent, warning = check_intent(intent_from_steps(ops[-1].steps) if ops else None, seen.builds, seen.raw)
+    if warning:
+        console().print(f"warning: {warning}", highlight=False)
+    flight = intent.in_flight() if intent else None
+    seen.source = flight[0] if flight and seen.builds == {flight[1]} else ""
+    path = resume_path(seen.builds, seen.raw, version, intent.steps if intent else (), via)
+    report.path = path_json(path, finalize=finalize)
+    steps = path.steps if finalize else path.steps[:1]
+    if steps:
+        report.gates = gate_results(seen, {steps[0].source, steps[0].target})
         refuse_failed(report.gates, name)
     if dry_run:
         return report
-    with SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr:
+    args = {"version": version, "via": list(via), "finalize": finalize}
+    with Operation(paths.dir / JOURNAL, "upgrade", args) as op, SignalCounter(
+        "finishing the node in flight; press Ctrl-C again to stop at once"
+    ) as intr:  # fmt: skip
         try:
-            if step is not None:
+            if steps:
+                op.step(
+                    "plan", source=steps[0].source, target=steps[-1].target, final=version, steps=report.path
+                )
+            for index, step in enumerate(steps):
+                if index:
+                    seen = observe(cluster)
+                step_release = release if step.target == version else _release_for(home, source, step.target)
+                op.step("path", source=step.source, target=step.target, state="rolling")
                 cv = seen.cluster_version if step.major else ""
-                _roll(cluster, step.source, step.target, release.binary, report, timeout, intr, cv=cv)
-                cluster.state.release = release.to_dict()
+                _roll(cluster, step.source, step.target, step_release.binary, report, timeout, intr, cv=cv)
+                cluster.state.release = step_release.to_dict()
                 cluster.save()
-            report.cluster_version = seen.raw
-            if finalize and not finalize_done(seen.raw, version):
+                op.step("path", source=step.source, target=step.target, state="rolled")
+                report.cluster_version = seen.raw
+                if step.major and finalize:
+                    begun = finalization_begun(seen.raw, step.source, step.target)
+                    report.cluster_version = _finalize(cluster, step.new_major, report, begun=begun)
+                    op.step("path", source=step.source, target=step.target, state="finalized")
+            if not steps and finalize and not finalize_done(seen.raw, version):
                 report.cluster_version = _finalize(cluster, major_of(version), report, begun=seen.finalizing)
         except (StopRequested, ForceStop):
             done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
             raise InterruptedByUser(
-                f"interrupted; on {version} so far: {done}", hint="run the same command again to resume"
+                f"interrupted; on {steps[0].target if steps else version} so far: {done}",
+                hint="run the same command again to resume",
             ) from None
-    report.remaining = _left(name, report.cluster_version, version)
+    running = steps[-1].target if steps else version
+    report.remaining = _left(
+        name, report.cluster_version, running, source=steps[-1].source if steps else seen.source
+    )
+    if running != version:
+        report.remaining += f"; then the same command with --finalize continues the path to {version}"
     return report
 
 
-def _left(name: str, cluster_version: str, running: str) -> str:
-    if finalizing(cluster_version):
+def _release_for(home: Path, source: ReleaseChoice, version: str) -> Release:
+    """An intermediate step's release, from where `--version` comes from (official site or mirror)."""
+    if source.binary or source.tarball:
+        raise UsageError(
+            f"the path passes through {version}, but --binary/--tarball give one release only",
+            hint="use --version (with --mirror for a mirror) so each step's release can be fetched",
+        )
+    return replace(source, version=version, sha256=None).resolve(home)
+
+
+def _left(name: str, cluster_version: str, running: str, source: str = "") -> str:
+    if finalization_begun(cluster_version, source, running):
         return (
             f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}): wait "
             f"for it (`roachctl local upgrade --name {name} --version {running} --finalize` waits for it)"

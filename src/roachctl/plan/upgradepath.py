@@ -274,6 +274,14 @@ def resume_path(
     rolled = next((s for s in intent if s.target == only and s.major), None)
     same = bool(intent) and intent[-1].target == target  # the command that planned `intent`, again
     if rolled is not None and same and target != only and not finalize_done(cluster_version, only):
+        other = [v for v in via if major_of(v) == major_of(only) and v != only]
+        if other:
+            raise RefusedError(
+                f"the upgrade from {rolled.source} to {only} is rolled on every node and not finalized; "
+                f"--via {other[0]} does not continue it",
+                hint=f"run the same command with --via {only} (or none), or roll it back to {rolled.source} "
+                "(`upgrade rollback`)",
+            )
         rest = plan_path(only, major_of(only), target, via)  # once `rolled` is finalized
         return UpgradePath(rolled.source, cluster_version.strip(), target, (rolled, *rest.steps))
     return plan_path(only, cluster_version, target, via, source=rolled.source if rolled else "")
