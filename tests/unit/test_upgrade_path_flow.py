@@ -58,7 +58,9 @@ class Cluster:
                     self.builds[host] = step.target
                     self.rolled.append((host, step.target))
 
-        async def finalize(session: Session, major: str, notify: Any, *, begun: bool = False) -> str:
+        async def finalize(
+            session: Session, major: str, notify: Any, report: Any, *, begun: bool = False
+        ) -> str:
             if self.stop_before_finalize:
                 raise InterruptedByUser("interrupted")
             self.finalized.append((major, begun))
