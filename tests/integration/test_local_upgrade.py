@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from roachctl.local.layout import ClusterPaths
+from roachctl.operation.journal import read_operations
 from tests.support.local import (
     events,
     local_home,
@@ -75,6 +77,12 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
         names = [e["event"] for e in events(home, "dev", i) if e["ts"] >= since]
         assert "hard_shutdown" not in names and "drain_begin" in names, (i, names)
     assert _cluster_version(home) == "25.2"
+    # journaled per node: stopped (drained), started on the new binary, ready, rolled; one at a time
+    roll = read_operations(ClusterPaths(home, "dev").journal)[-1]
+    assert (roll.verb, roll.outcome) == ("upgrade", "ok"), roll
+    assert [(s["step"], s.get("host")) for s in roll.steps] == [("auto-finalization", None)] + [
+        (step, f"n{i}") for i in (1, 2, 3) for step in ("stop", "start", "ready", "roll")
+    ]
 
     # --finalize: the new cluster version
     res = roachctl(home, "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)

@@ -151,7 +151,8 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
             )
     _wait_ports_free(node)
     cluster.spawn([node], binary)
-    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr)
+    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr, "ready")
+    cluster.step("roll", node, target=target)
     console().print(f"n{node.index}: on {target} (drained, ready)")
     return f"on {target} (drained, ready)"
 
@@ -181,7 +182,11 @@ def upgrade(
         refuse_failed(report.gates, name)
     if dry_run:
         return report
-    with SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr:
+    args = {"version": version, "finalize": finalize, "timeout": timeout}
+    with (
+        SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr,
+        cluster.journaled("upgrade", args),
+    ):
         try:
             if step is not None:
                 cv = seen.cluster_version if step.major else ""
@@ -219,6 +224,7 @@ def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report:
     """Node by node in index order; `cv`: the cluster version of a major step (keep it unfinalized)."""
     if cv:
         _sql_value(cluster, disable_auto_finalization(source, cv))
+        cluster.step("auto-finalization", enabled=False)
     builds = {r.address: r.build for r in _rows(cluster)}
     for node in cluster.state.nodes:
         key = f"n{node.index}"
@@ -256,5 +262,6 @@ def _finalize(cluster: LocalCluster, major: str, *, begun: bool = False) -> str:
         if time.monotonic() > deadline:
             raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})")
         time.sleep(1.0)
+    cluster.step("finalize", cluster_version=cv)
     console().print(f"finalized: cluster version {cv}")
     return cv
