@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from roachctl.local.layout import ClusterPaths
+from roachctl.operation.journal import read_operations
 from tests.standin import make_release
 from tests.support.local import (
     events,
@@ -89,6 +91,18 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
         names = [e["event"] for e in events(home, "dev", i) if e["ts"] >= since]
         assert "hard_shutdown" not in names and "drain_begin" in names, (i, names)
     assert _cluster_version(home) == "25.2"
+    # journaled per node: stopped (drained), started on the new binary, ready, rolled; one at a time
+    roll = read_operations(ClusterPaths(home, "dev").journal)[-1]
+    assert (roll.verb, roll.outcome) == ("upgrade", "ok"), roll
+    assert [(s["step"], s.get("host")) for s in roll.steps if s.get("host")] == [
+        (step, f"n{i}") for i in (1, 2, 3) for step in ("stop", "start", "ready", "roll")
+    ]
+    assert [s["step"] for s in roll.steps if not s.get("host")] == [
+        "plan",
+        "path",
+        "auto-finalization",
+        "path",
+    ]
 
     # --finalize: migration 2's job fails (its first run): exit 20 with the job's error, stopped mid-way
     res = roachctl(home, "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)

@@ -11,11 +11,17 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from roachctl.cli import render
 from roachctl.cli.app import run
 from roachctl.cli.context import AppContext
-from roachctl.errors import ExitCode
+from roachctl.errors import ExitCode, InterruptedByUser
+from roachctl.fsutil import private_dir
+from roachctl.local.layout import ClusterPaths
+from roachctl.local.state import LocalState, save
 from roachctl.operation.home import ClusterHome, ClusterState
+from roachctl.operation.journal import Operation
 from roachctl.ui.env import Environment
 
 TOPOLOGY = """\
@@ -142,3 +148,20 @@ def test_the_human_view_leads_with_a_command_and_shows_sql_urls_only_with_verbos
     assert "store-1: console https://store-1:8080" in plain and "postgresql://" not in plain
     verbose = _endpoints(tmp_path, verbose=True)
     assert "store-1: sql postgresql://root@store-1:26257/" in verbose
+
+
+def test_local_history_renders_the_local_journal_like_history(tmp_path: Path) -> None:
+    paths = ClusterPaths(tmp_path, "dev")
+    private_dir(paths.dir)
+    save(paths, LocalState(name="dev", secure=True, release={}, nodes=[], created_at="2026-12-07T00:00:00Z"))
+    with pytest.raises(InterruptedByUser), Operation(paths.journal, "start", {"timeout": 90.0}) as op:
+        op.step("start", host="n2", pid=4242)
+        raise InterruptedByUser("interrupted; the data is kept")
+    doc = json.loads(cli(tmp_path, "--json", "local", "history").out)
+    (start,) = doc["operations"]
+    assert doc["cluster"] == "dev" and (start["verb"], start["outcome"]) == ("start", "interrupted")
+    assert [(s["step"], s["host"], s["pid"]) for s in start["steps"]] == [("start", "n2", 4242)]
+    human = cli(tmp_path, "local", "history", "--name", "dev")
+    assert human.code == 0 and "interrupted" in human.err and "n2:" in human.err and "4242" in human.err
+    missing = cli(tmp_path, "local", "history", "--name", "nosuch")
+    assert missing.code == ExitCode.BAD_INPUT and "no local cluster named 'nosuch'" in missing.err

@@ -8,6 +8,7 @@ the home) is an upward import from one side and fails here.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "roachctl"
@@ -101,3 +102,32 @@ def test_cli_modules_share_only_public_names() -> None:
 def test_the_check_catches_a_private_cli_import(tmp_path: Path) -> None:
     (tmp_path / "x.py").write_text("from roachctl.cli.remote import _app, history\n")
     assert private_cross_imports(tmp_path) == ["x.py:1: roachctl.cli.remote._app"]
+
+
+def test_every_package_docstring_names_its_layer_and_maps_its_modules() -> None:
+    """A reader opening a package learns where it sits and what each module is for."""
+    missing = []
+    for package in sorted(p for p in SRC.iterdir() if (p / "__init__.py").exists()):
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        if f"layer `{package.name}`" not in doc or f"rank {RANKS[package.name]}" not in doc:
+            missing.append(f"{package.name}: its layer and rank")
+        missing += [f"{package.name}: {m.name}" for m in sorted(package.glob("*.py")) if m.name not in doc]
+    assert not [m for m in missing if not m.endswith("__init__.py")], missing
+
+
+def readme_layers() -> list[str]:
+    """The packages of the README's layer diagram, top of the block first (base first)."""
+    text = (SRC.parents[1] / "README.md").read_text()
+    block = text.split("Layers, with imports pointing downward", 1)[1].split("```", 2)[1]
+    names = []
+    for line in block.splitlines():
+        if line and not line.startswith(" "):
+            head = re.split(r"\s{2,}", line)[0]  # the names, then the description after 2+ spaces
+            names += [w.removesuffix("/").removesuffix(".py") for w in head.split()]
+    return names
+
+
+def test_the_readme_layer_diagram_is_the_ranks() -> None:
+    names = readme_layers()
+    assert set(names) == set(RANKS) - {"__main__"}, names
+    assert [RANKS[n] for n in names] == sorted(RANKS[n] for n in names), names

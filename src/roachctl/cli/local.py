@@ -10,13 +10,14 @@ from rich import box
 from rich.table import Table
 
 from roachctl.cli import render
-from roachctl.cli.common import app_context
+from roachctl.cli.common import app_context, history_table
 from roachctl.cli.context import AppContext
 from roachctl.local import ops
 from roachctl.local.cluster import DRAIN_TIMEOUT, GRACE, LocalCluster
 from roachctl.local.layout import DEFAULT_NAME, ClusterPaths, check_name
 from roachctl.local.ports import DEFAULT_HTTP_BASE, DEFAULT_SQL_BASE
-from roachctl.local.report import cluster_list, cluster_status
+from roachctl.local.report import cluster_history, cluster_list, cluster_status
+from roachctl.operation.journal import operation_json
 from roachctl.release.names import DEFAULT_VERSION, INSECURE_MIRROR_ENV, MIRROR_ENV
 
 
@@ -327,6 +328,28 @@ def sql(ctx: click.Context, name: str, statements: tuple[str, ...]) -> None:
     Connects to a ready node with the cluster's certificates.
     """
     ops.sql(app_context(ctx).home, name, statements)
+
+
+@local.command()
+@name_option
+@click.option(
+    "--last", type=click.IntRange(min=1), default=20, show_default=True, help="How many operations."
+)
+@click.pass_context
+def history(ctx: click.Context, name: str, last: int) -> None:
+    """The journal of a local cluster: every up, start, stop, down and upgrade, its steps per node
+    and how it ended.
+
+    An operation shown as "interrupted", "failed" or "unfinished" is continued by running the
+    command again (`local start` after an interrupted start): it starts from what runs, not from
+    the journal.
+    """
+    app = app_context(ctx)
+    journal, ops = cluster_history(app.home, name, last)
+    if app.json:
+        app.env.emit_json({"cluster": name, "operations": [operation_json(op) for op in ops]})
+        return
+    app.env.console.print(history_table(f"history of local cluster {name} ({journal})", ops))
 
 
 @local.command(name="list")

@@ -8,13 +8,15 @@ processes, so a roachctl that dies midway leaves pids another roachctl can find.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -27,6 +29,7 @@ from roachctl.local.layout import ClusterPaths
 from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, LocalState, NodeState, save, state_lock
 from roachctl.local.state import load as load_state
+from roachctl.operation.journal import Operation
 from roachctl.plan import drainlog
 from roachctl.plan.argv import StartSpec, start_argv
 from roachctl.plan.drainlog import drain_verdict
@@ -58,10 +61,28 @@ class LocalCluster:
         self.state = state
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.output_offsets: dict[int, int] = {}  # where this run's output starts, per node
+        self.operation: Operation | None = None  # the journaled command running on it, if any
 
     @classmethod
     def load(cls, paths: ClusterPaths) -> LocalCluster:
         return cls(paths, load_state(paths))
+
+    # -- the journal ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def journaled(self, verb: str, args: dict[str, Any]) -> Iterator[Operation]:
+        """Run a mutating command as one Operation in `<home>/local/<name>/journal.jsonl`: begin,
+        a step per node started, ready or stopped, and how it ended (as remote commands do)."""
+        with Operation(self.paths.journal, verb, args) as operation:
+            self.operation = operation
+            try:
+                yield operation
+            finally:
+                self.operation = None
+
+    def step(self, name: str, node: NodeState | None = None, **detail: Any) -> None:
+        """One thing done on one node (or on the cluster), when a journaled command runs."""
+        if self.operation is not None:
+            self.operation.step(name, host=None if node is None else f"n{node.index}", **detail)
 
     # -- identity and paths ---------------------------------------------------------------------
     @property
@@ -151,6 +172,7 @@ class LocalCluster:
             self.children[node.index] = proc
             node.pid, node.create_time, node.started_at = proc.pid, created, now_iso()
             self.save()
+            self.step("start", node, pid=proc.pid)
 
     def wait_for(
         self,
@@ -159,8 +181,10 @@ class LocalCluster:
         check: Callable[[NodeState], HealthProbe],
         timeout: float,
         interrupts: SignalCounter | None,
+        record: str | None = None,
     ) -> None:
-        """Poll until `check` passes on every node; a dead node or the deadline is an error."""
+        """Poll until `check` passes on every node; a dead node or the deadline is an error.
+        `record`: the journal step written as each node passes."""
         deadline = time.monotonic() + timeout
         pending = list(nodes)
         last: dict[int, str] = {}
@@ -172,6 +196,8 @@ class LocalCluster:
                 last[node.index] = result.detail
                 if result.ready:
                     pending.remove(node)
+                    if record:
+                        self.step(record, node)
                 elif self.running(node) is None:
                     raise self._node_failure(
                         node,
@@ -198,7 +224,9 @@ class LocalCluster:
         self.wait_for(self.state.nodes, "listening", up, timeout, interrupts)
 
     def wait_ready(self, timeout: float, interrupts: SignalCounter | None) -> None:
-        self.wait_for(self.state.nodes, "ready (/health?ready=1)", self.endpoint.probe, timeout, interrupts)
+        self.wait_for(
+            self.state.nodes, "ready (/health?ready=1)", self.endpoint.probe, timeout, interrupts, "ready"
+        )
 
     def init_once(self, timeout: float, interrupts: SignalCounter | None) -> None:
         """Run `cockroach init` unless the state says it already ran — once per cluster, ever."""
@@ -228,6 +256,7 @@ class LocalCluster:
             time.sleep(1.0)
         self.state.initialized, self.state.initialized_at = True, now_iso()
         self.save()
+        self.step("init", node)
 
     def record_cluster_id(self, wait: float = 5.0) -> None:
         """Remember the cluster ID the nodes print once serving (to show it, and to notice a change).
@@ -247,6 +276,7 @@ class LocalCluster:
                         )
                     self.state.cluster_id = found[-1]
                     self.save()
+                    self.step("cluster-id", node, cluster_id=found[-1])
                     return
             if time.monotonic() >= deadline:
                 return
@@ -396,6 +426,7 @@ class LocalCluster:
             console().print(f"n{node.index}: {line}")
             results.append(result)
             self.forget(node)
+            self.step("stop", node, **{k: v for k, v in result.items() if k != "node"})
         return results
 
     def _log_file(self, node: NodeState) -> Path:
@@ -442,6 +473,7 @@ class LocalCluster:
             )
             results.append({"node": node.index, "result": "hard", "reason": "killed at once"})
             self.forget(node)
+            self.step("stop", node, result="hard", reason="killed at once")
         self.forget_dead()
         return results
 

@@ -96,6 +96,11 @@ class ClusterPaths:
         return self.dir / "state.json"
 
     @property
+    def journal(self) -> Path:
+        """The cluster's operation journal (operation/journal.py), beside its state."""
+        return self.dir / "journal.jsonl"
+
+    @property
     def ca_dir(self) -> Path:
         return self.dir / "ca"
 

@@ -4,6 +4,12 @@
 no stray process). `start` restarts an existing cluster on its data without `init`. `stop` and
 `down` stop nodes one at a time in quorum order (LocalCluster.stop): gracefully while a majority
 runs, the final minority after a bounded grace.
+
+Each of them that changes processes is journaled like a remote command (LocalCluster.journaled:
+`<home>/local/<name>/journal.jsonl`, shown by `roachctl local history`). The journal is intent and
+history; what runs is the truth: a `start` after an interrupted one starts what is not running and
+leaves running nodes alone. An `up` that fails or is interrupted deletes everything, its journal
+included; a foreground `up` or `start` journals the stop at Ctrl-C as its own `stop`.
 """
 
 from __future__ import annotations
@@ -190,15 +196,17 @@ def up(home: Path, opts: UpOptions, *, on_ready: Callable[[LocalCluster], None])
             where=str(ClusterPaths(home, opts.name).dir),
             hint="check that --home (or ROACHCTL_HOME) is writable",
         ) from None
+    args = {"nodes": opts.nodes, "insecure": opts.insecure, "detach": opts.detach, "timeout": opts.timeout}
     with SignalCounter("stopping the nodes that were starting; press Ctrl-C again to kill them") as intr:
-        try:
-            cluster.bring_up(opts.timeout, intr)
-        except (StopRequested, ForceStop):
-            _abandon(cluster)
-            raise InterruptedByUser("interrupted; nothing was kept") from None
-        except BaseException:
-            _abandon(cluster)
-            raise
+        with cluster.journaled("up", args):
+            try:
+                cluster.bring_up(opts.timeout, intr)
+            except (StopRequested, ForceStop):
+                _abandon(cluster)
+                raise InterruptedByUser("interrupted; nothing was kept") from None
+            except BaseException:
+                _abandon(cluster)
+                raise
         on_ready(cluster)
         if not opts.detach:
             supervise(cluster, intr)
@@ -221,14 +229,15 @@ def start(
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     already = {n.index for n, _ in cluster.running_nodes()}
     with SignalCounter("stopping the nodes this command started; press Ctrl-C again to kill them") as intr:
-        try:
-            cluster.bring_up(timeout, intr)
-        except (StopRequested, ForceStop):
-            _stop_started(cluster, already)
-            raise InterruptedByUser("interrupted; the data is kept") from None
-        except BaseException:
-            _stop_started(cluster, already)
-            raise
+        with cluster.journaled("start", {"timeout": timeout, "foreground": foreground}):
+            try:
+                cluster.bring_up(timeout, intr)
+            except (StopRequested, ForceStop):
+                _stop_started(cluster, already)
+                raise InterruptedByUser("interrupted; the data is kept") from None
+            except BaseException:
+                _stop_started(cluster, already)
+                raise
         on_ready(cluster)
         if foreground:
             supervise(cluster, intr)
@@ -245,6 +254,7 @@ def _stop_started(cluster: LocalCluster, already: set[int]) -> None:
                 process.wait_gone(proc, 5.0)
             cluster.children.pop(node.index, None)
             node.forget_process()
+            cluster.step("stop", node, result="stopped", reason="the start did not finish")
     cluster.save()
 
 
@@ -272,7 +282,8 @@ def supervise(cluster: LocalCluster, intr: SignalCounter) -> None:
                 cluster.forget_dead()
                 return
             time.sleep(0.25)
-        _stop_or_kill(cluster, intr)
+        with cluster.journaled("stop", {"by": intr.first_signal.name if intr.first_signal else "signal"}):
+            _stop_or_kill(cluster, intr)
     except ForceStop:
         raise InterruptedByUser("stopped every node at once (second interrupt)") from None
     console().print("every node stopped; data kept (`roachctl local start` resumes)")
@@ -297,6 +308,12 @@ def stop(
     """Stop every node of a running cluster (LocalCluster.stop; all at once with `force`). Data is
     kept. Returns the per-node results."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    args = {"timeout": timeout, "grace": grace, "force": force}
+    with cluster.journaled("stop", args):
+        return _stop(cluster, timeout=timeout, force=force, grace=grace)
+
+
+def _stop(cluster: LocalCluster, *, timeout: float, force: bool, grace: float) -> list[dict[str, object]]:
     if force:
         return cluster.kill()
     with SignalCounter("already stopping; press Ctrl-C again to kill the nodes") as intr:
@@ -322,8 +339,17 @@ def down(
             f"not wiping local cluster {name!r}: not confirmed",
             hint="type the cluster name when asked, or pass --yes",
         )
-    if not wipe:
-        return stop(home, name, timeout=timeout, force=False, grace=grace)
+    with cluster.journaled("down", {"wipe": wipe, "timeout": timeout, "grace": grace}):
+        if not wipe:
+            return _stop(cluster, timeout=timeout, force=False, grace=grace)
+        results = _stop_for_wipe(cluster, timeout=timeout, grace=grace)
+    _wipe(cluster)  # after the journal's end record: its file goes too, nothing is left
+    return results
+
+
+def _stop_for_wipe(cluster: LocalCluster, *, timeout: float, grace: float) -> list[dict[str, object]]:
+    """Stop every node, gracefully when it can, else kill them; refuse if any still runs."""
+    name = cluster.state.name
     results: list[dict[str, object]] = []
     with SignalCounter("stopping before the wipe; press Ctrl-C again to kill the nodes") as intr:
         try:
@@ -338,7 +364,6 @@ def down(
             f"local cluster {name!r} still has running nodes; nothing was deleted",
             hint="run `roachctl local stop --force` first",
         )
-    _wipe(cluster)
     return results
 
 

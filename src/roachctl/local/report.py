@@ -1,4 +1,4 @@
-"""What `local status` and `local list` report, as plain data (the CLI renders table or JSON).
+"""What `local status`, `local list` and `local history` report, as data (the CLI renders it).
 
 Per node: pid and whether that pid is still *our* process (alive), readiness from
 ``/health?ready=1``, liveness as the cluster itself sees it (``node status``), the URLs, and
@@ -12,8 +12,10 @@ from typing import Any
 
 from roachctl.local import certs
 from roachctl.local.cluster import LocalCluster
-from roachctl.local.layout import ClusterPaths
+from roachctl.local.layout import ClusterPaths, check_name
 from roachctl.local.state import all_clusters
+from roachctl.local.state import load as load_state
+from roachctl.operation.journal import OperationRecord, read_operations
 
 
 def cluster_status(cluster: LocalCluster) -> dict[str, Any]:
@@ -74,3 +76,10 @@ def cluster_list(home: Path) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def cluster_history(home: Path, name: str, last: int) -> tuple[Path, list[OperationRecord]]:
+    """The journal of local cluster `name` and its last `last` operations (`local history`)."""
+    paths = ClusterPaths(home, check_name(name))
+    load_state(paths)  # a cluster that does not exist is the same clear error as for `status`
+    return paths.journal, read_operations(paths.journal)[-last:]

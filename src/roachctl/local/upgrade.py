@@ -35,7 +35,7 @@ from roachctl.local.ops import ReleaseChoice
 from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, NodeState
 from roachctl.model.versions import finalizing, major_of
-from roachctl.operation.journal import Operation, read_operations
+from roachctl.operation.journal import read_operations
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
@@ -53,7 +53,6 @@ from roachctl.plan.upgradepath import (
 from roachctl.release.model import Release
 from roachctl.ui.console import console
 
-JOURNAL = "journal.jsonl"  # the local cluster's upgrade journal: intent and history, never truth
 HEALTHY_TIMEOUT = 120.0
 FINALIZE_TIMEOUT = 120.0
 
@@ -167,7 +166,8 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
             )
     _wait_ports_free(node)
     cluster.spawn([node], binary)
-    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr)
+    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr, "ready")
+    cluster.step("roll", node, target=target)
     console().print(f"n{node.index}: on {target} (drained, ready)")
     return f"on {target} (drained, ready)"
 
@@ -184,7 +184,7 @@ def upgrade(
     report = UpgradeReport(name, dry_run=dry_run, order=[f"n{n.index}" for n in cluster.state.nodes])
     seen = observe(cluster)
     report.cluster_version = seen.raw
-    ops = [op for op in read_operations(paths.dir / JOURNAL) if op.verb == "upgrade"]
+    ops = [op for op in read_operations(paths.journal) if op.verb == "upgrade"]
     intent, warning = check_intent(intent_from_steps(ops[-1].steps) if ops else None, seen.builds, seen.raw)
     if warning:
         console().print(f"warning: {warning}", highlight=False)
@@ -198,10 +198,11 @@ def upgrade(
         refuse_failed(report.gates, name)
     if dry_run:
         return report
-    args = {"version": version, "via": list(via), "finalize": finalize}
-    with Operation(paths.dir / JOURNAL, "upgrade", args) as op, SignalCounter(
-        "finishing the node in flight; press Ctrl-C again to stop at once"
-    ) as intr:  # fmt: skip
+    args = {"version": version, "via": list(via), "finalize": finalize, "timeout": timeout}
+    with (
+        SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr,
+        cluster.journaled("upgrade", args) as op,
+    ):
         try:
             if steps:
                 op.step(
@@ -268,6 +269,7 @@ def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report:
     """Node by node in index order; `cv`: the cluster version of a major step (keep it unfinalized)."""
     if cv:
         _sql_value(cluster, disable_auto_finalization(source, cv))
+        cluster.step("auto-finalization", enabled=False)
     builds = {r.address: r.build for r in _rows(cluster)}
     for node in cluster.state.nodes:
         key = f"n{node.index}"
@@ -330,6 +332,7 @@ def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun
             raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})",
                                      hint=f"`{rerun}` sends the SET again, which resumes it")  # fmt: skip
         time.sleep(1.0)
+    cluster.step("finalize", cluster_version=cv)
     console().print(f"finalized: cluster version {cv}")
     jobs, problem = _jobs(cluster, since)
     report.migrations = [j.to_json() for j in jobs]

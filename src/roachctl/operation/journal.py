@@ -3,7 +3,8 @@
 Every mutating command runs as one `Operation` (opened with the session, operation/session.py):
 a `begin` record (operation id, verb, arguments, who, when), one `step` record per thing done on a
 host, and an `end` record (ok / failed / interrupted, with the error). Records are JSON lines,
-appended to `<home>/clusters/<name>/journal.jsonl` and never rewritten.
+appended to `<home>/clusters/<name>/journal.jsonl` (a local cluster's: `<home>/local/<name>/journal.jsonl`,
+local/cluster.py `LocalCluster.journaled`) and never rewritten.
 
 The journal records intent and history, not truth. A command that resumes an unfinished operation
 (today: `restart`) skips a step only when what it observes on the cluster confirms the step's

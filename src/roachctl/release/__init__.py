@@ -1,4 +1,5 @@
-"""Getting a verified CockroachDB release; shared by local clusters and remote deploy.
+"""Getting a verified CockroachDB release, shared by local clusters and remote deploy — layer `release`
+(rank 4: imports model and the base).
 
 Public API::
 
@@ -13,6 +14,14 @@ Public API::
 published now (offline: a copy from the same source, with a warning); local tarballs are kept apart
 in ``<home>/cache/tarballs/<sha256>/`` and never answer a download (see `cache`). Every failure is a
 `roachctl.errors.ReleaseError` (exit 2) that leaves nothing in the cache.
+
+- obtain.py: from the cache, a download, a local tarball, or a local binary (`obtain`, `from_binary`).
+- names.py: versions, architectures, file names and URLs of the release tarballs.
+- fetch.py: HTTP(S) transfer with urllib: streamed, hashed on the fly, no https → http redirect.
+- checksum.py: `.sha256sum` parsing and hashing while bytes stream past.
+- extract.py: safe extraction: only the expected tree, fixed modes, bounded size.
+- cache.py: the caches of verified tarballs and extracted trees, kept apart by trust.
+- model.py: the `Release` value: a verified binary, the tarball it came from, and its source.
 """
 
 from roachctl.release.model import Release
