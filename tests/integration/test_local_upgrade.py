@@ -66,8 +66,11 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     # the roll: one node at a time, graceful, every node ready on the new binary, not finalized
     since = max(e["ts"] for i in (1, 2, 3) for e in events(home, "dev", i))
     fail_once = {**os.environ, "COCKROACH_STANDIN_FAIL_MIGRATION": "2"}  # the nodes' env (contract §9 knob)
-    res = roachctl(home, "local", "upgrade", "--binary", str(new), timeout=300, env=fail_once)
+    res = roachctl(
+        home, "local", "upgrade", "--binary", str(new), "--settle", "2", timeout=300, env=fail_once
+    )
     assert res.returncode == 0 and "not finalized (cluster version 25.2)" in res.stderr, res.stderr
+    assert res.stderr.count("cluster settled after n") == 3 and "below 60s" in res.stderr, res.stderr
     doc = status(home)
     assert doc["version"] == NEW and all(n["ready"] and n["live"] for n in doc["nodes"]), doc
     assert {e["version"] for i in (1, 2, 3) for e in events(home, "dev", i)[-1:]} <= {NEW}

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from roachctl.cli.local import _app, name_option, timeout_option
-from roachctl.cli.upgrade import _render
+from roachctl.cli.upgrade import _render, settle_option
 from roachctl.local import upgrade as upgrade_mod
 from roachctl.local.ops import ReleaseChoice
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
@@ -32,16 +32,17 @@ def register(local: click.Group) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the path, the gates and the node order; change nothing.")
 @click.option("--finalize", is_flag=True, help="Finalize once every node runs the new binary.")
 @timeout_option
+@settle_option
 @click.pass_context
 def upgrade(
     ctx: click.Context, name: str, version: str | None, binary: Path | None, tarball: Path | None,
     sha256: str | None, mirror: str | None, allow_insecure_mirror: bool, dry_run: bool, finalize: bool,
-    timeout: float,
+    timeout: float, settle: float,
 ) -> None:  # fmt: skip
     """Upgrade a local cluster one node at a time (same path and gates as `roachctl upgrade`)."""
     app = _app(ctx)
     source = ReleaseChoice(version, binary, tarball, sha256, mirror, allow_insecure_mirror)
     report = upgrade_mod.upgrade(
-        app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout
+        app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout, settle_s=settle
     )
     _render(app, f"local upgrade {name}" + (" (dry run)" if dry_run else ""), report)

@@ -21,6 +21,7 @@ from roachctl.cluster import upgrade as upgrade_mod
 from roachctl.engine import deploy as deploy_mod
 from roachctl.model.topology import Topology
 from roachctl.operation.session import Session, open_session
+from roachctl.plan.settle import DEFAULT_SETTLE_S
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
 from roachctl.ui.console import console, emit_json
 
@@ -32,6 +33,13 @@ class _DefaultGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
+
+
+settle_option = click.option(
+    "--settle", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_SETTLE_S, show_default=True,
+    metavar="SECONDS", help="After each node is back: wait up to this long for 2 healthy samples (all live, "
+    "0 unavailable/under-replicated ranges) spaced min(10s, SECONDS/2) apart before the next node.",
+)  # fmt: skip
 
 
 def register(root: click.Group) -> None:
@@ -96,10 +104,11 @@ def upgrade() -> None:
 @click.option("--tarball", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
 @click.option("--sha256", default=None, help="Expected SHA-256 of --tarball.")
 @click.option("--allow-insecure-mirror", is_flag=True, envvar=INSECURE_MIRROR_ENV)
+@settle_option
 @click.pass_context
 def run(
     ctx: click.Context, cluster: str, version: str, dry_run: bool, auto_finalize: bool, finalize: bool,
-    mirror: str | None, tarball: Path | None, sha256: str | None, allow_insecure_mirror: bool,
+    mirror: str | None, tarball: Path | None, sha256: str | None, allow_insecure_mirror: bool, settle: float,
 ) -> None:  # fmt: skip
     """Upgrade CLUSTER to --version, one node at a time; rollback stays possible unless finalized."""
     app = _app(ctx)
@@ -107,7 +116,7 @@ def run(
     source = deploy_mod.ReleaseSource(mirror, tarball, sha256, allow_insecure_mirror)
     report = _run(app, topology, None if dry_run else "upgrade", lambda s: upgrade_mod.upgrade(
         s, version=version, source=source, dry_run=dry_run, auto_finalize=auto_finalize, finalize=finalize,
-        notify=_notify, confirm=lambda q: deploy_mod.confirm(q, yes=app.yes)))  # fmt: skip
+        notify=_notify, confirm=lambda q: deploy_mod.confirm(q, yes=app.yes), settle_s=settle))  # fmt: skip
     _render(app, f"upgrade {cluster}" + (" (dry run)" if dry_run else ""), report)
 
 
@@ -124,10 +133,12 @@ def finalize_cmd(ctx: click.Context, cluster: str) -> None:
 
 @upgrade.command("rollback")
 @click.argument("cluster")
+@settle_option
 @click.pass_context
-def rollback_cmd(ctx: click.Context, cluster: str) -> None:
+def rollback_cmd(ctx: click.Context, cluster: str, settle: float) -> None:
     """Roll CLUSTER back to the release its unfinalized upgrade started from, one node at a time."""
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
-    report = _run(app, topology, "upgrade-rollback", lambda s: upgrade_mod.rollback(s, notify=_notify))
+    report = _run(app, topology, "upgrade-rollback",
+                  lambda s: upgrade_mod.rollback(s, notify=_notify, settle_s=settle))  # fmt: skip
     _render(app, f"upgrade rollback {cluster}", report)

@@ -40,6 +40,7 @@ from roachctl.cluster.nodes import (
     wait_ready,
 )
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
+from roachctl.cluster.settle import settle
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.apply import apply_plan
 from roachctl.errors import (
@@ -58,6 +59,7 @@ from roachctl.plan.layout import layout_for
 from roachctl.plan.migrations import MigrationJob
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.owner import marker_for, marker_path, render_marker
+from roachctl.plan.settle import DEFAULT_SETTLE_S, SettleRule, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
 from roachctl.plan.upgradepath import (
@@ -381,8 +383,9 @@ async def _verify_installed(session: Session, version: str) -> None:
 
 
 async def _roll_node(
-    session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False
-) -> str:
+    session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False,
+    pace: Pace | None = None,
+) -> str:  # fmt: skip
     """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy.
 
     `paused`: an interrupted roll left this node stopped with its links switched; it is the one
@@ -411,6 +414,9 @@ async def _roll_node(
             f"command again to resume, or `roachctl upgrade rollback {session.topology.name}`",
         )
     await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    if pace is not None:  # the next node waits until this one's return has settled (plan/settle.py)
+        await settle(client, everyone, pace.rule, notify, host=target.host,
+                     what=f"after {target.host} came back", rerun=pace.rerun)  # fmt: skip
     pid = await main_pid(session, target)
     session.step("roll", host=target.host, source=step.source, target=step.target, drain=drain, pid=pid)
     line = f"on {step.target} ({drain}, ready)"
@@ -418,10 +424,20 @@ async def _roll_node(
     return line
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How a roll settles between nodes (`--settle`, plan/settle.py) and the command that resumes it."""
+
+    rule: SettleRule
+    rerun: str
+
+
 async def _roll(
-    session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify
-) -> None:
+    session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify,
+    pace: Pace | None = None,
+) -> None:  # fmt: skip
     paused = mid_roll(seen, step.target)
+    resumed = bool(paused) or any(v.build == step.target for v in seen.hosts.values())
     for target in sorted(targets(session), key=lambda t: t.host != paused):  # a paused node first
         view = seen.hosts[target.host]
         if view.running and view.build == step.target and view.linked == step.target:
@@ -434,8 +450,12 @@ async def _roll(
                 f"interrupted; switched so far: {done}; no other node was touched",
                 hint="run the same command again to resume",
             )
+        if resumed and pace is not None and target.host != paused:  # the last run may not have settled
+            await settle(NodeClient(session), targets(session), pace.rule, notify, host=target.host,
+                         what="before the resumed roll's first node", rerun=pace.rerun)  # fmt: skip
+        resumed = False
         report.nodes[target.host] = await _roll_node(
-            session, target, step, notify, paused=target.host == paused
+            session, target, step, notify, paused=target.host == paused, pace=pace
         )
 
 
@@ -493,10 +513,12 @@ async def upgrade(
     finalize: bool,
     notify: Notify,
     confirm: Callable[[str], None],
+    settle_s: float = DEFAULT_SETTLE_S,
 ) -> UpgradeReport:
     """Plan, gate and roll the cluster to `version` (see the module docstring)."""
     name = session.topology.name
     report = UpgradeReport(name, dry_run=dry_run, order=[t.host for t in targets(session)])
+    pace = Pace(SettleRule(settle_s), f"roachctl upgrade {name} --version {version}")
     seen = await observe_cluster(session)
     report.cluster_version = seen.raw
     current = _current(seen, version)
@@ -536,7 +558,10 @@ async def upgrade(
             )
             await sql_value(NodeClient(session), targets(session), statement)
             session.step("auto-finalization", enabled=auto_finalize)
-        await _roll(session, step, seen, report, notify)
+        if warning := settle_warning(settle_s, step.major):
+            notify("*", f"warning: {warning}")
+            report.warnings.append(warning)
+        await _roll(session, step, seen, report, notify, pace)
         await record_running(session, step.target, notify)
         if step.major and (finalize or index < len(path.steps) - 1):
             report.cluster_version = await _finalize(session, step.new_major, notify, report)
@@ -705,7 +730,7 @@ def journaled_versions(session: Session) -> list[str]:
     return [v for v in dict.fromkeys(found) if v]
 
 
-async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
+async def rollback(session: Session, *, notify: Notify, settle_s: float = DEFAULT_SETTLE_S) -> UpgradeReport:
     """Roll every node back to the release the last, unfinalized upgrade started from (contract §9).
 
     The journal says which release that was; the cluster must still show that upgrade's binaries
@@ -728,7 +753,9 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
-    await _roll(session, step, seen, report, notify)
+    await _roll(
+        session, step, seen, report, notify, Pace(SettleRule(settle_s), f"roachctl upgrade rollback {name}")
+    )
     await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report

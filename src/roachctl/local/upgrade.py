@@ -37,6 +37,7 @@ from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
+from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.upgradepath import disable_auto_finalization, finalize_done, finalize_statement, plan_path
 from roachctl.ui.console import console
@@ -109,6 +110,38 @@ def observe(cluster: LocalCluster) -> Observation:
     return Observation(hosts, major_of(cv), rows, cv)
 
 
+def _health(cluster: LocalCluster) -> tuple[bool, str]:
+    """One look at the rolling gate: every node live, 0 unavailable and 0 under-replicated ranges."""
+    try:
+        gates = gate_results(observe(cluster), set())[:5]  # all but "same binary": a roll mixes them
+    except RemoteCommandError as exc:
+        return False, exc.message.splitlines()[0]
+    failed = [f"{g['gate']}: {g['detail']}" for g in gates if not g["ok"]]
+    return not failed, "; ".join(failed)
+
+
+def _settle(cluster: LocalCluster, rule: SettleRule, intr: SignalCounter, what: str) -> None:
+    """plan/settle.py on a local cluster: 2 healthy samples spaced apart, within the budget."""
+    tracker = Settling(rule, time.monotonic())
+    while True:
+        if intr.requested:
+            raise StopRequested()
+        healthy, problem = _health(cluster)
+        now = time.monotonic()
+        verdict = tracker.sample(now, healthy, problem)
+        if verdict == SETTLED:
+            console().print(f"cluster settled {what} ({now - tracker.started:.0f}s)")
+            return
+        if verdict == FAILED:
+            raise RefusedError(
+                f"the cluster did not settle within {rule.budget_s:g}s {what} ({tracker.why()}); "
+                "the roll stopped here, the other nodes keep serving",
+                hint="check `roachctl local status`, then run the same command again (a longer --settle "
+                "gives it more time)",
+            )
+        time.sleep(tracker.next_poll(now))
+
+
 def _wait_healthy(cluster: LocalCluster, intr: SignalCounter) -> None:
     """Until every node is live with 0 unavailable and 0 under-replicated ranges."""
     deadline = time.monotonic() + HEALTHY_TIMEOUT
@@ -141,7 +174,7 @@ def _wait_ports_free(node: NodeState, timeout: float = 30.0) -> None:
 
 
 def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str, timeout: float,
-               intr: SignalCounter) -> str:  # fmt: skip
+               intr: SignalCounter, rule: SettleRule) -> str:  # fmt: skip
     """Stop one node gracefully, start it on `binary`, wait until it is ready."""
     _wait_healthy(cluster, intr)
     proc = cluster.running(node)
@@ -155,13 +188,16 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
     _wait_ports_free(node)
     cluster.spawn([node], binary)
     cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr)
+    _wait_healthy(cluster, intr)
+    _settle(cluster, rule, intr, f"after n{node.index} came back")
     console().print(f"n{node.index}: on {target} (drained, ready)")
     return f"on {target} (drained, ready)"
 
 
 def upgrade(
-    home: Path, name: str, *, source: ReleaseChoice, dry_run: bool, finalize: bool, timeout: float
-) -> UpgradeReport:
+    home: Path, name: str, *, source: ReleaseChoice, dry_run: bool, finalize: bool, timeout: float,
+    settle_s: float = DEFAULT_SETTLE_S,
+) -> UpgradeReport:  # fmt: skip
     """Plan, gate and roll the local cluster `name` to the release `source` gives."""
     cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
     release = source.resolve(home)
@@ -188,7 +224,13 @@ def upgrade(
         try:
             if step is not None:
                 cv = seen.cluster_version if step.major else ""
-                _roll(cluster, step.source, step.target, release.binary, report, timeout, intr, cv=cv)
+                if warning := settle_warning(settle_s, step.major):
+                    console().print(f"[yellow]warning:[/] {warning}", highlight=False)
+                    report.warnings.append(warning)
+                rule = SettleRule(settle_s)
+                _roll(
+                    cluster, step.source, step.target, release.binary, report, timeout, intr, cv=cv, rule=rule
+                )
                 cluster.state.release = release.to_dict()
                 cluster.save()
             report.cluster_version = seen.raw
@@ -218,11 +260,12 @@ def _left(name: str, cluster_version: str, running: str) -> str:
 
 
 def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report: UpgradeReport,
-          timeout: float, intr: SignalCounter, *, cv: str) -> None:  # fmt: skip
+          timeout: float, intr: SignalCounter, *, cv: str, rule: SettleRule) -> None:  # fmt: skip
     """Node by node in index order; `cv`: the cluster version of a major step (keep it unfinalized)."""
     if cv:
         _sql_value(cluster, disable_auto_finalization(source, cv))
     builds = {r.address: r.build for r in _rows(cluster)}
+    resumed = target in builds.values()
     for node in cluster.state.nodes:
         key = f"n{node.index}"
         if builds.get(node.sql_addr) == target and node.argv and node.argv[0] == str(binary):
@@ -230,7 +273,10 @@ def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report:
             continue
         if intr.requested:
             raise StopRequested()
-        report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr)
+        if resumed:  # the run that rolled the others may have ended before they settled
+            _settle(cluster, rule, intr, "before the resumed roll's first node")
+            resumed = False
+        report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr, rule)
 
 
 def _set_once(cluster: LocalCluster, statement: str) -> str:
