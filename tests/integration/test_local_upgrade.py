@@ -2,8 +2,10 @@
 
 One chain on one local cluster: --dry-run prints the path and gates and changes nothing; the
 upgrade leaves every node ready on the new binary, not finalized, each node drained and restarted
-alone (never two down, no hard stop); --finalize then stops at a failed migration job (exit 20), and
-again resumes it (a new SET) to the new cluster version, reporting the jobs it ran.
+alone (never two down, no hard stop), each settled before the next; `local upgrade rollback` returns
+to the old binary; rolled again with --finalize it stops at a failed migration job (exit 20, rollback
+refused now); `local upgrade finalize` resumes it (a new SET) to the new cluster version, reporting the
+jobs it ran; a rollback after that is refused.
 """
 
 from __future__ import annotations
@@ -83,14 +85,24 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
         assert "hard_shutdown" not in names and "drain_begin" in names, (i, names)
     assert _cluster_version(home) == "25.2"
 
-    # --finalize: migration 2's job fails (its first run): exit 20 with the job's error, stopped mid-way
-    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)
+    # rollback (before finalization): every node back on the old binary, one at a time
+    res = roachctl(home, "local", "upgrade", "rollback", "--settle", "1", timeout=300)
+    assert res.returncode == 0 and f"runs {OLD} again" in res.stderr, res.stderr
+    assert status(home)["version"] == OLD and _cluster_version(home) == "25.2"
+
+    # roll again with --finalize: migration 2's job fails (its first run): exit 20 with its error
+    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--settle", "1", "--finalize", timeout=300,
+                   env=fail_once)  # fmt: skip
     assert res.returncode == 20 and "stand-in migration 2 failed" in res.stderr, res.stderr
     assert "no rollback" in res.stderr and "-upgrading-to-25.4-step-" in _cluster_version(home)
-    # the same again resumes it (a new SET); the old failed job is history, not a failure of this run
-    res = roachctl(home, "--json", "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)
+    res = roachctl(home, "local", "upgrade", "rollback")
+    assert res.returncode == 30 and "finalization of the upgrade to" in res.stderr, res.stderr
+    # `local upgrade finalize` resumes it (a new SET); the old failed job is history, not a failure now
+    res = roachctl(home, "--json", "local", "upgrade", "finalize", timeout=300)
     assert res.returncode == 0 and "finalized: cluster version 25.4" in res.stderr, res.stderr
     assert "had begun and stopped" in res.stderr
     jobs = json.loads(res.stdout)["migrations"]
     assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs  # migration 2 (again) and 3
     assert _cluster_version(home) == "25.4"
+    res = roachctl(home, "local", "upgrade", "rollback")
+    assert res.returncode == 30 and "is finalized" in res.stderr, res.stderr

@@ -1,6 +1,7 @@
-"""`roachctl local upgrade --version V [--dry-run] [--finalize]`: local/upgrade.py, rendered.
+"""`roachctl local upgrade [--version V ...]`, `local upgrade finalize`, `local upgrade rollback`.
 
-Thin: parse options, call local/upgrade.py `upgrade`, render its report as `roachctl upgrade` does.
+Thin: parse options, call local/upgrade.py, render its report as `roachctl upgrade` does. Like
+`roachctl upgrade`, the group runs the upgrade itself unless its first word is a subcommand.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from roachctl.cli.local import _app, name_option, timeout_option
-from roachctl.cli.upgrade import _render, settle_option
+from roachctl.cli.upgrade import _DefaultGroup, _render, settle_option
 from roachctl.local import upgrade as upgrade_mod
 from roachctl.local.ops import ReleaseChoice
 from roachctl.release.names import INSECURE_MIRROR_ENV, MIRROR_ENV
@@ -20,7 +21,12 @@ def register(local: click.Group) -> None:
     local.add_command(upgrade)
 
 
-@click.command()
+@click.group(cls=_DefaultGroup)
+def upgrade() -> None:
+    """Like `roachctl upgrade`, locally: `local upgrade --version V`, `finalize`, `rollback`."""
+
+
+@upgrade.command("run")
 @name_option
 @click.option("--version", "version", default=None, help="The release to upgrade to, e.g. v25.4.1.")
 @click.option("--binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -34,7 +40,7 @@ def register(local: click.Group) -> None:
 @timeout_option
 @settle_option
 @click.pass_context
-def upgrade(
+def run(
     ctx: click.Context, name: str, version: str | None, binary: Path | None, tarball: Path | None,
     sha256: str | None, mirror: str | None, allow_insecure_mirror: bool, dry_run: bool, finalize: bool,
     timeout: float, settle: float,
@@ -46,3 +52,24 @@ def upgrade(
         app.home, name, source=source, dry_run=dry_run, finalize=finalize, timeout=timeout, settle_s=settle
     )
     _render(app, f"local upgrade {name}" + (" (dry run)" if dry_run else ""), report)
+
+
+@upgrade.command("finalize")
+@name_option
+@click.pass_context
+def finalize_cmd(ctx: click.Context, name: str) -> None:
+    """Finalize the local cluster's upgrade (resumes one that stopped); refused unless every node runs it."""
+    app = _app(ctx)
+    _render(app, f"local upgrade finalize {name}", upgrade_mod.finalize(app.home, name))
+
+
+@upgrade.command("rollback")
+@name_option
+@timeout_option
+@settle_option
+@click.pass_context
+def rollback_cmd(ctx: click.Context, name: str, timeout: float, settle: float) -> None:
+    """Roll the local cluster back to the release its unfinalized upgrade started from."""
+    app = _app(ctx)
+    report = upgrade_mod.rollback(app.home, name, timeout=timeout, settle_s=settle)
+    _render(app, f"local upgrade rollback {name}", report)

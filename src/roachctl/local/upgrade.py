@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
@@ -39,7 +40,15 @@ from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.upgradepath import disable_auto_finalization, finalize_done, finalize_statement, plan_path
+from roachctl.plan.upgradepath import (
+    UpgradeStep,
+    check_rollback,
+    disable_auto_finalization,
+    finalize_done,
+    finalize_statement,
+    plan_path,
+)
+from roachctl.release.model import Release
 from roachctl.ui.console import console
 
 HEALTHY_TIMEOUT = 120.0
@@ -228,6 +237,9 @@ def upgrade(
                     console().print(f"[yellow]warning:[/] {warning}", highlight=False)
                     report.warnings.append(warning)
                 rule = SettleRule(settle_s)
+                if cluster.state.rel.version != version:  # what a rollback returns to (resumed: kept)
+                    cluster.state.previous_release = cluster.state.release
+                    cluster.save()
                 _roll(
                     cluster, step.source, step.target, release.binary, report, timeout, intr, cv=cv, rule=rule
                 )
@@ -248,15 +260,74 @@ def upgrade(
 def _left(name: str, cluster_version: str, running: str) -> str:
     if finalizing(cluster_version):
         return (
-            f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}): wait "
-            f"for it (`roachctl local upgrade --name {name} --version {running} --finalize` waits for it)"
+            f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}); it "
+            f"can no longer be rolled back: `roachctl local upgrade finalize --name {name}` resumes it"
         )
     if finalize_done(cluster_version, running):
         return f"the cluster runs {running} (cluster version {cluster_version})"
     return (
         f"the cluster runs {running} but is not finalized (cluster version {cluster_version}): check it, "
-        f"then `roachctl local upgrade --name {name} --version {running} --finalize`"
+        f"then `roachctl local upgrade finalize --name {name}` — or `roachctl local upgrade rollback "
+        f"--name {name}`"
     )
+
+
+def finalize(home: Path, name: str) -> UpgradeReport:
+    """`local upgrade finalize`: the remote finalize's rules (cluster/upgrade.py) on a local cluster."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    seen = observe(cluster)
+    report = UpgradeReport(name, cluster_version=seen.raw, order=[f"n{n.index}" for n in cluster.state.nodes])
+    if len(seen.builds) != 1:
+        raise RefusedError(
+            f"cannot finalize: the nodes run different binaries ({', '.join(sorted(seen.builds))})",
+            hint=f"finish the roll first (`roachctl local upgrade --name {name} --version V`) or roll it "
+            f"back (`roachctl local upgrade rollback --name {name}`)",
+        )
+    running = next(iter(seen.builds))
+    report.gates = gate_results(seen, seen.builds)
+    refuse_failed(report.gates, name)
+    if finalize_done(seen.raw, running):
+        report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
+        return report
+    report.cluster_version = _finalize(cluster, major_of(running), report, begun=seen.finalizing)
+    report.remaining = _left(name, report.cluster_version, running)
+    return report
+
+
+def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT_SETTLE_S) -> UpgradeReport:
+    """`local upgrade rollback`: back to the release the last upgrade rolled from, one node at a time,
+    refused (exit 30) once finalization has begun or finished (contract §9)."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    seen = observe(cluster)
+    report = UpgradeReport(name, cluster_version=seen.raw, order=[f"n{n.index}" for n in cluster.state.nodes])
+    prev_dict = cluster.state.previous_release or {}
+    previous = Release.from_dict(prev_dict) if prev_dict else None
+    running = sorted(seen.builds - {previous.version}) if previous else []
+    if previous is None or len(running) != 1:
+        started = f", the last upgrade started from {previous.version}" if previous else ""
+        raise RefusedError(
+            f"nothing to roll back: the nodes run {', '.join(sorted(seen.builds))}"
+            + (started or " and no `local upgrade` of this cluster is recorded"),
+            hint="a rollback returns to the release the last `roachctl local upgrade` started from",
+        )
+    check_rollback(previous.version, running[0], seen.raw)
+    step = UpgradeStep(running[0], previous.version)
+    report.path = [step.to_json() | {"kind": "rollback"}]
+    report.gates = gate_results(seen, {running[0], previous.version})
+    refuse_failed(report.gates, name)
+    LocalCluster(cluster.paths, replace(cluster.state, release=prev_dict)).check_binary()
+    with SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr:
+        try:
+            _roll(cluster, step.source, step.target, previous.binary, report, timeout, intr, cv="",
+                  rule=SettleRule(settle_s))  # fmt: skip
+        except (StopRequested, ForceStop):
+            done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
+            raise InterruptedByUser(f"interrupted; back on {previous.version} so far: {done}",
+                                    hint="run the same command again to resume") from None  # fmt: skip
+    cluster.state.release, cluster.state.previous_release = prev_dict, None
+    cluster.save()
+    report.remaining = f"the cluster runs {previous.version} again (cluster version {seen.raw})"
+    return report
 
 
 def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report: UpgradeReport,
@@ -319,7 +390,7 @@ def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun
         console().print(f"finalization to {major} had begun and stopped: sending the SET again resumes it")
     since = _now(cluster)
     error = _set_once(cluster, finalize_statement(major))
-    rerun = f"roachctl local upgrade --name {cluster.state.name} --version V --finalize"
+    rerun = f"roachctl local upgrade finalize --name {cluster.state.name}"
     deadline = time.monotonic() + FINALIZE_TIMEOUT
     while not finalize_done(cv := _sql_value(cluster, "SHOW CLUSTER SETTING version;"), major):
         if error:
