@@ -124,7 +124,7 @@ def run(
 @click.argument("cluster")
 @click.pass_context
 def finalize_cmd(ctx: click.Context, cluster: str) -> None:
-    """Finalize CLUSTER's upgrade (SET CLUSTER SETTING version); refused unless every node runs it."""
+    """Finalize CLUSTER (resumes a stopped finalization, reports its migration jobs)."""
     app = _app(ctx)
     topology = _cluster_topology(app, cluster)
     report = _run(app, topology, "upgrade-finalize", lambda s: upgrade_mod.finalize(s, notify=_notify))

@@ -600,9 +600,9 @@ async def _finalize(
         NodeClient(session), targets(session), major, notify, begun=begun,
         rerun=f"roachctl upgrade finalize {session.topology.name}",
     )  # fmt: skip
-    report.migrations = [j.to_json() for j in done.jobs]
+    report.migrations += [j.to_json() for j in done.jobs]  # a path of several majors: every step's
     report.warnings += [done.problem] if done.problem else []
-    session.step("finalize", cluster_version=done.cluster_version, migrations=report.migrations)
+    session.step("finalize", cluster_version=done.cluster_version, migration_jobs=len(done.jobs))
     return done.cluster_version
 
 
