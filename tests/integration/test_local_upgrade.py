@@ -1,9 +1,11 @@
 """`roachctl local upgrade` against stand-in releases (issue 10 item 6).
 
-One chain on one local cluster, v25.2 to v25.4: --dry-run prints the path and gates and changes
-nothing; the upgrade leaves every node ready on the new binary, not finalized, each node drained and
-restarted alone (never two down, no hard stop); --finalize then stops at a failed migration job
-(exit 20), and again resumes it (a new SET) to the new cluster version, reporting the jobs it ran.
+One chain on one local cluster: --dry-run prints the path and gates and changes nothing; the
+upgrade leaves every node ready on the new binary, not finalized, each node drained and restarted
+alone (never two down, no hard stop), each settled before the next; `local upgrade rollback` returns
+to the old binary; rolled again with --finalize it stops at a failed migration job (exit 20, rollback
+refused now); `local upgrade finalize` resumes it (a new SET) to the new cluster version, reporting the
+jobs it ran; a rollback after that is refused.
 
 A multi-step path, v25.2.0 → v25.4.1 → v26.1.0 from a mirror: --via is required and shown in full;
 Ctrl-C after the first node of the first step; a --via that does not continue the step in flight is
@@ -78,8 +80,11 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     # the roll: one node at a time, graceful, every node ready on the new binary, not finalized
     since = max(e["ts"] for i in (1, 2, 3) for e in events(home, "dev", i))
     fail_once = {**os.environ, "COCKROACH_STANDIN_FAIL_MIGRATION": "2"}  # the nodes' env (contract §9 knob)
-    res = roachctl(home, "local", "upgrade", "--binary", str(new), timeout=300, env=fail_once)
+    res = roachctl(
+        home, "local", "upgrade", "--binary", str(new), "--settle", "2", timeout=300, env=fail_once
+    )
     assert res.returncode == 0 and "not finalized (cluster version 25.2)" in res.stderr, res.stderr
+    assert res.stderr.count("cluster settled after n") == 3 and "below 60s" in res.stderr, res.stderr
     doc = status(home)
     assert doc["version"] == NEW and all(n["ready"] and n["live"] for n in doc["nodes"]), doc
     assert {e["version"] for i in (1, 2, 3) for e in events(home, "dev", i)[-1:]} <= {NEW}
@@ -104,19 +109,29 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
         "path",
     ]
 
-    # --finalize: migration 2's job fails (its first run): exit 20 with the job's error, stopped mid-way
-    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)
+    # rollback (before finalization): every node back on the old binary, one at a time
+    res = roachctl(home, "local", "upgrade", "rollback", "--settle", "1", timeout=300)
+    assert res.returncode == 0 and f"runs {OLD} again" in res.stderr, res.stderr
+    assert status(home)["version"] == OLD and _cluster_version(home) == "25.2"
+
+    # roll again with --finalize: migration 2's job fails (its first run): exit 20 with its error
+    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--settle", "1", "--finalize", timeout=300,
+                   env=fail_once)  # fmt: skip
     assert res.returncode == 20 and "stand-in migration 2 failed" in res.stderr, res.stderr
     # stopped before migration 2: a transitional value, or the skipped 25.3's bare fence (contract §9)
     stopped = _cluster_version(home)
     assert "no rollback" in res.stderr and ("-upgrading-to-25." in stopped or stopped == "25.3"), stopped
-    # the same again resumes it (a new SET); the old failed job is history, not a failure of this run
-    res = roachctl(home, "--json", "local", "upgrade", "--binary", str(new), "--finalize", timeout=300)
+    res = roachctl(home, "local", "upgrade", "rollback")
+    assert res.returncode == 30 and "finalization of the upgrade to" in res.stderr, res.stderr
+    # `local upgrade finalize` resumes it (a new SET); the old failed job is history, not a failure now
+    res = roachctl(home, "--json", "local", "upgrade", "finalize", timeout=300)
     assert res.returncode == 0 and "finalized: cluster version 25.4" in res.stderr, res.stderr
     assert "had begun and stopped" in res.stderr
     jobs = json.loads(res.stdout)["migrations"]
     assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs  # migration 2 (again) and 3
     assert _cluster_version(home) == "25.4"
+    res = roachctl(home, "local", "upgrade", "rollback")
+    assert res.returncode == 30 and "is finalized" in res.stderr, res.stderr
 
 
 def _builds(home: Path) -> list[str]:

@@ -95,6 +95,8 @@ def _upgrade(rc: Remote, releases: Releases, *extra: str) -> list[str]:
         releases.new,
         "--tarball",
         str(releases.tarball(releases.new)),
+        "--settle",
+        "2",  # small: two healthy samples 1 s apart after each node (plan/settle.py)
         *extra,
     ]
 
@@ -166,6 +168,8 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     # ... and the same command again finishes it: no node is rolled twice
     res = rc.run(*_upgrade(rc, standin_releases), timeout=600)
     assert res.rc == 0 and "already on" in res.err, res.text
+    assert "cluster settled before the resumed roll's first node" in res.err, res.text
+    assert "cluster settled after" in res.err and "below 60s" in res.err, res.text
     assert _builds(rc) == {new}
     assert all(f"cockroach-{new}." in link for link in _links(rc).values())
     status = rc.status()
@@ -175,7 +179,7 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     assert _recorded(rc, standin_releases) == {new}
 
     # rollback returns to the old binary
-    res = rc.run("upgrade", "rollback", NAME, timeout=600)
+    res = rc.run("upgrade", "rollback", NAME, "--settle", "2", timeout=600)
     assert res.rc == 0, res.text
     assert _builds(rc) == {old} and _links(rc) == links
     assert _recorded(rc, standin_releases) == {old}

@@ -174,3 +174,23 @@ def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
     assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.4\n"
     assert [j["status"] for j in _jobs(c, later)] == ["succeeded"]
     assert [j["status"] for j in _jobs(c)] == ["succeeded", "succeeded", "failed", "succeeded"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_auto_upgrade_drives_finalization_itself_as_node(make_cluster: MakeCluster) -> None:  # noqa: F811
+    """contract §9 (pkg/server/auto_upgrade.go): with auto-upgrade on, once every member runs the new binary
+    the server runs the SET itself (as `node`), so nobody has to stay connected."""
+    c = make_cluster()
+    for n in c.nodes:
+        n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+    c.up()
+    rolling_restart(c, "v25.4.0")
+    deadline = time.monotonic() + 20
+    while sql(c, "SHOW CLUSTER SETTING version") != "version\n25.4\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    jobs = _jobs(c)
+    assert [j["status"] for j in jobs] == ["succeeded"] * 3 and {j["user_name"] for j in jobs} == {"node"}, (
+        jobs
+    )

@@ -88,13 +88,17 @@ def _observation() -> up.Observation:
     return up.Observation(hosts, "25.2", [])
 
 
-def _run(tmp_path: Path, units: Units, monkeypatch: pytest.MonkeyPatch) -> tuple[up.UpgradeReport, Path]:
+def _run(
+    tmp_path: Path, units: Units, monkeypatch: pytest.MonkeyPatch, *, pace: up.Pace | None = None,
+    seen: up.Observation | None = None,
+) -> tuple[up.UpgradeReport, Path]:  # fmt: skip
     units.install(monkeypatch)
     home = ClusterHome(tmp_path, "prod")
     report = up.UpgradeReport("prod")
     with Operation(home.journal_path, "upgrade") as op:
         session = Session(load_text(TOPOLOGY), home, ssh=None, operation=op)  # type: ignore[arg-type]
-        asyncio.run(up.roll_nodes(session, UpgradeStep(OLD, NEW), _observation(), report, lambda h, m: None))
+        step = UpgradeStep(OLD, NEW)
+        asyncio.run(up.roll_nodes(session, step, seen or _observation(), report, lambda h, m: None, pace))
     return report, home.journal_path
 
 
@@ -130,3 +134,25 @@ def test_a_roll_where_every_node_comes_back_gates_before_each(
     (op,) = read_operations(journal)
     assert [s["host"] for s in op.steps if s.get("step") == "roll"] == ["h1", "h2", "h3"]
     assert units.max_down == 1
+
+
+def test_each_node_settles_after_it_is_back_and_a_resumed_roll_settles_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan/settle.py: after each node's restart, and once before the first node of a resumed roll."""
+    units = Units(stuck="")
+
+    async def settle(
+        client: Any, everyone: Any, rule: Any, notify: Any, *, host: str, what: str, rerun: str
+    ) -> None:
+        assert all(units.running.values()) and rule.budget_s == 5 and rerun == "again"
+        units.note(host, f"settled {what.split()[0]}")
+
+    monkeypatch.setattr(up, "settle", settle)
+    seen = _observation()
+    seen.hosts["h1"] = up.HostView("h1", True, NEW, NEW, 10**7, True, "active")  # rolled by an earlier run
+    units.linked["h1"] = NEW
+    _run(tmp_path, units, monkeypatch, pace=up.Pace(up.SettleRule(5), "again"), seen=seen)
+    order = [e for e in units.log if e[1].startswith(("settled", "stopped"))]
+    assert order == [("h2", "settled before"), ("h2", "stopped"), ("h2", "settled after"),
+                     ("h3", "stopped"), ("h3", "settled after")]  # fmt: skip

@@ -6,6 +6,7 @@ render the result; each function at most 20 lines (tests/unit/test_cli_sizes.py)
 - globalopts.py: global options after the subcommand, and shell completion.
 - context.py: AppContext, the options every command sees, and the default home.
 - common.py: the toolkit every command shares (context, checked topology, session, results, journal table).
+- lazy.py: the root group that imports a command's module on first use (fast start-up).
 - render.py: shared rendering (where to connect, a deploy's result, an upgrade's report).
 - remote.py: check, deploy, start, stop, restart, status, sql, list, destroy, history.
 - shape.py / scalein.py: scale-out and replace / scale-in.

@@ -25,6 +25,7 @@ from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.journal import OperationRecord
 from roachctl.operation.session import Session, open_session
+from roachctl.plan.settle import DEFAULT_SETTLE_S
 from roachctl.ui.console import current
 from roachctl.ui.tables import host_results
 
@@ -44,6 +45,23 @@ via_option = click.option(
     "--via", "via", multiple=True, callback=split_via, metavar="V[,V...]",
     help="The release of each intermediate major of a multi-major path, in order (the latest patch of "
     "each), e.g. --via v25.4.1 for v25.2.x → v26.1.x.",
+)  # fmt: skip
+
+
+class DefaultGroup(click.Group):
+    """A group whose first word is a subcommand or else the arguments of its `run` command:
+    `upgrade CLUSTER ...` runs the upgrade itself, `upgrade finalize|rollback CLUSTER` the others."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+settle_option = click.option(
+    "--settle", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_SETTLE_S, show_default=True,
+    metavar="SECONDS", help="After each node is back: wait up to this long for 2 healthy samples (all live, "
+    "0 unavailable/under-replicated ranges) spaced min(10s, SECONDS/2) apart before the next node.",
 )  # fmt: skip
 
 

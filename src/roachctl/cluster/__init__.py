@@ -14,6 +14,7 @@ Each verb's flow lives here, called by one CLI function with a Session (operatio
 - inventory.py: `list`: the clusters a home knows, from their state files (no host contacted).
 - scaleout.py / scalein.py / replace.py: `scale-out`, `scale-in`, `replace`.
 - upgrade.py: `upgrade`, `upgrade finalize|rollback`: gated rolling binary changes (contract §9).
+- migrations.py / settle.py: finalization's migration jobs, read / the settle gate between nodes.
 - prune.py: `prune`: release dirs no node uses and rollback no longer needs.
 - certstatus.py / certrotate.py: `certs status`, `certs rotate` (node certs, CA in three phases).
 - doctor.py / logs.py / debugzip.py: `doctor`, `logs`, `debug-zip` (read-only).

@@ -606,6 +606,30 @@ def _stop_if_interrupted(interrupts: Interrupts, outcome: Outcome, verb: str = "
         raise InterruptedByUser(f"interrupted; {verb} so far: {done}; no other node was touched")
 
 
+async def health_sample(
+    client: NodeClient, everyone: list[NodeTarget], *, tolerate: Collection[str] = ()
+) -> tuple[list[NodeStatus] | None, str]:
+    """One look at the rolling gate (`wait_healthy`): the rows when healthy, else None and what
+    is wrong."""
+    try:
+        rows = await client.status_from_any(everyone, ranges=True, decommission=True)
+    except RoachctlError as exc:
+        return None, exc.message.splitlines()[0]
+    members = [r for r in rows if r.membership in (None, "active")]
+    down = [r.address for r in members if not r.is_live]
+    skip = {t.rpc_addr for t in everyone if t.host in tolerate}
+    draining = [r.address for r in members if r.is_draining and r.is_live and r.address not in skip]
+    unavailable = unavailable_ranges(rows)
+    under = underreplicated_ranges(rows)
+    healthy = not down and not draining and unavailable == 0 and under == 0
+    if healthy and len(members) >= len(everyone):
+        return rows, ""
+    return None, (
+        f"not live: {', '.join(down) or 'none'}; unavailable ranges: {unavailable}; "
+        f"under-replicated ranges: {under}"
+    ) + (f"; draining: {', '.join(draining)}" if draining else "")
+
+
 async def wait_healthy(
     client: NodeClient, everyone: list[NodeTarget], *, timeout: float, tolerate: Collection[str] = ()
 ) -> list[NodeStatus]:
@@ -621,23 +645,9 @@ async def wait_healthy(
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        try:
-            rows = await client.status_from_any(everyone, ranges=True, decommission=True)
-            members = [r for r in rows if r.membership in (None, "active")]
-            down = [r.address for r in members if not r.is_live]
-            skip = {t.rpc_addr for t in everyone if t.host in tolerate}
-            draining = [r.address for r in members if r.is_draining and r.is_live and r.address not in skip]
-            unavailable = unavailable_ranges(rows)
-            under = underreplicated_ranges(rows)
-            healthy = not down and not draining and unavailable == 0 and under == 0
-            if healthy and len(members) >= len(everyone):
-                return rows
-            last = (
-                f"not live: {', '.join(down) or 'none'}; unavailable ranges: {unavailable}; "
-                f"under-replicated ranges: {under}"
-            ) + (f"; draining: {', '.join(draining)}" if draining else "")
-        except RoachctlError as exc:
-            last = exc.message.splitlines()[0]
+        rows, last = await health_sample(client, everyone, tolerate=tolerate)
+        if rows is not None:
+            return rows
         await asyncio.sleep(1)
     raise RefusedError(
         f"the cluster did not become healthy within {timeout:.0f}s ({last})",

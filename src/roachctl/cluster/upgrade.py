@@ -40,6 +40,7 @@ from roachctl.cluster.nodes import (
     wait_ready,
 )
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
+from roachctl.cluster.settle import settle
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.apply import apply_plan
 from roachctl.errors import (
@@ -58,6 +59,7 @@ from roachctl.plan.layout import layout_for
 from roachctl.plan.migrations import MigrationJob
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.owner import marker_for, marker_path, render_marker
+from roachctl.plan.settle import DEFAULT_SETTLE_S, SettleRule, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
 from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
@@ -387,8 +389,9 @@ async def _verify_installed(session: Session, version: str) -> None:
 
 
 async def _roll_node(
-    session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False
-) -> str:
+    session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False,
+    pace: Pace | None = None,
+) -> str:  # fmt: skip
     """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy.
 
     `paused`: an interrupted roll left this node stopped with its links switched; it is the one
@@ -417,6 +420,9 @@ async def _roll_node(
             f"command again to resume, or `roachctl upgrade rollback {session.topology.name}`",
         )
     await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    if pace is not None:  # the next node waits until this one's return has settled (plan/settle.py)
+        await settle(client, everyone, pace.rule, notify, host=target.host,
+                     what=f"after {target.host} came back", rerun=pace.rerun)  # fmt: skip
     pid = await main_pid(session, target)
     session.step("roll", host=target.host, source=step.source, target=step.target, drain=drain, pid=pid)
     line = f"on {step.target} ({drain}, ready)"
@@ -424,12 +430,23 @@ async def _roll_node(
     return line
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How a roll settles between nodes (`--settle`, plan/settle.py) and the command that resumes it."""
+
+    rule: SettleRule
+    rerun: str
+
+
 async def roll_nodes(
-    session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify
-) -> None:
+    session: Session, step: UpgradeStep, seen: Observation, report: UpgradeReport, notify: Notify,
+    pace: Pace | None = None,
+) -> None:  # fmt: skip
     """Move every node to `step.target`, one at a time (a paused node first, nodes already on it
-    skipped); a node that does not come back ready stops the roll, and a Ctrl-C stops it between nodes."""
+    skipped), settling between nodes (`pace`); a node that does not come back ready stops the roll,
+    and a Ctrl-C stops it between nodes."""
     paused = mid_roll(seen, step.target)
+    resumed = bool(paused) or any(v.build == step.target for v in seen.hosts.values())
     for target in sorted(targets(session), key=lambda t: t.host != paused):  # a paused node first
         view = seen.hosts[target.host]
         if view.running and view.build == step.target and view.linked == step.target:
@@ -442,8 +459,12 @@ async def roll_nodes(
                 f"interrupted; switched so far: {done}; no other node was touched",
                 hint="run the same command again to resume",
             )
+        if resumed and pace is not None and target.host != paused:  # the last run may not have settled
+            await settle(NodeClient(session), targets(session), pace.rule, notify, host=target.host,
+                         what="before the resumed roll's first node", rerun=pace.rerun)  # fmt: skip
+        resumed = False
         report.nodes[target.host] = await _roll_node(
-            session, target, step, notify, paused=target.host == paused
+            session, target, step, notify, paused=target.host == paused, pace=pace
         )
 
 
@@ -502,10 +523,12 @@ async def upgrade(
     notify: Notify,
     confirm: Callable[[str], None],
     via: tuple[str, ...] = (),
+    settle_s: float = DEFAULT_SETTLE_S,
 ) -> UpgradeReport:
     """Plan, gate and roll the cluster to `version` (see the module docstring)."""
     name = session.topology.name
     report = UpgradeReport(name, dry_run=dry_run, order=[t.host for t in targets(session)])
+    pace = Pace(SettleRule(settle_s), f"roachctl upgrade {name} --version {version}")
     seen = await observe_cluster(session)
     report.cluster_version = seen.raw
     intent = intent_in_flight(session, seen, notify)
@@ -548,7 +571,10 @@ async def upgrade(
             )
             await sql_value(NodeClient(session), targets(session), statement)
             session.step("auto-finalization", enabled=auto_finalize)
-        await roll_nodes(session, step, seen, report, notify)
+        if warning := settle_warning(settle_s, step.major):
+            notify("*", f"warning: {warning}")
+            report.warnings.append(warning)
+        await roll_nodes(session, step, seen, report, notify, pace)
         await record_running(session, step.target, notify)
         session.step("path", source=step.source, target=step.target, state="rolled")
         if step.major and (finalize or index < len(path.steps) - 1):
@@ -587,7 +613,7 @@ def remaining_advice(name: str, cluster_version: str, running: str, final: str =
     if finalization_begun(cluster_version, source, running):
         parts.append(
             f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}); it "
-            f"can no longer be rolled back: wait for it (`roachctl upgrade finalize {name}` waits for it)"
+            f"can no longer be rolled back: `roachctl upgrade finalize {name}` resumes it and waits"
         )
     elif major_of(cluster_version) != major_of(running):
         parts.append(
@@ -612,9 +638,9 @@ async def _finalize(
         NodeClient(session), targets(session), major, notify, begun=begun,
         rerun=f"roachctl upgrade finalize {session.topology.name}",
     )  # fmt: skip
-    report.migrations = [j.to_json() for j in done.jobs]
+    report.migrations += [j.to_json() for j in done.jobs]  # a path of several majors: every step's
     report.warnings += [done.problem] if done.problem else []
-    session.step("finalize", cluster_version=done.cluster_version, migrations=report.migrations)
+    session.step("finalize", cluster_version=done.cluster_version, migration_jobs=len(done.jobs))
     return done.cluster_version
 
 
@@ -747,7 +773,7 @@ def journaled_versions(session: Session) -> list[str]:
     return [v for v in dict.fromkeys(found) if v]
 
 
-async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
+async def rollback(session: Session, *, notify: Notify, settle_s: float = DEFAULT_SETTLE_S) -> UpgradeReport:
     """Roll every node back to the release the last, unfinalized upgrade started from (contract §9).
 
     The journal says which release that was; the cluster must still show that upgrade's binaries
@@ -770,7 +796,9 @@ async def rollback(session: Session, *, notify: Notify) -> UpgradeReport:
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
-    await roll_nodes(session, step, seen, report, notify)
+    await roll_nodes(
+        session, step, seen, report, notify, Pace(SettleRule(settle_s), f"roachctl upgrade rollback {name}")
+    )
     await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report

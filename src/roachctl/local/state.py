@@ -71,6 +71,7 @@ class LocalState:
     initialized_at: str | None = None
     cluster_id: str | None = None
     schema: int = SCHEMA
+    previous_release: dict[str, Any] | None = None  # what the last `local upgrade` rolled from (rollback)
 
     @property
     def rel(self) -> Release:

@@ -40,9 +40,12 @@ from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
 from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
+from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.upgradeintent import check_intent, intent_from_steps
 from roachctl.plan.upgradepath import (
+    UpgradeStep,
+    check_rollback,
     disable_auto_finalization,
     finalization_begun,
     finalize_done,
@@ -121,6 +124,38 @@ def observe(cluster: LocalCluster) -> Observation:
     return Observation(hosts, major_of(cv), rows, cv)
 
 
+def _health(cluster: LocalCluster) -> tuple[bool, str]:
+    """One look at the rolling gate: every node live, 0 unavailable and 0 under-replicated ranges."""
+    try:
+        gates = gate_results(observe(cluster), set())[:5]  # all but "same binary": a roll mixes them
+    except RemoteCommandError as exc:
+        return False, exc.message.splitlines()[0]
+    failed = [f"{g['gate']}: {g['detail']}" for g in gates if not g["ok"]]
+    return not failed, "; ".join(failed)
+
+
+def _settle(cluster: LocalCluster, rule: SettleRule, intr: SignalCounter, what: str) -> None:
+    """plan/settle.py on a local cluster: 2 healthy samples spaced apart, within the budget."""
+    tracker = Settling(rule, time.monotonic())
+    while True:
+        if intr.requested:
+            raise StopRequested()
+        healthy, problem = _health(cluster)
+        now = time.monotonic()
+        verdict = tracker.sample(now, healthy, problem)
+        if verdict == SETTLED:
+            console().print(f"cluster settled {what} ({now - tracker.started:.0f}s)")
+            return
+        if verdict == FAILED:
+            raise RefusedError(
+                f"the cluster did not settle within {rule.budget_s:g}s {what} ({tracker.why()}); "
+                "the roll stopped here, the other nodes keep serving",
+                hint="check `roachctl local status`, then run the same command again (a longer --settle "
+                "gives it more time)",
+            )
+        time.sleep(tracker.next_poll(now))
+
+
 def _wait_healthy(cluster: LocalCluster, intr: SignalCounter) -> None:
     """Until every node is live with 0 unavailable and 0 under-replicated ranges."""
     deadline = time.monotonic() + HEALTHY_TIMEOUT
@@ -153,7 +188,7 @@ def _wait_ports_free(node: NodeState, timeout: float = 30.0) -> None:
 
 
 def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str, timeout: float,
-               intr: SignalCounter) -> str:  # fmt: skip
+               intr: SignalCounter, rule: SettleRule) -> str:  # fmt: skip
     """Stop one node gracefully, start it on `binary`, wait until it is ready."""
     _wait_healthy(cluster, intr)
     proc = cluster.running(node)
@@ -166,7 +201,9 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
             )
     _wait_ports_free(node)
     cluster.spawn([node], binary)
-    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr, "ready")
+    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr)
+    _wait_healthy(cluster, intr)
+    _settle(cluster, rule, intr, f"after n{node.index} came back")
     cluster.step("roll", node, target=target)
     console().print(f"n{node.index}: on {target} (drained, ready)")
     return f"on {target} (drained, ready)"
@@ -175,6 +212,7 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
 def upgrade(
     home: Path, name: str, *, source: ReleaseChoice, dry_run: bool, finalize: bool, timeout: float,
     via: tuple[str, ...] = (),
+    settle_s: float = DEFAULT_SETTLE_S,
 ) -> UpgradeReport:  # fmt: skip
     """Plan, gate and roll the local cluster `name` to the release `source` gives (through `via`)."""
     paths = ClusterPaths(home, check_name(name))
@@ -214,7 +252,16 @@ def upgrade(
                 step_release = release if step.target == version else _release_for(home, source, step.target)
                 op.step("path", source=step.source, target=step.target, state="rolling")
                 cv = seen.cluster_version if step.major else ""
-                _roll(cluster, step.source, step.target, step_release.binary, report, timeout, intr, cv=cv)
+                if warning := settle_warning(settle_s, step.major):
+                    console().print(f"[yellow]warning:[/] {warning}", highlight=False)
+                    report.warnings.append(warning)
+                if cluster.state.rel.version != step.target:  # what a rollback returns to (resumed: kept)
+                    cluster.state.previous_release = cluster.state.release
+                    cluster.save()
+                _roll(
+                    cluster, step.source, step.target, step_release.binary, report, timeout, intr, cv=cv,
+                    rule=SettleRule(settle_s),
+                )  # fmt: skip
                 cluster.state.release = step_release.to_dict()
                 cluster.save()
                 op.step("path", source=step.source, target=step.target, state="rolled")
@@ -253,24 +300,84 @@ def _release_for(home: Path, source: ReleaseChoice, version: str) -> Release:
 def _left(name: str, cluster_version: str, running: str, source: str = "") -> str:
     if finalization_begun(cluster_version, source, running):
         return (
-            f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}): wait "
-            f"for it (`roachctl local upgrade --name {name} --version {running} --finalize` waits for it)"
+            f"finalization to {major_of(running)} is in progress (cluster version {cluster_version}); it "
+            f"can no longer be rolled back: `roachctl local upgrade finalize --name {name}` resumes it"
         )
     if finalize_done(cluster_version, running):
         return f"the cluster runs {running} (cluster version {cluster_version})"
     return (
         f"the cluster runs {running} but is not finalized (cluster version {cluster_version}): check it, "
-        f"then `roachctl local upgrade --name {name} --version {running} --finalize`"
+        f"then `roachctl local upgrade finalize --name {name}` — or `roachctl local upgrade rollback "
+        f"--name {name}`"
     )
 
 
+def finalize(home: Path, name: str) -> UpgradeReport:
+    """`local upgrade finalize`: the remote finalize's rules (cluster/upgrade.py) on a local cluster."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    seen = observe(cluster)
+    report = UpgradeReport(name, cluster_version=seen.raw, order=[f"n{n.index}" for n in cluster.state.nodes])
+    if len(seen.builds) != 1:
+        raise RefusedError(
+            f"cannot finalize: the nodes run different binaries ({', '.join(sorted(seen.builds))})",
+            hint=f"finish the roll first (`roachctl local upgrade --name {name} --version V`) or roll it "
+            f"back (`roachctl local upgrade rollback --name {name}`)",
+        )
+    running = next(iter(seen.builds))
+    report.gates = gate_results(seen, seen.builds)
+    refuse_failed(report.gates, name)
+    if finalize_done(seen.raw, running):
+        report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
+        return report
+    report.cluster_version = _finalize(cluster, major_of(running), report, begun=seen.finalizing)
+    report.remaining = _left(name, report.cluster_version, running)
+    return report
+
+
+def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT_SETTLE_S) -> UpgradeReport:
+    """`local upgrade rollback`: back to the release the last upgrade rolled from, one node at a time,
+    refused (exit 30) once finalization has begun or finished (contract §9)."""
+    cluster = LocalCluster.load(ClusterPaths(home, check_name(name)))
+    seen = observe(cluster)
+    report = UpgradeReport(name, cluster_version=seen.raw, order=[f"n{n.index}" for n in cluster.state.nodes])
+    prev_dict = cluster.state.previous_release or {}
+    previous = Release.from_dict(prev_dict) if prev_dict else None
+    running = sorted(seen.builds - {previous.version}) if previous else []
+    if previous is None or len(running) != 1:
+        started = f", the last upgrade started from {previous.version}" if previous else ""
+        raise RefusedError(
+            f"nothing to roll back: the nodes run {', '.join(sorted(seen.builds))}"
+            + (started or " and no `local upgrade` of this cluster is recorded"),
+            hint="a rollback returns to the release the last `roachctl local upgrade` started from",
+        )
+    check_rollback(previous.version, running[0], seen.raw)
+    step = UpgradeStep(running[0], previous.version)
+    report.path = [step.to_json() | {"kind": "rollback"}]
+    report.gates = gate_results(seen, {running[0], previous.version})
+    refuse_failed(report.gates, name)
+    LocalCluster(cluster.paths, replace(cluster.state, release=prev_dict)).check_binary()
+    with SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr:
+        try:
+            _roll(cluster, step.source, step.target, previous.binary, report, timeout, intr, cv="",
+                  rule=SettleRule(settle_s))  # fmt: skip
+        except (StopRequested, ForceStop):
+            done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
+            raise InterruptedByUser(f"interrupted; back on {previous.version} so far: {done}",
+                                    hint="run the same command again to resume") from None  # fmt: skip
+    cluster.state.release, cluster.state.previous_release = prev_dict, None
+    cluster.save()
+    report.remaining = f"the cluster runs {previous.version} again (cluster version {seen.raw})"
+    return report
+
+
 def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report: UpgradeReport,
-          timeout: float, intr: SignalCounter, *, cv: str) -> None:  # fmt: skip
+          timeout: float, intr: SignalCounter, *, cv: str, rule: SettleRule) -> None:  # fmt: skip
     """Node by node in index order; `cv`: the cluster version of a major step (keep it unfinalized)."""
     if cv:
         _sql_value(cluster, disable_auto_finalization(source, cv))
         cluster.step("auto-finalization", enabled=False)
     builds = {r.address: r.build for r in _rows(cluster)}
+    resumed = target in builds.values()
     for node in cluster.state.nodes:
         key = f"n{node.index}"
         if builds.get(node.sql_addr) == target and node.argv and node.argv[0] == str(binary):
@@ -278,7 +385,10 @@ def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report:
             continue
         if intr.requested:
             raise StopRequested()
-        report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr)
+        if resumed:  # the run that rolled the others may have ended before they settled
+            _settle(cluster, rule, intr, "before the resumed roll's first node")
+            resumed = False
+        report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr, rule)
 
 
 def _set_once(cluster: LocalCluster, statement: str) -> str:
@@ -321,7 +431,7 @@ def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun
         console().print(f"finalization to {major} had begun and stopped: sending the SET again resumes it")
     since = _now(cluster)
     error = _set_once(cluster, finalize_statement(major))
-    rerun = f"roachctl local upgrade --name {cluster.state.name} --version V --finalize"
+    rerun = f"roachctl local upgrade finalize --name {cluster.state.name}"
     deadline = time.monotonic() + FINALIZE_TIMEOUT
     while not finalize_done(cv := _sql_value(cluster, "SHOW CLUSTER SETTING version;"), major):
         if error:

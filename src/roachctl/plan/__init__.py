@@ -18,6 +18,8 @@ Deploy flow (the engine drives it, the plan is the contract): `needs` (facts to 
 - stoporder.py: the order a whole cluster is stopped in, and which nodes can drain.
 - drainlog.py: whether a node's own log confirms its drain.
 - upgradepath.py: which binaries a cluster goes through to reach a version; finalization statements.
+- upgradeintent.py: the journal's intent for an upgrade in flight, checked against the cluster.
+- migrations.py / settle.py: the migration jobs query and verdict / when a roll may go on (settle).
 - scalein.py / shape.py: scale-in capacity and placement / scale-out and replace decisions.
 - doctor.py / logs.py: `doctor`'s judgements / `logs`' commands, timestamps and merge.
 - sqlinput.py: `-e` statements as the stdin of `cockroach sql` (never in argv).

@@ -155,7 +155,7 @@ def plan_path(
         raise RefusedError(
             f"cannot change {current} to {target}: finalization has begun (cluster version "
             f"{cluster_version.strip()}); it can no longer be rolled back (docs/cockroach-contract.md §9)",
-            hint="wait for it to finish (`roachctl upgrade finalize CLUSTER` waits for it), then upgrade on",
+            hint="let it finish (`roachctl upgrade finalize CLUSTER` resumes it and waits), then upgrade on",
         )
     running, wanted = major_of(current), major_of(target)
     if is_alpha(current) and not is_alpha(target):
@@ -321,7 +321,7 @@ def check_rollback(previous: str, running: str, cluster_version: str) -> None:
         raise RefusedError(
             f"cannot roll back to {previous}: finalization of the upgrade to {running} has begun "
             f"(cluster version {raw}); after finalization begins a rollback is no longer possible",
-            hint="wait for finalization to finish (`roachctl upgrade finalize CLUSTER` waits for it)",
+            hint="wait for finalization to finish (`roachctl upgrade finalize CLUSTER` resumes it and waits)",
         )
     if major_of(previous) != raw:
         raise RefusedError(
