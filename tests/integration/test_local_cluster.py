@@ -20,6 +20,7 @@ from roachctl.local import ops
 from roachctl.local.client import run_client
 from roachctl.local.cluster import LocalCluster
 from roachctl.local.layout import ClusterPaths
+from roachctl.operation.journal import read_operations
 from tests.support.local import (
     event_names,
     events,
@@ -168,6 +169,13 @@ def test_foreground_signal_stops_one_node_at_a_time_and_leaves_nothing(
     _assert_clean_history(home, "dev")  # the SIGKILL is no hard_shutdown; the next start sees it
     doc = status(home)  # data kept, resumable
     assert doc["initialized"] and [n["pid"] for n in doc["nodes"]] == [None] * 3
+    up, stop = read_operations(ClusterPaths(home, "dev").journal)  # the up, then the stop at the signal
+    assert (up.verb, up.outcome, stop.verb, stop.outcome) == ("up", "ok", "stop", "ok")
+    assert [(st["host"], st["result"]) for st in stop.steps] == [
+        ("n1", "drained"),
+        ("n2", "drained"),
+        ("n3", "hard"),
+    ]
 
 
 def test_second_sigint_stops_at_once(home: Path, tarball: Path, tmp_path: Path) -> None:
@@ -186,6 +194,8 @@ def test_second_sigint_stops_at_once(home: Path, tarball: Path, tmp_path: Path) 
     assert "at once" in log.read_text()
     assert our_processes(home) == []
     assert [n["alive"] for n in status(home)["nodes"]] == [False] * 3
+    stop = read_operations(ClusterPaths(home, "dev").journal)[-1]
+    assert (stop.verb, stop.outcome) == ("stop", "interrupted") and "at once" in stop.error, stop
 
 
 def test_two_clusters_side_by_side(home: Path, tarball: Path) -> None:

@@ -296,6 +296,8 @@ def _stop_or_kill(cluster: LocalCluster, intr: SignalCounter) -> None:
     not leave processes behind."""
     try:
         cluster.stop(interrupts=intr)
+    except ForceStop:  # the nodes were killed; the journal's stop ends "interrupted"
+        raise InterruptedByUser("stopped every node at once (second interrupt)") from None
     except (RemoteCommandError, RefusedError) as exc:
         console().print(f"[bold red]error:[/] {exc.render()}\nkilling the remaining nodes")
         cluster.kill()
