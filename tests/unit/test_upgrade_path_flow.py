@@ -52,7 +52,9 @@ class Cluster:
         async def sql_value(*args: Any) -> str:
             return self.cv
 
-        async def roll(session: Session, step: UpgradeStep, seen: Any, report: Any, notify: Any) -> None:
+        async def roll(
+            session: Session, step: UpgradeStep, seen: Any, report: Any, notify: Any, pace: Any = None
+        ) -> None:
             for host in HOSTS:
                 if self.builds[host] != step.target:
                     self.builds[host] = step.target
