@@ -130,6 +130,10 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     jobs = json.loads(res.stdout)["migrations"]
     assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs  # migration 2 (again) and 3
     assert _cluster_version(home) == "25.4"
+    ops = read_operations(ClusterPaths(home, "dev").journal)
+    assert ("upgrade-rollback", "ok") in [(o.verb, o.outcome) for o in ops], ops
+    assert (ops[-1].verb, ops[-1].outcome) == ("upgrade-finalize", "ok"), ops[-1]
+    assert [s["step"] for s in ops[-1].steps] == ["finalize"], ops[-1].steps
     res = roachctl(home, "local", "upgrade", "rollback")
     assert res.returncode == 30 and "is finalized" in res.stderr, res.stderr
 

@@ -201,7 +201,7 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
             )
     _wait_ports_free(node)
     cluster.spawn([node], binary)
-    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr)
+    cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr, "ready")
     _wait_healthy(cluster, intr)
     _settle(cluster, rule, intr, f"after n{node.index} came back")
     cluster.step("roll", node, target=target)
@@ -324,13 +324,16 @@ def finalize(home: Path, name: str) -> UpgradeReport:
             f"back (`roachctl local upgrade rollback --name {name}`)",
         )
     running = next(iter(seen.builds))
+    previous = cluster.state.previous_release  # the upgrade's source: a bare skipped major is mid-way
+    seen.source = Release.from_dict(previous).version if previous else ""
     report.gates = gate_results(seen, seen.builds)
     refuse_failed(report.gates, name)
     if finalize_done(seen.raw, running):
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
-    report.cluster_version = _finalize(cluster, major_of(running), report, begun=seen.finalizing)
-    report.remaining = _left(name, report.cluster_version, running)
+    with cluster.journaled("upgrade-finalize", {"running": running}):
+        report.cluster_version = _finalize(cluster, major_of(running), report, begun=seen.finalizing)
+    report.remaining = _left(name, report.cluster_version, running, source=seen.source)
     return report
 
 
@@ -356,7 +359,11 @@ def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT
     report.gates = gate_results(seen, {running[0], previous.version})
     refuse_failed(report.gates, name)
     LocalCluster(cluster.paths, replace(cluster.state, release=prev_dict)).check_binary()
-    with SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr:
+    args = {"from": running[0], "to": previous.version, "timeout": timeout, "settle": settle_s}
+    with (
+        SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr,
+        cluster.journaled("upgrade-rollback", args),
+    ):
         try:
             _roll(cluster, step.source, step.target, previous.binary, report, timeout, intr, cv="",
                   rule=SettleRule(settle_s))  # fmt: skip
