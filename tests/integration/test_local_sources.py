@@ -122,8 +122,9 @@ def _tree(root: Path) -> dict[str, str]:
 def test_a_quickstart_stand_in_is_never_served_as_the_official_release(
     home: Path, tmp_path: Path, release_mirror: Mirror, standin_releases: Releases
 ) -> None:
-    """Review H3: `scripts/quickstart` runs `local up --version V --tarball <stand-in>` with a checksum file
-    that came with it. A later plain `--version V` (or a mirror download) must not get that stand-in."""
+    """docs/findings.md S-H3: `scripts/quickstart` runs `local up --version V --tarball <stand-in>` with
+    a checksum file that came with it. A later plain `--version V` (or a mirror download) must not get
+    that stand-in."""
     v, arch = standin_releases.new, standin_releases.arch
     name = make_release.tarball_name(v, arch)
     fake = make_release.tarball_from_binary(v, arch, make_release.baked_standin(v) + b"\n# self-attested\n")

@@ -1,5 +1,6 @@
 """`roachctl local sql -e`: the statements reach `cockroach sql` on stdin, never in its argv
-(review M7: /proc/*/cmdline is readable by every local user), through a recording `--binary` shim."""
+(docs/findings.md S-M7: /proc/*/cmdline is readable by every local user), through a recording
+`--binary` shim."""
 
 from __future__ import annotations
 

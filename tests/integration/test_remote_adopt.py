@@ -1,4 +1,4 @@
-"""deploy and check refuse to take over what is not roachctl's (review M5), on a real host.
+"""deploy and check refuse to take over what is not roachctl's (docs/findings.md S-M5), on a real host.
 
 Each foreign object is planted on the host as root (nsenter), then `deploy` must refuse with
 exit 30 before changing anything, `check` must report it, and removing the object (or passing

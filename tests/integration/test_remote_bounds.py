@@ -1,4 +1,4 @@
-"""Review L1 on real hosts: a step that hangs on one host fails there within its bound.
+"""docs/findings.md S-L1 on real hosts: a step that hangs on one host fails there within its bound.
 
 Two hosts. On h1, `systemctl daemon-reload` and `systemctl enable` never return (a wrapper in
 /usr/local/sbin, first in sudo's secure_path, that sleeps; every other verb goes to the real

@@ -1,6 +1,7 @@
-"""The cluster CA on three real hosts (issue 8 items 3 and 8; review H4, M7, L14), through the CLI.
+"""The cluster CA on three real hosts, through the CLI (issue 8 items 3 and 8; docs/findings.md S-H4,
+S-M7, S-L14).
 
-H4 as the review describes it: `ca.crt` deleted from the home, then the next command. It used to
+S-H4 as found: `ca.crt` deleted from the home, then the next command. It used to
 re-create the CA (overwriting the surviving `ca.key`) and push it to every node; now every command
 refuses (exit 30) naming the recovery, and nothing changes in the home or on any host (file
 hashes compared). Also: a CA is written only by a confirmed first deploy; a plan that would
@@ -84,14 +85,14 @@ def test_first_deploy_creates_the_ca_and_start_works(rc: Remote) -> None:
 
 
 def test_operator_client_cert_is_short_lived(rc: Remote) -> None:
-    """Review L14: the cert the printed SQL URLs point at lives a day, not 5 years."""
+    """docs/findings.md S-L14: the cert the printed SQL URLs point at lives a day, not 5 years."""
     cert = rc.home / "clusters" / NAME / "certs" / "client.root.crt"
     left = pki.cert_not_after(cert.read_bytes()).timestamp() - time.time()
     assert 23 * 3600 < left <= 24 * 3600, left
 
 
 def test_sql_statements_are_in_no_argv(rc: Remote, tmp_path: Path) -> None:
-    """Review M7: neither the controller's ssh argv nor sudo's log on the node has the SQL."""
+    """docs/findings.md S-M7: neither the controller's ssh argv nor sudo's log on the node has the SQL."""
     marker = f"m7-{secrets.token_hex(6)}"
     ssh = shutil.which("ssh")
     assert ssh
@@ -122,7 +123,7 @@ def test_sql_statements_are_in_no_argv(rc: Remote, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("broken", ["ca.crt deleted", "ca.key deleted", "ca.key of another CA"])
 def test_a_broken_home_ca_is_refused_by_every_command_and_nothing_changes(rc: Remote, broken: str) -> None:
-    """Review H4: the next command after losing a CA file. Every command refuses before touching
+    """docs/findings.md S-H4: the next command after losing a CA file. Every command refuses before touching
     a host, names the file and the recovery; home and hosts stay byte-for-byte the same."""
     ca_dir = rc.home / "clusters" / NAME / "ca"
     saved = {name: (ca_dir / name).read_bytes() for name in ("ca.crt", "ca.key")}
@@ -189,7 +190,7 @@ def test_a_plan_that_would_replace_a_hosts_ca_is_refused(rc: Remote) -> None:
 
 def test_a_new_home_does_not_take_over_deployed_hosts(rc: Remote, tmp_path: Path) -> None:
     """Another (empty) home deploying the same topology: the hosts' ownership markers name another
-    home (review M4), so nothing is planned and no new CA is made. Hosts deployed before markers
+    home (docs/findings.md S-M4), so nothing is planned and no new CA is made. Hosts deployed before markers
     are still caught by their CA (test_a_plan_that_would_replace_a_hosts_ca_is_refused)."""
     other = Remote(rc.bed, tmp_path, NAME, rc.version, tarball=rc.tarball, hosts=rc.hosts)
     other.write_topology()

@@ -153,7 +153,7 @@ def test_on_host_files_modes_owners_and_links(rc: Remote) -> None:
             target = rc.sh(host, f"readlink {HOME}/{name}").stdout.strip()
             assert target == f"{install}/{name}", (host, name, target)
         # Certs: the node's own key and certs only, in root's dir: the service user reads them
-        # (group) but can rename, replace or chmod nothing root writes there (review H1). The key
+        # (group) but can rename, replace or chmod nothing root writes there (docs/findings.md S-H1). The key
         # is root:<svc> 0640, within contract §7's rule for root-owned keys.
         assert _stat(rc, host, CERTS) == ("directory", 0o750, "root", "cockroach")
         files = sorted(rc.sh(host, f"ls -A {CERTS}").stdout.split())

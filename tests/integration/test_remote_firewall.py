@@ -170,7 +170,8 @@ def test_check_fails_where_nft_cannot_load_rules_and_deploy_converges_once_fixed
 
 
 def test_check_fails_where_sshd_forbids_forwarding(rc: Remote) -> None:
-    """M2: readiness and the stop guards probe nodes through `ssh -W`; without it `check` fails."""
+    """docs/findings.md S-M2: readiness and the stop guards probe nodes through `ssh -W`; without it
+    `check` fails."""
     dropin = "/etc/ssh/sshd_config.d/10-no-forwarding.conf"
     rc.sh("h3", f"echo 'AllowTcpForwarding no' > {dropin} && systemctl reload ssh")
     try:
@@ -185,8 +186,9 @@ def test_check_fails_where_sshd_forbids_forwarding(rc: Remote) -> None:
 
 
 def test_check_prints_every_row_when_a_peer_is_blackholed(rc: Remote) -> None:
-    """L13: h1 cannot reach h3 (frames dropped, so every probe waits for its timeout): `check`
-    still prints the whole table, names the pair, exits 30, and is bounded by the probe timeout."""
+    """docs/findings.md S-L13: h1 cannot reach h3 (frames dropped, so every probe waits for its
+    timeout): `check` still prints the whole table, names the pair, exits 30, and is bounded by the
+    probe timeout."""
     rc.bed.cut("h3", peers=["h1"])
     try:
         bad = rc.run("check", str(rc.topology))

@@ -1,4 +1,4 @@
-"""Guards fail closed (review M2), on three real hosts.
+"""Guards fail closed (docs/findings.md S-M2), on three real hosts.
 
 sshd on h2 forbids TCP forwarding (a CIS hardening item), so roachctl's probe of h2 (over
 `ssh -W`) cannot answer although h2's node runs. Before, every node then looked down and a

@@ -53,7 +53,7 @@ def _pids(rc: Remote) -> dict[str, str]:
 
 
 def test_two_concurrent_node_stops_never_take_two_nodes_down(rc: Remote) -> None:
-    """The review's race (M1): `stop --node h1` and `stop --node h2` at once. Whichever wins the
+    """The race of docs/findings.md S-M1: `stop --node h1` and `stop --node h2` at once. Whichever wins the
     lock stops its node; the other is refused (by the lock, or by the quorum guard once the first
     is done). Either way exactly one node is down afterwards."""
     first, second = (

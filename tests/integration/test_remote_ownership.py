@@ -1,4 +1,4 @@
-"""A host belongs to one cluster (review M4), on a real host: deploy and destroy of another cluster.
+"""A host belongs to one cluster (docs/findings.md S-M4), on a real host: another cluster's deploy, destroy.
 
 One host, tests in file order sharing it: cluster `alpha` is deployed and running; `beta` names the
 same host with the same paths (another home, secure and insecure) and must be refused with the host

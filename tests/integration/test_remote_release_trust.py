@@ -1,4 +1,5 @@
-"""Review H3 on a real host: a self-attested tarball taken once never reaches a host through a later deploy.
+"""docs/findings.md S-H3 on a real host: a self-attested tarball taken once never reaches a host through
+a later deploy.
 
 The attack: a stand-in tarball under the official name, with a `.sha256sum` that came with it, is used once
 (`deploy --tarball ... --dry-run` here; `scripts/quickstart`'s `local up --tarball` does the same to the
@@ -89,7 +90,8 @@ def test_a_self_attested_tarball_is_never_deployed_as_the_official_release(
 def test_the_host_unpacks_no_more_than_the_cap(
     bed_factory: Callable[..., Bed], standin_releases: Releases
 ) -> None:
-    """Review L7: the host's tar runs before the tarball's hash is known, so what it may unpack is bounded."""
+    """docs/findings.md S-L7: the host's tar runs before the tarball's hash is known, so what it may
+    unpack is bounded."""
     if real_binary():
         pytest.skip("uses the stand-in's binary digest")
     bed = bed_factory(1, name="release-cap")

@@ -1,4 +1,4 @@
-"""Review H1/H2/L6 on a real host: root never writes through a path the service user controls.
+"""docs/findings.md S-H1/S-H2/S-L6 on a real host: root never writes through a path the service user controls.
 
 One host, one single-node cluster, driven through the CLI; the service user `cockroach` is the
 attacker (commands run as it with `runuser`, like code running in the database process). Tests
@@ -20,11 +20,12 @@ pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
 NAME = "rootw"
 HOST = "h1"
-VICTIM_DIR = "/usr/local/bin"  # root's, early in sudo's secure_path: the review's H2 target
-VICTIM_FILE = "/etc/roachctl-victim"  # stands for /etc/sudoers or /root/.ssh/authorized_keys (H1)
+VICTIM_DIR = "/usr/local/bin"  # root's, early in sudo's secure_path: S-H2's target
+VICTIM_FILE = "/etc/roachctl-victim"  # stands for /etc/sudoers or /root/.ssh/authorized_keys (S-H1)
 
-# The H1 attacker: watch the certs dir; whenever root's temp file appears, move it away and put a
-# symlink to the victim in its place (root would then write the key into the victim and chown it).
+# The attacker of docs/findings.md S-H1: watch the certs dir; whenever root's temp file appears, move
+# it away and put a symlink to the victim in its place (root would then write the key into the victim
+# and chown it).
 ATTACKER = r"""
 import os, signal, sys, time
 d, victim, log, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
@@ -48,7 +49,7 @@ while time.time() < end:
             seen += 1
             p = os.path.join(d, n)
             try:
-                os.rename(p, p + ".stolen")  # same dir: a rename, as the review's attacker does
+                os.rename(p, p + ".stolen")  # same dir: a rename, as S-H1's attacker does
                 os.symlink(victim, p)
                 won += 1
             except OSError as e:
@@ -139,7 +140,7 @@ def test_the_service_user_can_read_its_certs_but_change_nothing_there(rc: Remote
 
 
 def test_h1_the_service_user_cannot_swap_roots_temp_file(rc: Remote) -> None:
-    """The review's H1: the attacker races every certificate write; root writes only in its own
+    """docs/findings.md S-H1: the attacker races every certificate write; root writes only in its own
     dir, so every swap fails, the victim is untouched and the certificate is right."""
     before = _victim_state(rc)
     good = rc.sh(HOST, f"sha256sum < {CERTS}/node.crt").stdout
@@ -163,7 +164,7 @@ def test_h1_the_service_user_cannot_swap_roots_temp_file(rc: Remote) -> None:
 
 
 def test_h2_a_symlink_planted_for_a_data_subdir_is_refused_and_the_victim_unchanged(rc: Remote) -> None:
-    """The review's H2: the service user replaces <data>/logs with a link to /usr/local/bin. The
+    """docs/findings.md S-H2: the service user replaces <data>/logs with a link to /usr/local/bin. The
     deploy is refused (exit 30) naming the path; /usr/local/bin keeps its owner, mode and content."""
     stop = rc.run("stop", NAME)
     assert stop.rc == 0, stop.text

@@ -1,4 +1,4 @@
-"""Review M8 on a real host: a store on an unmounted disk is never created on the root filesystem.
+"""docs/findings.md S-M8 on a real host: a store on an unmounted disk is never created on the root filesystem.
 
 One host. With `paths.stores_on_mounts`, a store whose parent is a plain directory (the mount
 point of a disk that is not mounted) is refused before anything changes; once the disk is
@@ -34,7 +34,7 @@ def bed1() -> Iterator[Bed]:
         bed.down()
 
 
-@pytest.fixture(scope="module")  # one home: the host is marked as this home's cluster (review M4)
+@pytest.fixture(scope="module")  # one home: the host is marked as this home's cluster (docs/findings.md S-M4)
 def rc(bed1: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Remote:
     work = tmp_path_factory.mktemp("remote-mounts")
     return Remote(bed1, work, "mounts", standin_releases.new,

@@ -120,7 +120,7 @@ def test_upgrade_chain(rc: Remote, standin_releases: Releases) -> None:
     links, pids = _links(rc), _pids(rc)
     assert all(f"cockroach-{old}." in link for link in links.values()), links
 
-    # deploy with a new `version:` installs it beside the old one and switches nothing (review L10)
+    # deploy with a new `version:` installs it beside the old one, switches nothing (docs/findings.md S-L10)
     rc.version, rc.tarball = new, standin_releases.tarball(new)
     rc.write_topology()
     res = rc.deploy()

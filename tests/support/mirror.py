@@ -6,7 +6,7 @@ Used through the ``release_mirror`` fixture (tests/support/release_fixtures.py),
         urllib.request.urlopen(f"{m.url}/cockroach-v25.4.0.linux-amd64.tgz")
         assert m.count("cockroach-v25.4.0.linux-amd64.tgz") == 1
 
-The mirror is plain HTTP, which roachctl refuses without an explicit opt-in (review L8): pass
+The mirror is plain HTTP, which roachctl refuses without an explicit opt-in (docs/findings.md S-L8): pass
 ``m.cli_args`` (``--mirror URL --allow-insecure-mirror``) to the CLI, ``allow_insecure_mirror=True`` to
 ``release.obtain``, or set ``ROACHCTL_ALLOW_INSECURE_MIRROR=1`` with ``ROACHCTL_MIRROR``.
 

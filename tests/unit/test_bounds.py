@@ -1,4 +1,4 @@
-"""Review L1: every remote step is bounded, and the bounds come from the unit's own limits.
+"""docs/findings.md S-L1: every remote step is bounded, and the bounds come from the unit's own limits.
 
 - A walk over src/roachctl's syntax trees: every executor call (`.run`, `.put`, `.put_stream`,
   `.get`) passes an explicit timeout that is not None, so an unbounded step cannot come back.

@@ -97,7 +97,8 @@ def test_bundle_refuses_path_names() -> None:
 
 @pytest.mark.skipif(not os.access("/run", os.W_OK), reason="needs a writable /run (root)")
 def test_input_follows_the_certs_on_stdin_verbatim_and_is_removed(probe: str) -> None:
-    """Review M7: SQL reaches the command on its stdin, never in argv; its file goes with the certs."""
+    """docs/findings.md S-M7: SQL reaches the command on its stdin, never in argv; its file goes with
+    the certs."""
     sql = b"ALTER USER app WITH PASSWORD 'hunter2';\n#roachctl-file client.root.key\nSELECT 1;\n"
     call = client_call(
         probe,

@@ -70,7 +70,7 @@ def test_no_command_creates_a_ca_for_a_known_cluster(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("method", ["ca", "ephemeral_client", "operator_certs", "node_cert"])
 def test_a_deleted_ca_crt_is_refused_and_nothing_is_written(tmp_path: Path, method: str) -> None:
-    """Review H4: a lost ca.crt used to re-create the CA and overwrite the surviving ca.key."""
+    """docs/findings.md S-H4: a lost ca.crt used to re-create the CA and overwrite the surviving ca.key."""
     home = _new_home(tmp_path)
     home.node_cert("store-1", ["10.0.0.1"])
     home.operator_certs()
@@ -164,7 +164,7 @@ def test_node_cert_is_reissued_when_the_ca_is_restored_to_another_one(tmp_path: 
 
 
 def test_operator_client_cert_is_short_lived_and_renewed_near_expiry(tmp_path: Path) -> None:
-    """Review L14: the operator's root cert lived 5 years; now a day, renewed when half is gone."""
+    """docs/findings.md S-L14: the operator's root cert lived 5 years; now a day, renewed at half."""
     home = _new_home(tmp_path)
     path = home.operator_certs() / "client.root.crt"
     cert = pki.load_keypair(path.read_bytes(), (home.certs_dir / "client.root.key").read_bytes()).cert

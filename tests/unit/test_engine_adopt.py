@@ -1,4 +1,4 @@
-"""Foreign objects on a host (review M5): what deploy refuses to take over, from real-shaped facts."""
+"""Foreign objects on a host (docs/findings.md S-M5): what deploy refuses to take over, from real facts."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def test_a_failing_item_stops_the_group(tmp_path: Path) -> None:
     assert not (tmp_path / "after").exists()
 
 
-# --- review H2: root never chowns/chmods through a path the service user controls ------------------
+# --- docs/findings.md S-H2: root never chowns/chmods through a path the service user controls -------
 # `nobody` plays the service user (its primary group is `nogroup` on Debian).
 
 SVC, SVC_GROUP = "nobody", "nogroup"
@@ -124,7 +124,7 @@ needs_root = pytest.mark.skipif(
 def test_a_symlink_planted_in_the_service_users_dir_is_refused_and_the_victim_unchanged(
     open_tmp: Path,
 ) -> None:
-    """The review's H2 scenario at the script level: <data>/logs -> a root directory. The plan
+    """The S-H2 scenario (docs/findings.md) at the script level: <data>/logs -> a root directory. The plan
     refuses it already (plan.diff); this is the race backstop when it appears after planning."""
     victim, data = _victim(open_tmp), _svc_data(open_tmp)
     before = _snapshot(victim)
@@ -187,7 +187,7 @@ def test_a_directory_below_one_others_can_write_is_refused(open_tmp: Path) -> No
 
 @needs_root
 def test_an_allowed_symlink_is_followed_only_when_root_placed_it(open_tmp: Path) -> None:
-    """Review L6: the operator's data dir link to a bigger disk is managed through."""
+    """docs/findings.md S-L6: the operator's data dir link to a bigger disk is managed through."""
     disk = open_tmp / "disk" / "cockroach"
     disk.mkdir(parents=True)
     link = open_tmp / "data"

@@ -163,7 +163,7 @@ def test_put_refuses_a_directory_and_relative_paths(tmp_path: Path) -> None:
                                                ("root", "nogroup", 0o770)])  # fmt: skip
 def test_put_refuses_a_directory_someone_else_can_change(tmp_path: Path, owner: str, group: str,
                                                          mode: int) -> None:  # fmt: skip
-    """Review H1: root's temp file in a directory another user controls can be swapped for a
+    """docs/findings.md S-H1: root's temp file in a directory another user controls can be swapped for a
     symlink between `cat`, `chown` and `mv`; root never writes there (nothing is created)."""
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -166,7 +166,7 @@ def test_hashed_paths_are_not_duplicated() -> None:
 
 @needs_root
 def test_a_link_reports_what_it_points_to(tmp_path: Path) -> None:
-    """An operator's data dir symlink (review L6) is judged by the directory it points to."""
+    """An operator's data dir symlink (docs/findings.md S-L6) is judged by the directory it points to."""
     disk = tmp_path / "disk"
     disk.mkdir(mode=0o700)
     os.chown(disk, 65534, 65534)
@@ -182,7 +182,7 @@ def test_a_link_reports_what_it_points_to(tmp_path: Path) -> None:
 
 @needs_root
 def test_hashing_never_blocks_on_a_fifo_swapped_in(tmp_path: Path) -> None:
-    """Review L12: the service user swaps a file it controls for a FIFO (no writer, or a writer
+    """docs/findings.md S-L12: the service user swaps a file it controls for a FIFO (no writer, or a writer
     that never writes) while root gathers facts; every gather still ends within seconds."""
     victim = tmp_path / "node.crt"
     stop = threading.Event()
@@ -219,7 +219,7 @@ def test_hashing_never_blocks_on_a_fifo_swapped_in(tmp_path: Path) -> None:
 
 @needs_root
 def test_adoption_facts_dir_entries_first_line_and_account(tmp_path: Path) -> None:
-    """What deploy needs to refuse foreign objects (review M5), in the same one round trip."""
+    """What deploy needs to refuse foreign objects (docs/findings.md S-M5), in the same one round trip."""
     empty, mount, full = tmp_path / "empty", tmp_path / "mount", tmp_path / "full"
     for d in (empty, mount, full):
         d.mkdir()

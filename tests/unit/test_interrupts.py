@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM reach every part of an operation (review L2), with real signals."""
+"""Ctrl-C and SIGTERM reach every part of an operation (docs/findings.md S-L2), with real signals."""
 
 from __future__ import annotations
 

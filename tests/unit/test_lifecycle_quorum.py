@@ -94,13 +94,13 @@ def test_the_rolling_gate_waits_for_zero_underreplicated_ranges() -> None:
 
 
 def test_the_guard_fails_closed_when_the_running_nodes_cannot_report() -> None:
-    """Review M2: others run but `node status` fails (a timeout, a cert problem): refuse."""
+    """docs/findings.md S-M2: others run but `node status` fails (a timeout, a cert problem): refuse."""
     with pytest.raises(RefusedError, match="cannot tell whether stopping h1 is safe"):
         _quorum(StubClient(None), "h1", {"h1", "h2", "h3"})
 
 
 def test_under_replicated_ranges_refuse_a_node_stop() -> None:
-    """Review M3: a node count that keeps a majority is not enough when some range already lost
+    """docs/findings.md S-M3: a node count that keeps a majority is not enough when some range already lost
     a replica: this node may hold one of its last two."""
     with pytest.raises(RefusedError, match="0 unavailable and 21 under-replicated"):
         _quorum(StubClient(_ranged(7)), "h1", {"h1", "h2", "h3"})

@@ -1,4 +1,4 @@
-"""IPv6 advertise addresses: every `host:port` roachctl builds is bracketed (fidelity review M3).
+"""IPv6 advertise addresses: every `host:port` roachctl builds is bracketed (docs/findings.md F-M3).
 
 `--host` for client commands, `node status` address matching, the operator's URLs and the
 `ssh -W` readiness pipe all go through `model.netaddr.host_port`; these tests check each use, and

@@ -1,4 +1,4 @@
-"""A host belongs to one cluster (review M4): the marker, its facts, and the pure checks on them."""
+"""A host belongs to one cluster (docs/findings.md S-M4): the marker, its facts, the pure checks on them."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def test_layout_modes_and_owners() -> None:
 def test_cert_files_modes_and_secret_flag() -> None:
     files = {f.path.rsplit("/", 1)[1]: f for f in state_for(topology()).files}
     assert sorted(files) == ["ca.crt", "node.crt", "node.key"]
-    # Root's files in root's dir: the service user reads them, never replaces them (review H1);
+    # Root's files in root's dir: the service user reads them, never replaces them (docs/findings.md S-H1);
     # the key's root:<svc> 0640 is within contract §7's 0740 rule for root-owned keys.
     key = files["node.key"]
     assert (key.mode, key.owner, key.group, key.secret) == (0o640, "root", "cockroach", True)

@@ -119,7 +119,7 @@ def test_link_reasons(state: HostState) -> None:
 
 
 def test_deploy_never_switches_versions_it_installs_side_by_side(state: HostState) -> None:
-    """Review L10: links at another versioned install stay; the new release is only installed."""
+    """docs/findings.md S-L10: links at another versioned install stay; the new release is only installed."""
     old = "/opt/cockroach-v25.2.0.linux-amd64"
     facts = _with_path(facts_matching(state), "/opt/cockroach/cockroach", target=f"{old}/cockroach")
     facts = _with_path(facts, "/opt/cockroach/lib", target=f"{old}/lib")
@@ -200,7 +200,7 @@ def test_a_file_where_a_directory_is_expected_is_refused(state: HostState) -> No
 
 
 def test_a_symlink_where_a_directory_is_expected_is_refused_never_repaired(state: HostState) -> None:
-    """Review H2: the service user links <data>/logs to /usr/local/bin; chown/chmod through it
+    """docs/findings.md S-H2: the service user links <data>/logs to /usr/local/bin; chown/chmod through it
     would hand root's directory to the service user. The plan refuses, naming the path."""
     logs = "/var/lib/cockroach/logs"
     facts = _with_path(facts_matching(state), logs, kind="link", mode=0o777, owner="cockroach",
@@ -234,7 +234,7 @@ def test_data_dir_symlink_refused_with_a_hint_unless_allowed(state: HostState) -
 
 
 def test_allowed_data_dir_symlink_converges_to_zero_changes() -> None:
-    """Review L6: an operator's link to a bigger disk is managed through, and converges."""
+    """docs/findings.md S-L6: an operator's link to a bigger disk is managed through, and converges."""
     state = state_for(topology(paths={"allow_data_symlink": True}))
     target = PathFact("/var/lib/cockroach", "dir", 0o700, "cockroach", "cockroach")
     assert diff(state, _data_symlink_facts(state, target)).changes == ()
@@ -266,7 +266,7 @@ def test_the_allowance_covers_the_data_dir_only() -> None:
 
 
 def test_old_certs_layout_migrates_dir_first_then_files(state: HostState) -> None:
-    """Deployments before review H1 have certs owned by the service user (dir 0700, key 0600):
+    """Deployments before docs/findings.md S-H1 have certs owned by the service user (dir 0700, key 0600):
     the dir is made root's first, so nothing is written while the service user controls it."""
     facts = facts_matching(state)
     certs = "/opt/cockroach/certs"

@@ -152,7 +152,7 @@ def test_applying_the_plan_converges(data: dict[str, Any], ops: list[tuple[str, 
         facts = _perturb(state, facts_matching(state), ops, extra)
         if any(facts.path(d.path).kind not in ("dir", "missing") for d in state.dirs):
             with pytest.raises(RefusedError, match="expected a directory"):
-                diff(state, facts)  # never "repaired" (review H2)
+                diff(state, facts)  # never "repaired" (docs/findings.md S-H2)
             continue
         plan = diff(state, facts)
         after = simulate(facts, plan.changes)

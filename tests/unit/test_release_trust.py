@@ -1,6 +1,7 @@
-"""release: provenance (review H3), mirror trust and size bounds (review L8), against a real HTTP server.
+"""release: provenance, mirror trust and size bounds (docs/findings.md S-H3, S-L8), against a real HTTP
+server.
 
-The attack in H3: a self-attested ``--tarball`` (the quickstart's stand-in) was cached under the official
+The attack in S-H3: a self-attested ``--tarball`` (the quickstart's stand-in) was cached under the official
 name and later served for a plain ``--version`` as "sha256 verified". Here it must never answer a download.
 """
 

@@ -119,7 +119,8 @@ def test_ufw_script() -> None:
 
 def test_ufw_rules_are_tagged_per_rule_and_pruned_before_adding() -> None:
     """Each rule's comment names the cluster and the rule: the script deletes tagged rules whose
-    comment is not wanted any more (M6), before it adds anything; facts compare the same comments."""
+    comment is not wanted any more (docs/findings.md S-M6), before it adds anything; facts compare
+    the same comments."""
     text = _rules("ufw", firewall={"sql_clients": ["192.168.0.0/16"]})
     state = state_for(topology(firewall={"sql_clients": ["192.168.0.0/16"]}), backend="ufw")
     assert state.firewall.rules_fact == "ufw roachctl prod "

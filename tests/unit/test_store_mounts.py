@@ -1,4 +1,4 @@
-"""A store outside the data dir never lands on the root filesystem by accident (review M8).
+"""A store outside the data dir never lands on the root filesystem by accident (docs/findings.md S-M8).
 
 The plan refuses (exit 30, before any host changes) a store whose parent is missing, and with
 `paths.stores_on_mounts` one whose parent is not a mount point; apply never creates a missing

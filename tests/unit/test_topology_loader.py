@@ -439,7 +439,7 @@ def test_tabs_get_an_indentation_hint() -> None:
     assert (p.line, p.column) == (4, 1) and "tabs" in p.hint
 
 
-# --- limits (review L4): hostile files fail fast with exit 2 and a position ----------------------
+# --- limits (docs/findings.md S-L4): hostile files fail fast with exit 2 and a position ----------
 
 
 @pytest.mark.parametrize(
@@ -508,7 +508,7 @@ def test_a_directory_and_non_utf8_are_usage_errors(tmp_path: Path) -> None:
         load_topology(bad)
 
 
-# --- other software's places, accounts and units (review M5) ----------------------------------
+# --- other software's places, accounts and units (docs/findings.md S-M5) ----------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Finalization in progress (review H1/M1/L1): a transitional cluster version is not finalized,
-rollback is refused once finalization has begun, the finalizing SET is sent once per run, and
+"""Finalization in progress (docs/findings.md U-H1, U-M1, U-L1): a transitional cluster version is not
+finalized, rollback is refused once finalization has begun, the finalizing SET is sent once per run, and
 sent again when a run finds finalization begun (it stops with the SET's session, contract §9).
 
 Transitional values are those of pkg/roachpb/version.go (docs/cockroach-contract.md §9):

@@ -1,4 +1,4 @@
-"""Remote command lines survive any login shell (review L11): sshd runs them with `$SHELL -c`.
+"""Remote command lines survive any login shell (docs/findings.md S-L11): sshd runs them with `$SHELL -c`.
 
 Run for real through the shells installed here: the output and exit code under tcsh (a csh, the
 common non-POSIX login shell) must equal what /bin/sh makes of the plain line.

@@ -84,7 +84,7 @@ def notify(host: str, message: str) -> None:
 
 
 def cluster_topology(app: AppContext, name: str) -> Topology:
-    """CLUSTER's saved topology, checked before any host is contacted (review L9, L5).
+    """CLUSTER's saved topology, checked before any host is contacted (docs/findings.md S-L9, S-L5).
 
     Every command on a known cluster, read-only ones included, also refuses a missing or
     mismatched CA (ClusterHome.ca) with the recovery, rather than working around it.

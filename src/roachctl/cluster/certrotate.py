@@ -10,7 +10,7 @@ A node that refuses the reload ("reload would lose valid ...", contract §9) kee
 certificates: its previous files are put back, so disk and memory agree again, and the rotation
 stops there with the node's journal in the error.
 
-CA rotation (contract §9, fidelity review §6.3): phase 1 puts the combined ca.crt (new CA, then
+CA rotation (contract §9, docs/findings.md F-6.3): phase 1 puts the combined ca.crt (new CA, then
 old) on every node; phase 2 re-issues node and operator certs from the new CA; phase 3 leaves the
 new CA alone in ca.crt. One phase per command: clients outside roachctl need the combined CA
 before phase 2 and a new-CA client cert before phase 3 ([D] rotate-certificates: move on only once

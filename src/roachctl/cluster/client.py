@@ -52,7 +52,7 @@ awk -v d="$d" -v in_="$d.in" -v pat="$pat" -v mark="@MARK@" '
 """.replace("@MARK@", INPUT_MARKER)
 
 # $1 = cockroach binary; $2... = its arguments. stdin = the framed cert files, then optionally
-# INPUT_MARKER and the command's own input (e.g. SQL: never in argv, review M7).
+# INPUT_MARKER and the command's own input (e.g. SQL: never in argv, docs/findings.md S-M7).
 _SECURE_SCRIPT = (
     make_dir("/run/roachctl-client.")
     + """trap 'rm -rf -- "$d" "$d.in"' EXIT

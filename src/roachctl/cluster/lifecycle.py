@@ -346,7 +346,7 @@ def describe_stop(step: StopStep, stopped: UnitStop, bound: float) -> tuple[str,
 
 @dataclass(frozen=True)
 class Observed:
-    """Every node as the controller sees it now, from two independent sources (review M2).
+    """Every node as the controller sees it now, from two independent sources (docs/findings.md S-M2).
 
     `running` is systemd's word (the unit's ActiveState): the truth about whether a process
     runs. `answering` is the HTTPS probe over `ssh -W`: whether roachctl can see into the node.
@@ -444,7 +444,8 @@ async def refuse_if_quorum_lost(
 ) -> None:
     """Refuse to stop `leaving` when the nodes still up afterwards would not be a majority, when
     some range is already unavailable or under-replicated (then this node may hold the replica
-    that keeps it alive: review M3), or when the cluster cannot say (fail closed, review M2).
+    that keeps it alive: docs/findings.md S-M3), or when the cluster cannot say (fail closed,
+    docs/findings.md S-M2).
 
     A member counts as up when the cluster reports it live *and*, for the topology's nodes, its
     unit runs now (liveness lags a stopped node by seconds).
@@ -585,7 +586,7 @@ def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[s
 async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> Observed:
     """A rolling restart waits for every node to be live before each step: with a node that is
     not running at all that gate can never open, so say so now instead of after the timeout.
-    A node roachctl cannot see into (blind, unreachable) refuses too (review M2)."""
+    A node roachctl cannot see into (blind, unreachable) refuses too (docs/findings.md S-M2)."""
     seen = await observe(session, everyone)
     seen.refuse_if_blind(session.topology.name, "restart", forceable=False)
     down = [t.host for t in everyone if t.host not in seen.running]

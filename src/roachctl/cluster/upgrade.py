@@ -226,7 +226,7 @@ async def observe_cluster(session: Session) -> Observation:
 
 
 # ------------------------------------------------------------------------------------------------
-# Gates (contract §9 "Prep", fidelity review §6.1)
+# Gates (contract §9 "Prep", docs/findings.md F-6.1)
 # ------------------------------------------------------------------------------------------------
 
 

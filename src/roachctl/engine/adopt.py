@@ -1,4 +1,4 @@
-"""What deploy must not take over: objects on a host that belong to someone else (review M5).
+"""What deploy must not take over: objects on a host that belong to someone else (docs/findings.md S-M5).
 
 The model already refuses well-known names and places (model/types.py); this checks what is
 really on the host, from the facts deploy gathers anyway (no extra round trip):
@@ -10,7 +10,7 @@ really on the host, from the facts deploy gathers anyway (no extra round trip):
 - the data dir or a store already holds files and belongs to another user: deploy would chown it
   to the service user and `destroy --wipe` would delete it. `--adopt` says the data is meant
   for this cluster (e.g. restored from a backup);
-- the host belongs to another cluster (review M4): this cluster's ownership marker
+- the host belongs to another cluster (docs/findings.md S-M4): this cluster's ownership marker
   (plan/owner.py) carries another home's owner id, another cluster's marker claims our unit,
   home, data dir or a store (or one inside another), or the unit file's header names another
   cluster (a deployment from before markers). `--adopt` never overrides these.

@@ -43,9 +43,9 @@ useradd --system --user-group --no-create-home --home-dir "$2" --shell "$shell" 
 
 # Groups of 6 args: path, mode, owner, group, follow (1: the path may be a symlink an operator
 # made, e.g. the data dir on a bigger disk), parents (0: create only the last component; a
-# missing parent — an unmounted disk's mount point — is refused, review M8). Several directories
+# missing parent — an unmounted disk's mount point — is refused, docs/findings.md S-M8). Several directories
 # in one session. Root never acts
-# through a path someone else can redirect (review H2):
+# through a path someone else can redirect (docs/findings.md S-H2):
 # - every existing directory leading to the path (as written and as resolved) must be changeable
 #   by root only, or belong to the dir's owner (then the path is "inside the owner's tree");
 #   anything else, or a symlink inside the owner's tree, is refused;
@@ -144,9 +144,10 @@ done
 """
 
 # stdin: the release tarball. $1 its sha256, $2 install dir, $3 top dir name in the tarball,
-# $4 binary sha256, $5 the most bytes tar may unpack (review L7: tar runs before the hash is known, so
-# what it writes is bounded like the controller's own extraction; a longer stream is cut off and the
-# truncated archive refused). The seed's lesson 1: stream into the extractor, hashing on the way, with
+# $4 binary sha256, $5 the most bytes tar may unpack (docs/findings.md S-L7: tar runs before the hash
+# is known, so what it writes is bounded like the controller's own extraction; a longer stream is cut
+# off and the truncated archive refused).
+# The seed's lesson 1: stream into the extractor, hashing on the way, with
 # no copy of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
 # (one rename) once the tarball hash, the binary hash, owner and modes are right; the seed's tarball
 # had uid 1002, so ownership is never taken from the archive.

@@ -324,7 +324,7 @@ FORWARD_SETTLE_S = 3.0
 
 
 async def _forward_finding(session: Session, node: NodeConfig) -> Finding:
-    """`ssh -W` to the node's own HTTP port: readiness and the stop guards depend on it (M2)."""
+    """`ssh -W` to the node's HTTP port: readiness and the stop guards need it (docs/findings.md S-M2)."""
     executor = session.ssh.executor(node.host)
     target = f"{node.advertise}:{node.http_port}"
     if not isinstance(executor, OpenSSHExecutor):
@@ -464,7 +464,7 @@ def _foreign_finding(found: list[adopt_mod.Foreign], f: HostFacts) -> Finding:
 
 
 def store_findings(f: HostFacts, stores: Sequence[str], data_dir: str) -> list[Finding]:
-    """Free space of every store outside the data dir (a store on its own disk: L13)."""
+    """Free space of every store outside the data dir (a store on its own disk: docs/findings.md S-L13)."""
     out = []
     for store in stores:
         if store == data_dir or store.startswith(data_dir.rstrip("/") + "/"):

@@ -139,7 +139,8 @@ async def _probe(session: Session, host: str) -> Probe:
     """
     executor = session.ssh.executor(host)
     request = initial_fact_request(session.topology, host)
-    for key, values in adopt_mod.watched(session.topology, host).items():  # foreign objects (M5)
+    # foreign objects (docs/findings.md S-M5)
+    for key, values in adopt_mod.watched(session.topology, host).items():
         request[key] = tuple(dict.fromkeys([*request.get(key, ()), *values]))
     names = _names_to_resolve(session.topology)
     gathered = gather_facts(executor, host=host, **request)
@@ -436,7 +437,8 @@ async def _after_apply(
     for host in applied:
         state, facts = plan.states[host], plan.facts[host]
         held = plan.plans[host].held
-        if held:  # review L10: deploy installs a new version beside the running one, never switches
+        # docs/findings.md S-L10: deploy installs a new version beside the running one, never switches
+        if held:
             notices[host] = held_notice(plan.topology.name, state.release.version, held)
         unit = state.units[0].name
         running = facts.units.get(unit) is not None and facts.units[unit].active_state == "active"

@@ -1,4 +1,4 @@
-"""`destroy` removes only what is this cluster's (review M4): checked on every host before anything stops.
+"""`destroy` removes only this cluster's objects (docs/findings.md S-M4), checked before anything stops.
 
 One fact round trip per host (the same facts deploy's adopt check reads, engine/adopt.py):
 - a host whose ownership marker says it is another home's, whose unit or paths another

@@ -112,7 +112,7 @@ class Executor(Protocol):
 # The temp file is handled by name (cat, chown, chmod, mv), so its directory must belong to the
 # writer (root under sudo) and be writable by nobody else (or be sticky, like /tmp: then nobody
 # else may rename the writer's file): otherwise its owner could swap the temp file for a symlink
-# between two steps and make root write or chown anything (review H1).
+# between two steps and make root write or chown anything (docs/findings.md S-H1).
 PUT_SCRIPT = r"""
 set -u
 set -f
@@ -176,7 +176,7 @@ def timed_out(host: str, cmd: Command, timeout: float, stderr: bytes) -> RemoteC
     """The error for a command that outlived its timeout (there is no exit code to report).
 
     The host still answered ssh (else this would be a TransportError), so the step itself is
-    stuck there: say so, and that it may still be running (review L1).
+    stuck there: say so, and that it may still be running (docs/findings.md S-L1).
     """
     return RemoteCommandError(
         f"command timed out after {timeout:g}s: {cmd.display()}",

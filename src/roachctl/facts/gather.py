@@ -111,7 +111,7 @@ path_fact() {
     if [ -n "$entry" ]; then printf 'full\t%s\n' "$1"; fi
   fi
   if [ "$2" = h ] && [ "$pk" = file ]; then
-    # No-follow, non-blocking open (review L12): a file swapped for a FIFO or a symlink after the
+    # No-follow, non-blocking open (docs/findings.md S-L12): a file swapped for a FIFO or a symlink after the
     # test above yields a wrong hash (so a rewrite), never a hang or a read through a link.
     sha=$(dd if="$3" iflag=nofollow,nonblock bs=65536 2>/dev/null | sha256sum | cut -d' ' -f1)
     printf 'sha\t%s\t%s\n' "$1" "$sha"

@@ -57,7 +57,7 @@ SYSTEM_DIRS = frozenset(
 #: Other software's places: login users' homes, root's home and the state dirs of well-known
 #: daemons and package managers. roachctl chowns data and stores to the service user and
 #: `destroy --wipe` deletes them, so none of them (or anything below) may be data, a store or
-#: home (review M5). Checked as prefixes: `/home/deploy` is refused like `/home` itself.
+#: home (docs/findings.md S-M5). Checked as prefixes: `/home/deploy` is refused like `/home` itself.
 FOREIGN_DAEMON_DIRS = (
     "apt", "dpkg", "rpm", "dnf", "yum", "snapd", "flatpak", "systemd", "private", "machines",
     "portables", "polkit-1", "dbus", "sudo", "pam", "ucf", "ufw", "nftables", "firewalld", "iptables",
@@ -79,7 +79,7 @@ LOCAL_ROOT = "/usr/local"
 
 #: Accounts that must never run the database: system and daemon accounts, and the default login
 #: users of common cloud images. Adopting one hands the data to it, and `destroy --wipe` would
-#: delete it (review M5). `systemd-*` is refused as a prefix.
+#: delete it (docs/findings.md S-M5). `systemd-*` is refused as a prefix.
 FORBIDDEN_SERVICE_USERS = frozenset(
     {
         "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
@@ -94,7 +94,7 @@ FORBIDDEN_SERVICE_USERS = frozenset(
 FORBIDDEN_SERVICE_USER_PREFIXES = ("systemd-",)
 
 #: Units of the operating system and of common daemons: a roachctl unit with one of these names
-#: overwrites it in /etc/systemd/system, and `destroy` disables and deletes it (review M5).
+#: overwrites it in /etc/systemd/system, and `destroy` disables and deletes it (docs/findings.md S-M5).
 FORBIDDEN_UNITS = frozenset(
     {
         "ssh", "sshd", "dbus", "dbus-broker", "nftables", "firewalld", "ufw", "iptables", "ip6tables",

@@ -379,7 +379,7 @@ class ClusterHome:
     def operator_certs(self) -> Path:
         """ca.crt + client.root.{crt,key} for the operator (the printed SQL URLs point here).
 
-        Short-lived (review L14: a leaked 5-year root cert could not be revoked): it lives
+        Short-lived (docs/findings.md S-L14: a leaked 5-year root cert could not be revoked): it lives
         OPERATOR_CLIENT_LIFETIME and is renewed when less than OPERATOR_RENEW_BEFORE is left
         (by `deploy`, `start` and `status`), or when the CA is not the cluster's.
         """

@@ -1,4 +1,4 @@
-"""How long each remote step may take (review L1): every remote command roachctl runs has a bound.
+"""How long each remote step may take (docs/findings.md S-L1): every remote command roachctl runs has a bound.
 
 Why: ssh's ServerAlive only proves the *host* answers. A step stuck on the host (a mount in D
 state, a wedged systemd or firewalld) keeps the connection "alive" forever, so without a bound a

@@ -160,7 +160,7 @@ def _not_a_dir(host: str, spec: DirSpec, fact: PathFact) -> RefusedError:
 
 
 def _refuse_unmounted(host: str, spec: DirSpec, facts: HostFacts) -> None:
-    """A store outside the data dir is never created on the root filesystem by accident (review M8).
+    """A store outside the data dir never lands on the root filesystem (docs/findings.md S-M8).
 
     Its parent must exist (no `mkdir -p` of a missing mount point) and, with
     `paths.stores_on_mounts`, be a mount point: an unmounted disk leaves an empty directory of the
@@ -345,7 +345,7 @@ def diff(state: HostState, facts: HostFacts) -> HostPlan:
 def held_version(state: HostState, facts: HostFacts) -> str:
     """The version a host's binary link points to when it is another versioned install; else "".
 
-    Deploy never switches versions (review L10): flipping the links on every host at once would
+    Deploy never switches versions (docs/findings.md S-L10): flipping the links on every host at once would
     let the next crash or reboot start the new binary in no controlled order, past any check of
     the upgrade path (contract §9). A new `version:` is installed beside the running one, and the
     links stay until `roachctl upgrade` moves them one node at a time.

@@ -2,7 +2,7 @@
 
 Two sources per node: the service's journal (`journalctl -o short-unix`: the epoch first) and
 CockroachDB's own log file `<log dir>/cockroach.log` (docs/cockroach-contract.md §2.1 `--log-dir`,
-fidelity review §6.4), whose lines start `I251127 04:05:06.123456` (severity, yymmdd, UTC time).
+docs/findings.md F-6.4), whose lines start `I251127 04:05:06.123456` (severity, yymmdd, UTC time).
 A continuation line of a multi-line entry has no timestamp of its own and keeps its entry's.
 """
 

@@ -1,4 +1,4 @@
-"""The ownership marker: which cluster (and which roachctl home) a host's objects belong to (review M4).
+"""The ownership marker: which cluster (and roachctl home) a host's objects belong to (docs/findings.md S-M4).
 
 deploy writes `/etc/roachctl/cluster-<name>.owner` (root, 0644) on every node; the fact script
 reads every such marker on a host, so deploy and destroy can see what other clusters claim there

@@ -1,4 +1,4 @@
-"""`-e` statements as the stdin of `cockroach sql`, so SQL never appears in argv (review M7).
+"""`-e` statements as the stdin of `cockroach sql`, so SQL never appears in argv (docs/findings.md S-M7).
 
 An argv is visible to every local user in /proc/*/cmdline and sudo logs it for good; a statement
 such as `ALTER USER app WITH PASSWORD '...'` must not end up there. `cockroach sql` without

@@ -26,7 +26,7 @@ class DirSpec:
     `create_parents=False` (stores outside `data`): create only the last component, so an
     unmounted disk fails loudly instead of the store landing on the root filesystem.
     `require_mount=True` (`paths.stores_on_mounts`): the parent must also be a mount point; a
-    store whose disk is not mounted is refused at plan time (review M8).
+    store whose disk is not mounted is refused at plan time (docs/findings.md S-M8).
     `follow_symlink=True` (only the data dir, when the topology allows it): the path may be an
     operator's symlink and the directory it points to is what is managed. Any other symlink where
     a directory is expected is refused: root never chowns or chmods through a link.
