@@ -264,6 +264,8 @@ class OpenSSH:
 class OpenSSHExecutor(ExecutorBase):
     """Runs commands on one host through the transport's master connection."""
 
+    batches_apply = True  # every session costs a round trip: apply runs a host's changes as few scripts
+
     def __init__(self, host: str, transport: OpenSSH) -> None:
         self.host = host
         self._transport = transport
