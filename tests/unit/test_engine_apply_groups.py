@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from roachctl.engine.apply import _DIR_SCRIPT, _segments, _steps, apply_plan
 from roachctl.errors import RefusedError, RemoteCommandError
 from roachctl.exec._proc import Stdin
-from roachctl.exec.base import Result
+from roachctl.exec.base import SCALE_ENV, Result
 from roachctl.exec.command import Command
 from roachctl.exec.local import LocalExecutor
 from roachctl.plan.state import Change, ChangeKind, DirSpec, FileSpec, FirewallSpec, HostPlan, LinkSpec
@@ -305,3 +306,18 @@ def test_segments_end_after_the_release_install() -> None:
     kinds = [ChangeKind.CREATE_USER, ChangeKind.CREATE_DIR, ChangeKind.INSTALL_RELEASE, ChangeKind.LINK]
     groups = [[Change("h", k, str(i), "x")] for i, k in enumerate(kinds)]
     assert [[g[0].kind for g in s] for s in _segments(groups)] == [kinds[:3], kinds[3:]]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("timeout") is None, reason="root and timeout(1)")
+def test_a_hung_step_in_a_batch_fails_within_its_own_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step keeps its bound inside a batch (test_remote_bounds on real hosts): exit 20 naming it."""
+    monkeypatch.setenv(SCALE_ENV, "0.01")  # the firewall load's bound: 1.8 s
+    hang = _firewall(tmp_path / "fw.rules", ("sh", "-c", "sleep 30", "load"))
+    plan = HostPlan("h", (_file(tmp_path / "first", b"one"), hang))
+    began = time.monotonic()
+    with pytest.raises(RemoteCommandError, match=r"timed out after [\d.]+s: sudo roachctl-firewall") as hung:
+        asyncio.run(apply_plan(BatchingExecutor(), plan, tarballs={}))
+    assert time.monotonic() - began < 15 and hung.value.exit_code == 20
+    assert (tmp_path / "first").read_bytes() == b"one" and not (tmp_path / "fw.rules").exists()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError
-from roachctl.exec.base import Executor, ExecutorBase, Result, command_failed
+from roachctl.exec.base import Executor, ExecutorBase, Result, command_failed, step_timeout, timed_out
 from roachctl.exec.command import Command
 from roachctl.plan import bounds
 from roachctl.plan.state import (
@@ -358,12 +358,16 @@ async def _run_segment(executor: Executor, segment: list[list[Change]], tarballs
 # first that fails ends the script with its status after "#roachctl-failed K STATUS". A step with
 # input reads exactly its own bytes of the script's stdin (`head -c`), and whatever it leaves is
 # drained, so the next step's input starts where it must (a short or shifted input fails the
-# step's own sha256 check: the put and release scripts verify what they received).
+# step's own sha256 check: the put and release scripts verify what they received). Each step keeps
+# its own bound (`bound SECONDS ...`: coreutils `timeout`, exit 124; without it only the batch's).
 _BATCH_HEAD = r"""
 set -u
 failed() { printf '\n#roachctl-failed %s %s\n' "$1" "$2" >&2; exit "$2"; }
+if command -v timeout >/dev/null 2>&1; then bound() { timeout -k 5 "$@"; }; else bound() { shift; "$@"; }; fi
 """
 _FAILED = re.compile(r"#roachctl-failed (\d+) (\d+)")
+_TIMED_OUT = 124  # coreutils timeout(1): the command outlived its bound
+_BATCH_SLACK_S = 60.0  # the batch's own bound over the sum of its steps' (theirs fire first)
 
 
 def _batch(calls: list[_Call]) -> tuple[Command, tuple[bytes | Path, ...], float]:
@@ -373,7 +377,7 @@ def _batch(calls: list[_Call]) -> tuple[Command, tuple[bytes | Path, ...], float
         raise ValueError("a batch runs as root: every step must be a root command")
     lines, parts = [_BATCH_HEAD], []
     for k, call in enumerate(calls, start=1):
-        line = call.cmd.render(use_sudo=False)
+        line = f"bound {_step_bound(call):.3f} {call.cmd.render(use_sudo=False)}"
         lines.append(f"printf '\\n#roachctl-step {k}\\n' >&2")
         if call.stdin is None:
             lines.append(f"{line} </dev/null || failed {k} $?")
@@ -382,11 +386,12 @@ def _batch(calls: list[_Call]) -> tuple[Command, tuple[bytes | Path, ...], float
         lines.append(f"head -c {size} | ( {line}; rc=$?; cat >/dev/null; exit $rc ) || failed {k} $?")
         parts.append(call.stdin)
     script = "\n".join(lines) + "\n"
-    return (
-        Command.shell(script, sudo=True, name="roachctl-apply"),
-        tuple(parts),
-        sum(c.timeout for c in calls),
-    )
+    total = sum(c.timeout for c in calls) + _BATCH_SLACK_S
+    return Command.shell(script, sudo=True, name="roachctl-apply"), tuple(parts), total
+
+
+def _step_bound(call: _Call) -> float:
+    return step_timeout(call.timeout) or call.timeout
 
 
 async def _run_batch(executor: Executor, calls: list[tuple[int, _Call]]) -> None:
@@ -405,6 +410,8 @@ async def _run_batch(executor: Executor, calls: list[tuple[int, _Call]]) -> None
     begin = result.err.rfind(f"#roachctl-step {k}\n")
     own = result.err[begin:].split("\n", 1)[-1].rsplit("#roachctl-failed", 1)[0] if begin >= 0 else ""
     group, call = calls[k - 1]
+    if status == _TIMED_OUT:
+        raise _Partial(timed_out(executor.host, call.cmd, _step_bound(call), own.encode()), group)
     step = Result(status, b"", own.strip().encode(), result.duration)
     raise _Partial(_failure(executor.host, call, step), group)
 
