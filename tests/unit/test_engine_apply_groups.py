@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import pwd
 import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from roachctl.engine.apply import DIR_SCRIPT, apply_plan, command_groups
-from roachctl.errors import RefusedError
+from roachctl.engine.apply import DIR_SCRIPT, apply_plan, apply_segments, command_groups
+from roachctl.errors import RefusedError, RemoteCommandError
+from roachctl.exec.base import SCALE_ENV, Result
+from roachctl.exec.command import Command
 from roachctl.exec.local import LocalExecutor
-from roachctl.plan.state import Change, ChangeKind, DirSpec, HostPlan, LinkSpec
+from roachctl.exec.proc import Stdin
+from roachctl.plan.state import Change, ChangeKind, DirSpec, FileSpec, FirewallSpec, HostPlan, LinkSpec
 
 
 def _dir(path: Path, mode: int = 0o700) -> Change:
@@ -74,7 +79,7 @@ def test_a_failing_item_stops_the_group(tmp_path: Path) -> None:
     assert not (tmp_path / "after").exists()
 
 
-# --- docs/findings.md S-H2: root never chowns/chmods through a path the service user controls -------
+# --- docs/findings.md S-H2: root never chowns/chmods through a path the service user controls ---
 # `nobody` plays the service user (its primary group is `nogroup` on Debian).
 
 SVC, SVC_GROUP = "nobody", "nogroup"
@@ -124,7 +129,7 @@ needs_root = pytest.mark.skipif(
 def test_a_symlink_planted_in_the_service_users_dir_is_refused_and_the_victim_unchanged(
     open_tmp: Path,
 ) -> None:
-    """The S-H2 scenario (docs/findings.md) at the script level: <data>/logs -> a root directory. The plan
+    """docs/findings.md S-H2's scenario at the script level: <data>/logs -> a root directory. The plan
     refuses it already (plan.diff); this is the race backstop when it appears after planning."""
     victim, data = _victim(open_tmp), _svc_data(open_tmp)
     before = _snapshot(victim)
@@ -227,3 +232,92 @@ def test_a_host_that_fails_part_way_says_what_was_applied(tmp_path: Path) -> Non
     hint = caught.value.hint or ""
     assert f"2 of 4 changes were applied before this one (the last: link {tmp_path / 'l'}" in hint, hint
     assert "re-run deploy" in hint
+
+
+# --- batches: over ssh a host's groups run as few remote scripts (engine/apply.py `apply_segments`) -------
+
+
+class BatchingExecutor(LocalExecutor):
+    """A LocalExecutor that batches as the ssh executor does, and counts its remote commands."""
+
+    batches_apply = True
+
+    def __init__(self) -> None:
+        super().__init__(host="h")
+        self.sessions = 0
+
+    async def _exec(self, cmd: Command, *, stdin: Stdin, timeout: float | None, check: bool) -> Result:
+        self.sessions += 1
+        return await super()._exec(cmd, stdin=stdin, timeout=timeout, check=check)
+
+
+def _file(path: Path, content: bytes, mode: int = 0o640) -> Change:
+    spec = FileSpec(str(path), content, hashlib.sha256(content).hexdigest(), mode)
+    return Change("h", ChangeKind.WRITE_FILE, str(path), "missing", spec)
+
+
+def _firewall(path: Path, loader: tuple[str, ...]) -> Change:
+    f = FileSpec(str(path), b"rules\n", hashlib.sha256(b"rules\n").hexdigest(), 0o644)
+    spec = FirewallSpec("nftables", (), {}, file=f, apply=(*loader, str(path)))
+    return Change("h", ChangeKind.FIREWALL, str(path), "missing", spec)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to root needs root")
+def test_a_batch_applies_every_group_in_one_session_with_each_files_own_bytes(tmp_path: Path) -> None:
+    blobs = [os.urandom(n) for n in (0, 1, 70_000, 3)]  # sizes that would shift a careless framing
+    changes = [
+        _dir(tmp_path / "d"),
+        *(_file(tmp_path / "d" / f"f{i}", blob) for i, blob in enumerate(blobs)),
+        _link(tmp_path / "l", "/opt/x"),
+        _firewall(tmp_path / "d" / "fw.rules", ("sh", "-c", 'grep -q rules "$1"', "load")),
+    ]
+    ex = BatchingExecutor()
+    result = asyncio.run(apply_plan(ex, HostPlan("h", tuple(changes)), tarballs={}))
+    assert ex.sessions == 1 and len(result.applied) == len(changes)
+    for i, blob in enumerate(blobs):
+        f = tmp_path / "d" / f"f{i}"
+        assert f.read_bytes() == blob and stat.S_IMODE(f.stat().st_mode) == 0o640
+    assert (tmp_path / "d" / "fw.rules").read_bytes() == b"rules\n"
+    assert not (tmp_path / "d" / "fw.rules.roachctl-new").exists()
+    assert os.readlink(tmp_path / "l") == "/opt/x"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to root needs root")
+def test_a_failing_step_ends_the_batch_and_raises_as_it_would_alone(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a dir")
+    done = _file(tmp_path / "first", b"one")
+    changes = (done, _dir(tmp_path / "file"), _file(tmp_path / "after", b"two"))
+    with pytest.raises(RefusedError, match="exists and is not a directory") as refused:
+        asyncio.run(apply_plan(BatchingExecutor(), HostPlan("h", changes), tarballs={}))
+    assert "1 of 3 changes were applied" in (refused.value.hint or "")
+    assert (tmp_path / "first").read_bytes() == b"one" and not (tmp_path / "after").exists()
+    # A firewall that does not load: the staged copy is removed, the rules file never written.
+    rules = tmp_path / "fw.rules"
+    with pytest.raises(RemoteCommandError, match="roachctl-firewall") as failed:
+        asyncio.run(
+            apply_plan(BatchingExecutor(), HostPlan("h", (_firewall(rules, ("false",)),)), tarballs={})
+        )
+    assert failed.value.exit_code == 20
+    assert not rules.exists() and not Path(f"{rules}.roachctl-new").exists()
+
+
+def test_segments_end_after_the_release_install() -> None:
+    """A Ctrl-C during the release install stops the host right after it (test_remote_faults)."""
+    kinds = [ChangeKind.CREATE_USER, ChangeKind.CREATE_DIR, ChangeKind.INSTALL_RELEASE, ChangeKind.LINK]
+    groups = [[Change("h", k, str(i), "x")] for i, k in enumerate(kinds)]
+    assert [[g[0].kind for g in s] for s in apply_segments(groups)] == [kinds[:3], kinds[3:]]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("timeout") is None, reason="root and timeout(1)")
+def test_a_hung_step_in_a_batch_fails_within_its_own_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step keeps its bound inside a batch (test_remote_bounds on real hosts): exit 20 naming it."""
+    monkeypatch.setenv(SCALE_ENV, "0.01")  # the firewall load's bound: 1.8 s
+    hang = _firewall(tmp_path / "fw.rules", ("sh", "-c", "sleep 30", "load"))
+    plan = HostPlan("h", (_file(tmp_path / "first", b"one"), hang))
+    began = time.monotonic()
+    with pytest.raises(RemoteCommandError, match=r"timed out after [\d.]+s: sudo roachctl-firewall") as hung:
+        asyncio.run(apply_plan(BatchingExecutor(), plan, tarballs={}))
+    assert time.monotonic() - began < 15 and hung.value.exit_code == 20
+    assert (tmp_path / "first").read_bytes() == b"one" and not (tmp_path / "fw.rules").exists()

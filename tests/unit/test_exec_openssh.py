@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from roachctl.errors import ExitCode, RemoteCommandError, TransportError, UsageError
+from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.exec.openssh import (
     CONTROL_HASH_LEN,
@@ -240,6 +241,37 @@ def test_connects_are_capped_and_once_per_host(monkeypatch: pytest.MonkeyPatch) 
 
     asyncio.run(scenario())
     assert peak == 4 and connects == 12
+
+
+def test_a_failed_connect_answers_everyone_who_waited_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cut host: the callers started at once share one connect timeout; a later caller tries again."""
+    from roachctl.exec import openssh
+    from roachctl.exec.proc import Completed
+
+    connects = 0
+
+    async def fake_run(argv: list[str], **_: object) -> Completed:
+        nonlocal connects
+        if argv[-1].endswith("id -u"):
+            connects += 1
+            await asyncio.sleep(0.05)
+            return Completed(255, b"", b"ssh: connect to host h1 port 22: Connection timed out", 0.05)
+        return Completed(0, b"", b"", 0.0)
+
+    monkeypatch.setattr(openssh, "run_process", fake_run)
+
+    async def scenario() -> list[BaseException | Result]:
+        async with OpenSSH() as ssh:
+            ex = ssh.executor("h1")
+            first = await asyncio.gather(
+                *(ex.run(Command.of("true")) for _ in range(5)), return_exceptions=True
+            )
+            later = await asyncio.gather(ex.run(Command.of("true")), return_exceptions=True)
+            return [*first, *later]
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, TransportError) and "timed out" in o.message for o in outcomes), outcomes
+    assert connects == 2
 
 
 def test_closed_transport_refuses_new_work() -> None:

@@ -16,9 +16,9 @@ from typing import Any
 from cryptography import x509
 
 from roachctl.cluster.https_stdio import ProbeError, served_certificate
-from roachctl.cluster.nodes import NodeTarget, targets, unit_running
+from roachctl.cluster.nodes import RUNNING_STATES, NodeTarget, targets
 from roachctl.engine.check import Finding, run_checks
-from roachctl.errors import RoachctlError, UsageError
+from roachctl.errors import RoachctlError, TransportError, UsageError
 from roachctl.exec.command import Command
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
@@ -26,8 +26,14 @@ from roachctl.plan.desired import node_addresses
 from roachctl.plan.layout import layout_for
 from roachctl.tls import inspect, store
 
-# $@ = files; each is printed after a "#roachctl-file PATH" line, or "#roachctl-missing PATH".
+# $1 = a unit whose ActiveState is printed first ("#roachctl-state STATE"), or "" for none; then $2... =
+# files; each is printed after a "#roachctl-file PATH" line, or "#roachctl-missing PATH".
 _READ_SCRIPT = r"""
+unit=$1
+shift
+if [ -n "$unit" ]; then
+  printf '#roachctl-state %s\n' "$(systemctl show -p ActiveState --value -- "$unit")"
+fi
 for f in "$@"; do
   if [ -f "$f" ]; then echo "#roachctl-file $f"; cat -- "$f"; echo; else echo "#roachctl-missing $f"; fi
 done
@@ -92,14 +98,25 @@ def certs_dir(session: Session, host: str) -> str:
 
 async def read_cert_files(session: Session, host: str, names: list[str]) -> dict[str, bytes | None]:
     """The named files of `host`'s certs dir (public certificates only), None when missing."""
+    return (await _read(session, host, names, unit=""))[0]
+
+
+async def _read(
+    session: Session, host: str, names: list[str], *, unit: str
+) -> tuple[dict[str, bytes | None], str]:
+    """`read_cert_files`, and `unit`'s ActiveState in the same session ("" when no unit is given)."""
     base = certs_dir(session, host)
     paths = [f"{base}/{n}" for n in names]
-    cmd = Command.shell(_READ_SCRIPT, *paths, sudo=True, name="roachctl-certs")
+    cmd = Command.shell(_READ_SCRIPT, unit, *paths, sudo=True, name="roachctl-certs")
     result = await session.ssh.executor(host).run(cmd, timeout=bounds.FILESYSTEM_S)
     found: dict[str, bytes | None] = dict.fromkeys(names)
     current: str | None = None
+    state = ""
     chunks: dict[str, list[str]] = {}
     for line in result.out.splitlines(keepends=True):
+        if line.startswith("#roachctl-state ") and current is None and not chunks:
+            state = line.split(" ", 1)[1].strip()
+            continue
         if line.startswith(("#roachctl-file ", "#roachctl-missing ")):
             current = (
                 line.split(" ", 1)[1].strip().rsplit("/", 1)[-1]
@@ -113,7 +130,7 @@ async def read_cert_files(session: Session, host: str, names: list[str]) -> dict
             chunks[current].append(line)
     for name, lines in chunks.items():
         found[name] = "".join(lines).encode()
-    return found
+    return found, state
 
 
 def unmanaged(files: dict[str, bytes | None]) -> list[str]:
@@ -123,8 +140,11 @@ def unmanaged(files: dict[str, bytes | None]) -> list[str]:
 
 async def served(session: Session, target: NodeTarget, *, timeout: float = 10) -> bytes:
     """The DER certificate the node serves on its HTTP port (TLS handshake over `ssh -W`)."""
-    argv = session.ssh.executor(target.host).pipe_argv(target.http_addr)
-    return await served_certificate(argv, server_hostname=target.advertise, timeout=timeout)
+    try:
+        async with session.ssh.executor(target.host).piped(target.http_addr) as argv:
+            return await served_certificate(argv, server_hostname=target.advertise, timeout=timeout)
+    except TransportError as exc:  # the host itself cannot be reached
+        raise ProbeError(exc.message.splitlines()[0]) from exc
 
 
 def _rotate_hint(session: Session) -> str:
@@ -134,24 +154,30 @@ def _rotate_hint(session: Session) -> str:
 async def node_certs(session: Session, target: NodeTarget, now: dt.datetime) -> NodeCerts:
     """Observe one node; a host that cannot be reached is an error finding, never an exception."""
     result = NodeCerts(target.host)
-    try:
-        files = await read_cert_files(
-            session, target.host, [store.CA_CERT, store.NODE_CERT, *inspect.UNMANAGED]
-        )
-        running = await unit_running(session, target)
-    except RoachctlError as exc:
+    names = [store.CA_CERT, store.NODE_CERT, *inspect.UNMANAGED]
+    # The files, the unit's state and the served certificate at once (one round trip): the
+    # handshake's answer counts only when the unit runs (a stopped node just refuses it).
+    read, handshake = await asyncio.gather(
+        _read(session, target.host, names, unit=target.unit), served(session, target), return_exceptions=True
+    )
+    if isinstance(read, BaseException):
+        if not isinstance(read, RoachctlError):
+            raise read
         result.findings.append(
-            inspect.Finding(target.host, "reach", inspect.ERROR, exc.message.splitlines()[0])
+            inspect.Finding(target.host, "reach", inspect.ERROR, read.message.splitlines()[0])
         )
         return result
+    files, state = read
     der: bytes | None = None
-    if running:
-        try:
-            der = await served(session, target)
-        except ProbeError as exc:
+    if state in RUNNING_STATES:
+        if isinstance(handshake, ProbeError):
             result.findings.append(
-                inspect.Finding(target.host, "served", inspect.ERROR, f"no TLS handshake: {exc}")
+                inspect.Finding(target.host, "served", inspect.ERROR, f"no TLS handshake: {handshake}")
             )
+        elif isinstance(handshake, BaseException):
+            raise handshake
+        else:
+            der = handshake
     node_pem, ca_pem = files[store.NODE_CERT], files[store.CA_CERT]
     result.findings += inspect.unmanaged_findings(target.host, unmanaged(files))
     try:

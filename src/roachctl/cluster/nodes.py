@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from roachctl.cluster.client import client_call
 from roachctl.cluster.https_stdio import ProbeError, client_context, https_get_via_stdio
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
-from roachctl.errors import RemoteCommandError, RoachctlError, UsageError
+from roachctl.errors import RemoteCommandError, RoachctlError, TransportError, UsageError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.model.netaddr import host_port
@@ -169,18 +169,20 @@ class Readiness:
 async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 10) -> Readiness:
     """GET /health?ready=1 on the node's HTTP port, through an ssh -W pipe (contract §6)."""
     executor = session.ssh.executor(target.host)
-    argv = executor.pipe_argv(target.http_addr)
     context = client_context(session.home.trust_pem()) if session.topology.secure else None
     try:
-        response = await https_get_via_stdio(
-            argv,
-            server_hostname=target.advertise,
-            path="/health?ready=1",
-            ssl_context=context,
-            timeout=timeout,
-        )
+        async with executor.piped(target.http_addr) as argv:
+            response = await https_get_via_stdio(
+                argv,
+                server_hostname=target.advertise,
+                path="/health?ready=1",
+                ssl_context=context,
+                timeout=timeout,
+            )
     except ProbeError as exc:
         return Readiness(False, False, str(exc))
+    except TransportError as exc:  # the host itself cannot be reached: no answer either
+        return Readiness(False, False, exc.message.splitlines()[0])
     detail = "ready" if response.status == 200 else _health_message(response.body)
     return Readiness(response.status == 200, True, detail)
 

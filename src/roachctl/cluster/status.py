@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from roachctl.cluster import certstatus
-from roachctl.cluster.nodes import NodeClient, NodeTarget, probe_ready, targets
+from roachctl.cluster.nodes import NodeClient, NodeTarget, Readiness, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus
-from roachctl.cluster.upgrade import upgrade_status
+from roachctl.cluster.upgrade import CLUSTER_VERSION_SQL, sql_value, upgrade_status
 from roachctl.engine import drift as drift_mod
 from roachctl.engine.drift import HostDrift
 from roachctl.errors import RoachctlError
@@ -75,57 +75,52 @@ async def _unit(session: Session, target: NodeTarget) -> UnitFact | None:
     return facts.units.get(target.unit)
 
 
-async def collect(session: Session, drifts: Mapping[str, HostDrift] | None = None) -> list[NodeReport]:
-    """Observe every node (in parallel); unreachable hosts are reported, not raised.
-
-    With `drifts` (engine/drift.py), each host's unit state comes from the drift's own fact round
-    trip, so `status` asks every host once.
-    """
-    chosen = targets(session)
-
-    async def unit_of(target: NodeTarget) -> UnitFact | None:
-        drift = (drifts or {}).get(target.host)
+async def _observe(
+    session: Session,
+    target: NodeTarget,
+    drifts: Mapping[str, HostDrift] | None,
+    readiness: Mapping[str, Readiness] | None,
+) -> NodeReport:
+    drift = (drifts or {}).get(target.host)
+    expiry = _cert_expiry(session, target.host)
+    try:
         if drift is not None and drift.facts is not None:
-            return drift.facts.units.get(target.unit)
-        if drift is not None and drift.error is not None and drift.unreachable:
+            unit = drift.facts.units.get(target.unit)
+        elif drift is not None and drift.error is not None and drift.unreachable:
             raise RoachctlError(drift.error)
-        return await _unit(session, target)
+        else:
+            unit = await _unit(session, target)
+    except RoachctlError as exc:
+        error = exc.message.splitlines()[0]
+        return NodeReport(target, None, False, "unreachable", None, expiry, error=error, drift=drift)
+    if unit is None or unit.active_state in ("inactive", "failed"):
+        return NodeReport(target, unit, False, "not running", None, expiry, drift=drift)
+    answer = (readiness or {}).get(target.host) or await probe_ready(session, target, timeout=8)
+    detail = answer.detail if answer.answered else "not answering on its HTTP port"
+    return NodeReport(target, unit, answer.ready, detail, None, expiry, drift=drift)
 
-    async def one(target: NodeTarget) -> NodeReport:
-        try:
-            unit = await unit_of(target)
-        except RoachctlError as exc:
-            return NodeReport(
-                target,
-                None,
-                False,
-                "unreachable",
-                None,
-                _cert_expiry(session, target.host),
-                error=exc.message.splitlines()[0],
-                drift=(drifts or {}).get(target.host),
-            )
-        expiry = _cert_expiry(session, target.host)
-        drift = (drifts or {}).get(target.host)
-        if unit is None or unit.active_state in ("inactive", "failed"):
-            return NodeReport(target, unit, False, "not running", None, expiry, drift=drift)
-        readiness = await probe_ready(session, target, timeout=8)
-        detail = readiness.detail if readiness.answered else "not answering on its HTTP port"
-        return NodeReport(target, unit, readiness.ready, detail, None, expiry, drift=drift)
 
-    reports = list(await asyncio.gather(*(one(t) for t in chosen)))
+async def cluster_view(session: Session, reports: list[NodeReport]) -> str:
+    """Fill each report's `node status` row, through a ready node (else a running one); returns the
+    cluster version read beside it on the same node at the same time ("" when it could not be)."""
     running = [r.target for r in reports if r.unit is not None and r.unit.active_state == "active"]
     answering = [r.target for r in reports if r.ready] or running
-    if answering:
-        try:
-            rows = await NodeClient(session).status_from_any(answering, ranges=True, decommission=True)
-        except RoachctlError:
-            rows = []
-        for report in reports:
-            mine = [r for r in rows if r.address == report.target.rpc_addr]
-            current = [r for r in mine if r.membership != "decommissioned"] or mine  # a re-joined host
-            report.status = max(current, key=lambda r: r.node_id) if current else None
-    return reports
+    if not answering:
+        return ""
+    client = NodeClient(session)
+    rows, version = await asyncio.gather(
+        client.status_from_any(answering, ranges=True, decommission=True),
+        sql_value(client, answering, CLUSTER_VERSION_SQL),
+        return_exceptions=True,
+    )
+    for found in (rows, version):
+        if isinstance(found, BaseException) and not isinstance(found, RoachctlError):
+            raise found
+    for report in reports:
+        mine = [r for r in rows if r.address == report.target.rpc_addr] if isinstance(rows, list) else []
+        current = [r for r in mine if r.membership != "decommissioned"] or mine  # a re-joined host
+        report.status = max(current, key=lambda r: r.node_id) if current else None
+    return version if isinstance(version, str) else ""
 
 
 def to_json(session: Session, reports: list[NodeReport]) -> dict[str, Any]:
@@ -164,20 +159,29 @@ def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
 
 
 async def report(session: Session) -> dict[str, Any]:
-    """`status`'s whole document: operator certs renewed (the SQL URLs point at them), every node probed."""
+    """`status`'s whole document: operator certs renewed (the SQL URLs point at them), every node probed.
+
+    One round trip per host after connecting: the drift's facts (unit states included), the readiness
+    probes and the certificate check all start at once (a cut host costs one connect timeout, not one
+    per phase); then `node status` and the cluster version at once, on one node.
+    """
     if session.topology.secure:
         session.home.operator_certs()
+    chosen = targets(session)
 
-    async def nodes() -> list[NodeReport]:
-        return await collect(session, await drift_mod.collect(session))
+    async def probes() -> dict[str, Readiness]:
+        found = await asyncio.gather(*(probe_ready(session, t, timeout=8) for t in chosen))
+        return {t.host: r for t, r in zip(chosen, found, strict=True)}
 
-    # The certificate check reaches every host on its own: run it beside the node probes, so a cut
-    # host costs one connect timeout, not one per phase.
-    reports, cert_warning = await asyncio.gather(nodes(), certstatus.warning_line(session))
+    drifts, ready, cert_warning = await asyncio.gather(
+        drift_mod.collect(session), probes(), certstatus.warning_line(session)
+    )
+    reports = list(await asyncio.gather(*(_observe(session, t, drifts, ready) for t in chosen)))
+    cluster_version = await cluster_view(session, reports)
     data = to_json(session, reports)
     data["cert_warning"] = cert_warning
     builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
-    data["upgrade"] = await upgrade_status(session, builds)
+    data["upgrade"] = await upgrade_status(session, builds, cluster_version=cluster_version)
     return data
 
 

@@ -163,6 +163,9 @@ class UpgradeReport:
 # ------------------------------------------------------------------------------------------------
 
 
+CLUSTER_VERSION_SQL = "SHOW CLUSTER SETTING version;"
+
+
 async def sql_value(client: NodeClient, everyone: list[NodeTarget], statement: str) -> str:
     """The single value a statement returns (csv: header, value), from the first node that answers."""
     errors: list[str] = []
@@ -804,8 +807,13 @@ async def rollback(session: Session, *, notify: Notify, settle_s: float = DEFAUL
     return report
 
 
-async def upgrade_status(session: Session, builds: set[str]) -> str | None:
-    """For `status`: say when the cluster is mid-upgrade (mixed binaries, or not finalized)."""
+async def upgrade_status(
+    session: Session, builds: set[str], cluster_version: str | None = None
+) -> str | None:
+    """For `status`: say when the cluster is mid-upgrade (mixed binaries, or not finalized).
+
+    `cluster_version`: `SHOW CLUSTER SETTING version` when the caller already read it ("" when it
+    could not), else it is read here."""
     name = session.topology.name
     if len(builds) > 1:
         return (
@@ -815,7 +823,9 @@ async def upgrade_status(session: Session, builds: set[str]) -> str | None:
     if not builds:
         return None
     try:
-        cv = await sql_value(NodeClient(session), targets(session), "SHOW CLUSTER SETTING version;")
+        cv = cluster_version
+        if cv is None:
+            cv = await sql_value(NodeClient(session), targets(session), CLUSTER_VERSION_SQL)
         major_of(cv)
     except (RemoteCommandError, ValueError):
         return None

@@ -7,13 +7,15 @@ failed host re-gathers facts, re-diffs, and only does what is still missing.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from roachctl.errors import InterruptedByUser, RefusedError, RoachctlError
-from roachctl.exec.base import Executor, command_failed, finish
+from roachctl.exec.base import Executor, ExecutorBase, Result, command_failed, step_timeout, timed_out
 from roachctl.exec.command import Command
 from roachctl.plan import bounds
 from roachctl.plan.state import (
@@ -145,9 +147,8 @@ done
 
 # stdin: the release tarball. $1 its sha256, $2 install dir, $3 top dir name in the tarball,
 # $4 binary sha256, $5 the most bytes tar may unpack (docs/findings.md S-L7: tar runs before the hash
-# is known, so what it writes is bounded like the controller's own extraction; a longer stream is cut
-# off and the truncated archive refused).
-# The seed's lesson 1: stream into the extractor, hashing on the way, with
+# is known, so what it writes is bounded like the controller's own extraction; a longer stream is
+# cut off and the truncated archive refused). The seed's lesson 1: stream into the extractor, hashing on the way, with
 # no copy of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
 # (one rename) once the tarball hash, the binary hash, owner and modes are right; the seed's tarball
 # had uid 1002, so ownership is never taken from the archive.
@@ -214,35 +215,46 @@ async def apply_plan(
 ) -> ApplyResult:
     """Apply `plan` on its host, in order; stops at the first failing change (raising it).
 
+    Over a transport where every session costs a round trip (`executor.batches_apply`), the groups
+    run as few remote scripts as the interrupt rule allows (`apply_segments`); elsewhere one command each.
+
     Args:
         tarballs: local tarball path per release `tarball_name`, for INSTALL_RELEASE.
         progress: called with (host, change description) before each change.
-        stop_requested: asked before each change; True (a first Ctrl-C) ends the host after the
-            change in flight, so no change is ever cut in half and a re-run does the rest.
+        stop_requested: asked before each remote script; True (a first Ctrl-C) ends the host after
+            the script in flight, so no change is ever cut in half and a re-run does the rest.
 
     Raises:
         InterruptedByUser: `stop_requested` said so; the message says how far the host got.
     """
     result = ApplyResult(plan.host)
-    for step in command_groups(plan.changes):
+    groups = command_groups(plan.changes)
+    segments = apply_segments(groups) if getattr(executor, "batches_apply", False) else [[g] for g in groups]
+    for segment in segments:
         if stop_requested():
             raise InterruptedByUser(
                 f"interrupted after {len(result.applied)} of {len(plan.changes)} changes",
                 where=plan.host,
                 hint="re-run deploy to apply the rest",
             )
-        for change in step:
+        for change in (c for group in segment for c in group):
             progress(plan.host, change.describe())
         try:
-            await _run_group(executor, step, tarballs)
-        except RoachctlError as exc:
+            await _run_segment(executor, segment, tarballs)
+        except _Partial as partial:
+            result.applied += [c.describe() for group in segment[: partial.groups_done] for c in group]
+            exc = partial.error
             exc.hint = partial_hint(result.applied, len(plan.changes), exc.hint)
-            raise
-        result.applied += [change.describe() for change in step]
+            raise exc from None
+        result.applied += [c.describe() for group in segment for c in group]
     return result
 
 
 REFUSED = 3  # exit status of the scripts above for "refused, nothing done"
+_DIR_REFUSED_HINT = (
+    "the directories leading there must be root's (or the service user's own tree), "
+    "writable by no one else and free of planted symlinks; fix that, then re-run deploy"
+)
 
 
 def partial_hint(applied: list[str], total: int, hint: str | None) -> str:
@@ -270,7 +282,7 @@ def _joins(last: list[Change], change: Change) -> bool:
 
 
 def command_groups(changes: tuple[Change, ...]) -> list[list[Change]]:
-    """The changes in order, grouped into remote commands (one ssh session each).
+    """The changes in order, grouped into remote commands.
 
     Consecutive directory changes become one script, consecutive links another (each item keeps
     its own checks, in order). A daemon-reload followed by unit enables, and consecutive enables,
@@ -286,11 +298,129 @@ def command_groups(changes: tuple[Change, ...]) -> list[list[Change]]:
     return steps
 
 
-async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str, Path]) -> None:
-    """Run one group from `command_groups` as a single remote command."""
-    first = step[0].kind
+def apply_segments(groups: list[list[Change]]) -> list[list[list[Change]]]:
+    """The groups cut into remote scripts (one ssh session each): a script ends after the release
+    install, the one long step, so a Ctrl-C during it stops the host right after it (the unit,
+    certs and firewall then wait for the re-run) instead of at the end of the whole apply.
+    A cold host: 2 sessions (user, dirs, release | links, files, units, firewall)."""
+    segments: list[list[list[Change]]] = [[]]
+    for group in groups:
+        segments[-1].append(group)
+        if any(c.kind is ChangeKind.INSTALL_RELEASE for c in group):
+            segments.append([])
+    return [segment for segment in segments if segment]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One remote command of a group: its stdin, its bound, and (`refused`) the hint when its
+    exit status REFUSED means "refused, nothing done" rather than a failure."""
+
+    cmd: Command
+    stdin: bytes | Path | None
+    timeout: float
+    refused: str | None = None
+
+
+class _Partial(Exception):
+    """A segment failed after `groups_done` of its groups had run (internal to apply_plan)."""
+
+    def __init__(self, error: RoachctlError, groups_done: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.groups_done = groups_done
+
+
+def _failure(host: str, call: _Call, result: Result) -> RoachctlError:
+    if call.refused is not None and result.returncode == REFUSED:
+        return RefusedError(
+            result.err.strip() or f"refused: {call.cmd.display()}", hint=call.refused, where=host
+        )
+    return command_failed(host, call.cmd, result)
+
+
+async def _run_segment(executor: Executor, segment: list[list[Change]], tarballs: dict[str, Path]) -> None:
+    """Run the groups of `segment`: as one remote script, or (one group) its commands one by one."""
+    calls = [(i, call) for i, group in enumerate(segment) for call in _calls(group, tarballs)]
+    if len(segment) == 1 or len(calls) == 1:
+        for i, call in calls:
+            try:
+                result = await executor.run(call.cmd, stdin=call.stdin, timeout=call.timeout, check=False)
+            except RoachctlError as exc:
+                raise _Partial(exc, i) from None
+            if not result.ok:
+                raise _Partial(_failure(executor.host, call, result), i)
+        return
+    await _run_batch(executor, calls)
+
+
+# The head of a batch (`_batch`): each step prints "#roachctl-step K" on stderr before it runs; the
+# first that fails ends the script with its status after "#roachctl-failed K STATUS". A step with
+# input reads exactly its own bytes of the script's stdin (`head -c`), and whatever it leaves is
+# drained, so the next step's input starts where it must (a short or shifted input fails the
+# step's own sha256 check: the put and release scripts verify what they received). Each step keeps
+# its own bound (`bound SECONDS ...`: coreutils `timeout`, exit 124; without it only the batch's).
+_BATCH_HEAD = r"""
+set -u
+failed() { printf '\n#roachctl-failed %s %s\n' "$1" "$2" >&2; exit "$2"; }
+if command -v timeout >/dev/null 2>&1; then bound() { timeout -k 5 "$@"; }; else bound() { shift; "$@"; }; fi
+"""
+_FAILED = re.compile(r"#roachctl-failed (\d+) (\d+)")
+_TIMED_OUT = 124  # coreutils timeout(1): the command outlived its bound
+_BATCH_SLACK_S = 60.0  # the batch's own bound over the sum of its steps' (theirs fire first)
+
+
+def _batch(calls: list[_Call]) -> tuple[Command, tuple[bytes | Path, ...], float]:
+    """One root script running `calls` in order (their command lines quoted word by word, exactly as
+    each would be sent on its own), the stdin parts it reads, and its bound (the sum of theirs)."""
+    if not all(call.cmd.sudo for call in calls):
+        raise ValueError("a batch runs as root: every step must be a root command")
+    lines, parts = [_BATCH_HEAD], []
+    for k, call in enumerate(calls, start=1):
+        line = f"bound {_step_bound(call):.3f} {call.cmd.render(use_sudo=False)}"
+        lines.append(f"printf '\\n#roachctl-step {k}\\n' >&2")
+        if call.stdin is None:
+            lines.append(f"{line} </dev/null || failed {k} $?")
+            continue
+        size = len(call.stdin) if isinstance(call.stdin, bytes) else call.stdin.stat().st_size
+        lines.append(f"head -c {size} | ( {line}; rc=$?; cat >/dev/null; exit $rc ) || failed {k} $?")
+        parts.append(call.stdin)
+    script = "\n".join(lines) + "\n"
+    total = sum(c.timeout for c in calls) + _BATCH_SLACK_S
+    return Command.shell(script, sudo=True, name="roachctl-apply"), tuple(parts), total
+
+
+def _step_bound(call: _Call) -> float:
+    return step_timeout(call.timeout) or call.timeout
+
+
+async def _run_batch(executor: Executor, calls: list[tuple[int, _Call]]) -> None:
+    """`_batch` in one session; a failing step raises as it would have on its own."""
+    cmd, stdin, timeout = _batch([call for _, call in calls])
+    try:
+        result = await executor.run(cmd, stdin=stdin, timeout=timeout, check=False)
+    except RoachctlError as exc:
+        raise _Partial(exc, calls[0][0]) from None
+    if result.ok:
+        return
+    found = _FAILED.findall(result.err)
+    if not found:
+        raise _Partial(command_failed(executor.host, cmd, result), calls[0][0])
+    k, status = int(found[-1][0]), int(found[-1][1])
+    begin = result.err.rfind(f"#roachctl-step {k}\n")
+    own = result.err[begin:].split("\n", 1)[-1].rsplit("#roachctl-failed", 1)[0] if begin >= 0 else ""
+    group, call = calls[k - 1]
+    if status == _TIMED_OUT:
+        raise _Partial(timed_out(executor.host, call.cmd, _step_bound(call), own.encode()), group)
+    step = Result(status, b"", own.strip().encode(), result.duration)
+    raise _Partial(_failure(executor.host, call, step), group)
+
+
+def _calls(group: list[Change], tarballs: dict[str, Path]) -> list[_Call]:
+    """The remote commands of one group from `command_groups`."""
+    first = group[0].kind
     if first in _DIR_KINDS:
-        dirs = [c.spec for c in step if isinstance(c.spec, DirSpec)]
+        dirs = [c.spec for c in group if isinstance(c.spec, DirSpec)]
         args = [
             w
             for d in dirs
@@ -304,70 +434,67 @@ async def _run_group(executor: Executor, step: list[Change], tarballs: dict[str,
             )
         ]
         cmd = Command.shell(DIR_SCRIPT, *args, sudo=True, name="roachctl-dirs")
-        result = await executor.run(cmd, timeout=bounds.FILESYSTEM_S, check=False)
-        if result.returncode == REFUSED:
-            raise RefusedError(
-                result.err.strip() or "a directory was refused",
-                hint="the directories leading there must be root's (or the service user's own tree), "
-                "writable by no one else and free of planted symlinks; fix that, then re-run deploy",
-                where=executor.host,
-            )
-        finish(executor.host, cmd, result, check=True)
-    elif first is ChangeKind.LINK:
-        links = [c.spec for c in step if isinstance(c.spec, LinkSpec)]
+        return [_Call(cmd, None, bounds.FILESYSTEM_S, refused=_DIR_REFUSED_HINT)]
+    if first is ChangeKind.LINK:
+        links = [c.spec for c in group if isinstance(c.spec, LinkSpec)]
         args = [w for link in links for w in (link.path, link.target)]
-        cmd = Command.shell(_LINK_SCRIPT, *args, sudo=True, name="roachctl-links")
-        await executor.run(cmd, timeout=bounds.FILESYSTEM_S)
-    elif len(step) == 1:
-        await _apply(executor, step[0], tarballs)
-    else:
-        await _enable_units(executor, step)
-
-
-async def _enable_units(executor: Executor, step: list[Change]) -> None:
-    """One `systemctl enable` for a group from `command_groups` (which reloads the manager too)."""
-    names = [c.spec.name for c in step if c.kind is ChangeKind.ENABLE_UNIT and isinstance(c.spec, UnitSpec)]
-    if len(names) != sum(c.kind is ChangeKind.ENABLE_UNIT for c in step):
+        return [
+            _Call(
+                Command.shell(_LINK_SCRIPT, *args, sudo=True, name="roachctl-links"),
+                None,
+                bounds.FILESYSTEM_S,
+            )
+        ]
+    if len(group) == 1:
+        return _change_calls(group[0], tarballs)
+    names = [c.spec.name for c in group if c.kind is ChangeKind.ENABLE_UNIT and isinstance(c.spec, UnitSpec)]
+    if len(names) != sum(c.kind is ChangeKind.ENABLE_UNIT for c in group):
         raise ValueError("enable-unit change without a unit spec")
+    # One `systemctl enable` for the group (it reloads the manager too).
     cmd = Command.of("systemctl", "enable", "--quiet", "--", *names, sudo=True)
-    await executor.run(cmd, timeout=bounds.SYSTEMD_MANAGER_S)
+    return [_Call(cmd, None, bounds.SYSTEMD_MANAGER_S)]
 
 
-async def _apply(executor: Executor, change: Change, tarballs: dict[str, Path]) -> None:
+def _put_call(f: FileSpec, dest: str | None = None) -> _Call:
+    """The atomic put of `f` (exec/base.py PUT_SCRIPT: verified by sha256, then renamed over `dest`)."""
+    digest = hashlib.sha256(f.content).hexdigest()
+    cmd = ExecutorBase._put_command(digest, dest or f.path, f.mode, f.owner, f.group, True)
+    return _Call(cmd, f.content, bounds.FILESYSTEM_S)
+
+
+def _change_calls(change: Change, tarballs: dict[str, Path]) -> list[_Call]:
     spec = change.spec
     kind = change.kind
     if kind is ChangeKind.CREATE_USER and isinstance(spec, UserSpec):
         cmd = Command.shell(_USER_SCRIPT, spec.name, spec.home, sudo=True, name="roachctl-user")
-        await executor.run(cmd, timeout=bounds.FILESYSTEM_S)
-    elif kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
-        await install_release(executor, spec, tarballs)
-    elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, FileSpec):
-        await executor.put(
-            spec.content,
-            spec.path,
-            mode=spec.mode,
-            owner=spec.owner,
-            group=spec.group,
-            timeout=bounds.FILESYSTEM_S,
-        )
-    elif kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, UnitSpec):
-        f = spec.file
-        await executor.put(
-            f.content, f.path, mode=f.mode, owner=f.owner, group=f.group, timeout=bounds.FILESYSTEM_S
-        )
-    elif kind is ChangeKind.DAEMON_RELOAD:
-        cmd = Command.of("systemctl", "daemon-reload", sudo=True)
-        await executor.run(cmd, timeout=bounds.SYSTEMD_MANAGER_S)
-    elif kind is ChangeKind.ENABLE_UNIT and isinstance(spec, UnitSpec):
+        return [_Call(cmd, None, bounds.FILESYSTEM_S)]
+    if kind is ChangeKind.INSTALL_RELEASE and isinstance(spec, ReleaseSpec):
+        return [_release_call(spec, tarballs)]
+    if kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, FileSpec):
+        return [_put_call(spec)]
+    if kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and isinstance(spec, UnitSpec):
+        return [_put_call(spec.file)]
+    if kind is ChangeKind.DAEMON_RELOAD:
+        return [_Call(Command.of("systemctl", "daemon-reload", sudo=True), None, bounds.SYSTEMD_MANAGER_S)]
+    if kind is ChangeKind.ENABLE_UNIT and isinstance(spec, UnitSpec):
         cmd = Command.of("systemctl", "enable", "--quiet", "--", spec.name, sudo=True)
-        await executor.run(cmd, timeout=bounds.SYSTEMD_MANAGER_S)
-    elif kind is ChangeKind.FIREWALL and isinstance(spec, FirewallSpec):
-        await _apply_firewall(executor, spec)
-    else:
-        raise ValueError(f"cannot apply {kind.value} with spec {type(spec).__name__}")
+        return [_Call(cmd, None, bounds.SYSTEMD_MANAGER_S)]
+    if kind is ChangeKind.FIREWALL and isinstance(spec, FirewallSpec):
+        return _firewall_calls(spec)
+    raise ValueError(f"cannot apply {kind.value} with spec {type(spec).__name__}")
 
 
-async def _apply_firewall(executor: Executor, spec: FirewallSpec) -> None:
+# $1 the staged rules file, $2 where it goes, then the argv that loads it (the staged path is appended).
+# The file is put in place only once the load worked; a failed load removes the staged copy.
+_FIREWALL_SCRIPT = r"""
+set -u
+staged=$1 dest=$2
+shift 2
+if "$@" "$staged"; then mv -f -T -- "$staged" "$dest"; else rc=$?; rm -f -- "$staged"; exit "$rc"; fi
+"""
+
+
+def _firewall_calls(spec: FirewallSpec) -> list[_Call]:
     """Load the rules from a staged copy; the rules file is put in place only once the load worked.
 
     The file on the host is the record of what is loaded, so a failed load leaves the old file
@@ -377,20 +504,13 @@ async def _apply_firewall(executor: Executor, spec: FirewallSpec) -> None:
         raise ValueError(f"firewall backend {spec.backend}: nothing to apply")
     f = spec.file
     staged = f"{f.path}.roachctl-new"
-    await executor.put(
-        f.content, staged, mode=f.mode, owner=f.owner, group=f.group, timeout=bounds.FILESYSTEM_S
+    load = Command.shell(
+        _FIREWALL_SCRIPT, staged, f.path, *spec.apply[:-1], sudo=True, name="roachctl-firewall"
     )
-    load = Command.of(*spec.apply[:-1], staged, sudo=True)
-    result = await executor.run(load, timeout=bounds.FIREWALL_LOAD_S, check=False)
-    if not result.ok:
-        rm = Command.of("rm", "-f", "--", staged, sudo=True)
-        await executor.run(rm, timeout=bounds.FILESYSTEM_S, check=False)
-        raise command_failed(executor.host, load, result)
-    mv = Command.of("mv", "-f", "-T", "--", staged, f.path, sudo=True)
-    await executor.run(mv, timeout=bounds.FILESYSTEM_S)
+    return [_put_call(f, staged), _Call(load, None, bounds.FIREWALL_LOAD_S + bounds.FILESYSTEM_S)]
 
 
-async def install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
+def _release_call(spec: ReleaseSpec, tarballs: dict[str, Path]) -> _Call:
     """Stream the verified tarball into `tar` on the host, in one ssh session (see RELEASE_SCRIPT)."""
     local = tarballs.get(spec.tarball_name)
     if local is None:
@@ -406,4 +526,10 @@ async def install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[
         sudo=True,
         name="roachctl-release",
     )
-    await executor.run(script, stdin=local, timeout=bounds.release_install_s(local.stat().st_size))
+    return _Call(script, local, bounds.release_install_s(local.stat().st_size))
+
+
+async def install_release(executor: Executor, spec: ReleaseSpec, tarballs: dict[str, Path]) -> None:
+    """The release install on its own (one session)."""
+    call = _release_call(spec, tarballs)
+    await executor.run(call.cmd, stdin=call.stdin, timeout=call.timeout)

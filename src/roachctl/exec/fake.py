@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from roachctl.errors import TransportError
 from roachctl.exec.base import ExecutorBase, Result, command_failed
@@ -133,7 +134,8 @@ class FakeExecutor(ExecutorBase):
             return Result(0, b"unchanged\n", b"", 0.0)
         if check_only:
             return Result(0, b"differs\n", b"", 0.0)
-        data = stdin.read_bytes() if not isinstance(stdin, bytes | None) else (stdin or b"")
+        parts = stdin if isinstance(stdin, tuple) else (stdin or b"",)
+        data = b"".join(p.read_bytes() if isinstance(p, Path) else p for p in parts)
         if hashlib.sha256(data).hexdigest() != want:
             return Result(3, b"", b"checksum mismatch after transfer", 0.0)
         self.files[dest] = FakeFile(

@@ -264,12 +264,16 @@ class OpenSSH:
 class OpenSSHExecutor(ExecutorBase):
     """Runs commands on one host through the transport's master connection."""
 
+    batches_apply = True  # every session costs a round trip: apply runs a host's changes as few scripts
+
     def __init__(self, host: str, transport: OpenSSH) -> None:
         self.host = host
         self._transport = transport
         self._sessions = asyncio.Semaphore(transport.options.max_sessions_per_host)
         self._connect_lock = asyncio.Lock()
         self._connected = False
+        self._attempts = 0  # connect attempts finished (see `connect`)
+        self._connect_failure: TransportError | None = None  # how the last one failed
         self._active = 0  # ssh clients running now (they keep the master alive)
         self._in_flight = 0  # short sessions running now (held ones excluded: they last all along)
         self.sessions = 0  # ssh sessions started, for ROACHCTL_SSH_STATS
@@ -294,36 +298,53 @@ class OpenSSHExecutor(ExecutorBase):
             raise RuntimeError("this OpenSSH transport is closed")
         if self._connected:
             return
+        attempts = self._attempts
         async with self._connect_lock:
             if self._connected:
                 return
-            opts = self._transport.options
-            limit = timeout if timeout is not None else opts.connect_timeout * 2 + 10
-            async with self._transport.connect_slots:
-                try:
-                    done = await self._spawn(
-                        self._argv("-T", "--", self.host, CONNECT_COMMAND),
-                        None,
-                        limit,
-                        what="could not connect",
-                    )
-                except ProcTimeout:
-                    raise TransportError(
-                        f"could not connect within {limit:g}s",
-                        where=self.host,
-                        hint="the host did not answer: check that it is up",
-                    ) from None
-            # The last line: a noisy shell rc file may print something before `id -u` runs.
-            lines = done.stdout.decode("utf-8", "replace").strip().splitlines() or [""]
-            if done.returncode != 0 or not lines[-1].strip().isdigit():
-                raise TransportError(
-                    f"unexpected answer to `id -u` (exit {done.returncode}): "
-                    f"{stderr_tail(done.stdout + done.stderr, 300)}",
-                    where=self.host,
+            failed = self._connect_failure
+            if failed is not None and self._attempts != attempts:
+                # An attempt made while we waited failed: its answer is ours too (a cut host costs
+                # one connect timeout for everything started at once, not one per caller).
+                raise TransportError(failed.message, hint=failed.hint, where=failed.where)
+            self._connect_failure = None
+            try:
+                await self._connect(timeout)
+            except TransportError as exc:
+                self._connect_failure = exc
+                raise
+            finally:
+                self._attempts += 1
+
+    async def _connect(self, timeout: float | None) -> None:
+        """One connect attempt (under the connect lock); see `connect`."""
+        opts = self._transport.options
+        limit = timeout if timeout is not None else opts.connect_timeout * 2 + 10
+        async with self._transport.connect_slots:
+            try:
+                done = await self._spawn(
+                    self._argv("-T", "--", self.host, CONNECT_COMMAND),
+                    None,
+                    limit,
+                    what="could not connect",
                 )
-            self.remote_uid = int(lines[-1].strip())
-            self.login_shell = lines[-2].strip() if len(lines) >= 2 else ""
-            self._connected = True
+            except ProcTimeout:
+                raise TransportError(
+                    f"could not connect within {limit:g}s",
+                    where=self.host,
+                    hint="the host did not answer: check that it is up",
+                ) from None
+        # The last line: a noisy shell rc file may print something before `id -u` runs.
+        lines = done.stdout.decode("utf-8", "replace").strip().splitlines() or [""]
+        if done.returncode != 0 or not lines[-1].strip().isdigit():
+            raise TransportError(
+                f"unexpected answer to `id -u` (exit {done.returncode}): "
+                f"{stderr_tail(done.stdout + done.stderr, 300)}",
+                where=self.host,
+            )
+        self.remote_uid = int(lines[-1].strip())
+        self.login_shell = lines[-2].strip() if len(lines) >= 2 else ""
+        self._connected = True
 
     def pipe_argv(self, target: str) -> list[str]:
         """argv of a byte pipe to `target` ("host:port" as seen from this host) over the master (`-W`).
@@ -331,6 +352,22 @@ class OpenSSHExecutor(ExecutorBase):
         Each call is counted as one session (the caller spawns it once, e.g. a readiness probe)."""
         self._count()
         return self._argv("-W", target, "--", self.host)
+
+    @contextlib.asynccontextmanager
+    async def piped(self, target: str) -> AsyncIterator[list[str]]:
+        """`pipe_argv` after connecting (a `-W` must never race to become the master), counted as a
+        session in flight for the block (the caller spawns it once inside the block)."""
+        await self._revive_if_expired()
+        await self.connect()
+        argv = self.pipe_argv(target)
+        self._active += 1
+        self._in_flight += 1
+        try:
+            yield argv
+        finally:
+            self._active -= 1
+            self._in_flight -= 1
+            self._idle_since = time.monotonic()
 
     async def check(self) -> bool:
         """True if a master connection for this host is alive (`ssh -O check`)."""

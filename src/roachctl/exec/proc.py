@@ -39,22 +39,24 @@ class ProcTimeout(Exception):
         self.stderr = stderr
 
 
-Stdin = bytes | Path | None
+Stdin = bytes | Path | tuple[bytes | Path, ...] | None  # a tuple: its parts one after the other
 
 
 async def _feed(proc: asyncio.subprocess.Process, stdin: Stdin) -> None:
     writer = proc.stdin
     if writer is None:
         return
+    parts = stdin if isinstance(stdin, tuple) else (stdin,)
     try:
-        if isinstance(stdin, bytes):
-            writer.write(stdin)
-            await writer.drain()
-        elif isinstance(stdin, Path):
-            with stdin.open("rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    writer.write(chunk)
-                    await writer.drain()
+        for part in parts:
+            if isinstance(part, bytes):
+                writer.write(part)
+                await writer.drain()
+            elif isinstance(part, Path):
+                with part.open("rb") as handle:
+                    while chunk := handle.read(CHUNK):
+                        writer.write(chunk)
+                        await writer.drain()
     except (BrokenPipeError, ConnectionResetError):
         pass  # the child exited early; its exit code tells why
     finally:
