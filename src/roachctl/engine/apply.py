@@ -145,13 +145,13 @@ while [ $# -ge 2 ]; do
 done
 """
 
-# stdin: the release tarball. $1 its sha256, $2 install dir, $3 top dir name in the tarball,
-# $4 binary sha256, $5 the most bytes tar may unpack (docs/findings.md S-L7: tar runs before the hash
-# is known, so what it writes is bounded like the controller's own extraction; a longer stream is
-# cut off and the truncated archive refused). The seed's lesson 1: stream into the extractor, hashing on the way, with
-# no copy of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
-# (one rename) once the tarball hash, the binary hash, owner and modes are right; the seed's tarball
-# had uid 1002, so ownership is never taken from the archive.
+# stdin: the release tarball. $1 its sha256, $2 install dir, $3 top dir name in the tarball, $4 binary
+# sha256, $5 the most bytes tar may unpack (docs/findings.md S-L7: tar runs before the hash is known, so
+# what it writes is bounded like the controller's own extraction; a longer stream is cut off and the
+# truncated archive refused). The seed's lesson 1: stream into the extractor, hashing on the way, with no
+# copy of the tarball on disk. Everything lands in a temp dir beside the target and is only swapped in
+# (one rename) once the tarball hash, the binary hash, owner and modes are right; the seed's tarball had
+# uid 1002, so ownership is never taken from the archive.
 RELEASE_SCRIPT = r"""
 set -eu
 want=$1 dest=$2 top=$3 bin_want=$4 cap=$5
