@@ -44,7 +44,11 @@ OLD, NEW = "v25.2.0", "v25.4.0"
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    # The stand-in's range counts are a sample recomputed every 10 s, as upstream's (contract §4.1): a
+    # node's restart can show as under-replicated for that long. The nodes (they inherit this env)
+    # sample every 1 s here, so a short `--settle 4` (2 healthy looks 2 s apart) is not a race.
+    monkeypatch.setenv("COCKROACH_STANDIN_METRICS_SAMPLE_SECS", "1")
     yield from local_home(tmp_path)
 
 
@@ -81,7 +85,7 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     since = max(e["ts"] for i in (1, 2, 3) for e in events(home, "dev", i))
     fail_once = {**os.environ, "COCKROACH_STANDIN_FAIL_MIGRATION": "2"}  # the nodes' env (contract §9 knob)
     res = roachctl(
-        home, "local", "upgrade", "--binary", str(new), "--settle", "2", timeout=300, env=fail_once
+        home, "local", "upgrade", "--binary", str(new), "--settle", "4", timeout=300, env=fail_once
     )
     assert res.returncode == 0 and "not finalized (cluster version 25.2)" in res.stderr, res.stderr
     assert res.stderr.count("cluster settled after n") == 3 and "below 60s" in res.stderr, res.stderr
@@ -110,12 +114,12 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     ]
 
     # rollback (before finalization): every node back on the old binary, one at a time
-    res = roachctl(home, "local", "upgrade", "rollback", "--settle", "1", timeout=300)
+    res = roachctl(home, "local", "upgrade", "rollback", "--settle", "4", timeout=300)
     assert res.returncode == 0 and f"runs {OLD} again" in res.stderr, res.stderr
     assert status(home)["version"] == OLD and _cluster_version(home) == "25.2"
 
     # roll again with --finalize: migration 2's job fails (its first run): exit 20 with its error
-    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--settle", "1", "--finalize", timeout=300,
+    res = roachctl(home, "local", "upgrade", "--binary", str(new), "--settle", "4", "--finalize", timeout=300,
                    env=fail_once)  # fmt: skip
     assert res.returncode == 20 and "stand-in migration 2 failed" in res.stderr, res.stderr
     # stopped before migration 2: a transitional value, or the skipped 25.3's bare fence (contract §9)
@@ -150,7 +154,7 @@ def test_local_multi_step_upgrade_resumes_after_ctrl_c(home: Path, tmp_path: Pat
     with Mirror(tmp_path / "releases") as mirror:
         up = ["local", "up", "--version", a, *mirror.cli_args, "--detach", *ports_args()]
         assert (res := roachctl(home, *up)).returncode == 0, res.stderr
-        upgrade = ["local", "upgrade", "--version", c, "--finalize", *mirror.cli_args]
+        upgrade = ["local", "upgrade", "--version", c, "--finalize", "--settle", "4", *mirror.cli_args]
 
         # a multi-major path needs --via; with it the whole path is shown, nothing changes
         res = roachctl(home, *upgrade, "--dry-run")
