@@ -62,7 +62,7 @@ from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.settle import DEFAULT_SETTLE_S, SettleRule, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
-from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
+from roachctl.plan.upgradeintent import FINALIZE_BEGIN, Intent, check_intent, finalize_sent, intent_from_steps
 from roachctl.plan.upgradepath import (
     UpgradePath,
     UpgradeStep,
@@ -633,7 +633,9 @@ def remaining_advice(name: str, cluster_version: str, running: str, final: str =
 async def _finalize(
     session: Session, major: str, notify: Notify, report: UpgradeReport, *, begun: bool = False
 ) -> str:
-    """Finalize to `major`; its migration jobs go into the report (also when one failed)."""
+    """Finalize to `major`; its migration jobs go into the report (also when one failed). The
+    journal says the SET is about to be sent before it is (a rollback is refused from then on)."""
+    session.step(FINALIZE_BEGIN, major=major)
     done = await finalize_with(
         NodeClient(session), targets(session), major, notify, begun=begun,
         rerun=f"roachctl upgrade finalize {session.topology.name}",
@@ -668,8 +670,8 @@ async def finalize_with(
     `major` (contract §9), and read the MIGRATION jobs finished since the SET (or running).
 
     The SET blocks until every migration has run (bound `FINALIZE_S`); on a failure or a timeout it
-    is not sent to another node: roachctl watches `SHOW CLUSTER SETTING version` instead, and a
-    value still the old one means finalization never began. A failed migration job of this
+    is not sent to another node: roachctl watches `SHOW CLUSTER SETTING version` instead; a value
+    still the old one is "did not complete": the fence may already be on the stores (contract §9). A failed migration job of this
     finalization is exit 20 with its error. `begun`: a transitional value was observed;
     finalization runs in the session of the SET that began it and stops when that session ends,
     so the SET is sent again to resume it (safe: done migrations are skipped, a running one is
@@ -704,8 +706,11 @@ async def finalize_with(
             refuse_failed_jobs(jobs, major, cv, rerun)
         if error and not finalizing(cv):
             raise RemoteCommandError(
-                f"finalization to {major} did not begin (cluster version {cv}): {error}",
-                hint=f"fix the cause, then run `{rerun}` again",
+                f"finalization to {major} did not complete (it may have begun: the fence version is "
+                f"on the stores before the cluster version changes, contract §9; cluster version {cv}): "
+                f"{error}",
+                hint=f"fix the cause, then run `{rerun}` again, which completes it; a rollback is refused "
+                "once a finalizing SET was sent",
             )
         if time.monotonic() > deadline:
             raise RemoteCommandError(
@@ -790,7 +795,10 @@ async def rollback(session: Session, *, notify: Notify, settle_s: float = DEFAUL
             + (f", not the last upgrade's {running}" if running else " and this home journaled no upgrade"),
             hint="a rollback returns to the release the last `roachctl upgrade` started from",
         )
-    check_rollback(previous, running, seen.raw)
+    check_rollback(
+        previous, running, seen.raw, set_sent=set_sent(session, running),
+        finish=f"roachctl upgrade finalize {name}",
+    )  # fmt: skip
     step = UpgradeStep(running, previous)
     report.path = [step.to_json() | {"kind": "rollback"}]
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
@@ -802,6 +810,12 @@ async def rollback(session: Session, *, notify: Notify, settle_s: float = DEFAUL
     await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report
+
+
+def set_sent(session: Session, running: str) -> bool:
+    """The journal says a finalizing SET to `running`'s major was sent since the last upgrade's plan."""
+    ops = [(op.verb, op.steps) for op in read_operations(session.home.journal_path)]
+    return finalize_sent(ops, major_of(running))
 
 
 async def upgrade_status(session: Session, builds: set[str]) -> str | None:

@@ -42,7 +42,7 @@ from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.upgradeintent import check_intent, intent_from_steps
+from roachctl.plan.upgradeintent import FINALIZE_BEGIN, check_intent, finalize_sent, intent_from_steps
 from roachctl.plan.upgradepath import (
     UpgradeStep,
     check_rollback,
@@ -353,7 +353,11 @@ def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT
             + (started or " and no `local upgrade` of this cluster is recorded"),
             hint="a rollback returns to the release the last `roachctl local upgrade` started from",
         )
-    check_rollback(previous.version, running[0], seen.raw)
+    ops = [(op.verb, op.steps) for op in read_operations(cluster.paths.journal)]
+    check_rollback(
+        previous.version, running[0], seen.raw, set_sent=finalize_sent(ops, major_of(running[0])),
+        finish=f"roachctl local upgrade finalize --name {name}",
+    )  # fmt: skip
     step = UpgradeStep(running[0], previous.version)
     report.path = [step.to_json() | {"kind": "rollback"}]
     report.gates = gate_results(seen, {running[0], previous.version})
@@ -437,6 +441,7 @@ def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun
     if begun:  # a finalization that stopped with its SET's session resumes with a new SET (contract §9)
         console().print(f"finalization to {major} had begun and stopped: sending the SET again resumes it")
     since = _now(cluster)
+    cluster.step(FINALIZE_BEGIN, major=major)  # before the SET: a rollback is refused from here on
     error = _set_once(cluster, finalize_statement(major))
     rerun = f"roachctl local upgrade finalize --name {cluster.state.name}"
     deadline = time.monotonic() + FINALIZE_TIMEOUT
@@ -444,7 +449,12 @@ def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun
         if error:
             refuse_failed_jobs(_jobs(cluster, since)[0], major, cv, rerun)
         if error and not finalizing(cv):
-            raise RemoteCommandError(f"finalization to {major} did not begin (cluster version {cv}): {error}")
+            raise RemoteCommandError(
+                f"finalization to {major} did not complete (it may have begun: the fence version is on "
+                f"the stores before the cluster version changes, contract §9; cluster version {cv}): {error}",
+                hint=f"fix the cause, then `{rerun}` completes it; a rollback is refused once a finalizing "
+                "SET was sent",
+            )
         if time.monotonic() > deadline:
             raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})",
                                      hint=f"`{rerun}` sends the SET again, which resumes it")  # fmt: skip
