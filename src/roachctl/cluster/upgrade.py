@@ -672,10 +672,10 @@ async def finalize_with(
     The SET blocks until every migration has run (bound `FINALIZE_S`); on a failure or a timeout it
     is not sent to another node: roachctl watches `SHOW CLUSTER SETTING version` instead; a value
     still the old one is "did not complete": the fence may already be on the stores (contract §9).
-    A failed migration job of this finalization is exit 20 with its error. `begun`: a transitional value was observed;
-    finalization runs in the session of the SET that began it and stops when that session ends,
-    so the SET is sent again to resume it (safe: done migrations are skipped, a running one is
-    waited for).
+    A failed migration job of this finalization is exit 20 with its error. `begun`: a transitional
+    value was observed; finalization runs in the session of the SET that began it and stops when
+    that session ends, so the SET is sent again to resume it (safe: done migrations are skipped, a
+    running one is waited for).
     """
     error = ""
     if begun:
