@@ -184,3 +184,15 @@ def test_jobs_that_cannot_be_read_do_not_fail_a_finalization() -> None:
         up.finalize_with(cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, poll_s=0.0)
     )
     assert done.cluster_version == "25.4" and "could not be read" in done.problem
+
+
+def test_a_failed_set_at_a_skipped_majors_bare_version_is_watched_not_failed() -> None:
+    """contract §9 (skip-level finalization): a bare `25.3` on the way from 25.2 to 25.4 is progress."""
+    client = Client(["25.3", "25.3", "25.4"], set_fails="connection reset")
+    run = up.finalize_with(
+        cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, source="v25.2.0", poll_s=0.0, wait_s=5.0
+    )
+    assert asyncio.run(run).cluster_version == "25.4" and client.values == ["25.4"]
+    client = Client(["25.3", "25.4"], set_fails="connection reset")  # no journaled source: as before
+    with pytest.raises(RemoteCommandError, match="did not complete"):
+        _finalize(client, wait_s=1000.0)

@@ -50,7 +50,7 @@ from roachctl.errors import (
 )
 from roachctl.exec.command import Command
 from roachctl.model.loader import with_version
-from roachctl.model.versions import finalizing, major_of
+from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
@@ -579,7 +579,9 @@ async def upgrade(
         session.step("path", source=step.source, target=step.target, state="rolled")
         if step.major and (finalize or index < len(path.steps) - 1):
             begun = finalization_begun(seen.raw, step.source, step.target)
-            report.cluster_version = await _finalize(session, step.new_major, notify, report, begun=begun)
+            report.cluster_version = await _finalize(
+                session, step.new_major, notify, report, begun=begun, source=step.source
+            )
             session.step("path", source=step.source, target=step.target, state="finalized")
         elif step.major and auto_finalize:
             report.cluster_version = await sql_value(
@@ -631,13 +633,14 @@ def remaining_advice(name: str, cluster_version: str, running: str, final: str =
 
 
 async def _finalize(
-    session: Session, major: str, notify: Notify, report: UpgradeReport, *, begun: bool = False
-) -> str:
+    session: Session, major: str, notify: Notify, report: UpgradeReport, *, begun: bool = False,
+    source: str = "",
+) -> str:  # fmt: skip
     """Finalize to `major`; its migration jobs go into the report (also when one failed). The
     journal says the SET is about to be sent before it is (a rollback is refused from then on)."""
     session.step(FINALIZE_BEGIN, major=major)
     done = await finalize_with(
-        NodeClient(session), targets(session), major, notify, begun=begun,
+        NodeClient(session), targets(session), major, notify, begun=begun, source=source,
         rerun=f"roachctl upgrade finalize {session.topology.name}",
     )  # fmt: skip
     report.migrations += [j.to_json() for j in done.jobs]  # a path of several majors: every step's
@@ -662,6 +665,7 @@ async def finalize_with(
     notify: Notify,
     *,
     begun: bool = False,
+    source: str = "",
     poll_s: float = 2.0,
     wait_s: float = FINALIZE_TIMEOUT,
     rerun: str = "roachctl upgrade finalize CLUSTER",
@@ -675,7 +679,8 @@ async def finalize_with(
     A failed migration job of this finalization is exit 20 with its error. `begun`: a transitional
     value was observed; finalization runs in the session of the SET that began it and stops when
     that session ends, so the SET is sent again to resume it (safe: done migrations are skipped, a
-    running one is waited for).
+    running one is waited for). `source`: the upgrade's source release: a bare skipped major
+    (`25.3` from 25.2 to 25.4) is finalization in progress, watched like a transitional value.
     """
     error = ""
     if begun:
@@ -704,7 +709,7 @@ async def finalize_with(
         if error:
             jobs, _ = await read_jobs(client, everyone, since)
             refuse_failed_jobs(jobs, major, cv, rerun)
-        if error and not finalizing(cv):
+        if error and not finalization_begun(cv, source, major):
             raise RemoteCommandError(
                 f"finalization to {major} did not complete (it may have begun: the fence version is "
                 f"on the stores before the cluster version changes, contract §9; cluster version {cv}): "
@@ -747,7 +752,7 @@ async def _finalize_checked(
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
     report.cluster_version = await _finalize(
-        session, major_of(running), notify, report, begun=seen.finalizing
+        session, major_of(running), notify, report, begun=seen.finalizing, source=seen.source
     )
     report.remaining = remaining_advice(name, report.cluster_version, running, source=seen.source)
     return report

@@ -34,7 +34,7 @@ from roachctl.local.layout import ClusterPaths, check_name
 from roachctl.local.ops import ReleaseChoice
 from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, NodeState
-from roachctl.model.versions import finalizing, major_of
+from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
@@ -268,10 +268,14 @@ def upgrade(
                 report.cluster_version = seen.raw
                 if step.major and finalize:
                     begun = finalization_begun(seen.raw, step.source, step.target)
-                    report.cluster_version = _finalize(cluster, step.new_major, report, begun=begun)
+                    report.cluster_version = _finalize(
+                        cluster, step.new_major, report, begun=begun, source=step.source
+                    )
                     op.step("path", source=step.source, target=step.target, state="finalized")
             if not steps and finalize and not finalize_done(seen.raw, version):
-                report.cluster_version = _finalize(cluster, major_of(version), report, begun=seen.finalizing)
+                report.cluster_version = _finalize(
+                    cluster, major_of(version), report, begun=seen.finalizing, source=seen.source
+                )
         except (StopRequested, ForceStop):
             done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
             raise InterruptedByUser(
@@ -332,7 +336,9 @@ def finalize(home: Path, name: str) -> UpgradeReport:
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
     with cluster.journaled("upgrade-finalize", {"running": running}):
-        report.cluster_version = _finalize(cluster, major_of(running), report, begun=seen.finalizing)
+        report.cluster_version = _finalize(
+            cluster, major_of(running), report, begun=seen.finalizing, source=seen.source
+        )
     report.remaining = _left(name, report.cluster_version, running, source=seen.source)
     return report
 
@@ -432,8 +438,11 @@ def _now(cluster: LocalCluster) -> str:
         return ""
 
 
-def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun: bool = False) -> str:
-    """The remote finalize's rules (cluster/upgrade.py `finalize_with`) on a local cluster."""
+def _finalize(
+    cluster: LocalCluster, major: str, report: UpgradeReport, *, begun: bool = False, source: str = ""
+) -> str:
+    """The remote finalize's rules (cluster/upgrade.py `finalize_with`) on a local cluster; `source`:
+    the upgrade's source (a bare skipped major is finalization in progress, contract §9)."""
     builds = cluster_builds(cluster)
     if {major_of(b) for b in builds} != {major}:
         raise RefusedError(f"cannot finalize: the nodes run {', '.join(sorted(builds))}",
@@ -448,7 +457,7 @@ def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun
     while not finalize_done(cv := _sql_value(cluster, "SHOW CLUSTER SETTING version;"), major):
         if error:
             refuse_failed_jobs(_jobs(cluster, since)[0], major, cv, rerun)
-        if error and not finalizing(cv):
+        if error and not finalization_begun(cv, source, major):
             raise RemoteCommandError(
                 f"finalization to {major} did not complete (it may have begun: the fence version is on "
                 f"the stores before the cluster version changes, contract §9; cluster version {cv}): {error}",
