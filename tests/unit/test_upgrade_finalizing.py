@@ -196,3 +196,34 @@ def test_a_failed_set_at_a_skipped_majors_bare_version_is_watched_not_failed() -
     client = Client(["25.3", "25.4"], set_fails="connection reset")  # no journaled source: as before
     with pytest.raises(RemoteCommandError, match="did not complete"):
         _finalize(client, wait_s=1000.0)
+
+
+class Recorder(Client):
+    """Records every statement it is sent."""
+
+    def __init__(self, values: list[str]) -> None:
+        super().__init__(values)
+        self.statements: list[str] = []
+
+    async def run(self, target: NodeTarget, args: list[str], *, timeout: float, input: bytes) -> Result:
+        self.statements.append(input.decode().strip())
+        return await super().run(target, args, timeout=timeout, input=input)
+
+
+def _hold(client: Recorder, *, sent: bool = False) -> str:
+    run = up.hold_finalization(
+        cast(NodeClient, client), TARGETS, "v25.2.0", "v25.4.0", "25.2", set_sent=sent, finish="F"
+    )
+    return asyncio.run(run)
+
+
+def test_a_rollback_turns_auto_finalization_off_then_looks_again() -> None:
+    """contract §9: the auto-upgrade loop may begin finalizing between the first look and the first stop."""
+    client = Recorder(["25.2"])
+    assert _hold(client) == "25.2"
+    assert "cluster.auto_upgrade.enabled = false" in client.statements[0]
+    assert "SHOW CLUSTER SETTING version" in client.statements[1]
+    with pytest.raises(RefusedError, match="has begun"):
+        _hold(Recorder([STEP]))  # it began in between
+    with pytest.raises(RefusedError, match="may have begun"):
+        _hold(Recorder(["25.2"]), sent=True)

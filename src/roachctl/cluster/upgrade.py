@@ -800,21 +800,37 @@ async def rollback(session: Session, *, notify: Notify, settle_s: float = DEFAUL
             + (f", not the last upgrade's {running}" if running else " and this home journaled no upgrade"),
             hint="a rollback returns to the release the last `roachctl upgrade` started from",
         )
-    check_rollback(
-        previous, running, seen.raw, set_sent=set_sent(session, running),
-        finish=f"roachctl upgrade finalize {name}",
-    )  # fmt: skip
+    sent, finish = set_sent(session, running), f"roachctl upgrade finalize {name}"
+    check_rollback(previous, running, seen.raw, set_sent=sent, finish=finish)
     step = UpgradeStep(running, previous)
     report.path = [step.to_json() | {"kind": "rollback"}]
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
+    client, everyone = NodeClient(session), targets(session)
+    await hold_finalization(
+        client, everyone, previous, running, seen.cluster_version, set_sent=sent, finish=finish
+    )
+    session.step("auto-finalization", enabled=False)
     await roll_nodes(
         session, step, seen, report, notify, Pace(SettleRule(settle_s), f"roachctl upgrade rollback {name}")
     )
     await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report
+
+
+async def hold_finalization(
+    client: NodeClient, everyone: list[NodeTarget], previous: str, running: str, cluster_version: str,
+    *, set_sent: bool, finish: str,
+) -> str:  # fmt: skip
+    """Before a rollback stops its first node: auto-finalization off (the server's auto-upgrade loop
+    could begin finalizing once every node runs `running`, contract §9), then the version read and
+    checked again. Once one node runs the old binary nothing can begin it, so no later look is needed."""
+    await sql_value(client, everyone, disable_auto_finalization(running, cluster_version))
+    raw = (await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")).strip()
+    check_rollback(previous, running, raw, set_sent=set_sent, finish=finish)
+    return raw
 
 
 def set_sent(session: Session, running: str) -> bool:

@@ -360,10 +360,8 @@ def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT
             hint="a rollback returns to the release the last `roachctl local upgrade` started from",
         )
     ops = [(op.verb, op.steps) for op in read_operations(cluster.paths.journal)]
-    check_rollback(
-        previous.version, running[0], seen.raw, set_sent=finalize_sent(ops, major_of(running[0])),
-        finish=f"roachctl local upgrade finalize --name {name}",
-    )  # fmt: skip
+    sent, finish = finalize_sent(ops, major_of(running[0])), f"roachctl local upgrade finalize --name {name}"
+    check_rollback(previous.version, running[0], seen.raw, set_sent=sent, finish=finish)
     step = UpgradeStep(running[0], previous.version)
     report.path = [step.to_json() | {"kind": "rollback"}]
     report.gates = gate_results(seen, {running[0], previous.version})
@@ -374,6 +372,12 @@ def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT
         SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr,
         cluster.journaled("upgrade-rollback", args),
     ):
+        # auto-finalization off, then look again, before the first node stops (cluster/upgrade.py
+        # `hold_finalization`, contract §9)
+        _sql_value(cluster, disable_auto_finalization(running[0], seen.cluster_version))
+        cluster.step("auto-finalization", enabled=False)
+        check_rollback(previous.version, running[0], _sql_value(cluster, "SHOW CLUSTER SETTING version;"),
+                       set_sent=sent, finish=finish)  # fmt: skip
         try:
             _roll(cluster, step.source, step.target, previous.binary, report, timeout, intr, cv="",
                   rule=SettleRule(settle_s))  # fmt: skip
