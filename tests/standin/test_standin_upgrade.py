@@ -14,6 +14,7 @@ from tests.support.standin_harness import (
     rolling_restart,
     sql,
     standin_ca,  # noqa: F401  (fixture)
+    wait_for,
 )
 
 
@@ -56,6 +57,11 @@ def test_auto_upgrade_disabled_keeps_the_cluster_unfinalized(make_cluster: MakeC
     n2.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
     n2.start()
     assert n2.wait() == 1 and "is too high for running version v25.2" in n2.stderr
+    # finalization needs every member live (contract §9, upgradecluster NodesFromNodeLiveness)
+    wait_for(lambda: c.status_json()[1]["is_live"] == "false", 30, "n2 not live")
+    res = c.cli("sql", "-e", "SET CLUSTER SETTING version = '25.4'")
+    assert res.returncode == 1 and "n2 required, but unavailable" in res.stderr, res.stderr
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
 
 
 @pytest.mark.slow
