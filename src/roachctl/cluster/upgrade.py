@@ -289,6 +289,16 @@ def disk_gate(seen: Observation, need_kib: dict[str, int]) -> dict[str, object]:
     }
 
 
+def step_gates(
+    seen: Observation, step: UpgradeStep, to_install: set[str], size: int
+) -> list[dict[str, object]]:
+    """The preflight gates of one step of a path, before its release is installed: every
+    `gate_results` gate and free disk on the hosts that still need the release."""
+    gates = gate_results(seen, {step.source, step.target}, resuming=step.target)
+    gates.append(disk_gate(seen, {h: DISK_FACTOR * size // 1024 for h in sorted(to_install)}))
+    return gates
+
+
 def refuse_failed(gates: list[dict[str, object]], cluster: str) -> None:
     failed = [g for g in gates if not g["ok"]]
     if failed:
@@ -547,9 +557,7 @@ async def upgrade(
         path = UpgradePath(path.current, path.cluster_version, path.steps[0].target, path.steps[:1])
     first = path.steps[0]
     installs, tarballs, size = await _install_plan(session, first.target, source)
-    report.gates = gate_results(seen, {first.source, first.target}, resuming=first.target)
-    need = {h: DISK_FACTOR * size // 1024 for h, p in installs.items() if not p.converged}
-    report.gates.append(disk_gate(seen, need))
+    report.gates = step_gates(seen, first, {h for h, p in installs.items() if not p.converged}, size)
     refuse_failed(report.gates, name)
     if dry_run:
         return report
@@ -558,9 +566,12 @@ async def upgrade(
     )
     session.step("plan", source=first.source, target=path.target, final=version, steps=full)
     for index, step in enumerate(path.steps):
-        if index:
+        if index:  # each later step passes the same gates before anything is installed (exit 30)
             seen = await observe_cluster(session)
-            installs, tarballs, _ = await _install_plan(session, step.target, source)
+            installs, tarballs, size = await _install_plan(session, step.target, source)
+            gates = step_gates(seen, step, {h for h, p in installs.items() if not p.converged}, size)
+            report.gates += gates
+            refuse_failed(gates, name)
         await _install(session, installs, tarballs, notify)
         session.step("path", source=step.source, target=step.target, state="rolling")
         if step.major:

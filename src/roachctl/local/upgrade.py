@@ -247,8 +247,9 @@ def upgrade(
                     "plan", source=steps[0].source, target=steps[-1].target, final=version, steps=report.path
                 )
             for index, step in enumerate(steps):
-                if index:
+                if index:  # each later step passes the same gates before it rolls (exit 30)
                     seen = observe(cluster)
+                    refuse_failed(gate_results(seen, {step.source, step.target}), name)
                 step_release = release if step.target == version else _release_for(home, source, step.target)
                 op.step("path", source=step.source, target=step.target, state="rolling")
                 cv = seen.cluster_version if step.major else ""
