@@ -118,26 +118,27 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     assert res.returncode == 0 and f"runs {OLD} again" in res.stderr, res.stderr
     assert status(home)["version"] == OLD and _cluster_version(home) == "25.2"
 
-    # roll again with --finalize: migration 2's job fails (its first run): exit 20 with its error
+    # roll again with --finalize: migration 1's job fails (its first run): exit 20 with its error
+    fail_first = {**os.environ, "COCKROACH_STANDIN_FAIL_MIGRATION": "1"}
     res = roachctl(home, "local", "upgrade", "--binary", str(new), "--settle", "4", "--finalize", timeout=300,
-                   env=fail_once)  # fmt: skip
-    assert res.returncode == 20 and "stand-in migration 2 failed" in res.stderr, res.stderr
-    # stopped before migration 2: a transitional value, or the skipped 25.3's bare fence (contract §9)
-    stopped = _cluster_version(home)
-    assert "no rollback" in res.stderr and ("-upgrading-to-25." in stopped or stopped == "25.3"), stopped
+                   env=fail_first)  # fmt: skip
+    assert res.returncode == 20 and "stand-in migration 1 failed" in res.stderr, res.stderr
+    # the fence window (contract §9): the version still reads 25.2, but the stores carry the fence and the
+    # journal says the SET was sent: the rollback is refused
+    assert "no rollback" in res.stderr and _cluster_version(home) == "25.2"
     res = roachctl(home, "local", "upgrade", "rollback")
-    assert res.returncode == 30 and "finalization of the upgrade to" in res.stderr, res.stderr
-    # `local upgrade finalize` resumes it (a new SET); the old failed job is history, not a failure now
+    assert res.returncode == 30 and "may have begun even though the cluster version reads 25.2" in res.stderr
+    assert "roachctl local upgrade finalize --name dev" in res.stderr, res.stderr
+    # `local upgrade finalize` completes it (a new SET); the old failed job is history, not a failure now
     res = roachctl(home, "--json", "local", "upgrade", "finalize", timeout=300)
     assert res.returncode == 0 and "finalized: cluster version 25.4" in res.stderr, res.stderr
-    assert "had begun and stopped" in res.stderr
     jobs = json.loads(res.stdout)["migrations"]
-    assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs  # migration 2 (again) and 3
+    assert [j["status"] for j in jobs] == ["succeeded"] * 3, jobs  # migration 1 (again), 2 and 3
     assert _cluster_version(home) == "25.4"
     ops = read_operations(ClusterPaths(home, "dev").journal)
     assert ("upgrade-rollback", "ok") in [(o.verb, o.outcome) for o in ops], ops
     assert (ops[-1].verb, ops[-1].outcome) == ("upgrade-finalize", "ok"), ops[-1]
-    assert [s["step"] for s in ops[-1].steps] == ["finalize"], ops[-1].steps
+    assert [s["step"] for s in ops[-1].steps] == ["finalize-begin", "finalize"], ops[-1].steps
     res = roachctl(home, "local", "upgrade", "rollback")
     assert res.returncode == 30 and "is finalized" in res.stderr, res.stderr
 

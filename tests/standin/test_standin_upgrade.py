@@ -14,13 +14,15 @@ from tests.support.standin_harness import (
     rolling_restart,
     sql,
     standin_ca,  # noqa: F401  (fixture)
+    wait_for,
 )
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_auto_upgrade_disabled_keeps_the_cluster_unfinalized(make_cluster: MakeCluster) -> None:  # noqa: F811
-    """contract §9: `cluster.auto_upgrade.enabled = false` keeps rollback possible; manual finalize."""
+    """contract §9: `cluster.auto_upgrade.enabled = false` keeps rollback possible; manual finalize; a
+    failed first migration leaves the stores fenced under a bare old cluster version."""
     c = make_cluster()
     for n in c.nodes:
         n.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
@@ -39,6 +41,27 @@ def test_auto_upgrade_disabled_keeps_the_cluster_unfinalized(make_cluster: MakeC
     # finalization is refused while a node runs the old binary
     res = c.cli("sql", "-e", "SET CLUSTER SETTING version = '25.4'")
     assert res.returncode == 1 and "not yet supported by every node" in res.stderr
+    # the fence window (contract §9): a SET whose first migration fails leaves every store fenced while
+    # the cluster version still reads 25.2; an old binary then refuses its store
+    n3.signal(signal.SIGTERM)
+    assert n3.wait() == 0
+    n3.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.4.0", "COCKROACH_STANDIN_FAIL_MIGRATION": "1"}
+    n3.start()
+    n3.wait_ready()
+    res = c.cli("sql", "-e", "SET CLUSTER SETTING version = '25.4'", node=n3)
+    assert res.returncode == 1 and "stand-in migration 1 failed" in res.stderr, res.stderr
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
+    n2 = c.nodes[1]
+    n2.signal(signal.SIGTERM)
+    assert n2.wait() == 0
+    n2.env_extra = {"COCKROACH_STANDIN_VERSION": "v25.2.0"}
+    n2.start()
+    assert n2.wait() == 1 and "is too high for running version v25.2" in n2.stderr
+    # finalization needs every member live (contract §9, upgradecluster NodesFromNodeLiveness)
+    wait_for(lambda: c.status_json()[1]["is_live"] == "false", 30, "n2 not live")
+    res = c.cli("sql", "-e", "SET CLUSTER SETTING version = '25.4'")
+    assert res.returncode == 1 and "n2 required, but unavailable" in res.stderr, res.stderr
+    assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
 
 
 @pytest.mark.slow

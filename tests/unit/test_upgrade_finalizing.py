@@ -20,6 +20,7 @@ from roachctl.errors import RefusedError, RemoteCommandError
 from roachctl.exec.base import Result
 from roachctl.model.versions import finalizing
 from roachctl.plan import bounds
+from roachctl.plan.upgradeintent import FINALIZE_BEGIN, finalize_sent
 from roachctl.plan.upgradepath import check_rollback, finalize_done, plan_path
 
 STEP = "25.2-upgrading-to-25.4-step-004"
@@ -119,11 +120,36 @@ def test_set_is_sent_once_with_its_long_bound_then_polled_exactly(fails: str) ->
     assert bounds.FINALIZE_S > bounds.CLIENT_S
 
 
-def test_a_set_that_never_began_fails_at_once() -> None:
-    client = Client(["25.2"], set_fails="node unavailable")
-    with pytest.raises(RemoteCommandError, match="did not begin"):
+def test_a_failed_set_at_the_old_version_fails_at_once_and_may_have_begun() -> None:
+    """contract §9 (the fence window): the stores carry the fence before the version changes, so a
+    failed SET with the old version still showing is "did not complete (it may have begun)"."""
+    client = Client(["25.2"], set_fails="n2 required, but unavailable")
+    with pytest.raises(RemoteCommandError, match="did not complete \\(it may have begun") as info:
         _finalize(client, wait_s=1000.0)
-    assert len(client.sets) == 1
+    assert len(client.sets) == 1 and "n2 required" in info.value.message
+    assert "completes it" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("verb", ["upgrade", "upgrade-finalize"])
+def test_a_journaled_finalizing_set_refuses_the_rollback_at_the_old_version(verb: str) -> None:
+    """contract §9 (the fence window): `25.2` may already be fenced at 25.2-1 on every store."""
+    plan = [{"step": "plan", "source": "v25.2.0", "target": "v25.4.0"}, {"step": "path"}]
+    sent = [{"step": FINALIZE_BEGIN, "major": "25.4"}]
+    ops = [("upgrade", plan)] + ([("upgrade", sent)] if verb == "upgrade" else [(verb, sent)])
+    assert finalize_sent(ops, "25.4") and not finalize_sent(ops, "26.1")
+    with pytest.raises(RefusedError) as info:
+        check_rollback("v25.2.0", "v25.4.0", "25.2", set_sent=True, finish="roachctl upgrade finalize prod")
+    assert "may have begun even though the cluster version reads 25.2" in info.value.message
+    assert info.value.exit_code == 30 and "roachctl upgrade finalize prod" in (info.value.hint or "")
+
+
+def test_a_set_before_the_latest_plan_does_not_count() -> None:
+    old = [{"step": "plan"}, {"step": FINALIZE_BEGIN, "major": "25.4"}]
+    assert finalize_sent([("upgrade", old)], "25.4")
+    assert not finalize_sent(
+        [("upgrade", old), ("upgrade-rollback", []), ("upgrade", [{"step": "plan"}])], "25.4"
+    )
+    assert not finalize_sent([("upgrade-finalize", [{"step": FINALIZE_BEGIN, "major": "25.4"}])], "25.4")
 
 
 def test_begun_finalization_is_resumed_with_a_new_set() -> None:
@@ -158,3 +184,46 @@ def test_jobs_that_cannot_be_read_do_not_fail_a_finalization() -> None:
         up.finalize_with(cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, poll_s=0.0)
     )
     assert done.cluster_version == "25.4" and "could not be read" in done.problem
+
+
+def test_a_failed_set_at_a_skipped_majors_bare_version_is_watched_not_failed() -> None:
+    """contract §9 (skip-level finalization): a bare `25.3` on the way from 25.2 to 25.4 is progress."""
+    client = Client(["25.3", "25.3", "25.4"], set_fails="connection reset")
+    run = up.finalize_with(
+        cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, source="v25.2.0", poll_s=0.0, wait_s=5.0
+    )
+    assert asyncio.run(run).cluster_version == "25.4" and client.values == ["25.4"]
+    client = Client(["25.3", "25.4"], set_fails="connection reset")  # no journaled source: as before
+    with pytest.raises(RemoteCommandError, match="did not complete"):
+        _finalize(client, wait_s=1000.0)
+
+
+class Recorder(Client):
+    """Records every statement it is sent."""
+
+    def __init__(self, values: list[str]) -> None:
+        super().__init__(values)
+        self.statements: list[str] = []
+
+    async def run(self, target: NodeTarget, args: list[str], *, timeout: float, input: bytes) -> Result:
+        self.statements.append(input.decode().strip())
+        return await super().run(target, args, timeout=timeout, input=input)
+
+
+def _hold(client: Recorder, *, sent: bool = False) -> str:
+    run = up.hold_finalization(
+        cast(NodeClient, client), TARGETS, "v25.2.0", "v25.4.0", "25.2", set_sent=sent, finish="F"
+    )
+    return asyncio.run(run)
+
+
+def test_a_rollback_turns_auto_finalization_off_then_looks_again() -> None:
+    """contract §9: the auto-upgrade loop may begin finalizing between the first look and the first stop."""
+    client = Recorder(["25.2"])
+    assert _hold(client) == "25.2"
+    assert "cluster.auto_upgrade.enabled = false" in client.statements[0]
+    assert "SHOW CLUSTER SETTING version" in client.statements[1]
+    with pytest.raises(RefusedError, match="has begun"):
+        _hold(Recorder([STEP]))  # it began in between
+    with pytest.raises(RefusedError, match="may have begun"):
+        _hold(Recorder(["25.2"]), sent=True)

@@ -103,3 +103,17 @@ def test_the_one_node_an_interrupted_roll_left_stopped_is_not_down() -> None:
     other = HostView("h2", False, "v25.2.0", "v25.4.0", 10**7, False, "active", "10.0.0.2:26257")
     two = _seen([_row(1, "v25.4.0"), _row(2, is_live=False), _row(3, is_live=False)], h2=other, h3=paused)
     assert "every node running and live" in _failed(gate_results(two, {"v25.2.0", "v25.4.0"}, "v25.4.0"))
+
+
+def test_every_step_of_a_path_has_the_same_gates_and_a_disk_gate() -> None:
+    """A later step (25.4 → 26.1) checks decommissions and free disk like the first (cluster/upgrade.py)."""
+    from roachctl.cluster.upgrade import step_gates
+    from roachctl.plan.upgradepath import UpgradeStep
+
+    step = UpgradeStep("v25.4.0", "v26.1.0")
+    rows = [_row(1, "v25.4.0"), _row(2, "v25.4.0"), _row(3, "v25.4.0", membership="decommissioning")]
+    gates = step_gates(_seen(rows), step, {"h1", "h2", "h3"}, 10**12)
+    assert "no decommission in progress" in _failed(gates) and len(_failed(gates)) == 2
+    assert step_gates(_seen(rows[:2]), step, set(), 10**12)[-1]["ok"]
+    with pytest.raises(RefusedError):
+        refuse_failed(gates, "c")

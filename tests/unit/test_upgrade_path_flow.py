@@ -61,7 +61,7 @@ class Cluster:
                     self.rolled.append((host, step.target))
 
         async def finalize(
-            session: Session, major: str, notify: Any, report: Any, *, begun: bool = False
+            session: Session, major: str, notify: Any, report: Any, *, begun: bool = False, source: str = ""
         ) -> str:
             if self.stop_before_finalize:
                 raise InterruptedByUser("interrupted")

@@ -50,7 +50,7 @@ from roachctl.errors import (
 )
 from roachctl.exec.command import Command
 from roachctl.model.loader import with_version
-from roachctl.model.versions import finalizing, major_of
+from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
@@ -62,7 +62,7 @@ from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.settle import DEFAULT_SETTLE_S, SettleRule, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
-from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
+from roachctl.plan.upgradeintent import FINALIZE_BEGIN, Intent, check_intent, finalize_sent, intent_from_steps
 from roachctl.plan.upgradepath import (
     UpgradePath,
     UpgradeStep,
@@ -290,6 +290,16 @@ def disk_gate(seen: Observation, need_kib: dict[str, int]) -> dict[str, object]:
         if not short
         else "free space under the install root (`roachctl prune` removes unused releases)",
     }
+
+
+def step_gates(
+    seen: Observation, step: UpgradeStep, to_install: set[str], size: int
+) -> list[dict[str, object]]:
+    """The preflight gates of one step of a path, before its release is installed: every
+    `gate_results` gate and free disk on the hosts that still need the release."""
+    gates = gate_results(seen, {step.source, step.target}, resuming=step.target)
+    gates.append(disk_gate(seen, {h: DISK_FACTOR * size // 1024 for h in sorted(to_install)}))
+    return gates
 
 
 def refuse_failed(gates: list[dict[str, object]], cluster: str) -> None:
@@ -550,9 +560,7 @@ async def upgrade(
         path = UpgradePath(path.current, path.cluster_version, path.steps[0].target, path.steps[:1])
     first = path.steps[0]
     installs, tarballs, size = await _install_plan(session, first.target, source)
-    report.gates = gate_results(seen, {first.source, first.target}, resuming=first.target)
-    need = {h: DISK_FACTOR * size // 1024 for h, p in installs.items() if not p.converged}
-    report.gates.append(disk_gate(seen, need))
+    report.gates = step_gates(seen, first, {h for h, p in installs.items() if not p.converged}, size)
     refuse_failed(report.gates, name)
     if dry_run:
         return report
@@ -561,9 +569,12 @@ async def upgrade(
     )
     session.step("plan", source=first.source, target=path.target, final=version, steps=full)
     for index, step in enumerate(path.steps):
-        if index:
+        if index:  # each later step passes the same gates before anything is installed (exit 30)
             seen = await observe_cluster(session)
-            installs, tarballs, _ = await _install_plan(session, step.target, source)
+            installs, tarballs, size = await _install_plan(session, step.target, source)
+            gates = step_gates(seen, step, {h for h, p in installs.items() if not p.converged}, size)
+            report.gates += gates
+            refuse_failed(gates, name)
         await _install(session, installs, tarballs, notify)
         session.step("path", source=step.source, target=step.target, state="rolling")
         if step.major:
@@ -582,7 +593,9 @@ async def upgrade(
         session.step("path", source=step.source, target=step.target, state="rolled")
         if step.major and (finalize or index < len(path.steps) - 1):
             begun = finalization_begun(seen.raw, step.source, step.target)
-            report.cluster_version = await _finalize(session, step.new_major, notify, report, begun=begun)
+            report.cluster_version = await _finalize(
+                session, step.new_major, notify, report, begun=begun, source=step.source
+            )
             session.step("path", source=step.source, target=step.target, state="finalized")
         elif step.major and auto_finalize:
             report.cluster_version = await sql_value(
@@ -634,11 +647,14 @@ def remaining_advice(name: str, cluster_version: str, running: str, final: str =
 
 
 async def _finalize(
-    session: Session, major: str, notify: Notify, report: UpgradeReport, *, begun: bool = False
-) -> str:
-    """Finalize to `major`; its migration jobs go into the report (also when one failed)."""
+    session: Session, major: str, notify: Notify, report: UpgradeReport, *, begun: bool = False,
+    source: str = "",
+) -> str:  # fmt: skip
+    """Finalize to `major`; its migration jobs go into the report (also when one failed). The
+    journal says the SET is about to be sent before it is (a rollback is refused from then on)."""
+    session.step(FINALIZE_BEGIN, major=major)
     done = await finalize_with(
-        NodeClient(session), targets(session), major, notify, begun=begun,
+        NodeClient(session), targets(session), major, notify, begun=begun, source=source,
         rerun=f"roachctl upgrade finalize {session.topology.name}",
     )  # fmt: skip
     report.migrations += [j.to_json() for j in done.jobs]  # a path of several majors: every step's
@@ -663,6 +679,7 @@ async def finalize_with(
     notify: Notify,
     *,
     begun: bool = False,
+    source: str = "",
     poll_s: float = 2.0,
     wait_s: float = FINALIZE_TIMEOUT,
     rerun: str = "roachctl upgrade finalize CLUSTER",
@@ -671,12 +688,13 @@ async def finalize_with(
     `major` (contract §9), and read the MIGRATION jobs finished since the SET (or running).
 
     The SET blocks until every migration has run (bound `FINALIZE_S`); on a failure or a timeout it
-    is not sent to another node: roachctl watches `SHOW CLUSTER SETTING version` instead, and a
-    value still the old one means finalization never began. A failed migration job of this
-    finalization is exit 20 with its error. `begun`: a transitional value was observed;
-    finalization runs in the session of the SET that began it and stops when that session ends,
-    so the SET is sent again to resume it (safe: done migrations are skipped, a running one is
-    waited for).
+    is not sent to another node: roachctl watches `SHOW CLUSTER SETTING version` instead; a value
+    still the old one is "did not complete": the fence may already be on the stores (contract §9).
+    A failed migration job of this finalization is exit 20 with its error. `begun`: a transitional
+    value was observed; finalization runs in the session of the SET that began it and stops when
+    that session ends, so the SET is sent again to resume it (safe: done migrations are skipped, a
+    running one is waited for). `source`: the upgrade's source release: a bare skipped major
+    (`25.3` from 25.2 to 25.4) is finalization in progress, watched like a transitional value.
     """
     error = ""
     if begun:
@@ -705,10 +723,13 @@ async def finalize_with(
         if error:
             jobs, _ = await read_jobs(client, everyone, since)
             refuse_failed_jobs(jobs, major, cv, rerun)
-        if error and not finalizing(cv):
+        if error and not finalization_begun(cv, source, major):
             raise RemoteCommandError(
-                f"finalization to {major} did not begin (cluster version {cv}): {error}",
-                hint=f"fix the cause, then run `{rerun}` again",
+                f"finalization to {major} did not complete (it may have begun: the fence version is "
+                f"on the stores before the cluster version changes, contract §9; cluster version {cv}): "
+                f"{error}",
+                hint=f"fix the cause, then run `{rerun}` again, which completes it; a rollback is refused "
+                "once a finalizing SET was sent",
             )
         if time.monotonic() > deadline:
             raise RemoteCommandError(
@@ -745,7 +766,7 @@ async def _finalize_checked(
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
     report.cluster_version = await _finalize(
-        session, major_of(running), notify, report, begun=seen.finalizing
+        session, major_of(running), notify, report, begun=seen.finalizing, source=seen.source
     )
     report.remaining = remaining_advice(name, report.cluster_version, running, source=seen.source)
     return report
@@ -793,18 +814,43 @@ async def rollback(session: Session, *, notify: Notify, settle_s: float = DEFAUL
             + (f", not the last upgrade's {running}" if running else " and this home journaled no upgrade"),
             hint="a rollback returns to the release the last `roachctl upgrade` started from",
         )
-    check_rollback(previous, running, seen.raw)
+    sent, finish = set_sent(session, running), f"roachctl upgrade finalize {name}"
+    check_rollback(previous, running, seen.raw, set_sent=sent, finish=finish)
     step = UpgradeStep(running, previous)
     report.path = [step.to_json() | {"kind": "rollback"}]
     report.gates = gate_results(seen, {running, previous}, resuming=previous)
     refuse_failed(report.gates, name)
     await _verify_installed(session, previous)
+    client, everyone = NodeClient(session), targets(session)
+    await hold_finalization(
+        client, everyone, previous, running, seen.cluster_version, set_sent=sent, finish=finish
+    )
+    session.step("auto-finalization", enabled=False)
     await roll_nodes(
         session, step, seen, report, notify, Pace(SettleRule(settle_s), f"roachctl upgrade rollback {name}")
     )
     await record_running(session, previous, notify)
     report.remaining = f"the cluster runs {previous} again (cluster version {seen.cluster_version})"
     return report
+
+
+async def hold_finalization(
+    client: NodeClient, everyone: list[NodeTarget], previous: str, running: str, cluster_version: str,
+    *, set_sent: bool, finish: str,
+) -> str:  # fmt: skip
+    """Before a rollback stops its first node: auto-finalization off (the server's auto-upgrade loop
+    could begin finalizing once every node runs `running`, contract §9), then the version read and
+    checked again. Once one node runs the old binary nothing can begin it, so no later look is needed."""
+    await sql_value(client, everyone, disable_auto_finalization(running, cluster_version))
+    raw = (await sql_value(client, everyone, "SHOW CLUSTER SETTING version;")).strip()
+    check_rollback(previous, running, raw, set_sent=set_sent, finish=finish)
+    return raw
+
+
+def set_sent(session: Session, running: str) -> bool:
+    """The journal says a finalizing SET to `running`'s major was sent since the last upgrade's plan."""
+    ops = [(op.verb, op.steps) for op in read_operations(session.home.journal_path)]
+    return finalize_sent(ops, major_of(running))
 
 
 async def upgrade_status(

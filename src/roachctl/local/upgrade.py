@@ -34,7 +34,7 @@ from roachctl.local.layout import ClusterPaths, check_name
 from roachctl.local.ops import ReleaseChoice
 from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, NodeState
-from roachctl.model.versions import finalizing, major_of
+from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
@@ -42,7 +42,7 @@ from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.upgradeintent import check_intent, intent_from_steps
+from roachctl.plan.upgradeintent import FINALIZE_BEGIN, check_intent, finalize_sent, intent_from_steps
 from roachctl.plan.upgradepath import (
     UpgradeStep,
     check_rollback,
@@ -247,8 +247,9 @@ def upgrade(
                     "plan", source=steps[0].source, target=steps[-1].target, final=version, steps=report.path
                 )
             for index, step in enumerate(steps):
-                if index:
+                if index:  # each later step passes the same gates before it rolls (exit 30)
                     seen = observe(cluster)
+                    refuse_failed(gate_results(seen, {step.source, step.target}), name)
                 step_release = release if step.target == version else _release_for(home, source, step.target)
                 op.step("path", source=step.source, target=step.target, state="rolling")
                 cv = seen.cluster_version if step.major else ""
@@ -268,10 +269,14 @@ def upgrade(
                 report.cluster_version = seen.raw
                 if step.major and finalize:
                     begun = finalization_begun(seen.raw, step.source, step.target)
-                    report.cluster_version = _finalize(cluster, step.new_major, report, begun=begun)
+                    report.cluster_version = _finalize(
+                        cluster, step.new_major, report, begun=begun, source=step.source
+                    )
                     op.step("path", source=step.source, target=step.target, state="finalized")
             if not steps and finalize and not finalize_done(seen.raw, version):
-                report.cluster_version = _finalize(cluster, major_of(version), report, begun=seen.finalizing)
+                report.cluster_version = _finalize(
+                    cluster, major_of(version), report, begun=seen.finalizing, source=seen.source
+                )
         except (StopRequested, ForceStop):
             done = ", ".join(h for h, s in report.nodes.items() if s.startswith("on ")) or "none"
             raise InterruptedByUser(
@@ -332,7 +337,9 @@ def finalize(home: Path, name: str) -> UpgradeReport:
         report.remaining = f"nothing to finalize: cluster version {seen.raw} matches {running}"
         return report
     with cluster.journaled("upgrade-finalize", {"running": running}):
-        report.cluster_version = _finalize(cluster, major_of(running), report, begun=seen.finalizing)
+        report.cluster_version = _finalize(
+            cluster, major_of(running), report, begun=seen.finalizing, source=seen.source
+        )
     report.remaining = _left(name, report.cluster_version, running, source=seen.source)
     return report
 
@@ -353,7 +360,9 @@ def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT
             + (started or " and no `local upgrade` of this cluster is recorded"),
             hint="a rollback returns to the release the last `roachctl local upgrade` started from",
         )
-    check_rollback(previous.version, running[0], seen.raw)
+    ops = [(op.verb, op.steps) for op in read_operations(cluster.paths.journal)]
+    sent, finish = finalize_sent(ops, major_of(running[0])), f"roachctl local upgrade finalize --name {name}"
+    check_rollback(previous.version, running[0], seen.raw, set_sent=sent, finish=finish)
     step = UpgradeStep(running[0], previous.version)
     report.path = [step.to_json() | {"kind": "rollback"}]
     report.gates = gate_results(seen, {running[0], previous.version})
@@ -364,6 +373,12 @@ def rollback(home: Path, name: str, *, timeout: float, settle_s: float = DEFAULT
         SignalCounter("finishing the node in flight; press Ctrl-C again to stop at once") as intr,
         cluster.journaled("upgrade-rollback", args),
     ):
+        # auto-finalization off, then look again, before the first node stops (cluster/upgrade.py
+        # `hold_finalization`, contract §9)
+        _sql_value(cluster, disable_auto_finalization(running[0], seen.cluster_version))
+        cluster.step("auto-finalization", enabled=False)
+        check_rollback(previous.version, running[0], _sql_value(cluster, "SHOW CLUSTER SETTING version;"),
+                       set_sent=sent, finish=finish)  # fmt: skip
         try:
             _roll(cluster, step.source, step.target, previous.binary, report, timeout, intr, cv="",
                   rule=SettleRule(settle_s))  # fmt: skip
@@ -428,8 +443,11 @@ def _now(cluster: LocalCluster) -> str:
         return ""
 
 
-def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun: bool = False) -> str:
-    """The remote finalize's rules (cluster/upgrade.py `finalize_with`) on a local cluster."""
+def _finalize(
+    cluster: LocalCluster, major: str, report: UpgradeReport, *, begun: bool = False, source: str = ""
+) -> str:
+    """The remote finalize's rules (cluster/upgrade.py `finalize_with`) on a local cluster; `source`:
+    the upgrade's source (a bare skipped major is finalization in progress, contract §9)."""
     builds = cluster_builds(cluster)
     if {major_of(b) for b in builds} != {major}:
         raise RefusedError(f"cannot finalize: the nodes run {', '.join(sorted(builds))}",
@@ -437,14 +455,20 @@ def _finalize(cluster: LocalCluster, major: str, report: UpgradeReport, *, begun
     if begun:  # a finalization that stopped with its SET's session resumes with a new SET (contract §9)
         console().print(f"finalization to {major} had begun and stopped: sending the SET again resumes it")
     since = _now(cluster)
+    cluster.step(FINALIZE_BEGIN, major=major)  # before the SET: a rollback is refused from here on
     error = _set_once(cluster, finalize_statement(major))
     rerun = f"roachctl local upgrade finalize --name {cluster.state.name}"
     deadline = time.monotonic() + FINALIZE_TIMEOUT
     while not finalize_done(cv := _sql_value(cluster, "SHOW CLUSTER SETTING version;"), major):
         if error:
             refuse_failed_jobs(_jobs(cluster, since)[0], major, cv, rerun)
-        if error and not finalizing(cv):
-            raise RemoteCommandError(f"finalization to {major} did not begin (cluster version {cv}): {error}")
+        if error and not finalization_begun(cv, source, major):
+            raise RemoteCommandError(
+                f"finalization to {major} did not complete (it may have begun: the fence version is on "
+                f"the stores before the cluster version changes, contract §9; cluster version {cv}): {error}",
+                hint=f"fix the cause, then `{rerun}` completes it; a rollback is refused once a finalizing "
+                "SET was sent",
+            )
         if time.monotonic() > deadline:
             raise RemoteCommandError(f"finalization to {major} did not complete (cluster version {cv})",
                                      hint=f"`{rerun}` sends the SET again, which resumes it")  # fmt: skip

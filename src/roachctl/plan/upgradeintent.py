@@ -106,3 +106,26 @@ def check_intent(
     if not fits or (len(where) == 2 and finalizing(cluster_version)):
         return None, ignored + f"the cluster version {cluster_version.strip()} does not fit it"
     return intent, ""
+
+
+FINALIZE_BEGIN = "finalize-begin"  # journaled just BEFORE a finalizing SET is sent (contract §9)
+
+
+def finalize_sent(operations: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], major: str) -> bool:
+    """Whether, since the latest upgrade's `plan` step, a finalizing SET to `major` was sent
+    (a `finalize-begin` step in that upgrade or any later operation; `operations` are (verb, steps),
+    oldest first). Its fence versions may then be on the stores although the cluster version still
+    reads the old major (contract §9, "the fence window"), so a rollback is refused."""
+    start = None
+    for i, (verb, steps) in enumerate(operations):
+        plans = [j for j, s in enumerate(steps) if s.get("step") == "plan"] if verb == "upgrade" else []
+        if plans:
+            start = (i, plans[-1])
+    if start is None:
+        return False
+    first, offset = start
+    later = [s for _, steps in operations[first + 1 :] for s in steps]
+    return any(
+        s.get("step") == FINALIZE_BEGIN and str(s.get("major", "")) == major_of(major)
+        for s in [*operations[first][1][offset:], *later]
+    )

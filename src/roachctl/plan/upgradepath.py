@@ -309,19 +309,33 @@ def _not_continued(low: str, high: str, target: str, path: UpgradePath) -> Refus
     )
 
 
-def check_rollback(previous: str, running: str, cluster_version: str) -> None:
+def check_rollback(
+    previous: str, running: str, cluster_version: str, *, set_sent: bool = False,
+    finish: str = "roachctl upgrade finalize CLUSTER",
+) -> None:  # fmt: skip
     """Refuse a rollback from `running` to `previous` once finalization has begun or finished.
 
     `cluster_version` is the raw `SHOW CLUSTER SETTING version`: a transitional value
     (`25.3-upgrading-to-25.4-step-004`) means finalization has begun, and a binary of the old
-    major would no longer open the stores (contract §9).
+    major would no longer open the stores (contract §9). `set_sent`: the journal says a finalizing
+    SET to `running`'s major was sent since the upgrade's plan; the fence version is bumped on
+    every store before the cluster version changes, so a bare old major does not prove that
+    finalization never began (contract §9, "the fence window"): refused too, the safe direction.
     """
     raw = cluster_version.strip()
     if finalization_begun(raw, previous, running):
         raise RefusedError(
             f"cannot roll back to {previous}: finalization of the upgrade to {running} has begun "
             f"(cluster version {raw}); after finalization begins a rollback is no longer possible",
-            hint="wait for finalization to finish (`roachctl upgrade finalize CLUSTER` resumes it and waits)",
+            hint=f"wait for finalization to finish (`{finish}` resumes it and waits)",
+        )
+    if set_sent and major_of(previous) == raw:
+        raise RefusedError(
+            f"cannot roll back to {previous}: a finalizing SET CLUSTER SETTING version = "
+            f"'{major_of(running)}' was sent since the upgrade to {running} began, so finalization may "
+            f"have begun even though the cluster version reads {raw} (its fence version is on the "
+            f"stores first), and a {major_of(previous)} binary might not open them",
+            hint=f"`{finish}` completes it",
         )
     if major_of(previous) != raw:
         raise RefusedError(
