@@ -24,7 +24,10 @@ def register(local: click.Group) -> None:
 
 @click.group(cls=DefaultGroup)
 def upgrade() -> None:
-    """Like `roachctl upgrade`, locally: `local upgrade --version V`, `finalize`, `rollback`."""
+    """Like `roachctl upgrade`, locally: `local upgrade --version V`, `finalize`, `rollback`.
+
+    Without a subcommand the options go to `run` (`roachctl local upgrade run --help` lists them).
+    """
 
 
 @upgrade.command("run")

@@ -31,7 +31,10 @@ def register(root: click.Group) -> None:
 
 @click.group(cls=DefaultGroup)
 def upgrade() -> None:
-    """Planned, gated, rolling upgrades: `upgrade CLUSTER --version V`, `finalize`, `rollback`."""
+    """Planned, gated, rolling upgrades: `upgrade CLUSTER --version V`, `finalize`, `rollback`.
+
+    Without a subcommand the arguments go to `run` (`roachctl upgrade run --help` lists its options).
+    """
 
 
 @upgrade.command("run")
