@@ -58,9 +58,11 @@ def test_auto_upgrade_disabled_keeps_the_cluster_unfinalized(make_cluster: MakeC
     n2.start()
     assert n2.wait() == 1 and "is too high for running version v25.2" in n2.stderr
     # finalization needs every member live (contract §9, upgradecluster NodesFromNodeLiveness)
-    wait_for(lambda: c.status_json()[1]["is_live"] == "false", 30, "n2 not live")
+    # n2's row by address: node ids follow the racy join order of the second and third process
+    row = lambda: next(r for r in c.status_json() if r["address"] == n2.addr)  # noqa: E731
+    wait_for(lambda: row()["is_live"] == "false", 30, "n2 not live")
     res = c.cli("sql", "-e", "SET CLUSTER SETTING version = '25.4'")
-    assert res.returncode == 1 and "n2 required, but unavailable" in res.stderr, res.stderr
+    assert res.returncode == 1 and f"n{row()['id']} required, but unavailable" in res.stderr, res.stderr
     assert sql(c, "SHOW CLUSTER SETTING version") == "version\n25.2\n"
 
 
