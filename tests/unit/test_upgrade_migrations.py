@@ -11,7 +11,13 @@ from roachctl.plan.migrations import jobs_statement, parse_jobs, refuse_failed, 
 
 
 @pytest.mark.parametrize(
-    "text", ["2026-12-07 12:00:00.123456+00", "2026-12-07 12:00:00+00:00", "2026-12-07T12:00:00Z"]
+    "text",
+    [
+        "2026-12-07 12:00:00.123456+00",
+        "2026-12-07 12:00:00+00:00",
+        "2026-12-07T12:00:00Z",
+        "2026-12-07 12:00:00-00:01:15",
+    ],
 )
 def test_the_clock_is_passed_back_verbatim(text: str) -> None:
     assert since_literal(f"{text}\n") == text

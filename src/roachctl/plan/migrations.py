@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from roachctl.errors import RemoteCommandError
 
 NOW_STATEMENT = "SELECT now();"
-_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d(:?\d\d)?|Z)?$")
+# A session time zone with a seconds offset (e.g. LMT zones) renders `+hh:mm:ss` (lib/pq style).
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d(:?\d\d(:?\d\d)?)?|Z)?$")
 COLUMNS = ("job_id", "description", "user_name", "status", "error")
 
 
