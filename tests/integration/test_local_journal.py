@@ -2,12 +2,14 @@
 
 Real local stand-in processes, no bed. A wrapper binary holds node n3's `cockroach start` while a
 gate file exists, so a `local start` can be interrupted at a known point: n1 still runs (it was
-left alone), n2 was started by this command and is ready, n3 is held.
+left alone), n2 was started by this command and is ready, n3 is held. Meanwhile another mutating
+command on the cluster is refused (one operation per cluster at a time).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +95,12 @@ def test_an_interrupted_start_is_journaled_and_a_rerun_continues_from_what_runs(
     proc = spawn_roachctl(home, "local", "start", log=log)
     try:
         wait_for(lambda: status(home)["nodes"][1]["ready"], 30, "n2 ready (n1 and n2 are a majority)")
+        # One mutating operation per cluster: a `local stop` meanwhile is refused, naming the start.
+        refused = roachctl(home, "local", "stop")
+        assert refused.returncode == 30, refused.stderr
+        assert "another operation on cluster local/dev" in refused.stderr, refused.stderr
+        assert re.search(r"`roachctl .*local start` \(pid \d+", refused.stderr), refused.stderr
+        assert status(home)["nodes"][1]["ready"] and _alive(pids[0])  # nothing was stopped
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130, log.read_text()
     finally:

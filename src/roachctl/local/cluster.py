@@ -30,6 +30,7 @@ from roachctl.local.ports import port_in_use
 from roachctl.local.state import HOST, LocalState, NodeState, save, state_lock
 from roachctl.local.state import load as load_state
 from roachctl.operation.journal import Operation
+from roachctl.operation.lock import file_lock
 from roachctl.plan import drainlog
 from roachctl.plan.argv import StartSpec, start_argv
 from roachctl.plan.drainlog import drain_verdict
@@ -71,8 +72,14 @@ class LocalCluster:
     @contextlib.contextmanager
     def journaled(self, verb: str, args: dict[str, Any]) -> Iterator[Operation]:
         """Run a mutating command as one Operation in `<home>/local/<name>/journal.jsonl`: begin,
-        a step per node started, ready or stopped, and how it ended (as remote commands do)."""
-        with Operation(self.paths.journal, verb, args) as operation:
+        a step per node started, ready or stopped, and how it ended (as remote commands do).
+
+        One mutating operation per cluster at a time: the block holds the cluster's operation lock,
+        and another `local` command that changes this cluster is refused (exit 30) naming the holder."""
+        with (
+            file_lock(self.paths.op_lock, f"local/{self.paths.name}", verb),
+            Operation(self.paths.journal, verb, args) as operation,
+        ):
             self.operation = operation
             try:
                 yield operation

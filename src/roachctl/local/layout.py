@@ -101,6 +101,12 @@ class ClusterPaths:
         return self.dir / "journal.jsonl"
 
     @property
+    def op_lock(self) -> Path:
+        """Held by every mutating command for its whole run (operation/lock.py `file_lock`), so two
+        `local` commands never change one cluster at once."""
+        return self.dir / "op.lock"
+
+    @property
     def ca_dir(self) -> Path:
         return self.dir / "ca"
 

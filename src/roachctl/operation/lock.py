@@ -102,7 +102,15 @@ def _busy(cluster: str, where: str, holder: str) -> RefusedError:
 @contextlib.contextmanager
 def controller_lock(home: Path, cluster: str, verb: str) -> Iterator[None]:
     """Hold `<home>/locks/<cluster>.lock` for the block, or refuse (exit 30) naming the holder."""
-    path = private_dir(home / "locks") / f"{cluster}.lock"
+    with file_lock(private_dir(home / "locks") / f"{cluster}.lock", cluster, verb):
+        yield
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, cluster: str, verb: str) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (in a directory only its owner can write) for the block,
+    recording the holder in it, or refuse (exit 30) naming the holder. The kernel drops the lock
+    when the process ends, so a killed holder never leaves a stale one."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:  # e.g. a symlink planted there (O_NOFOLLOW: ELOOP)
