@@ -220,6 +220,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("needs root (the test bed)", file=sys.stderr)
         return 2
+    from deploy_bench import precompile
+
+    precompile()  # before install(): its import of the CLI is timed
     install()
     what_if(args.what_if_ca_cache, args.what_if_connect_cap)
     from deploy_bench import build_release, pad_release, write_topology

@@ -61,6 +61,7 @@ from deploy_bench import (  # noqa: E402
     code_under_test,
     log,
     pad_release,
+    precompile,
     settle,
     startup_seconds,
 )
@@ -454,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
             Path(f"{tarball}.sha256sum").write_text(f"{digest}  {tarball.name}\n")
         meta["tarball_bytes"] = tarball.stat().st_size
+        precompile()
         meta["startup_s"] = startup_seconds(3)
         with Mirror(tarball.parent) as mirror:
             for n in counts:

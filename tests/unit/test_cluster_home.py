@@ -6,6 +6,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from roachctl.errors import RefusedError, UsageError
 from roachctl.operation.home import OPERATOR_CLIENT_LIFETIME, ClusterHome, ClusterState
@@ -244,3 +246,23 @@ def test_listing_skips_directories_that_are_not_cluster_names(tmp_path: Path) ->
     odd.mkdir()
     (odd / "state.json").write_text("{}")
     assert ClusterHome.list_names(tmp_path) == ["prod"]
+
+
+def test_a_damaged_ca_key_whose_public_half_matches_is_refused(tmp_path: Path) -> None:
+    """ca.key with the certificate's public numbers but a corrupt private half (d and its CRT
+    exponent): it would sign certs no node accepts, so it is refused before anything is signed."""
+    home = _new_home(tmp_path)
+    key = home.ca().key
+    good = key.private_numbers()
+    bad = rsa.RSAPrivateNumbers(
+        p=good.p, q=good.q, d=good.d + 2, dmp1=good.dmp1 + 2, dmq1=good.dmq1 + 2, iqmp=good.iqmp,
+        public_numbers=good.public_numbers,
+    ).private_key(unsafe_skip_rsa_key_validation=True)  # fmt: skip
+    pem = bad.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    (home.ca_dir / "ca.key").write_bytes(pem)
+    with pytest.raises(RefusedError, match=r"ca\.key is damaged"):
+        ClusterHome(tmp_path, "prod").ca()
