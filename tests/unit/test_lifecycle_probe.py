@@ -7,6 +7,7 @@ ConnectionResetError out of `status`/`stop` ("internal error") instead of report
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -32,3 +33,31 @@ def test_a_pipe_that_dies_before_the_request_is_a_probe_error_saying_why(secure:
                     DYING_PIPE, server_hostname="h1", path="/health?ready=1", ssl_context=context, timeout=10
                 )
             )
+
+
+def test_wait_ready_polls_fast_at_first_then_backs_off_to_one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restarted node is usually ready within a few hundred ms: the first pauses are short (a flat
+    1 s poll cost up to 1 s per node of a rolling restart), then they grow to 1 s."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from roachctl.cluster import nodes
+
+    answers = [nodes.Readiness(False, True, "node is not healthy")] * 8 + [
+        nodes.Readiness(True, True, "ready")
+    ]
+    pauses: list[float] = []
+
+    async def probe(session: Any, target: Any, *, timeout: float = 10) -> nodes.Readiness:
+        return answers.pop(0)
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(nodes, "probe_ready", probe)
+    monkeypatch.setattr(nodes.asyncio, "sleep", sleep)
+    state = asyncio.run(nodes.wait_ready(SimpleNamespace(), SimpleNamespace(), timeout=60))  # type: ignore[arg-type]
+    assert state.ready and len(pauses) == 8
+    assert pauses[0] == pytest.approx(0.1) and pauses[1] == pytest.approx(0.15)
+    assert all(b >= a for a, b in itertools.pairwise(pauses)) and pauses[-1] == 1.0
+    assert sum(pauses[:4]) < 1.0  # four probes within the first second, where a flat poll made one

@@ -74,6 +74,7 @@ def _restart(monkeypatch: pytest.MonkeyPatch, drain_log: tuple[str, ...]) -> tup
 def test_restart_stops_each_node_bounded_then_starts_it_never_systemctl_restart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(lifecycle, "GATE_FRESH_S", -1.0)  # every gate stale: each node gates before its stop
     rec, lines = _restart(monkeypatch, ("I251207 ... [n2] 7  graceful drain complete",))
     bound = f"{lifecycle.DRAIN_TIMEOUT:g}"
     assert rec.calls == [
@@ -100,3 +101,24 @@ def test_restart_says_when_a_drain_is_not_confirmed(monkeypatch: pytest.MonkeyPa
         "h3: stopped (exit 0, 1s); drain not confirmed: its log has no 'graceful drain complete' line"
         in lines
     )
+
+
+def test_a_gate_that_just_passed_after_one_node_opens_the_next_nodes_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The post-restart gate of one node is the pre-gate of the next (stricter: it does not yet
+    tolerate the next node draining), so a fresh pass is not asked again: one `node status` per node."""
+    rec, _ = _restart(monkeypatch, ("I251207 ... [n2] 7  graceful drain complete",))
+    bound = f"{lifecycle.DRAIN_TIMEOUT:g}"
+    assert rec.calls == [
+        ("gate", "h2"),
+        ("stop", "h2", bound),
+        ("start", "h2"),
+        ("gate", "h2"),
+        ("stop", "h1", bound),
+        ("start", "h1"),
+        ("gate", "h1", "h2"),
+        ("stop", "h3", bound),
+        ("start", "h3"),
+        ("gate", "h1", "h2", "h3"),
+    ]
