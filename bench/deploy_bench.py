@@ -30,6 +30,7 @@ scenario failed (wrong end state, no "0 changes", a command error); 2 if the bed
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -128,30 +129,34 @@ def build_release(out: Path) -> Path:
     return tarball
 
 
-def pad_release(tarball: Path, mb: int) -> Path:
-    """The same release plus lib/libpad.so of `mb` MiB of random bytes, to approach a real release's size
-    (v25.x linux-amd64 tarballs are ~100 MB). Writes the .sha256sum beside it; returns the new tarball."""
-    import gzip
-    import hashlib
-    import io
-    import tarfile
+PAD_CACHE = Path(os.environ.get("ROACHCTL_BENCH_CACHE", "/var/tmp/roachctl-bench-cache"))
 
+
+def pad_release(tarball: Path, mb: int) -> Path:
+    """A release of realistic size AND compressibility: tarball about `mb` MiB, its `cockroach` about
+    `mb` / 0.30 MiB (tests/standin/make_release.py `build_padded`; bench/README.md cites real sizes).
+    Built once per stand-in text and size into PAD_CACHE, then hard-linked (or copied) beside `tarball`
+    with its .sha256sum; returns the new tarball."""
+    from tests.standin import make_release
+
+    key = hashlib.sha256(make_release.STANDIN.read_bytes())
+    key.update(f"{tarball.name} {mb} {make_release.DEFAULT_GZIP_RATIO} v1".encode())
+    cached = PAD_CACHE / key.hexdigest()[:16] / tarball.name
+    if not cached.with_name(cached.name + ".sha256sum").is_file():
+        log(f"building a padded release ({mb} MiB tarball) into {cached.parent} (cached for later runs)")
+        version, arch = tarball.name[len("cockroach-") : -len(".tgz")].rsplit(".linux-", 1)
+        make_release.build_padded(version, cached.parent, arch, tarball_mb=mb)
     out = tarball.parent / "padded" / tarball.name
     out.parent.mkdir(parents=True, exist_ok=True)
-    top = tarball.name[: -len(".tgz")]
-    with (
-        tarfile.open(tarball, "r:gz") as src,
-        open(out, "wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as gz,
-        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as dst,
+    for src, dst in (
+        (cached, out),
+        (cached.with_name(cached.name + ".sha256sum"), out.with_name(out.name + ".sha256sum")),
     ):
-        for member in src.getmembers():
-            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
-        pad = tarfile.TarInfo(f"{top}/lib/libpad.so")
-        pad.size, pad.mode, pad.mtime = mb << 20, 0o644, 1735689600
-        dst.addfile(pad, io.BytesIO(os.urandom(pad.size)))
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    (out.parent / (out.name + ".sha256sum")).write_text(f"{digest}  {out.name}\n")
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
     return out
 
 
@@ -494,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pad-mb",
         type=int,
         default=0,
-        help="add N MiB of incompressible bytes to the stand-in release (real ones are ~100 MB)",
+        help="a stand-in release of realistic size: tarball ~N MiB, binary ~N/0.30 MiB (real: ~100 MB)",
     )
     ap.add_argument(
         "--seed-per-file",

@@ -130,8 +130,12 @@ def make_certs(out: Path, hosts: list[str]) -> Path:
     return certs
 
 
-def ssh_config_for(bed: Any, rtt_ms: int, work: Path, *, proxy_at_zero: bool) -> Path:
+def ssh_config_for(
+    bed: Any, rtt_ms: int, work: Path, *, proxy_at_zero: bool, given: Path | None = None
+) -> Path:
     """The bed's ssh config, with every host behind the delaying relay (rtt/2 each way) when rtt > 0."""
+    if given is not None:
+        return given
     if rtt_ms == 0 and not proxy_at_zero:
         return Path(bed.ssh_config)
     text = Path(bed.ssh_config).read_text()
@@ -199,6 +203,7 @@ class Ctx:
     results: Results
     lifecycle: bool
     proxy_at_zero: bool
+    ssh_config: Path | None = None  # given: every tool uses it as is (bytes_bench's counting relay)
 
 
 def run_roachctl(ctx: Ctx, bed: Any) -> None:
@@ -207,7 +212,7 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
     name = f"bench{ctx.n}"
     lines = [f"name: {name}", f"version: {VERSION}", "ssh:", "  user: root", "nodes:"]
     topo.write_text("\n".join(lines + [f"  - host: {h.name}" for h in bed.hosts]) + "\n")
-    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero)
+    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config)
     stats = ctx.work / f"ssh-stats-{os.getpid()}.jsonl"
     env = {**os.environ, "ROACHCTL_SSH_STATS": str(stats), "ROACHCTL_ALLOW_INSECURE_MIRROR": "1"}
     base = [str(ROACHCTL), "--home", str(home), "--ssh-config", str(cfg), "--yes", "--no-color"]
@@ -248,7 +253,7 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
 
 
 def run_seed(ctx: Ctx, bed: Any) -> None:
-    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero)
+    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config)
     argv = ["bash", str(SEED_SCRIPT), str(cfg), str(ctx.tarball), str(ctx.certs), VERSION]
     argv += [h.name for h in bed.hosts]
     env = {**os.environ, "SEED_START": "1"}
@@ -263,7 +268,7 @@ RECAP = re.compile(r"(?m)^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d
 
 
 def run_ansible(ctx: Ctx, bed: Any) -> None:
-    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero)
+    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config)
     inv = ctx.work / f"inventory-{bed.name}.ini"
     inv.write_text("[nodes]\n" + "".join(f"{h.name} node_ip={h.ip}\n" for h in bed.hosts))
     cache = Path(tempfile.mkdtemp(prefix="ansible-cache-", dir=ctx.work))

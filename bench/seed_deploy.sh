@@ -20,6 +20,10 @@
 #   - the bed has nftables, not ufw: an nft ruleset file stands in for the ufw application profile;
 #   - the service user `cockroach` is created (the seed reused its login user `azmin`);
 #   - root login with the bed's key instead of passwords + sudo.
+# SEED_COPY=binary: the transcript's bytes: the tarball is extracted once on the controller (the seed's
+# management server did so, `tar -v` printing cockroach-v2.0.5.linux-amd64/cockroach) and each host gets
+# the extracted `cockroach` (54 MB in the transcript's scp line) plus today's lib/*.so, uncompressed,
+# instead of the tarball. Default (tarball): what roachctl ships, the stronger baseline for time.
 # SEED_SCP=per-file: one scp per file instead (7 + 1 connections per host), a weaker reading of "several
 # separate scp invocations"; deploy_bench.py reports it as its own row, never as the baseline.
 # SEED_START=1 (bench/ready_bench.py): the seed's next steps too, as its transcript does them: the
@@ -39,6 +43,12 @@ shift 4
 hosts=("$@")
 
 release=$(basename "$tarball" .tgz) # cockroach-VERSION.linux-ARCH
+copy=${SEED_COPY:-tarball}
+case $copy in tarball | binary) ;; *)
+    echo "SEED_COPY must be tarball or binary" >&2
+    exit 2
+    ;;
+esac
 ssh_opts=(-F "$ssh_config" -o ControlMaster=no -o ControlPath=none -o BatchMode=yes)
 join=$(printf '%s:26257,' "${hosts[@]}")
 join=${join%,}
@@ -53,7 +63,14 @@ set -eu
 SEED_START=${SEED_START:-0}
 stage=\$(dirname "\$0")
 id cockroach >/dev/null 2>&1 || useradd --system --home-dir /var/lib/cockroach --shell /usr/sbin/nologin cockroach
-tar -C /opt -xzf "\$stage/$release.tgz"
+if [ $copy = binary ]; then
+    mkdir -p /opt/$release/lib
+    install -m 0755 "\$stage/cockroach" /opt/$release/cockroach
+    for lib in \$(cat "\$stage/seed-libs"); do install -m 0644 "\$stage/\$lib" /opt/$release/lib/; done
+    rm -f "\$stage/cockroach" \$(cd "\$stage" && cat seed-libs) "\$stage/seed-libs"
+else
+    tar -C /opt -xzf "\$stage/$release.tgz"
+fi
 chown -R root:root /opt/$release
 mkdir -p /opt/cockroach/certs /var/lib/cockroach
 ln -sfn /opt/$release/cockroach /opt/cockroach/cockroach
@@ -85,6 +102,14 @@ table inet cockroach_seed {
 }
 EOF
 
+payload=("$tarball")
+if [ "$copy" = binary ]; then
+    # the seed's step 1: extract the release once on the management server (inside the timing, as there)
+    tar -C "$work" -xzvf "$tarball" "$release/cockroach" "$release/lib"
+    (cd "$work/$release/lib" && ls) >"$work/seed-libs"
+    payload=("$work/$release/cockroach" "$work/$release/lib/"* "$work/seed-libs")
+fi
+
 for host in "${hosts[@]}"; do
     echo "install cockroach on $host"
     # The unit, rendered per host (the seed hard-coded each host's address in ExecStart).
@@ -106,7 +131,7 @@ Restart=always
 [Install]
 WantedBy=multi-user.target
 EOF
-    files=("$tarball" "$work/cockroach.service" "$work/cockroach.nft" "$certs/$host/node.key"
+    files=("${payload[@]}" "$work/cockroach.service" "$work/cockroach.nft" "$certs/$host/node.key"
         "$certs/$host/node.crt" "$certs/ca.crt" "$work/51.setup-cockroach-node.sh")
     if [ "${SEED_SCP:-one}" = per-file ]; then
         # variant: one scp (own connection) per file, 7 per host

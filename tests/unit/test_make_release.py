@@ -132,3 +132,29 @@ def test_real_standin_prints_baked_version(tmp_path: Path) -> None:
     res = subprocess.run([str(binary), "version", "--build-tag"], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "v25.4.0\n"
+
+
+def test_padded_release_has_a_realistic_size_and_compressibility(tmp_path: Path, standin: Path) -> None:
+    """--pad-mb: the tarball about N MiB, the binary about N / ratio (a real release's binary is several
+    times its tarball), byte-identical on a rebuild, and the binary still the stand-in."""
+    a = make_release.build_padded("v25.4.0", tmp_path / "a", "amd64", tarball_mb=2, gzip_ratio=0.3,
+                                  standin=standin)  # fmt: skip
+    b = make_release.build_padded("v25.4.0", tmp_path / "b", "amd64", tarball_mb=2, gzip_ratio=0.3,
+                                  standin=standin)  # fmt: skip
+    assert a.read_bytes() == b.read_bytes()
+    assert abs(a.stat().st_size - (2 << 20)) < (2 << 20) * 0.03, a.stat().st_size
+    assert a.with_name(a.name + ".sha256sum").read_text() == (
+        f"{hashlib.sha256(a.read_bytes()).hexdigest()}  {a.name}\n"
+    )
+    with tarfile.open(a) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+        names = sorted(tar.getnames())
+    assert names == sorted(make_release.release_name("v25.4.0", "amd64") + p for p in
+                           ("", "/cockroach", "/lib", "/lib/libgeos.so", "/lib/libgeos_c.so"))  # fmt: skip
+    binary = tmp_path / "x" / "cockroach-v25.4.0.linux-amd64" / "cockroach"
+    assert abs(binary.stat().st_size - (2 << 20) / 0.3) < 1 << 16, binary.stat().st_size
+    res = subprocess.run([sys.executable, str(binary)], capture_output=True, text=True, timeout=30)
+    assert (res.returncode, res.stdout) == (0, "v25.4.0\n"), res.stderr
+    res = run("v25.4.0", str(tmp_path / "c"), "--arch", "amd64", "--standin", str(standin), "--pad-mb", "2")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "c" / a.name).read_bytes() == a.read_bytes()
