@@ -48,18 +48,21 @@ CUT_TRANSPORT_S = 10.0  # issue 13's target, asserted on ssh's own timers (see t
 CUT_EXTRA_S = 10.0  # what a cut host may add to `status`; see the module docstring
 
 # Upper bounds per host on (ssh sessions, sequential rounds), per command, measured on this code:
-# deploy cold 6 (5: connect, lock, facts + getent, then the apply as two scripts: user, dirs and the
-# release | links, files, units and firewall; it was 18 (17), one session per change group), no-op
-# 4 (3), start no-op 3 (3: connect, lock, one readiness probe; it was 5
-# before an already-ready node skipped `systemctl start` and the ready wait), status 8 (3): connect;
-# then at once the drift's facts + getent, the cert files with the unit state, the readiness probe
-# and the served-certificate handshake; then on one node `node status` beside the cluster version
-# (9 sessions and 5 rounds before: the unit state, the handshake and the version were sequential).
+# deploy cold 4 (4: connect; the host lock, whose session then prints the facts, with the node names
+# as the host resolves them, read once the lock is held; then the apply as two scripts: user, dirs
+# and the release | links, files, units and firewall; it was 18 (17), one session per change group,
+# then 6 (5) with the facts and getent in a round of their own after the lock's), no-op 2 (2),
+# start no-op 3 (3: connect, lock, one readiness probe; it was 5
+# before an already-ready node skipped `systemctl start` and the ready wait), status 7 (3): connect;
+# then at once the drift's facts (names resolved in the same script), the cert files with the unit
+# state, the readiness probe and the served-certificate handshake; then on one node `node status`
+# beside the cluster version (9 sessions and 5 rounds before: the unit state, the handshake and the
+# version were sequential; 8 with getent in a session of its own).
 BOUNDS: dict[str, tuple[int, int]] = {
-    "deploy cold": (6, 5),
-    "deploy no-op": (4, 3),
+    "deploy cold": (4, 4),
+    "deploy no-op": (2, 2),
     "start no-op": (3, 3),
-    "status": (8, 3),
+    "status": (7, 3),
 }
 
 

@@ -68,6 +68,7 @@ def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
             nft_tables=["inet roachctl"],
             disk_dirs=[str(tmp_path / "not" / "yet")],
             fw_rules=["ufw roachctl prod ", "firewalld rc0123456789_"],
+            resolve=["localhost", "no-such-name.invalid"],
         )
     )
     assert len(executor.commands) == 1, "facts must be gathered in one round trip"
@@ -91,6 +92,9 @@ def test_gather_on_this_machine_in_one_round_trip(tmp_path: Path) -> None:
     if "ufw" not in facts.firewall_backends and "firewalld" not in facts.firewall_backends:
         assert facts.firewall_rules == {}, "a backend that is not running lists nothing (unknown)"
     assert facts.has_systemd == os.path.isdir("/run/systemd/system")
+    # names resolved as the host does (`getent ahosts`), in the same round trip: deploy's probe
+    assert {"127.0.0.1", "::1"} & set(facts.addresses["localhost"]), facts.addresses
+    assert facts.addresses["no-such-name.invalid"] == ()
 
 
 @needs_root

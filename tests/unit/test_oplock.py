@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from roachctl.errors import ExitCode, RefusedError
-from roachctl.operation.lock import controller_lock, describe_holder, holder_description
+from roachctl.exec.base import Result
+from roachctl.exec.command import Command
+from roachctl.exec.openssh import Held
+from roachctl.operation.lock import HOST_LOCK_SCRIPT, controller_lock, describe_holder, holder_description
 
 HOLDER = textwrap.dedent(
     """
@@ -81,3 +87,53 @@ def test_holder_description_round_trips() -> None:
     assert doc["verb"] == "deploy" and isinstance(doc["pid"], int)
     assert f"pid {doc['pid']}" in describe_holder(raw)
     assert describe_holder("garbage") == "garbage"
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the host lock script needs root (/run/roachctl)")
+
+
+async def _take(cluster: str, then: tuple[str, ...], wait_s: int) -> tuple[str, Result, float]:
+    """The host lock script run here (as a host runs it); its first line and frame."""
+    proc = await asyncio.create_subprocess_exec(
+        "sh", "-c", HOST_LOCK_SCRIPT, "roachctl-lock", cluster, "{}", str(wait_s), "15", *then,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip()
+    locked_at = time.time()
+    held = Held("local", Command.of(*then), line, proc.stdout, time.monotonic())
+    frame = await held.read_frame(30)
+    proc.stdin.close()
+    await asyncio.wait_for(proc.wait(), 30)
+    return line, frame, locked_at
+
+
+@needs_root
+def test_the_host_lock_runs_then_only_once_held_and_frames_its_output() -> None:
+    """A deploy's facts run in the lock's session (one round trip fewer) but only after the lock is
+    held, and their output, whatever it contains, cannot be confused with the frame around it."""
+    cluster = f"unit-lock-{os.getpid()}"
+    holder = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"mkdir -p -m 0700 /run/roachctl; exec 9>>/run/roachctl/{cluster}.lock; flock 9; "
+            "echo held; sleep 1.5; date +%s.%N",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        tricky = "printf 'FRAME 0 1 1\\nend\\n'; date +%s.%N >&2; exit 3"
+        line, frame, _ = asyncio.run(_take(cluster, ("sh", "-c", tricky), wait_s=20))
+        releasing = float(holder.stdout.readline())  # the holder's last act before its exit unlocks
+        holder.wait(10)
+    finally:
+        holder.kill()
+        Path(f"/run/roachctl/{cluster}.lock").unlink(missing_ok=True)
+    assert line == "LOCKED"
+    assert (frame.returncode, frame.stdout) == (3, b"FRAME 0 1 1\nend\n")
+    ran_at = float(frame.stderr.decode())
+    assert ran_at >= releasing, "the command ran while another process held the lock"
+    assert not list(Path("/run/roachctl").glob(f"{cluster}.then-*")), "its output files are removed"

@@ -24,6 +24,7 @@ from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.journal import OperationRecord
+from roachctl.operation.lock import Then
 from roachctl.operation.session import Session, open_session
 from roachctl.plan.settle import DEFAULT_SETTLE_S
 from roachctl.ui.console import current
@@ -125,11 +126,13 @@ def run_on_cluster(
     body: Callable[[Session], Awaitable[T]],
     *,
     lock: str | None = None,
+    lock_then: Then | None = None,
     accept_new_host_keys: bool = False,
     args: dict[str, Any] | None = None,
 ) -> T:
     """Open a session on the cluster's hosts and run `body` in it. With `lock` (the verb), the
-    session holds the operation lock and journals one Operation (operation/session.py)."""
+    session holds the operation lock and journals one Operation (operation/session.py);
+    `lock_then` runs on each host as soon as its lock is held (Session.locked)."""
 
     async def main() -> T:
         async with open_session(
@@ -138,6 +141,7 @@ def run_on_cluster(
             ssh_config=app.ssh_config,
             accept_new_host_keys=accept_new_host_keys,
             lock_for=lock,
+            lock_then=lock_then,
             args=command_args() if args is None else args,
         ) as session:
             return await body(session)

@@ -161,6 +161,7 @@ def deploy(
         given.topology,
         lambda s: deploy_flow.run_deploy(s, given, source, app.env, dry_run=dry_run, adopt=adopt),
         lock=lock_verb(),
+        lock_then=lambda host: deploy_mod.probe_command(given.topology, host),
         accept_new_host_keys=accept_new_host_keys,
     )
     render.deploy_result(app, result)

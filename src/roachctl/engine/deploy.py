@@ -3,7 +3,7 @@
 Flow (each stage is one parallel pass over the hosts, over one ssh master per host):
   1. probe: OS, arch, systemd, firewall tools and the state of every path the host could need
      whatever its arch and firewall backend (`plan.needs.initial_fact_request`), plus the IPs of
-     nodes named by host name — two commands sent at once, so one round trip;
+     nodes named by host name — one command, run in the host lock's session once it is held;
   2. inputs: the verified release per arch (downloaded once, on the controller) and node certs
      (signed here; the CA key never leaves the controller);
   3. desired state per host (pure) → diff against the probe's facts; only when those facts do not
@@ -15,7 +15,7 @@ A second deploy of the same topology finds nothing to change and writes nothing.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,7 +28,7 @@ from roachctl.engine.apply import apply_plan
 from roachctl.errors import HostFailures, InterruptedByUser, RefusedError, ReleaseError, RoachctlError
 from roachctl.exec.command import Command
 from roachctl.exec.fanout import Interrupts, SettledInterrupt, fanout_settled, in_daemon_thread
-from roachctl.facts.gather import gather_facts
+from roachctl.facts.gather import FactRequest, facts_command, gather, gather_facts, report_facts
 from roachctl.model.arch import ARCHES
 from roachctl.model.facts import HostFacts
 from roachctl.model.loader import load_topology, with_version
@@ -108,50 +108,40 @@ def _names_to_resolve(topology: Topology) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _parse_getent(text: str) -> dict[str, list[str]]:
-    """`getent ahosts NAME` output per name, framed by '#name NAME' lines by our script."""
-    found: dict[str, list[str]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("#name "):
-            current = line[6:]
-            found.setdefault(current, [])
-        elif current and line.strip():
-            ip = line.split()[0]
-            if ip not in found[current]:
-                found[current].append(ip)
-    return found
+def probe_request(topology: Topology, host: str) -> FactRequest:
+    """What the probe asks `host`: facts for any desired state, foreign objects, and node names."""
+    request = initial_fact_request(topology, host)
+    # foreign objects (docs/findings.md S-M5)
+    for key, values in adopt_mod.watched(topology, host).items():
+        request[key] = tuple(dict.fromkeys([*request.get(key, ()), *values]))
+    return FactRequest(**request, resolve=tuple(_names_to_resolve(topology)))
 
 
-_RESOLVE_SCRIPT = r"""
-for name in "$@"; do
-  echo "#name $name"
-  getent ahosts "$name" 2>/dev/null || true
-done
-"""
+def probe_command(topology: Topology, host: str) -> Command:
+    """The probe as one command: deploy's CLI has it run right after the host lock is taken, in the
+    lock's own session (operation/lock.host_locks), so the facts cost no round trip of their own."""
+    return facts_command(probe_request(topology, host))
 
 
 async def _probe(session: Session, host: str) -> Probe:
     """Facts for any desired state of `host` and the node names it resolves, in one round trip.
 
-    The fact script and the getent script are sent at the same time over the host's master
-    (two sessions, one connection), so a no-op re-deploy waits for one round trip per host.
+    Under the host lock the facts were already gathered in the lock's session, after the lock was
+    held (Session.locked): never before, as another operation could have been changing the host.
+    Without a lock (`--dry-run`) they are gathered here.
     """
-    executor = session.ssh.executor(host)
-    request = initial_fact_request(session.topology, host)
-    # foreign objects (docs/findings.md S-M5)
-    for key, values in adopt_mod.watched(session.topology, host).items():
-        request[key] = tuple(dict.fromkeys([*request.get(key, ()), *values]))
-    names = _names_to_resolve(session.topology)
-    gathered = gather_facts(executor, host=host, **request)
-    if names:
-        resolve = executor.run(Command.shell(_RESOLVE_SCRIPT, *names), timeout=bounds.RESOLVE_S)
-        facts, result = await asyncio.gather(gathered, resolve)
-        addresses = _parse_getent(result.out)
+    request = probe_request(session.topology, host)
+    locked = session.locked.get(host)
+    if isinstance(locked, RoachctlError):
+        raise locked
+    if locked is None:
+        facts = await gather(session.ssh.executor(host), host, request)
     else:
-        facts, addresses = await gathered, {}
+        now = time.time()
+        facts = report_facts(host, request, locked, sent_at=now - locked.duration, received_at=now)
     _preflight(host, facts)
-    return Probe(facts=facts, request=request, addresses=addresses)
+    args = {k: v for k, v in dataclasses.asdict(request).items() if k != "resolve"}
+    return Probe(facts=facts, request=args, addresses={n: list(a) for n, a in facts.addresses.items()})
 
 
 def covers(gathered: Mapping[str, tuple[str, ...]], needed: Mapping[str, tuple[str, ...]]) -> bool:

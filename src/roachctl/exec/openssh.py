@@ -24,7 +24,8 @@ Design rules implemented here, each from a documented failure:
   case on stderr (`REMOTE_255_MARK`); the marker is stripped again here.
 - `ROACHCTL_SSH_STATS=<file>` (off by default, for bench/ and tests): on close, one JSON line per
   transport with each host's ssh sessions and *rounds* (sessions started while no other session of
-  that host was in flight: the sequential round trips a network's latency multiplies).
+  that host was in flight: the sequential round trips a network's latency multiplies; a held
+  session is in flight until its first line arrives).
 """
 
 from __future__ import annotations
@@ -421,19 +422,23 @@ class OpenSSHExecutor(ExecutorBase):
     @contextlib.asynccontextmanager
     async def held(
         self, cmd: Command, *, timeout: float = 30.0, heartbeat: float | None = None
-    ) -> AsyncIterator[str]:
-        """Run `cmd` and keep it running for the block; yields the first line it prints.
+    ) -> AsyncIterator[Held]:
+        """Run `cmd` and keep it running for the block; yields its first line (and its frames).
 
         For leases such as the host-side operation lock: the remote command holds something until
         its stdin closes, which happens when the block ends and also when this process dies. A
         connection that is cut does not close it (sshd learns of a dead peer only hours later), so
         with `heartbeat` a byte is sent every `heartbeat` seconds and the remote side gives up
-        the lease when they stop coming.
+        the lease when they stop coming. The session counts as a round trip in flight until its
+        first line arrives (what a network's latency delays), then no longer (it lasts all along).
         """
         argv = await self._remote_argv(cmd, mark_255=False)
+        started = time.monotonic()
         proc = await spawn(argv, stdin=asyncio.subprocess.PIPE)
         self._count()
+        self._in_flight += 1
         self._active += 1
+        answering = True
         beating: asyncio.Task[None] | None = None
         try:
             assert proc.stdout is not None and proc.stderr is not None
@@ -443,6 +448,9 @@ class OpenSSHExecutor(ExecutorBase):
                 raise RemoteCommandError(
                     f"`{cmd.display()}` did not answer within {timeout:g}s", where=self.host
                 ) from None
+            finally:
+                answering = False
+                self._in_flight -= 1
             if not first:
                 code = await asyncio.wait_for(proc.wait(), 10)
                 err = (await proc.stderr.read()).decode("utf-8", "replace")
@@ -456,8 +464,10 @@ class OpenSSHExecutor(ExecutorBase):
                 )
             if heartbeat is not None and proc.stdin is not None:
                 beating = asyncio.create_task(_beat(proc.stdin, heartbeat))
-            yield first.decode("utf-8", "replace").strip()
+            yield Held(self.host, cmd, first.decode("utf-8", "replace").strip(), proc.stdout, started)
         finally:
+            if answering:
+                self._in_flight -= 1
             if beating is not None:
                 beating.cancel()
             await self._end_held(proc, grace=10)
@@ -532,6 +542,44 @@ class OpenSSHExecutor(ExecutorBase):
             err = done.stderr.decode("utf-8", "replace")
             raise transport_error(self.host, cmd.mask(err) if cmd else err, what=what)
         return Result(done.returncode, done.stdout, done.stderr, done.duration)
+
+
+@dataclass
+class Held:
+    """What a held command answered: its first line, then frames it may print while it holds.
+
+    A frame is `FRAME <exit code> <stdout bytes> <stderr bytes>` on a line of its own followed by
+    exactly that many bytes of stdout then stderr (operation/lock.py prints one after LOCKED):
+    length-prefixed, so nothing the framed command prints can be taken for the end of the frame.
+    """
+
+    host: str
+    cmd: Command
+    line: str
+    _stdout: asyncio.StreamReader
+    _started: float  # time.monotonic() when the command was sent
+
+    async def read_frame(self, timeout: float) -> Result:
+        """The next frame as a Result (`duration`: since the command was sent). Raises
+        RemoteCommandError when none comes within `timeout` or the output is not a frame."""
+        try:
+            header = await asyncio.wait_for(self._stdout.readline(), timeout)
+            words = header.decode("utf-8", "replace").split()
+            if len(words) != 4 or words[0] != "FRAME" or not all(w.isdigit() for w in words[1:]):
+                raise RemoteCommandError(
+                    f"`{self.cmd.display()}` printed {header[:200]!r} where a frame was due", where=self.host
+                )
+            code, n_out, n_err = (int(w) for w in words[1:])
+            out = await asyncio.wait_for(self._stdout.readexactly(n_out + n_err), timeout)
+        except TimeoutError:
+            raise RemoteCommandError(
+                f"`{self.cmd.display()}` did not answer within {timeout:g}s", where=self.host
+            ) from None
+        except asyncio.IncompleteReadError:
+            raise RemoteCommandError(
+                f"`{self.cmd.display()}` ended inside a frame", where=self.host
+            ) from None
+        return Result(code, out[:n_out], out[n_out:], time.monotonic() - self._started)
 
 
 async def _beat(stdin: asyncio.StreamWriter, every: float) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from roachctl.errors import RemoteCommandError
-from roachctl.exec.base import Executor
+from roachctl.exec.base import Executor, Result, command_failed
 from roachctl.exec.command import Command
 from roachctl.facts.parse import Item, ReportError, parse_report
 from roachctl.model.facts import HostFacts
@@ -32,8 +32,9 @@ UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEn
 # (what a link points to), full (a dir with entries besides lost+found), sha and head (hex of a
 # hashed file's first line, at most 200 bytes), user (exists, uid, hex of the login shell), unit,
 # nft, mnt (is the path's parent a mount point: mount, plain, missing or root), rules + rule (our
-# ufw/firewalld rules), df; owner (hex of a marker's path and content: global, printed before the
-# items); and finally `end`. Exit status is always 0 unless the shell itself broke.
+# ufw/firewalld rules), df, addr (one IP address `getent ahosts` gives for a name); owner (hex of a
+# marker's path and content: global, printed before the items); and finally `end`.
+# Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
 set -f
@@ -174,6 +175,7 @@ while [ $# -ge 2 ]; do
     d) d=$val
        while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
        df -Pk -- "$d" 2>/dev/null | awk -v i="$i" 'NR == 2 {print "df\t" i "\t" $(NF - 2)}' ;;
+    g) getent ahosts "$val" 2>/dev/null | awk -v i="$i" 'NF {print "addr\t" i "\t" $1}' ;;
   esac
 done
 printf 'end\n'
@@ -195,6 +197,7 @@ class FactRequest:
     mount_parents: tuple[str, ...] = ()  # dirs whose parent must be (or be checked for) a mount point
     disk_dirs: tuple[str, ...] = ()
     fw_rules: tuple[str, ...] = ()  # "ufw TAG" / "firewalld IPSET_PREFIX" (plan.firewall.rules_fact)
+    resolve: tuple[str, ...] = ()  # names to resolve as this host does (`getent ahosts`)
 
     def items(self) -> list[Item]:
         """The items passed to the script, in index order (index = position + 1)."""
@@ -207,6 +210,7 @@ class FactRequest:
         items += [Item("m", m) for m in dict.fromkeys(self.mount_parents)]
         items += [Item("d", d) for d in dict.fromkeys(self.disk_dirs)]
         items += [Item("r", _rules_spec(r)) for r in dict.fromkeys(self.fw_rules)]
+        items += [Item("g", n) for n in dict.fromkeys(self.resolve)]
         for item in items:
             if item.kind in "phmd" and not item.value.startswith("/"):
                 raise ValueError(f"fact paths must be absolute: {item.value!r}")
@@ -248,6 +252,7 @@ async def gather_facts(
     mount_parents: Sequence[str] = (),
     disk_dirs: Sequence[str] = (),
     fw_rules: Sequence[str] = (),
+    resolve: Sequence[str] = (),
 ) -> HostFacts:
     """Gather facts about one host in a single round trip (as root: keys must be hashable).
 
@@ -266,6 +271,7 @@ async def gather_facts(
         tuple(mount_parents),
         tuple(disk_dirs),
         tuple(fw_rules),
+        tuple(resolve),
     )
     return await gather(executor, host, request)
 
@@ -276,8 +282,18 @@ async def gather(
     """`gather_facts` with a prepared request, and control over sudo and the timeout."""
     sent = time.time()
     result = await executor.run(facts_command(request, sudo=sudo), timeout=timeout)
+    return report_facts(host, request, result, sent_at=sent, received_at=time.time())
+
+
+def report_facts(
+    host: str, request: FactRequest, result: Result, *, sent_at: float, received_at: float
+) -> HostFacts:
+    """The facts in `result`, the output of `facts_command(request)` (run by `gather`, or after the
+    host lock was taken: operation/lock.py)."""
+    if result.returncode != 0:
+        raise command_failed(host, facts_command(request), result)
     try:
-        return parse_report(host, result.out, request.items(), sent_at=sent, received_at=time.time())
+        return parse_report(host, result.out, request.items(), sent_at=sent_at, received_at=received_at)
     except ReportError as exc:
         raise RemoteCommandError(
             f"could not parse the fact report: {exc}", where=host, stderr=result.err[-2000:]

@@ -33,7 +33,7 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    """One requested item: `kind` p|h|u|s|n|d|r, `value` as sent, `key` as reported (default value)."""
+    """One requested item: `kind` p|h|u|s|n|m|d|r|g, `value` as sent, `key` as reported (default value)."""
 
     kind: str
     value: str
@@ -56,6 +56,7 @@ class _Report:
 
 _ITEM_RECORDS = {
     "path", "target", "deref", "full", "sha", "head", "user", "unit", "nft", "mnt", "df", "rules", "rule",
+    "addr",
 }  # fmt: skip
 
 
@@ -265,3 +266,5 @@ def _add_items(facts: HostFacts, report: _Report, items: Sequence[Item]) -> None
             facts.firewall_rules[item.value] = tuple(sorted(set(records.get("rule", []))))
         elif item.kind == "d" and records.get("df") and records["df"][0].isdigit():
             facts.disk_free_bytes[item.value] = int(records["df"][0]) * 1024
+        elif item.kind == "g":
+            facts.addresses[item.value] = tuple(dict.fromkeys(a for a in records.get("addr", []) if a))

@@ -71,6 +71,7 @@ class HostFacts:
     clock_uncertainty: float = 0.0  # half the round trip: the skew is exact to within this (s)
     listening_ports: tuple[int, ...] = ()
     owner_markers: dict[str, str] = field(default_factory=dict)  # /etc/roachctl/cluster-*.owner -> text
+    addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> IPs as the host resolves it
 
     def path(self, path: str) -> PathFact:
         return self.paths.get(path, PathFact(path=path, kind="missing"))

@@ -27,11 +27,12 @@ import json
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from roachctl.errors import RefusedError, RoachctlError
+from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.exec.openssh import OpenSSH
 from roachctl.fsutil import private_dir
@@ -39,9 +40,12 @@ from roachctl.fsutil import private_dir
 HOST_LOCK_DIR = "/run/roachctl"
 
 # $1 cluster name (validated: [a-z0-9-]), $2 holder description (one line), $3 seconds to wait for
-# a busy lock, $4 the lease: seconds without a heartbeat byte on stdin after which it is given up.
+# a busy lock, $4 the lease: seconds without a heartbeat byte on stdin after which it is given up;
+# optionally $5... a command to run once the lock is held (`then`: a deploy's facts).
 # Prints one line: "LOCKED" (then holds the lock until stdin closes or the heartbeats stop),
-# "BUSY <holder>" or "REFUSED <why>".
+# "BUSY <holder>" or "REFUSED <why>". After LOCKED, with a command: one frame (exec/openssh.Held):
+# `FRAME <exit code> <stdout bytes> <stderr bytes>`, then that many bytes of its stdout and stderr,
+# kept in files in the root-only lock dir meanwhile (its stdin is /dev/null: the heartbeats wait).
 HOST_LOCK_SCRIPT = r"""
 set -u
 name=$1 info=$2 d=/run/roachctl
@@ -53,6 +57,16 @@ exec 9>>"$f" || exit 1
 if ! flock -w "$3" 9; then printf 'BUSY %s\n' "$(head -c 600 -- "$f" | tr '\n' ' ')"; exit 0; fi
 printf '%s\n' "$info" >"$f"
 echo LOCKED
+if [ $# -gt 4 ]; then
+  shift 4
+  umask 077
+  o=$d/$name.then-out.$$ e=$d/$name.then-err.$$
+  "$@" </dev/null >"$o" 2>"$e"
+  rc=$?
+  printf 'FRAME %s %s %s\n' "$rc" "$(wc -c <"$o" | tr -d ' ')" "$(wc -c <"$e" | tr -d ' ')"
+  cat -- "$o" "$e"
+  rm -f -- "$o" "$e"
+fi
 while beat=$(timeout "$4" dd bs=1 count=1 2>/dev/null) && [ -n "$beat" ]; do :; done
 : >"$f"
 """
@@ -138,23 +152,50 @@ def file_lock(path: Path, cluster: str, verb: str) -> Iterator[None]:
         handle.close()  # closing the fd releases the flock
 
 
+LockedAnswers = dict[str, Result | RoachctlError]
+Then = Callable[[str], Command]
+
+
 @contextlib.asynccontextmanager
-async def host_locks(ssh: OpenSSH, hosts: list[str], cluster: str, verb: str) -> AsyncIterator[None]:
+async def host_locks(
+    ssh: OpenSSH,
+    hosts: list[str],
+    cluster: str,
+    verb: str,
+    *,
+    then: Then | None = None,
+    then_timeout: float = 60.0,
+) -> AsyncIterator[LockedAnswers]:
     """Hold `/run/roachctl/<cluster>.lock` on every host for the block, or refuse naming the holder.
 
     All hosts are locked in parallel; if any is busy or refuses, the ones taken are released.
     A host that cannot be reached does not stop the operation here: the operation itself will
     report it (it cannot change a host it cannot reach either).
+
+    `then(host)` is a command each host runs right after its lock is taken, in the same session
+    (a deploy's facts: one round trip fewer). Its output was produced under the lock, so nothing
+    another operation did can change what it saw. Yields its Result per host, or the error that
+    kept it from answering (the lock stays held all the same).
     """
     info = holder_description(verb)
+    answers: LockedAnswers = {}
     async with contextlib.AsyncExitStack() as stack:
 
         async def take(host: str) -> None:
+            extra = then(host).argv if then is not None else ()  # runs as root, env-less: the lock's shell
             command = Command.shell(
-                HOST_LOCK_SCRIPT, cluster, info, str(WAIT_S), str(LEASE_S), sudo=True, name="roachctl-lock"
+                HOST_LOCK_SCRIPT,
+                cluster,
+                info,
+                str(WAIT_S),
+                str(LEASE_S),
+                *extra,
+                sudo=True,
+                name="roachctl-lock",
             )
             held = ssh.executor(host).held(command, timeout=WAIT_S + 30, heartbeat=HEARTBEAT_S)
-            line = await stack.enter_async_context(held)
+            answer = await stack.enter_async_context(held)
+            line = answer.line
             if line.startswith("BUSY"):
                 raise _busy(cluster, host, line[len("BUSY") :].strip())
             if line.startswith("REFUSED"):
@@ -165,6 +206,11 @@ async def host_locks(ssh: OpenSSH, hosts: list[str], cluster: str, verb: str) ->
                 )
             if line != "LOCKED":
                 raise RefusedError(f"unexpected answer from the lock script: {line[:200]!r}", where=host)
+            if then is not None:
+                try:
+                    answers[host] = await answer.read_frame(then_timeout)
+                except RoachctlError as exc:
+                    answers[host] = exc
 
         results = await asyncio.gather(*(take(h) for h in hosts), return_exceptions=True)
         refusals = [r for r in results if isinstance(r, RefusedError)]
@@ -173,4 +219,4 @@ async def host_locks(ssh: OpenSSH, hosts: list[str], cluster: str, verb: str) ->
         others = [r for r in results if isinstance(r, BaseException) and not isinstance(r, RoachctlError)]
         if others:
             raise others[0]
-        yield
+        yield answers

@@ -21,7 +21,7 @@ from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.journal import Operation
-from roachctl.operation.lock import controller_lock, host_locks
+from roachctl.operation.lock import LockedAnswers, Then, controller_lock, host_locks
 
 
 def ssh_options(
@@ -48,6 +48,7 @@ class Session:
     ssh: OpenSSH
     interrupts: Interrupts = field(default_factory=Interrupts)
     operation: Operation | None = None  # mutating commands only (operation/journal.py)
+    locked: LockedAnswers = field(default_factory=dict)  # `lock_then`'s answers (open_session)
 
     @property
     def hosts(self) -> list[str]:
@@ -67,6 +68,7 @@ async def open_session(
     ssh_config: Path | None,
     accept_new_host_keys: bool = False,
     lock_for: str | None = None,
+    lock_then: Then | None = None,
     args: dict[str, Any] | None = None,
 ) -> AsyncIterator[Session]:
     """Open the transport for `topology`; every ssh master is closed on exit.
@@ -76,6 +78,8 @@ async def open_session(
     `lock_for` (the verb of a mutating command) holds the cluster's operation lock, in the home
     and on every host, for the whole block (operation/lock.py), and journals the block as one
     Operation with `args` (operation/journal.py): begin, its steps, and how it ended.
+    `lock_then(host)` runs on each host in its lock's session once the lock is held; its answers
+    are `Session.locked` (operation/lock.host_locks).
     """
     options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
     interrupts = Interrupts()
@@ -85,17 +89,18 @@ async def open_session(
         with interrupts.install():
             try:
                 async with OpenSSH(options) as ssh, contextlib.AsyncExitStack() as remote_locks:
+                    locked: LockedAnswers = {}
                     if lock_for is not None:
                         hosts = [n.host for n in topology.nodes]
-                        await remote_locks.enter_async_context(
-                            host_locks(ssh, hosts, topology.name, lock_for)
+                        locked = await remote_locks.enter_async_context(
+                            host_locks(ssh, hosts, topology.name, lock_for, then=lock_then)
                         )
                     home = ClusterHome(home_dir, topology.name)
                     if lock_for is None:
                         yield Session(topology, home, ssh, interrupts)
                     else:
                         with Operation(home.journal_path, lock_for, args) as operation:
-                            yield Session(topology, home, ssh, interrupts, operation)
+                            yield Session(topology, home, ssh, interrupts, operation, locked)
             except asyncio.CancelledError:
                 if not interrupts.cancelled:
                     raise
