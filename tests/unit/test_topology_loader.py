@@ -60,6 +60,22 @@ def test_minimal_file_gets_seed_layout_defaults() -> None:
     assert t.ssh.sudo
 
 
+def test_resolved_nodes_follow_a_copy_with_other_nodes_or_defaults() -> None:
+    """node_configs() is memoized by value (issue 13: planning asked for it per host and backend): a
+    copy with other nodes, defaults or paths resolves afresh, never from the original's answer."""
+    t = load_topology(FIXTURES / "prod.yaml")
+    before = t.node_configs()
+    assert t.node_configs() is before  # asked again: the same answer, not recomputed
+    defaults = t.defaults.model_copy(update={"sql_port": 26999})
+    fewer = t.model_copy(update={"nodes": t.nodes[:1], "defaults": defaults})
+    assert [n.host for n in fewer.node_configs()] == [before[0].host]
+    assert fewer.node_configs()[0].sql_port == 26999 and t.node_configs()[0].sql_port == 26257
+    moved = t.model_copy(update={"paths": t.paths.model_copy(update={"data": "/srv/crdb"})})
+    assert moved.node_configs()[1].stores == ("/srv/crdb/cockroach-data",)
+    with pytest.raises(KeyError):
+        fewer.node_config(before[1].host)
+
+
 def test_model_is_frozen() -> None:
     t = load_text(MINIMAL)
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen assignment

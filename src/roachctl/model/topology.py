@@ -18,6 +18,7 @@ Additions to interface.md (all optional, documented in the schema):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -183,17 +184,27 @@ class Topology(_Model):
 
     def node_configs(self) -> tuple[NodeConfig, ...]:
         """Every node with the defaults applied, in file order."""
-        return tuple(self.resolve(i) for i in range(len(self.nodes)))
+        return _resolve_all(self.nodes, self.defaults, self.paths)
 
     def node_config(self, host: str) -> NodeConfig:
         """The resolved node for `host`; KeyError when no node has that host."""
-        for i, node in enumerate(self.nodes):
+        for node in self.node_configs():
             if node.host == host:
-                return self.resolve(i)
+                return node
         raise KeyError(host)
 
     def resolve(self, index: int) -> NodeConfig:
         return resolve_node(index, self.nodes[index], self.defaults, self.paths)
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve_all(
+    nodes: tuple[NodeSpec, ...], defaults: NodeDefaults, paths: PathsConfig
+) -> tuple[NodeConfig, ...]:
+    """`resolve_node` for every node, memoized by value (the models are frozen, so equal inputs
+    give equal results): planning asks for the resolved nodes per host and per firewall backend,
+    which made a deploy's planning quadratic in the node count (issue 13)."""
+    return tuple(resolve_node(i, node, defaults, paths) for i, node in enumerate(nodes))
 
 
 def resolve_node(index: int, node: NodeSpec, defaults: NodeDefaults, paths: PathsConfig) -> NodeConfig:

@@ -20,6 +20,7 @@ sources live in ipsets roachctl owns, one per port and family, with one rich rul
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import shlex
@@ -74,7 +75,9 @@ def choose_backend(topology: Topology, active: str, available: Sequence[str]) ->
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`address` as an IP, None for a name (memoized: asked per node, per host planned)."""
     try:
         return ipaddress.ip_address(address)
     except ValueError:
@@ -107,7 +110,7 @@ def node_networks(topology: Topology, peer_addresses: Mapping[str, Sequence[str]
     networks: list[IPNetwork] = []
     for address in addresses:
         try:
-            networks.append(ipaddress.ip_network(address, strict=False))
+            networks.append(_network(address))
         except ValueError as exc:
             raise RefusedError(f"invalid resolved address {address!r}", hint="resolve names to IPs") from exc
     return networks
@@ -118,11 +121,23 @@ def allowed_sources(
 ) -> dict[int, tuple[str, ...]]:
     """Port -> sorted, collapsed CIDRs allowed to reach it (loopback is accepted separately)."""
     fw = topology.firewall
-    wanted = {
-        node.sql_port: [*peers, *(ipaddress.ip_network(c) for c in fw.sql_clients)],
-        node.http_port: [*peers, *(ipaddress.ip_network(c) for c in fw.http_clients)],
+    return {
+        node.sql_port: _sources(tuple(peers), fw.sql_clients),
+        node.http_port: _sources(tuple(peers), fw.http_clients),
     }
-    return {port: tuple(_show(n) for n in _collapse(nets)) for port, nets in wanted.items()}
+
+
+# Memoized by value (networks and strings are immutable): planning asks for the same peers per host
+# and per firewall backend, which made a deploy's planning quadratic in the node count (issue 13).
+@functools.lru_cache(maxsize=1024)
+def _network(address: str) -> IPNetwork:
+    return ipaddress.ip_network(address, strict=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _sources(peers: tuple[IPNetwork, ...], clients: tuple[str, ...]) -> tuple[str, ...]:
+    """`peers` and `clients` merged: sorted, collapsed CIDRs as text."""
+    return tuple(_show(n) for n in _collapse([*peers, *(ipaddress.ip_network(c) for c in clients)]))
 
 
 def _show(network: IPNetwork) -> str:
