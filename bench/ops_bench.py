@@ -57,7 +57,7 @@ from ready_bench import read_stats, timed  # noqa: E402
 BASE = "v25.4.0"
 NAME = "ops"
 EVENTS = "/var/lib/cockroach/cockroach-data/standin-events.jsonl"  # tests/support/remote.py EVENTS
-ROLLING = ("restart", "upgrade (default settle)", "upgrade (min settle)")
+OPS = ("status", "restart", "upgrade", "stop")  # --ops; "stop" is the whole-cluster stop, then start
 
 
 @dataclass
@@ -269,26 +269,23 @@ def run_bed(args: argparse.Namespace, work: Path, results: Results) -> None:
         for r in range(args.repeat):
             log(f"repeat {r + 1}/{args.repeat}")
             cl.command(["status", NAME], "status warm-up")
-            for _ in range(args.status_runs):
+            for _ in range(args.status_runs if "status" in args.ops else 0):
                 s = cl.command(["status", NAME], "roachctl status")
                 results.add("status (warm)", s)
                 log(f"  status (warm)              {s.seconds:6.2f} s  (cpu {s.cpu:.2f} s)")
-            time.sleep(args.quiesce)
-            results.add("restart", rolling(cl, "restart", ["restart", NAME], "restart", "restart"))
-            for label, settle_s in (
-                ("upgrade (default settle)", None),
-                ("upgrade (min settle)", args.settle_min),
-            ):
+            if "restart" in args.ops:
+                time.sleep(args.quiesce)
+                results.add("restart", rolling(cl, "restart", ["restart", NAME], "restart", "restart"))
+            upgrades = (("upgrade (default settle)", None), ("upgrade (min settle)", args.settle_min))
+            for label, settle_s in upgrades if "upgrade" in args.ops else ():
                 version = f"v25.4.{next_version}"
                 next_version += 1
                 time.sleep(args.quiesce)
                 argv = ["upgrade", NAME, "--version", version, "--tarball", str(cl.tarball(version))]
                 argv += [] if settle_s is None else ["--settle", f"{settle_s:g}"]
                 results.add(label, rolling(cl, label, argv, "upgrade", "roll"))
-            for label, argv in (
-                ("stop (whole cluster)", ["stop", NAME]),
-                ("start from stopped", ["start", NAME]),
-            ):
+            stops = (("stop (whole cluster)", ["stop", NAME]), ("start from stopped", ["start", NAME]))
+            for label, argv in stops if "stop" in args.ops else ():
                 s = cl.command(argv, f"roachctl {label}")
                 results.add(label, s)
                 log(
@@ -394,12 +391,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--status-runs", type=int, default=3, help="timed warm status runs per repeat")
     ap.add_argument("--settle-min", type=float, default=2.0, help="the small --settle upgrade (default 2)")
     ap.add_argument("--quiesce", type=float, default=12.0, help="untimed pause before each rolling operation")
+    ap.add_argument(
+        "--ops", default=",".join(OPS), help=f"comma-separated, of {','.join(OPS)} (default: all)"
+    )
     ap.add_argument("--no-local", action="store_true", help="skip `local up`")
     ap.add_argument("--no-bed", action="store_true", help="only `local up`")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args(argv)
+    args.ops = {x for x in args.ops.split(",") if x}
+    if args.ops - set(OPS):
+        ap.error(f"--ops: of {','.join(OPS)}")
     if os.geteuid() != 0 and not args.no_bed:
         log("the test bed needs root")
         return 2

@@ -548,8 +548,10 @@ async def restart(
             break
         try:
             await _ready_or_fail(session, target, timeout, notify)
-            pid = await main_pid(session, target)
-            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
+            pid, _ = await asyncio.gather(  # the new process's pid beside the gate: not a round of its own
+                main_pid(session, target),
+                wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours),
+            )
         except RoachctlError as exc:
             outcome.failures[target.host] = exc
             session.step("restart", host=target.host, result="failed", error=exc.message)
