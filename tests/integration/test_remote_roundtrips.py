@@ -10,6 +10,13 @@ that are started together happen not to overlap, which the bounds have not neede
 poll until something happens (a cold `start` waits for readiness, `stop` for the drain) are printed,
 not bounded: their count depends on how long the node takes.
 
+Bytes (issue 13): every command's ssh goes through the counting relay (tests/support/wire.py), and the
+release is a padded stand-in of realistic compressibility (PAD_MB tarball, its binary ~3x that): a cold
+deploy may send each host at most BYTES_X times the tarball (both directions, ssh framing and key
+exchange included: the release streamed once, certs, unit and scripts small), and a no-op deploy at
+most NOOP_BYTES (nothing re-sent that is already there). A release sent twice, or a re-sent unchanged
+file, fails here.
+
 Cut host: `status` against a cluster whose h3 has been cut off (every frame dropped) must report h3 as
 unreachable. Issue 13's target is "within 10 s" (it took about 25 s: ServerAlive 5 s x 3 and a 10 s
 ConnectTimeout). What the cut itself costs is asserted: the same `status` with h3 cut may take at
@@ -37,15 +44,20 @@ import pytest
 from roachctl.errors import TransportError
 from roachctl.exec.command import Command
 from roachctl.exec.openssh import OpenSSH, SSHOptions
+from tests.standin import make_release
 from tests.support.bed import Bed
-from tests.support.release_fixtures import Releases
+from tests.support.release_fixtures import Releases, real_binary, standin_path
 from tests.support.remote import Remote, new_remote
+from tests.support.wire import counting_ssh_config, read_counts
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
 NAME = "trips"
 CUT_TRANSPORT_S = 10.0  # issue 13's target, asserted on ssh's own timers (see the module docstring)
 CUT_EXTRA_S = 10.0  # what a cut host may add to `status`; see the module docstring
+PAD_MB = 8  # the padded release's tarball, MiB (its binary ~27 MiB)
+BYTES_X = 1.02  # issue 13: bytes per host of a cold deploy / the tarball (measured 1.008 at 8 MiB)
+NOOP_BYTES = 64 << 10  # bytes per host of a no-op deploy, both directions (measured ~25 KB)
 
 # Upper bounds per host on (ssh sessions, sequential rounds), per command, measured on this code:
 # deploy cold 4 (4: connect; the host lock, whose session then prints the facts, with the node names
@@ -68,15 +80,22 @@ BOUNDS: dict[str, tuple[int, int]] = {
 
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
-    yield new_remote(bed3, standin_releases, tmp_path_factory.mktemp("roundtrips"), NAME)
+    work = tmp_path_factory.mktemp("roundtrips")
+    remote = new_remote(bed3, standin_releases, work, NAME)
+    if not real_binary():  # a real release is realistic already
+        remote.tarball = make_release.build_padded(
+            remote.version, work / "padded", standin_releases.arch, tarball_mb=PAD_MB, standin=standin_path()
+        )
+    yield remote
 
 
-def counted(rc: Remote, stats: Path, *args: str) -> dict[str, dict[str, int]]:
+def counted(rc: Remote, stats: Path, config: Path, *args: str) -> dict[str, dict[str, int]]:
     """Run the CLI with ROACHCTL_SSH_STATS; per host {sessions, rounds}, summed over its transports."""
     stats.unlink(missing_ok=True)
-    done = rc.deploy(env={"ROACHCTL_SSH_STATS": str(stats)}) if args == ("deploy",) else None
+    env = {"ROACHCTL_SSH_STATS": str(stats)}
+    done = rc.deploy(env=env, ssh_config=config) if args == ("deploy",) else None
     if done is None:
-        done = rc.run(*args, env={"ROACHCTL_SSH_STATS": str(stats)})
+        done = rc.run(*args, env=env, ssh_config=config)
     assert done.rc == 0, done.text
     per_host: dict[str, dict[str, int]] = {}
     for line in stats.read_text().splitlines():
@@ -91,15 +110,20 @@ def counted(rc: Remote, stats: Path, *args: str) -> dict[str, dict[str, int]]:
 def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Path) -> None:
     stats = tmp_path / "ssh-stats.jsonl"
     seen: dict[str, tuple[int, int]] = {}
-    for label, args in (
-        ("deploy cold", ("deploy",)),
-        ("deploy no-op", ("deploy",)),
-        ("start", ("start", NAME)),
-        ("start no-op", ("start", NAME)),
-        ("status", ("status", NAME)),
-        ("stop", ("stop", NAME)),
+    wire: dict[str, dict[str, dict[str, int]]] = {}
+    for i, (label, args) in enumerate(
+        (
+            ("deploy cold", ("deploy",)),
+            ("deploy no-op", ("deploy",)),
+            ("start", ("start", NAME)),
+            ("start no-op", ("start", NAME)),
+            ("status", ("status", NAME)),
+            ("stop", ("stop", NAME)),
+        )
     ):
-        per_host = counted(rc, stats, *args)
+        counts = tmp_path / f"bytes-{i}.jsonl"
+        per_host = counted(rc, stats, counting_ssh_config(rc.bed.ssh_config, counts), *args)
+        wire[label] = read_counts(counts)
         seen[label] = (
             max(v["sessions"] for v in per_host.values()),
             max(v["rounds"] for v in per_host.values()),
@@ -109,6 +133,13 @@ def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Pat
     assert not over, f"more ssh round trips per host than allowed (seen, bound): {over}"
     # Every command talks to every host at least once: a count of 0 would mean the stats are broken.
     assert all(s >= 1 and r >= 1 for s, r in seen.values()), seen
+    size = rc.tarball.stat().st_size if rc.tarball else 0
+    total = {k: {h: v["up"] + v["down"] for h, v in per.items()} for k, per in wire.items()}
+    print(f"bytes per host (up + down; tarball {size:,}):", total)
+    assert all(set(per) == set(rc.hosts) for per in total.values()), wire  # the relay saw every host
+    cold, noop = total["deploy cold"], total["deploy no-op"]
+    assert all(size <= b <= BYTES_X * size for b in cold.values()), f"cold deploy: {cold} vs tarball {size:,}"
+    assert all(b <= NOOP_BYTES for b in noop.values()), f"no-op deploy sent more than {NOOP_BYTES:,}: {noop}"
 
 
 def test_a_cut_host_adds_at_most_the_bound_to_status(rc: Remote) -> None:

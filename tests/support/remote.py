@@ -92,9 +92,11 @@ class Remote:
         print(f"[{done.ended - started:5.1f}s] roachctl {' '.join(args)} -> {res.returncode}")  # in reports
         return done
 
-    def deploy(self, *extra: str, env: dict[str, str] | None = None) -> Completed:
+    def deploy(
+        self, *extra: str, env: dict[str, str] | None = None, ssh_config: Path | None = None
+    ) -> Completed:
         source = ["--tarball", str(self.tarball)] if self.tarball else []
-        return self.run("deploy", str(self.topology), *source, *extra, env=env)
+        return self.run("deploy", str(self.topology), *source, *extra, env=env, ssh_config=ssh_config)
 
     def status(self) -> dict[str, Any]:
         res = self.run("--json", "status", self.name)
