@@ -20,7 +20,7 @@ import pytest
 from roachctl.operation.lock import controller_lock
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
-from tests.support.remote import ROACHCTL, Remote, running_remote, wait_for
+from tests.support.remote import ROACHCTL, UNIT, Remote, running_remote, wait_for
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
@@ -46,6 +46,11 @@ def _background(rc: Remote, *args: str) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+def _held(rc: Remote, host: str) -> bool:
+    """A holder's description is in the lock file (a free lock holds `released <uptime>` or nothing)."""
+    return '"pid"' in rc.sh(host, f"cat {LOCK} 2>/dev/null || true").stdout
 
 
 def _pids(rc: Remote) -> dict[str, str]:
@@ -106,7 +111,7 @@ def test_the_lock_is_released_when_its_holder_is_killed(rc: Remote) -> None:
     restart = _background(rc, "restart", NAME)
     wait_for(
         "the restart to hold the host lock on h1",
-        lambda: rc.sh("h1", f"cat {LOCK} 2>/dev/null || true").stdout.strip(),
+        lambda: _held(rc, "h1"),
         timeout=60,
         interval=0.2,
     )
@@ -133,7 +138,7 @@ def test_a_holder_that_stops_beating_loses_the_host_lock_within_the_lease(rc: Re
     restart = _background(rc, "restart", NAME)
     wait_for(
         "the restart to hold the host lock on h2",
-        lambda: rc.sh("h2", f"cat {LOCK} 2>/dev/null || true").stdout.strip(),
+        lambda: _held(rc, "h2"),
         timeout=60,
         interval=0.2,
     )
@@ -151,3 +156,42 @@ def test_a_holder_that_stops_beating_loses_the_host_lock_within_the_lease(rc: Re
         os.kill(restart.pid, signal.SIGKILL)
         restart.communicate(timeout=60)
     wait_for("every node ready again", lambda: all(n["ready"] for n in rc.status()["nodes"]), timeout=180)
+
+
+# Another holder on h1 (on fd 8) that waits until a lock script (fd 9) waits for the same lock: our
+# `start`, whose first readiness probe is sent at the same time; lets that probe see its node ready,
+# then stops the node and releases the lock the way the lock script does (with a release record).
+STOPPER = r"""
+mkdir -p -m 0700 /run/roachctl
+exec 8>>{lock}
+flock 8
+printf '%s\n' '{{"pid": 4343, "command": "roachctl stop"}}' >{lock}
+n=0
+until [ "$(for p in /proc/[0-9]*; do readlink "$p/fd/9"; done 2>/dev/null | grep -c -x {lock})" -ge 1 ]; do
+  n=$((n + 1)); [ "$n" -lt 600 ] || break; sleep 0.1
+done
+sleep 3
+systemctl stop {unit}
+printf 'released %s\n' "$(cut -d' ' -f1 /proc/uptime)" >{lock}
+"""
+
+
+def test_start_does_not_trust_a_probe_sent_before_another_holder_stopped_a_node(rc: Remote) -> None:
+    """`start` sends its first readiness probe beside the lock (2 rounds when every node is ready);
+    the probe may be trusted only if no holder came between it and our lock. Here a holder stops h1
+    after the probe saw it ready and before `start` gets the lock: start must probe again and start
+    h1, never report it "already running and ready" (cluster/lifecycle.py, trusted_early_probe)."""
+    wait_for("every node ready", lambda: all(n["ready"] for n in rc.status()["nodes"]), timeout=180)
+    rc.sh("h1", f"systemd-run --unit=stopper sh -c {shlex.quote(STOPPER.format(lock=LOCK, unit=UNIT))}")
+    try:
+        wait_for(
+            "the stopper to hold h1's lock",
+            lambda: "4343" in rc.sh("h1", f"cat {LOCK} 2>/dev/null || true").stdout,
+        )
+        res = rc.run("start", NAME, timeout=240)
+    finally:
+        rc.sh("h1", "systemctl stop stopper", check=False)
+    assert res.rc == 0, res.text
+    row = res.err[res.err.index("│ h1 ") :].split("\n", 1)[0]
+    assert "already running" not in row, res.text
+    assert rc.show("h1", "ActiveState")["ActiveState"] == "active", res.text

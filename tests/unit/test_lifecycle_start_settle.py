@@ -20,6 +20,7 @@ import pytest
 from roachctl.cluster import lifecycle, nodes
 from roachctl.cluster.nodes import NodeTarget, Readiness
 from roachctl.exec.base import Result
+from roachctl.operation.lock import Locked
 
 HOSTS = ("h1", "h2", "h3")
 TARGETS = [NodeTarget(h, h, 26257, 8080, "cockroach.service", "/opt/cockroach/cockroach") for h in HOSTS]
@@ -71,7 +72,11 @@ def _start(
     monkeypatch.setattr(lifecycle, "journal_tail", no_journal)
     home = SimpleNamespace(load_state=lambda: SimpleNamespace(initialized=True))
     session = SimpleNamespace(
-        home=home, topology=SimpleNamespace(name="prod"), interrupts=None, step=lambda *_, **__: None
+        home=home,
+        topology=SimpleNamespace(name="prod"),
+        interrupts=None,
+        step=lambda *_, **__: None,
+        beside=None,  # no probe sent beside the lock: start probes itself
     )
     cluster.t0 = time.monotonic()
     notify = lambda h, m: None  # noqa: E731
@@ -107,3 +112,17 @@ def test_no_wait_when_no_minority_ran_alone(
     outcome, took = _start(monkeypatch, FakeCluster(running, flap=None))
     assert set(outcome.done) == set(HOSTS) and not outcome.failures
     assert took < TTL / 2, f"start took {took:.2f}s without a stale-liveness risk"
+
+
+def test_a_probe_sent_beside_the_lock_counts_only_if_no_holder_came_between() -> None:
+    """cluster/lifecycle.trusted_early_probe: every host's previous holder released before the probe."""
+    early = lifecycle.EarlyProbe(started=50.0, answers={})
+    hosts = ["h1", "h2", "h3"]
+
+    def session(free_since: dict[str, float], beside: object = early) -> Any:
+        return SimpleNamespace(beside=beside, locked=Locked(free_since=free_since), hosts=hosts)
+
+    assert lifecycle.trusted_early_probe(session({"h1": 10.0, "h2": 49.0, "h3": 50.0})) is early
+    assert lifecycle.trusted_early_probe(session({"h1": 10.0, "h2": 51.0, "h3": 1.0})) is None
+    assert lifecycle.trusted_early_probe(session({"h1": 10.0, "h2": 1.0})) is None  # h3 could not say
+    assert lifecycle.trusted_early_probe(session({"h1": 1.0, "h2": 1.0, "h3": 1.0}, None)) is None

@@ -17,7 +17,15 @@ from roachctl.errors import ExitCode, RefusedError
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.exec.openssh import Held
-from roachctl.operation.lock import HOST_LOCK_SCRIPT, controller_lock, describe_holder, holder_description
+from roachctl.operation.lock import (
+    HOST_LOCK_SCRIPT,
+    QUIET_SLACK_S,
+    Locked,
+    controller_lock,
+    describe_holder,
+    free_since,
+    holder_description,
+)
 
 HOLDER = textwrap.dedent(
     """
@@ -132,8 +140,42 @@ def test_the_host_lock_runs_then_only_once_held_and_frames_its_output() -> None:
     finally:
         holder.kill()
         Path(f"/run/roachctl/{cluster}.lock").unlink(missing_ok=True)
-    assert line == "LOCKED"
+    assert line == "LOCKED ?", "the holder did not write a release record: when it released is unknown"
     assert (frame.returncode, frame.stdout) == (3, b"FRAME 0 1 1\nend\n")
     ran_at = float(frame.stderr.decode())
     assert ran_at >= releasing, "the command ran while another process held the lock"
     assert not list(Path("/run/roachctl").glob(f"{cluster}.then-*")), "its output files are removed"
+
+
+@needs_root
+def test_the_host_lock_says_how_long_ago_a_clean_holder_released_it() -> None:
+    """`LOCKED <quiet>`: seconds since the previous holder's release (host uptime), "?" when unknown."""
+    cluster = f"unit-quiet-{os.getpid()}"
+    lock = Path(f"/run/roachctl/{cluster}.lock")
+    try:
+        first, _, _ = asyncio.run(_take(cluster, ("true",), wait_s=5))
+        time.sleep(0.5)
+        second, _, _ = asyncio.run(_take(cluster, ("true",), wait_s=5))
+        assert lock.read_text().startswith("released ")
+        lock.write_text('{"pid": 1}\n')  # a holder killed while it held the lock: no release record
+        third, _, _ = asyncio.run(_take(cluster, ("true",), wait_s=5))
+    finally:
+        lock.unlink(missing_ok=True)
+    assert first == "LOCKED ?", "a fresh lock file has no release record"
+    quiet = float(second.split()[1])
+    assert 0.4 <= quiet < 10, second
+    assert third == "LOCKED ?"
+
+
+def test_a_probe_counts_only_if_every_previous_holder_released_before_it_was_sent() -> None:
+    """The decision behind a 2-round `start` (cluster/lifecycle.trusted_early_probe)."""
+    seen_at = 100.0
+    assert free_since("LOCKED ?", seen_at) is None
+    assert free_since("LOCKED", seen_at) is None
+    assert free_since("LOCKED -3", seen_at) is None
+    assert free_since("LOCKED nan", seen_at) is None
+    assert free_since("LOCKED 30.00", seen_at) == 70.0 + QUIET_SLACK_S
+    locked = Locked(free_since={"h1": 70.0, "h2": 95.0})
+    assert locked.undisturbed_since(["h1", "h2"], 96.0)  # both released before the probe
+    assert not locked.undisturbed_since(["h1", "h2"], 90.0), "h2's holder may have stopped its node"
+    assert not locked.undisturbed_since(["h1", "h3"], 96.0), "h3 could not say: probe again"

@@ -127,12 +127,14 @@ def run_on_cluster(
     *,
     lock: str | None = None,
     lock_then: Then | None = None,
+    beside_lock: Callable[[Session], Awaitable[object]] | None = None,
     accept_new_host_keys: bool = False,
     args: dict[str, Any] | None = None,
 ) -> T:
     """Open a session on the cluster's hosts and run `body` in it. With `lock` (the verb), the
     session holds the operation lock and journals one Operation (operation/session.py);
-    `lock_then` runs on each host as soon as its lock is held (Session.locked)."""
+    `lock_then` runs on each host as soon as its lock is held (Session.locked), `beside_lock`
+    while the locks are taken (Session.beside)."""
 
     async def main() -> T:
         async with open_session(
@@ -142,6 +144,7 @@ def run_on_cluster(
             accept_new_host_keys=accept_new_host_keys,
             lock_for=lock,
             lock_then=lock_then,
+            beside_lock=beside_lock,
             args=command_args() if args is None else args,
         ) as session:
             return await body(session)

@@ -187,6 +187,7 @@ def start(ctx: click.Context, cluster: str, node: str | None, timeout: float) ->
         topology,
         lambda s: connect.start(s, only=node, notify=app.env.notify, timeout=timeout),
         lock=lock_verb(),
+        beside_lock=lifecycle.probe_beside_lock,
     )
     render.endpoints(app, f"roachctl sql {cluster}", nodes)
     finish(app, f"start {cluster}", [n.host for n in topology.nodes], outcome, {"nodes": nodes})

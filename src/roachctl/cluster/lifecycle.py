@@ -7,6 +7,17 @@
   valid for up to LIVENESS_TTL and then expiring before the first renewal lands: such a node
   answers 200 and flips to 503 a moment later. So readiness is confirmed again once every
   such record has either been renewed or expired (`_stale_liveness_until`).
+  The first readiness probe is sent beside the host locks, in the same round trip (`probe_beside_lock`),
+  so a `start` with every node ready costs two rounds per host (connect; lock + probe). It is used
+  only if no other operation can have changed a node between that probe and our lock: every host's
+  lock script says how long ago (host's monotonic clock) its previous holder released the lock, and
+  the probe counts only when every release came before the probe was sent (`trusted_early_probe`).
+  Any mutating operation (stop, restart, upgrade, ...) holds every host's lock while it changes a
+  node, so with no holder between the probe and our lock, what the probe saw was changed by no
+  roachctl; the same as for a probe sent after the lock, a node may still crash on its own. A
+  holder that did not release cleanly (killed: its description is still in the file), an older
+  roachctl (it truncates the file), a rebooted host (no file) or an unreachable one give no
+  release time, and then the nodes are probed again under the lock as before.
 - stop (whole cluster): one node at a time (plan/stoporder.py, contract §4.1). `systemctl stop`
   sends SIGTERM, cockroach's own graceful drain; no `node drain` beforehand (a draining node is
   never a lease target, so drains must not overlap). A node drains while the running nodes,
@@ -116,6 +127,29 @@ async def each_node(
         outcome.failures.update(failures)
 
 
+@dataclass(frozen=True)
+class EarlyProbe:
+    """A start's readiness probe of every node, sent while the host locks were being taken."""
+
+    started: float  # time.monotonic() before any probe was sent
+    answers: dict[str, Readiness]  # the hosts whose node answered (`_answering`)
+
+
+async def probe_beside_lock(session: Session) -> EarlyProbe:
+    """`start`'s first probe, for open_session's `beside_lock` (see the module docstring)."""
+    started = time.monotonic()
+    return EarlyProbe(started, await _answering(session, targets(session)))
+
+
+def trusted_early_probe(session: Session) -> EarlyProbe | None:
+    """The probe sent beside the locks, if no holder of any host's lock can have changed a node
+    between its start and our lock (operation/lock.Locked.undisturbed_since); else None."""
+    early = session.beside
+    if isinstance(early, EarlyProbe) and session.locked.undisturbed_since(session.hosts, early.started):
+        return early
+    return None
+
+
 async def start(
     session: Session, *, only: str | None = None, notify: Notify, timeout: float = READY_TIMEOUT
 ) -> Outcome:
@@ -128,7 +162,9 @@ async def start(
             hint=f"start all nodes once (`roachctl start {session.topology.name}`) so init runs with all up",
         )
     outcome = Outcome()
-    stale_until, ready_now = await _stale_liveness_until(session, targets(session))
+    stale_until, ready_now = await _stale_liveness_until(
+        session, targets(session), trusted_early_probe(session)
+    )
     # A node that already answers /health?ready=1 (with a majority up, so not on stale liveness) has
     # nothing to start or wait for: it is answered from that one probe (issue 13: no-op start).
     already = set() if stale_until is not None or not state.initialized else ready_now
@@ -166,7 +202,7 @@ async def start(
 
 
 async def _stale_liveness_until(
-    session: Session, everyone: list[NodeTarget]
+    session: Session, everyone: list[NodeTarget], early: EarlyProbe | None = None
 ) -> tuple[float | None, set[str]]:
     """When the nodes running now are not a majority, the moment (monotonic) by which every
     liveness record they may still hold has been renewed or has expired; else None. Also the
@@ -174,9 +210,13 @@ async def _stale_liveness_until(
 
     Without a majority no record can be renewed, so whatever is valid now was written before the
     majority was lost. A node ready on such a record passes one probe and fails the next.
+    `early` is a trusted probe sent before the lock (`trusted_early_probe`): used instead of a new one.
     """
-    probed_at = time.monotonic()
-    answers = await _answering(session, everyone)
+    if early is not None:
+        probed_at, answers = early.started, early.answers
+    else:
+        probed_at = time.monotonic()
+        answers = await _answering(session, everyone)
     running = set(answers)
     ready = {host for host, readiness in answers.items() if readiness.ready}
     if running and 2 * len(running) <= len(everyone):

@@ -131,7 +131,7 @@ async def _probe(session: Session, host: str) -> Probe:
     Without a lock (`--dry-run`) they are gathered here.
     """
     request = probe_request(session.topology, host)
-    locked = session.locked.get(host)
+    locked = session.locked.then.get(host)
     if isinstance(locked, RoachctlError):
         raise locked
     if locked is None:

@@ -27,7 +27,9 @@ import json
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -42,8 +44,13 @@ HOST_LOCK_DIR = "/run/roachctl"
 # $1 cluster name (validated: [a-z0-9-]), $2 holder description (one line), $3 seconds to wait for
 # a busy lock, $4 the lease: seconds without a heartbeat byte on stdin after which it is given up;
 # optionally $5... a command to run once the lock is held (`then`: a deploy's facts).
-# Prints one line: "LOCKED" (then holds the lock until stdin closes or the heartbeats stop),
-# "BUSY <holder>" or "REFUSED <why>". After LOCKED, with a command: one frame (exec/openssh.Held):
+# Prints one line: "LOCKED <quiet>" (then holds the lock until stdin closes or the heartbeats stop),
+# "BUSY <holder>" or "REFUSED <why>". <quiet> is how long ago (s, on the host's monotonic clock,
+# /proc/uptime) the previous holder released the lock, or "?" when that is not known for sure: a
+# release writes `released <uptime>` into the file, which a holder overwrites with its description
+# once it holds the lock, so any other content (a holder killed while holding it, an older roachctl
+# that truncated the file) or no file (created since the boot) reads as "?" (`quiet_since`).
+# After LOCKED, with a command: one frame (exec/openssh.Held):
 # `FRAME <exit code> <stdout bytes> <stderr bytes>`, then that many bytes of its stdout and stderr,
 # kept in files in the root-only lock dir meanwhile (its stdin is /dev/null: the heartbeats wait).
 HOST_LOCK_SCRIPT = r"""
@@ -55,8 +62,15 @@ if [ "$(stat -c %u -- "$d")" != 0 ]; then echo "REFUSED $d is not owned by root"
 f=$d/$name.lock
 exec 9>>"$f" || exit 1
 if ! flock -w "$3" 9; then printf 'BUSY %s\n' "$(head -c 600 -- "$f" | tr '\n' ' ')"; exit 0; fi
+up_s() { cut -d' ' -f1 /proc/uptime; }
+quiet=?
+prev=$(head -c 100 -- "$f")
+case $prev in
+  "released "*[!0-9.]*) ;;
+  "released "[0-9]*) quiet=$(awk -v a="${prev#released }" -v b="$(up_s)" 'BEGIN { printf "%.2f", b - a }') ;;
+esac
 printf '%s\n' "$info" >"$f"
-echo LOCKED
+echo "LOCKED $quiet"
 if [ $# -gt 4 ]; then
   shift 4
   umask 077
@@ -68,7 +82,7 @@ if [ $# -gt 4 ]; then
   rm -f -- "$o" "$e"
 fi
 while beat=$(timeout "$4" dd bs=1 count=1 2>/dev/null) && [ -n "$beat" ]; do :; done
-: >"$f"
+printf 'released %s\n' "$(up_s)" >"$f"
 """
 
 # The lease: the holder sends a byte every HEARTBEAT_S; the host gives the lock up after LEASE_S
@@ -152,8 +166,40 @@ def file_lock(path: Path, cluster: str, verb: str) -> Iterator[None]:
         handle.close()  # closing the fd releases the flock
 
 
-LockedAnswers = dict[str, Result | RoachctlError]
 Then = Callable[[str], Command]
+# /proc/uptime has 10 ms steps, read twice by the lock script: what its <quiet> may be off by.
+QUIET_SLACK_S = 0.05
+
+
+@dataclass
+class Locked:
+    """What taking the host locks told: `then`'s answers, and since when each host's lock was free.
+
+    `free_since[host]` is an instant on this process's monotonic clock by which the host's previous
+    holder had released its lock: the host said it released <quiet> s before the host printed
+    LOCKED, which was before we read it (`seen_at`), so the release came before seen_at - quiet.
+    Absent where the host could not say (`?`), or was not locked (unreachable).
+    """
+
+    then: dict[str, Result | RoachctlError] = field(default_factory=dict)
+    free_since: dict[str, float] = field(default_factory=dict)
+
+    def undisturbed_since(self, hosts: Iterable[str], started: float) -> bool:
+        """True when no other holder held the lock of any of `hosts` between `started` (monotonic)
+        and the moment ours was taken: every one of them was released before `started`."""
+        return all(h in self.free_since and self.free_since[h] <= started for h in hosts)
+
+
+def free_since(line: str, seen_at: float) -> float | None:
+    """The `free_since` instant from a `LOCKED <quiet>` line read at `seen_at`, or None (unknown)."""
+    _, _, quiet = line.partition(" ")
+    try:
+        seconds = float(quiet)
+    except ValueError:
+        return None
+    if not 0 <= seconds < 1e9:
+        return None
+    return seen_at - seconds + QUIET_SLACK_S
 
 
 @contextlib.asynccontextmanager
@@ -165,7 +211,7 @@ async def host_locks(
     *,
     then: Then | None = None,
     then_timeout: float = 60.0,
-) -> AsyncIterator[LockedAnswers]:
+) -> AsyncIterator[Locked]:
     """Hold `/run/roachctl/<cluster>.lock` on every host for the block, or refuse naming the holder.
 
     All hosts are locked in parallel; if any is busy or refuses, the ones taken are released.
@@ -175,10 +221,10 @@ async def host_locks(
     `then(host)` is a command each host runs right after its lock is taken, in the same session
     (a deploy's facts: one round trip fewer). Its output was produced under the lock, so nothing
     another operation did can change what it saw. Yields its Result per host, or the error that
-    kept it from answering (the lock stays held all the same).
+    kept it from answering (the lock stays held all the same), and since when each lock was free.
     """
     info = holder_description(verb)
-    answers: LockedAnswers = {}
+    locked = Locked()
     async with contextlib.AsyncExitStack() as stack:
 
         async def take(host: str) -> None:
@@ -195,6 +241,7 @@ async def host_locks(
             )
             held = ssh.executor(host).held(command, timeout=WAIT_S + 30, heartbeat=HEARTBEAT_S)
             answer = await stack.enter_async_context(held)
+            seen_at = time.monotonic()
             line = answer.line
             if line.startswith("BUSY"):
                 raise _busy(cluster, host, line[len("BUSY") :].strip())
@@ -204,13 +251,15 @@ async def host_locks(
                     where=host,
                     hint=f"{HOST_LOCK_DIR} must be a root-owned directory; remove whatever is there",
                 )
-            if line != "LOCKED":
+            if line.split(" ", 1)[0] != "LOCKED":
                 raise RefusedError(f"unexpected answer from the lock script: {line[:200]!r}", where=host)
+            if (since := free_since(line, seen_at)) is not None:
+                locked.free_since[host] = since
             if then is not None:
                 try:
-                    answers[host] = await answer.read_frame(then_timeout)
+                    locked.then[host] = await answer.read_frame(then_timeout)
                 except RoachctlError as exc:
-                    answers[host] = exc
+                    locked.then[host] = exc
 
         results = await asyncio.gather(*(take(h) for h in hosts), return_exceptions=True)
         refusals = [r for r in results if isinstance(r, RefusedError)]
@@ -219,4 +268,4 @@ async def host_locks(
         others = [r for r in results if isinstance(r, BaseException) and not isinstance(r, RoachctlError)]
         if others:
             raise others[0]
-        yield answers
+        yield locked

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
 from roachctl.operation.journal import Operation
-from roachctl.operation.lock import LockedAnswers, Then, controller_lock, host_locks
+from roachctl.operation.lock import Locked, Then, controller_lock, host_locks
 
 
 def ssh_options(
@@ -48,7 +48,8 @@ class Session:
     ssh: OpenSSH
     interrupts: Interrupts = field(default_factory=Interrupts)
     operation: Operation | None = None  # mutating commands only (operation/journal.py)
-    locked: LockedAnswers = field(default_factory=dict)  # `lock_then`'s answers (open_session)
+    locked: Locked = field(default_factory=Locked)  # what taking the host locks told (open_session)
+    beside: object = None  # what `beside_lock` returned (open_session)
 
     @property
     def hosts(self) -> list[str]:
@@ -69,6 +70,7 @@ async def open_session(
     accept_new_host_keys: bool = False,
     lock_for: str | None = None,
     lock_then: Then | None = None,
+    beside_lock: Callable[[Session], Awaitable[object]] | None = None,
     args: dict[str, Any] | None = None,
 ) -> AsyncIterator[Session]:
     """Open the transport for `topology`; every ssh master is closed on exit.
@@ -79,7 +81,10 @@ async def open_session(
     and on every host, for the whole block (operation/lock.py), and journals the block as one
     Operation with `args` (operation/journal.py): begin, its steps, and how it ended.
     `lock_then(host)` runs on each host in its lock's session once the lock is held; its answers
-    are `Session.locked` (operation/lock.host_locks).
+    are in `Session.locked` (operation/lock.host_locks). `beside_lock(session)` runs while the
+    locks are being taken (the same round trip: a start's readiness probe) and its result is
+    `Session.beside`; it runs without the lock, so only a read whose caller checks
+    `Session.locked.undisturbed_since` belongs there (cluster/lifecycle.start).
     """
     options = ssh_options(topology, ssh_config=ssh_config, accept_new_host_keys=accept_new_host_keys)
     interrupts = Interrupts()
@@ -89,18 +94,27 @@ async def open_session(
         with interrupts.install():
             try:
                 async with OpenSSH(options) as ssh, contextlib.AsyncExitStack() as remote_locks:
-                    locked: LockedAnswers = {}
-                    if lock_for is not None:
-                        hosts = [n.host for n in topology.nodes]
-                        locked = await remote_locks.enter_async_context(
-                            host_locks(ssh, hosts, topology.name, lock_for, then=lock_then)
-                        )
                     home = ClusterHome(home_dir, topology.name)
+                    session = Session(topology, home, ssh, interrupts)
+                    beside = asyncio.ensure_future(beside_lock(session)) if beside_lock else None
+                    try:
+                        if lock_for is not None:
+                            hosts = [n.host for n in topology.nodes]
+                            session.locked = await remote_locks.enter_async_context(
+                                host_locks(ssh, hosts, topology.name, lock_for, then=lock_then)
+                            )
+                        session.beside = await beside if beside is not None else None
+                    finally:
+                        if beside is not None and not beside.done():
+                            beside.cancel()
+                            with contextlib.suppress(asyncio.CancelledError, Exception):
+                                await beside
                     if lock_for is None:
-                        yield Session(topology, home, ssh, interrupts)
+                        yield session
                     else:
                         with Operation(home.journal_path, lock_for, args) as operation:
-                            yield Session(topology, home, ssh, interrupts, operation, locked)
+                            session.operation = operation
+                            yield session
             except asyncio.CancelledError:
                 if not interrupts.cancelled:
                     raise
