@@ -51,6 +51,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -105,7 +106,7 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 SSH_KEYGEN_DROPIN = """\
 [Service]
 ExecStartPre=
-ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/bin/sh -c 'test -s /etc/ssh/ssh_host_ed25519_key || exec /usr/bin/ssh-keygen -A'
 ExecStartPre=/usr/sbin/sshd -t
 """
 JOURNALD_DROPIN = """\
@@ -126,6 +127,7 @@ MASKED_UNITS = (
 )
 BED_FORMAT = 3  # bump when the provisioning code below changes in a way the inputs don't capture
 BOOT_TIMEOUT = 90.0
+BOOT_SECS_PER_HOST = 6.0  # Bed.up(n) waits max(BOOT_TIMEOUT, n * this) for every host to answer ssh
 STOP_TIMEOUT = 15.0
 
 
@@ -181,6 +183,15 @@ def run(
     if check and res.returncode != 0:
         raise BedError(f"command failed ({res.returncode}): {' '.join(argv)}\n{res.stderr.strip()}")
     return res
+
+
+def _port_open(ip: str, port: int) -> bool:
+    """Whether something accepts TCP connections at ip:port (sshd is up; the ssh login may still fail)."""
+    try:
+        with socket.create_connection((ip, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def _write(path: Path, text: str | bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
@@ -703,8 +714,11 @@ class Bed:
         t0 = time.monotonic()
         for host in self.hosts:
             self._start(host)
+        # Booting hosts share the machine's cores: give each more time the more there are (30 hosts took
+        # over 90 s to all answer ssh on a loaded 2-core machine).
+        timeout = max(BOOT_TIMEOUT, BOOT_SECS_PER_HOST * n)
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
-            list(pool.map(self._wait_ready_timed, self.hosts))
+            list(pool.map(lambda h: self._wait_ready_timed(h, timeout), self.hosts))
         self.timings["boot_all"] = time.monotonic() - t0
 
     def down(self) -> None:
@@ -883,9 +897,9 @@ table bridge {t} {{
             logf.close()
         host.boots += 1
 
-    def _wait_ready_timed(self, host: Host) -> None:
+    def _wait_ready_timed(self, host: Host, timeout: float = BOOT_TIMEOUT) -> None:
         t0 = time.monotonic()
-        self._wait_ready(host)
+        self._wait_ready(host, timeout)
         self.timings[f"boot_{host.name}"] = time.monotonic() - t0
 
     def _wait_ready(self, host: Host, timeout: float = BOOT_TIMEOUT) -> None:
@@ -894,9 +908,13 @@ table bridge {t} {{
         while time.monotonic() < deadline:
             if host.proc is None or host.proc.poll() is not None:
                 raise BedError(f"{host.name}: systemd-nspawn exited during boot\n{self._console_tail(host)}")
-            res = self._ssh_argv(host.name, "true", "root", extra=["-o", "ConnectTimeout=2"])
+            if not _port_open(host.ip, 22):  # a cheap probe: an ssh client per try cost more CPU than a boot
+                last = "port 22 not open"
+                time.sleep(0.2)
+                continue
+            res = self._ssh_argv(host.name, "true", "root", extra=["-o", "ConnectTimeout=5"])
             try:
-                r = subprocess.run(res, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+                r = subprocess.run(res, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
                 if r.returncode == 0:
                     return
                 last = r.stderr.strip()

@@ -248,16 +248,22 @@ def test_listing_skips_directories_that_are_not_cluster_names(tmp_path: Path) ->
     assert ClusterHome.list_names(tmp_path) == ["prod"]
 
 
-def test_a_damaged_ca_key_whose_public_half_matches_is_refused(tmp_path: Path) -> None:
-    """ca.key with the certificate's public numbers but a corrupt private half (d and its CRT
-    exponent): it would sign certs no node accepts, so it is refused before anything is signed."""
+@pytest.mark.parametrize(
+    "damage",
+    [{"d": 2, "dmp1": 2, "dmq1": 2}, {"dmp1": 2}, {"iqmp": 1}],
+    ids=["exponent", "crt-exponent", "crt-coefficient"],
+)
+def test_a_damaged_ca_key_whose_public_half_matches_is_refused(
+    tmp_path: Path, damage: dict[str, int]
+) -> None:
+    """ca.key with the certificate's public numbers but a corrupt private half: loaded without
+    OpenSSL's key check (too slow for every command), it is refused before anything is signed."""
     home = _new_home(tmp_path)
-    key = home.ca().key
-    good = key.private_numbers()
-    bad = rsa.RSAPrivateNumbers(
-        p=good.p, q=good.q, d=good.d + 2, dmp1=good.dmp1 + 2, dmq1=good.dmq1 + 2, iqmp=good.iqmp,
-        public_numbers=good.public_numbers,
-    ).private_key(unsafe_skip_rsa_key_validation=True)  # fmt: skip
+    good = home.ca().key.private_numbers()
+    values = {k: getattr(good, k) + damage.get(k, 0) for k in ("p", "q", "d", "dmp1", "dmq1", "iqmp")}
+    bad = rsa.RSAPrivateNumbers(**values, public_numbers=good.public_numbers).private_key(
+        unsafe_skip_rsa_key_validation=True
+    )
     pem = bad.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,

@@ -174,7 +174,7 @@ def _counting_parses(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
 
 def test_node_certs_for_many_hosts_parse_the_ca_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parsing the CA validates its RSA key (~30 ms): a 9-host deploy must not pay it per host, nor
+    """Parsing the CA checks its key with a signature: a 9-host deploy must not pay it per host, nor
     per ClusterHome (a command makes several); the CA written by the first deploy is not re-parsed."""
     parses = _counting_parses(monkeypatch)
     t = topology(base_data(9))

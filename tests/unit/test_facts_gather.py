@@ -292,3 +292,40 @@ def test_ufw_status_runs_only_when_ufw_may_be_loaded(
     tmp_path: Path, rcs: list[int | None], ufw_active: bool, asked: bool, active: str
 ) -> None:
     assert _ufw_gate(tmp_path, rcs, ufw_active=ufw_active) == (active, asked)
+
+
+def _firewalld_gate(tmp_path: Path, busctl: str) -> tuple[str, bool]:
+    """Run the fact script with a stub `busctl` (its body) and a `firewall-cmd` that says running:
+    what the script reports as the active firewall, and whether `firewall-cmd` was run at all."""
+    bindir, called = tmp_path / "bin", tmp_path / "firewall-cmd-called"
+    bindir.mkdir()
+    expected = "--system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner"
+    stubs = {
+        "busctl": f'[ "$*" = "{expected} s org.fedoraproject.FirewallD1" ] || exit 9\n{busctl}',
+        "firewall-cmd": f'echo x >> "{called}"; [ "$*" = --state ] && echo running',
+    }
+    for name, body in stubs.items():
+        stub = bindir / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    out = subprocess.run(["/bin/sh", "-c", SCRIPT], capture_output=True, text=True, timeout=20, env=env)
+    from roachctl.facts.parse import parse_report
+
+    return parse_report("local", out.stdout, []).firewall_active, called.exists()
+
+
+@pytest.mark.parametrize(
+    ("busctl", "asked", "active"),
+    [
+        ("echo 'b false'", False, ""),  # the bus says nobody owns firewalld's name: never asked
+        ("echo 'b true'", True, "firewalld"),  # owned: firewall-cmd is asked and its answer counts
+        ("echo 'Failed to connect to bus' >&2; exit 1", True, "firewalld"),  # no answer: asked
+        ("echo 'b  false'", True, "firewalld"),  # anything but the exact answer: asked
+        ("exit 127", True, "firewalld"),  # no busctl: asked, as before
+    ],
+)
+def test_firewall_cmd_runs_only_when_firewalld_may_be_running(
+    tmp_path: Path, busctl: str, asked: bool, active: str
+) -> None:
+    assert _firewalld_gate(tmp_path, busctl) == (active, asked)

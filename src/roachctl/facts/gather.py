@@ -66,8 +66,17 @@ ufw_loaded() {
   done
   [ "$seen" = 0 ]
 }
+# `firewall-cmd --state` (python; retrying for 10 s when firewalld is not running) can print
+# "running" only over a connection to firewalld's D-Bus name (contract §12). Only the bus daemon's
+# own answer that nobody owns that name skips it; any other answer (no busctl, no bus, an error)
+# asks firewall-cmd as before.
+firewalld_owned() {
+  [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+      NameHasOwner s org.fedoraproject.FirewallD1 2>/dev/null)" != "b false" ]
+}
 active=
-if command -v firewall-cmd >/dev/null 2>&1 && [ "$(firewall-cmd --state 2>/dev/null)" = running ]; then
+if command -v firewall-cmd >/dev/null 2>&1 && firewalld_owned \
+    && [ "$(firewall-cmd --state 2>/dev/null)" = running ]; then
   active=firewalld
 elif command -v ufw >/dev/null 2>&1 && ufw_loaded && ufw status 2>/dev/null | grep -q '^Status: active'; then
   active=ufw
