@@ -131,17 +131,26 @@ def make_certs(out: Path, hosts: list[str]) -> Path:
 
 
 def ssh_config_for(
-    bed: Any, rtt_ms: int, work: Path, *, proxy_at_zero: bool, given: Path | None = None
+    bed: Any,
+    rtt_ms: int,
+    work: Path,
+    *,
+    proxy_at_zero: bool,
+    given: Path | None = None,
+    kex: str | None = None,
 ) -> Path:
-    """The bed's ssh config, with every host behind the delaying relay (rtt/2 each way) when rtt > 0."""
+    """The bed's ssh config, with every host behind the delaying relay (rtt/2 each way) when rtt > 0,
+    and with `KexAlgorithms kex` in every host block when given (every tool reads this config)."""
     if given is not None:
         return given
-    if rtt_ms == 0 and not proxy_at_zero:
+    if rtt_ms == 0 and not proxy_at_zero and kex is None:
         return Path(bed.ssh_config)
     text = Path(bed.ssh_config).read_text()
-    proxy = f"    ProxyCommand {sys.executable} -I -S {DELAYPROXY} {rtt_ms / 2:g} %h %p\n"
-    text = re.sub(r"(?m)^(Host .*\n)", lambda m: m.group(1) + proxy, text)
-    path = work / f"ssh_config-{bed.name}-{rtt_ms}ms"
+    extra = f"    KexAlgorithms {kex}\n" if kex else ""
+    if rtt_ms > 0 or proxy_at_zero:
+        extra += f"    ProxyCommand {sys.executable} -I -S {DELAYPROXY} {rtt_ms / 2:g} %h %p\n"
+    text = re.sub(r"(?m)^(Host .*\n)", lambda m: m.group(1) + extra, text)
+    path = work / f"ssh_config-{bed.name}-{rtt_ms}ms{'-' + kex if kex else ''}"
     path.write_text(text)
     return path
 
@@ -204,6 +213,7 @@ class Ctx:
     lifecycle: bool
     proxy_at_zero: bool
     ssh_config: Path | None = None  # given: every tool uses it as is (bytes_bench's counting relay)
+    kex: str | None = None  # --kex: the key exchange every tool's ssh uses (None: ssh's default)
 
 
 def run_roachctl(ctx: Ctx, bed: Any) -> None:
@@ -212,7 +222,9 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
     name = f"bench{ctx.n}"
     lines = [f"name: {name}", f"version: {VERSION}", "ssh:", "  user: root", "nodes:"]
     topo.write_text("\n".join(lines + [f"  - host: {h.name}" for h in bed.hosts]) + "\n")
-    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config)
+    cfg = ssh_config_for(
+        bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config, kex=ctx.kex
+    )
     stats = ctx.work / f"ssh-stats-{os.getpid()}.jsonl"
     env = {**os.environ, "ROACHCTL_SSH_STATS": str(stats), "ROACHCTL_ALLOW_INSECURE_MIRROR": "1"}
     base = [str(ROACHCTL), "--home", str(home), "--ssh-config", str(cfg), "--yes", "--no-color"]
@@ -253,7 +265,9 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
 
 
 def run_seed(ctx: Ctx, bed: Any) -> None:
-    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config)
+    cfg = ssh_config_for(
+        bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config, kex=ctx.kex
+    )
     argv = ["bash", str(SEED_SCRIPT), str(cfg), str(ctx.tarball), str(ctx.certs), VERSION]
     argv += [h.name for h in bed.hosts]
     env = {**os.environ, "SEED_START": "1"}
@@ -268,7 +282,9 @@ RECAP = re.compile(r"(?m)^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d
 
 
 def run_ansible(ctx: Ctx, bed: Any) -> None:
-    cfg = ssh_config_for(bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config)
+    cfg = ssh_config_for(
+        bed, ctx.rtt, ctx.work, proxy_at_zero=ctx.proxy_at_zero, given=ctx.ssh_config, kex=ctx.kex
+    )
     inv = ctx.work / f"inventory-{bed.name}.ini"
     inv.write_text("[nodes]\n" + "".join(f"{h.name} node_ip={h.ip}\n" for h in bed.hosts))
     cache = Path(tempfile.mkdtemp(prefix="ansible-cache-", dir=ctx.work))
@@ -416,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lifecycle", action="store_true", help="also time status/restart/stop/start (roachctl)")
     ap.add_argument("--proxy-at-zero", action="store_true", help="route 0 ms runs through the relay too")
     ap.add_argument("--pad-mb", type=int, default=0)
+    ap.add_argument(
+        "--kex",
+        help="KexAlgorithms for every tool's ssh, e.g. curve25519-sha256 (default: ssh's own, which on "
+        "OpenSSH 9.x is the post-quantum sntrup761x25519, ~0.14 s of client CPU per connection here)",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--keep", action="store_true")
@@ -448,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         "code": code_under_test(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "proxy_at_zero": args.proxy_at_zero,
+        "kex": args.kex or "ssh default",
     }
     failed = False
     try:
@@ -469,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
                     for r in range(args.repeat):
                         log(f"{n} hosts, RTT {rtt} ms, repeat {r + 1}/{args.repeat}")
                         ctx = Ctx(n, rtt, work, tarball, mirror.url, certs, results, args.lifecycle,
-                                  args.proxy_at_zero)  # fmt: skip
+                                  args.proxy_at_zero, kex=args.kex)  # fmt: skip
                         order = tools[r % len(tools) :] + tools[: r % len(tools)]
                         for tool in order:
                             body = {"roachctl": run_roachctl, "seed": run_seed, "ansible": run_ansible}[tool]
