@@ -124,6 +124,7 @@ def test_a_roll_where_every_node_comes_back_gates_before_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     units = Units(stuck="")
+    monkeypatch.setattr(up, "GATE_FRESH_S", -1.0)  # every gate stale: each node gates before its stop
     report, journal = _run(tmp_path, units, monkeypatch)
     assert set(report.nodes) == {"h1", "h2", "h3"} and units.linked == dict.fromkeys(units.linked, NEW)
     order = [e for e in units.log if e[1] in ("healthy", "stopped")]
@@ -133,6 +134,20 @@ def test_a_roll_where_every_node_comes_back_gates_before_each(
     ]
     (op,) = read_operations(journal)
     assert [s["host"] for s in op.steps if s.get("step") == "roll"] == ["h1", "h2", "h3"]
+    assert units.max_down == 1
+
+
+def test_the_gate_that_just_passed_after_a_node_is_back_opens_the_next_nodes_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The post-return gate (and settle) of one node is the same check as the next node's pre-gate,
+    passed a moment ago: it is not asked again (one `node status` less per node)."""
+    units = Units(stuck="")
+    _run(tmp_path, units, monkeypatch)
+    order = [e for e in units.log if e[1] in ("healthy", "stopped")]
+    assert order == [("*", "healthy")] + [
+        e for h in ("h1", "h2", "h3") for e in [(h, "stopped"), ("*", "healthy")]
+    ]
     assert units.max_down == 1
 
 

@@ -11,7 +11,8 @@
 - Roll one node at a time: gate (every member live, 0 unavailable and 0 under-replicated ranges),
   switch that host's links, stop it gracefully (SIGTERM drain, bounded as `stop` bounds it), start
   it, wait until it is ready and the cluster healthy again. A node that does not come back stops the
-  roll; the others keep serving.
+  roll; the others keep serving. The gate (and settle) a node passed once back is the next node's
+  gate when it passed moments ago (lifecycle.GATE_FRESH_S): the same check, not asked twice.
 - Resume is re-running the same command: a node is skipped only when the cluster reports it on the
   target build and its links already point at the target; the journal is only read to know which
   release a rollback returns to.
@@ -27,7 +28,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from roachctl.cluster.lifecycle import DRAIN_TIMEOUT, HEALTHY_TIMEOUT, READY_TIMEOUT, observe, wait_healthy
+from roachctl.cluster.lifecycle import (
+    DRAIN_TIMEOUT,
+    GATE_FRESH_S,
+    HEALTHY_TIMEOUT,
+    READY_TIMEOUT,
+    observe,
+    wait_healthy,
+)
 from roachctl.cluster.migrations import cluster_now, read_jobs
 from roachctl.cluster.nodes import (
     NodeClient,
@@ -403,12 +411,13 @@ async def _verify_installed(session: Session, version: str) -> None:
 
 async def _roll_node(
     session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False,
-    pace: Pace | None = None,
+    pace: Pace | None = None, gated: bool = False,
 ) -> str:  # fmt: skip
     """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy.
 
     `paused`: an interrupted roll left this node stopped with its links switched; it is the one
     node down, so it is started without the pre-gate (which waits for every node live).
+    `gated`: the previous node's gates (the same check) passed a moment ago: no second pre-gate.
     """
     client, everyone = NodeClient(session), targets(session)
     if paused:
@@ -416,8 +425,9 @@ async def _roll_node(
         await _switch_links(session, target, step.target, notify)
         drain = "was stopped"
     else:
-        notify(target.host, "waiting for a healthy cluster")
-        await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+        if not gated:
+            notify(target.host, "waiting for a healthy cluster")
+            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
         await _switch_links(session, target, step.target, notify)
         notify(target.host, f"restarting on {step.target} (graceful drain, then start)")
         stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
@@ -432,11 +442,12 @@ async def _roll_node(
             hint="the roll stopped here; the other nodes keep serving. Fix the node and run the same "
             f"command again to resume, or `roachctl upgrade rollback {session.topology.name}`",
         )
-    await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    pid, _ = await asyncio.gather(
+        main_pid(session, target), wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    )
     if pace is not None:  # the next node waits until this one's return has settled (plan/settle.py)
         await settle(client, everyone, pace.rule, notify, host=target.host,
                      what=f"after {target.host} came back", rerun=pace.rerun)  # fmt: skip
-    pid = await main_pid(session, target)
     session.step("roll", host=target.host, source=step.source, target=step.target, drain=drain, pid=pid)
     line = f"on {step.target} ({drain}, ready)"
     notify(target.host, line)
@@ -460,6 +471,7 @@ async def roll_nodes(
     and a Ctrl-C stops it between nodes."""
     paused = mid_roll(seen, step.target)
     resumed = bool(paused) or any(v.build == step.target for v in seen.hosts.values())
+    gated_at: float | None = None  # when the previous node's post-return gates passed (monotonic)
     for target in sorted(targets(session), key=lambda t: t.host != paused):  # a paused node first
         view = seen.hosts[target.host]
         if view.running and view.build == step.target and view.linked == step.target:
@@ -476,9 +488,11 @@ async def roll_nodes(
             await settle(NodeClient(session), targets(session), pace.rule, notify, host=target.host,
                          what="before the resumed roll's first node", rerun=pace.rerun)  # fmt: skip
         resumed = False
+        fresh = gated_at is not None and time.monotonic() - gated_at <= GATE_FRESH_S
         report.nodes[target.host] = await _roll_node(
-            session, target, step, notify, paused=target.host == paused, pace=pace
+            session, target, step, notify, paused=target.host == paused, pace=pace, gated=fresh
         )
+        gated_at = time.monotonic()
 
 
 async def record_running(session: Session, version: str, notify: Notify) -> None:
