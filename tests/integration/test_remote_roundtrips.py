@@ -59,6 +59,8 @@ CUT_EXTRA_S = 10.0  # what a cut host may add to `status`; see the module docstr
 # state, the readiness probe and the served-certificate handshake; then on one node `node status`
 # beside the cluster version (9 sessions and 5 rounds before: the unit state, the handshake and the
 # version were sequential; 8 with getent in a session of its own).
+# Printed, not bounded (they poll): cold start 5 rounds (its first probe rides with the lock), stop 4
+# (its first observation rides with the lock: 5 before).
 BOUNDS: dict[str, tuple[int, int]] = {
     "deploy cold": (4, 4),
     "deploy no-op": (2, 2),
