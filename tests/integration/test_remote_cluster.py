@@ -235,9 +235,9 @@ exec /usr/bin/ssh "$@"
 
 
 def test_a_no_op_deploy_costs_one_fact_round_trip_per_host(rc: Remote, tmp_path: Path) -> None:
-    """The issue's speed design: per host one connection, one fact script and one name lookup
-    (sent together), plus the operation lock, nothing else — observed by recording every `ssh` the
-    CLI runs."""
+    """The issue's speed design: per host one connection and the operation lock, whose session runs
+    the fact script (names resolved in it) once the lock is held, nothing else — observed by
+    recording every `ssh` the CLI runs."""
     shim = tmp_path / "ssh"
     shim.write_text(SSH_RECORDER)
     shim.chmod(0o755)
@@ -250,9 +250,9 @@ def test_a_no_op_deploy_costs_one_fact_round_trip_per_host(rc: Remote, tmp_path:
         mine = [r for r in records if f" -- {host} " in r or r.rstrip().endswith(f" -- {host}")]
         facts = [r for r in mine if "roachctl-facts" in r]
         assert len(facts) == 1, (host, len(facts))
-        locks = [r for r in mine if "roachctl-lock" in r]  # operation/lock.py, in parallel with facts
-        assert len(locks) == 1, (host, len(locks))
-        assert len(mine) <= 4, (host, [r[:200] for r in mine])  # connect (id -u), lock, facts, getent
+        locks = [r for r in mine if "roachctl-lock" in r]  # operation/lock.py, which runs the facts
+        assert len(locks) == 1 and locks == facts, (host, len(locks))
+        assert len(mine) <= 2, (host, [r[:200] for r in mine])  # connect (id -u), lock + facts
 
 
 # --- start / status / sql -----------------------------------------------------------------------

@@ -71,6 +71,8 @@ NOOP_BYTES = 64 << 10  # bytes per host of a no-op deploy, both directions (meas
 # state, the readiness probe and the served-certificate handshake; then on one node `node status`
 # beside the cluster version (9 sessions and 5 rounds before: the unit state, the handshake and the
 # version were sequential; 8 with getent in a session of its own).
+# Printed, not bounded (they poll): cold start 5 rounds (its first probe rides with the lock), stop 4
+# (its first observation rides with the lock: 5 before).
 BOUNDS: dict[str, tuple[int, int]] = {
     "deploy cold": (4, 4),
     "deploy no-op": (2, 2),

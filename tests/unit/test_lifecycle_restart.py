@@ -14,6 +14,7 @@ import pytest
 from roachctl.cluster import lifecycle
 from roachctl.cluster.nodes import NodeTarget, UnitStop
 from roachctl.exec.base import Result
+from roachctl.operation.lock import Locked
 
 HOSTS = ("h1", "h2", "h3")
 TARGETS = [NodeTarget(h, h, 26257, 8080, "cockroach.service", "/opt/cockroach/cockroach") for h in HOSTS]
@@ -64,6 +65,7 @@ def _restart(monkeypatch: pytest.MonkeyPatch, drain_log: tuple[str, ...]) -> tup
         topology=SimpleNamespace(name="prod"),
         interrupts=SimpleNamespace(requested=False),
         step=lambda *_, **__: None,
+        beside=None,  # nothing observed beside the lock: restart observes itself
     )
     lines: list[str] = []
     outcome = asyncio.run(lifecycle.restart(session, notify=lambda h, m: lines.append(f"{h}: {m}")))  # type: ignore[arg-type]
@@ -122,3 +124,29 @@ def test_a_gate_that_just_passed_after_one_node_opens_the_next_nodes_stop(
         ("start", "h3"),
         ("gate", "h1", "h2", "h3"),
     ]
+
+
+def test_an_observation_sent_beside_the_lock_is_used_only_if_no_holder_came_between(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stop and restart (cluster/lifecycle.observe_under_lock): the first observation rides with the
+    lock's round trip, and counts only when every host's previous holder released before it."""
+    early_seen = lifecycle.Observed(frozenset({"h1"}), frozenset({"h1"}), frozenset(), frozenset())
+    fresh = lifecycle.Observed(frozenset(), frozenset(), frozenset(), frozenset())
+    monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
+
+    async def observe(session: Any, everyone: list[NodeTarget]) -> lifecycle.Observed:
+        return fresh
+
+    monkeypatch.setattr(lifecycle, "observe", observe)
+    early = lifecycle.EarlyObservation(started=50.0, seen=early_seen)
+    hosts = [t.host for t in TARGETS]
+
+    def seen(free_since: dict[str, float], count: int = len(TARGETS)) -> lifecycle.Observed:
+        session = SimpleNamespace(beside=early, locked=Locked(free_since=free_since), hosts=hosts)
+        return asyncio.run(lifecycle.observe_under_lock(session, list(TARGETS)[:count]))  # type: ignore[arg-type]
+
+    assert seen(dict.fromkeys(hosts, 49.0)) is early_seen
+    assert seen({**dict.fromkeys(hosts, 49.0), "h2": 50.5}) is fresh  # h2's holder came after it
+    assert seen({"h1": 1.0}) is fresh  # the other hosts could not say
+    assert seen(dict.fromkeys(hosts, 49.0), 1) is fresh  # it did not cover these

@@ -230,6 +230,7 @@ def stop(ctx: click.Context, cluster: str, node: str | None, force: bool, grace:
         topology,
         lambda s: lifecycle.stop(s, only=node, force=force, grace=grace, notify=app.env.notify),
         lock=lock_verb(),
+        beside_lock=lifecycle.observe_beside_lock,
     )
     finish(app, f"stop {cluster}", [n.host for n in topology.nodes], outcome, {"stops": outcome.stops})
 
@@ -243,7 +244,11 @@ def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
     app = app_context(ctx)
     topology = cluster_topology(app, cluster)
     outcome = run_on_cluster(
-        app, topology, lambda s: lifecycle.restart(s, only=node, notify=app.env.notify), lock=lock_verb()
+        app,
+        topology,
+        lambda s: lifecycle.restart(s, only=node, notify=app.env.notify),
+        lock=lock_verb(),
+        beside_lock=lifecycle.observe_beside_lock,
     )
     finish(app, f"restart {cluster}", [n.host for n in topology.nodes], outcome)
 

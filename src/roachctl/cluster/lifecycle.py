@@ -17,7 +17,9 @@
   roachctl; the same as for a probe sent after the lock, a node may still crash on its own. A
   holder that did not release cleanly (killed: its description is still in the file), an older
   roachctl (it truncates the file), a rebooted host (no file) or an unreachable one give no
-  release time, and then the nodes are probed again under the lock as before.
+  release time, and then the nodes are probed again under the lock as before. `stop` and `restart`
+  send their first observation (unit states and probes, `observe`) beside the locks the same way
+  (`observe_beside_lock`, `observe_under_lock`): one round per host fewer, the same guarantee.
 - stop (whole cluster): one node at a time (plan/stoporder.py, contract §4.1). `systemctl stop`
   sends SIGTERM, cockroach's own graceful drain; no `node drain` beforehand (a draining node is
   never a lease target, so drains must not overlap). A node drains while the running nodes,
@@ -148,6 +150,33 @@ def trusted_early_probe(session: Session) -> EarlyProbe | None:
     if isinstance(early, EarlyProbe) and session.locked.undisturbed_since(session.hosts, early.started):
         return early
     return None
+
+
+@dataclass(frozen=True)
+class EarlyObservation:
+    """`observe` of every node, sent while the host locks were being taken (stop, restart)."""
+
+    started: float  # time.monotonic() before anything was sent
+    seen: Observed
+
+
+async def observe_beside_lock(session: Session) -> EarlyObservation:
+    """stop's and restart's first observation, for open_session's `beside_lock` (module docstring)."""
+    started = time.monotonic()
+    return EarlyObservation(started, await observe(session, targets(session)))
+
+
+async def observe_under_lock(session: Session, everyone: list[NodeTarget]) -> Observed:
+    """`observe(everyone)`: the observation sent beside the locks when it covers `everyone` and no
+    holder of any host's lock came between it and ours (as `trusted_early_probe`), else a new one."""
+    early = session.beside
+    if (
+        isinstance(early, EarlyObservation)
+        and [t.host for t in everyone] == [t.host for t in targets(session)]
+        and session.locked.undisturbed_since(session.hosts, early.started)
+    ):
+        return early.seen
+    return await observe(session, everyone)
 
 
 async def start(
@@ -292,7 +321,7 @@ async def stop(
     chosen = targets(session, only)
     outcome = Outcome()
     client = NodeClient(session)
-    seen = await observe(session, everyone)
+    seen = await observe_under_lock(session, everyone)
     if not force:
         seen.refuse_if_blind(session.topology.name, "stop")
     for host in sorted(seen.unreachable):  # --force: stop what can be reached; say what could not
@@ -638,7 +667,7 @@ async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) ->
     """A rolling restart waits for every node to be live before each step: with a node that is
     not running at all that gate can never open, so say so now instead of after the timeout.
     A node roachctl cannot see into (blind, unreachable) refuses too (docs/findings.md S-M2)."""
-    seen = await observe(session, everyone)
+    seen = await observe_under_lock(session, everyone)
     seen.refuse_if_blind(session.topology.name, "restart", forceable=False)
     down = [t.host for t in everyone if t.host not in seen.running]
     if down:
