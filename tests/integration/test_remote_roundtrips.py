@@ -49,7 +49,7 @@ from roachctl.operation.journal import read_operations
 from tests.standin import make_release
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases, real_binary, standin_path
-from tests.support.remote import Remote, new_remote
+from tests.support.remote import UNIT, Remote, new_remote
 from tests.support.wire import counting_ssh_config, read_counts
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
@@ -136,6 +136,7 @@ def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Pat
             max(v["sessions"] for v in per_host.values()),
             max(v["rounds"] for v in per_host.values()),
         )
+    _restarted_after_an_apply(rc)  # the cluster is stopped now (the last command above)
     _started_once_by_deploy_start(rc)
     print("ssh (sessions, rounds) per host:", seen)  # in the report, to update BOUNDS with a reason
     over = {k: (seen[k], b) for k, b in BOUNDS.items() if seen[k][0] > b[0] or seen[k][1] > b[1]}
@@ -156,12 +157,27 @@ def _started_once_by_deploy_start(rc: Remote) -> None:
     started every node, ran init exactly once and waited until every node was ready; the second found
     every node ready and started nothing."""
     ops = [op for op in read_operations(ClusterHome(rc.home, NAME).journal_path) if op.args.get("start")]
+    ops = ops[:2]  # the third is _restarted_after_an_apply's
     assert [(op.verb, op.outcome) for op in ops] == [("deploy", "ok")] * 2, ops
     first, again = ({(s["step"], s.get("host"), s.get("result")) for s in op.steps} for op in ops)
     assert {("start", h, "started") for h in rc.hosts} | {("ready", h, None) for h in rc.hosts} <= first
     assert {("start", h, "already-ready") for h in rc.hosts} <= again
     inits = [e for evs in rc.all_events().values() for e in evs if e["event"] == "init"]
     assert len(inits) == 1 and [s for op in ops for s in op.steps if s["step"] == "init"], inits
+
+
+def _restarted_after_an_apply(rc: Remote) -> None:
+    """A stopped cluster whose unit file on h2 drifted: `deploy --start` rewrites it (1 change), then in
+    the same operation starts every node (no second init) and waits until each is ready."""
+    rc.sh("h2", f"echo '# drifted' >> /etc/systemd/system/{UNIT}.service")
+    done = rc.deploy("--start")
+    assert done.rc == 0, done.text
+    assert done.err.index("deploy trips") < done.err.index("start trips"), done.text
+    op = read_operations(ClusterHome(rc.home, NAME).journal_path)[-1]
+    assert op.verb == "deploy" and op.args.get("start") and op.outcome == "ok", op
+    steps = {(s["step"], s.get("host"), s.get("result")) for s in op.steps}
+    assert {("start", h, "started") for h in rc.hosts} | {("ready", h, None) for h in rc.hosts} <= steps
+    assert not [s for s in op.steps if s["step"] == "init"], op.steps
 
 
 def test_deploy_start_of_a_bad_topology_contacts_no_host(rc: Remote, tmp_path: Path) -> None:
