@@ -2,14 +2,17 @@
 """From the command to a ready cluster: roachctl vs the seed's script vs Ansible, at 0 and 50 ms RTT.
 
     sudo .venv/bin/python bench/ready_bench.py --hosts 3 --repeat 1 [--rtt-ms 0,50] [--lifecycle]
-                                               [--tools roachctl,seed,ansible] [--json] [--save F]
+                                               [--tools roachctl,seed,ansible] [--two-commands]
+                                               [--json] [--save F]
 
 Every tool does the whole job a user waits for: deploy (service user, release, certs, unit, firewall)
 **and** start + init + wait until every node answers `/health?ready=1`. For each host count, RTT and
 repeat, each tool runs on its own FRESH bed (boot not timed):
 
-- ``roachctl cold`` ``deploy`` then ``start`` (wall clock of both commands; a fresh --home, so the CA
-  and node certs are made inside the timing); ``roachctl no-op``: both again, nothing to do.
+- ``roachctl cold`` ONE command, ``deploy --start`` (a fresh --home, so the CA and node certs are made
+  inside the timing); ``roachctl no-op``: the same again, nothing to do. ``--two-commands`` adds
+  ``roachctl 2-cmd cold`` / ``roachctl 2-cmd no-op`` on a fresh bed of their own: ``deploy`` then
+  ``start`` as two processes (wall clock and CPU of both), the form before ``deploy --start``.
 - ``seed cold``  bench/seed_deploy.sh with SEED_START=1: host after host scp + ssh (install, start),
   then one ssh for init and one per host until ready; ``seed re-run``: the same again (its "no-op").
 - ``ansible cold`` bench/ansible/cockroach.yml (pipelining, ControlPersist, no facts); ``ansible no-op``:
@@ -43,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +216,7 @@ class Ctx:
     lifecycle: bool
     proxy_at_zero: bool
     ssh_config: Path | None = None  # given: every tool uses it as is (bytes_bench's counting relay)
+    two_commands: bool = False  # run_roachctl: `deploy` then `start` (rows "roachctl 2-cmd ...")
     kex: str | None = None  # --kex: the key exchange every tool's ssh uses (None: ssh's default)
 
 
@@ -234,10 +238,17 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
         wall, cpu, proc = timed(argv, f"{what} ({ctx.n} hosts, {ctx.rtt} ms)", env=env)
         return wall, cpu, read_stats(stats), proc.stdout + proc.stderr
 
-    for row in ("roachctl cold", "roachctl no-op"):
+    for kind in ("cold", "no-op"):
+        row = f"roachctl {'2-cmd ' if ctx.two_commands else ''}{kind}"
+        if not ctx.two_commands:
+            w, c, r, text = command([*deploy, "--start"], f"{row}: deploy --start")
+            no_changes(row, text)
+            check_ready(bed, row)
+            ctx.results.add(ctx.n, ctx.rtt, row, Sample(w, c, {"deploy --start": r}))
+            log(f"    {row:<20} {w:6.2f} s (deploy --start; cpu {c:.2f} s) rounds/host {r['rounds']}")
+            continue
         w1, c1, r1, text = command(deploy, f"{row}: deploy")
-        if row.endswith("no-op") and not re.search(r"(?m)^\s*0 changes\s*$", text):
-            raise ScenarioFailed(f'{row}: deploy did not report "0 changes":\n{text}')
+        no_changes(row, text)
         w2, c2, r2, _ = command([*base, "start", name], f"{row}: start")
         check_ready(bed, row)
         sample = Sample(w1 + w2, c1 + c2, {"deploy": r1, "start": r2})
@@ -245,10 +256,10 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
         sample.rounds["start_s"] = {"wall": round(w2, 3)}  # type: ignore[dict-item]
         ctx.results.add(ctx.n, ctx.rtt, row, sample)
         log(
-            f"    {row:<16} {w1 + w2:6.2f} s (deploy {w1:.2f} + start {w2:.2f}; cpu {c1 + c2:.2f} s) "
+            f"    {row:<20} {w1 + w2:6.2f} s (deploy {w1:.2f} + start {w2:.2f}; cpu {c1 + c2:.2f} s) "
             f"rounds/host deploy {r1['rounds']} start {r2['rounds']}"
         )
-    if not ctx.lifecycle:
+    if not ctx.lifecycle or ctx.two_commands:
         return
     for label, args in (
         ("status", ["status", name]),
@@ -262,6 +273,17 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
             f"    roachctl {label:<18} {wall:6.2f} s (cpu {cpu:.2f} s) rounds/host {rounds['rounds']} "
             f"sessions/host {rounds['sessions']}"
         )
+
+
+def no_changes(row: str, text: str) -> None:
+    """A no-op row's deploy must have reported 0 changes."""
+    if row.endswith("no-op") and not re.search(r"(?m)^\s*0 changes\s*$", text):
+        raise ScenarioFailed(f'{row}: deploy did not report "0 changes":\n{text}')
+
+
+def run_roachctl_two_commands(ctx: Ctx, bed: Any) -> None:
+    """run_roachctl in the two-command form (`--two-commands`)."""
+    run_roachctl(replace(ctx, two_commands=True), bed)
 
 
 def run_seed(ctx: Ctx, bed: Any) -> None:
@@ -318,6 +340,14 @@ def run_ansible(ctx: Ctx, bed: Any) -> None:
         log(f"    {row:<16} {wall:6.2f} s (cpu {cpu:.2f} s; changed {sum(nodes.values())})")
 
 
+BODIES: dict[str, Callable[[Ctx, Any], None]] = {
+    "roachctl": run_roachctl,
+    "roachctl2": run_roachctl_two_commands,
+    "seed": run_seed,
+    "ansible": run_ansible,
+}
+
+
 def on_fresh_bed(n: int, name: str, body: Callable[[Any], None]) -> None:
     from tests.support.bed import Bed
 
@@ -336,6 +366,8 @@ ROWS = (
     "ansible no-op",
     "roachctl cold",
     "roachctl no-op",
+    "roachctl 2-cmd cold",
+    "roachctl 2-cmd no-op",
     *(f"roachctl {x}" for x in LIFECYCLE),
 )
 
@@ -353,7 +385,7 @@ def rows(results: Results) -> list[dict[str, Any]]:
                 continue
             med = statistics.median(s.seconds for s in runs)
             noop = row.endswith(("no-op", "re-run"))
-            compared = row in ("roachctl cold", "roachctl no-op", "ansible cold", "ansible no-op")
+            compared = row.startswith(("roachctl cold", "roachctl no-op", "roachctl 2-cmd", "ansible"))
             vs_seed = seed_noop if noop else seed
             vs_ans = ans_noop if noop else ans
             last = runs[-1].rounds
@@ -437,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
         help="KexAlgorithms for every tool's ssh, e.g. curve25519-sha256 (default: ssh's own, which on "
         "OpenSSH 9.x is the post-quantum sntrup761x25519, ~0.14 s of client CPU per connection here)",
     )
+    ap.add_argument(
+        "--two-commands",
+        action="store_true",
+        help="also time roachctl as `deploy` then `start` (two processes; rows 'roachctl 2-cmd ...'), "
+        "each on a fresh bed of its own, beside the default one-command `deploy --start`",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--keep", action="store_true")
@@ -446,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     tools = [t for t in args.tools.split(",") if t]
     if set(tools) - set(TOOLS):
         ap.error(f"--tools: one of {TOOLS}")
+    if args.two_commands and "roachctl" in tools:
+        tools.insert(tools.index("roachctl") + 1, "roachctl2")
     if os.geteuid() != 0:
         log("the test bed needs root")
         return 2
@@ -470,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "proxy_at_zero": args.proxy_at_zero,
         "kex": args.kex or "ssh default",
+        "roachctl_form": "deploy --start" + (" and deploy + start" if args.two_commands else ""),
     }
     failed = False
     try:
@@ -494,9 +535,11 @@ def main(argv: list[str] | None = None) -> int:
                                   args.proxy_at_zero, kex=args.kex)  # fmt: skip
                         order = tools[r % len(tools) :] + tools[: r % len(tools)]
                         for tool in order:
-                            body = {"roachctl": run_roachctl, "seed": run_seed, "ansible": run_ansible}[tool]
+                            body = BODIES[tool]
                             try:
-                                on_fresh_bed(n, f"rb-{tool[:4]}-{n}", lambda bed, b=body, c=ctx: b(c, bed))
+                                on_fresh_bed(
+                                    n, f"rb-{tool[:4]}{tool[8:]}-{n}", lambda bed, b=body, c=ctx: b(c, bed)
+                                )
                             except ScenarioFailed as exc:  # the other tools' rows are still worth having
                                 log(f"SCENARIO FAILED: {exc}")
                                 failed = True

@@ -44,10 +44,12 @@ import pytest
 from roachctl.errors import TransportError
 from roachctl.exec.command import Command
 from roachctl.exec.openssh import OpenSSH, SSHOptions
+from roachctl.operation.home import ClusterHome
+from roachctl.operation.journal import read_operations
 from tests.standin import make_release
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases, real_binary, standin_path
-from tests.support.remote import Remote, new_remote
+from tests.support.remote import UNIT, Remote, new_remote
 from tests.support.wire import counting_ssh_config, read_counts
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
@@ -73,9 +75,13 @@ NOOP_BYTES = 64 << 10  # bytes per host of a no-op deploy, both directions (meas
 # version were sequential; 8 with getent in a session of its own).
 # Printed, not bounded (they poll): cold start 5 rounds (its first probe rides with the lock), stop 4
 # (its first observation rides with the lock: 5 before).
+# deploy --start no-op 3 (2): connect; then the lock with its facts and, beside it, start's readiness
+# probe (trusted as for `start`, and only because the plan had 0 changes); as `deploy` + `start` in two
+# commands it was 5 (4). `deploy --start` on a never-initialized cluster polls until ready: printed only.
 BOUNDS: dict[str, tuple[int, int]] = {
     "deploy cold": (4, 4),
     "deploy no-op": (2, 2),
+    "deploy --start no-op": (3, 2),
     "start no-op": (3, 2),
     "status": (7, 3),
 }
@@ -96,7 +102,7 @@ def counted(rc: Remote, stats: Path, config: Path, *args: str) -> dict[str, dict
     """Run the CLI with ROACHCTL_SSH_STATS; per host {sessions, rounds}, summed over its transports."""
     stats.unlink(missing_ok=True)
     env = {"ROACHCTL_SSH_STATS": str(stats)}
-    done = rc.deploy(env=env, ssh_config=config) if args == ("deploy",) else None
+    done = rc.deploy(*args[1:], env=env, ssh_config=config) if args[0] == "deploy" else None
     if done is None:
         done = rc.run(*args, env=env, ssh_config=config)
     assert done.rc == 0, done.text
@@ -118,7 +124,8 @@ def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Pat
         (
             ("deploy cold", ("deploy",)),
             ("deploy no-op", ("deploy",)),
-            ("start", ("start", NAME)),
+            ("deploy --start", ("deploy", "--start")),  # 0 changes, never initialized: start + init
+            ("deploy --start no-op", ("deploy", "--start")),
             ("start no-op", ("start", NAME)),
             ("status", ("status", NAME)),
             ("stop", ("stop", NAME)),
@@ -131,6 +138,8 @@ def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Pat
             max(v["sessions"] for v in per_host.values()),
             max(v["rounds"] for v in per_host.values()),
         )
+    _restarted_after_an_apply(rc)  # the cluster is stopped now (the last command above)
+    _started_once_by_deploy_start(rc)
     print("ssh (sessions, rounds) per host:", seen)  # in the report, to update BOUNDS with a reason
     over = {k: (seen[k], b) for k, b in BOUNDS.items() if seen[k][0] > b[0] or seen[k][1] > b[1]}
     assert not over, f"more ssh round trips per host than allowed (seen, bound): {over}"
@@ -143,6 +152,46 @@ def test_round_trips_per_host_stay_within_their_counts(rc: Remote, tmp_path: Pat
     cold, noop = total["deploy cold"], total["deploy no-op"]
     assert all(size <= b <= BYTES_X * size for b in cold.values()), f"cold deploy: {cold} vs tarball {size:,}"
     assert all(b <= NOOP_BYTES for b in noop.values()), f"no-op deploy sent more than {NOOP_BYTES:,}: {noop}"
+
+
+def _started_once_by_deploy_start(rc: Remote) -> None:
+    """The two `deploy --start` runs: one journal operation each (verb deploy, start=true); the first
+    started every node, ran init exactly once and waited until every node was ready; the second found
+    every node ready and started nothing."""
+    ops = [op for op in read_operations(ClusterHome(rc.home, NAME).journal_path) if op.args.get("start")]
+    ops = ops[:2]  # the third is _restarted_after_an_apply's
+    assert [(op.verb, op.outcome) for op in ops] == [("deploy", "ok")] * 2, ops
+    first, again = ({(s["step"], s.get("host"), s.get("result")) for s in op.steps} for op in ops)
+    assert {("start", h, "started") for h in rc.hosts} | {("ready", h, None) for h in rc.hosts} <= first
+    assert {("start", h, "already-ready") for h in rc.hosts} <= again
+    inits = [e for evs in rc.all_events().values() for e in evs if e["event"] == "init"]
+    assert len(inits) == 1 and [s for op in ops for s in op.steps if s["step"] == "init"], inits
+
+
+def _restarted_after_an_apply(rc: Remote) -> None:
+    """A stopped cluster whose unit file on h2 drifted: `deploy --start` rewrites it (1 change), then in
+    the same operation starts every node (no second init) and waits until each is ready."""
+    rc.sh("h2", f"echo '# drifted' >> /etc/systemd/system/{UNIT}.service")
+    done = rc.deploy("--start")
+    assert done.rc == 0, done.text
+    assert done.err.index("deploy trips") < done.err.index("start trips"), done.text
+    op = read_operations(ClusterHome(rc.home, NAME).journal_path)[-1]
+    assert op.verb == "deploy" and op.args.get("start") and op.outcome == "ok", op
+    steps = {(s["step"], s.get("host"), s.get("result")) for s in op.steps}
+    assert {("start", h, "started") for h in rc.hosts} | {("ready", h, None) for h in rc.hosts} <= steps
+    assert not [s for s in op.steps if s["step"] == "init"], op.steps
+
+
+def test_deploy_start_of_a_bad_topology_contacts_no_host(rc: Remote, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(rc.topology.read_text().replace("name: trips", "name: ../trips"))
+    journal = ClusterHome(rc.home, NAME).journal_path
+    before = journal.read_bytes() if journal.exists() else b""
+    stats = tmp_path / "ssh-stats.jsonl"
+    done = rc.run("deploy", str(bad), "--start", env={"ROACHCTL_SSH_STATS": str(stats)})
+    assert done.rc == 2 and "name" in done.err, done.text
+    assert not stats.exists() or not stats.read_text().strip(), stats.read_text()
+    assert (journal.read_bytes() if journal.exists() else b"") == before
 
 
 def test_a_cut_host_adds_at_most_the_bound_to_status(rc: Remote) -> None:

@@ -26,7 +26,7 @@ from roachctl.cli.common import (
     run_on_cluster,
 )
 from roachctl.cli.context import AppContext
-from roachctl.cluster import certstatus, connect, inventory, lifecycle, sqlshell
+from roachctl.cluster import certstatus, connect, deploystart, inventory, lifecycle, sqlshell
 from roachctl.cluster import destroy as destroy_mod
 from roachctl.cluster import status as status_mod
 from roachctl.engine import deploy as deploy_mod
@@ -135,6 +135,19 @@ def _check_table(name: str, findings: list[Finding]) -> Table:
 )
 @adopt_option
 @accept_keys_option
+@click.option(
+    "--start",
+    is_flag=True,
+    help="Then start the cluster as `roachctl start` does (init once, wait until every node is ready), "
+    "in the same session and under the same locks.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=lifecycle.READY_TIMEOUT,
+    show_default=True,
+    help="With --start: seconds to wait for readiness.",
+)
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -146,25 +159,33 @@ def deploy(
     allow_insecure_mirror: bool,
     adopt: bool,
     accept_new_host_keys: bool,
+    start: bool,
+    timeout: float,
 ) -> None:
     """Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply. Idempotent.
 
-    A second deploy of the same topology reports 0 changes and rewrites nothing.
+    A second deploy of the same topology reports 0 changes and rewrites nothing. With --start,
+    the cluster is then started as `roachctl start` does, in one command; a deploy that failed on
+    any host starts nothing.
     """
     app = app_context(ctx)
     given = deploy_flow.load_input(topology_file, app.home)
     source = deploy_mod.ReleaseSource(
         mirror=mirror, tarball=tarball, sha256=sha256, allow_insecure_mirror=allow_insecure_mirror
     )
+    flow = deploystart.deploy_and_start if start else deploystart.deploy_only
     result = run_on_cluster(
         app,
         given.topology,
-        lambda s: deploy_flow.run_deploy(s, given, source, app.env, dry_run=dry_run, adopt=adopt),
+        lambda s: flow(s, given, source, app.env, dry_run=dry_run, adopt=adopt, timeout=timeout),
         lock=lock_verb(),
         lock_then=lambda host: deploy_mod.probe_command(given.topology, host),
+        beside_lock=deploystart.probe_beside_lock if start and not dry_run else None,
         accept_new_host_keys=accept_new_host_keys,
     )
-    render.deploy_result(app, result)
+    if start:
+        return render.deploy_start_result(app, result)
+    render.deploy_result(app, result.deploy)
 
 
 @click.command()

@@ -15,8 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from roachctl.cli.context import AppContext, default_home
+from roachctl.cluster.deploystart import DeployStartResult
 from roachctl.cluster.upgrade import UpgradeReport
 from roachctl.engine.deploy_flow import DeployResult
+from roachctl.errors import HostFailures
 from roachctl.plan.report import plan_to_json
 from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
@@ -47,20 +49,53 @@ def with_home(app: AppContext, command: str) -> str:
     return f"{first} --home {shlex.quote(str(app.home))} {rest}"
 
 
-def deploy_result(app: AppContext, result: DeployResult) -> None:
-    """The JSON document; after an apply, the per-host table and the next step (the plan was shown)."""
+def deploy_doc(result: DeployResult) -> dict[str, Any]:
+    """`deploy --json`'s document (docs/interface.md)."""
     doc: dict[str, Any] = {"dry_run": result.dry_run, **plan_to_json(result.plans)}
     if result.applied is not None:
         doc["applied"] = result.applied
     doc["failed"] = {h: e.render() for h, e in result.failures.items()}
-    if app.json:
-        app.env.emit_json(doc)
-    name = result.topology.name
+    return doc
+
+
+def _deploy_table(app: AppContext, result: DeployResult) -> None:
+    """After an apply, the per-host table (the plan itself was shown before the question)."""
     if result.applied is not None:
+        name = result.topology.name
         host_results(f"deploy {name}", result.hosts, result.done, result.failures, out=app.env.console)
+
+
+def deploy_result(app: AppContext, result: DeployResult) -> None:
+    """The JSON document; after an apply, the per-host table and the next step (the plan was shown)."""
+    if app.json:
+        app.env.emit_json(deploy_doc(result))
+    _deploy_table(app, result)
     result.raise_failures()
     if result.applied is not None:
-        app.env.console.print(f"next: roachctl start {name}")
+        app.env.console.print(f"next: roachctl start {result.topology.name}")
+
+
+def deploy_start_result(app: AppContext, both: DeployStartResult) -> None:
+    """`deploy --start`: one JSON document {deploy, start, start_skipped}; or the deploy's table, then
+    (or why not) the start's table and where to connect. Raises the deploy's failures, then the start's."""
+    result, outcome = both.deploy, both.start
+    if app.json:
+        start = None
+        if outcome is not None:
+            failed = {h: e.render() for h, e in outcome.failures.items()}
+            start = {"ok": not failed, "done": outcome.done, "failed": failed, "nodes": both.nodes}
+        app.env.emit_json({"deploy": deploy_doc(result), "start": start, "start_skipped": both.skipped})
+    _deploy_table(app, result)
+    if both.skipped:
+        app.env.console.print(both.skipped, highlight=False)
+    result.raise_failures()
+    if outcome is None:
+        return
+    name = result.topology.name
+    host_results(f"start {name}", result.hosts, outcome.done, outcome.failures, out=app.env.console)
+    endpoints(app, f"roachctl sql {name}", both.nodes)
+    if outcome.failures:
+        raise HostFailures(failures=outcome.failures, succeeded=sorted(outcome.done))
 
 
 def _upgrade_notes(report: UpgradeReport) -> list[str]:
