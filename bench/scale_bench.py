@@ -122,6 +122,15 @@ def run_once(
     return out
 
 
+def slow_heartbeats(bed: Any, secs: float) -> None:
+    """Stand-in only: every node heartbeats every peer (real nodes heartbeat one liveness range), so a
+    30-node stand-in cluster on 2 cores cannot keep itself live at 1 s; see tests/standin/README.md."""
+    line = f"COCKROACH_STANDIN_HEARTBEAT_SECS={secs:g}\n"
+    for host in bed.hosts:
+        bed.exec(host, ["sh", "-c", "umask 022; cat > /etc/cockroach-standin.env"], input=line)
+    log(f"    (stand-in heartbeats every {secs:g} s on these {len(bed.hosts)} hosts)")
+
+
 def summarize(samples: dict[int, list[dict[str, tuple[float, float]]]]) -> dict[str, Any]:
     table: dict[str, Any] = {}
     for n, runs in sorted((n, runs) for n, runs in samples.items() if runs):
@@ -173,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--status-repeat", type=int, default=3, help="timed status runs per bed (default 3)")
     ap.add_argument("--json", action="store_true", help="print the JSON document instead of the table")
     ap.add_argument("--save", type=Path, help="also write the JSON document to this file")
+    ap.add_argument(
+        "--heartbeat-secs",
+        type=float,
+        default=3.0,
+        help="stand-in heartbeat interval on beds of more than 15 hosts (/etc/cockroach-standin.env; "
+        "default 3 s, against the stand-in's 1 s: every node heartbeats every peer, O(n^2) on 2 cores)",
+    )
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.hosts.split(",") if x.strip()]
     from tests.support.bed import Bed, BedUnavailable
@@ -185,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "hosts": counts,
         "code": code_under_test(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "standin_heartbeat_secs_over_15_hosts": args.heartbeat_secs,
     }
     samples: dict[int, list[dict[str, tuple[float, float]]]] = {}
     failed = False
@@ -196,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 with Bed.up(n, name=f"scale-{n}") as bed:
                     settle(bed)
+                    if n > 15:
+                        slow_heartbeats(bed, args.heartbeat_secs)
                     log(f"    (bed up and settled in {time.perf_counter() - t0:.1f} s, untimed)")
                     samples.setdefault(n, []).append(run_once(bed, n, tarball, work, args.status_repeat))
     except BedUnavailable as exc:
