@@ -13,7 +13,7 @@ import pytest
 
 from roachctl.cli import render
 from roachctl.cli.context import AppContext
-from roachctl.cluster import deploystart
+from roachctl.cluster import connect, deploystart, lifecycle
 from roachctl.cluster.deploystart import DeployStartResult, deploy_and_start, skipped_reason
 from roachctl.cluster.lifecycle import Outcome
 from roachctl.engine.deploy import ReleaseSource
@@ -23,7 +23,7 @@ from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH
 from roachctl.operation.journal import Operation, read_operations
 from roachctl.operation.session import Session
-from tests.unit.test_deploy_flow import Run, planner
+from tests.support.deploy_flow_fakes import Run, planner
 
 
 def _deploy_start(run: Run, *, dry_run: bool = False) -> DeployStartResult:
@@ -94,3 +94,26 @@ def test_the_json_document_holds_the_deploy_and_the_start(tmp_path: Path) -> Non
     err = run.err.getvalue()
     assert err.index("deploy prod") < err.index("start prod")
     assert "next: roachctl start" not in err
+
+
+def test_a_start_that_failed_on_a_host_ends_its_journal_operation_as_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`start` (cluster/connect.start, also under `deploy --start`) ends its operation as failed with the
+    hosts' exit code before the CLI renders and raises: `history` must never read "ok" for it."""
+    run = Run(tmp_path)
+    failed = RemoteCommandError("not ready after 180s", where="store-3")
+
+    async def start(session: Session, **_: object) -> Outcome:
+        session.step("start", host="store-1", result="started")  # an operation with no step leaves no record
+        return Outcome(done={"store-1": "started", "store-2": "started"}, failures={"store-3": failed})
+
+    monkeypatch.setattr(lifecycle, "start", start)
+    operation = Operation(run.home.journal_path, "start", {})
+    session = Session(run.topology, run.home, cast(OpenSSH, run.ssh), Interrupts(), operation)
+    operation.begin()
+    outcome, _ = asyncio.run(connect.start(session, only=None, notify=lambda h, m: None, timeout=1))
+    assert outcome.failures == {"store-3": failed}
+    operation.end("ok")  # what leaving the session writes: the first end stands
+    [op] = read_operations(run.home.journal_path)
+    assert op.outcome == "failed" and "store-3" in (op.error or ""), op

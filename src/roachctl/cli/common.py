@@ -147,7 +147,10 @@ def run_on_cluster(
             beside_lock=beside_lock,
             args=command_args() if args is None else args,
         ) as session:
-            return await body(session)
+            result = await body(session)
+            if isinstance(result, lifecycle.Outcome):  # failed hosts are raised by `finish`, later
+                session.end_if_hosts_failed(result.failures, list(result.done))
+            return result
 
     return asyncio.run(main())
 

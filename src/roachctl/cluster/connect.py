@@ -13,4 +13,5 @@ async def start(
 ) -> tuple[lifecycle.Outcome, list[dict[str, str]]]:
     """Start the nodes (cluster/lifecycle.py), then the SQL and DB Console URLs of those that are up."""
     outcome = await lifecycle.start(session, only=only, notify=notify, timeout=timeout)
+    session.end_if_hosts_failed(outcome.failures, list(outcome.done))  # the CLI raises them later
     return outcome, endpoints(session, outcome.done)

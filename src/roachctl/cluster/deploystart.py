@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from roachctl.cluster import connect, lifecycle
 from roachctl.engine import deploy_flow
 from roachctl.engine.deploy import ReleaseSource, make_plan
-from roachctl.errors import HostFailures, RoachctlError
+from roachctl.errors import RoachctlError
 from roachctl.operation.session import Session
 from roachctl.ui.env import Environment
 
@@ -99,7 +99,4 @@ async def deploy_and_start(
     if result.applied is not None:
         session.beside = None  # the early probe predates this deploy's changes: probe again
     outcome, nodes = await connect.start(session, only=None, notify=env.notify, timeout=timeout)
-    if outcome.failures and session.operation is not None:
-        error = HostFailures(failures=outcome.failures, succeeded=sorted(outcome.done))
-        session.operation.end("failed", error=error.message, exit_code=int(error.exit_code))
     return DeployStartResult(result, outcome, nodes)

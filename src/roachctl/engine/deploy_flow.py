@@ -149,7 +149,5 @@ def journal_failures(session: Session, result: DeployResult) -> DeployResult:
     The CLI raises HostFailures only after rendering, outside the session; the operation must not
     read "ok" meanwhile (operation/journal.py: `end` is written once).
     """
-    if result.failures and session.operation is not None:
-        error = HostFailures(failures=result.failures, succeeded=result.succeeded)
-        session.operation.end("failed", error=error.message, exit_code=int(error.exit_code))
+    session.end_if_hosts_failed(result.failures, result.succeeded)
     return result

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roachctl.errors import InterruptedByUser
+from roachctl.errors import HostFailures, InterruptedByUser, RoachctlError
 from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
@@ -59,6 +59,16 @@ class Session:
         """Record one step of this command in the journal (read-only commands record nothing)."""
         if self.operation is not None:
             self.operation.step(name, host=host, **detail)
+
+    def end_if_hosts_failed(self, failures: dict[str, RoachctlError], succeeded: list[str]) -> None:
+        """A command that failed on some hosts ends its journal operation as failed, with their exit code.
+
+        The CLI raises HostFailures only after rendering, outside the session; the operation must not
+        read "ok" meanwhile (operation/journal.py: `end` is written once).
+        """
+        if failures and self.operation is not None:
+            error = HostFailures(failures=failures, succeeded=sorted(succeeded))
+            self.operation.end("failed", error=error.message, exit_code=int(error.exit_code))
 
 
 @asynccontextmanager
