@@ -18,7 +18,7 @@ from roachctl.cluster.deploystart import DeployStartResult, deploy_and_start, sk
 from roachctl.cluster.lifecycle import Outcome
 from roachctl.engine.deploy import ReleaseSource
 from roachctl.engine.deploy_flow import DeployInput
-from roachctl.errors import ExitCode, HostFailures, RemoteCommandError
+from roachctl.errors import ExitCode, HostFailures, RefusedError, RemoteCommandError
 from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH
 from roachctl.operation.journal import Operation, read_operations
@@ -117,3 +117,11 @@ def test_a_start_that_failed_on_a_host_ends_its_journal_operation_as_failed(
     operation.end("ok")  # what leaving the session writes: the first end stands
     [op] = read_operations(run.home.journal_path)
     assert op.outcome == "failed" and "store-3" in (op.error or ""), op
+
+
+def test_the_question_names_the_start_and_no_changes_nothing(tmp_path: Path) -> None:
+    run = Run(tmp_path, answer="n\n")
+    with pytest.raises(RefusedError, match="cancelled: nothing was changed"):
+        _deploy_start(run)
+    assert f"to prod{deploystart.START_NOTE}? [y/N]" in run.err.getvalue(), run.err.getvalue()
+    assert run.commands() == 0 and not run.home.exists()

@@ -61,6 +61,10 @@ async def probe_beside_lock(session: Session) -> lifecycle.EarlyProbe | None:
         return None
 
 
+# The confirmation question of `deploy --start` says what follows the apply.
+START_NOTE = ", then start every node and wait until it is ready"
+
+
 async def deploy_only(
     session: Session,
     given: deploy_flow.DeployInput,
@@ -91,7 +95,7 @@ async def deploy_and_start(
     """`deploy_flow.run_deploy`, then (unless a dry run or a failed host) `start` of every node.
     `planner` as in run_deploy (a unit test plans without hosts)."""
     result = await deploy_flow.run_deploy(
-        session, given, source, env, dry_run=dry_run, adopt=adopt, planner=planner
+        session, given, source, env, dry_run=dry_run, adopt=adopt, planner=planner, then=START_NOTE
     )
     skipped = skipped_reason(result)
     if skipped is not None:

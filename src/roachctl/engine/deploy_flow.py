@@ -86,8 +86,10 @@ async def run_deploy(
     dry_run: bool = False,
     adopt: bool = False,
     planner: Planner = make_plan,
+    then: str = "",
 ) -> DeployResult:
     """Plan, show the plan, then stop (dry run, nothing to do) or confirm, apply and record.
+    `then` is what the same command does after the apply, named in the question (`deploy --start`).
 
     Raises:
         RefusedError: the answer was not yes, or there is no terminal and no --yes (nothing changed).
@@ -105,7 +107,7 @@ async def run_deploy(
     if plan.total_changes == 0:
         record(session, given.topology, given.text, plan, None)
         return journal_failures(session, result)
-    env.confirm(f"Apply {plan.total_changes} change(s) to {given.topology.name}?")
+    env.confirm(f"Apply {plan.total_changes} change(s) to {given.topology.name}{then}?")
     outcome = await apply(session, plan, notify=env.notify)
     record(session, given.topology, given.text, plan, outcome)
     return journal_failures(session, applied_result(result, plan, outcome))
