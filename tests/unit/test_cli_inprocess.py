@@ -165,3 +165,13 @@ def test_local_history_renders_the_local_journal_like_history(tmp_path: Path) ->
     assert human.code == 0 and "interrupted" in human.err and "n2:" in human.err and "4242" in human.err
     missing = cli(tmp_path, "local", "history", "--name", "nosuch")
     assert missing.code == ExitCode.BAD_INPUT and "no local cluster named 'nosuch'" in missing.err
+
+
+def test_deploy_timeout_without_start_is_refused_before_anything(tmp_path: Path) -> None:
+    """`--timeout` means something only with `--start`: given alone it is exit 2, and no home, no host."""
+    topo = tmp_path / "prod.yaml"
+    topo.write_text(TOPOLOGY)
+    res = cli(tmp_path / "home", "deploy", str(topo), "--timeout", "30")
+    assert res.code == ExitCode.BAD_INPUT, res.err
+    assert "--timeout applies only with --start" in res.err and "add --start" in res.err, res.err
+    assert not (tmp_path / "home").exists()

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from roachctl.cli.context import AppContext, default_home
 from roachctl.cluster import lifecycle
-from roachctl.errors import HostFailures, RefusedError
+from roachctl.errors import HostFailures, RefusedError, UsageError
 from roachctl.model.loader import load_topology
 from roachctl.model.topology import Topology
 from roachctl.operation.home import ClusterHome
@@ -199,3 +199,17 @@ def _step_line(step: dict[str, Any]) -> str:
     extra = {k: v for k, v in step.items() if k not in ("ts", "op", "record", "verb", "step", "host")}
     detail = ", ".join(f"{k}={v}" for k, v in sorted(extra.items()))
     return f"{where}{step.get('step')}" + (f" ({detail})" if detail else "")
+
+
+def explicit(ctx: click.Context, param: str) -> bool:
+    """True when the user gave `param` (command line or environment), not its default."""
+    source = ctx.get_parameter_source(param)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def only_with(ctx: click.Context, param: str, flag: str, given: bool) -> None:
+    """Refuse (exit 2) an option that means something only beside `flag`, when `flag` is absent:
+    silently ignoring it would let a script believe it had an effect."""
+    if explicit(ctx, param) and not given:
+        option = "--" + param.replace("_", "-")
+        raise UsageError(f"{option} applies only with {flag}", hint=f"add {flag}, or drop {option}")

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from roachctl.cli import render
-from roachctl.cli.common import app_context, history_table
+from roachctl.cli.common import app_context, explicit, history_table
 from roachctl.cli.context import AppContext
 from roachctl.local import ops
 from roachctl.local.cluster import DRAIN_TIMEOUT, GRACE, LocalCluster
@@ -27,11 +27,6 @@ def register(root: click.Group) -> None:
 
     localupgrade.register(local)
     root.add_command(local)
-
-
-def _explicit(ctx: click.Context, param: str) -> bool:
-    source = ctx.get_parameter_source(param)
-    return source not in (None, click.core.ParameterSource.DEFAULT)
 
 
 name_option = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Local cluster name.")
@@ -152,8 +147,8 @@ def up(
         insecure=insecure,
         sql_base=base_port,
         http_base=http_base_port,
-        explicit_sql=_explicit(ctx, "base_port"),
-        explicit_http=_explicit(ctx, "http_base_port"),
+        explicit_sql=explicit(ctx, "base_port"),
+        explicit_http=explicit(ctx, "http_base_port"),
         source=source,
         detach=detach,
         timeout=timeout,

@@ -23,6 +23,7 @@ from roachctl.cli.common import (
     finish,
     history_table,
     lock_verb,
+    only_with,
     run_on_cluster,
 )
 from roachctl.cli.context import AppContext
@@ -169,6 +170,7 @@ def deploy(
     any host starts nothing.
     """
     app = app_context(ctx)
+    only_with(ctx, "timeout", "--start", start)
     given = deploy_flow.load_input(topology_file, app.home)
     source = deploy_mod.ReleaseSource(
         mirror=mirror, tarball=tarball, sha256=sha256, allow_insecure_mirror=allow_insecure_mirror
