@@ -52,6 +52,7 @@ from deploy_bench import (  # noqa: E402
     build_release,
     check_end_state,
     code_under_test,
+    emit,
     log,
     pad_release,
     settle,
@@ -334,14 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = report(bench) if bench else []
     meta["big_files"] = bench.files if bench else {}
     doc = {"meta": meta, "rows": rows, "failed": failed}
-    if args.save:
-        args.save.write_text(json.dumps(doc, indent=2) + "\n")
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    else:
-        print_table(rows, meta)
-    return 1 if failed else 0
+    return emit(doc, args, lambda: print_table(rows, meta))
 
 
 if __name__ == "__main__":

@@ -485,6 +485,19 @@ def print_table(results: Results, meta: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def emit(doc: dict[str, Any], args: argparse.Namespace, table: Callable[[], None]) -> int:
+    """Every benchmark's ending: the JSON to --save, then the JSON (--json) or `table()` on stdout;
+    exit 1 if a scenario failed (doc["failed"]), else 0."""
+    if args.save:
+        args.save.write_text(json.dumps(doc, indent=2) + "\n")
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        print()
+    else:
+        table()
+    return 1 if doc["failed"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", default="3,9", help="comma-separated host counts (default 3,9)")
@@ -588,14 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         "boot_s": {n: [round(x, 2) for x in v] for n, v in results.boot.items()},
         "failed": failed,
     }
-    if args.save:
-        args.save.write_text(json.dumps(doc, indent=2) + "\n")
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    else:
-        print_table(results, meta)
-    return 1 if failed else 0
+    return emit(doc, args, lambda: print_table(results, meta))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from deploy_bench import ROACHCTL, ScenarioFailed, code_under_test, log, settle  # noqa: E402
+from deploy_bench import ROACHCTL, ScenarioFailed, code_under_test, emit, log, settle  # noqa: E402
 from ready_bench import read_stats, timed  # noqa: E402
 
 BASE = "v25.4.0"
@@ -443,14 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     table = rows(results)
     doc = {"meta": meta, "rows": table, "failed": failed}
-    if args.save:
-        args.save.write_text(json.dumps(doc, indent=2) + "\n")
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    else:
-        print_table(table, meta)
-    return 1 if failed else 0
+    return emit(doc, args, lambda: print_table(table, meta))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ from deploy_bench import (  # noqa: E402
     ScenarioFailed,
     build_release,
     code_under_test,
+    emit,
     log,
     pad_release,
     precompile,
@@ -560,14 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     table = rows(results)
     doc = {"meta": meta, "rows": table, "failed": failed}
-    if args.save:
-        args.save.write_text(json.dumps(doc, indent=2) + "\n")
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    else:
-        print_table(table, meta)
-    return 1 if failed else 0
+    return emit(doc, args, lambda: print_table(table, meta))
 
 
 if __name__ == "__main__":

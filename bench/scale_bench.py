@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import platform
 import re
@@ -49,6 +48,7 @@ from deploy_bench import (  # noqa: E402
     build_release,
     check_end_state,
     code_under_test,
+    emit,
     log,
     settle,
     write_topology,
@@ -230,14 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     doc = {"meta": meta, **summarize(samples), "failed": failed}
-    if args.save:
-        args.save.write_text(json.dumps(doc, indent=2) + "\n")
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        print()
-    else:
-        print_report(doc)
-    return 1 if failed else 0
+    return emit(doc, args, lambda: print_report(doc))
 
 
 if __name__ == "__main__":
