@@ -272,7 +272,7 @@ def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
         topology,
         lambda s: lifecycle.restart(s, only=node, notify=app.env.notify),
         lock=lock_verb(),
-        beside_lock=lifecycle.observe_beside_lock,
+        beside_lock=lifecycle.observe_and_gate_beside_lock if node is None else lifecycle.observe_beside_lock,
     )
     finish(app, f"restart {cluster}", [n.host for n in topology.nodes], outcome)
 
