@@ -3,7 +3,13 @@ of what deploy needs (firewall, dirs, sudo, ssh -W, reachability) are judged."""
 
 from __future__ import annotations
 
-from roachctl.engine.check import PortOwner, clock_findings, parse_port_owners, ports_finding
+from roachctl.engine.check import (
+    PortOwner,
+    clock_findings,
+    firewalld_offline_findings,
+    parse_port_owners,
+    ports_finding,
+)
 from roachctl.model.facts import HostFacts
 
 
@@ -182,3 +188,15 @@ def test_the_forwarding_probe_uses_its_own_connection() -> None:
         "ssh", "-o", "ControlPath=none", "-o", "ControlMaster=no", "-o", "LogLevel=INFO",
         "-F", "cfg", "-o", "BatchMode=yes", "-W", "h1:8080", "--", "h1",
     ]  # fmt: skip
+
+
+def test_check_names_a_firewalld_that_is_enabled_but_not_running() -> None:
+    """What deploy will do there (write its permanent configuration offline), or its refusal."""
+    facts = HostFacts(host="h1", firewalld_unit="enabled", firewalld_offline_cmd=True)
+    (ok,) = firewalld_offline_findings("h1", "nftables", facts)
+    assert ok.ok and ok.check == "firewalld" and "enabled but not running" in ok.detail
+    assert "firewall-offline-cmd" in ok.detail
+    missing = HostFacts(host="h1", firewalld_unit="enabled")
+    (bad,) = firewalld_offline_findings("h1", "ufw", missing)
+    assert not bad.ok and "systemctl disable firewalld" in bad.hint
+    assert firewalld_offline_findings("h1", "nftables", HostFacts(host="h1", firewalld_unit="disabled")) == []

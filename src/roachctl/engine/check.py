@@ -258,11 +258,27 @@ async def _host_probe(session: Session, node: NodeConfig, facts: HostFacts) -> l
     except RoachctlError as exc:
         out.append(Finding(host, "firewall", False, exc.message, exc.hint or ""))
         backend = "none"
+    out += firewalld_offline_findings(host, backend, facts)
     rules = firewall_probe_rules(topology, node) if backend == "nftables" else ""
     dirs = creatable_dirs(topology, node)
     cmd = Command.shell(_HOST_SCRIPT, backend, rules, *dirs, sudo=True, name="roachctl-check")
     result = await session.ssh.executor(host).run(cmd, timeout=60, check=False)
     return out + parse_host_probe(host, backend, dirs, result.out, result.err)
+
+
+def firewalld_offline_findings(host: str, backend: str, facts: HostFacts) -> list[Finding]:
+    """firewalld enabled but not running: deploy writes its permanent configuration offline, or
+    refuses when it cannot (plan/firewall.py `firewalld_offline`)."""
+    try:
+        if not fw.firewalld_offline(backend, facts):
+            return []
+    except RoachctlError as exc:
+        return [Finding(host, "firewalld", False, exc.message, exc.hint or "")]
+    detail = (
+        f"firewalld is {facts.firewalld_unit} but not running: deploy also writes the cluster's rules "
+        "into its permanent configuration (firewall-offline-cmd), so they hold when it starts"
+    )
+    return [Finding(host, "firewalld", True, detail, "")]
 
 
 def parse_host_probe(host: str, backend: str, dirs: list[str], out: str, err: str = "") -> list[Finding]:
