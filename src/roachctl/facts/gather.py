@@ -86,10 +86,11 @@ elif [ "$sd" = 1 ] && systemctl is-active --quiet nftables.service 2>/dev/null; 
   active=nftables
 fi
 printf 'fwactive\t%s\n' "$active"
-# firewalld's unit-file state, read without starting anything: one that is not running but may start
-# (plan/firewall.py FIREWALLD_NEVER_STARTS) gets its permanent configuration read and written offline.
+# firewalld's unit-file state ("" when it has no unit), read without starting anything, whichever of
+# its tools are installed: one that is not running but may start (plan/firewall.py
+# FIREWALLD_NEVER_STARTS) gets its permanent configuration read and written offline.
 fwd=
-if [ "$sd" = 1 ] && { command -v firewall-cmd || command -v firewall-offline-cmd; } >/dev/null 2>&1; then
+if [ "$sd" = 1 ]; then
   fwd=$(systemctl show -p UnitFileState --value firewalld.service 2>/dev/null)
   printf 'fwd\t%s\n' "$fwd"
 fi
