@@ -360,10 +360,11 @@ def test_initial_fact_request_covers_every_arch_and_backend() -> None:
     t = topology()
     request = initial_fact_request(t, "store-1")
     for arch in ("amd64", "arm64"):
-        for backend in ("nftables", "ufw", "firewalld"):
-            wanted = fact_request(state_for(t, "store-1", backend=backend, arch=arch))
-            for key, values in wanted.items():
-                assert set(values) <= set(request[key]), (arch, backend, key)
+        for backend, offline in [("nftables", False), ("ufw", False), ("firewalld", False),
+                                 ("nftables", True), ("ufw", True)]:  # fmt: skip
+            state = state_for(t, "store-1", backend=backend, arch=arch, firewalld_offline=offline)
+            for key, values in fact_request(state).items():
+                assert set(values) <= set(request[key]), (arch, backend, offline, key)
     assert request["disk_dirs"] == ("/var/lib/cockroach", "/var/lib/cockroach/cockroach-data")
     unmanaged = initial_fact_request(topology(firewall={"manage": False}), "store-1")
     # Without a managed firewall, /etc/roachctl holds only the ownership marker (plan/owner.py).
