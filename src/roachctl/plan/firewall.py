@@ -482,7 +482,7 @@ def _script(cluster: str, backend: str, body: list[str]) -> str:
 # True unless the system bus says nobody owns firewalld's D-Bus name (contract §12): only then is
 # firewalld known not to run without asking `firewall-cmd --state`, which would D-Bus-activate an
 # enabled firewalld. A firewalld that is not running has its permanent configuration edited offline.
-_FIREWALLD_OWNED = r"""
+FIREWALLD_OWNED_SH = r"""
 firewalld_owned() {
   [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
       NameHasOwner s org.fedoraproject.FirewallD1 2>/dev/null)" != "b false" ]
@@ -511,7 +511,7 @@ def removal_script(cluster: str) -> str:
         "if command -v ufw >/dev/null 2>&1 && ufw status | grep -q '^Status: active'; then",
         ufw,
         "fi",
-        _FIREWALLD_OWNED.strip("\n"),
+        FIREWALLD_OWNED_SH.strip("\n"),
         "fwd_state=",
         "if command -v firewall-cmd >/dev/null 2>&1 && firewalld_owned; then",
         "  fwd_state=$(firewall-cmd --state 2>/dev/null || true)",
