@@ -208,7 +208,7 @@ def test_check_names_a_firewalld_that_is_enabled_but_not_running() -> None:
 
 def test_check_never_asks_firewall_cmd_when_the_bus_says_firewalld_is_not_running(tmp_path: Path) -> None:
     """`firewall-cmd --state` would D-Bus-activate an enabled firewalld: check changes nothing."""
-    from roachctl.engine.check import _HOST_SCRIPT
+    from roachctl.engine.check import HOST_SCRIPT
 
     called = tmp_path / "called"
     bindir = tmp_path / "bin"
@@ -220,7 +220,7 @@ def test_check_never_asks_firewall_cmd_when_the_bus_says_firewalld_is_not_runnin
         (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bindir / name).chmod(0o755)
     env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
-    argv = ["sh", "-c", _HOST_SCRIPT, "sh", "firewalld", ""]
+    argv = ["sh", "-c", HOST_SCRIPT, "sh", "firewalld", ""]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=True).stdout
     assert out.splitlines() == ["fw fail firewalld is not running"] and not called.exists()
     (bindir / "busctl").write_text("#!/bin/sh\necho 'b true'\n")

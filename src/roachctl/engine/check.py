@@ -90,7 +90,7 @@ done
 # same netlink access as loading them), a directory is judged by its nearest existing ancestor, and
 # `firewall-cmd` is not asked when the bus says firewalld is not running (it would D-Bus-activate an
 # enabled one: contract §12).
-_HOST_SCRIPT = (
+HOST_SCRIPT = (
     fw.FIREWALLD_OWNED_SH
     + r"""
 backend=$1 rules=$2
@@ -267,7 +267,7 @@ async def _host_probe(session: Session, node: NodeConfig, facts: HostFacts) -> l
     out += firewalld_offline_findings(host, backend, facts)
     rules = firewall_probe_rules(topology, node) if backend == "nftables" else ""
     dirs = creatable_dirs(topology, node)
-    cmd = Command.shell(_HOST_SCRIPT, backend, rules, *dirs, sudo=True, name="roachctl-check")
+    cmd = Command.shell(HOST_SCRIPT, backend, rules, *dirs, sudo=True, name="roachctl-check")
     result = await session.ssh.executor(host).run(cmd, timeout=60, check=False)
     return out + parse_host_probe(host, backend, dirs, result.out, result.err)
 
@@ -288,7 +288,7 @@ def firewalld_offline_findings(host: str, backend: str, facts: HostFacts) -> lis
 
 
 def parse_host_probe(host: str, backend: str, dirs: list[str], out: str, err: str = "") -> list[Finding]:
-    """Findings from `_HOST_SCRIPT` output; a missing answer is a failure, never a pass."""
+    """Findings from `HOST_SCRIPT` output; a missing answer is a failure, never a pass."""
     findings: list[Finding] = []
     dir_results: dict[int, str] = {}
     fw_line = ""
