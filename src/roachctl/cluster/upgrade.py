@@ -70,7 +70,14 @@ from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.settle import DEFAULT_SETTLE_S, SettleRule, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
-from roachctl.plan.upgradeintent import FINALIZE_BEGIN, Intent, check_intent, finalize_sent, intent_from_steps
+from roachctl.plan.upgradeintent import (
+    FINALIZE_BEGIN,
+    Intent,
+    check_intent,
+    confirmed_source,
+    finalize_sent,
+    intent_from_steps,
+)
 from roachctl.plan.upgradepath import (
     UpgradePath,
     UpgradeStep,
@@ -559,7 +566,7 @@ async def upgrade(
     seen = await observe_cluster(session)
     report.cluster_version = seen.raw
     intent = intent_in_flight(session, seen, notify)
-    seen.source = _step_source(intent, seen)
+    seen.source = confirmed_source(intent, seen.builds, seen.raw)
     path = resume_path(seen.builds, seen.raw, version, intent.steps if intent else (), via)
     report.path = path_json(path, finalize=finalize, auto_finalize=auto_finalize)
     if not path.steps:
@@ -631,10 +638,14 @@ def intent_in_flight(session: Session, seen: Observation, notify: Notify) -> Int
     return intent
 
 
-def _step_source(intent: Intent | None, seen: Observation) -> str:
-    """The source of the step the whole cluster rolled to (intent), when it is the running build."""
-    step = intent.in_flight() if intent else None
-    return step[0] if step and seen.builds == {step[1]} else ""
+def observed_source(session: Session, builds: set[str], cluster_version: str) -> str:
+    """The source of the latest upgrade's step in flight when the cluster confirms it (its
+    intent passes `check_intent`, plan/upgradeintent.py `confirmed_source`), else "": a journal
+    that the cluster contradicts (moved on by other means) never shapes a finalization message."""
+    for op in reversed(read_operations(session.home.journal_path)):
+        if op.verb == "upgrade" and any(s.get("step") == "plan" for s in op.steps):
+            return confirmed_source(intent_from_steps(op.steps), builds, cluster_version)
+    return ""
 
 
 def remaining_advice(name: str, cluster_version: str, running: str, final: str = "", source: str = "") -> str:
@@ -758,7 +769,7 @@ async def finalize_with(
 async def finalize(session: Session, *, notify: Notify) -> UpgradeReport:
     """Finalize a major upgrade once every node runs the new binary; refused otherwise."""
     seen = await observe_cluster(session)
-    seen.source = last_upgrade(session)[0]
+    seen.source = observed_source(session, seen.builds, seen.raw)
     report = UpgradeReport(session.topology.name, cluster_version=seen.raw)
     return await _finalize_checked(session, seen, report, notify)
 
@@ -891,5 +902,5 @@ async def upgrade_status(
         return None
     running = next(iter(builds))
     if not finalize_done(cv, running):
-        return remaining_advice(name, cv, running, source=last_upgrade(session)[0])
+        return remaining_advice(name, cv, running, source=observed_source(session, builds, cv))
     return None

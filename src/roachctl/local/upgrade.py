@@ -42,7 +42,13 @@ from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.upgradeintent import FINALIZE_BEGIN, check_intent, finalize_sent, intent_from_steps
+from roachctl.plan.upgradeintent import (
+    FINALIZE_BEGIN,
+    check_intent,
+    confirmed_source,
+    finalize_sent,
+    intent_from_steps,
+)
 from roachctl.plan.upgradepath import (
     UpgradeStep,
     check_rollback,
@@ -226,8 +232,7 @@ def upgrade(
     intent, warning = check_intent(intent_from_steps(ops[-1].steps) if ops else None, seen.builds, seen.raw)
     if warning:
         console().print(f"warning: {warning}", highlight=False)
-    flight = intent.in_flight() if intent else None
-    seen.source = flight[0] if flight and seen.builds == {flight[1]} else ""
+    seen.source = confirmed_source(intent, seen.builds, seen.raw)
     path = resume_path(seen.builds, seen.raw, version, intent.steps if intent else (), via)
     report.path = path_json(path, finalize=finalize)
     steps = path.steps if finalize else path.steps[:1]
