@@ -183,7 +183,8 @@ SKIP = Intent((UpgradeStep(A, B),), ((A, B, "rolling"), (A, B, "rolled")))
 
 
 def test_the_source_of_a_finalization_comes_from_the_cluster_not_the_journal_alone() -> None:
-    """Review L1: the journal's source counts only while the cluster confirms its step in flight."""
+    """The journal's source counts only while the cluster confirms its step in flight: a journal the
+    cluster contradicts never makes `status` say "finalization in progress"."""
     assert confirmed_source(SKIP, {B}, "25.3") == A  # mid skip-level finalization: confirmed
     assert confirmed_source(SKIP, {B}, "25.2-upgrading-to-25.3-step-002") == A
     # journaled 25.2 → 25.4 and finalized; since moved to 26.1 binaries (at 25.4) by other means
