@@ -123,6 +123,8 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     res = roachctl(home, "local", "upgrade", "--binary", str(new), "--settle", "4", "--finalize", timeout=300,
                    env=fail_first)  # fmt: skip
     assert res.returncode == 20 and "stand-in migration 1 failed" in res.stderr, res.stderr
+    # SHOW JOBS cut the failed job's description at 100 characters; SHOW JOB <id> gave it whole (contract §9)
+    assert 'validates its new index") failed' in " ".join(res.stderr.split()), res.stderr
     # the fence window (contract §9): the version still reads 25.2, but the stores carry the fence and the
     # journal says the SET was sent: the rollback is refused
     assert "no rollback" in res.stderr and _cluster_version(home) == "25.2"

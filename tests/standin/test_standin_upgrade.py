@@ -148,6 +148,7 @@ def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
     version (nothing else drives it while auto-upgrade is off); a new SET drives it on, waiting for the
     migration job already running. Migration jobs are SHOW JOBS rows of type MIGRATION, owned by the
     SET's user; a failed one fails the SET and is not run again by the next SET's finalization."""
+    import json
     import re
     import subprocess
 
@@ -193,6 +194,13 @@ def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
     described = r"Upgrade to (25\.2-upgrading-to-25\.3-step-\d{3}|25\.3-upgrading-to-25\.4-step-\d{3}): .+"
     assert all(j["user_name"] == "root" and re.fullmatch(described, j["description"]) for j in jobs), jobs
     assert "stand-in migration 3 failed" in jobs[2]["error"]
+    # SHOW JOBS cuts a description at 100 characters; SHOW JOB <id> shows it whole (contract §9)
+    assert all(len(j["description"]) == 100 and j["description"].startswith("Upgrade to") for j in jobs), jobs
+    res = c.cli("sql", "--format=json", "-e", f"SHOW JOB {jobs[2]['job_id']}")
+    assert res.returncode == 0, res.stderr
+    (whole,) = json.loads(res.stdout)
+    assert whole["description"].startswith(jobs[2]["description"]) and len(whole["description"]) > 100
+    assert whole["description"].endswith('validates its new index"') and whole["status"] == "failed"
     # the next SET runs a new job for that step and finishes; the failed job stays as it was
     later = sql(c, "SELECT now()").split("\n")[1]
     assert sql(c, "SET CLUSTER SETTING version = '25.4'") == "SET CLUSTER SETTING\n"

@@ -155,7 +155,7 @@ class UpgradeReport:
     cluster_version: str = ""
     remaining: str = ""
     dry_run: bool = False
-    migrations: list[dict[str, str]] = field(default_factory=list)  # finalization's jobs (contract §9)
+    migrations: list[dict[str, str | bool]] = field(default_factory=list)  # finalization's jobs (contract §9)
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

@@ -38,7 +38,16 @@ from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
-from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
+from roachctl.plan.migrations import (
+    NOW_STATEMENT,
+    MigrationJob,
+    completed,
+    job_statement,
+    jobs_statement,
+    parse_jobs,
+    since_literal,
+    to_complete,
+)
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
 from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
@@ -436,9 +445,16 @@ def _jobs(cluster: LocalCluster, since: str) -> tuple[list[MigrationJob], str]:
     if not since:
         return [], "the cluster's clock could not be read before the SET"
     try:
-        return parse_jobs(_client(cluster, ["sql", "--format=json"], jobs_statement(since))), ""
+        jobs = parse_jobs(_client(cluster, ["sql", "--format=json"], jobs_statement(since)))
     except (RemoteCommandError, ValueError) as exc:
         return [], f"the migration jobs could not be read: {exc}"
+    for job in to_complete(jobs):  # SHOW JOBS cut its description: `SHOW JOB <id>` has it whole
+        try:
+            whole = completed(job, _client(cluster, ["sql", "--format=json"], job_statement(job.job_id)))
+        except (RemoteCommandError, ValueError):
+            continue  # reported as cut (`…`)
+        jobs[jobs.index(job)] = whole
+    return jobs, ""
 
 
 def _now(cluster: LocalCluster) -> str:
