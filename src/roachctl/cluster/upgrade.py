@@ -48,7 +48,7 @@ from roachctl.cluster.nodes import (
     wait_ready,
 )
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
-from roachctl.cluster.settle import settle
+from roachctl.cluster.settle import gate, settle
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.apply import apply_plan
 from roachctl.errors import (
@@ -418,13 +418,15 @@ async def _verify_installed(session: Session, version: str) -> None:
 
 async def _roll_node(
     session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False,
-    pace: Pace | None = None, gated: bool = False,
+    pace: Pace | None = None, gated: bool = False, touched: bool = False,
 ) -> str:  # fmt: skip
     """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy.
 
     `paused`: an interrupted roll left this node stopped with its links switched; it is the one
     node down, so it is started without the pre-gate (which waits for every node live).
     `gated`: the previous node's gates (the same check) passed a moment ago: no second pre-gate.
+    `touched`: this run already restarted a node, so a failing pre-gate is exit 20, not 30 (as every
+    gate after this node's own restart is; cluster/settle.py `gate`).
     """
     client, everyone = NodeClient(session), targets(session)
     if paused:
@@ -434,7 +436,7 @@ async def _roll_node(
     else:
         if not gated:
             notify(target.host, "waiting for a healthy cluster")
-            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+            await gate(wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT), touched=touched)
         await _switch_links(session, target, step.target, notify)
         notify(target.host, f"restarting on {step.target} (graceful drain, then start)")
         stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
@@ -449,12 +451,11 @@ async def _roll_node(
             hint="the roll stopped here; the other nodes keep serving. Fix the node and run the same "
             f"command again to resume, or `roachctl upgrade rollback {session.topology.name}`",
         )
-    pid, _ = await asyncio.gather(
-        main_pid(session, target), wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
-    )
+    healthy = wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    pid, _ = await asyncio.gather(main_pid(session, target), gate(healthy, touched=True))
     if pace is not None:  # the next node waits until this one's return has settled (plan/settle.py)
-        await settle(client, everyone, pace.rule, notify, host=target.host,
-                     what=f"after {target.host} came back", rerun=pace.rerun)  # fmt: skip
+        await gate(settle(client, everyone, pace.rule, notify, host=target.host,
+                          what=f"after {target.host} came back", rerun=pace.rerun), touched=True)  # fmt: skip
     session.step("roll", host=target.host, source=step.source, target=step.target, drain=drain, pid=pid)
     line = f"on {step.target} ({drain}, ready)"
     notify(target.host, line)
@@ -475,7 +476,8 @@ async def roll_nodes(
 ) -> None:  # fmt: skip
     """Move every node to `step.target`, one at a time (a paused node first, nodes already on it
     skipped), settling between nodes (`pace`); a node that does not come back ready stops the roll,
-    and a Ctrl-C stops it between nodes."""
+    and a Ctrl-C stops it between nodes. A gate that fails is exit 30 until this run has restarted
+    a node, exit 20 from then on (cluster/settle.py `gate`)."""
     paused = mid_roll(seen, step.target)
     resumed = bool(paused) or any(v.build == step.target for v in seen.hosts.values())
     gated_at: float | None = None  # when the previous node's post-return gates passed (monotonic)
@@ -496,8 +498,16 @@ async def roll_nodes(
                          what="before the resumed roll's first node", rerun=pace.rerun)  # fmt: skip
         resumed = False
         fresh = gated_at is not None and time.monotonic() - gated_at <= GATE_FRESH_S
+        touched = any(s.startswith("on ") for s in report.nodes.values())  # this run rolled a node
         report.nodes[target.host] = await _roll_node(
-            session, target, step, notify, paused=target.host == paused, pace=pace, gated=fresh
+            session,
+            target,
+            step,
+            notify,
+            paused=target.host == paused,
+            pace=pace,
+            gated=fresh,
+            touched=touched,
         )
         gated_at = time.monotonic()
 
