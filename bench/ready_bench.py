@@ -18,6 +18,12 @@ repeat, each tool runs on its own FRESH bed (boot not timed):
 - ``ansible cold`` bench/ansible/cockroach.yml (pipelining, ControlPersist, no facts); ``ansible no-op``:
   the same playbook again, which must report changed=0 on every host.
 
+Connections: the cold and no-op rows of every tool start with NO ssh master left from an earlier run
+(Ansible: a fresh ControlPath dir; roachctl: a fresh $XDG_RUNTIME_DIR, so a fresh shared control dir;
+the previous run's masters are closed), as for an operator whose next run comes later than
+ControlPersist. ``... no-op (warm)`` rows run right after the no-op with its masters still open (both
+tools keep them 60 s): an operator's re-run within a minute. `--lifecycle` commands run warm.
+
 Latency: at RTT r > 0 every tool's ssh goes through bench/delayproxy.py as its ProxyCommand, r/2 each
 way (`--proxy-at-zero` also routes the 0 ms runs through it, to show the relay's own cost). The
 release comes from a local HTTP mirror on the controller (roachctl and Ansible verify its .sha256sum;
@@ -239,8 +245,11 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
         wall, cpu, proc = timed(argv, f"{what} ({ctx.n} hosts, {ctx.rtt} ms)", env=env)
         return wall, cpu, read_stats(stats), proc.stdout + proc.stderr
 
-    for kind in ("cold", "no-op"):
+    kinds = ("cold", "no-op") if ctx.two_commands else ("cold", "no-op", "no-op (warm)")
+    for kind in kinds:
         row = f"roachctl {'2-cmd ' if ctx.two_commands else ''}{kind}"
+        if not kind.endswith("(warm)"):
+            fresh_connections(env)  # as Ansible's rows: no ssh master left from the previous run
         if not ctx.two_commands:
             w, c, r, text = command([*deploy, "--start"], f"{row}: deploy --start")
             no_changes(row, text)
@@ -276,9 +285,25 @@ def run_roachctl(ctx: Ctx, bed: Any) -> None:
         )
 
 
+def fresh_connections(env: dict[str, str]) -> None:
+    """roachctl's next command opens new ssh connections: a new, empty $XDG_RUNTIME_DIR (its shared
+    control dir lives there, docs/interface.md "ssh connections"); the previous dir's masters are closed."""
+    old = env.get("XDG_RUNTIME_DIR", "")
+    if old.startswith("/tmp/rxdg-"):
+        close_masters(Path(old))
+    env["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="rxdg-", dir="/tmp")
+
+
+def close_masters(top: Path) -> None:
+    """`ssh -O exit` every control socket under `top`, then remove it."""
+    for sock in (p for p in top.rglob("*") if p.is_socket()):
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
+    shutil.rmtree(top, ignore_errors=True)
+
+
 def no_changes(row: str, text: str) -> None:
     """A no-op row's deploy must have reported 0 changes."""
-    if row.endswith("no-op") and not re.search(r"(?m)^\s*0 changes\s*$", text):
+    if "no-op" in row and not re.search(r"(?m)^\s*0 changes\s*$", text):
         raise ScenarioFailed(f'{row}: deploy did not report "0 changes":\n{text}')
 
 
@@ -313,8 +338,12 @@ def run_ansible(ctx: Ctx, bed: Any) -> None:
     cache = Path(tempfile.mkdtemp(prefix="ansible-cache-", dir=ctx.work))
     extra = json.dumps({"mirror_url": ctx.mirror_url, "version": VERSION, "certs_dir": str(ctx.certs),
                         "cache_dir": str(cache)})  # fmt: skip
-    for row in ("ansible cold", "ansible no-op"):
-        cp = tempfile.mkdtemp(prefix="acp-", dir="/tmp")  # a fresh invocation: no master left from the last
+    cp = ""
+    for row in ("ansible cold", "ansible no-op", "ansible no-op (warm)"):
+        if not row.endswith("(warm)"):
+            if cp:
+                close_masters(Path(cp))
+            cp = tempfile.mkdtemp(prefix="acp-", dir="/tmp")  # a fresh invocation: no master left
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
@@ -327,14 +356,13 @@ def run_ansible(ctx: Ctx, bed: Any) -> None:
         try:
             wall, cpu, proc = timed(argv, f"{row} ({ctx.n} hosts, {ctx.rtt} ms)", env=env)
         finally:
-            for sock in Path(cp).glob("*"):
-                subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True)
-            shutil.rmtree(cp, ignore_errors=True)
+            if row.endswith("(warm)"):
+                close_masters(Path(cp))
         recap = {m[0]: int(m[2]) for m in RECAP.findall(proc.stdout)}
         nodes = {h: c for h, c in recap.items() if h != "localhost"}
         if len(nodes) != ctx.n:
             raise ScenarioFailed(f"{row}: recap lists {sorted(recap)}:\n{proc.stdout[-3000:]}")
-        if row.endswith("no-op") and any(nodes.values()):
+        if "no-op" in row and any(nodes.values()):
             raise ScenarioFailed(f"{row}: changed on a re-run: {nodes}:\n{proc.stdout[-3000:]}")
         check_ready(bed, row)
         ctx.results.add(ctx.n, ctx.rtt, row, Sample(wall, cpu))
@@ -365,8 +393,10 @@ ROWS = (
     "seed re-run",
     "ansible cold",
     "ansible no-op",
+    "ansible no-op (warm)",
     "roachctl cold",
     "roachctl no-op",
+    "roachctl no-op (warm)",
     "roachctl 2-cmd cold",
     "roachctl 2-cmd no-op",
     *(f"roachctl {x}" for x in LIFECYCLE),
@@ -380,15 +410,16 @@ def rows(results: Results) -> list[dict[str, Any]]:
         seed_noop = results.median(n, rtt, "seed re-run")
         ans = results.median(n, rtt, "ansible cold")
         ans_noop = results.median(n, rtt, "ansible no-op")
+        ans_warm = results.median(n, rtt, "ansible no-op (warm)")
         for row in ROWS:
             runs = results.samples.get((n, rtt, row))
             if not runs:
                 continue
             med = statistics.median(s.seconds for s in runs)
-            noop = row.endswith(("no-op", "re-run"))
+            noop = row.endswith(("no-op", "re-run", "(warm)"))
             compared = row.startswith(("roachctl cold", "roachctl no-op", "roachctl 2-cmd", "ansible"))
             vs_seed = seed_noop if noop else seed
-            vs_ans = ans_noop if noop else ans
+            vs_ans = ans_warm if row.endswith("(warm)") else ans_noop if noop else ans
             last = runs[-1].rounds
             out.append(
                 {

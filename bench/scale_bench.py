@@ -11,6 +11,9 @@ For every N in --hosts and every repeat, on FRESH bed hosts (a new `Bed.up(N)`, 
 - ``start``         ``roachctl start`` to every node ready (checked on each host afterwards, untimed);
 - ``status warm``   ``roachctl status`` after one untimed status: the median of --status-repeat runs.
 
+The commands run one after another with the default `ssh.persist`, so every row after ``deploy cold``
+uses the ssh masters the previous command left (docs/interface.md "ssh connections"): warm.
+
 Each row is the wall clock of the whole command (interpreter start-up included) and the controller's CPU
 (getrusage of the children: roachctl and its ssh clients). Reported: the median over --repeat, and the
 growth 3 -> 9 -> 30 against the issue's targets (30-host cold deploy <= 2.5x the 9-host one; `status` of 30

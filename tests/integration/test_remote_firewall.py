@@ -1,5 +1,6 @@
 """Issue 8 items 7 and 11 on three real hosts: firewall rules converge both ways (ufw and nft), and
-`check` predicts `deploy` (a host whose nft may not load rules, sshd without TCP forwarding).
+`check` predicts `deploy` (a host whose nft may not load rules, sshd without TCP forwarding); a
+firewalld that is enabled but not running gets the rules in its permanent configuration.
 
 The tests run in file order and share one cluster (module-scoped bed); each states what it leaves.
 The bed rootfs has ufw installed but inactive; the ufw tests enable it (allowing ssh first) and
@@ -8,11 +9,15 @@ disable it again at the end, so the later tests use nftables (`backend: auto`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from roachctl.plan import firewall as fw
+from tests.support import firewalld_standin as fwd
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 from tests.support.remote import Remote, new_remote
@@ -220,3 +225,92 @@ def test_a_switch_to_ufw_removes_the_nftables_setup(rc: Remote) -> None:
         assert _tagged(rc, host), host
     again = rc.deploy()
     assert again.rc == 0 and "0 changes" in again.err, again.text
+
+
+# --- firewalld enabled but not running ----------------------------------------------------------
+
+
+def _install_firewalld(rc: Remote, host: str, seed: dict[str, Any]) -> None:
+    """An installed, enabled firewalld that is not running (the bed has none: the stand-in
+    firewall-offline-cmd and a unit of that name), its permanent configuration `seed`."""
+    rc.sh(host, "\n".join([
+        "mkdir -p /etc/firewalld",
+        f"cat > {fwd.PATH} <<'ROACHCTL_EOF'", fwd.FIREWALL_OFFLINE_CMD, "ROACHCTL_EOF",
+        f"chmod 755 {fwd.PATH}",
+        "cat > /etc/systemd/system/firewalld.service <<'ROACHCTL_EOF'", fwd.FIREWALLD_UNIT, "ROACHCTL_EOF",
+        f"echo '{json.dumps(seed)}' > {fwd.STATE}",
+        "systemctl daemon-reload && systemctl enable --quiet firewalld.service",
+    ]))  # fmt: skip
+
+
+def _permanent(rc: Remote, host: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(rc.sh(host, f"cat {fwd.STATE}").stdout)
+    return data
+
+
+def _rules_files(rc: Remote) -> dict[str, str]:
+    return {h: rc.sh(h, f"sha256sum /etc/roachctl/firewall-{NAME}.* 2>&1 || true").stdout for h in rc.hosts}
+
+
+def test_an_enabled_firewalld_that_is_not_running_gets_the_rules_in_its_permanent_configuration(
+    rc: Remote,
+) -> None:
+    """It would start at the next boot with its permanent configuration and block the ports: deploy
+    writes our ipsets and rich rules there offline (h1 only, shown by --dry-run), closes a plain
+    opening of 26257, keeps what is not ours, never starts firewalld, and reads it all back (0
+    changes; a rule removed behind its back is noticed). Without firewall-offline-cmd deploy is
+    refused with nothing changed; destroy removes our rules (firewalld now disabled: unit tests
+    cover that deploy then leaves it alone).
+    Leaves: the cluster destroyed, no firewalld."""
+    offline = f"/etc/roachctl/firewall-{NAME}.firewalld-offline.sh"
+    foreign = 'rule family="ipv4" source ipset="ops" port port="22" protocol="tcp" accept'
+    seed = {
+        "sets": {"ops": {"family": "inet", "entries": ["192.0.2.9"]}},
+        "rules": [foreign],
+        "ports": ["26257/tcp"],
+    }
+    _install_firewalld(rc, "h1", seed)
+    try:
+        dry = rc.deploy("--dry-run")
+        assert dry.rc == 0, dry.text
+        why = "firewalld is enabled but not running: permanent configuration, rules file missing"
+        (line,) = [line for line in _changes(dry.err, "h1") if offline in line]
+        assert line.split() == ["firewall", offline, *f"({why})".split()], dry.err
+        assert not [line for h in ("h2", "h3") for line in _changes(dry.err, h) if "firewalld" in line]
+        assert _permanent(rc, "h1") == seed, "a dry run changes nothing"
+        res = rc.deploy()
+        assert res.rc == 0, res.text
+        perm, prefix = _permanent(rc, "h1"), fw.ipset_prefix(NAME)
+        assert perm["ports"] == [] and foreign in perm["rules"] and "ops" in perm["sets"], perm
+        ours = sorted(r for r in perm["rules"] if prefix in r)
+        assert [re.sub(r".*port=.(\d+).*", r"\1", r) for r in ours] == ["26257", "8080"], ours
+        assert "203.0.113.0/24" in perm["sets"][f"{prefix}26257_4"]["entries"], perm
+        assert "203.0.113.0/24" not in perm["sets"][f"{prefix}8080_4"]["entries"], perm
+        assert rc.sh("h1", "systemctl is-active firewalld.service", check=False).stdout.strip() == "inactive"
+        assert "0 changes" in rc.deploy().err
+        checked = rc.run("check", str(rc.topology))
+        assert checked.rc == 0 and re.search(
+            r"│ h1\s+│ firewalld\s+│ ok.*enabled but not running", checked.err
+        )
+        rc.sh("h1", f"{fwd.PATH} --remove-rich-rule='{ours[0]}' >/dev/null")
+        fixed = rc.deploy()
+        assert fixed.rc == 0 and "permanent configuration, 1 rule(s) not configured" in fixed.err, fixed.text
+        assert _permanent(rc, "h1") == perm
+
+        rc.sh("h1", f"mv {fwd.PATH} {fwd.PATH}.off")
+        rc.write_topology("firewall:\n  sql_clients: [203.0.113.0/24, 192.0.2.0/24]\n")  # changes every host
+        before = _rules_files(rc)
+        refused = rc.deploy()
+        assert refused.rc == 30, refused.text
+        assert "firewall-offline-cmd" in refused.err and "systemctl disable firewalld" in refused.err, (
+            refused.err
+        )
+        assert _rules_files(rc) == before and _permanent(rc, "h1") == perm, "nothing changed on any host"
+        rc.sh("h1", f"mv {fwd.PATH}.off {fwd.PATH} && systemctl disable --quiet firewalld.service")
+        gone = rc.run("destroy", NAME)  # what deploy wrote goes, even once firewalld is disabled
+        assert gone.rc == 0, gone.text
+        assert _permanent(rc, "h1") == {"sets": seed["sets"], "rules": [foreign], "ports": []}
+    finally:
+        unit = "/etc/systemd/system/firewalld.service"
+        rc.sh("h1", f"systemctl disable --quiet firewalld.service; rm -f {fwd.PATH}* {fwd.STATE} {unit}")
+        rc.sh("h1", "systemctl daemon-reload")

@@ -17,6 +17,12 @@ exchange included: the release streamed once, certs, unit and scripts small), an
 most NOOP_BYTES (nothing re-sent that is already there). A release sent twice, or a re-sent unchanged
 file, fails here.
 
+Connections: the counted commands run with `ssh.persist: 0` (each command opens its own ssh masters and
+closes them at its end, so the relay's byte counts are complete when the command exits and every count
+includes the connect round). With the default `ssh.persist` a command finds the masters an earlier one
+left (exec/openssh.py): `test_a_second_command_reuses_the_warm_connections` asserts that the second
+`status` skips the connect round.
+
 Cut host: `status` against a cluster whose h3 has been cut off (every frame dropped) must report h3 as
 unreachable. Issue 13's target is "within 10 s" (it took about 25 s: ServerAlive 5 s x 3 and a 10 s
 ConnectTimeout). What the cut itself costs is asserted: the same `status` with h3 cut may take at
@@ -55,6 +61,7 @@ from tests.support.wire import counting_ssh_config, read_counts
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
 NAME = "trips"
+PRIVATE_MASTERS = "  persist: 0\n"  # ssh: every command's own masters, closed at its end
 CUT_TRANSPORT_S = 10.0  # issue 13's target, asserted on ssh's own timers (see the module docstring)
 CUT_EXTRA_S = 10.0  # what a cut host may add to `status`; see the module docstring
 PAD_MB = 8  # the padded release's tarball, MiB (its binary ~27 MiB)
@@ -68,11 +75,10 @@ NOOP_BYTES = 64 << 10  # bytes per host of a no-op deploy, both directions (meas
 # then 6 (5) with the facts and getent in a round of their own after the lock's), no-op 2 (2),
 # start no-op 3 (2: connect, then the lock and the readiness probe at once, the probe trusted as the
 # lock says no holder came between them; 3 rounds with the probe after the lock, 5 before an
-# already-ready node skipped `systemctl start` and the ready wait), status 7 (3): connect;
-# then at once the drift's facts (names resolved in the same script), the cert files with the unit
-# state, the readiness probe and the served-certificate handshake; then on one node `node status`
-# beside the cluster version (9 sessions and 5 rounds before: the unit state, the handshake and the
-# version were sequential; 8 with getent in a session of its own).
+# already-ready node skipped `systemctl start` and the ready wait), status 5 (2): connect; then at once
+# the cert files with the unit state and one TLS connection (readiness and the served certificate),
+# and on h1 `node status` beside the cluster version (7 (3) before: the drift's facts, which are now
+# `status --drift`'s, a separate handshake, and the cluster view after the probes).
 # Printed, not bounded (they poll): cold start 5 rounds (its first probe rides with the lock), stop 4
 # (its first observation rides with the lock: 5 before).
 # deploy --start no-op 3 (2): connect; then the lock with its facts and, beside it, start's readiness
@@ -83,14 +89,14 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "deploy no-op": (2, 2),
     "deploy --start no-op": (3, 2),
     "start no-op": (3, 2),
-    "status": (7, 3),
+    "status": (5, 2),
 }
 
 
 @pytest.fixture(scope="module")
 def rc(bed3: Bed, standin_releases: Releases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     work = tmp_path_factory.mktemp("roundtrips")
-    remote = new_remote(bed3, standin_releases, work, NAME)
+    remote = new_remote(bed3, standin_releases, work, NAME, extra=PRIVATE_MASTERS)
     if not real_binary():  # a real release is realistic already
         remote.tarball = make_release.build_padded(
             remote.version, work / "padded", standin_releases.arch, tarball_mb=PAD_MB, standin=standin_path()
@@ -180,6 +186,24 @@ def _restarted_after_an_apply(rc: Remote) -> None:
     steps = {(s["step"], s.get("host"), s.get("result")) for s in op.steps}
     assert {("start", h, "started") for h in rc.hosts} | {("ready", h, None) for h in rc.hosts} <= steps
     assert not [s for s in op.steps if s["step"] == "init"], op.steps
+
+
+def test_a_second_command_reuses_the_warm_connections(rc: Remote, tmp_path: Path) -> None:
+    """With the default ssh.persist, `status` right after another command connects to no host: one
+    round per host (its observation, with `node status` and the cluster version beside it on h1)."""
+    rc.write_topology()  # the default ssh.persist
+    try:
+        deployed = rc.deploy()  # saves the topology in the home: `status` reads it from there
+        assert deployed.rc == 0, deployed.text
+        stats, config = tmp_path / "stats.jsonl", counting_ssh_config(rc.bed.ssh_config, tmp_path / "c.jsonl")
+        cold = counted(rc, stats, config, "status", NAME)
+        warm = counted(rc, stats, config, "status", NAME)
+    finally:
+        rc.write_topology(PRIVATE_MASTERS)
+        assert rc.deploy().rc == 0
+    print("status cold:", cold, "warm:", warm)
+    assert all(v["rounds"] == 1 for v in warm.values()), warm
+    assert all(warm[h]["sessions"] == cold[h]["sessions"] - 1 for h in rc.hosts), (cold, warm)
 
 
 def test_deploy_start_of_a_bad_topology_contacts_no_host(rc: Remote, tmp_path: Path) -> None:

@@ -96,13 +96,16 @@ def _units(state: HostState) -> list[UnitSpec]:
 
 def facts_matching(state: HostState) -> HostFacts:
     """Facts of a host that already is exactly `state` (independent of `diff`)."""
-    facts = HostFacts(host=state.host, has_systemd=True, arch=state.release.arch)
+    offline = state.firewall.offline  # firewalld enabled but not running: permanent configuration as wanted
+    facts = HostFacts(
+        host=state.host, has_systemd=True, arch=state.release.arch,
+        firewalld_unit="enabled" if offline else "", firewalld_offline_cmd=offline is not None,
+    )  # fmt: skip
     facts.users[state.user.name] = True
     paths = [_dir_fact(d) for d in state.dirs] + _release_facts(state.release)
     paths += [_link_fact(link) for link in state.links] + [_file_fact(f) for f in state.files]
     paths += [_file_fact(u.file) for u in _units(state)]
-    if state.firewall.file:
-        paths.append(_file_fact(state.firewall.file))
+    paths += [_file_fact(f.file) for f in (state.firewall, offline) if f is not None and f.file]
     facts.paths.update({p.path: p for p in paths})
     for unit in _units(state):
         facts.units[unit.name] = UnitFact(unit.name, "loaded", "inactive", "dead", "enabled")
@@ -110,6 +113,8 @@ def facts_matching(state: HostState) -> HostFacts:
         facts.firewall_loaded[state.firewall.table] = True
     if state.firewall.rules_fact:
         facts.firewall_rules[state.firewall.rules_fact] = state.firewall.loaded
+    if offline is not None:
+        facts.firewall_rules[offline.rules_fact] = offline.loaded
     return facts
 
 

@@ -98,8 +98,8 @@ class Remote:
         source = ["--tarball", str(self.tarball)] if self.tarball else []
         return self.run("deploy", str(self.topology), *source, *extra, env=env, ssh_config=ssh_config)
 
-    def status(self) -> dict[str, Any]:
-        res = self.run("--json", "status", self.name)
+    def status(self, *flags: str) -> dict[str, Any]:
+        res = self.run("--json", "status", self.name, *flags)
         assert res.rc == 0, res.text
         data: dict[str, Any] = json.loads(res.out)
         return data

@@ -10,6 +10,7 @@ from roachctl.cluster.doctor import parse_host_script, parse_settings
 from roachctl.plan import doctor as rules
 from roachctl.plan import logs as plan
 from roachctl.plan.state import Change, ChangeKind
+from tests.support.plan_helpers import state_for, topology
 
 DEFAULTS = {
     "server.shutdown.initial_wait": "0s",
@@ -140,3 +141,15 @@ def test_since_forms() -> None:
     assert plan.tail_argv("/d/logs/cockroach.log", lines=0, follow=True) == [
         "tail", "-n", "0", "-F", "--", "/d/logs/cockroach.log"
     ]  # fmt: skip
+
+
+def test_drift_names_a_firewalld_that_would_block_the_ports_when_it_starts() -> None:
+    offline = state_for(topology(), firewalld_offline=True).firewall.offline
+    assert offline is not None and offline.file is not None
+    why = "firewalld is enabled but not running: permanent configuration, 1 rule(s) not configured"
+    changes = [Change("h", ChangeKind.FIREWALL, offline.file.path, why, offline)]
+    (found,) = rules.drift_findings("h", changes, [])
+    assert found.check == "firewall" and why in found.detail
+    assert "would block them once it starts" in found.hint
+    plain = [Change("h", ChangeKind.FIREWALL, "inet roachctl_prod", "rules not loaded")]
+    assert "firewalld" not in rules.drift_findings("h", plain, [])[0].hint

@@ -3,7 +3,17 @@ of what deploy needs (firewall, dirs, sudo, ssh -W, reachability) are judged."""
 
 from __future__ import annotations
 
-from roachctl.engine.check import PortOwner, clock_findings, parse_port_owners, ports_finding
+import os
+import subprocess
+from pathlib import Path
+
+from roachctl.engine.check import (
+    PortOwner,
+    clock_findings,
+    firewalld_offline_findings,
+    parse_port_owners,
+    ports_finding,
+)
 from roachctl.model.facts import HostFacts
 
 
@@ -182,3 +192,37 @@ def test_the_forwarding_probe_uses_its_own_connection() -> None:
         "ssh", "-o", "ControlPath=none", "-o", "ControlMaster=no", "-o", "LogLevel=INFO",
         "-F", "cfg", "-o", "BatchMode=yes", "-W", "h1:8080", "--", "h1",
     ]  # fmt: skip
+
+
+def test_check_names_a_firewalld_that_is_enabled_but_not_running() -> None:
+    """What deploy will do there (write its permanent configuration offline), or its refusal."""
+    facts = HostFacts(host="h1", firewalld_unit="enabled", firewalld_offline_cmd=True)
+    (ok,) = firewalld_offline_findings("h1", "nftables", facts)
+    assert ok.ok and ok.check == "firewalld" and "enabled but not running" in ok.detail
+    assert "firewall-offline-cmd" in ok.detail
+    missing = HostFacts(host="h1", firewalld_unit="enabled")
+    (bad,) = firewalld_offline_findings("h1", "ufw", missing)
+    assert not bad.ok and "systemctl disable firewalld" in bad.hint
+    assert firewalld_offline_findings("h1", "nftables", HostFacts(host="h1", firewalld_unit="disabled")) == []
+
+
+def test_check_never_asks_firewall_cmd_when_the_bus_says_firewalld_is_not_running(tmp_path: Path) -> None:
+    """`firewall-cmd --state` would D-Bus-activate an enabled firewalld: check changes nothing."""
+    from roachctl.engine.check import _HOST_SCRIPT
+
+    called = tmp_path / "called"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, body in {
+        "busctl": "echo 'b false'",
+        "firewall-cmd": f'echo x >> "{called}"; echo running',
+    }.items():
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    argv = ["sh", "-c", _HOST_SCRIPT, "sh", "firewalld", ""]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.splitlines() == ["fw fail firewalld is not running"] and not called.exists()
+    (bindir / "busctl").write_text("#!/bin/sh\necho 'b true'\n")
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=True).stdout
+    assert called.exists() and out.startswith("fw ok firewalld running"), out

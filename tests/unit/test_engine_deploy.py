@@ -37,11 +37,14 @@ from tests.support.plan_helpers import base_data, state_for, topology
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 @pytest.mark.parametrize("backend", ["nftables", "ufw"])
 @pytest.mark.parametrize("secure", [True, False])
-def test_the_first_round_trip_covers_every_desired_state(arch: str, backend: str, secure: bool) -> None:
+@pytest.mark.parametrize("offline", [False, True])  # firewalld enabled but not running
+def test_the_first_round_trip_covers_every_desired_state(
+    arch: str, backend: str, secure: bool, offline: bool
+) -> None:
     """So a (re-)deploy never needs a second fact round trip on a Linux host we support."""
     t = topology(secure=secure)
     for node in t.nodes:
-        state = state_for(t, node.host, arch=arch, backend=backend)
+        state = state_for(t, node.host, arch=arch, backend=backend, firewalld_offline=offline)
         assert covers(initial_fact_request(t, node.host), fact_request(state))
 
 

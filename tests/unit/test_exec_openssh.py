@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from roachctl.exec.openssh import (
     SUN_PATH_MAX,
     OpenSSH,
     SSHOptions,
+    shared_control_dir,
     ssh_base_argv,
     transport_error,
 )
@@ -71,6 +75,59 @@ def test_default_control_dir_is_private_short_and_removed_on_close() -> None:
         return path
 
     assert not asyncio.run(scenario()).exists()
+
+
+@pytest.fixture
+def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short $XDG_RUNTIME_DIR (pytest's tmp_path is too long for socket paths)."""
+    path = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_shared_masters_share_a_private_dir_per_home_and_settings(tmp_path: Path, runtime_dir: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host *\n")
+    shared = SSHOptions(share_masters=True, ssh_config=config)
+
+    async def dir_of(options: SSHOptions, key: str) -> Path:
+        async with OpenSSH(options, share_key=key) as ssh:
+            path = ssh.control_dir
+        return path
+
+    first = asyncio.run(dir_of(shared, "/home/a"))
+    assert first.parent == runtime_dir / f"roachctl-{os.geteuid()}"
+    assert first.exists(), "a shared dir outlives the command (its masters serve the next one)"
+    assert all(p.stat().st_mode & 0o777 == 0o700 for p in (first, first.parent))
+    assert asyncio.run(dir_of(shared, "/home/a")) == first
+    assert asyncio.run(dir_of(shared, "/home/b")) != first  # another home
+    assert (
+        asyncio.run(dir_of(SSHOptions(share_masters=True, ssh_config=config, user="x"), "/home/a")) != first
+    )
+    config.write_text("Host *\n  User other\n")  # an edited ssh config: new connections
+    assert asyncio.run(dir_of(shared, "/home/a")) != first
+    private = asyncio.run(dir_of(SSHOptions(), "/home/a"))
+    assert private.parent != first.parent and not private.exists()
+
+
+@pytest.mark.parametrize("spoil", ["mode", "symlink"])
+def test_a_shared_dir_anyone_else_could_touch_is_not_used(runtime_dir: Path, spoil: str) -> None:
+    top = runtime_dir / f"roachctl-{os.geteuid()}"
+    if spoil == "mode":
+        top.mkdir(mode=0o700)
+        top.chmod(0o755)  # readable by others: their processes could find our sockets
+    else:
+        (runtime_dir / "elsewhere").mkdir(mode=0o700)
+        top.symlink_to(runtime_dir / "elsewhere")
+    assert shared_control_dir("k") is None
+
+    async def dir_of() -> Path:
+        async with OpenSSH(SSHOptions(share_masters=True), share_key="k") as ssh:
+            return ssh.control_dir
+
+    path = asyncio.run(dir_of())
+    assert top not in path.parents and not path.exists()  # a private dir, removed at the end
 
 
 def test_too_long_control_dir_rejected() -> None:

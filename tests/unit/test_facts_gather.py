@@ -329,3 +329,65 @@ def test_firewall_cmd_runs_only_when_firewalld_may_be_running(
     tmp_path: Path, busctl: str, asked: bool, active: str
 ) -> None:
     assert _firewalld_gate(tmp_path, busctl) == (active, asked)
+
+
+def _firewalld_offline_facts(tmp_path: Path, unit_state: str) -> tuple[object, bool]:
+    """Run the fact script as on a systemd host whose firewalld.service has `unit_state` and is not
+    running, with the stand-in firewall-offline-cmd holding our rules and one that is not ours:
+    the facts, and whether the tool was run at all."""
+    import json
+
+    from roachctl.facts.parse import Item, parse_report
+    from roachctl.plan import firewall as fw
+    from tests.support.firewalld_standin import FIREWALL_OFFLINE_CMD
+
+    bindir, called, state = tmp_path / "bin", tmp_path / "offline-called", tmp_path / "state.json"
+    bindir.mkdir()
+    show = "show -p UnitFileState --value firewalld.service"
+    stubs = {
+        "systemctl": f'[ "$*" = "{show}" ] && {{ echo "{unit_state}"; exit 0; }}; exit 3',
+        "busctl": "echo 'b false'",
+        "firewall-offline-cmd": f'echo x >> "{called}"; exec python3 {tmp_path}/standin "$@"',
+        "nft": "exit 1",
+    }
+    for name, body in stubs.items():
+        (bindir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bindir / name).chmod(0o755)
+    (tmp_path / "standin").write_text(FIREWALL_OFFLINE_CMD)
+    allowed = {26257: ("10.0.0.11",), 8080: ("10.0.0.11",)}
+    wanted = fw.firewalld_loaded_keys("prod", allowed)  # as the offline script leaves it, and one not ours
+    entries: dict[str, list[str]] = {"other": ["192.0.2.9"]}
+    for line in wanted:
+        if line.startswith("ipset "):
+            _, name, entry = line.split()
+            entries.setdefault(name, []).append(entry)
+    sets = {name: {"family": "inet", "entries": e} for name, e in entries.items()}  # IPv4 only here
+    rules = [line for line in wanted if line.startswith("rule ")]
+    state.write_text(json.dumps({"sets": sets, "rules": rules, "ports": []}))
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "FWD_STATE": str(state)}
+    key = fw.rules_fact(fw.OFFLINE, "prod")
+    marker = "if [ -d /run/systemd/system ]; then sd=1"
+    assert marker in SCRIPT
+    text = SCRIPT.replace(marker, "if true; then sd=1")
+    out = subprocess.run(["/bin/sh", "-c", text, "sh", "r", key], env=env, capture_output=True, text=True,
+                         timeout=30, check=True)  # fmt: skip
+    facts = parse_report("local", out.stdout, [Item("r", key)])
+    assert facts.firewalld_offline_cmd
+    assert facts.firewalld_unit == unit_state
+    return (facts.firewall_rules.get(key) == wanted) if key in facts.firewall_rules else None, called.exists()
+
+
+@pytest.mark.skipif(shutil.which("python3") is None, reason="needs python3")
+@pytest.mark.parametrize(
+    ("unit_state", "listed", "asked"),
+    [
+        ("enabled", True, True),  # may start: its permanent configuration is read offline, ours only
+        ("static", True, True),
+        ("disabled", None, False),  # cannot start: not read (unknown), the tool never runs
+        ("masked", None, False),
+    ],
+)
+def test_firewalld_permanent_rules_are_read_offline_only_when_it_may_start(
+    tmp_path: Path, unit_state: str, listed: bool | None, asked: bool
+) -> None:
+    assert _firewalld_offline_facts(tmp_path, unit_state) == (listed, asked)

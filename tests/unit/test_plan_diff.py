@@ -164,6 +164,33 @@ def test_ufw_and_firewalld_rules_flushed_or_stale_are_noticed(backend: str) -> N
     assert diff(state, simulate(facts, diff(state, facts).changes)).converged
 
 
+@pytest.mark.parametrize("backend", ["nftables", "ufw"])
+def test_firewalld_enabled_but_stopped_gets_its_permanent_configuration_offline(backend: str) -> None:
+    """Beside the rules of the backend in use, firewalld's permanent configuration is a change of
+    its own, compared with what `firewall-offline-cmd` lists; converged, it is no change at all."""
+    state = state_for(topology(), backend=backend, firewalld_offline=True)
+    offline = state.firewall.offline
+    assert offline is not None and offline.file is not None
+    path, key = "/etc/roachctl/firewall-prod.firewalld-offline.sh", offline.rules_fact
+    assert (offline.file.path, key) == (path, "firewalld-offline " + key.split()[1])
+    assert diff(state, facts_matching(state)).converged
+    request = fact_request(state)
+    assert key in request["fw_rules"] and path in request["hash_paths"]
+    facts = facts_matching(state)
+    what = "firewalld is enabled but not running: permanent configuration"
+    del facts.paths[path]
+    assert _reasons(state, facts) == [("firewall", path, f"{what}, rules file missing")]
+    assert diff(state, simulate(facts, diff(state, facts).changes)).converged
+    facts = facts_matching(state)
+    facts.firewall_rules[key] = offline.loaded[1:]
+    assert _reasons(state, facts) == [("firewall", path, f"{what}, 1 rule(s) not configured")]
+    del facts.firewall_rules[key]
+    assert _reasons(state, facts) == [
+        ("firewall", path, f"{what}, rules cannot be listed with firewall-offline-cmd")
+    ]
+    assert state_for(topology(), backend=backend).firewall.offline is None
+
+
 @pytest.mark.parametrize("backend", ["ufw", "firewalld"])
 def test_a_switch_from_nftables_removes_the_old_table(backend: str) -> None:
     """After ufw/firewalld took over, the nft table of an earlier deploy would still drop new
@@ -333,10 +360,11 @@ def test_initial_fact_request_covers_every_arch_and_backend() -> None:
     t = topology()
     request = initial_fact_request(t, "store-1")
     for arch in ("amd64", "arm64"):
-        for backend in ("nftables", "ufw", "firewalld"):
-            wanted = fact_request(state_for(t, "store-1", backend=backend, arch=arch))
-            for key, values in wanted.items():
-                assert set(values) <= set(request[key]), (arch, backend, key)
+        for backend, offline in [("nftables", False), ("ufw", False), ("firewalld", False),
+                                 ("nftables", True), ("ufw", True)]:  # fmt: skip
+            state = state_for(t, "store-1", backend=backend, arch=arch, firewalld_offline=offline)
+            for key, values in fact_request(state).items():
+                assert set(values) <= set(request[key]), (arch, backend, offline, key)
     assert request["disk_dirs"] == ("/var/lib/cockroach", "/var/lib/cockroach/cockroach-data")
     unmanaged = initial_fact_request(topology(firewall={"manage": False}), "store-1")
     # Without a managed firewall, /etc/roachctl holds only the ownership marker (plan/owner.py).

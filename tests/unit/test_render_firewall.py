@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from roachctl.errors import RefusedError
+from roachctl.model.facts import HostFacts
 from roachctl.plan import firewall as fw
+from tests.support.firewalld_standin import FIREWALL_OFFLINE_CMD
 from tests.support.plan_helpers import base_data, state_for, topology
 
 HAVE_NFT = shutil.which("nft") is not None
@@ -150,6 +152,62 @@ def test_firewalld_script() -> None:
     assert rule in state.firewall.loaded and f"ipset {prefix}8080_6 2001:db8::/64" in state.firewall.loaded
 
 
+def test_firewalld_offline_script_edits_only_the_permanent_configuration() -> None:
+    """The same ipsets, rich rules and closed ports as the firewalld script, through
+    firewall-offline-cmd only: no firewall-cmd (it would D-Bus-activate firewalld), no reload, and
+    the nft table of the backend in use stays."""
+    allowed = {26257: ("10.0.0.11", "2001:db8::/64"), 8080: ("10.0.0.11",)}
+    text = fw.firewalld_offline_script("prod", allowed)
+    runtime = fw.firewalld_script("prod", allowed)
+    assert "firewall-cmd" not in text and "--reload" not in text and "nft" not in text
+    assert text.count("firewall-offline-cmd") == runtime.count("firewall-cmd --permanent")
+    assert text.split("fc() {", 1)[0] == runtime.split("fc() {", 1)[0].replace(
+        "firewalld rules", "firewalld (permanent configuration, offline) rules"
+    )
+    assert text.endswith("\nfc --remove-port=8080/tcp\nfc --remove-port=26257/tcp\n")
+    state = state_for(topology(), backend="ufw", firewalld_offline=True)
+    offline = state.firewall.offline
+    assert offline is not None and offline.file is not None
+    assert offline.apply == ("/bin/sh", offline.file.path)
+    assert state.firewall.file is not None and offline.file.mode == state.firewall.file.mode
+    assert offline.loaded == fw.firewalld_loaded_keys("prod", offline.allowed)
+    assert state.firewall.file is not None and state.firewall.file.path == "/etc/roachctl/firewall-prod.sh"
+    with pytest.raises(ValueError, match="beside nftables or ufw"):
+        state_for(topology(), backend="firewalld", firewalld_offline=True)
+
+
+def _facts(active: str = "", unit: str = "enabled", tool: bool = True) -> HostFacts:
+    return HostFacts(host="h1", firewall_active=active, firewalld_unit=unit, firewalld_offline_cmd=tool)
+
+
+@pytest.mark.parametrize(
+    ("backend", "facts", "expected"),
+    [
+        ("nftables", _facts(), True),
+        ("ufw", _facts(active="ufw", unit="static"), True),  # anything but disabled/masked may start
+        ("nftables", _facts(unit="disabled"), False),
+        ("nftables", _facts(unit="masked", tool=False), False),
+        ("nftables", _facts(unit="", tool=False), False),  # not installed
+        ("firewalld", _facts(), False),  # its own script writes the permanent configuration
+        ("none", _facts(), False),  # firewall.manage: false
+        ("nftables", _facts(active="firewalld"), False),  # running (an explicit backend: nftables)
+    ],
+)
+def test_firewalld_offline_only_when_firewalld_may_start_but_is_not_running(
+    backend: str, facts: HostFacts, expected: bool
+) -> None:
+    assert fw.firewalld_offline(backend, facts) is expected
+
+
+def test_firewalld_that_may_start_without_the_offline_tool_is_refused() -> None:
+    with pytest.raises(RefusedError) as exc:
+        fw.firewalld_offline("nftables", _facts(tool=False))
+    assert exc.value.where == "h1" and "firewalld is enabled but not running" in exc.value.message
+    assert "firewall-offline-cmd" in exc.value.message
+    assert "systemctl start firewalld" in (exc.value.hint or "")
+    assert "systemctl disable firewalld" in (exc.value.hint or "")
+
+
 def test_removal_script_wants_nothing() -> None:
     text = fw.removal_script("prod")
     assert "nft delete table inet roachctl_prod" in text
@@ -159,9 +217,10 @@ def test_removal_script_wants_nothing() -> None:
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
 def test_scripts_are_valid_sh(tmp_path: Path) -> None:
-    for backend in ("ufw", "firewalld", "remove"):
+    for backend in ("ufw", "firewalld", "remove", fw.OFFLINE):
         path = tmp_path / f"{backend}.sh"
-        path.write_text(fw.removal_script("prod") if backend == "remove" else _rules(backend))
+        text = {"remove": fw.removal_script("prod"), fw.OFFLINE: fw.firewalld_offline_script("prod", {})}
+        path.write_text(text.get(backend) or _rules(backend))
         assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
 
 
@@ -304,3 +363,52 @@ def test_firewalld_script_converges_both_ways_against_a_model(tmp_path: Path) ->
     assert loaded(data) == set(fw.firewalld_loaded_keys("prod", moved))
     data = run(fw.removal_script("prod").replace("command -v nft >", "false >"))
     assert loaded(data) == set() and data["perm"]["rules"] == [foreign]  # type: ignore[index]
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("python3") is None, reason="needs sh, python3")
+def test_firewalld_offline_script_converges_both_ways_against_the_standin(tmp_path: Path) -> None:
+    """The offline script run against the stand-in firewall-offline-cmd: the permanent configuration
+    then holds exactly `FirewallSpec.loaded`, a plain opening of our port is closed, a rule that is
+    not ours stays, a second run changes nothing, and destroy's removal (firewalld not running, so
+    no firewall-cmd) leaves nothing of ours."""
+    import json
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "firewall-offline-cmd").write_text(FIREWALL_OFFLINE_CMD)
+    (bindir / "firewall-offline-cmd").chmod(0o755)
+    state = tmp_path / "state.json"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "FWD_STATE": str(state)}
+    foreign = 'rule family="ipv4" source ipset="other" port port="22" protocol="tcp" accept'
+    other = {"family": "inet", "entries": ["192.0.2.9"]}
+    state.write_text(json.dumps({"sets": {"other": other}, "rules": [foreign], "ports": ["26257/tcp"]}))
+
+    def run(text: str) -> dict[str, object]:
+        script = tmp_path / "rules.sh"
+        script.write_text(text)
+        res = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, check=False)
+        assert res.returncode == 0, res.stderr
+        data: dict[str, object] = json.loads(state.read_text())
+        return data
+
+    def ours(data: dict[str, object]) -> set[str]:
+        sets, rules = data["sets"], data["rules"]
+        assert isinstance(sets, dict) and isinstance(rules, list)
+        lines = {r for r in rules if r != foreign}
+        return lines | {f"ipset {s} {e}" for s, v in sets.items() if s != "other" for e in v["entries"]}
+
+    wide = {26257: ("10.0.0.11", "198.51.100.0/24", "2001:db8::/64"), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_offline_script("prod", wide))
+    assert ours(data) == set(fw.firewalld_loaded_keys("prod", wide)) and data["ports"] == []
+    assert run(fw.firewalld_offline_script("prod", wide)) == data, "a second run changes nothing"
+    narrow = {26257: ("10.0.0.11",), 8080: ("10.0.0.11",)}
+    data = run(fw.firewalld_offline_script("prod", narrow))
+    assert ours(data) == set(fw.firewalld_loaded_keys("prod", narrow))
+    assert f"{fw.ipset_prefix('prod')}26257_6" not in data["sets"]  # type: ignore[operator]
+    removal = (
+        fw.removal_script("prod")
+        .replace("command -v nft >", "false >")
+        .replace("command -v ufw >", "false >")
+    )
+    data = run(removal)
+    assert ours(data) == set() and data["rules"] == [foreign] and list(data["sets"]) == ["other"]  # type: ignore[call-overload]

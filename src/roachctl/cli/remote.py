@@ -9,6 +9,7 @@ codes. The README's "Writing a command" has the pattern.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -271,39 +272,48 @@ def restart(ctx: click.Context, cluster: str, node: str | None) -> None:
         topology,
         lambda s: lifecycle.restart(s, only=node, notify=app.env.notify),
         lock=lock_verb(),
-        beside_lock=lifecycle.observe_beside_lock,
+        beside_lock=lifecycle.observe_and_gate_beside_lock if node is None else lifecycle.observe_beside_lock,
     )
     finish(app, f"restart {cluster}", [n.host for n in topology.nodes], outcome)
 
 
 @click.command()
 @click.argument("cluster")
+@click.option(
+    "--drift", is_flag=True, help="Also check each host against the saved topology (a fact round trip)."
+)
 @click.pass_context
-def status(ctx: click.Context, cluster: str) -> None:
+def status(ctx: click.Context, cluster: str, drift: bool) -> None:
     """Per node: systemd state, pid, readiness, liveness, membership, replicas, draining, version and
-    certificate expiry."""
+    certificate expiry.
+
+    With --drift, also what a `deploy` would change on each host (a fact round trip per host).
+    """
     app = app_context(ctx)
-    data = run_on_cluster(app, cluster_topology(app, cluster), status_mod.report)
+    data = run_on_cluster(
+        app, cluster_topology(app, cluster), functools.partial(status_mod.report, drift=drift)
+    )
     if app.json:
         app.env.emit_json(data)
         return
-    app.env.console.print(_status_table(data))
+    app.env.console.print(_status_table(data, drift=drift))
     _warn(app, data["cert_warning"])
     if data["upgrade"]:
         app.env.console.print(data["upgrade"], highlight=False)
     render.endpoints(app, f"roachctl sql {cluster}", data["nodes"], consoles=False)
 
 
-def _status_table(data: dict[str, Any]) -> Table:
+def _status_table(data: dict[str, Any], *, drift: bool) -> Table:
     table = Table(
         title=f"{data['cluster']} {data['version']} ({'secure' if data['secure'] else 'INSECURE'})",
         title_justify="left",
     )
     columns = ("host", "id", "service", "pid", "ready", "live", "membership", "replicas", "draining")
-    for column in (*columns, "version", "cert expires", "drift", "http"):
+    for column in (*columns, "version", "cert expires", *(["drift"] if drift else []), "http"):
         table.add_column(column)
     for n in data["nodes"]:
-        table.add_row(*_status_row(n))
+        row = _status_row(n)
+        table.add_row(*(row if drift else row[:-2] + row[-1:]))
     return table
 
 

@@ -20,19 +20,24 @@ from roachctl.cluster.nodes import RUNNING_STATES, NodeTarget, targets
 from roachctl.engine.check import Finding, run_checks
 from roachctl.errors import RoachctlError, TransportError, UsageError
 from roachctl.exec.command import Command
+from roachctl.facts.gather import UNIT_PROPERTIES
+from roachctl.facts.parse import parse_unit
+from roachctl.model.facts import UnitFact
 from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan.desired import node_addresses
 from roachctl.plan.layout import layout_for
 from roachctl.tls import inspect, store
 
-# $1 = a unit whose ActiveState is printed first ("#roachctl-state STATE"), or "" for none; then $2... =
-# files; each is printed after a "#roachctl-file PATH" line, or "#roachctl-missing PATH".
+# $1 = a unit whose properties are printed first ("#roachctl-unit KEY=VALUE" lines), or "" for none;
+# $2 = the properties; then $3... = files; each is printed after a "#roachctl-file PATH" line, or
+# "#roachctl-missing PATH".
 _READ_SCRIPT = r"""
 unit=$1
-shift
+props=$2
+shift 2
 if [ -n "$unit" ]; then
-  printf '#roachctl-state %s\n' "$(systemctl show -p ActiveState --value -- "$unit")"
+  systemctl show -p "$props" -- "$unit" | sed 's/^/#roachctl-unit /'
 fi
 for f in "$@"; do
   if [ -f "$f" ]; then echo "#roachctl-file $f"; cat -- "$f"; echo; else echo "#roachctl-missing $f"; fi
@@ -101,21 +106,32 @@ async def read_cert_files(session: Session, host: str, names: list[str]) -> dict
     return (await _read(session, host, names, unit=""))[0]
 
 
+def node_cert_names(session: Session) -> list[str]:
+    """The files a node's certificate check reads (none for an insecure cluster)."""
+    return [store.CA_CERT, store.NODE_CERT, *inspect.UNMANAGED] if session.topology.secure else []
+
+
+async def read_node(session: Session, target: NodeTarget) -> tuple[dict[str, bytes | None], UnitFact]:
+    """The node's certificate files and its unit's state, in one session (`status` and `certs status`)."""
+    files, unit = await _read(session, target.host, node_cert_names(session), unit=target.unit)
+    return files, unit or UnitFact(target.unit)
+
+
 async def _read(
     session: Session, host: str, names: list[str], *, unit: str
-) -> tuple[dict[str, bytes | None], str]:
-    """`read_cert_files`, and `unit`'s ActiveState in the same session ("" when no unit is given)."""
+) -> tuple[dict[str, bytes | None], UnitFact | None]:
+    """`read_cert_files`, and `unit`'s state in the same session (None when no unit is given)."""
     base = certs_dir(session, host)
     paths = [f"{base}/{n}" for n in names]
-    cmd = Command.shell(_READ_SCRIPT, unit, *paths, sudo=True, name="roachctl-certs")
+    cmd = Command.shell(_READ_SCRIPT, unit, UNIT_PROPERTIES, *paths, sudo=True, name="roachctl-certs")
     result = await session.ssh.executor(host).run(cmd, timeout=bounds.FILESYSTEM_S)
     found: dict[str, bytes | None] = dict.fromkeys(names)
     current: str | None = None
-    state = ""
+    unit_lines: list[str] = []
     chunks: dict[str, list[str]] = {}
     for line in result.out.splitlines(keepends=True):
-        if line.startswith("#roachctl-state ") and current is None and not chunks:
-            state = line.split(" ", 1)[1].strip()
+        if line.startswith("#roachctl-unit ") and current is None and not chunks:
+            unit_lines.append(line.split(" ", 1)[1].rstrip("\n"))
             continue
         if line.startswith(("#roachctl-file ", "#roachctl-missing ")):
             current = (
@@ -130,7 +146,7 @@ async def _read(
             chunks[current].append(line)
     for name, lines in chunks.items():
         found[name] = "".join(lines).encode()
-    return found, state
+    return found, parse_unit(unit, unit_lines) if unit else None
 
 
 def unmanaged(files: dict[str, bytes | None]) -> list[str]:
@@ -153,13 +169,23 @@ def _rotate_hint(session: Session) -> str:
 
 async def node_certs(session: Session, target: NodeTarget, now: dt.datetime) -> NodeCerts:
     """Observe one node; a host that cannot be reached is an error finding, never an exception."""
-    result = NodeCerts(target.host)
-    names = [store.CA_CERT, store.NODE_CERT, *inspect.UNMANAGED]
     # The files, the unit's state and the served certificate at once (one round trip): the
     # handshake's answer counts only when the unit runs (a stopped node just refuses it).
     read, handshake = await asyncio.gather(
-        _read(session, target.host, names, unit=target.unit), served(session, target), return_exceptions=True
+        read_node(session, target), served(session, target), return_exceptions=True
     )
+    return judge(session, target, now, read, handshake)
+
+
+Read = tuple[dict[str, bytes | None], UnitFact] | BaseException
+
+
+def judge(
+    session: Session, target: NodeTarget, now: dt.datetime, read: Read, handshake: bytes | BaseException
+) -> NodeCerts:
+    """The findings for one node from what `read_node` and a TLS handshake (the served certificate,
+    or why there was none) returned; a host that could not be reached is an error finding."""
+    result = NodeCerts(target.host)
     if isinstance(read, BaseException):
         if not isinstance(read, RoachctlError):
             raise read
@@ -167,9 +193,9 @@ async def node_certs(session: Session, target: NodeTarget, now: dt.datetime) -> 
             inspect.Finding(target.host, "reach", inspect.ERROR, read.message.splitlines()[0])
         )
         return result
-    files, state = read
+    files, unit = read
     der: bytes | None = None
-    if state in RUNNING_STATES:
+    if unit.active_state in RUNNING_STATES:
         if isinstance(handshake, ProbeError):
             result.findings.append(
                 inspect.Finding(target.host, "served", inspect.ERROR, f"no TLS handshake: {handshake}")
@@ -207,7 +233,15 @@ async def collect(session: Session) -> CertReport:
     if not session.topology.secure:
         raise UsageError(f"cluster {session.topology.name} is insecure: it has no certificates")
     now = dt.datetime.now(dt.UTC)
-    nodes = list(await asyncio.gather(*(node_certs(session, t, now) for t in targets(session))))
+    return report_of(
+        session, list(await asyncio.gather(*(node_certs(session, t, now) for t in targets(session))))
+    )
+
+
+def report_of(session: Session, nodes: list[NodeCerts]) -> CertReport:
+    """The report for `nodes` (judged), with the operator's client certificate checked against the CAs
+    every node trusts."""
+    now = dt.datetime.now(dt.UTC)
     expected = inspect.load_pems(session.home.trust_pem())
     seen = [{c.sha256 for c in n.cas} for n in nodes if n.cas]
     everywhere = set.intersection(*seen) if seen else {inspect.fingerprint(c) for c in expected}

@@ -76,6 +76,7 @@ def _paths(session: Session, target: NodeTarget) -> tuple[list[str], list[str]]:
         layout.firewall_unit_path,
         layout.firewall_file(topology.name, "nft"),
         layout.firewall_file(topology.name, "sh"),
+        layout.firewall_file(topology.name, f"{fw.OFFLINE}.sh"),
         layout.certs_dir,
         layout.binary,
         layout.lib_link,

@@ -9,6 +9,7 @@ here with the cluster's ca.crt and verifies the node's certificate for its adver
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,10 +19,15 @@ from dataclasses import dataclass
 class HttpResponse:
     status: int
     body: str
+    peer_der: bytes | None = None  # the certificate the server presented (TLS only), verified
 
 
 class ProbeError(Exception):
     """The byte pipe or the TLS/HTTP exchange failed (node down, refused, bad cert)."""
+
+
+class CertificateRejected(ProbeError):
+    """The server's certificate failed verification (expired, foreign CA, wrong name)."""
 
 
 class _PipeClosed(ProbeError):
@@ -98,11 +104,12 @@ async def _exchange(
         proc.stdin.write(_request(host, path))
         await proc.stdin.drain()
         raw = await proc.stdout.read()
+        der = None
     else:
-        raw = await _tls_exchange(proc.stdin, proc.stdout, context, host, _request(host, path))
+        raw, der = await _tls_exchange(proc.stdin, proc.stdout, context, host, _request(host, path))
     if not raw:
         raise _PipeClosed("connection closed without an answer")
-    return _parse(raw)
+    return dataclasses.replace(_parse(raw), peer_der=der)
 
 
 async def _tls_exchange(
@@ -111,7 +118,8 @@ async def _tls_exchange(
     context: ssl.SSLContext,
     host: str,
     request: bytes,
-) -> bytes:
+) -> tuple[bytes, bytes | None]:
+    """The response to `request` and the server's certificate (DER), over one TLS connection."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
 
@@ -138,7 +146,7 @@ async def _tls_exchange(
             if not await feed():
                 raise _PipeClosed("connection closed during TLS handshake") from None
         except ssl.SSLCertVerificationError as exc:
-            raise ProbeError(f"TLS certificate of {host} rejected: {exc.verify_message}") from exc
+            raise CertificateRejected(f"TLS certificate of {host} rejected: {exc.verify_message}") from exc
         except ssl.SSLError as exc:
             raise ProbeError(f"TLS handshake with {host} failed: {exc}") from exc
     tls.write(request)
@@ -156,7 +164,7 @@ async def _tls_exchange(
                 break
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             break
-    return bytes(body)
+    return bytes(body), tls.getpeercert(binary_form=True)
 
 
 def _parse(raw: bytes) -> HttpResponse:

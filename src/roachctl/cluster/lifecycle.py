@@ -19,7 +19,10 @@
   roachctl (it truncates the file), a rebooted host (no file) or an unreachable one give no
   release time, and then the nodes are probed again under the lock as before. `stop` and `restart`
   send their first observation (unit states and probes, `observe`) beside the locks the same way
-  (`observe_beside_lock`, `observe_under_lock`): one round per host fewer, the same guarantee.
+  (`observe_beside_lock`, `observe_under_lock`): one round per host fewer, the same guarantee. A
+  whole-cluster `restart` also reads its first health gate's `node status` there
+  (`observe_and_gate_beside_lock`): it counts as the gate when undisturbed and, like a gate passed
+  after a node's restart, younger than GATE_FRESH_S when the first node is stopped.
 - stop (whole cluster): one node at a time (plan/stoporder.py, contract §4.1). `systemctl stop`
   sends SIGTERM, cockroach's own graceful drain; no `node drain` beforehand (a draining node is
   never a lease target, so drains must not overlap). A node drains while the running nodes,
@@ -159,6 +162,35 @@ class EarlyObservation:
 
     started: float  # time.monotonic() before anything was sent
     seen: Observed
+    rows: list[NodeStatus] | None = None  # restart: the first health gate's `node status`, read beside
+
+
+async def observe_and_gate_beside_lock(session: Session) -> EarlyObservation:
+    """restart's `beside_lock`: the observation and, at the same time, the rows of its first health
+    gate (used only when still fresh and undisturbed: `restart`)."""
+    started = time.monotonic()
+    everyone = targets(session)
+    seen, rows = await asyncio.gather(
+        observe(session, everyone),
+        NodeClient(session).status_from_any(everyone, ranges=True, decommission=True),
+        return_exceptions=True,
+    )
+    if isinstance(seen, BaseException):
+        raise seen
+    if isinstance(rows, BaseException) and not isinstance(rows, RoachctlError):
+        raise rows
+    return EarlyObservation(started, seen, rows if isinstance(rows, list) else None)
+
+
+def early_gate_rows(session: Session) -> tuple[list[NodeStatus], float] | None:
+    """The first gate's rows read beside the locks, and when they were asked for (monotonic), when
+    no lock holder came between them and ours (as `observe_under_lock`)."""
+    early = session.beside
+    if not isinstance(early, EarlyObservation) or early.rows is None:
+        return None
+    if not session.locked.undisturbed_since(session.hosts, early.started):
+        return None
+    return early.rows, early.started
 
 
 async def observe_beside_lock(session: Session) -> EarlyObservation:
@@ -577,7 +609,10 @@ async def restart(
     chosen = [t for t in chosen if t.host in seen.draining] + [
         t for t in chosen if t.host not in seen.draining
     ]
-    gated_at: float | None = None  # when the last node's post-restart gate passed (monotonic)
+    gated_at: float | None = None  # when the last gate passed (monotonic): fresh, it is the next pre-gate
+    early = early_gate_rows(session) if only is None else None
+    if early is not None and judge_health(early[0], everyone, tolerate=set(seen.draining))[0] is not None:
+        gated_at = early[1]  # the first gate passed on rows read beside the locks
     for target in chosen:
         _stop_if_interrupted(session.interrupts, outcome)
         if target.host in restarted_pids:
@@ -703,6 +738,13 @@ async def health_sample(
         rows = await client.status_from_any(everyone, ranges=True, decommission=True)
     except RoachctlError as exc:
         return None, exc.message.splitlines()[0]
+    return judge_health(rows, everyone, tolerate=tolerate)
+
+
+def judge_health(
+    rows: list[NodeStatus], everyone: list[NodeTarget], *, tolerate: Collection[str] = ()
+) -> tuple[list[NodeStatus] | None, str]:
+    """`health_sample`'s verdict on rows already read: the rows when healthy, else None and why."""
     members = [r for r in rows if r.membership in (None, "active")]
     down = [r.address for r in members if not r.is_live]
     skip = {t.rpc_addr for t in everyone if t.host in tolerate}

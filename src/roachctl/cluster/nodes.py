@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from roachctl.cluster.client import client_call
-from roachctl.cluster.https_stdio import ProbeError, client_context, https_get_via_stdio
+from roachctl.cluster.https_stdio import (
+    CertificateRejected,
+    ProbeError,
+    client_context,
+    https_get_via_stdio,
+)
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
 from roachctl.errors import RemoteCommandError, RoachctlError, TransportError, UsageError
 from roachctl.exec.base import Result
@@ -165,6 +170,8 @@ class Readiness:
     ready: bool
     answered: bool
     detail: str
+    served_der: bytes | None = None  # the certificate the node presented, verified (secure clusters)
+    rejected: bool = False  # the node's certificate failed verification (the handshake did not finish)
 
 
 async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 10) -> Readiness:
@@ -180,12 +187,14 @@ async def probe_ready(session: Session, target: NodeTarget, *, timeout: float = 
                 ssl_context=context,
                 timeout=timeout,
             )
+    except CertificateRejected as exc:
+        return Readiness(False, False, str(exc), rejected=True)
     except ProbeError as exc:
         return Readiness(False, False, str(exc))
     except TransportError as exc:  # the host itself cannot be reached: no answer either
         return Readiness(False, False, exc.message.splitlines()[0])
     detail = "ready" if response.status == 200 else _health_message(response.body)
-    return Readiness(response.status == 200, True, detail)
+    return Readiness(response.status == 200, True, detail, served_der=response.peer_der)
 
 
 def _health_message(body: str) -> str:

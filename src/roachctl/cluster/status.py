@@ -10,20 +10,22 @@ reached is still listed, with the transport error, so an outage is visible, not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from roachctl.cluster import certstatus
-from roachctl.cluster.nodes import NodeClient, NodeTarget, Readiness, probe_ready, targets
+from roachctl.cluster.certstatus import NodeCerts
+from roachctl.cluster.https_stdio import ProbeError
+from roachctl.cluster.nodes import RUNNING_STATES, NodeClient, NodeTarget, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus
 from roachctl.cluster.upgrade import CLUSTER_VERSION_SQL, sql_value, upgrade_status
 from roachctl.engine import drift as drift_mod
 from roachctl.engine.drift import HostDrift
 from roachctl.errors import RoachctlError
-from roachctl.facts.gather import gather_facts
 from roachctl.model.facts import UnitFact
 from roachctl.operation.session import Session
 from roachctl.tls import pki, store
@@ -70,52 +72,73 @@ def _cert_expiry(session: Session, host: str) -> str | None:
     return pki.cert_not_after(path.read_bytes()).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _unit(session: Session, target: NodeTarget) -> UnitFact | None:
-    facts = await gather_facts(session.ssh.executor(target.host), host=target.host, units=[target.unit])
-    return facts.units.get(target.unit)
-
-
-async def _observe(
-    session: Session,
-    target: NodeTarget,
-    drifts: Mapping[str, HostDrift] | None,
-    readiness: Mapping[str, Readiness] | None,
-) -> NodeReport:
-    drift = (drifts or {}).get(target.host)
+async def _observe(session: Session, target: NodeTarget, now: dt.datetime) -> tuple[NodeReport, NodeCerts]:
+    """One node in one round trip: its unit and certificate files (one session) beside one TLS
+    connection to its HTTP port (readiness, and the certificate it serves)."""
     expiry = _cert_expiry(session, target.host)
-    try:
-        if drift is not None and drift.facts is not None:
-            unit = drift.facts.units.get(target.unit)
-        elif drift is not None and drift.error is not None and drift.unreachable:
-            raise RoachctlError(drift.error)
-        else:
-            unit = await _unit(session, target)
-    except RoachctlError as exc:
-        error = exc.message.splitlines()[0]
-        return NodeReport(target, None, False, "unreachable", None, expiry, error=error, drift=drift)
-    if unit is None or unit.active_state in ("inactive", "failed"):
-        return NodeReport(target, unit, False, "not running", None, expiry, drift=drift)
-    answer = (readiness or {}).get(target.host) or await probe_ready(session, target, timeout=8)
+    read, answer = await asyncio.gather(
+        certstatus.read_node(session, target), probe_ready(session, target, timeout=8), return_exceptions=True
+    )
+    if isinstance(answer, BaseException):
+        raise answer
+    handshake: bytes | BaseException = answer.served_der or ProbeError(answer.detail)
+    if answer.rejected and not isinstance(read, BaseException) and read[1].active_state in RUNNING_STATES:
+        handshake = await _served(session, target)  # to say what is wrong with the certificate
+    certs = certstatus.judge(session, target, now, read, handshake)
+    if isinstance(read, BaseException):
+        assert isinstance(read, RoachctlError)  # judge re-raised anything else
+        error = read.message.splitlines()[0]
+        return NodeReport(target, None, False, "unreachable", None, expiry, error=error), certs
+    unit = read[1]
+    if unit.active_state in ("inactive", "failed", ""):
+        return NodeReport(target, unit, False, "not running", None, expiry), certs
     detail = answer.detail if answer.answered else "not answering on its HTTP port"
-    return NodeReport(target, unit, answer.ready, detail, None, expiry, drift=drift)
+    return NodeReport(target, unit, answer.ready, detail, None, expiry), certs
 
 
-async def cluster_view(session: Session, reports: list[NodeReport]) -> str:
-    """Fill each report's `node status` row, through a ready node (else a running one); returns the
-    cluster version read beside it on the same node at the same time ("" when it could not be)."""
-    running = [r.target for r in reports if r.unit is not None and r.unit.active_state == "active"]
-    answering = [r.target for r in reports if r.ready] or running
-    if not answering:
-        return ""
+async def _served(session: Session, target: NodeTarget) -> bytes | BaseException:
+    try:
+        return await certstatus.served(session, target)
+    except ProbeError as exc:
+        return exc
+
+
+Answers = tuple[list[NodeStatus] | BaseException, str | BaseException]
+
+
+async def _ask(session: Session, candidates: list[NodeTarget]) -> Answers:
+    """`node status` beside the cluster version, each from the first of `candidates` that answers."""
     client = NodeClient(session)
     rows, version = await asyncio.gather(
-        client.status_from_any(answering, ranges=True, decommission=True),
-        sql_value(client, answering, CLUSTER_VERSION_SQL),
+        client.status_from_any(candidates, ranges=True, decommission=True),
+        sql_value(client, candidates, CLUSTER_VERSION_SQL),
         return_exceptions=True,
     )
     for found in (rows, version):
         if isinstance(found, BaseException) and not isinstance(found, RoachctlError):
             raise found
+    return rows, version
+
+
+async def cluster_view(
+    session: Session, reports: list[NodeReport], *, early: asyncio.Future[Answers] | None = None
+) -> str:
+    """Fill each report's `node status` row, through a ready node (else a running one); returns the
+    cluster version read beside it on the same node at the same time ("" when it could not be).
+
+    `early`: the same questions already sent to the first report's node while it was being probed;
+    used when that node turned out ready and both answered, else asked again as above.
+    """
+    running = [r.target for r in reports if r.unit is not None and r.unit.active_state == "active"]
+    answering = [r.target for r in reports if r.ready] or running
+    answers: Answers | None = None
+    if early is not None:
+        answers = await early if reports and reports[0].ready else None
+        if answers is not None and any(isinstance(a, BaseException) for a in answers):
+            answers = None
+    if answers is None and not answering:
+        return ""
+    rows, version = answers if answers is not None else await _ask(session, answering)
     for report in reports:
         mine = [r for r in rows if r.address == report.target.rpc_addr] if isinstance(rows, list) else []
         current = [r for r in mine if r.membership != "decommissioned"] or mine  # a re-joined host
@@ -158,28 +181,43 @@ def _node_json(session: Session, r: NodeReport) -> dict[str, Any]:
     }
 
 
-async def report(session: Session) -> dict[str, Any]:
+async def report(session: Session, *, drift: bool = False) -> dict[str, Any]:
     """`status`'s whole document: operator certs renewed (the SQL URLs point at them), every node probed.
 
-    One round trip per host after connecting: the drift's facts (unit states included), the readiness
-    probes and the certificate check all start at once (a cut host costs one connect timeout, not one
-    per phase); then `node status` and the cluster version at once, on one node.
+    One round trip per host after connecting (a warm shared master costs none, exec/openssh.py):
+    the unit's state and the certificate files in one session, readiness and the served
+    certificate over one TLS connection beside it; `node status` and the cluster version go to
+    the first node at the same time (asked again through a ready node if it is not one).
+    `drift` adds the deploy fact round trip per host (what `check` runs).
     """
     if session.topology.secure:
         session.home.operator_certs()
     chosen = targets(session)
+    now = dt.datetime.now(dt.UTC)
 
-    async def probes() -> dict[str, Readiness]:
-        found = await asyncio.gather(*(probe_ready(session, t, timeout=8) for t in chosen))
-        return {t.host: r for t, r in zip(chosen, found, strict=True)}
+    async def no_drift() -> dict[str, HostDrift]:
+        return {}
 
-    drifts, ready, cert_warning = await asyncio.gather(
-        drift_mod.collect(session), probes(), certstatus.warning_line(session)
-    )
-    reports = list(await asyncio.gather(*(_observe(session, t, drifts, ready) for t in chosen)))
-    cluster_version = await cluster_view(session, reports)
+    early = asyncio.ensure_future(_ask(session, chosen[:1]))  # cluster_view: the usual case, at once
+    try:
+        drifts, observed = await asyncio.gather(
+            drift_mod.collect(session) if drift else no_drift(),
+            asyncio.gather(*(_observe(session, t, now) for t in chosen)),
+        )
+        reports = [r for r, _ in observed]
+        for r in reports:
+            r.drift = drifts.get(r.target.host)
+        cluster_version = await cluster_view(session, reports, early=early)
+    finally:
+        if not early.done():
+            early.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await early
     data = to_json(session, reports)
-    data["cert_warning"] = cert_warning
+    secure = session.topology.secure
+    data["cert_warning"] = (
+        certstatus.report_of(session, [c for _, c in observed]).warning_line() if secure else None
+    )
     builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
     data["upgrade"] = await upgrade_status(session, builds, cluster_version=cluster_version)
     return data

@@ -87,8 +87,12 @@ done
 # As root. $1 = firewall backend (or none), $2 = the nft rules deploy would load (nftables), then
 # directories deploy creates. Prints "fw ok|fail|skip DETAIL" and per directory "dir INDEX ok|fail
 # REASON". Nothing is changed: `nft -c` only checks the rules against the kernel (it needs the
-# same netlink access as loading them), and a directory is judged by its nearest existing ancestor.
-_HOST_SCRIPT = r"""
+# same netlink access as loading them), a directory is judged by its nearest existing ancestor, and
+# `firewall-cmd` is not asked when the bus says firewalld is not running (it would D-Bus-activate an
+# enabled one: contract §12).
+_HOST_SCRIPT = (
+    fw.FIREWALLD_OWNED_SH
+    + r"""
 backend=$1 rules=$2
 shift 2
 first() { tr '\n' ' ' | cut -c1-300; }
@@ -101,7 +105,8 @@ case $backend in
     elif printf %s "$out" | grep -q '^Status: active'; then echo "fw ok ufw active"
     else echo "fw fail ufw is installed but not active"; fi ;;
   firewalld)
-    if [ "$(firewall-cmd --state 2>/dev/null)" != running ]; then echo "fw fail firewalld is not running"
+    if ! firewalld_owned || [ "$(firewall-cmd --state 2>/dev/null)" != running ]; then
+      echo "fw fail firewalld is not running"
     elif ! out=$(firewall-cmd --permanent --get-ipsets 2>&1); then
       echo "fw fail firewall-cmd failed: $(printf %s "$out" | first)"
     else echo "fw ok firewalld running"; fi ;;
@@ -118,6 +123,7 @@ for d in "$@"; do
   else echo "dir $i ok"; fi
 done
 """
+)
 
 # As the login user (not root). $@ = the commands deploy runs as root, one per argument. `sudo -l
 # CMD` says whether sudo would run CMD without a password, and runs nothing.
@@ -258,11 +264,27 @@ async def _host_probe(session: Session, node: NodeConfig, facts: HostFacts) -> l
     except RoachctlError as exc:
         out.append(Finding(host, "firewall", False, exc.message, exc.hint or ""))
         backend = "none"
+    out += firewalld_offline_findings(host, backend, facts)
     rules = firewall_probe_rules(topology, node) if backend == "nftables" else ""
     dirs = creatable_dirs(topology, node)
     cmd = Command.shell(_HOST_SCRIPT, backend, rules, *dirs, sudo=True, name="roachctl-check")
     result = await session.ssh.executor(host).run(cmd, timeout=60, check=False)
     return out + parse_host_probe(host, backend, dirs, result.out, result.err)
+
+
+def firewalld_offline_findings(host: str, backend: str, facts: HostFacts) -> list[Finding]:
+    """firewalld enabled but not running: deploy writes its permanent configuration offline, or
+    refuses when it cannot (plan/firewall.py `firewalld_offline`)."""
+    try:
+        if not fw.firewalld_offline(backend, facts):
+            return []
+    except RoachctlError as exc:
+        return [Finding(host, "firewalld", False, exc.message, exc.hint or "")]
+    detail = (
+        f"firewalld is {facts.firewalld_unit} but not running: deploy also writes the cluster's rules "
+        "into its permanent configuration (firewall-offline-cmd), so they hold when it starts"
+    )
+    return [Finding(host, "firewalld", True, detail, "")]
 
 
 def parse_host_probe(host: str, backend: str, dirs: list[str], out: str, err: str = "") -> list[Finding]:

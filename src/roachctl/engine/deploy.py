@@ -264,6 +264,7 @@ async def make_plan(
             release=release_spec(topology, releases[probe.facts.arch]),
             certs=node_certs(home, topology, host, peers[host]),
             firewall_backend=backend,
+            firewalld_offline=fw.firewalld_offline(backend, probe.facts),
             peer_addresses=peers,
             owner=owner,
         )

@@ -111,6 +111,7 @@ async def collect(session: Session) -> dict[str, HostDrift]:
                 release=release_spec(topology, _Release(topology.version, facts.arch, binary)),
                 certs=_saved_certs(session, host),
                 firewall_backend=backend,
+                firewalld_offline=fw.firewalld_offline(backend, facts),
                 peer_addresses=peers,
                 owner=owner,
             )

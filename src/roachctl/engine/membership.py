@@ -56,6 +56,8 @@ def _membership_changes(state: HostState, plan: HostPlan) -> HostPlan:
         files.add(state.firewall.file.path)
     if state.firewall.unit is not None:
         files.add(state.firewall.unit.file.path)
+    if state.firewall.offline is not None and state.firewall.offline.file is not None:
+        files.add(state.firewall.offline.file.path)
     keep: list[Change] = []
     for change in plan.changes:
         unit_or_rules = change.kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and change.target in files
@@ -84,6 +86,7 @@ async def plan_membership(session: Session) -> MembershipPlan:
             release=_release_as_installed(session, host, probe.facts),
             certs=deploy_mod.node_certs(home, topology, host, peers[host]),
             firewall_backend=backend,
+            firewalld_offline=fw.firewalld_offline(backend, probe.facts),
             peer_addresses=peers,
             owner=home.owner_id(),
         )

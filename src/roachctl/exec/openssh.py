@@ -7,8 +7,16 @@ Design rules implemented here, each from a documented failure:
 - `BatchMode=yes`: no prompt may ever appear (it would hang under a live display).
 - `ControlMaster=auto`, `ControlPersist=60s`, `ControlPath=<short 0700 dir>/%C`: one TCP+auth per
   host, reused by every command; `%C` is a fixed-length hash so the socket path fits `sun_path`.
-  The control dir is private to one `OpenSSH` object, so `close()` (`ssh -O exit`) never tears down
-  a master another roachctl process is using; ControlPersist reaps masters we fail to close.
+  By default the control dir is private to one `OpenSSH` object, so `close()` (`ssh -O exit`) never
+  tears down a master another roachctl process is using; ControlPersist reaps masters we fail to close.
+  With `share_masters` (topology `ssh.persist`, docs/interface.md) the dir is one that every
+  command of the same home and ssh settings shares (`shared_control_dir`: 0700, owned by us, checked,
+  never followed through a symlink), `close()` leaves the masters to ControlPersist, and the next
+  command skips the connection (key exchange and login): the way Ansible keeps its connections. A
+  master found alive (`ssh -O check`, local) is trusted for what its connection answered before
+  (login uid and shell, `<dir>/<hash of host>.who`, written by us in that dir): the connect round is
+  skipped too. A cut host then fails the first command (exit 255 -> TransportError) as it would
+  mid-command; a host that rebooted has no master left (its keepalives went unanswered).
 - `ConnectTimeout` and `ServerAliveInterval`x`ServerAliveCountMax` bound how long a dead or cut host
   can stall us (issue 13: reported within 10 s): connect fails after ConnectTimeout (5 s: the TCP
   connect and sshd's banner; the bed's own harness config uses the same under heavy load), an
@@ -33,10 +41,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -103,6 +113,7 @@ class SSHOptions:
     server_alive_interval: int = 1
     server_alive_count_max: int = 3
     control_persist: int = 60  # seconds an idle master stays up
+    share_masters: bool = False  # masters outlive the command, in a dir shared per home and settings
     max_sessions_per_host: int = 8
     max_new_connections: int = 8
     ssh_binary: str = "ssh"
@@ -164,6 +175,53 @@ def default_control_dir() -> Path:
     raise UsageError("no directory short enough for ssh control sockets (sun_path limit)")
 
 
+def _private_dir(path: Path) -> bool:
+    """`path` is a real directory (not a symlink), ours, and closed to everyone else."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
+
+
+def shared_control_dir(key: str) -> Path | None:
+    """The control dir every command with the same `key` (home and ssh settings) shares, or None.
+
+    `<$XDG_RUNTIME_DIR or /tmp>/roachctl-<uid>/<hash of key>`, each level created 0700 and then
+    checked (a directory someone else made or could write, or a symlink, is not used: None, and the
+    caller falls back to a private dir). The sockets in it are as good as a root shell on every host.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), "/tmp"):
+        if not base or not os.path.isdir(base):
+            continue
+        top = Path(base) / f"roachctl-{os.geteuid()}"
+        path = top / digest
+        if len(str(path)) + 1 + CONTROL_HASH_LEN > SUN_PATH_MAX:
+            continue
+        for level in (top, path):
+            with contextlib.suppress(FileExistsError, OSError):
+                level.mkdir(mode=0o700)
+            if not _private_dir(level):
+                return None
+        return path
+    return None
+
+
+def _share_key(key: str, options: SSHOptions) -> str:
+    """What must be equal for two commands to share masters: `key`, every ssh setting, and the ssh
+    config files as they are now (an edited config gets new connections, not a stale master)."""
+    configs = [options.ssh_config] if options.ssh_config else [Path("~/.ssh/config").expanduser()]
+    seen = []
+    for path in [*configs, Path("/etc/ssh/ssh_config")]:
+        try:
+            st = path.stat()
+            seen.append(f"{path}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}")
+        except OSError:
+            seen.append(f"{path}:-")
+    return "\n".join([key, repr(options), *seen])
+
+
 def ssh_base_argv(options: SSHOptions, control_dir: Path) -> list[str]:
     """Everything before the destination: config, batch mode, multiplexing, timeouts, identity."""
     control_path = str(control_dir).replace("%", "%%") + "/%C"
@@ -201,12 +259,20 @@ class OpenSSH:
     closes every master (`ssh -O exit`) and removes the control dir.
     """
 
-    def __init__(self, options: SSHOptions | None = None, *, control_dir: Path | None = None) -> None:
+    def __init__(
+        self, options: SSHOptions | None = None, *, control_dir: Path | None = None, share_key: str = ""
+    ) -> None:
+        """`share_key` (with `options.share_masters`): what, besides the ssh settings, decides which
+        commands share masters (the home); see the module docstring."""
         self.options = options or SSHOptions()
         if control_dir is not None and len(str(control_dir)) + 1 + CONTROL_HASH_LEN > SUN_PATH_MAX:
             raise UsageError(f"control dir {control_dir} is too long for ssh control sockets (sun_path)")
-        self._own_dir = control_dir is None
-        self.control_dir = control_dir or default_control_dir()
+        shared = None
+        if control_dir is None and self.options.share_masters:
+            shared = shared_control_dir(_share_key(share_key, self.options))
+        self.shared = shared is not None
+        self._own_dir = control_dir is None and not self.shared
+        self.control_dir = control_dir or shared or default_control_dir()
         self.control_dir.chmod(0o700)
         self.connect_slots = asyncio.Semaphore(self.options.max_new_connections)
         self._executors: dict[str, OpenSSHExecutor] = {}
@@ -237,9 +303,11 @@ class OpenSSH:
         )
 
     async def close(self) -> None:
-        """Close every master this transport opened and remove the control dir (idempotent)."""
+        """Close every master this transport opened and remove the control dir (idempotent); shared
+        masters are left to ControlPersist for the next command."""
         self.closed = True
-        await asyncio.gather(*(ex.close() for ex in self._executors.values()), return_exceptions=True)
+        if not self.shared:
+            await asyncio.gather(*(ex.close() for ex in self._executors.values()), return_exceptions=True)
         self._write_stats()
         if self._own_dir:
             shutil.rmtree(self.control_dir, ignore_errors=True)
@@ -282,6 +350,7 @@ class OpenSSHExecutor(ExecutorBase):
         self._idle_since = time.monotonic()
         self.remote_uid: int | None = None
         self.login_shell = ""  # $SHELL of the login user, learnt at connect (see wire_command)
+        self.reused = False  # connected through a shared master an earlier command left (no round)
 
     @property
     def is_root(self) -> bool:
@@ -319,6 +388,8 @@ class OpenSSHExecutor(ExecutorBase):
 
     async def _connect(self, timeout: float | None) -> None:
         """One connect attempt (under the connect lock); see `connect`."""
+        if self._transport.shared and await self._reuse_master():
+            return
         opts = self._transport.options
         limit = timeout if timeout is not None else opts.connect_timeout * 2 + 10
         async with self._transport.connect_slots:
@@ -346,6 +417,31 @@ class OpenSSHExecutor(ExecutorBase):
         self.remote_uid = int(lines[-1].strip())
         self.login_shell = lines[-2].strip() if len(lines) >= 2 else ""
         self._connected = True
+        if self._transport.shared:
+            self._write_who()
+
+    def _who_path(self) -> Path:
+        return self._transport.control_dir / (hashlib.sha256(self.host.encode()).hexdigest()[:16] + ".who")
+
+    async def _reuse_master(self) -> bool:
+        """A shared master from an earlier command is alive and we know its login: use it as is."""
+        try:
+            uid, shell = self._who_path().read_text(encoding="utf-8").split("\n")[:2]
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        if not uid.isdigit() or not await self.check():
+            return False
+        self.remote_uid, self.login_shell, self._connected = int(uid), shell, True
+        self.reused = True
+        return True
+
+    def _write_who(self) -> None:
+        """Record the login uid and shell beside the master (atomically; the dir is ours, 0700)."""
+        path = self._who_path()
+        tmp = path.with_name(f"{path.name}.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            tmp.write_text(f"{self.remote_uid}\n{self.login_shell}\n", encoding="utf-8")
+            tmp.replace(path)
 
     def pipe_argv(self, target: str) -> list[str]:
         """argv of a byte pipe to `target` ("host:port" as seen from this host) over the master (`-W`).

@@ -24,16 +24,18 @@ from roachctl.plan import bounds
 
 NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+_RULE_BACKENDS = ("ufw", "firewalld", "firewalld-offline")
 _RULE_PATTERN = re.compile(r"[A-Za-z0-9_. -]{1,80}\Z")
 UNIT_PROPERTIES = "LoadState,ActiveState,SubState,UnitFileState,MainPID,ActiveEnterTimestamp"
 
-# Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, ss|proc,
-# then per requested item (second field = 1-based index of the item's pair): path, target, deref
-# (what a link points to), full (a dir with entries besides lost+found), sha and head (hex of a
-# hashed file's first line, at most 200 bytes), user (exists, uid, hex of the login shell), unit,
-# nft, mnt (is the path's parent a mount point: mount, plain, missing or root), rules + rule (our
-# ufw/firewalld rules), df, addr (one IP address `getent ahosts` gives for a name); owner (hex of a
-# marker's path and content: global, printed before the items); and finally `end`.
+# Record kinds printed (first field): v, clock, os, arch, systemd, nofile, fwbin, fwactive, fwd
+# (firewalld's unit-file state), ss|proc, then per requested item (second field = 1-based index of
+# the item's pair): path, target, deref (what a link points to), full (a dir with entries besides
+# lost+found), sha and head (hex of a hashed file's first line, at most 200 bytes), user (exists,
+# uid, hex of the login shell), unit, nft, mnt (is the path's parent a mount point: mount, plain,
+# missing or root), rules + rule (our ufw/firewalld rules, or firewalld's permanent ones read
+# offline), df, addr (one IP address `getent ahosts` gives for a name); owner (hex of a marker's
+# path and content: global, printed before the items); and finally `end`.
 # Exit status is always 0 unless the shell itself broke.
 SCRIPT = r"""
 set -u
@@ -48,7 +50,7 @@ printf 'arch\t%s\n' "$(uname -m)"
 if [ -d /run/systemd/system ]; then sd=1; else sd=0; fi
 printf 'systemd\t%s\n' "$sd"
 printf 'nofile\t%s\n' "$(ulimit -H -n)"
-for b in nft ufw firewall-cmd; do
+for b in nft ufw firewall-cmd firewall-offline-cmd; do
   if command -v "$b" >/dev/null 2>&1; then printf 'fwbin\t%s\n' "$b"; fi
 done
 # `ufw status` (python: slow) answers "inactive" without asking further exactly when ufw's own first
@@ -84,6 +86,15 @@ elif [ "$sd" = 1 ] && systemctl is-active --quiet nftables.service 2>/dev/null; 
   active=nftables
 fi
 printf 'fwactive\t%s\n' "$active"
+# firewalld's unit-file state ("" when it has no unit), read without starting anything, whichever of
+# its tools are installed: one that is not running but may start (plan/firewall.py
+# FIREWALLD_NEVER_STARTS) gets its permanent configuration read and written offline.
+fwd=
+if [ "$sd" = 1 ]; then
+  fwd=$(systemctl show -p UnitFileState --value firewalld.service 2>/dev/null)
+  printf 'fwd\t%s\n' "$fwd"
+fi
+case $fwd in ''|disabled|masked|masked-runtime) fwd_start=0 ;; *) fwd_start=1 ;; esac
 if command -v ss >/dev/null 2>&1; then
   ss -Htln 2>/dev/null | awk '{print "ss\t" $4}'
 else
@@ -129,6 +140,21 @@ path_fact() {
     printf 'head\t%s\t%s\n' "$1" "$(printf '%s' "$head" | tr -d ' \n')"
   fi
 }
+offline_rules() {
+  # $1 index, $2 ipset prefix: our rules in firewalld's permanent configuration, read offline
+  # (contract §12); fails as a whole when any listing fails.
+  rr=$(firewall-offline-cmd --list-rich-rules 2>/dev/null) || return 1
+  sets=$(firewall-offline-cmd --get-ipsets 2>/dev/null) || return 1
+  printf '%s\n' "$rr" | while IFS= read -r r; do
+    case $r in *"ipset=\"$2"*) printf 'rule\t%s\t%s\n' "$1" "$r" ;; esac
+  done
+  for s in $sets; do
+    case $s in "$2"*)
+      ents=$(firewall-offline-cmd --ipset="$s" --get-entries 2>/dev/null) || return 1
+      for e in $ents; do printf 'rule\t%s\tipset %s %s\n' "$1" "$s" "$e"; done ;;
+    esac
+  done
+}
 rules_fact() {
   # $1 index, $2 ufw|firewalld, $3 what marks our rules (ufw: comment tag; firewalld: ipset prefix).
   # Listed only when that backend is the active one ($active, above); otherwise unknown ("?").
@@ -149,6 +175,10 @@ rules_fact() {
         done ;;
       esac
     done
+  elif [ "$2" = firewalld-offline ] && [ "$active" != firewalld ] && [ "$fwd_start" = 1 ] \
+      && command -v firewall-offline-cmd >/dev/null 2>&1 && out=$(offline_rules "$1" "$3"); then
+    printf 'rules\t%s\tok\n' "$1"
+    if [ -n "$out" ]; then printf '%s\n' "$out"; fi
   else
     printf 'rules\t%s\t?\n' "$1"
   fi
@@ -205,7 +235,7 @@ class FactRequest:
     nft_tables: tuple[str, ...] = ()
     mount_parents: tuple[str, ...] = ()  # dirs whose parent must be (or be checked for) a mount point
     disk_dirs: tuple[str, ...] = ()
-    fw_rules: tuple[str, ...] = ()  # "ufw TAG" / "firewalld IPSET_PREFIX" (plan.firewall.rules_fact)
+    fw_rules: tuple[str, ...] = ()  # "ufw TAG" / "firewalld[-offline] PREFIX" (plan.firewall.rules_fact)
     resolve: tuple[str, ...] = ()  # names to resolve as this host does (`getent ahosts`)
 
     def items(self) -> list[Item]:
@@ -239,8 +269,8 @@ def _nft_spec(table: str) -> str:
 
 def _rules_spec(spec: str) -> str:
     backend, _, pattern = spec.partition(" ")
-    if backend not in ("ufw", "firewalld") or not pattern or not _RULE_PATTERN.match(pattern):
-        raise ValueError(f"invalid firewall rules item {spec!r}: expected 'ufw|firewalld PATTERN'")
+    if backend not in _RULE_BACKENDS or not pattern or not _RULE_PATTERN.match(pattern):
+        raise ValueError(f"invalid firewall rules item {spec!r}: expected 'ufw|firewalld[-offline] PATTERN'")
     return spec
 
 

@@ -231,6 +231,8 @@ def parse_report(
         has_systemd=_first(report, "systemd") == "1",
         firewall_backends=tuple(BACKENDS[b] for b in report.globals.get("fwbin", []) if b in BACKENDS),
         firewall_active=_first(report, "fwactive"),
+        firewalld_unit=_first(report, "fwd"),
+        firewalld_offline_cmd="firewall-offline-cmd" in report.globals.get("fwbin", []),
         fd_limit=_int(_first(report, "nofile")),
         clock_unix=clock,
         clock_skew=clock - _midpoint(sent_at, received_at) if sent_at is not None and clock else 0.0,

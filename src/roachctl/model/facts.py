@@ -63,6 +63,8 @@ class HostFacts:
     # "ufw TAG" / "firewalld PREFIX" -> our rules as listed (absent: could not be listed, e.g. inactive)
     firewall_rules: dict[str, tuple[str, ...]] = field(default_factory=dict)
     firewall_active: str = ""  # the backend that manages the ruleset: firewalld / ufw / nftables / ""
+    firewalld_unit: str = ""  # firewalld.service's UnitFileState when firewalld is installed (else "")
+    firewalld_offline_cmd: bool = False  # firewall-offline-cmd is installed
     fd_limit: int = 0
     disk_free_bytes: dict[str, int] = field(default_factory=dict)
     parent_mounts: dict[str, str] = field(default_factory=dict)  # dir -> its parent: mount|plain|missing|root

@@ -63,6 +63,14 @@ class SSHConfig(_Model):
     port: Port | None = Field(None, description="ssh port (ssh config applies when unset)")
     identity_file: IdentityFile | None = Field(None, description="private key passed to ssh -i")
     sudo: StrictBool = Field(True, description="become root with `sudo -n` (skipped when already root)")
+    persist: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        strict=True,
+        description="seconds an idle ssh connection is kept for the next roachctl command (0: every "
+        "command opens its own and closes it)",
+    )
 
 
 class PathsConfig(_Model):

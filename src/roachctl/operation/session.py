@@ -36,6 +36,8 @@ def ssh_options(
         identity_file=Path(s.identity_file).expanduser() if s.identity_file else None,
         sudo=s.sudo,
         accept_new_host_keys=accept_new_host_keys,
+        control_persist=s.persist or SSHOptions.control_persist,
+        share_masters=s.persist > 0,
     )
 
 
@@ -103,7 +105,10 @@ async def open_session(
             local_locks.enter_context(controller_lock(home_dir, topology.name, lock_for))
         with interrupts.install():
             try:
-                async with OpenSSH(options) as ssh, contextlib.AsyncExitStack() as remote_locks:
+                async with (
+                    OpenSSH(options, share_key=str(home_dir.resolve())) as ssh,
+                    contextlib.AsyncExitStack() as remote_locks,
+                ):
                     home = ClusterHome(home_dir, topology.name)
                     session = Session(topology, home, ssh, interrupts)
                     beside = asyncio.ensure_future(beside_lock(session)) if beside_lock else None

@@ -146,6 +146,7 @@ def _firewall(
     layout: Layout,
     backend: str,
     peer_addresses: Mapping[str, Sequence[str]],
+    firewalld_offline: bool = False,
 ) -> FirewallSpec:
     ports = (node.sql_port, node.http_port)
     if backend == "none":
@@ -154,6 +155,11 @@ def _firewall(
         raise ValueError(f"unknown firewall backend {backend!r}")
     peers = fw.node_networks(topology, peer_addresses)
     allowed = fw.allowed_sources(topology, node, peers)
+    offline = None
+    if firewalld_offline:
+        if backend not in ("nftables", "ufw"):
+            raise ValueError(f"firewalld's offline configuration goes beside nftables or ufw, not {backend}")
+        offline = _offline_spec(topology, layout, ports, allowed)
     ext, text = fw.render_rules(backend, topology.name, allowed)
     path = layout.firewall_file(topology.name, ext)
     rules = file_spec(path, text.encode(), PUBLIC_FILE if ext == "nft" else SCRIPT_FILE)
@@ -173,6 +179,24 @@ def _firewall(
         rules_fact=fw.rules_fact(backend, topology.name),
         loaded=fw.loaded_keys(backend, topology.name, allowed),
         stale_table="" if backend == "nftables" else fw.nft_table(topology.name),
+        offline=offline,
+    )
+
+
+def _offline_spec(
+    topology: Topology, layout: Layout, ports: tuple[int, ...], allowed: dict[int, tuple[str, ...]]
+) -> FirewallSpec:
+    """firewalld's permanent configuration, written offline (firewalld enabled but not running)."""
+    ext, text = fw.render_rules(fw.OFFLINE, topology.name, allowed)
+    path = layout.firewall_file(topology.name, ext)
+    return FirewallSpec(
+        backend=fw.OFFLINE,
+        ports=ports,
+        allowed=allowed,
+        file=file_spec(path, text.encode(), SCRIPT_FILE),
+        apply=fw.apply_argv(fw.OFFLINE, path),
+        rules_fact=fw.rules_fact(fw.OFFLINE, topology.name),
+        loaded=fw.loaded_keys(fw.OFFLINE, topology.name, allowed),
     )
 
 
@@ -185,6 +209,7 @@ def desired_state(
     firewall_backend: str = "none",
     peer_addresses: Mapping[str, Sequence[str]] | None = None,
     owner: str = "",
+    firewalld_offline: bool = False,
 ) -> HostState:
     """Everything roachctl owns on `host`, in apply order.
 
@@ -198,6 +223,8 @@ def desired_state(
         peer_addresses: node host -> IPs, required for nodes advertised by name (see firewall.py).
         owner: the cluster's owner id (cluster/home.py); when set, the host gets the ownership
             marker (plan/owner.py) that tells other clusters' deploy and destroy this is ours.
+        firewalld_offline: from `firewall.firewalld_offline`: also write firewalld's permanent
+            configuration offline (firewalld enabled but not running; nftables or ufw only).
 
     Raises:
         KeyError: `host` is not a node of the topology.
@@ -211,7 +238,7 @@ def desired_state(
     if layout.install_dir != release.install_dir:
         raise ValueError(f"release install_dir {release.install_dir} is not {layout.install_dir}")
     user = topology.service.user
-    firewall = _firewall(topology, node, layout, firewall_backend, peer_addresses or {})
+    firewall = _firewall(topology, node, layout, firewall_backend, peer_addresses or {}, firewalld_offline)
     fw_unit = firewall.unit.name if firewall.unit else None
     unit_text = render_cockroach_unit(topology, node, layout, firewall_unit=fw_unit)
     unit = UnitSpec(file_spec(layout.unit_path, unit_text.encode(), PUBLIC_FILE), layout.unit_name)

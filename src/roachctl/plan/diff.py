@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 from roachctl.errors import RefusedError
 from roachctl.model.facts import HostFacts, PathFact
+from roachctl.plan.firewall import OFFLINE
 from roachctl.plan.layout import ROACHCTL_ETC
 from roachctl.plan.state import (
     Change,
     ChangeKind,
     DirSpec,
     FileSpec,
+    FirewallSpec,
     HostPlan,
     HostState,
     LinkSpec,
@@ -40,9 +42,15 @@ def _units(state: HostState) -> tuple[UnitSpec, ...]:
     return state.units + ((state.firewall.unit,) if state.firewall.unit else ())
 
 
+def _firewalls(state: HostState) -> tuple[FirewallSpec, ...]:
+    """The firewall rules of the backend in use, then firewalld's offline configuration if any."""
+    fw = state.firewall
+    return (fw, fw.offline) if fw.offline is not None else (fw,)
+
+
 def _files(state: HostState) -> tuple[FileSpec, ...]:
     """Plain files (certs, firewall rules) in apply order; unit files are handled with their units."""
-    return state.files + ((state.firewall.file,) if state.firewall.file else ())
+    return state.files + tuple(f.file for f in _firewalls(state) if f.file)
 
 
 def _release_paths(state: HostState) -> tuple[str, str, str]:
@@ -80,8 +88,8 @@ def required_nft_tables(state: HostState) -> list[str]:
 
 
 def required_fw_rules(state: HostState) -> list[str]:
-    """The ufw/firewalld rule listings the diff reads (see `FirewallSpec.rules_fact`)."""
-    return [state.firewall.rules_fact] if state.firewall.rules_fact else []
+    """The ufw/firewalld rule listings the diff reads (see `FirewallSpec.rules_fact`), offline ones too."""
+    return [f.rules_fact for f in _firewalls(state) if f.rules_fact]
 
 
 def required_mount_parents(state: HostState) -> list[str]:
@@ -261,16 +269,16 @@ def _enable_change(host: str, unit: UnitSpec, facts: HostFacts) -> Change | None
     return Change(host, ChangeKind.ENABLE_UNIT, unit.name, f"{state or 'not installed'} → enabled", unit)
 
 
-def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -> Change | None:
+def _firewall_change(host: str, spec: FirewallSpec, facts: HostFacts, rules: Change | None) -> Change | None:
     """Load the rules when their file must be (re)written or they are not (all) loaded: the nft
     table is missing, or ufw/firewalld list other rules of ours than the file adds, or (after a
     switch to ufw/firewalld) the nft table of an earlier deploy would still drop new clients.
 
     One FIREWALL change both installs the rules file and loads it: the executor must leave the
     file in place only once the load succeeded, so a failed load is retried by the next deploy
-    (the file is the record of what is loaded; see `FirewallSpec`).
+    (the file is the record of what is loaded; see `FirewallSpec`). firewalld's offline
+    configuration (`FirewallSpec.offline`) is compared the same way, as read offline.
     """
-    spec = state.firewall
     if spec.backend == "none" or spec.file is None:
         return None
     if rules is not None and rules.kind == ChangeKind.WRITE_FILE:
@@ -283,19 +291,25 @@ def _firewall_change(state: HostState, facts: HostFacts, rules: Change | None) -
         reason = f"nft table {spec.stale_table} of an earlier nftables deploy still loaded"
     else:
         return None
-    return Change(state.host, ChangeKind.FIREWALL, spec.file.path, f"{spec.backend}: {reason}", spec)
+    if spec.backend == OFFLINE:
+        what = f"firewalld is {facts.firewalld_unit or 'installed'} but not running: permanent configuration"
+        return Change(host, ChangeKind.FIREWALL, spec.file.path, f"{what}, {reason}", spec)
+    return Change(host, ChangeKind.FIREWALL, spec.file.path, f"{spec.backend}: {reason}", spec)
 
 
 def _rules_loaded(key: str, wanted: tuple[str, ...], facts: HostFacts) -> str:
     """Why the ufw/firewalld rules of ours differ from `wanted` ("" when they match)."""
     listed = facts.firewall_rules.get(key)
     backend = key.split()[0]
+    if listed is None and backend == OFFLINE:
+        return "rules cannot be listed with firewall-offline-cmd"
     if listed is None:
         return f"rules of {backend} cannot be listed ({backend} not running?)"
     missing, extra = set(wanted) - set(listed), set(listed) - set(wanted)
     if not missing and not extra:
         return ""
-    parts = [f"{len(missing)} rule(s) not loaded"] if missing else []
+    state = "configured" if backend == OFFLINE else "loaded"
+    parts = [f"{len(missing)} rule(s) not {state}"] if missing else []
     parts += [f"{len(extra)} stale rule(s)"] if extra else []
     return ", ".join(parts)
 
@@ -319,9 +333,10 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
     held = held_version(state, facts)
     files = [f for f in state.files if not (held and posixpath.dirname(f.path) == ROACHCTL_ETC)]
     yield from (_file_change(host, f, facts) for f in files)
-    rules = _file_change(host, state.firewall.file, facts) if state.firewall.file else None
-    if rules is not None and rules.kind == ChangeKind.FIX_FILE:
-        yield rules  # only mode/owner: the loaded rules are current
+    rules = {id(f): _file_change(host, f.file, facts) if f.file else None for f in _firewalls(state)}
+    for change in rules.values():
+        if change is not None and change.kind == ChangeKind.FIX_FILE:
+            yield change  # only mode/owner: the loaded rules are current
     unit_files = [_file_change(host, u.file, facts) for u in _units(state)]
     yield from unit_files
     if any(c is not None and c.kind == ChangeKind.WRITE_FILE for c in unit_files):
@@ -331,7 +346,7 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
             host, ChangeKind.DAEMON_RELOAD, "systemd", "systemd has not loaded the current unit files"
         )
     yield from (_enable_change(host, u, facts) for u in _units(state))
-    yield _firewall_change(state, facts, rules)
+    yield from (_firewall_change(host, f, facts, rules[id(f)]) for f in _firewalls(state))
 
 
 def diff(state: HostState, facts: HostFacts) -> HostPlan:

@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from roachctl.plan.state import Change, ChangeKind
+from roachctl.plan.firewall import OFFLINE
+from roachctl.plan.state import Change, ChangeKind, FirewallSpec
 
 ERROR = "error"
 WARNING = "warning"
@@ -193,15 +194,13 @@ def drift_findings(host: str, changes: Sequence[Change], unit_paths: Sequence[st
     other = [c for c in changes if c not in firewall and c not in units]
     out = []
     if firewall:
-        out.append(
-            Finding(
-                host,
-                "firewall",
-                ERROR,
-                "firewall rules not as deployed: " + "; ".join(c.describe() for c in firewall),
-                "the cluster's ports may be open to anyone: run `roachctl deploy` to reload them",
+        hint = "the cluster's ports may be open to anyone: run `roachctl deploy` to reload them"
+        if any(isinstance(c.spec, FirewallSpec) and c.spec.backend == OFFLINE for c in firewall):
+            hint += (
+                "; firewalld (enabled, not running) would block them once it starts, e.g. at the next boot"
             )
-        )
+        detail = "firewall rules not as deployed: " + "; ".join(c.describe() for c in firewall)
+        out.append(Finding(host, "firewall", ERROR, detail, hint))
     if units:
         out.append(
             Finding(

@@ -16,6 +16,12 @@ flushes the ruleset). ufw and firewalld get a small POSIX sh script of their own
 converges both ways: rules of the cluster that are no longer wanted are removed before the wanted
 ones are added (ufw: every rule carries a comment naming the cluster and the rule; firewalld: the
 sources live in ipsets roachctl owns, one per port and family, with one rich rule each).
+
+firewalld enabled but not running: it starts at the next boot (or at the first D-Bus call to it)
+with its *permanent* configuration, whose zone would then reject the ports. So besides the rules
+of the backend in use, deploy writes the same ipsets and rich rules into that permanent
+configuration with `firewall-offline-cmd` (made for a firewalld that is not running; contract §12),
+and the facts read them back the same way, so a second deploy has nothing to do.
 """
 
 from __future__ import annotations
@@ -27,12 +33,17 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 
 from roachctl.errors import RefusedError
+from roachctl.model.facts import HostFacts
 from roachctl.model.topology import NodeConfig, Topology
 from roachctl.plan.layout import ROACHCTL_ETC, SYSTEMD_DIR, firewall_unit_name
 
 NFT = "/usr/sbin/nft"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 BACKENDS = ("nftables", "ufw", "firewalld")
+OFFLINE = "firewalld-offline"  # firewalld's permanent configuration, written while it is not running
+# firewalld.service unit-file states (`systemctl show -p UnitFileState`) in which it cannot start
+# at boot nor by D-Bus activation; in any other (enabled, static, indirect, ...) it may.
+FIREWALLD_NEVER_STARTS = ("", "disabled", "masked", "masked-runtime")
 
 
 def table_name(cluster: str) -> str:
@@ -73,6 +84,37 @@ def choose_backend(topology: Topology, active: str, available: Sequence[str]) ->
         "no firewall tool found (nft, ufw or firewall-cmd)",
         hint="install nftables, or set firewall: manage: false to manage the firewall yourself",
     )
+
+
+def firewalld_may_start(unit_file_state: str) -> bool:
+    """Whether an installed firewalld that is not running may start with its permanent
+    configuration: at the next boot, or when anything calls it over D-Bus (contract §12)."""
+    return unit_file_state not in FIREWALLD_NEVER_STARTS
+
+
+def firewalld_offline(backend: str, facts: HostFacts) -> bool:
+    """Whether deploy must also write firewalld's permanent configuration offline on this host:
+    rules go to `backend` (nftables or ufw) while an installed firewalld is not running but may
+    start, and would then reject the ports (see the module docstring).
+
+    Raises:
+        RefusedError: firewalld may start but `firewall-offline-cmd` is missing (nothing can write
+            its permanent configuration without starting it).
+    """
+    if backend not in ("nftables", "ufw") or facts.firewall_active == "firewalld":
+        return False
+    if not firewalld_may_start(facts.firewalld_unit):
+        return False
+    if not facts.firewalld_offline_cmd:
+        raise RefusedError(
+            f"firewalld is {facts.firewalld_unit} but not running: when it starts (at the next boot) its "
+            "permanent configuration would block the cluster's ports, and firewall-offline-cmd, which "
+            "writes that configuration without starting it, is not installed",
+            hint="start firewalld ('systemctl start firewalld') so that deploy writes its rules, "
+            "or disable it ('systemctl disable firewalld'), then re-run deploy",
+            where=facts.host,
+        )
+    return True
 
 
 @functools.lru_cache(maxsize=1024)
@@ -404,6 +446,28 @@ def firewalld_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
     return _script(cluster, "firewalld", lines)
 
 
+def _offline_converge() -> str:
+    """The converge script written against `firewall-offline-cmd`, which takes the same options as
+    `firewall-cmd --permanent` for ipsets, rich rules and ports (contract §12)."""
+    return _FIREWALLD_CONVERGE.strip("\n").replace("firewall-cmd --permanent", "firewall-offline-cmd")
+
+
+def firewalld_offline_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
+    """firewalld's permanent configuration, converged offline (firewalld not running): the same
+    ipsets, rich rules and closed plain ports as `firewalld_script`, without a reload (nothing is
+    loaded until firewalld starts) and without touching the nft table of the backend in use."""
+    sets, entries, rules = _firewalld_model(cluster, allowed)
+    lines = [
+        f"prefix={shlex.quote(ipset_prefix(cluster))}",
+        f"sets={shlex.quote(chr(10).join(f'{n} {f}' for n, f in sets))}",
+        f"entries={shlex.quote(chr(10).join(entries))}",
+        f"rules={shlex.quote(chr(10).join(rules))}",
+        _offline_converge(),
+    ]
+    lines += [shlex.join(["fc", f"--remove-port={port}/tcp"]) for port in sorted(allowed)]
+    return _script(cluster, "firewalld (permanent configuration, offline)", lines)
+
+
 def _script(cluster: str, backend: str, body: list[str]) -> str:
     """A POSIX sh script (run as root), safe to run again."""
     lines = [
@@ -415,14 +479,28 @@ def _script(cluster: str, backend: str, body: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# True unless the system bus says nobody owns firewalld's D-Bus name (contract §12): only then is
+# firewalld known not to run without asking `firewall-cmd --state`, which would D-Bus-activate an
+# enabled firewalld. A firewalld that is not running has its permanent configuration edited offline.
+FIREWALLD_OWNED_SH = r"""
+firewalld_owned() {
+  [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+      NameHasOwner s org.fedoraproject.FirewallD1 2>/dev/null)" != "b false" ]
+}
+"""
+
+
 def removal_script(cluster: str) -> str:
     """Removes every ufw and firewalld rule roachctl added for `cluster` (destroy).
 
     The same scripts as deploy, with nothing wanted; a backend that is not installed or not
-    running is skipped (nothing of ours can be loaded there). The nft table is dropped by name.
+    running is skipped (nothing of ours can be loaded there), except firewalld's permanent
+    configuration, edited offline while firewalld is not running (deploy may have written it
+    there). The nft table is dropped by name.
     """
     ufw = ufw_script(cluster, {}).split("set -eu\n", 1)[1]
     firewalld = firewalld_script(cluster, {}).split("set -eu\n", 1)[1]
+    offline = firewalld_offline_script(cluster, {}).split("set -eu\n", 1)[1]
     return "\n".join([
         "#!/bin/sh",
         f"# roachctl destroy (cluster {cluster}): remove its firewall rules.",
@@ -433,9 +511,15 @@ def removal_script(cluster: str) -> str:
         "if command -v ufw >/dev/null 2>&1 && ufw status | grep -q '^Status: active'; then",
         ufw,
         "fi",
-        "if command -v firewall-cmd >/dev/null 2>&1 &&",
-        "    [ \"$(firewall-cmd --state 2>/dev/null)\" = running ]; then",
+        FIREWALLD_OWNED_SH.strip("\n"),
+        "fwd_state=",
+        "if command -v firewall-cmd >/dev/null 2>&1 && firewalld_owned; then",
+        "  fwd_state=$(firewall-cmd --state 2>/dev/null || true)",
+        "fi",
+        "if [ \"$fwd_state\" = running ]; then",
         firewalld,
+        "elif command -v firewall-offline-cmd >/dev/null 2>&1; then",
+        offline,
         "fi",
     ]) + "\n"  # fmt: skip
 
@@ -448,6 +532,8 @@ def render_rules(backend: str, cluster: str, allowed: Mapping[int, Sequence[str]
         return "sh", ufw_script(cluster, allowed)
     if backend == "firewalld":
         return "sh", firewalld_script(cluster, allowed)
+    if backend == OFFLINE:
+        return f"{OFFLINE}.sh", firewalld_offline_script(cluster, allowed)
     raise ValueError(f"unknown firewall backend {backend!r}")
 
 
@@ -455,7 +541,7 @@ def loaded_keys(backend: str, cluster: str, allowed: Mapping[int, Sequence[str]]
     """What the facts must list as loaded for ufw/firewalld (nftables: the table, by name)."""
     if backend == "ufw":
         return ufw_comments(cluster, allowed)
-    if backend == "firewalld":
+    if backend in ("firewalld", OFFLINE):
         return firewalld_loaded_keys(cluster, allowed)
     return ()
 
@@ -465,8 +551,8 @@ def rules_fact(backend: str, cluster: str) -> str:
     the backend and what marks our rules (ufw: the comment tag; firewalld: the ipset prefix)."""
     if backend == "ufw":
         return f"ufw {ufw_tag(cluster)}"
-    if backend == "firewalld":
-        return f"firewalld {ipset_prefix(cluster)}"
+    if backend in ("firewalld", OFFLINE):
+        return f"{backend} {ipset_prefix(cluster)}"
     return ""
 
 

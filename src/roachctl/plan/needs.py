@@ -36,11 +36,14 @@ def initial_fact_request(topology: Topology, host: str) -> dict[str, tuple[str, 
     certs = dict.fromkeys(REQUIRED_CERTS, b"") if topology.secure else {}
     peers = {h: [_PLACEHOLDER_IP] for h in unresolved_names(topology)}
     merged: dict[str, dict[str, None]] = {}
+    # (backend, firewalld's offline configuration beside it): nftables with it covers that too.
+    variants = [(b, False) for b in backends] + ([("nftables", True)] if topology.firewall.manage else [])
     for arch in ARCHES:
-        for backend in backends:
+        for backend, offline in variants:
             state = desired_state(
                 topology, host, release=_placeholder_release(topology, arch), certs=certs,
                 firewall_backend=backend, peer_addresses=peers, owner=_PLACEHOLDER_OWNER,
+                firewalld_offline=offline,
             )  # fmt: skip
             for key, values in fact_request(state).items():
                 merged.setdefault(key, {}).update(dict.fromkeys(values))

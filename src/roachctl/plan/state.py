@@ -89,7 +89,8 @@ class UnitSpec:
 class FirewallSpec:
     """Firewall rules for this host, rendered for the backend the host uses.
 
-    `backend` is "nftables", "ufw", "firewalld" or "none" (firewall.manage: false).
+    `backend` is "nftables", "ufw", "firewalld", "firewalld-offline" (only as `offline`) or "none"
+    (firewall.manage: false).
     `allowed` are the CIDRs allowed per port; everything else to those ports is dropped.
     `table` is the nft table roachctl owns ("inet roachctl_<cluster>", nftables only): the key of
     `HostFacts.firewall_loaded`. For ufw and firewalld, `rules_fact` keys `HostFacts.firewall_rules`
@@ -110,6 +111,9 @@ class FirewallSpec:
     rules_fact: str = ""  # ufw/firewalld: the fact item listing our loaded rules (`firewall.rules_fact`)
     loaded: tuple[str, ...] = ()  # ... and what it must list once `file` is loaded (`firewall.loaded_keys`)
     stale_table: str = ""  # ufw/firewalld: the nft table an earlier nftables deploy left (removed by `file`)
+    # firewalld enabled but not running: its permanent configuration, written offline beside the
+    # rules of `backend` (a spec of backend "firewalld-offline"; plan/firewall.py)
+    offline: FirewallSpec | None = None
 
 
 @dataclass(frozen=True)
