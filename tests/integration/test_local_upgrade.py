@@ -123,6 +123,8 @@ def test_local_upgrade_chain(home: Path, tmp_path: Path) -> None:
     res = roachctl(home, "local", "upgrade", "--binary", str(new), "--settle", "4", "--finalize", timeout=300,
                    env=fail_first)  # fmt: skip
     assert res.returncode == 20 and "stand-in migration 1 failed" in res.stderr, res.stderr
+    # SHOW JOBS cut the failed job's description at 100 characters; SHOW JOB <id> gave it whole (contract §9)
+    assert 'validates its new index") failed' in " ".join(res.stderr.split()), res.stderr
     # the fence window (contract §9): the version still reads 25.2, but the stores carry the fence and the
     # journal says the SET was sent: the rollback is refused
     assert "no rollback" in res.stderr and _cluster_version(home) == "25.2"
@@ -198,3 +200,26 @@ def test_local_multi_step_upgrade_resumes_after_ctrl_c(home: Path, tmp_path: Pat
         for i in (1, 2, 3):  # no node was rolled twice
             readies = [e["version"] for e in events(home, "dev", i) if e["event"] == "ready"]
             assert readies.count(b) == 1 and readies.count(c) == 1, (i, readies)
+
+
+def test_a_gate_that_fails_after_a_node_was_rolled_is_exit_20_and_before_it_30(
+    home: Path, tmp_path: Path
+) -> None:
+    """interface.md "Exit codes": `--settle 0.05` is spent by the first look (a client call takes
+    longer), so the settle after n1 came back fails with the cluster changed: exit 20, "already
+    changed a node"; the same command then stops at the resumed roll's first settle before touching
+    any node: exit 30, nothing changed."""
+    old = standin_binary(tmp_path / "old" / "cockroach", OLD)
+    new = standin_binary(tmp_path / "new" / "cockroach", NEW)
+    res = roachctl(home, "local", "up", "--name", "dev", "--binary", str(old), "--detach", *ports_args())
+    assert res.returncode == 0, res.stderr
+    upgrade = ["local", "upgrade", "--binary", str(new), "--settle", "0.05"]
+    res = roachctl(home, *upgrade, timeout=300)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 20 and "this run had already changed a node" in said, res.stderr
+    assert "did not settle within 0.05s after n1 came back" in said, res.stderr
+    assert _builds(home) == [NEW, OLD, OLD]
+    res = roachctl(home, *upgrade, timeout=120)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 30 and "before the resumed roll's first node" in said, res.stderr
+    assert "already changed" not in said and _builds(home) == [NEW, OLD, OLD]

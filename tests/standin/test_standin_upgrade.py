@@ -146,8 +146,10 @@ def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
 ) -> None:
     """contract §9: finalization runs in the SET's session; its client gone, it stops at a transitional
     version (nothing else drives it while auto-upgrade is off); a new SET drives it on, waiting for the
-    migration job already running. Migration jobs are SHOW JOBS rows of type MIGRATION, owned by the
+    migration job already running (a running job ends on its own, SET or not: the next SET skips
+    it). Migration jobs are SHOW JOBS rows of type MIGRATION, owned by the
     SET's user; a failed one fails the SET and is not run again by the next SET's finalization."""
+    import json
     import re
     import subprocess
 
@@ -163,7 +165,7 @@ def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
         assert n.wait() == 0
         n.env_extra = {
             "COCKROACH_STANDIN_VERSION": "v25.4.0",
-            "COCKROACH_STANDIN_FINALIZE_SECS": "4",
+            "COCKROACH_STANDIN_FINALIZE_SECS": "8",
             "COCKROACH_STANDIN_FAIL_MIGRATION": "3",
         }
         n.start()
@@ -176,12 +178,16 @@ def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
     deadline = time.monotonic() + 10
     while "step-" not in (v := sql(c, "SHOW CLUSTER SETTING version")) or "-step-002" in v:
         assert time.monotonic() < deadline, v
+    while not any(j["status"] == "running" and "migration 2:" in j["description"] for j in _jobs(c, since)):
+        assert time.monotonic() < deadline + 5, _jobs(c, since)
     setter.kill()
     setter.wait()
     time.sleep(0.5)
     stalled = sql(c, "SHOW CLUSTER SETTING version").split("\n")[1]
     time.sleep(1.5)
     assert sql(c, "SHOW CLUSTER SETTING version").split("\n")[1] == stalled  # nobody drives it
+    # ... but the job registry owns the migration job: it ran to its end without the SET (contract §9)
+    assert [j["status"] for j in _jobs(c, since)] == ["succeeded", "succeeded"]
     assert re.fullmatch(
         r"25\.2-upgrading-to-25\.3-step-\d{3}|25\.3|25\.3-upgrading-to-25\.4-step-\d{3}", stalled
     ), stalled
@@ -193,6 +199,13 @@ def test_finalization_stalls_when_its_set_goes_away_and_a_new_set_resumes_it(
     described = r"Upgrade to (25\.2-upgrading-to-25\.3-step-\d{3}|25\.3-upgrading-to-25\.4-step-\d{3}): .+"
     assert all(j["user_name"] == "root" and re.fullmatch(described, j["description"]) for j in jobs), jobs
     assert "stand-in migration 3 failed" in jobs[2]["error"]
+    # SHOW JOBS cuts a description at 100 characters; SHOW JOB <id> shows it whole (contract §9)
+    assert all(len(j["description"]) == 100 and j["description"].startswith("Upgrade to") for j in jobs), jobs
+    res = c.cli("sql", "--format=json", "-e", f"SHOW JOB {jobs[2]['job_id']}")
+    assert res.returncode == 0, res.stderr
+    (whole,) = json.loads(res.stdout)
+    assert whole["description"].startswith(jobs[2]["description"]) and len(whole["description"]) > 100
+    assert whole["description"].endswith('validates its new index"') and whole["status"] == "failed"
     # the next SET runs a new job for that step and finishes; the failed job stays as it was
     later = sql(c, "SELECT now()").split("\n")[1]
     assert sql(c, "SET CLUSTER SETTING version = '25.4'") == "SET CLUSTER SETTING\n"

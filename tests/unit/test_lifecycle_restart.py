@@ -13,6 +13,7 @@ import pytest
 
 from roachctl.cluster import lifecycle
 from roachctl.cluster.nodes import NodeTarget, UnitStop
+from roachctl.errors import RefusedError, RoachctlError
 from roachctl.exec.base import Result
 from roachctl.operation.lock import Locked
 
@@ -150,3 +151,44 @@ def test_an_observation_sent_beside_the_lock_is_used_only_if_no_holder_came_betw
     assert seen({**dict.fromkeys(hosts, 49.0), "h2": 50.5}) is fresh  # h2's holder came after it
     assert seen({"h1": 1.0}) is fresh  # the other hosts could not say
     assert seen(dict.fromkeys(hosts, 49.0), 1) is fresh  # it did not cover these
+
+
+@pytest.mark.parametrize(("passes", "code"), [(0, 30), (1, 20), (2, 20)])
+def test_a_failing_gate_is_a_refusal_until_a_node_was_restarted_then_exit_20(
+    monkeypatch: pytest.MonkeyPatch, passes: int, code: int
+) -> None:
+    """interface.md "Exit codes": the first pre-gate failing changed nothing (30); h2's post-restart gate
+    (passes=1) or h1's pre-gate (passes=2) failing leaves a restarted node behind: 20."""
+    rec = Recorder(("graceful drain complete",))
+    monkeypatch.setattr(lifecycle, "GATE_FRESH_S", -1.0)
+
+    async def healthy(
+        client: Any, everyone: Any, *, timeout: float, tolerate: Collection[str] = ()
+    ) -> list[Any]:
+        rec.calls.append(("gate",))
+        if len([c for c in rec.calls if c[0] == "gate"]) > passes:
+            raise RefusedError("the cluster did not become healthy within 180s (n3 not live)")
+        return []
+
+    for name, fake in [("observe", rec.observe), ("stop_unit", rec.stop_unit), ("systemctl", rec.systemctl),
+                       ("_ready_or_fail", rec.ready), ("wait_healthy", healthy)]:  # fmt: skip
+        monkeypatch.setattr(lifecycle, name, fake)
+    monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
+    monkeypatch.setattr(lifecycle, "_unfinished_restart", lambda session, only: ("", {}))
+
+    async def pid(session: Any, target: NodeTarget) -> int:
+        return 4242
+
+    monkeypatch.setattr(lifecycle, "main_pid", pid)
+    session = SimpleNamespace(
+        topology=SimpleNamespace(name="prod"), interrupts=SimpleNamespace(requested=False),
+        step=lambda *_, **__: None, beside=None,
+    )  # fmt: skip
+    try:
+        outcome = asyncio.run(lifecycle.restart(session, notify=lambda h, m: None))  # type: ignore[arg-type]
+        (failure,) = outcome.failures.values()
+    except RoachctlError as exc:
+        failure = exc
+    assert failure.exit_code == code and "did not become healthy" in failure.message
+    assert ("already changed a node" in failure.message) == (code == 20)
+    assert [c[1] for c in rec.calls if c[0] == "stop"] == ([] if passes == 0 else ["h2"])

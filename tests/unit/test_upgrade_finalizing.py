@@ -86,6 +86,8 @@ class Client:
         self.sets: list[tuple[str, float]] = []
         self.jobs = jobs or []
         self.since: list[str] = []
+        self.asked: list[str] = []
+        self.whole = ""
 
     async def run(self, target: NodeTarget, args: list[str], *, timeout: float, input: bytes) -> Result:
         if b"SET CLUSTER SETTING version" in input:
@@ -100,6 +102,13 @@ class Client:
             assert "--format=json" in args
             self.since.append(input.decode())
             return Result(0, json.dumps(self.jobs).encode(), b"", 0.1)
+        if b"SHOW JOB " in input:  # one job, its description whole (contract §9)
+            assert "--format=json" in args
+            self.asked.append(input.decode())
+            rows = [
+                {**j, "description": self.whole} for j in self.jobs if f"JOB {j['job_id']};" in input.decode()
+            ]
+            return Result(0, json.dumps(rows).encode(), b"", 0.1)
         value = self.values.pop(0) if len(self.values) > 1 else self.values[0]
         return Result(0, f"version\n{value}\n".encode(), b"", 0.1)
 
@@ -227,3 +236,23 @@ def test_a_rollback_turns_auto_finalization_off_then_looks_again() -> None:
         _hold(Recorder([STEP]))  # it began in between
     with pytest.raises(RefusedError, match="may have begun"):
         _hold(Recorder(["25.2"]), sent=True)
+
+
+def test_a_failed_jobs_description_cut_by_show_jobs_is_read_whole() -> None:
+    """contract §9 (v25.4 show-jobs.md): SHOW JOBS shows 100 characters of a description; SHOW JOB <id>
+    all of it. Only a failed job's is read again; the others are marked cut."""
+    whole = 'Upgrade to 25.2-upgrading-to-25.4-step-004: "' + "x" * 80 + ' the end of it"'
+    cut = [{**_job("failed", "boom"), "description": whole[:100]}]
+    client = Client([STEP], set_fails="ERROR: running migration for x: boom", jobs=cut)
+    client.whole = whole
+    with pytest.raises(RemoteCommandError) as info:
+        _finalize(client, wait_s=1000.0)
+    assert "the end of it" in info.value.message
+    assert len(client.asked) == 1 and "SHOW JOB 101;" in client.asked[0]
+    assert "…" not in info.value.message
+    running = [{**_job("running"), "description": whole[:100]}]
+    client = Client(["25.4"], jobs=running)
+    done = asyncio.run(
+        up.finalize_with(cast(NodeClient, client), TARGETS, "25.4", lambda *_: None, poll_s=0.0)
+    )
+    assert client.asked == [] and done.jobs[0].truncated and done.jobs[0].line().endswith(whole[:100] + "…")

@@ -7,7 +7,16 @@ import json
 import pytest
 
 from roachctl.errors import RemoteCommandError
-from roachctl.plan.migrations import jobs_statement, parse_jobs, refuse_failed, since_literal
+from roachctl.plan.migrations import (
+    DESCRIPTION_LIMIT,
+    completed,
+    job_statement,
+    jobs_statement,
+    parse_jobs,
+    refuse_failed,
+    since_literal,
+    to_complete,
+)
 
 
 @pytest.mark.parametrize(
@@ -66,3 +75,31 @@ def test_a_failed_job_is_exit_20_with_error_and_hint() -> None:
         info.value.hint or ""
     )
     refuse_failed([], "25.4", "25.4", "x")
+
+
+def test_a_description_show_jobs_may_have_cut_is_marked_and_a_failed_ones_read_whole() -> None:
+    """contract §9: SHOW JOBS cuts `description` at 100 characters; SHOW JOB <id> has it whole."""
+    row = {"job_id": "7", "user_name": "root", "error": "boom"}
+    long, short = "d" * DESCRIPTION_LIMIT, "d" * (DESCRIPTION_LIMIT - 1)
+    cut, whole, running = parse_jobs(json.dumps([
+        {**row, "description": long, "status": "failed"},
+        {**row, "job_id": "8", "description": short, "status": "failed"},
+        {**row, "job_id": "9", "description": long, "status": "running", "error": "NULL"},
+    ]))  # fmt: skip
+    assert cut.truncated and not whole.truncated and running.truncated
+    assert (
+        running.line() == f"migration job 9 running: {long}…" and running.to_json()["description_truncated"]
+    )
+    assert to_complete([cut, whole, running]) == [cut]  # only a failed job's is read again
+    assert job_statement("7") == "SHOW JOB 7;"
+    for bad in ("7; DROP TABLE x", "", "x"):
+        with pytest.raises(ValueError):
+            job_statement(bad)
+    full = completed(cut, json.dumps([{"job_id": "7", "description": long + " and the rest"}]))
+    assert full.description.endswith("and the rest") and not full.truncated
+    for answer in ("[]", json.dumps([{"job_id": "8", "description": "x"}]), json.dumps({"a": 1})):
+        with pytest.raises(ValueError):
+            completed(cut, answer)
+    with pytest.raises(RemoteCommandError) as info:
+        refuse_failed([cut], "25.4", "25.2", "x")
+    assert f"({long}…) failed: boom" in info.value.message

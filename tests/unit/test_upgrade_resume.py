@@ -3,12 +3,19 @@ journal's intent (plan/upgradeintent.py): the cluster decides, the intent only f
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from roachctl.cluster import upgrade as up
 from roachctl.errors import RefusedError, UsageError
+from roachctl.model.loader import load_text
 from roachctl.model.versions import skipped_major, tag_key
-from roachctl.plan.upgradeintent import Intent, check_intent, intent_from_steps
+from roachctl.operation.home import ClusterHome
+from roachctl.operation.journal import Operation
+from roachctl.operation.session import Session
+from roachctl.plan.upgradeintent import Intent, check_intent, confirmed_source, intent_from_steps
 from roachctl.plan.upgradepath import UpgradeStep, check_rollback, path_json, plan_path, resume_path
 
 A, B, C = "v25.2.0", "v25.4.1", "v26.1.0"
@@ -170,3 +177,31 @@ def test_status_says_finalization_is_in_progress_at_a_bare_skipped_major() -> No
     said = up.remaining_advice("prod", "25.3", B, source=A)
     assert "finalization to 25.4 is in progress" in said and "rollback" not in said
     assert "not finalized" in up.remaining_advice("prod", "25.3", B, source="v25.3.2")
+
+
+SKIP = Intent((UpgradeStep(A, B),), ((A, B, "rolling"), (A, B, "rolled")))
+
+
+def test_the_source_of_a_finalization_comes_from_the_cluster_not_the_journal_alone() -> None:
+    """The journal's source counts only while the cluster confirms its step in flight: a journal the
+    cluster contradicts never makes `status` say "finalization in progress"."""
+    assert confirmed_source(SKIP, {B}, "25.3") == A  # mid skip-level finalization: confirmed
+    assert confirmed_source(SKIP, {B}, "25.2-upgrading-to-25.3-step-002") == A
+    # journaled 25.2 → 25.4 and finalized; since moved to 26.1 binaries (at 25.4) by other means
+    assert confirmed_source(SKIP, {C}, "25.4") == ""
+    assert confirmed_source(SKIP, {A, B}, "25.2") == ""  # mid-roll: no step's target everywhere
+    assert confirmed_source(None, {B}, "25.3") == ""
+
+
+def test_status_after_the_cluster_moved_on_says_not_finalized_not_in_progress(tmp_path: Path) -> None:
+    home = ClusterHome(tmp_path, "prod")
+    with Operation(home.journal_path, "upgrade") as op:
+        op.step("plan", source=A, target=B, final=B, steps=[UpgradeStep(A, B).to_json()])
+        for state in ("rolling", "rolled", "finalized"):
+            op.step("path", source=A, target=B, state=state)
+    topology = load_text("name: prod\nversion: v26.1.0\nnodes:\n  - host: h1\n")
+    session = Session(topology, home, ssh=None)  # type: ignore[arg-type]
+    said = asyncio.run(up.upgrade_status(session, {C}, "25.4"))
+    assert said is not None and "not finalized" in said and "in progress" not in said
+    said = asyncio.run(up.upgrade_status(session, {B}, "25.3"))  # the journaled step, confirmed
+    assert said is not None and "finalization to 25.4 is in progress" in said

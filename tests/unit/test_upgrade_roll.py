@@ -15,7 +15,8 @@ import pytest
 
 from roachctl.cluster import upgrade as up
 from roachctl.cluster.nodes import NodeTarget, Readiness, UnitStop
-from roachctl.errors import RemoteCommandError
+from roachctl.cluster.settle import settle_with
+from roachctl.errors import RefusedError, RemoteCommandError
 from roachctl.exec.base import Result
 from roachctl.model.loader import load_text
 from roachctl.operation.home import ClusterHome
@@ -171,3 +172,57 @@ def test_each_node_settles_after_it_is_back_and_a_resumed_roll_settles_first(
     order = [e for e in units.log if e[1].startswith(("settled", "stopped"))]
     assert order == [("h2", "settled before"), ("h2", "stopped"), ("h2", "settled after"),
                      ("h3", "stopped"), ("h3", "settled after")]  # fmt: skip
+
+
+def _failing_gate(units: Units, monkeypatch: pytest.MonkeyPatch, *, passes: int) -> None:
+    """The health gate passes `passes` times, then refuses (as wait_healthy does: exit 30)."""
+    calls = []
+
+    async def wait_healthy(client: Any, everyone: list[NodeTarget], *, timeout: float) -> None:
+        calls.append(1)
+        if len(calls) > passes:
+            raise RefusedError("the cluster did not become healthy within 180s (ranges under-replicated: 2)")
+        units.note("*", "healthy")
+
+    monkeypatch.setattr(up, "wait_healthy", wait_healthy)
+
+
+@pytest.mark.parametrize(("passes", "code", "stopped"), [(0, 30, []), (1, 20, ["h1"]), (2, 20, ["h1"])])
+def test_a_failing_gate_is_a_refusal_until_this_run_restarted_a_node_then_exit_20(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, passes: int, code: int, stopped: list[str]
+) -> None:
+    """interface.md "Exit codes": before the first node, nothing changed (30); after h1's restart its
+    own gate (passes=1) or h2's pre-gate (passes=2) failing leaves a changed cluster: 20."""
+    units = Units(stuck="")
+    monkeypatch.setattr(up, "GATE_FRESH_S", -1.0)  # every node gates before its stop
+    units.install(monkeypatch)
+    _failing_gate(units, monkeypatch, passes=passes)
+    monkeypatch.setattr(units, "install", lambda mp: None)
+    with pytest.raises((RefusedError, RemoteCommandError)) as caught:
+        _run(tmp_path, units, monkeypatch)
+    assert caught.value.exit_code == code and "did not become healthy" in caught.value.message
+    assert ("already changed a node" in caught.value.message) == (code == 20)
+    assert [h for h, what in units.log if what == "stopped"] == stopped and units.max_down <= 1
+
+
+def test_a_settle_that_fails_after_a_node_came_back_is_exit_20(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    units = Units(stuck="")
+
+    async def sick() -> tuple[bool, str]:
+        return False, "under-replicated ranges: 3"
+
+    async def settle(
+        client: Any, everyone: Any, rule: Any, notify: Any, *, host: str, what: str, rerun: str
+    ) -> None:
+        await settle_with(sick, rule, what=what, rerun=rerun)
+
+    monkeypatch.setattr(up, "settle", settle)
+    with pytest.raises(RemoteCommandError) as caught:
+        _run(tmp_path, units, monkeypatch, pace=up.Pace(up.SettleRule(0.2), "again"))
+    assert (
+        caught.value.exit_code == 20
+        and "did not settle within 0.2s after h1 came back" in caught.value.message
+    )
+    assert "again" in (caught.value.hint or "") and [h for h, w in units.log if w == "stopped"] == ["h1"]

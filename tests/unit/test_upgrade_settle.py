@@ -89,3 +89,15 @@ def test_the_polling_loop_settles_or_stops_the_roll() -> None:
         asyncio.run(settle_with(sick, SettleRule(0.3), what="after h1 came back", rerun="roachctl upgrade x"))
     assert "did not settle within 0.3s after h1 came back (under-replicated ranges: 3)" in info.value.message
     assert info.value.exit_code == 30 and "roachctl upgrade x" in (info.value.hint or "")
+
+
+def test_a_gate_that_fails_after_the_run_changed_a_node_is_exit_20() -> None:
+    """interface.md "Exit codes": 30 says nothing changed; after a restart the roll stopped mid-way."""
+    from roachctl.errors import RefusedError
+    from roachctl.plan.settle import stopped_mid_roll
+
+    refused = RefusedError("the cluster did not settle within 5s", hint="run it again")
+    failed = stopped_mid_roll(refused, "h2")
+    assert refused.exit_code == 30 and failed.exit_code == 20 and failed.where == "h2"
+    assert failed.message.startswith(refused.message) and "already changed a node" in failed.message
+    assert failed.hint == "run it again"

@@ -106,7 +106,10 @@ def _upgrade_notes(report: UpgradeReport) -> list[str]:
         lines.append(f"  gate {gate['gate']}: {mark} ({gate['detail']})")
     for job in report.migrations:
         error = f" — {job['error']}" if job["error"] else ""
-        lines.append(escape(f"  migration job {job['job_id']} {job['status']}: {job['description']}{error}"))
+        cut = "…" if job.get("description_truncated") else ""  # SHOW JOBS cut it (contract §9)
+        lines.append(
+            escape(f"  migration job {job['job_id']} {job['status']}: {job['description']}{cut}{error}")
+        )
     return lines + [f"[yellow]warning:[/] {escape(warning)}" for warning in report.warnings]
 
 

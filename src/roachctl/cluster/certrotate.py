@@ -42,6 +42,7 @@ from roachctl.cluster.nodes import (
     targets,
     unit_running,
 )
+from roachctl.cluster.settle import gate
 from roachctl.errors import InterruptedByUser, RefusedError, RemoteCommandError, RoachctlError, UsageError
 from roachctl.exec.command import Command
 from roachctl.operation.session import Session
@@ -83,7 +84,8 @@ async def rotate(
         await _rotate_ca(session, everyone, phase, outcome, notify)
     else:
         await _each(session, everyone, outcome, lambda t: _node_cert(session, t, notify, skip_current=False))
-        await wait_healthy(NodeClient(session), everyone, timeout=HEALTHY_TIMEOUT)
+        healthy = wait_healthy(NodeClient(session), everyone, timeout=HEALTHY_TIMEOUT)
+        await gate(healthy, touched=bool(outcome.done))  # exit 20 once a node has new certificates
         home.operator_certs()
     return outcome
 
@@ -471,7 +473,7 @@ async def _rotate_ca(
             _ca_file, session, notify=notify, phase=phase, trusted=new_ca, dropped=dropped
         )
         await _each(session, everyone, outcome, step)
-    await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    await gate(wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT), touched=bool(outcome.done))
     if phase < 3:
         home.set_rotation_phase(phase + 1)
     else:

@@ -76,6 +76,7 @@ from roachctl.operation.session import Session
 from roachctl.plan import bounds
 from roachctl.plan.drainlog import DRAINING_READINESS, drain_verdict
 from roachctl.plan.render import join_list
+from roachctl.plan.settle import stopped_mid_roll
 from roachctl.plan.stoporder import StopStep, can_drain, stop_steps
 from roachctl.ui.env import Notify
 
@@ -632,7 +633,12 @@ async def restart(
         pending = {t.host for t in chosen if t.host in seen.draining and t.host not in outcome.done}
         ours = pending | set(outcome.done) | {target.host}
         if gated_at is None or time.monotonic() - gated_at > GATE_FRESH_S:
-            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
+            try:
+                await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
+            except RefusedError as exc:  # exit 20 once this run restarted a node (plan/settle.py)
+                if not any(v == "restarted" for v in outcome.done.values()):
+                    raise
+                raise stopped_mid_roll(exc) from exc
         gated_at = None
         try:
             stop_line = await _restart_stop(session, target, notify)
@@ -656,9 +662,10 @@ async def restart(
                 main_pid(session, target),
                 wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours),
             )
-        except RoachctlError as exc:
-            outcome.failures[target.host] = exc
-            session.step("restart", host=target.host, result="failed", error=exc.message)
+        except RoachctlError as exc:  # this node was restarted: a failed gate is exit 20 (plan/settle.py)
+            failure = stopped_mid_roll(exc, target.host) if isinstance(exc, RefusedError) else exc
+            outcome.failures[target.host] = failure
+            session.step("restart", host=target.host, result="failed", error=failure.message)
             break  # never take the next node down while this one is not back
         gated_at = time.monotonic()
         outcome.done[target.host] = "restarted"

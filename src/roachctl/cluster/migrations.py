@@ -9,7 +9,16 @@ from __future__ import annotations
 from roachctl.cluster.nodes import NodeClient, NodeTarget
 from roachctl.errors import RemoteCommandError
 from roachctl.plan import bounds
-from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
+from roachctl.plan.migrations import (
+    NOW_STATEMENT,
+    MigrationJob,
+    completed,
+    job_statement,
+    jobs_statement,
+    parse_jobs,
+    since_literal,
+    to_complete,
+)
 from roachctl.plan.sqlinput import sql_stdin
 
 
@@ -42,6 +51,13 @@ async def read_jobs(
     if not since:
         return [], "the cluster's clock could not be read before the SET"
     try:
-        return parse_jobs(await _sql(client, everyone, jobs_statement(since), "json")), ""
+        jobs = parse_jobs(await _sql(client, everyone, jobs_statement(since), "json"))
     except (RemoteCommandError, ValueError) as exc:
         return [], f"the migration jobs could not be read: {exc}"
+    for job in to_complete(jobs):  # SHOW JOBS cut its description: `SHOW JOB <id>` has it whole
+        try:
+            whole = completed(job, await _sql(client, everyone, job_statement(job.job_id), "json"))
+        except (RemoteCommandError, ValueError):
+            continue  # reported as cut (`…`)
+        jobs[jobs.index(job)] = whole
+    return jobs, ""

@@ -2,8 +2,9 @@
 
 Each sample is one look at the rolling gate (cluster/lifecycle.py `health_sample`: every member
 live, none draining, 0 unavailable and 0 under-replicated ranges). A cluster that does not settle
-within the budget stops the roll here (exit 30): the other nodes keep serving, and re-running the
-same command settles again before its first node.
+within the budget stops the roll here: the other nodes keep serving, and re-running the same
+command settles again before its first node. Exit 30 while this run has not restarted a node yet,
+exit 20 once it has (`gate`, plan/settle.py `stopped_mid_roll`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from roachctl.cluster.lifecycle import health_sample
 from roachctl.cluster.nodes import NodeClient, NodeTarget
 from roachctl.errors import RefusedError
-from roachctl.plan.settle import FAILED, SETTLED, SettleRule, Settling
+from roachctl.plan.settle import FAILED, SETTLED, SettleRule, Settling, stopped_mid_roll
 from roachctl.ui.env import Notify
 
 Sampler = Callable[[], Awaitable[tuple[bool, str]]]
+T = TypeVar("T")
+
+
+async def gate(check: Awaitable[T], *, touched: bool, where: str | None = None) -> T:
+    """Await a rolling gate (health, settle); its refusal (30) becomes exit 20 once this run has
+    restarted a node (`touched`): the cluster has changed by then (plan/settle.py `stopped_mid_roll`)."""
+    try:
+        return await check
+    except RefusedError as exc:
+        if not touched:
+            raise
+        raise stopped_mid_roll(exc, where) from exc
 
 
 async def settle_with(sample: Sampler, rule: SettleRule, *, what: str, rerun: str) -> float:

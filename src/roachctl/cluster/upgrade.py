@@ -48,7 +48,7 @@ from roachctl.cluster.nodes import (
     wait_ready,
 )
 from roachctl.cluster.nodestatus import NodeStatus, parse_node_status_json
-from roachctl.cluster.settle import settle
+from roachctl.cluster.settle import gate, settle
 from roachctl.engine import deploy as deploy_mod
 from roachctl.engine.apply import apply_plan
 from roachctl.errors import (
@@ -70,7 +70,14 @@ from roachctl.plan.owner import marker_for, marker_path, render_marker
 from roachctl.plan.settle import DEFAULT_SETTLE_S, SettleRule, settle_warning
 from roachctl.plan.sqlinput import sql_stdin
 from roachctl.plan.state import Change, ChangeKind, HostPlan, LinkSpec
-from roachctl.plan.upgradeintent import FINALIZE_BEGIN, Intent, check_intent, finalize_sent, intent_from_steps
+from roachctl.plan.upgradeintent import (
+    FINALIZE_BEGIN,
+    Intent,
+    check_intent,
+    confirmed_source,
+    finalize_sent,
+    intent_from_steps,
+)
 from roachctl.plan.upgradepath import (
     UpgradePath,
     UpgradeStep,
@@ -148,7 +155,7 @@ class UpgradeReport:
     cluster_version: str = ""
     remaining: str = ""
     dry_run: bool = False
-    migrations: list[dict[str, str]] = field(default_factory=list)  # finalization's jobs (contract §9)
+    migrations: list[dict[str, str | bool]] = field(default_factory=list)  # finalization's jobs (contract §9)
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -411,13 +418,15 @@ async def _verify_installed(session: Session, version: str) -> None:
 
 async def _roll_node(
     session: Session, target: NodeTarget, step: UpgradeStep, notify: Notify, *, paused: bool = False,
-    pace: Pace | None = None, gated: bool = False,
+    pace: Pace | None = None, gated: bool = False, touched: bool = False,
 ) -> str:  # fmt: skip
     """Switch one node to `step.target`: gate, links, graceful stop, start, ready, healthy.
 
     `paused`: an interrupted roll left this node stopped with its links switched; it is the one
     node down, so it is started without the pre-gate (which waits for every node live).
     `gated`: the previous node's gates (the same check) passed a moment ago: no second pre-gate.
+    `touched`: this run already restarted a node, so a failing pre-gate is exit 20, not 30 (as every
+    gate after this node's own restart is; cluster/settle.py `gate`).
     """
     client, everyone = NodeClient(session), targets(session)
     if paused:
@@ -427,7 +436,7 @@ async def _roll_node(
     else:
         if not gated:
             notify(target.host, "waiting for a healthy cluster")
-            await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+            await gate(wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT), touched=touched)
         await _switch_links(session, target, step.target, notify)
         notify(target.host, f"restarting on {step.target} (graceful drain, then start)")
         stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
@@ -442,12 +451,11 @@ async def _roll_node(
             hint="the roll stopped here; the other nodes keep serving. Fix the node and run the same "
             f"command again to resume, or `roachctl upgrade rollback {session.topology.name}`",
         )
-    pid, _ = await asyncio.gather(
-        main_pid(session, target), wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
-    )
+    healthy = wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT)
+    pid, _ = await asyncio.gather(main_pid(session, target), gate(healthy, touched=True))
     if pace is not None:  # the next node waits until this one's return has settled (plan/settle.py)
-        await settle(client, everyone, pace.rule, notify, host=target.host,
-                     what=f"after {target.host} came back", rerun=pace.rerun)  # fmt: skip
+        await gate(settle(client, everyone, pace.rule, notify, host=target.host,
+                          what=f"after {target.host} came back", rerun=pace.rerun), touched=True)  # fmt: skip
     session.step("roll", host=target.host, source=step.source, target=step.target, drain=drain, pid=pid)
     line = f"on {step.target} ({drain}, ready)"
     notify(target.host, line)
@@ -468,7 +476,8 @@ async def roll_nodes(
 ) -> None:  # fmt: skip
     """Move every node to `step.target`, one at a time (a paused node first, nodes already on it
     skipped), settling between nodes (`pace`); a node that does not come back ready stops the roll,
-    and a Ctrl-C stops it between nodes."""
+    and a Ctrl-C stops it between nodes. A gate that fails is exit 30 until this run has restarted
+    a node, exit 20 from then on (cluster/settle.py `gate`)."""
     paused = mid_roll(seen, step.target)
     resumed = bool(paused) or any(v.build == step.target for v in seen.hosts.values())
     gated_at: float | None = None  # when the previous node's post-return gates passed (monotonic)
@@ -489,8 +498,16 @@ async def roll_nodes(
                          what="before the resumed roll's first node", rerun=pace.rerun)  # fmt: skip
         resumed = False
         fresh = gated_at is not None and time.monotonic() - gated_at <= GATE_FRESH_S
+        touched = any(s.startswith("on ") for s in report.nodes.values())  # this run rolled a node
         report.nodes[target.host] = await _roll_node(
-            session, target, step, notify, paused=target.host == paused, pace=pace, gated=fresh
+            session,
+            target,
+            step,
+            notify,
+            paused=target.host == paused,
+            pace=pace,
+            gated=fresh,
+            touched=touched,
         )
         gated_at = time.monotonic()
 
@@ -559,7 +576,7 @@ async def upgrade(
     seen = await observe_cluster(session)
     report.cluster_version = seen.raw
     intent = intent_in_flight(session, seen, notify)
-    seen.source = _step_source(intent, seen)
+    seen.source = confirmed_source(intent, seen.builds, seen.raw)
     path = resume_path(seen.builds, seen.raw, version, intent.steps if intent else (), via)
     report.path = path_json(path, finalize=finalize, auto_finalize=auto_finalize)
     if not path.steps:
@@ -631,10 +648,14 @@ def intent_in_flight(session: Session, seen: Observation, notify: Notify) -> Int
     return intent
 
 
-def _step_source(intent: Intent | None, seen: Observation) -> str:
-    """The source of the step the whole cluster rolled to (intent), when it is the running build."""
-    step = intent.in_flight() if intent else None
-    return step[0] if step and seen.builds == {step[1]} else ""
+def observed_source(session: Session, builds: set[str], cluster_version: str) -> str:
+    """The source of the latest upgrade's step in flight when the cluster confirms it (its
+    intent passes `check_intent`, plan/upgradeintent.py `confirmed_source`), else "": a journal
+    that the cluster contradicts (moved on by other means) never shapes a finalization message."""
+    for op in reversed(read_operations(session.home.journal_path)):
+        if op.verb == "upgrade" and any(s.get("step") == "plan" for s in op.steps):
+            return confirmed_source(intent_from_steps(op.steps), builds, cluster_version)
+    return ""
 
 
 def remaining_advice(name: str, cluster_version: str, running: str, final: str = "", source: str = "") -> str:
@@ -758,7 +779,7 @@ async def finalize_with(
 async def finalize(session: Session, *, notify: Notify) -> UpgradeReport:
     """Finalize a major upgrade once every node runs the new binary; refused otherwise."""
     seen = await observe_cluster(session)
-    seen.source = last_upgrade(session)[0]
+    seen.source = observed_source(session, seen.builds, seen.raw)
     report = UpgradeReport(session.topology.name, cluster_version=seen.raw)
     return await _finalize_checked(session, seen, report, notify)
 
@@ -891,5 +912,5 @@ async def upgrade_status(
         return None
     running = next(iter(builds))
     if not finalize_done(cv, running):
-        return remaining_advice(name, cv, running, source=last_upgrade(session)[0])
+        return remaining_advice(name, cv, running, source=observed_source(session, builds, cv))
     return None

@@ -38,11 +38,34 @@ from roachctl.model.versions import major_of
 from roachctl.operation.journal import read_operations
 from roachctl.plan import bounds
 from roachctl.plan.clientargv import client_args
-from roachctl.plan.migrations import NOW_STATEMENT, MigrationJob, jobs_statement, parse_jobs, since_literal
+from roachctl.plan.migrations import (
+    NOW_STATEMENT,
+    MigrationJob,
+    completed,
+    job_statement,
+    jobs_statement,
+    parse_jobs,
+    since_literal,
+    to_complete,
+)
 from roachctl.plan.migrations import refuse_failed as refuse_failed_jobs
-from roachctl.plan.settle import DEFAULT_SETTLE_S, FAILED, SETTLED, SettleRule, Settling, settle_warning
+from roachctl.plan.settle import (
+    DEFAULT_SETTLE_S,
+    FAILED,
+    SETTLED,
+    SettleRule,
+    Settling,
+    settle_warning,
+    stopped_mid_roll,
+)
 from roachctl.plan.sqlinput import sql_stdin
-from roachctl.plan.upgradeintent import FINALIZE_BEGIN, check_intent, finalize_sent, intent_from_steps
+from roachctl.plan.upgradeintent import (
+    FINALIZE_BEGIN,
+    check_intent,
+    confirmed_source,
+    finalize_sent,
+    intent_from_steps,
+)
 from roachctl.plan.upgradepath import (
     UpgradeStep,
     check_rollback,
@@ -168,9 +191,10 @@ def _wait_healthy(cluster: LocalCluster, intr: SignalCounter) -> None:
         if not failed:
             return
         time.sleep(1.0)
-    raise RemoteCommandError(
+    raise RefusedError(  # exit 20 once this run has restarted a node (`_roll_node`)
         f"the cluster did not become healthy within {HEALTHY_TIMEOUT:.0f}s: {'; '.join(failed)}",
-        hint="the roll stopped here; every other node keeps serving. Check `roachctl local status`",
+        hint="the roll stopped here; every other node keeps serving. Check `roachctl local status`, "
+        "then run the same command again",
     )
 
 
@@ -188,9 +212,16 @@ def _wait_ports_free(node: NodeState, timeout: float = 30.0) -> None:
 
 
 def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str, timeout: float,
-               intr: SignalCounter, rule: SettleRule) -> str:  # fmt: skip
-    """Stop one node gracefully, start it on `binary`, wait until it is ready."""
-    _wait_healthy(cluster, intr)
+               intr: SignalCounter, rule: SettleRule, *, touched: bool = False) -> str:  # fmt: skip
+    """Stop one node gracefully, start it on `binary`, wait until it is ready and settled. A gate
+    that fails is exit 30 until this run has restarted a node (`touched`), then exit 20
+    (plan/settle.py `stopped_mid_roll`)."""
+    try:
+        _wait_healthy(cluster, intr)
+    except RefusedError as exc:
+        if touched:
+            raise stopped_mid_roll(exc, f"n{node.index}") from exc
+        raise
     proc = cluster.running(node)
     if proc is not None:
         result = cluster.stop_one(node, proc, why="upgrade")
@@ -202,8 +233,11 @@ def _roll_node(cluster: LocalCluster, node: NodeState, binary: Path, target: str
     _wait_ports_free(node)
     cluster.spawn([node], binary)
     cluster.wait_for([node], "ready (/health?ready=1)", cluster.endpoint.probe, timeout, intr, "ready")
-    _wait_healthy(cluster, intr)
-    _settle(cluster, rule, intr, f"after n{node.index} came back")
+    try:
+        _wait_healthy(cluster, intr)
+        _settle(cluster, rule, intr, f"after n{node.index} came back")
+    except RefusedError as exc:
+        raise stopped_mid_roll(exc, f"n{node.index}") from exc
     cluster.step("roll", node, target=target)
     console().print(f"n{node.index}: on {target} (drained, ready)")
     return f"on {target} (drained, ready)"
@@ -226,8 +260,7 @@ def upgrade(
     intent, warning = check_intent(intent_from_steps(ops[-1].steps) if ops else None, seen.builds, seen.raw)
     if warning:
         console().print(f"warning: {warning}", highlight=False)
-    flight = intent.in_flight() if intent else None
-    seen.source = flight[0] if flight and seen.builds == {flight[1]} else ""
+    seen.source = confirmed_source(intent, seen.builds, seen.raw)
     path = resume_path(seen.builds, seen.raw, version, intent.steps if intent else (), via)
     report.path = path_json(path, finalize=finalize)
     steps = path.steps if finalize else path.steps[:1]
@@ -410,7 +443,8 @@ def _roll(cluster: LocalCluster, source: str, target: str, binary: Path, report:
         if resumed:  # the run that rolled the others may have ended before they settled
             _settle(cluster, rule, intr, "before the resumed roll's first node")
             resumed = False
-        report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr, rule)
+        touched = any(s.startswith("on ") for s in report.nodes.values())  # this run rolled a node
+        report.nodes[key] = _roll_node(cluster, node, binary, target, timeout, intr, rule, touched=touched)
 
 
 def _set_once(cluster: LocalCluster, statement: str) -> str:
@@ -431,9 +465,16 @@ def _jobs(cluster: LocalCluster, since: str) -> tuple[list[MigrationJob], str]:
     if not since:
         return [], "the cluster's clock could not be read before the SET"
     try:
-        return parse_jobs(_client(cluster, ["sql", "--format=json"], jobs_statement(since))), ""
+        jobs = parse_jobs(_client(cluster, ["sql", "--format=json"], jobs_statement(since)))
     except (RemoteCommandError, ValueError) as exc:
         return [], f"the migration jobs could not be read: {exc}"
+    for job in to_complete(jobs):  # SHOW JOBS cut its description: `SHOW JOB <id>` has it whole
+        try:
+            whole = completed(job, _client(cluster, ["sql", "--format=json"], job_statement(job.job_id)))
+        except (RemoteCommandError, ValueError):
+            continue  # reported as cut (`…`)
+        jobs[jobs.index(job)] = whole
+    return jobs, ""
 
 
 def _now(cluster: LocalCluster) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from roachctl.errors import RefusedError, RemoteCommandError
+
 METRICS_SAMPLE_S = 10.0  # DefaultMetricsSampleInterval (contract §4.1)
 STALE_S = 2 * METRICS_SAMPLE_S  # metrics recomputed every interval, status records written every interval
 DEFAULT_SETTLE_S = 60.0
@@ -86,3 +88,15 @@ class Settling:
         if self.counted:
             return f"only {self.counted} healthy sample(s) {self.rule.spacing_s:g}s apart"
         return self.last_problem
+
+
+def stopped_mid_roll(refused: RefusedError, where: str | None = None) -> RemoteCommandError:
+    """A gate (healthy cluster, settle) that failed after this run changed a node: exit 20, not 30.
+
+    30 tells a script "refused, nothing changed"; by then the cluster has changed (a node runs the
+    other binary, was restarted, or reloaded new certificates), as when a node does not come back
+    (exit 20). Before this run touched any node, the same gate stays a refusal (interface.md,
+    "Exit codes")."""
+    return RemoteCommandError(
+        f"{refused.message}; this run had already changed a node", hint=refused.hint, where=where
+    )

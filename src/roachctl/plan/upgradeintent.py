@@ -108,6 +108,16 @@ def check_intent(
     return intent, ""
 
 
+def confirmed_source(intent: Intent | None, builds: Iterable[str], cluster_version: str) -> str:
+    """The source release of the step in flight, only when the cluster confirms it: the intent
+    passes `check_intent` and every node runs that step's target; "" otherwise. Messages about a
+    finalization (a bare skipped major is one in progress) use it, never the journal alone."""
+    known = {b for b in builds if b}
+    checked, _ = check_intent(intent, known, cluster_version)
+    step = checked.in_flight() if checked else None
+    return step[0] if step and known == {step[1]} else ""
+
+
 FINALIZE_BEGIN = "finalize-begin"  # journaled just BEFORE a finalizing SET is sent (contract §9)
 
 
