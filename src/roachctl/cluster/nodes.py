@@ -106,7 +106,9 @@ class NodeClient:
     def _certs(self) -> tuple[bytes | None, bytes | None, bytes | None]:
         if not self.session.topology.secure:
             return None, None, None
-        if self._client is None:
+        if self._signer is None:
+            self._client = self.session.client_cert()
+        elif self._client is None:
             self._client = self.session.home.ephemeral_client(signer=self._signer)
         ca = self.session.home.trust_pem()
         return ca, self._client.cert_pem(), self._client.key_pem()

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+
 from roachctl.errors import HostFailures, InterruptedByUser, RoachctlError
 from roachctl.exec.fanout import Interrupts
 from roachctl.exec.openssh import OpenSSH, SSHOptions
 from roachctl.model.topology import Topology
-from roachctl.operation.home import ClusterHome
+from roachctl.operation.home import EPHEMERAL_CLIENT_LIFETIME, ClusterHome
 from roachctl.operation.journal import Operation
 from roachctl.operation.lock import Locked, Then, controller_lock, host_locks
+from roachctl.tls import pki
+
+CLIENT_CERT_REUSE_S = EPHEMERAL_CLIENT_LIFETIME.total_seconds() / 2
 
 
 def ssh_options(
@@ -52,10 +58,22 @@ class Session:
     operation: Operation | None = None  # mutating commands only (operation/journal.py)
     locked: Locked = field(default_factory=Locked)  # what taking the host locks told (open_session)
     beside: object = None  # what `beside_lock` returned (open_session)
+    _clients: dict[bytes, tuple[float, pki.KeyPair]] = field(default_factory=dict)  # see `client_cert`
 
     @property
     def hosts(self) -> list[str]:
         return [n.host for n in self.topology.nodes]
+
+    def client_cert(self) -> pki.KeyPair:
+        """The command's short-lived root client cert for `cockroach` on the hosts (home.ephemeral_client):
+        one RSA key per command and signing CA (a CA rotation's phases each get their own), not one
+        per caller; a new one once it is CLIENT_CERT_REUSE_S old, well before it expires."""
+        now, signer = time.monotonic(), self.home.ca()
+        key = signer.cert.fingerprint(hashes.SHA256())
+        made = self._clients.get(key)
+        if made is None or now - made[0] > CLIENT_CERT_REUSE_S:
+            made = self._clients[key] = (now, self.home.ephemeral_client(signer=signer))
+        return made[1]
 
     def step(self, name: str, *, host: str | None = None, **detail: Any) -> None:
         """Record one step of this command in the journal (read-only commands record nothing)."""
