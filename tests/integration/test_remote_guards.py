@@ -37,6 +37,7 @@ def _pids(rc: Remote) -> dict[str, str]:
 
 def test_a_node_roachctl_cannot_see_into_makes_stop_and_restart_refuse(rc: Remote) -> None:
     rc.sh("h2", f"echo 'AllowTcpForwarding no' > {DROPIN} && systemctl reload ssh")
+    rc.drop_connections()  # an open connection keeps the forwarding it was made with
     try:
         before = _pids(rc)
         for args, forceable in (

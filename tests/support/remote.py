@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from roachctl.exec.openssh import OpenSSH
+from roachctl.model.loader import load_topology
+from roachctl.operation.session import ssh_options
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
 
@@ -97,6 +100,17 @@ class Remote:
     ) -> Completed:
         source = ["--tarball", str(self.tarball)] if self.tarball else []
         return self.run("deploy", str(self.topology), *source, *extra, env=env, ssh_config=ssh_config)
+
+    def drop_connections(self) -> None:
+        """Close the ssh masters earlier commands left for this home (docs/interface.md "ssh
+        connections"), as if `ssh.persist` had passed: the next command connects anew, so it sees
+        what sshd allows now (a connection keeps the settings it was made with)."""
+        options = ssh_options(load_topology(self.topology), ssh_config=self.bed.ssh_config)
+        control_dir = OpenSSH(options, share_key=str(self.home.resolve())).control_dir
+        for sock in (p for p in control_dir.iterdir() if p.is_socket()):
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, check=False
+            )
 
     def status(self, *flags: str) -> dict[str, Any]:
         res = self.run("--json", "status", self.name, *flags)

@@ -278,7 +278,8 @@ async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) ->
 # $1 unit, $2 seconds to wait for the process to exit on its own after `systemctl stop` sent SIGTERM.
 # Past that bound, SIGKILL through systemd: the pending stop job then completes and, because the stop
 # was requested, `Restart=always` does not apply (the unit ends `failed`, reset to `inactive` here).
-# So the unit's TimeoutStopSec never decides how long a stop takes. One line of key=value results,
+# So the unit's TimeoutStopSec never decides how long a stop takes. A unit that no longer exists
+# (an earlier `destroy` removed it) with nothing running is already stopped. One line of key=value results,
 # then `log: ` + each drain verdict line ($4, plan/drainlog.py) the node's log ($3) got meanwhile.
 _STOP_SCRIPT = r"""
 set -u
@@ -288,6 +289,9 @@ pid=$(prop MainPID) before=$(prop ActiveState)
 logreal=$(readlink -f -- "$log" 2>/dev/null || true) logoff=0
 if [ -n "$logreal" ] && [ -f "$logreal" ]; then logoff=$(stat -c %s -- "$logreal"); fi
 start=$(date +%s) hard=0 killed=0
+if [ "$(prop LoadState)" = not-found ] && [ "$pid" = 0 ]; then  # no unit (removed) and nothing runs
+  echo "before=$before pid=0 hard=0 code= status= result= gone=1 secs=0"; exit 0
+fi
 systemctl stop --no-block -- "$unit" || exit 71
 while :; do
   st=$(prop ActiveState)

@@ -304,10 +304,11 @@ class OpenSSH:
 
     async def close(self) -> None:
         """Close every master this transport opened and remove the control dir (idempotent); shared
-        masters are left to ControlPersist for the next command."""
+        masters are left to ControlPersist for the next command, unless something failed through
+        them (`troubled`): the next command then starts from a new connection."""
         self.closed = True
-        if not self.shared:
-            await asyncio.gather(*(ex.close() for ex in self._executors.values()), return_exceptions=True)
+        closing = [ex for ex in self._executors.values() if not self.shared or ex.troubled]
+        await asyncio.gather(*(ex.close() for ex in closing), return_exceptions=True)
         self._write_stats()
         if self._own_dir:
             shutil.rmtree(self.control_dir, ignore_errors=True)
@@ -351,6 +352,9 @@ class OpenSSHExecutor(ExecutorBase):
         self.remote_uid: int | None = None
         self.login_shell = ""  # $SHELL of the login user, learnt at connect (see wire_command)
         self.reused = False  # connected through a shared master an earlier command left (no round)
+        # ssh failed (255), or a forwarding (-W) through this connection failed: a shared master is then
+        # closed at the end, so a fix on the host (sshd_config, network) is seen by the next command
+        self.troubled = False
 
     @property
     def is_root(self) -> bool:
@@ -461,6 +465,12 @@ class OpenSSHExecutor(ExecutorBase):
         self._in_flight += 1
         try:
             yield argv
+        except Exception:
+            # Through a master, sshd refusing the forwarding (AllowTcpForwarding, fixed per connection)
+            # reads as nothing listening on the port: "Stdio forwarding request failed: Session open
+            # refused by peer" either way. So any failed pipe makes the next command reconnect.
+            self.troubled = True
+            raise
         finally:
             self._active -= 1
             self._in_flight -= 1
@@ -552,6 +562,7 @@ class OpenSSHExecutor(ExecutorBase):
                 err = (await proc.stderr.read()).decode("utf-8", "replace")
                 if code == 255:
                     self._connected = False
+                    self.troubled = True
                     raise transport_error(self.host, err)
                 raise RemoteCommandError(
                     f"`{cmd.display()}` failed (exit {code}): {stderr_tail(err)}",
@@ -635,6 +646,7 @@ class OpenSSHExecutor(ExecutorBase):
             return Result(255, done.stdout, stderr, done.duration)  # the remote command's own 255
         if done.returncode == 255:
             self._connected = False
+            self.troubled = True
             err = done.stderr.decode("utf-8", "replace")
             raise transport_error(self.host, cmd.mask(err) if cmd else err, what=what)
         return Result(done.returncode, done.stdout, done.stderr, done.duration)
