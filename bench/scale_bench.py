@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from deploy_bench import (  # noqa: E402
     code_under_test,
     emit,
     log,
+    scenarios,
     settle,
     write_topology,
 )
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.hosts.split(",") if x.strip()]
-    from tests.support.bed import Bed, BedUnavailable
+    from tests.support.bed import Bed
 
     work = Path(tempfile.mkdtemp(prefix="roachctl-scale-bench-"))
     meta: dict[str, Any] = {
@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "standin_heartbeat_secs_over_15_hosts": args.heartbeat_secs,
     }
     samples: dict[int, list[dict[str, tuple[float, float]]]] = {}
-    failed = False
-    try:
+    with scenarios(work) as outcome:
         tarball = build_release(work / "release")
         for n in counts:
             for r in range(args.repeat):
@@ -217,19 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                         slow_heartbeats(bed, args.heartbeat_secs)
                     log(f"    (bed up and settled in {time.perf_counter() - t0:.1f} s, untimed)")
                     samples.setdefault(n, []).append(run_once(bed, n, tarball, work, args.status_repeat))
-    except BedUnavailable as exc:
-        log(f"test bed unavailable: {exc}")
+    if outcome.bed_unavailable:
         return 2
-    except ScenarioFailed as exc:
-        log(f"SCENARIO FAILED: {exc}")
-        failed = True
-    except KeyboardInterrupt:
-        log("interrupted; partial results follow")
-        failed = True
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    doc = {"meta": meta, **summarize(samples), "failed": failed}
+    doc = {"meta": meta, **summarize(samples), "failed": outcome.failed}
     return emit(doc, args, lambda: print_report(doc))
 
 
