@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from deploy_bench import (  # noqa: E402
     emit,
     log,
     pad_release,
+    scenarios,
     settle,
     timed,
     write_topology,
@@ -278,7 +280,6 @@ def main(argv: list[str] | None = None) -> int:
         log("the test bed needs root")
         return 2
     from ready_bench import make_certs
-    from tests.support.bed import BedUnavailable
     from tests.support.mirror import Mirror
 
     work = Path(tempfile.mkdtemp(prefix="roachctl-bytes-bench-"))
@@ -289,9 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         "code": code_under_test(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    failed = False
     bench: Bench | None = None
-    try:
+    with scenarios(work, args.keep) as outcome:
         tarball = build_release(work / "release")
         if args.pad_mb > 0:
             tarball = pad_release(tarball, args.pad_mb)
@@ -315,26 +315,13 @@ def main(argv: list[str] | None = None) -> int:
                     "roachctl": lambda bed: bench.roachctl(bed),  # type: ignore[union-attr]
                     "ansible": lambda bed: bench.ansible(bed, certs, mirror.url),  # type: ignore[union-attr]
                 }[tool]
-                try:
-                    on_fresh_bed(args.hosts, f"bytes-{tool[:4]}", body)
-                except ScenarioFailed as exc:
-                    log(f"SCENARIO FAILED: {exc}")
-                    failed = True
-    except BedUnavailable as exc:
-        log(f"test bed unavailable: {exc}")
+                outcome.attempt(partial(on_fresh_bed, args.hosts, f"bytes-{tool[:4]}", body))
+    if outcome.bed_unavailable:
         return 2
-    except KeyboardInterrupt:
-        log("interrupted; partial results follow")
-        failed = True
-    finally:
-        if args.keep:
-            log(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = report(bench) if bench else []
     meta["big_files"] = bench.files if bench else {}
-    doc = {"meta": meta, "rows": rows, "failed": failed}
+    doc = {"meta": meta, "rows": rows, "failed": outcome.failed}
     return emit(doc, args, lambda: print_table(rows, meta))
 
 

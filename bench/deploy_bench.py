@@ -30,6 +30,7 @@ scenario failed (wrong end state, no "0 changes", a command error); 2 if the bed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -41,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -498,6 +499,49 @@ def emit(doc: dict[str, Any], args: argparse.Namespace, table: Callable[[], None
     return 1 if doc["failed"] else 0
 
 
+@dataclass
+class Outcome:
+    """How a benchmark's scenarios ended (see `scenarios`)."""
+
+    failed: bool = False  # a scenario failed or Ctrl-C cut the run short: partial results, exit 1
+    bed_unavailable: bool = False  # no results: exit 2
+
+    def attempt(self, body: Callable[[], None]) -> None:
+        """One scenario whose failure is logged and counted without stopping the others (their rows are
+        still worth having)."""
+        try:
+            body()
+        except ScenarioFailed as exc:
+            log(f"SCENARIO FAILED: {exc}")
+            self.failed = True
+
+
+@contextlib.contextmanager
+def scenarios(work: Path, keep: bool = False) -> Iterator[Outcome]:
+    """Every benchmark's skeleton around its scenarios: an unavailable bed ends the run with no results
+    (exit 2), a failed scenario or Ctrl-C ends it with the partial results (exit 1); the work directory
+    is removed either way, unless --keep."""
+    from tests.support.bed import BedUnavailable
+
+    outcome = Outcome()
+    try:
+        yield outcome
+    except BedUnavailable as exc:
+        log(f"test bed unavailable: {exc}")
+        outcome.bed_unavailable = True
+    except ScenarioFailed as exc:
+        log(f"SCENARIO FAILED: {exc}")
+        outcome.failed = True
+    except KeyboardInterrupt:
+        log("interrupted; partial results follow")
+        outcome.failed = True
+    finally:
+        if keep:
+            log(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hosts", default="3,9", help="comma-separated host counts (default 3,9)")
@@ -536,8 +580,6 @@ def main(argv: list[str] | None = None) -> int:
     if not ROACHCTL.exists():
         log(f"{ROACHCTL} missing: run ./scripts/bootstrap --dev")
         return 2
-    from tests.support.bed import BedUnavailable
-
     work = Path(tempfile.mkdtemp(prefix="roachctl-bench-"))
     results = Results()
     meta: dict[str, Any] = {
@@ -548,8 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         "code": code_under_test(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    failed = False
-    try:
+    with scenarios(work, args.keep) as outcome:
         tarball = build_release(work / "release")
         if args.pad_mb > 0:
             tarball = pad_release(tarball, args.pad_mb)
@@ -577,20 +618,8 @@ def main(argv: list[str] | None = None) -> int:
                     order.append(("seedpf", body))
                 for label, body in order:
                     on_fresh_bed(n, f"bench-{label}-{n}", results, body)
-    except BedUnavailable as exc:
-        log(f"test bed unavailable: {exc}")
+    if outcome.bed_unavailable:
         return 2
-    except ScenarioFailed as exc:
-        log(f"SCENARIO FAILED: {exc}")
-        failed = True
-    except KeyboardInterrupt:
-        log("interrupted; partial results follow")
-        failed = True
-    finally:
-        if args.keep:
-            log(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta.setdefault("startup_s", None)
     doc = {
@@ -599,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdict": verdict(results),
         "reference_issue_not_measured": REFERENCE,
         "boot_s": {n: [round(x, 2) for x in v] for n, v in results.boot.items()},
-        "failed": failed,
+        "failed": outcome.failed,
     }
     return emit(doc, args, lambda: print_table(results, meta))
 

@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from deploy_bench import ROACHCTL, ScenarioFailed, code_under_test, emit, log, settle  # noqa: E402
+from deploy_bench import ROACHCTL, ScenarioFailed, code_under_test, emit, log, scenarios, settle  # noqa: E402
 from ready_bench import read_stats, timed  # noqa: E402
 
 BASE = "v25.4.0"
@@ -406,8 +406,6 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0 and not args.no_bed:
         log("the test bed needs root")
         return 2
-    from tests.support.bed import BedUnavailable
-
     work = Path(tempfile.mkdtemp(prefix="roachctl-ops-bench-"))
     results = Results()
     meta: dict[str, Any] = {
@@ -420,29 +418,16 @@ def main(argv: list[str] | None = None) -> int:
         "code": code_under_test(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    failed = False
-    try:
+    with scenarios(work, args.keep) as outcome:
         if not args.no_bed:
             run_bed(args, work, results)
         if not args.no_local:
             run_local(args, work, results)
-    except BedUnavailable as exc:
-        log(f"test bed unavailable: {exc}")
+    if outcome.bed_unavailable:
         return 2
-    except ScenarioFailed as exc:
-        log(f"SCENARIO FAILED: {exc}")
-        failed = True
-    except KeyboardInterrupt:
-        log("interrupted; partial results follow")
-        failed = True
-    finally:
-        if args.keep:
-            log(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     table = rows(results)
-    doc = {"meta": meta, "rows": table, "failed": failed}
+    doc = {"meta": meta, "rows": table, "failed": outcome.failed}
     return emit(doc, args, lambda: print_table(table, meta))
 
 

@@ -53,6 +53,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ from deploy_bench import (  # noqa: E402
     log,
     pad_release,
     precompile,
+    scenarios,
     settle,
     startup_seconds,
 )
@@ -526,7 +528,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import platform
 
-    from tests.support.bed import BedUnavailable
     from tests.support.mirror import Mirror
 
     work = Path(tempfile.mkdtemp(prefix="roachctl-ready-bench-"))
@@ -544,8 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         "kex": args.kex or "ssh default",
         "roachctl_form": "deploy --start" + (" and deploy + start" if args.two_commands else ""),
     }
-    failed = False
-    try:
+    with scenarios(work, args.keep) as outcome:
         tarball = build_release(work / "release")
         if args.pad_mb > 0:
             tarball = pad_release(tarball, args.pad_mb)
@@ -568,30 +568,14 @@ def main(argv: list[str] | None = None) -> int:
                         order = tools[r % len(tools) :] + tools[: r % len(tools)]
                         for tool in order:
                             body = BODIES[tool]
-                            try:
-                                on_fresh_bed(
-                                    n, f"rb-{tool[:4]}{tool[8:]}-{n}", lambda bed, b=body, c=ctx: b(c, bed)
-                                )
-                            except ScenarioFailed as exc:  # the other tools' rows are still worth having
-                                log(f"SCENARIO FAILED: {exc}")
-                                failed = True
-    except BedUnavailable as exc:
-        log(f"test bed unavailable: {exc}")
+                            name = f"rb-{tool[:4]}{tool[8:]}-{n}"
+                            run = partial(on_fresh_bed, n, name, lambda bed, b=body, c=ctx: b(c, bed))
+                            outcome.attempt(run)  # the other tools' rows are still worth having
+    if outcome.bed_unavailable:
         return 2
-    except ScenarioFailed as exc:
-        log(f"SCENARIO FAILED: {exc}")
-        failed = True
-    except KeyboardInterrupt:
-        log("interrupted; partial results follow")
-        failed = True
-    finally:
-        if args.keep:
-            log(f"work directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     table = rows(results)
-    doc = {"meta": meta, "rows": table, "failed": failed}
+    doc = {"meta": meta, "rows": table, "failed": outcome.failed}
     return emit(doc, args, lambda: print_table(table, meta))
 
 

@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from deploy_bench import (  # noqa: E402
     code_under_test,
     emit,
     log,
+    scenarios,
     settle,
     write_topology,
 )
@@ -125,9 +125,10 @@ def run_once(
     return out
 
 
-def slow_heartbeats(bed: Any, secs: float) -> None:
-    """Stand-in only: every node heartbeats every peer (real nodes heartbeat one liveness range), so a
-    30-node stand-in cluster on 2 cores cannot keep itself live at 1 s; see tests/standin/README.md."""
+def set_heartbeats(bed: Any, secs: float) -> None:
+    """Stand-in only: its heartbeat interval on every host (every stand-in node heartbeats every peer,
+    O(n^2); 30 idle nodes at its default 1 s use about one of 2 cores and stay live, see
+    tests/standin/README.md)."""
     line = f"COCKROACH_STANDIN_HEARTBEAT_SECS={secs:g}\n"
     for host in bed.hosts:
         bed.exec(host, ["sh", "-c", "umask 022; cat > /etc/cockroach-standin.env"], input=line)
@@ -188,13 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--heartbeat-secs",
         type=float,
-        default=3.0,
-        help="stand-in heartbeat interval on beds of more than 15 hosts (/etc/cockroach-standin.env; "
-        "default 3 s, against the stand-in's 1 s: every node heartbeats every peer, O(n^2) on 2 cores)",
+        default=1.0,
+        help="stand-in heartbeat interval on every bed (/etc/cockroach-standin.env when not 1 s; default "
+        "1 s, the stand-in's own: 30 idle nodes stay live at 1 s on 2 cores, using about one)",
     )
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.hosts.split(",") if x.strip()]
-    from tests.support.bed import Bed, BedUnavailable
+    from tests.support.bed import Bed
 
     work = Path(tempfile.mkdtemp(prefix="roachctl-scale-bench-"))
     meta: dict[str, Any] = {
@@ -204,11 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         "hosts": counts,
         "code": code_under_test(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "standin_heartbeat_secs_over_15_hosts": args.heartbeat_secs,
+        "standin_heartbeat_secs": args.heartbeat_secs,
     }
     samples: dict[int, list[dict[str, tuple[float, float]]]] = {}
-    failed = False
-    try:
+    with scenarios(work) as outcome:
         tarball = build_release(work / "release")
         for n in counts:
             for r in range(args.repeat):
@@ -216,23 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 with Bed.up(n, name=f"scale-{n}") as bed:
                     settle(bed)
-                    if n > 15:
-                        slow_heartbeats(bed, args.heartbeat_secs)
+                    if args.heartbeat_secs != 1.0:
+                        set_heartbeats(bed, args.heartbeat_secs)
                     log(f"    (bed up and settled in {time.perf_counter() - t0:.1f} s, untimed)")
                     samples.setdefault(n, []).append(run_once(bed, n, tarball, work, args.status_repeat))
-    except BedUnavailable as exc:
-        log(f"test bed unavailable: {exc}")
+    if outcome.bed_unavailable:
         return 2
-    except ScenarioFailed as exc:
-        log(f"SCENARIO FAILED: {exc}")
-        failed = True
-    except KeyboardInterrupt:
-        log("interrupted; partial results follow")
-        failed = True
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    doc = {"meta": meta, **summarize(samples), "failed": failed}
+    doc = {"meta": meta, **summarize(samples), "failed": outcome.failed}
     return emit(doc, args, lambda: print_report(doc))
 
 

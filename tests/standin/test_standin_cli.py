@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -163,8 +165,6 @@ def test_missing_certs_block(tmp_path: Path) -> None:
 
 
 def _events(store_dir: Path) -> list[dict]:
-    import json
-
     path = store_dir / "standin-events.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
@@ -391,6 +391,61 @@ def test_hostname_errors_match_go() -> None:
         mod.verify_peer_host(cert, "db1")
     with pytest.raises(Exception, match="doesn't contain any IP SANs"):
         mod.verify_peer_host({"subjectAltName": (("DNS", "a"),)}, "10.0.0.1")
+
+
+def test_heartbeat_deltas_give_what_full_copies_gave() -> None:
+    """README "Internal protocol": on a kept-open connection each heartbeat request and reply carries
+    only what the other side has not acknowledged there. Random writes (records replaced, jobs changed
+    in place, liveness renewed) and heartbeats over connections that sometimes drop (a redial starts
+    afresh) must leave every node with exactly the metadata full copies both ways gave; a quiet
+    connection sends nothing."""
+    mod = load_standin()
+    rng = random.Random(7)
+    names = ("1", "2", "3")
+    clock = iter(range(1, 1_000_000))
+
+    def wire(x: dict) -> dict:
+        return dict(json.loads(json.dumps(x)))
+
+    def write(meta: dict, op: int, k: str, t: int) -> None:
+        if op == 0:
+            meta["liveness"][k] = t
+        elif op == 1:
+            meta["members"][k] = {"address": f"h{k}:{t}", "ts": t}
+        elif op == 2:  # a job changes in place, as run_migrations does
+            job = meta["jobs"].setdefault(k, {"status": "running", "ts": t})
+            job["status"], job["ts"] = f"s{t}", t
+        else:
+            meta["settings"]["x"] = {"value": t, "ts": t}
+            meta["max_node_id"] = max(meta["max_node_id"], t)
+
+    delta = {n: wire({**mod.new_meta("c", ""), "jobs": {}}) for n in names}
+    full = {n: wire(delta[n]) for n in names}
+    conns: dict[tuple[str, str], tuple[dict, dict]] = {}  # (client seen, server seen) per connection
+    for _ in range(3000):
+        a, b = rng.sample(names, 2)
+        if rng.random() < 0.4:
+            op, k, t = rng.randrange(4), rng.choice(names), next(clock)
+            write(delta[a], op, k, t)
+            write(full[a], op, k, t)
+            continue
+        if rng.random() < 0.05:
+            conns.pop((a, b), None)  # closed: the next heartbeat dials a new connection
+        client_seen, server_seen = conns.setdefault((a, b), ({}, {}))
+        sent = wire(mod.heartbeat_request_meta(delta[a], client_seen))
+        _, news = mod.heartbeat_serve_meta(delta[b], sent, server_seen)
+        reply = wire(news)
+        mod.merge_meta(delta[a], reply)
+        mod.heartbeat_reply_seen(client_seen, sent, reply)
+        mod.merge_meta(full[b], wire(full[a]))
+        mod.merge_meta(full[a], wire(full[b]))
+        assert delta[a] == full[a] and delta[b] == full[b]
+    client_seen, server_seen = conns.setdefault(("1", "2"), ({}, {}))
+    for _ in range(2):  # the second exchange on a connection with nothing new carries no entries
+        sent = mod.heartbeat_request_meta(delta["1"], client_seen)
+        _, reply = mod.heartbeat_serve_meta(delta["2"], wire(sent), server_seen)
+        mod.heartbeat_reply_seen(client_seen, sent, reply)
+    assert not any(sent[key] or reply[key] for key in (*mod.RECORD_KEYS, "liveness"))
 
 
 def test_supported_upgrade_paths() -> None:
