@@ -430,16 +430,20 @@ def ufw_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
     ])  # fmt: skip
 
 
-def firewalld_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
-    """The firewalld rules script: converge our ipsets and rich rules, close the plain ports, reload."""
+def _firewalld_inputs(cluster: str, allowed: Mapping[int, Sequence[str]]) -> list[str]:
+    """The converge script's inputs as shell assignments: ipset prefix, ipsets, entries, rich rules."""
     sets, entries, rules = _firewalld_model(cluster, allowed)
-    lines = [
+    return [
         f"prefix={shlex.quote(ipset_prefix(cluster))}",
         f"sets={shlex.quote(chr(10).join(f'{n} {f}' for n, f in sets))}",
         f"entries={shlex.quote(chr(10).join(entries))}",
         f"rules={shlex.quote(chr(10).join(rules))}",
-        _FIREWALLD_CONVERGE.strip("\n"),
     ]
+
+
+def firewalld_script(cluster: str, allowed: Mapping[int, Sequence[str]]) -> str:
+    """The firewalld rules script: converge our ipsets and rich rules, close the plain ports, reload."""
+    lines = [*_firewalld_inputs(cluster, allowed), _FIREWALLD_CONVERGE.strip("\n")]
     lines += [shlex.join(["fc", f"--remove-port={port}/tcp"]) for port in sorted(allowed)]
     lines.append("firewall-cmd --reload >/dev/null")
     lines += _nft_leftovers(cluster)  # last: the ports are never without rules
@@ -456,14 +460,7 @@ def firewalld_offline_script(cluster: str, allowed: Mapping[int, Sequence[str]])
     """firewalld's permanent configuration, converged offline (firewalld not running): the same
     ipsets, rich rules and closed plain ports as `firewalld_script`, without a reload (nothing is
     loaded until firewalld starts) and without touching the nft table of the backend in use."""
-    sets, entries, rules = _firewalld_model(cluster, allowed)
-    lines = [
-        f"prefix={shlex.quote(ipset_prefix(cluster))}",
-        f"sets={shlex.quote(chr(10).join(f'{n} {f}' for n, f in sets))}",
-        f"entries={shlex.quote(chr(10).join(entries))}",
-        f"rules={shlex.quote(chr(10).join(rules))}",
-        _offline_converge(),
-    ]
+    lines = [*_firewalld_inputs(cluster, allowed), _offline_converge()]
     lines += [shlex.join(["fc", f"--remove-port={port}/tcp"]) for port in sorted(allowed)]
     return _script(cluster, "firewalld (permanent configuration, offline)", lines)
 
