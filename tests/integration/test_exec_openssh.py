@@ -10,7 +10,9 @@ import asyncio
 import hashlib
 import os
 import random
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -156,6 +158,35 @@ def test_master_expired_by_control_persist_is_reopened_once(bed3: Bed) -> None:
         assert _accepted(bed3, "h3") - before == 1, "concurrent commands raced to open masters"
 
     with_ssh(bed3, body, control_persist=1)
+
+
+def test_a_stopped_shared_master_lets_other_commands_finish_and_the_next_one_reconnects(bed3: Bed) -> None:
+    """Two commands sharing masters (ssh.persist): one ends with the master stopped (its forwarding
+    failed, say); the other's session running on it finishes, and a new command gets a new master."""
+
+    async def main() -> None:
+        control_dir = Path(tempfile.mkdtemp(prefix="sh", dir="/tmp"))
+        first, second = (OpenSSH(_opts(bed3), control_dir=control_dir) for _ in range(2))
+        try:
+            a, b = first.executor("h2"), second.executor("h2")
+            await a.connect()
+            await b.connect()
+            before = _accepted(bed3, "h2")
+            running = asyncio.ensure_future(a.run(Command.of("sh", "-c", "sleep 2; echo done")))
+            await asyncio.sleep(0.5)
+            await b.close(stop=True)  # what `close()` does for a troubled shared master
+            assert not await b.check(), "a stopped master takes no new session"
+            assert (await running).out.strip() == "done", "the other command's session was cut"
+            third = OpenSSH(_opts(bed3), control_dir=control_dir)
+            assert (await third.executor("h2").run(Command.of("true"))).ok
+            assert _accepted(bed3, "h2") - before == 1, "the next command did not open a new master"
+            await third.close()
+        finally:
+            for ssh in (first, second):
+                await ssh.close()
+            shutil.rmtree(control_dir, ignore_errors=True)
+
+    asyncio.run(main())
 
 
 def test_put_is_atomic_with_owner_and_mode_and_idempotent(bed3: Bed, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from roachctl.errors import ExitCode, RemoteCommandError, TransportError, UsageE
 from roachctl.exec.base import Result
 from roachctl.exec.command import Command
 from roachctl.exec.openssh import (
+    BIND_SUFFIX_LEN,
     CONTROL_HASH_LEN,
     SUN_PATH_MAX,
     OpenSSH,
@@ -71,7 +72,7 @@ def test_default_control_dir_is_private_short_and_removed_on_close() -> None:
         async with OpenSSH() as ssh:
             path = ssh.control_dir
             assert path.stat().st_mode & 0o777 == 0o700
-            assert len(str(path)) + 1 + CONTROL_HASH_LEN <= SUN_PATH_MAX
+            assert len(str(path)) + 1 + CONTROL_HASH_LEN + BIND_SUFFIX_LEN <= SUN_PATH_MAX
         return path
 
     assert not asyncio.run(scenario()).exists()

@@ -81,16 +81,17 @@ def test_a_description_show_jobs_may_have_cut_is_marked_and_a_failed_ones_read_w
     """contract §9: SHOW JOBS cuts `description` at 100 characters; SHOW JOB <id> has it whole."""
     row = {"job_id": "7", "user_name": "root", "error": "boom"}
     long, short = "d" * DESCRIPTION_LIMIT, "d" * (DESCRIPTION_LIMIT - 1)
-    cut, whole, running = parse_jobs(json.dumps([
+    cut, whole, running, longer = parse_jobs(json.dumps([
         {**row, "description": long, "status": "failed"},
         {**row, "job_id": "8", "description": short, "status": "failed"},
         {**row, "job_id": "9", "description": long, "status": "running", "error": "NULL"},
+        {**row, "job_id": "10", "description": long + "x", "status": "failed"},  # longer: nothing was cut
     ]))  # fmt: skip
-    assert cut.truncated and not whole.truncated and running.truncated
+    assert cut.truncated and not whole.truncated and running.truncated and not longer.truncated
     assert (
         running.line() == f"migration job 9 running: {long}…" and running.to_json()["description_truncated"]
     )
-    assert to_complete([cut, whole, running]) == [cut]  # only a failed job's is read again
+    assert to_complete([cut, whole, running, longer]) == [cut]  # only a failed job's cut one is read again
     assert job_statement("7") == "SHOW JOB 7;"
     for bad in ("7; DROP TABLE x", "", "x"):
         with pytest.raises(ValueError):

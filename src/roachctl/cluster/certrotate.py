@@ -59,6 +59,11 @@ class ReloadRefused(RefusedError):
     """The node kept its old certificates after the reload (it refused the new ones)."""
 
 
+def _changed_any(outcome: Outcome) -> bool:
+    """This run changed a node (a skip, "already ...", changed none): a failed gate after it is exit 20."""
+    return any(not str(v).startswith("already") for v in outcome.done.values())
+
+
 async def rotate(
     session: Session, *, node_certs: bool, ca: bool, phase: int | None, notify: Notify
 ) -> Outcome:
@@ -85,7 +90,7 @@ async def rotate(
     else:
         await _each(session, everyone, outcome, lambda t: _node_cert(session, t, notify, skip_current=False))
         healthy = wait_healthy(NodeClient(session), everyone, timeout=HEALTHY_TIMEOUT)
-        await gate(healthy, touched=bool(outcome.done))  # exit 20 once a node has new certificates
+        await gate(healthy, touched=_changed_any(outcome))  # exit 20 once a node has new certificates
         home.operator_certs()
     return outcome
 
@@ -473,7 +478,7 @@ async def _rotate_ca(
             _ca_file, session, notify=notify, phase=phase, trusted=new_ca, dropped=dropped
         )
         await _each(session, everyone, outcome, step)
-    await gate(wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT), touched=bool(outcome.done))
+    await gate(wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT), touched=_changed_any(outcome))
     if phase < 3:
         home.set_rotation_phase(phase + 1)
     else:

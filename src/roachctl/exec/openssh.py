@@ -13,9 +13,11 @@ Design rules implemented here, each from a documented failure:
   command of the same home and ssh settings shares (`shared_control_dir`: 0700, owned by us, checked,
   never followed through a symlink), `close()` leaves the masters to ControlPersist, and the next
   command skips the connection (key exchange and login): the way Ansible keeps its connections. A
-  master found alive (`ssh -O check`, local) is trusted for what its connection answered before
-  (login uid and shell, `<dir>/<hash of host>.who`, written by us in that dir): the connect round is
-  skipped too. A cut host then fails the first command (exit 255 -> TransportError) as it would
+  master found alive (`ssh -O check`, local) and younger than MASTER_MAX_AGE_S is trusted for
+  what its connection answered before (login uid and shell, `<dir>/<hash of host>.who`, written by
+  us in that dir, with when): the connect round is skipped too; an older one is stopped (`-O stop`).
+  A master is never told to exit while another command may use it: `-O stop` only ends new sessions.
+  A master whose host was cut fails the first command (exit 255 -> TransportError) as it would
   mid-command; a host that rebooted has no master left (its keepalives went unanswered).
 - `ConnectTimeout` and `ServerAliveInterval`x`ServerAliveCountMax` bound how long a dead or cut host
   can stall us (issue 13: reported within 10 s): connect fails after ConnectTimeout (5 s: the TCP
@@ -62,6 +64,15 @@ from roachctl.exec.proc import ProcTimeout, Stdin, kill_group, run_process, spaw
 STATS_ENV = "ROACHCTL_SSH_STATS"
 SUN_PATH_MAX = 104  # Linux allows 108; macOS 104. %C expands to 40 hex characters.
 CONTROL_HASH_LEN = 40
+BIND_SUFFIX_LEN = 17  # a master binds "<ControlPath>.<16 random characters>" first, then renames it
+MASTER_MAX_AGE_S = 600  # a shared master older than this is not reused (a name moved, a key revoked)
+
+
+def fits(control_dir: str | Path) -> bool:
+    """A master's socket in `control_dir` fits sun_path, its temporary bind name included."""
+    return len(str(control_dir)) + 1 + CONTROL_HASH_LEN + BIND_SUFFIX_LEN <= SUN_PATH_MAX
+
+
 REMOTE_255_MARK = "roachctl: remote command exited 255"
 # Appended to every remote command line (run by the login shell): tells a remote 255 from ssh's.
 MARK_255 = f'; __rc=$?; [ "$__rc" -ne 255 ] || printf "\\n%s\\n" "{REMOTE_255_MARK}" >&2; exit "$__rc"'
@@ -170,7 +181,7 @@ def transport_error(host: str, stderr: str, *, what: str = "ssh failed") -> Tran
 def default_control_dir() -> Path:
     """A fresh 0700 directory whose sockets fit sun_path: $XDG_RUNTIME_DIR if short, else /tmp."""
     for base in (os.environ.get("XDG_RUNTIME_DIR"), "/tmp"):
-        if base and os.path.isdir(base) and len(base) + 19 + CONTROL_HASH_LEN <= SUN_PATH_MAX:
+        if base and os.path.isdir(base) and fits(base + "/roachctl-XXXXXXXX"):
             return Path(tempfile.mkdtemp(prefix="roachctl-", dir=base))
     raise UsageError("no directory short enough for ssh control sockets (sun_path limit)")
 
@@ -197,7 +208,7 @@ def shared_control_dir(key: str) -> Path | None:
             continue
         top = Path(base) / f"roachctl-{os.geteuid()}"
         path = top / digest
-        if len(str(path)) + 1 + CONTROL_HASH_LEN > SUN_PATH_MAX:
+        if not fits(path):
             continue
         for level in (top, path):
             with contextlib.suppress(FileExistsError, OSError):
@@ -265,7 +276,7 @@ class OpenSSH:
         """`share_key` (with `options.share_masters`): what, besides the ssh settings, decides which
         commands share masters (the home); see the module docstring."""
         self.options = options or SSHOptions()
-        if control_dir is not None and len(str(control_dir)) + 1 + CONTROL_HASH_LEN > SUN_PATH_MAX:
+        if control_dir is not None and not fits(control_dir):
             raise UsageError(f"control dir {control_dir} is too long for ssh control sockets (sun_path)")
         shared = None
         if control_dir is None and self.options.share_masters:
@@ -307,8 +318,11 @@ class OpenSSH:
         masters are left to ControlPersist for the next command, unless something failed through
         them (`troubled`): the next command then starts from a new connection."""
         self.closed = True
-        closing = [ex for ex in self._executors.values() if not self.shared or ex.troubled]
-        await asyncio.gather(*(ex.close() for ex in closing), return_exceptions=True)
+        if self.shared:  # other commands may have sessions on them: no new ones, theirs finish
+            closing = [ex.close(stop=True) for ex in self._executors.values() if ex.troubled]
+        else:
+            closing = [ex.close() for ex in self._executors.values()]
+        await asyncio.gather(*closing, return_exceptions=True)
         self._write_stats()
         if self._own_dir:
             shutil.rmtree(self.control_dir, ignore_errors=True)
@@ -430,10 +444,14 @@ class OpenSSHExecutor(ExecutorBase):
     async def _reuse_master(self) -> bool:
         """A shared master from an earlier command is alive and we know its login: use it as is."""
         try:
-            uid, shell = self._who_path().read_text(encoding="utf-8").split("\n")[:2]
+            uid, shell, made = self._who_path().read_text(encoding="utf-8").split("\n")[:3]
+            age = time.time() - float(made)
         except (OSError, ValueError, UnicodeDecodeError):
             return False
         if not uid.isdigit() or not await self.check():
+            return False
+        if not 0 <= age <= MASTER_MAX_AGE_S:  # renewed by use, it could live for ever: connect anew
+            await self.close(stop=True)
             return False
         self.remote_uid, self.login_shell, self._connected = int(uid), shell, True
         self.reused = True
@@ -444,7 +462,7 @@ class OpenSSHExecutor(ExecutorBase):
         path = self._who_path()
         tmp = path.with_name(f"{path.name}.{os.getpid()}")
         with contextlib.suppress(OSError):
-            tmp.write_text(f"{self.remote_uid}\n{self.login_shell}\n", encoding="utf-8")
+            tmp.write_text(f"{self.remote_uid}\n{self.login_shell}\n{time.time()}\n", encoding="utf-8")
             tmp.replace(path)
 
     def pipe_argv(self, target: str) -> list[str]:
@@ -484,11 +502,13 @@ class OpenSSHExecutor(ExecutorBase):
             return False
         return done.returncode == 0
 
-    async def close(self) -> None:
-        """Ask the master to exit (`ssh -O exit`); harmless if there is none."""
+    async def close(self, *, stop: bool = False) -> None:
+        """Ask the master to exit (`ssh -O exit`); harmless if there is none. `stop`: `ssh -O stop`
+        instead, for a shared master: it takes no new session (its socket is removed, the next
+        command connects anew) and the sessions other commands run on it finish undisturbed."""
         self._connected = False
         with contextlib.suppress(ProcTimeout, OSError):
-            await run_process(self._argv("-O", "exit", "--", self.host), timeout=10)
+            await run_process(self._argv("-O", "stop" if stop else "exit", "--", self.host), timeout=10)
 
     async def effective_config(self) -> dict[str, str]:
         """`ssh -G HOST`: the options ssh would really use (for `doctor`)."""

@@ -68,7 +68,7 @@ class Session:
         """The command's short-lived root client cert for `cockroach` on the hosts (home.ephemeral_client):
         one RSA key per command and signing CA (a CA rotation's phases each get their own), not one
         per caller; a new one once it is CLIENT_CERT_REUSE_S old, well before it expires."""
-        now, signer = time.monotonic(), self.home.ca()
+        now, signer = time.time(), self.home.ca()  # wall clock: a suspended laptop's certs age too
         key = signer.cert.fingerprint(hashes.SHA256())
         made = self._clients.get(key)
         if made is None or now - made[0] > CLIENT_CERT_REUSE_S:

@@ -34,7 +34,7 @@ class MigrationJob:
     user: str
     status: str
     error: str
-    truncated: bool = False  # as `SHOW JOBS` cut it (a description of DESCRIPTION_LIMIT characters)
+    truncated: bool = False  # as `SHOW JOBS` may have cut it (exactly DESCRIPTION_LIMIT characters)
 
     @property
     def failed(self) -> bool:
@@ -86,7 +86,7 @@ def parse_jobs(text: str) -> list[MigrationJob]:
         if not isinstance(row, dict) or any(c not in row for c in COLUMNS):
             raise ValueError(f"unexpected job row {row!r}")
         values = {c: "" if row[c] in (None, "NULL") else str(row[c]) for c in COLUMNS}
-        cut = len(values["description"]) >= DESCRIPTION_LIMIT
+        cut = len(values["description"]) == DESCRIPTION_LIMIT  # longer: proof that nothing was cut
         jobs.append(MigrationJob(values["job_id"], values["description"], values["user_name"],
                                  values["status"], values["error"], cut))  # fmt: skip
     return jobs
