@@ -122,3 +122,49 @@ def test_every_mutating_command_journals_begin_steps_and_end(rc: Remote) -> None
         assert recs[0]["record"] == "begin" and recs[-1]["record"] == "end" and recs[-1]["outcome"] == "ok"
     stop_steps = [r for r in next(iter(ops.values())) if r["record"] == "step"]
     assert [(s["host"], s["result"]) for s in stop_steps] == [("h3", "drained")], stop_steps
+
+
+def test_a_restart_killed_between_a_nodes_stop_and_its_start_is_resumed_by_starting_that_node(
+    rc: Remote,
+) -> None:
+    """The controller dies (SIGKILL: no cleanup) after a node's stop and before its start: that node
+    stays down, which would fail every later restart's "every node running" gate. The journal's
+    intent (`restart-stopping`) names it, so re-running `restart` starts it first, then rolls the rest."""
+    wait_for("every node ready", lambda: all(n["ready"] for n in rc.status()["nodes"]), timeout=180)
+    since = time.time()
+    argv = [str(ROACHCTL), "--home", str(rc.home), "--ssh-config", str(rc.bed.ssh_config), "--yes"]
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen([*argv, "restart", NAME], stdout=pipe, stderr=pipe, text=True,
+                            env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+    def stopping() -> str:
+        return next(
+            (r["host"] for r in _records(rc) if r["ts"] >= since and r.get("step") == "restart-stopping"), ""
+        )
+
+    try:
+        host = wait_for("the restart's first stop", stopping, timeout=300, interval=0.05)
+
+        def draining() -> bool:  # SIGTERM sent; the stand-in's drain takes about a second
+            return rc.show(host, "ActiveState")["ActiveState"] == "deactivating"
+
+        wait_for(f"{host} draining", draining, timeout=60, interval=0.02)
+        proc.send_signal(signal.SIGSTOP)  # frozen: the stop already sent runs on, nothing follows it
+        wait_for(
+            f"{host} stopped", lambda: rc.show(host, "ActiveState")["ActiveState"] == "inactive", timeout=300
+        )
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    op_id = next(r["op"] for r in _records(rc) if r["ts"] >= since and r.get("step") == "restart-stopping")
+
+    resumed = rc.run("restart", NAME)
+    assert resumed.rc == 0, resumed.text
+    assert f"left stopped by operation {op_id}: starting it" in resumed.err, resumed.err
+    assert "restarting: stopping" in resumed.err  # the other nodes were rolled too
+    assert all(rc.show(h, "ActiveState")["ActiveState"] == "active" for h in rc.hosts)
+    assert all(n["ready"] for n in rc.status()["nodes"])
+    mine = [r for r in _records(rc) if r["op"] != op_id and r.get("resumed_from") == op_id]
+    assert [(r["step"], r["host"], r["result"]) for r in mine] == [("restart-stop", host, "was-stopped")], (
+        mine
+    )

@@ -48,15 +48,22 @@ class Recorder:
         return []
 
 
-def _restart(monkeypatch: pytest.MonkeyPatch, drain_log: tuple[str, ...]) -> tuple[Recorder, list[str]]:
-    rec = Recorder(drain_log)
+def _restart(
+    monkeypatch: pytest.MonkeyPatch,
+    drain_log: tuple[str, ...],
+    previous: lifecycle.UnfinishedRestart | None = None,
+    rec: Recorder | None = None,
+) -> tuple[Recorder, list[str]]:
+    rec = rec or Recorder(drain_log)
     monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
     monkeypatch.setattr(lifecycle, "observe", rec.observe)
     monkeypatch.setattr(lifecycle, "stop_unit", rec.stop_unit)
     monkeypatch.setattr(lifecycle, "systemctl", rec.systemctl)
     monkeypatch.setattr(lifecycle, "_ready_or_fail", rec.ready)
     monkeypatch.setattr(lifecycle, "wait_healthy", rec.healthy)
-    monkeypatch.setattr(lifecycle, "_unfinished_restart", lambda session, only: ("", {}))
+    monkeypatch.setattr(
+        lifecycle, "_unfinished_restart", lambda session, only: previous or lifecycle.UnfinishedRestart()
+    )
 
     async def pid(session: Any, target: NodeTarget) -> int:
         return 4242
@@ -70,7 +77,8 @@ def _restart(monkeypatch: pytest.MonkeyPatch, drain_log: tuple[str, ...]) -> tup
     )
     lines: list[str] = []
     outcome = asyncio.run(lifecycle.restart(session, notify=lambda h, m: lines.append(f"{h}: {m}")))  # type: ignore[arg-type]
-    assert outcome.done == dict.fromkeys(("h2", "h1", "h3"), "restarted") and not outcome.failures
+    assert set(outcome.done.values()) == {"restarted"} and set(outcome.done) == set(HOSTS), outcome
+    assert not outcome.failures
     return rec, lines
 
 
@@ -174,7 +182,7 @@ def test_a_failing_gate_is_a_refusal_until_a_node_was_restarted_then_exit_20(
                        ("_ready_or_fail", rec.ready), ("wait_healthy", healthy)]:  # fmt: skip
         monkeypatch.setattr(lifecycle, name, fake)
     monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
-    monkeypatch.setattr(lifecycle, "_unfinished_restart", lambda session, only: ("", {}))
+    monkeypatch.setattr(lifecycle, "_unfinished_restart", lambda session, only: lifecycle.UnfinishedRestart())
 
     async def pid(session: Any, target: NodeTarget) -> int:
         return 4242
@@ -192,3 +200,75 @@ def test_a_failing_gate_is_a_refusal_until_a_node_was_restarted_then_exit_20(
     assert failure.exit_code == code and "did not become healthy" in failure.message
     assert ("already changed a node" in failure.message) == (code == 20)
     assert [c[1] for c in rec.calls if c[0] == "stop"] == ([] if passes == 0 else ["h2"])
+
+
+class LeftStopped(Recorder):
+    """h1 was left stopped by a restart whose controller died between its stop and its start."""
+
+    async def observe(self, session: Any, everyone: list[NodeTarget]) -> lifecycle.Observed:
+        running = frozenset({"h2", "h3"})
+        return lifecycle.Observed(running, running, frozenset(), draining=frozenset())
+
+
+def test_a_restart_resumes_by_starting_the_node_its_killed_predecessor_left_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The journal's intent (`restart-stopping`) names h1 and h1 is the one node not running: it is
+    started first, without a pre-gate (which waits for every node live) and without a stop."""
+    monkeypatch.setattr(lifecycle, "GATE_FRESH_S", -1.0)
+    previous = lifecycle.UnfinishedRestart("op-1", {}, "h1")
+    rec, lines = _restart(monkeypatch, ("graceful drain complete",), previous, LeftStopped(()))
+    bound = f"{lifecycle.DRAIN_TIMEOUT:g}"
+    assert rec.calls == [
+        ("start", "h1"),
+        ("gate", "h1"),
+        ("gate", "h1", "h2"),
+        ("stop", "h2", bound),
+        ("start", "h2"),
+        ("gate", "h1", "h2"),
+        ("gate", "h1", "h2", "h3"),
+        ("stop", "h3", bound),
+        ("start", "h3"),
+        ("gate", "h1", "h2", "h3"),
+    ]
+    assert "h1: left stopped by operation op-1: starting it" in lines
+
+
+@pytest.mark.parametrize("left", ["", "h2"])
+def test_a_down_node_no_unfinished_restart_left_stopped_still_refuses(
+    monkeypatch: pytest.MonkeyPatch, left: str
+) -> None:
+    """Without the journal's word for it (or naming another node), a node that is down is not the
+    restart's to start: refused, nothing touched."""
+    rec = LeftStopped(())
+    monkeypatch.setattr(lifecycle, "observe", rec.observe)
+    monkeypatch.setattr(lifecycle, "systemctl", rec.systemctl)
+    monkeypatch.setattr(
+        lifecycle, "_unfinished_restart", lambda s, o: lifecycle.UnfinishedRestart("op-1", {}, left)
+    )
+    monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
+    session = SimpleNamespace(topology=SimpleNamespace(name="prod"), beside=None)
+    with pytest.raises(RefusedError, match="h1 not running: a rolling restart needs every node up"):
+        asyncio.run(lifecycle.restart(session, notify=lambda h, m: None))  # type: ignore[arg-type]
+    assert rec.calls == []
+
+
+def test_the_journal_names_the_node_a_restart_left_stopped() -> None:
+    stopping = {"step": "restart-stopping", "host": "h2"}
+    restarted = {"step": "restart", "host": "h2", "result": "restarted", "pid": 7}
+    found_stopped = {"step": "restart-stop", "host": "h3", "result": "was-stopped"}
+    assert lifecycle.left_stopped_by([]) == ""
+    assert lifecycle.left_stopped_by([stopping]) == "h2"
+    assert (
+        lifecycle.left_stopped_by([stopping, {"step": "restart-stop", "host": "h2", "result": "drained"}])
+        == "h2"
+    )
+    assert lifecycle.left_stopped_by([stopping, restarted]) == ""
+    assert lifecycle.left_stopped_by([stopping, {**restarted, "result": "failed"}]) == "h2"
+    assert lifecycle.left_stopped_by([stopping, restarted, found_stopped]) == "h3"
+    assert lifecycle.restarted_pids(
+        [stopping, restarted, {**restarted, "host": "h1", "result": "skipped"}]
+    ) == {
+        "h2": 7,
+        "h1": 7,
+    }

@@ -47,6 +47,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from roachctl.cluster.nodes import (
     NodeClient,
@@ -598,45 +599,55 @@ async def restart(
 
     It resumes an unfinished restart of the same nodes (interrupted, failed, or its process
     died): a node is skipped only when it still runs the very process that restart started
-    (same MainPID as journaled), which the journal alone could not prove.
+    (same MainPID as journaled), which the journal alone could not prove; the one node it
+    journaled it was stopping, when that node is the only one not running, is started first
+    (a controller killed between a node's stop and its start), without a pre-gate: the gate waits
+    for every node live, which that node is not.
     """
     everyone = targets(session)
     outcome = Outcome()
     client = NodeClient(session)
-    seen = await _refuse_if_nodes_down(session, everyone)
-    resumed_from, restarted_pids = _unfinished_restart(session, only)
-    chosen = targets(session, only)  # a node someone drained goes first: never two drains at once
-    chosen = [t for t in chosen if t.host in seen.draining] + [
-        t for t in chosen if t.host not in seen.draining
-    ]
+    previous = _unfinished_restart(session, only)
+    seen = await _refuse_if_nodes_down(session, everyone, left_stopped=previous.left_stopped)
+    left = previous.left_stopped if previous.left_stopped not in seen.running else ""
+    # the node an unfinished restart left stopped goes first, then a node someone drained: never two
+    # drains at once
+    chosen = sorted(targets(session, only), key=lambda t: (t.host != left, t.host not in seen.draining))
     gated_at: float | None = None  # when the last gate passed (monotonic): fresh, it is the next pre-gate
     early = early_gate_rows(session) if only is None else None
     if early is not None and judge_health(early[0], everyone, tolerate=set(seen.draining))[0] is not None:
         gated_at = early[1]  # the first gate passed on rows read beside the locks
     for target in chosen:
         _stop_if_interrupted(session.interrupts, outcome)
-        if target.host in restarted_pids:
+        if target.host in previous.pids:
             pid = await main_pid(session, target)
-            if pid and pid == restarted_pids[target.host]:
+            if pid and pid == previous.pids[target.host]:
                 notify(
                     target.host,
-                    f"already restarted by operation {resumed_from} (pid {pid} still runs): skipped",
+                    f"already restarted by operation {previous.id} (pid {pid} still runs): skipped",
                 )
-                outcome.done[target.host] = f"already restarted (operation {resumed_from})"
-                session.step(
-                    "restart", host=target.host, result="skipped", pid=pid, resumed_from=resumed_from
-                )
+                outcome.done[target.host] = f"already restarted (operation {previous.id})"
+                session.step("restart", host=target.host, result="skipped", pid=pid, resumed_from=previous.id)
                 continue
-        notify(target.host, "waiting for a healthy cluster")
         # draining may be: the node about to go, nodes someone drained that this restart handles
         # first, and nodes it restarted (should a restart leave the liveness flag set, contract §5)
         pending = {t.host for t in chosen if t.host in seen.draining and t.host not in outcome.done}
         ours = pending | set(outcome.done) | {target.host}
+        if target.host == left:  # down, so no pre-gate (it waits for every node live): start it
+            notify(target.host, f"left stopped by operation {previous.id}: starting it")
+            session.step("restart-stop", host=target.host, result="was-stopped", resumed_from=previous.id)
+            if not await _start_in_roll(
+                session, client, everyone, target, outcome, notify, ours=ours, timeout=timeout
+            ):
+                break
+            gated_at = time.monotonic()
+            continue
+        notify(target.host, "waiting for a healthy cluster")
         if gated_at is None or time.monotonic() - gated_at > GATE_FRESH_S:
             try:
                 await wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours)
             except RefusedError as exc:  # exit 20 once this run restarted a node (plan/settle.py)
-                if not any(v == "restarted" for v in outcome.done.values()):
+                if not _changed_a_node(outcome):
                     raise
                 raise stopped_mid_roll(exc) from exc
         gated_at = None
@@ -646,37 +657,66 @@ async def restart(
             outcome.failures[target.host] = exc
             session.step("restart", host=target.host, result="failed", error=exc.message)
             break  # its state is unknown: take no further node down
-        notify(target.host, "starting")
-        result = await systemctl(session, target, "start")
-        if not result.ok:
-            tail = await journal_tail(session, target)
-            outcome.failures[target.host] = RemoteCommandError(
-                f"systemctl start failed after its stop ({stop_line}): {result.err.strip()}\n{tail}",
-                where=target.host,
-                hint=f"see `journalctl -u {target.unit}`; then `roachctl start {session.topology.name}`",
-            )
-            break
-        try:
-            await _ready_or_fail(session, target, timeout, notify)
-            pid, _ = await asyncio.gather(  # the new process's pid beside the gate: not a round of its own
-                main_pid(session, target),
-                wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours),
-            )
-        except RoachctlError as exc:  # this node was restarted: a failed gate is exit 20 (plan/settle.py)
-            failure = stopped_mid_roll(exc, target.host) if isinstance(exc, RefusedError) else exc
-            outcome.failures[target.host] = failure
-            session.step("restart", host=target.host, result="failed", error=failure.message)
+        if not await _start_in_roll(
+            session, client, everyone, target, outcome, notify, ours=ours, after=stop_line, timeout=timeout
+        ):
             break  # never take the next node down while this one is not back
         gated_at = time.monotonic()
-        outcome.done[target.host] = "restarted"
-        session.step("restart", host=target.host, result="restarted", pid=pid)
     return outcome
+
+
+async def _start_in_roll(
+    session: Session,
+    client: NodeClient,
+    everyone: list[NodeTarget],
+    target: NodeTarget,
+    outcome: Outcome,
+    notify: Notify,
+    *,
+    ours: set[str],
+    after: str = "left stopped",
+    timeout: float = READY_TIMEOUT,
+) -> bool:
+    """The start half of a restart step: `systemctl start`, ready, then the health gate (tolerating
+    `ours`). Records the node as restarted with its new MainPID; False (the failure recorded) when it
+    did not come back: the roll must take no further node down."""
+    notify(target.host, "starting")
+    result = await systemctl(session, target, "start")
+    if not result.ok:
+        tail = await journal_tail(session, target)
+        outcome.failures[target.host] = RemoteCommandError(
+            f"systemctl start failed after its stop ({after}): {result.err.strip()}\n{tail}",
+            where=target.host,
+            hint=f"see `journalctl -u {target.unit}`; then `roachctl start {session.topology.name}`",
+        )
+        session.step("restart", host=target.host, result="failed", error="systemctl start failed")
+        return False
+    try:
+        await _ready_or_fail(session, target, timeout, notify)
+        pid, _ = await asyncio.gather(  # the new process's pid beside the gate: not a round of its own
+            main_pid(session, target),
+            wait_healthy(client, everyone, timeout=HEALTHY_TIMEOUT, tolerate=ours),
+        )
+    except RoachctlError as exc:  # this node was restarted: a failed gate is exit 20 (plan/settle.py)
+        failure = stopped_mid_roll(exc, target.host) if isinstance(exc, RefusedError) else exc
+        outcome.failures[target.host] = failure
+        session.step("restart", host=target.host, result="failed", error=failure.message)
+        return False
+    outcome.done[target.host] = "restarted"
+    session.step("restart", host=target.host, result="restarted", pid=pid)
+    return True
+
+
+def _changed_a_node(outcome: Outcome) -> bool:
+    """This run restarted (or started) a node: a gate that fails from now on is exit 20."""
+    return any(v == "restarted" for v in outcome.done.values())
 
 
 async def _restart_stop(session: Session, target: NodeTarget, notify: Notify) -> str:
     """The stop half of a restart, bounded like every stop (never by the unit's TimeoutStopSec):
     SIGTERM, its graceful drain (every other node runs, contract §4.1), SIGKILL after DRAIN_TIMEOUT."""
     step = StopStep((target.host,), True, "restart")
+    session.step("restart-stopping", host=target.host)  # intent first: a killed controller's rerun starts it
     notify(target.host, f"restarting: stopping (drains gracefully; hard stop after {DRAIN_TIMEOUT:g}s)")
     stopped = await stop_unit(session, target, bound=DRAIN_TIMEOUT)
     line, detail = describe_stop(step, stopped, DRAIN_TIMEOUT)
@@ -685,9 +725,20 @@ async def _restart_stop(session: Session, target: NodeTarget, notify: Notify) ->
     return line
 
 
-def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[str, int]]:
-    """(operation id, {host: MainPID it left running}) of the previous restart of the same nodes,
-    when it did not finish; else ("", {})."""
+@dataclass(frozen=True)
+class UnfinishedRestart:
+    """What the previous restart of the same nodes journaled, when it did not finish."""
+
+    id: str = ""
+    pids: dict[str, int] = field(default_factory=dict)
+    """{host: MainPID it left running} for the nodes it restarted (or skipped as restarted)."""
+    left_stopped: str = ""
+    """The node it journaled it was stopping and never journaled back (restarted): its process may
+    have died between that node's stop and its start."""
+
+
+def _unfinished_restart(session: Session, only: str | None) -> UnfinishedRestart:
+    """The previous restart of the same nodes, when it did not finish; else an empty record."""
     current = session.operation.id if session.operation else None
     previous = [
         op
@@ -695,24 +746,44 @@ def _unfinished_restart(session: Session, only: str | None) -> tuple[str, dict[s
         if op.verb == "restart" and op.id != current and op.args.get("node") == only
     ]
     if not previous or previous[-1].finished:
-        return "", {}
+        return UnfinishedRestart()
     last = previous[-1]
-    pids = {
+    return UnfinishedRestart(last.id, restarted_pids(last.steps), left_stopped_by(last.steps))
+
+
+def restarted_pids(steps: list[dict[str, Any]]) -> dict[str, int]:
+    """{host: MainPID} of the nodes a restart's journal steps say it restarted or skipped."""
+    return {
         str(s["host"]): int(s["pid"])
-        for s in last.steps
+        for s in steps
         if s.get("step") == "restart" and s.get("result") in ("restarted", "skipped") and s.get("pid")
     }
-    return last.id, pids
 
 
-async def _refuse_if_nodes_down(session: Session, everyone: list[NodeTarget]) -> Observed:
+def left_stopped_by(steps: list[dict[str, Any]]) -> str:
+    """The node a restart's journal steps say it began to stop (or found stopped) and never restarted."""
+    left = ""
+    for s in steps:
+        if s.get("step") == "restart-stopping" or (
+            s.get("step") == "restart-stop" and s.get("result") == "was-stopped"
+        ):
+            left = str(s.get("host") or "")
+        elif s.get("step") == "restart" and s.get("host") == left and s.get("result") == "restarted":
+            left = ""
+    return left
+
+
+async def _refuse_if_nodes_down(
+    session: Session, everyone: list[NodeTarget], *, left_stopped: str = ""
+) -> Observed:
     """A rolling restart waits for every node to be live before each step: with a node that is
     not running at all that gate can never open, so say so now instead of after the timeout.
-    A node roachctl cannot see into (blind, unreachable) refuses too (docs/findings.md S-M2)."""
+    A node roachctl cannot see into (blind, unreachable) refuses too (docs/findings.md S-M2).
+    `left_stopped`: the node an unfinished restart left stopped; down alone, the restart starts it."""
     seen = await observe_under_lock(session, everyone)
     seen.refuse_if_blind(session.topology.name, "restart", forceable=False)
     down = [t.host for t in everyone if t.host not in seen.running]
-    if down:
+    if down and down != [left_stopped]:
         name = session.topology.name
         raise RefusedError(
             f"{', '.join(down)} not running: a rolling restart needs every node up",
