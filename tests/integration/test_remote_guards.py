@@ -58,7 +58,13 @@ def test_a_node_roachctl_cannot_see_into_makes_stop_and_restart_refuse(rc: Remot
         assert forced.rc == 0, forced.text
         # h2 counted as running (systemd's word): h1 and h2 drain one at a time, h3 is the minority
         assert_stop_sequence(
-            rc.all_events(), since, graceful=["h1", "h2"], hard=["h3"], ended=forced.ended, grace=3
+            rc.all_events(),
+            since,
+            graceful=["h1", "h2"],
+            hard=["h3"],
+            ended=forced.ended,
+            grace=3,
+            killed=rc.kills(since),
         )
     finally:
         rc.sh("h2", f"rm -f {DROPIN} && systemctl reload ssh")

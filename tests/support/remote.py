@@ -130,6 +130,18 @@ class Remote:
     def all_events(self) -> dict[str, list[dict[str, Any]]]:
         return {h: self.events(h) for h in self.hosts}
 
+    def kills(self, since: float) -> dict[str, float]:
+        """{host: when systemd saw its node's main process die of SIGKILL} since `since` (epoch s), from
+        each host's journal (it outlives the unit: `destroy` removes that)."""
+        found: dict[str, float] = {}
+        for host in self.hosts:
+            out = self.sh(host, f"journalctl -q -u {UNIT} -o json --since @{since:.3f}", check=False).stdout
+            for line in out.splitlines():
+                entry = json.loads(line) if line.startswith("{") else {}
+                if "code=killed, status=9/KILL" in str(entry.get("MESSAGE", "")):
+                    found.setdefault(host, int(entry["__REALTIME_TIMESTAMP"]) / 1e6)
+        return found
+
     def show(self, host: str, *props: str, unit: str = UNIT) -> dict[str, str]:
         """`systemctl show UNIT -p ...` on the host, as a dict."""
         out = self.sh(host, f"systemctl show {unit} -p {','.join(props)}").stdout

@@ -4,6 +4,9 @@
   `exit` (code 0), and began draining only after the previous one had exited — never two at once.
 - The final minority began draining (SIGTERM) only after the last graceful node had exited, never
   finished (no `drain_end`, no `exit`: SIGKILL), and the stop was over within the grace + `slack`.
+  With `killed` (when systemd saw each SIGKILLed process die, from the host's journal: `Remote.kills`),
+  that is measured exactly: the kill came no earlier than the grace (less 1 s for the time SIGTERM takes
+  to reach the stand-in's log) and within grace + `slack`; without it, the whole command's end bounds it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ def assert_stop_sequence(
     ended: float,
     grace: float,
     slack: float = 8.0,
+    killed: Mapping[str, float] | None = None,
 ) -> None:
     """`graceful` in the order they must have stopped; `hard` = the final minority."""
     previous_exit = since
@@ -44,4 +48,9 @@ def assert_stop_sequence(
         starts = [float(e["ts"]) for e in evs if e["event"] == "drain_begin"]
         assert starts, (node, got)
         assert min(starts) >= previous_exit, f"{node} began draining while a graceful drain was running"
-        assert ended - min(starts) <= grace + slack, (node, ended - min(starts))
+        if killed is None:
+            assert ended - min(starts) <= grace + slack, (node, ended - min(starts))
+            continue
+        assert node in killed, f"{node}: no SIGKILL in its journal"
+        waited = killed[node] - min(starts)
+        assert grace - 1.0 <= waited <= grace + slack, (node, "killed after", waited, "grace", grace)

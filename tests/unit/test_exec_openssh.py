@@ -20,6 +20,7 @@ from roachctl.exec.openssh import (
     SUN_PATH_MAX,
     OpenSSH,
     SSHOptions,
+    config_files,
     shared_control_dir,
     ssh_base_argv,
     transport_error,
@@ -110,6 +111,45 @@ def test_shared_masters_share_a_private_dir_per_home_and_settings(tmp_path: Path
     assert asyncio.run(dir_of(shared, "/home/a")) != first
     private = asyncio.run(dir_of(SSHOptions(), "/home/a"))
     assert private.parent != first.parent and not private.exists()
+
+
+def test_an_edited_included_ssh_config_also_gets_new_connections(
+    tmp_path: Path, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ssh_config(5) Include: an absolute path, a glob (its directory counts: a file added to it) and a
+    path relative to ~/.ssh (a `-F` file is a user config); an include loop ends."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    conf_d = tmp_path / "conf.d"
+    conf_d.mkdir()
+    (conf_d / "a.conf").write_text("Host a\n")
+    (home / ".ssh" / "extra").write_text("Include " + str(tmp_path / "ssh_config") + "\n")  # a loop
+    config = tmp_path / "ssh_config"
+    config.write_text(f'Host *\n  Include "{conf_d}/*.conf" extra\ninclude={tmp_path / "direct"}\n')
+    (tmp_path / "direct").write_text("")
+    monkeypatch.setenv("HOME", str(home))
+    files = config_files([config], user_config=True)
+    assert files == [
+        config,
+        conf_d,
+        conf_d / "a.conf",
+        home / ".ssh" / "extra",
+        config,
+        tmp_path / "direct",
+    ]
+    shared = SSHOptions(share_masters=True, ssh_config=config)
+
+    async def dir_of() -> Path:
+        async with OpenSSH(shared, share_key="/home/a") as ssh:
+            return ssh.control_dir
+
+    first = asyncio.run(dir_of())
+    assert asyncio.run(dir_of()) == first
+    (conf_d / "a.conf").write_text("Host a\n  User b\n")  # the included file was edited
+    second = asyncio.run(dir_of())
+    assert second != first
+    (conf_d / "b.conf").write_text("")  # a file added where the glob looks
+    assert asyncio.run(dir_of()) != second
 
 
 @pytest.mark.parametrize("spoil", ["mode", "symlink"])

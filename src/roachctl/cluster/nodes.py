@@ -288,7 +288,10 @@ prop() { systemctl show -p "$1" --value -- "$unit"; }
 pid=$(prop MainPID) before=$(prop ActiveState)
 logreal=$(readlink -f -- "$log" 2>/dev/null || true) logoff=0
 if [ -n "$logreal" ] && [ -f "$logreal" ]; then logoff=$(stat -c %s -- "$logreal"); fi
-start=$(date +%s) hard=0 killed=0
+# time in centiseconds of /proc/uptime: monotonic, and fine enough that the hard stop comes after the
+# whole bound, never up to a second early as whole seconds of `date +%s` would allow
+now_cs() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
+start=$(now_cs) hard=0 killed=0 limit=$((bound * 100))
 if [ "$(prop LoadState)" = not-found ] && [ "$pid" = 0 ]; then  # no unit (removed) and nothing runs
   echo "before=$before pid=0 hard=0 code= status= result= gone=1 secs=0"; exit 0
 fi
@@ -296,12 +299,12 @@ systemctl stop --no-block -- "$unit" || exit 71
 while :; do
   st=$(prop ActiveState)
   case $st in inactive|failed) break ;; esac
-  now=$(date +%s)
-  if [ "$hard" = 0 ] && [ $((now - start)) -ge "$bound" ]; then
+  now=$(now_cs)
+  if [ "$hard" = 0 ] && [ $((now - start)) -ge "$limit" ]; then
     hard=1 killed=$now
     systemctl kill --signal=SIGKILL -- "$unit" || true
   fi
-  if [ "$hard" = 1 ] && [ $((now - killed)) -ge 30 ]; then echo "stuck=1 state=$st pid=$pid"; exit 72; fi
+  if [ "$hard" = 1 ] && [ $((now - killed)) -ge 3000 ]; then echo "stuck=1 state=$st pid=$pid"; exit 72; fi
   sleep 0.2
 done
 code=$(prop ExecMainCode) status=$(prop ExecMainStatus) result=$(prop Result)
@@ -309,7 +312,7 @@ if [ "$hard" = 1 ] && [ "$st" = failed ]; then systemctl reset-failed -- "$unit"
 gone=1
 if [ "$(prop MainPID)" != 0 ]; then gone=0; fi
 if [ "$pid" != 0 ] && kill -0 "$pid" 2>/dev/null; then gone=0; fi
-secs=$(( $(date +%s) - start ))
+secs=$(( ($(now_cs) - start + 50) / 100 ))
 echo "before=$before pid=$pid hard=$hard code=$code status=$status result=$result gone=$gone secs=$secs"
 if [ -n "$logreal" ] && [ -f "$logreal" ]; then
   tail -c +$((logoff + 1)) -- "$logreal" | grep -a -E -- "$pattern" | tail -n 5 | sed 's/^/log: /' || true

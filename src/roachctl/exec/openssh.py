@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -221,16 +222,61 @@ def shared_control_dir(key: str) -> Path | None:
 
 def _share_key(key: str, options: SSHOptions) -> str:
     """What must be equal for two commands to share masters: `key`, every ssh setting, and the ssh
-    config files as they are now (an edited config gets new connections, not a stale master)."""
-    configs = [options.ssh_config] if options.ssh_config else [Path("~/.ssh/config").expanduser()]
+    config files as they are now, with every file they `Include` (an edited config gets new
+    connections, not a stale master)."""
+    user = [options.ssh_config] if options.ssh_config else [Path("~/.ssh/config").expanduser()]
+    files = config_files(user, user_config=True) + config_files(
+        [Path("/etc/ssh/ssh_config")], user_config=False
+    )
     seen = []
-    for path in [*configs, Path("/etc/ssh/ssh_config")]:
+    for path in files:
         try:
             st = path.stat()
             seen.append(f"{path}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}")
         except OSError:
             seen.append(f"{path}:-")
     return "\n".join([key, repr(options), *seen])
+
+
+_INCLUDE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_MAX_INCLUDE_DEPTH = 16  # ssh's own READCONF_MAX_DEPTH
+
+
+def config_files(
+    roots: list[Path], *, user_config: bool, depth: int = 0, read: set[Path] | None = None
+) -> list[Path]:
+    """`roots` and, depth first, every path their `Include` lines name, as ssh_config(5) resolves them:
+    `~` expanded, relative to ~/.ssh (user config, `-F` too) or /etc/ssh (system config), globs in
+    lexical order; the directory of a glob counts too (a file added or removed changes its mtime).
+    Conditional includes (inside Host/Match) count as well: a key that changes too often only costs
+    a new connection. Unreadable files count as themselves (their stat says what changed); each file
+    is read once (`read`), so an include loop ends."""
+    base = Path("~/.ssh").expanduser() if user_config else Path("/etc/ssh")
+    read = set() if read is None else read
+    found: list[Path] = []
+    for root in roots:
+        found.append(root)
+        if root in read:
+            continue
+        read.add(root)
+        try:
+            text = root.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if depth >= _MAX_INCLUDE_DEPTH:
+            continue
+        for match in _INCLUDE.finditer(text):
+            for word in match.group(1).split():
+                pattern = Path(os.path.expanduser(word.strip('"')))
+                if not pattern.is_absolute():
+                    pattern = base / pattern
+                if glob.has_magic(str(pattern)):
+                    found.append(pattern.parent)
+                    named = [Path(p) for p in sorted(glob.glob(str(pattern)))]
+                else:
+                    named = [pattern]
+                found += config_files(named, user_config=user_config, depth=depth + 1, read=read)
+    return found
 
 
 def ssh_base_argv(options: SSHOptions, control_dir: Path) -> list[str]:
