@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from roachctl.cluster import status
+from roachctl.cluster import endpoints
 from roachctl.cluster.lifecycle import refuse_if_quorum_lost
 from roachctl.cluster.nodes import NodeTarget
 from roachctl.cluster.nodestatus import NodeStatus
@@ -57,12 +57,12 @@ def test_node_targets_bracket_ipv6() -> None:
 
 def test_operator_urls_bracket_ipv6() -> None:
     insecure = SimpleNamespace(topology=SimpleNamespace(secure=False))
-    sql = status.sql_url(insecure, TARGETS[0])  # type: ignore[arg-type]
+    sql = endpoints.sql_url(insecure, TARGETS[0])  # type: ignore[arg-type]
     assert sql == "postgresql://root@[fd00::11]:26257/defaultdb?sslmode=disable"
     parsed = urllib.parse.urlsplit(sql)
     assert (parsed.hostname, parsed.port) == ("fd00::11", 26257)
     secure = SimpleNamespace(topology=SimpleNamespace(secure=True))
-    http = urllib.parse.urlsplit(status.http_url(secure, TARGETS[0]))  # type: ignore[arg-type]
+    http = urllib.parse.urlsplit(endpoints.http_url(secure, TARGETS[0]))  # type: ignore[arg-type]
     assert (http.scheme, http.hostname, http.port) == ("https", "fd00::11", 8080)
 
 

@@ -8,7 +8,9 @@ render the result; each function at most 20 lines (tests/unit/test_cli_sizes.py)
 - common.py: the toolkit every command shares (context, checked topology, session, results, journal table).
 - lazy.py: the root group that imports a command's module on first use (fast start-up).
 - render.py: shared rendering (where to connect, a deploy's result, an upgrade's report).
-- remote.py: check, deploy, start, stop, restart, status, sql, list, destroy, history.
+- remote.py: start, stop, restart, sql, list, history.
+- deploying.py: check, deploy, destroy (the deploy engine and release layer load only for them).
+- status.py: status.
 - shape.py / scalein.py: scale-out and replace / scale-in.
 - upgrade.py / resume.py / prune.py: upgrade, finalize, rollback / resume / prune.
 - certs.py: certs status|rotate, home export|import.

@@ -34,7 +34,7 @@ from roachctl.ui.env import Environment
 # tests/unit/test_cli_lazy.py keeps this table equal to the real commands.
 COMMANDS: dict[str, tuple[str, str]] = {
     "certs": ("certs", "Certificates of a cluster: status, rotation."),
-    "check": ("remote", "Preflight every host of TOPOLOGY_FILE; changes nothing."),
+    "check": ("deploying", "Preflight every host of TOPOLOGY_FILE; changes nothing."),
     "completion": (
         "globalopts",
         'Print a completion script: eval "$(roachctl completion bash)" in your shell\'s rc file.',
@@ -43,8 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "diagnose",
         "`cockroach debug zip` of CLUSTER into FILE, plus the on-disk logs of nodes that are down.",
     ),
-    "deploy": ("remote", "Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply."),
-    "destroy": ("remote", "Stop CLUSTER and remove what roachctl installed."),
+    "deploy": ("deploying", "Converge every host to TOPOLOGY_FILE: show the plan, confirm, apply."),
+    "destroy": ("deploying", "Stop CLUSTER and remove what roachctl installed."),
     "doctor": (
         "diagnose",
         "Is CLUSTER healthy and set up as deployed? Findings with severity and a hint; none when clean.",
@@ -88,7 +88,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sql": ("remote", "Run SQL on CLUSTER (through a ready node, as root, with short-lived certs)."),
     "start": ("remote", "Start CLUSTER's nodes in parallel, init once, and wait until every node is ready."),
     "status": (
-        "remote",
+        "status",
         "Per node: systemd state, pid, readiness, liveness, membership, replicas, draining, version and "
         "certificate expiry.",
     ),

@@ -213,3 +213,22 @@ def only_with(ctx: click.Context, param: str, flag: str, given: bool) -> None:
     if explicit(ctx, param) and not given:
         option = "--" + param.replace("_", "-")
         raise UsageError(f"{option} applies only with {flag}", hint=f"add {flag}, or drop {option}")
+
+
+node_option = click.option("--node", "node", default=None, metavar="HOST", help="Only this node.")
+
+grace_option = click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=lifecycle.GRACE,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the final minority of a whole-cluster stop (the nodes that can no longer drain: "
+    "no majority left) gets before roachctl stops them hard.",
+)
+
+
+def warn(app: AppContext, line: str | None) -> None:
+    """A warning line under a command's result (e.g. certificates about to expire)."""
+    if line:
+        app.env.console.print(f"[yellow]warning:[/] {line}", highlight=False)

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from roachctl.cli.context import AppContext, default_home
-from roachctl.cluster.deploystart import DeployStartResult
-from roachctl.cluster.upgrade import UpgradeReport
-from roachctl.engine.deploy_flow import DeployResult
 from roachctl.errors import HostFailures
 from roachctl.plan.report import plan_to_json
 from roachctl.ui.console import console, emit_json
 from roachctl.ui.tables import host_results
+
+if TYPE_CHECKING:  # only named in annotations: `start` and `status` need not import deploy or upgrade
+    from roachctl.cluster.deploystart import DeployStartResult
+    from roachctl.cluster.upgrade import UpgradeReport
+    from roachctl.engine.deploy_flow import DeployResult
 
 
 def endpoints(

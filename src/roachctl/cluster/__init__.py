@@ -4,6 +4,7 @@ Each verb's flow lives here, called by one CLI function with a Session (operatio
 
 - lifecycle.py: start/init, the quorum-ordered stop and rolling restart; cluster health gates.
 - connect.py: `start` and where to connect afterwards (the endpoints of the started nodes).
+- endpoints.py: where the operator connects: SQL URLs with the home's client certs, DB Console URLs.
 - deploystart.py: `deploy --start`: the deploy, then `start`, in one session under the same locks.
 - nodes.py: targets, client commands, readiness and systemctl on the nodes.
 - client.py: `cockroach` client commands (init, node status/drain, sql) with ephemeral certificates.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from roachctl.cluster import lifecycle
-from roachctl.cluster.status import endpoints
+from roachctl.cluster.endpoints import endpoints
 from roachctl.operation.session import Session
 from roachctl.ui.env import Notify
 

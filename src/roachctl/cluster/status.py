@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import urllib.parse
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from roachctl.cluster import certstatus
 from roachctl.cluster.certstatus import NodeCerts
+from roachctl.cluster.endpoints import http_url, sql_url
 from roachctl.cluster.https_stdio import ProbeError
 from roachctl.cluster.nodes import RUNNING_STATES, NodeClient, NodeTarget, probe_ready, targets
 from roachctl.cluster.nodestatus import NodeStatus
@@ -41,28 +40,6 @@ class NodeReport:
     cert_expires: str | None
     error: str | None = None
     drift: HostDrift | None = None
-
-
-def sql_url(session: Session, target: NodeTarget) -> str:
-    """A postgresql:// URL for the operator, with the client certs under roachctl's home."""
-    base = f"postgresql://root@{target.rpc_addr}/defaultdb"
-    if not session.topology.secure:
-        return base + "?sslmode=disable"
-    certs = session.home.certs_dir
-    query = urllib.parse.urlencode(
-        {
-            "sslcert": str(certs / store.client_cert_name("root")),
-            "sslkey": str(certs / store.client_key_name("root")),
-            "sslmode": "verify-full",
-            "sslrootcert": str(certs / store.CA_CERT),
-        }
-    )
-    return f"{base}?{query}"
-
-
-def http_url(session: Session, target: NodeTarget) -> str:
-    scheme = "https" if session.topology.secure else "http"
-    return f"{scheme}://{target.http_addr}"
 
 
 def _cert_expiry(session: Session, host: str) -> str | None:
@@ -221,18 +198,3 @@ async def report(session: Session, *, drift: bool = False) -> dict[str, Any]:
     builds = {str(n["version"]) for n in data["nodes"] if n["version"]}
     data["upgrade"] = await upgrade_status(session, builds, cluster_version=cluster_version)
     return data
-
-
-def endpoints(session: Session, hosts: Iterable[str]) -> list[dict[str, str]]:
-    """Where to connect to `hosts` (topology order): SQL URL and DB Console URL per node.
-
-    The SQL URLs point at the operator's client certs under the home, renewed here first.
-    """
-    if session.topology.secure:
-        session.home.operator_certs()
-    chosen = set(hosts)
-    return [
-        {"host": t.host, "sql_url": sql_url(session, t), "http_url": http_url(session, t)}
-        for t in targets(session)
-        if t.host in chosen
-    ]

@@ -4,7 +4,7 @@
                                                   → 0 changes: record the deploy, stop
                                                   → confirm (through the Environment) → apply → record
 
-`run_deploy` decides every branch and returns a DeployResult; the CLI (cli/remote.py `deploy`) only parses
+`run_deploy` decides every branch and returns a DeployResult; the CLI (cli/deploying.py `deploy`) only parses
 options, calls it inside a session, and renders the result (per-host table or `--json`). The plan
 is shown here, before the question, because the person answers about what they just read. Prompts
 and progress go through the injected Environment (ui/env.py), so the flow runs in-process in tests
