@@ -473,7 +473,7 @@ def test_whole_cluster_stop_goes_one_node_at_a_time_and_stops_only_the_last_one_
         hard=["h3"],
         ended=res.ended,
         grace=5,
-        killed=rc.kills(since),
+        killed=rc.kills(since, ["h3"]),
     )
     stops = json.loads(res.out)["stops"]
     assert [stops[h]["result"] for h in ("h1", "h2", "h3")] == ["drained", "drained", "hard"], stops
@@ -530,7 +530,13 @@ def test_stop_one_node_refused_when_the_cluster_would_lose_its_majority(rc: Remo
     assert stops["h3"]["result"] == "hard" and stops["h3"]["reason"] == "no majority left", stops
     assert stops["h1"]["result"] == stops["h2"]["result"] == "already-stopped", stops
     assert_stop_sequence(
-        _all_events(rc), since, graceful=[], hard=["h3"], ended=lone.ended, grace=2, killed=rc.kills(since)
+        _all_events(rc),
+        since,
+        graceful=[],
+        hard=["h3"],
+        ended=lone.ended,
+        grace=2,
+        killed=rc.kills(since, ["h3"]),
     )
     assert rc.show("h3", "ActiveState") == {"ActiveState": "inactive"}
     res = rc.run("start", NAME)
@@ -587,7 +593,7 @@ def test_destroy_keeps_data_and_a_redeploy_brings_the_same_cluster_back(rc: Remo
         hard=["h3"],
         ended=res.ended,
         grace=3,
-        killed=rc.kills(since),
+        killed=rc.kills(since, ["h3"]),
     )
     assert json.loads(res.out)["stops"]["h3"]["result"] == "hard"
     for host in rc.hosts:

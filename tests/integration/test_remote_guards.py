@@ -64,7 +64,7 @@ def test_a_node_roachctl_cannot_see_into_makes_stop_and_restart_refuse(rc: Remot
             hard=["h3"],
             ended=forced.ended,
             grace=3,
-            killed=rc.kills(since),
+            killed=rc.kills(since, ["h3"]),
         )
     finally:
         rc.sh("h2", f"rm -f {DROPIN} && systemctl reload ssh")

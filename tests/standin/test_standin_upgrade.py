@@ -91,9 +91,10 @@ def test_a_skipped_major_is_refused_at_start(make_cluster: MakeCluster) -> None:
 @pytest.mark.timeout(150)
 def test_finalization_passes_through_transitional_versions(make_cluster: MakeCluster) -> None:  # noqa: F811
     """contract §9 (pkg/roachpb/version.go, upgrademanager `Migrate`): mid-finalization SHOW gives
-    `<from>-upgrading-to-<next>-step-NNN`; skipping 25.3 it steps through 25.3's bare final version, then
-    `25.3-upgrading-to-25.4-step-NNN`, never `25.2-upgrading-to-25.4-...`; the SET blocks until it is over,
-    and a node rolled back to the old binary no longer opens its store."""
+    `<from>-upgrading-to-<next>-step-NNN`; skipping 25.3 it shows both legs, `25.2-upgrading-to-25.3-step-NNN`
+    and `25.3-upgrading-to-25.4-step-NNN`, never `25.2-upgrading-to-25.4-...` (the bare `25.3` between them:
+    the next test); the SET blocks until it is over, and a node rolled back to the old binary no longer
+    opens its store."""
     import re
     import threading
 
@@ -113,9 +114,9 @@ def test_finalization_passes_through_transitional_versions(make_cluster: MakeClu
     while setter.is_alive():
         seen.add(sql(c, "SHOW CLUSTER SETTING version", node=c.nodes[1]).split("\n")[1])
     setter.join()
-    # the skipped release's bare `25.3` shows for a tenth of the finalization (1.6 s here, as does the
-    # first leg's step): a sampler that starts a process per SHOW can miss a window that short on a
-    # loaded machine, so the bare version's place in the path is checked on the stand-in's own function
+    # the skipped release's bare `25.3` shows for a tenth of the finalization (1.6 s here): a sampler
+    # that starts a process per SHOW can miss a window that short on a loaded machine, so the bare
+    # version's place in the path is checked on the stand-in's own function
     # (test_a_skip_level_finalization_shows_each_leg_in_order)
     assert any(re.fullmatch(r"25\.2-upgrading-to-25\.3-step-\d{3}", v) for v in seen), seen
     assert any(re.fullmatch(r"25\.3-upgrading-to-25\.4-step-\d{3}", v) for v in seen), seen

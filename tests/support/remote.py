@@ -130,16 +130,27 @@ class Remote:
     def all_events(self) -> dict[str, list[dict[str, Any]]]:
         return {h: self.events(h) for h in self.hosts}
 
-    def kills(self, since: float) -> dict[str, float]:
+    def kills(self, since: float, expect: Iterable[str]) -> dict[str, float]:
         """{host: when systemd saw its node's main process die of SIGKILL} since `since` (epoch s), from
-        each host's journal (it outlives the unit: `destroy` removes that)."""
-        found: dict[str, float] = {}
-        for host in self.hosts:
-            out = self.sh(host, f"journalctl -q -u {UNIT} -o json --since @{since:.3f}", check=False).stdout
-            for line in out.splitlines():
-                entry = json.loads(line) if line.startswith("{") else {}
-                if "code=killed, status=9/KILL" in str(entry.get("MESSAGE", "")):
-                    found.setdefault(host, int(entry["__REALTIME_TIMESTAMP"]) / 1e6)
+        each host's journal (it outlives the unit: `destroy` removes that). journald may log a moment
+        after the command returned: waits (bounded) until every host in `expect` has its entry."""
+
+        def read() -> dict[str, float]:
+            found: dict[str, float] = {}
+            for host in self.hosts:
+                cmd = f"journalctl -q -u {UNIT} -o json --since @{since:.3f}"
+                for line in self.sh(host, cmd, check=False).stdout.splitlines():
+                    entry = json.loads(line) if line.startswith("{") else {}
+                    if "code=killed, status=9/KILL" in str(entry.get("MESSAGE", "")):
+                        found.setdefault(host, int(entry["__REALTIME_TIMESTAMP"]) / 1e6)
+            return found
+
+        wanted = set(expect)
+        deadline = time.monotonic() + 15
+        found = read()
+        while not wanted <= set(found) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            found = read()
         return found
 
     def show(self, host: str, *props: str, unit: str = UNIT) -> dict[str, str]:

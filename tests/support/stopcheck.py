@@ -5,8 +5,9 @@
 - The final minority began draining (SIGTERM) only after the last graceful node had exited, never
   finished (no `drain_end`, no `exit`: SIGKILL), and the stop was over within the grace + `slack`.
   With `killed` (when systemd saw each SIGKILLed process die, from the host's journal: `Remote.kills`),
-  that is measured exactly: the kill came no earlier than the grace (less 1 s for the time SIGTERM takes
-  to reach the stand-in's log) and within grace + `slack`; without it, the whole command's end bounds it.
+  that is measured exactly: the kill came within grace + `slack` of the SIGTERM, and not grossly early
+  (at least half the grace: the stop script's own clock starts before SIGTERM reaches the stand-in's
+  log, by a scheduling delay a loaded machine can stretch); without it, the command's end bounds it.
 """
 
 from __future__ import annotations
@@ -53,4 +54,4 @@ def assert_stop_sequence(
             continue
         assert node in killed, f"{node}: no SIGKILL in its journal"
         waited = killed[node] - min(starts)
-        assert grace - 1.0 <= waited <= grace + slack, (node, "killed after", waited, "grace", grace)
+        assert grace / 2 <= waited <= grace + slack, (node, "killed after", waited, "grace", grace)

@@ -152,6 +152,25 @@ def test_an_edited_included_ssh_config_also_gets_new_connections(
     assert asyncio.run(dir_of()) != second
 
 
+def test_include_paths_are_split_as_ssh_does_and_host_dependent_ones_share_nothing(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    spaced = tmp_path / "a b.conf"
+    spaced.write_text("")
+    config = tmp_path / "ssh_config"
+    config.write_text(f'Include "{spaced}"  # a comment, not a path\n')
+    assert config_files([config], user_config=True) == [config, spaced]
+    config.write_text(f"Host *\n  Include {tmp_path}/%h.conf\n")  # which file: per host
+    shared = SSHOptions(share_masters=True, ssh_config=config)
+
+    async def control_dir() -> tuple[Path, bool]:
+        async with OpenSSH(shared, share_key="/home/a") as ssh:
+            return ssh.control_dir, ssh.shared
+
+    path, is_shared = asyncio.run(control_dir())
+    assert not is_shared and path.parent != runtime_dir / f"roachctl-{os.geteuid()}"
+
+
 @pytest.mark.parametrize("spoil", ["mode", "symlink"])
 def test_a_shared_dir_anyone_else_could_touch_is_not_used(runtime_dir: Path, spoil: str) -> None:
     top = runtime_dir / f"roachctl-{os.geteuid()}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -272,3 +273,24 @@ def test_the_journal_names_the_node_a_restart_left_stopped() -> None:
         "h2": 7,
         "h1": 7,
     }
+
+
+def test_a_node_left_stopped_counts_only_while_no_other_operation_came_after(tmp_path: Path) -> None:
+    """A restart killed while stopping h2, then `stop --node h2` for maintenance: the next restart must
+    not start h2 on the first one's word (it refuses: h2 is down)."""
+    from roachctl.operation.journal import Operation
+
+    journal = tmp_path / "journal.jsonl"
+    killed = Operation(journal, "restart", {"node": None})
+    killed.begin()
+    killed.step("restart", host="h1", result="restarted", pid=11)
+    killed.step("restart-stopping", host="h2")  # then the process died: no end record
+    session = SimpleNamespace(operation=None, home=SimpleNamespace(journal_path=journal))
+    found = lifecycle._unfinished_restart(session, None)  # type: ignore[arg-type]
+    assert found == lifecycle.UnfinishedRestart(killed.id, {"h1": 11}, "h2")
+    assert lifecycle._unfinished_restart(session, "h2") == lifecycle.UnfinishedRestart()  # other nodes
+    with Operation(journal, "stop", {"node": "h2"}) as maintenance:
+        maintenance.step("stop", host="h2", result="drained")
+    assert lifecycle._unfinished_restart(session, None) == lifecycle.UnfinishedRestart(
+        killed.id, {"h1": 11}, ""
+    )

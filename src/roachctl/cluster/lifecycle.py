@@ -738,17 +738,19 @@ class UnfinishedRestart:
 
 
 def _unfinished_restart(session: Session, only: str | None) -> UnfinishedRestart:
-    """The previous restart of the same nodes, when it did not finish; else an empty record."""
+    """The previous restart of the same nodes, when it did not finish; else an empty record.
+
+    The node it left stopped counts only when no other operation came after it: a later `start`,
+    `stop --node` (maintenance) or any other command may have stopped that node for its own reasons.
+    """
     current = session.operation.id if session.operation else None
-    previous = [
-        op
-        for op in read_operations(session.home.journal_path)
-        if op.verb == "restart" and op.id != current and op.args.get("node") == only
-    ]
+    ops = [op for op in read_operations(session.home.journal_path) if op.id != current]
+    previous = [op for op in ops if op.verb == "restart" and op.args.get("node") == only]
     if not previous or previous[-1].finished:
         return UnfinishedRestart()
     last = previous[-1]
-    return UnfinishedRestart(last.id, restarted_pids(last.steps), left_stopped_by(last.steps))
+    left = left_stopped_by(last.steps) if ops[-1].id == last.id else ""
+    return UnfinishedRestart(last.id, restarted_pids(last.steps), left)
 
 
 def restarted_pids(steps: list[dict[str, Any]]) -> dict[str, int]:

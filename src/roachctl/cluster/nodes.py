@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -275,7 +276,7 @@ async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) ->
     return result.out.strip()
 
 
-# $1 unit, $2 seconds to wait for the process to exit on its own after `systemctl stop` sent SIGTERM.
+# $1 unit, $2 centiseconds to wait for the process to exit on its own after `systemctl stop` sent SIGTERM.
 # Past that bound, SIGKILL through systemd: the pending stop job then completes and, because the stop
 # was requested, `Restart=always` does not apply (the unit ends `failed`, reset to `inactive` here).
 # So the unit's TimeoutStopSec never decides how long a stop takes. A unit that no longer exists
@@ -283,7 +284,7 @@ async def journal_tail(session: Session, target: NodeTarget, lines: int = 15) ->
 # then `log: ` + each drain verdict line ($4, plan/drainlog.py) the node's log ($3) got meanwhile.
 _STOP_SCRIPT = r"""
 set -u
-unit=$1 bound=$2 log=$3 pattern=$4
+unit=$1 limit=$2 log=$3 pattern=$4  # limit: the graceful bound in centiseconds
 prop() { systemctl show -p "$1" --value -- "$unit"; }
 pid=$(prop MainPID) before=$(prop ActiveState)
 logreal=$(readlink -f -- "$log" 2>/dev/null || true) logoff=0
@@ -291,11 +292,12 @@ if [ -n "$logreal" ] && [ -f "$logreal" ]; then logoff=$(stat -c %s -- "$logreal
 # time in centiseconds of /proc/uptime: monotonic, and fine enough that the hard stop comes after the
 # whole bound, never up to a second early as whole seconds of `date +%s` would allow
 now_cs() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
-start=$(now_cs) hard=0 killed=0 limit=$((bound * 100))
+hard=0 killed=0
 if [ "$(prop LoadState)" = not-found ] && [ "$pid" = 0 ]; then  # no unit (removed) and nothing runs
   echo "before=$before pid=0 hard=0 code= status= result= gone=1 secs=0"; exit 0
 fi
 systemctl stop --no-block -- "$unit" || exit 71
+start=$(now_cs)  # from the stop's request on: the node gets the whole bound
 while :; do
   st=$(prop ActiveState)
   case $st in inactive|failed) break ;; esac
@@ -343,7 +345,7 @@ async def stop_unit(session: Session, target: NodeTarget, *, bound: float) -> Un
     cmd = Command.shell(
         _STOP_SCRIPT,
         target.unit,
-        str(max(1, round(bound))),
+        str(max(100, math.ceil(bound * 100))),  # centiseconds, never less than the bound asked for
         target.log_file,
         drainlog.PATTERN,
         sudo=True,

@@ -48,6 +48,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import tempfile
@@ -220,14 +221,18 @@ def shared_control_dir(key: str) -> Path | None:
     return None
 
 
-def _share_key(key: str, options: SSHOptions) -> str:
+def _share_key(key: str, options: SSHOptions) -> str | None:
     """What must be equal for two commands to share masters: `key`, every ssh setting, and the ssh
     config files as they are now, with every file they `Include` (an edited config gets new
-    connections, not a stale master)."""
+    connections, not a stale master). None: an `Include` depends on the host (see `config_files`),
+    so no key can say the files did not change: masters are not shared."""
     user = [options.ssh_config] if options.ssh_config else [Path("~/.ssh/config").expanduser()]
-    files = config_files(user, user_config=True) + config_files(
-        [Path("/etc/ssh/ssh_config")], user_config=False
-    )
+    try:
+        files = config_files(user, user_config=True) + config_files(
+            [Path("/etc/ssh/ssh_config")], user_config=False
+        )
+    except HostDependentInclude:
+        return None
     seen = []
     for path in files:
         try:
@@ -236,6 +241,10 @@ def _share_key(key: str, options: SSHOptions) -> str:
         except OSError:
             seen.append(f"{path}:-")
     return "\n".join([key, repr(options), *seen])
+
+
+class HostDependentInclude(Exception):
+    """An `Include` whose path has %-tokens or ${VAR}s: which file it names depends on the host."""
 
 
 _INCLUDE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -249,8 +258,9 @@ def config_files(
     `~` expanded, relative to ~/.ssh (user config, `-F` too) or /etc/ssh (system config), globs in
     lexical order; the directory of a glob counts too (a file added or removed changes its mtime).
     Conditional includes (inside Host/Match) count as well: a key that changes too often only costs
-    a new connection. Unreadable files count as themselves (their stat says what changed); each file
-    is read once (`read`), so an include loop ends."""
+    a new connection. A path with %-tokens or ${VAR}s raises HostDependentInclude. Unreadable files
+    count as themselves (their stat says what changed); each file is read once (`read`), so an
+    include loop ends. Arguments are split as a shell would (quotes, a trailing # comment)."""
     base = Path("~/.ssh").expanduser() if user_config else Path("/etc/ssh")
     read = set() if read is None else read
     found: list[Path] = []
@@ -266,8 +276,14 @@ def config_files(
         if depth >= _MAX_INCLUDE_DEPTH:
             continue
         for match in _INCLUDE.finditer(text):
-            for word in match.group(1).split():
-                pattern = Path(os.path.expanduser(word.strip('"')))
+            try:
+                words = shlex.split(match.group(1), comments=True)
+            except ValueError:  # an unbalanced quote: ssh refuses that config; nothing to follow
+                continue
+            for word in words:
+                if "%" in word or "${" in word:
+                    raise HostDependentInclude(word)
+                pattern = Path(os.path.expanduser(word))
                 if not pattern.is_absolute():
                     pattern = base / pattern
                 if glob.has_magic(str(pattern)):
@@ -326,7 +342,8 @@ class OpenSSH:
             raise UsageError(f"control dir {control_dir} is too long for ssh control sockets (sun_path)")
         shared = None
         if control_dir is None and self.options.share_masters:
-            shared = shared_control_dir(_share_key(share_key, self.options))
+            key = _share_key(share_key, self.options)
+            shared = shared_control_dir(key) if key is not None else None
         self.shared = shared is not None
         self._own_dir = control_dir is None and not self.shared
         self.control_dir = control_dir or shared or default_control_dir()
