@@ -129,7 +129,7 @@ def test_a_restart_killed_between_a_nodes_stop_and_its_start_is_resumed_by_start
 ) -> None:
     """The controller dies (SIGKILL: no cleanup) after a node's stop and before its start: that node
     stays down, which would fail every later restart's "every node running" gate (no other operation
-    came between: `_unfinished_restart`). The journal's intent (`restart-stopping`) names it, so
+    came between: `unfinished_restart`). The journal's intent (`restart-stopping`) names it, so
     re-running `restart` starts it first, then rolls the rest."""
     wait_for("every node ready", lambda: all(n["ready"] for n in rc.status()["nodes"]), timeout=180)
     since = time.time()

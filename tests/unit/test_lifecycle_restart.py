@@ -63,7 +63,7 @@ def _restart(
     monkeypatch.setattr(lifecycle, "_ready_or_fail", rec.ready)
     monkeypatch.setattr(lifecycle, "wait_healthy", rec.healthy)
     monkeypatch.setattr(
-        lifecycle, "_unfinished_restart", lambda session, only: previous or lifecycle.UnfinishedRestart()
+        lifecycle, "unfinished_restart", lambda session, only: previous or lifecycle.UnfinishedRestart()
     )
 
     async def pid(session: Any, target: NodeTarget) -> int:
@@ -183,7 +183,7 @@ def test_a_failing_gate_is_a_refusal_until_a_node_was_restarted_then_exit_20(
                        ("_ready_or_fail", rec.ready), ("wait_healthy", healthy)]:  # fmt: skip
         monkeypatch.setattr(lifecycle, name, fake)
     monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
-    monkeypatch.setattr(lifecycle, "_unfinished_restart", lambda session, only: lifecycle.UnfinishedRestart())
+    monkeypatch.setattr(lifecycle, "unfinished_restart", lambda session, only: lifecycle.UnfinishedRestart())
 
     async def pid(session: Any, target: NodeTarget) -> int:
         return 4242
@@ -245,7 +245,7 @@ def test_a_down_node_no_unfinished_restart_left_stopped_still_refuses(
     monkeypatch.setattr(lifecycle, "observe", rec.observe)
     monkeypatch.setattr(lifecycle, "systemctl", rec.systemctl)
     monkeypatch.setattr(
-        lifecycle, "_unfinished_restart", lambda s, o: lifecycle.UnfinishedRestart("op-1", {}, left)
+        lifecycle, "unfinished_restart", lambda s, o: lifecycle.UnfinishedRestart("op-1", {}, left)
     )
     monkeypatch.setattr(lifecycle, "targets", lambda session, only=None: list(TARGETS))
     session = SimpleNamespace(topology=SimpleNamespace(name="prod"), beside=None)
@@ -286,11 +286,11 @@ def test_a_node_left_stopped_counts_only_while_no_other_operation_came_after(tmp
     killed.step("restart", host="h1", result="restarted", pid=11)
     killed.step("restart-stopping", host="h2")  # then the process died: no end record
     session = SimpleNamespace(operation=None, home=SimpleNamespace(journal_path=journal))
-    found = lifecycle._unfinished_restart(session, None)  # type: ignore[arg-type]
+    found = lifecycle.unfinished_restart(session, None)  # type: ignore[arg-type]
     assert found == lifecycle.UnfinishedRestart(killed.id, {"h1": 11}, "h2")
-    assert lifecycle._unfinished_restart(session, "h2") == lifecycle.UnfinishedRestart()  # other nodes
+    assert lifecycle.unfinished_restart(session, "h2") == lifecycle.UnfinishedRestart()  # other nodes
     with Operation(journal, "stop", {"node": "h2"}) as maintenance:
         maintenance.step("stop", host="h2", result="drained")
-    assert lifecycle._unfinished_restart(session, None) == lifecycle.UnfinishedRestart(
+    assert lifecycle.unfinished_restart(session, None) == lifecycle.UnfinishedRestart(
         killed.id, {"h1": 11}, ""
     )

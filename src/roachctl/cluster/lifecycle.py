@@ -607,7 +607,7 @@ async def restart(
     everyone = targets(session)
     outcome = Outcome()
     client = NodeClient(session)
-    previous = _unfinished_restart(session, only)
+    previous = unfinished_restart(session, only)
     seen = await _refuse_if_nodes_down(session, everyone, left_stopped=previous.left_stopped)
     left = previous.left_stopped if previous.left_stopped not in seen.running else ""
     # the node an unfinished restart left stopped goes first, then a node someone drained: never two
@@ -737,7 +737,7 @@ class UnfinishedRestart:
     have died between that node's stop and its start."""
 
 
-def _unfinished_restart(session: Session, only: str | None) -> UnfinishedRestart:
+def unfinished_restart(session: Session, only: str | None) -> UnfinishedRestart:
     """The previous restart of the same nodes, when it did not finish; else an empty record.
 
     The node it left stopped counts only when no other operation came after it: a later `start`,
