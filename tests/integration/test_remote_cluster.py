@@ -42,7 +42,6 @@ from tests.support.remote import (
     stat_listing,
     wait_for,
 )
-from tests.support.stopcheck import assert_stop_sequence
 
 pytestmark = [pytest.mark.bed, pytest.mark.slow]
 
@@ -466,15 +465,7 @@ def test_whole_cluster_stop_goes_one_node_at_a_time_and_stops_only_the_last_one_
     since = time.time()
     res = rc.run("--json", "stop", NAME, "--grace", "5")
     assert res.rc == 0, res.text
-    assert_stop_sequence(
-        _all_events(rc),
-        since,
-        graceful=["h2", "h1"],
-        hard=["h3"],
-        ended=res.ended,
-        grace=5,
-        killed=rc.kills(since, ["h3"]),
-    )
+    rc.assert_stops(since, graceful=["h2", "h1"], hard=["h3"], grace=5)
     stops = json.loads(res.out)["stops"]
     assert [stops[h]["result"] for h in ("h1", "h2", "h3")] == ["drained", "drained", "hard"], stops
     assert "h2: stopping (already draining; 3 of 3 running: drains gracefully)" in res.err, res.err
@@ -529,15 +520,7 @@ def test_stop_one_node_refused_when_the_cluster_would_lose_its_majority(rc: Remo
     stops = json.loads(lone.out)["stops"]
     assert stops["h3"]["result"] == "hard" and stops["h3"]["reason"] == "no majority left", stops
     assert stops["h1"]["result"] == stops["h2"]["result"] == "already-stopped", stops
-    assert_stop_sequence(
-        _all_events(rc),
-        since,
-        graceful=[],
-        hard=["h3"],
-        ended=lone.ended,
-        grace=2,
-        killed=rc.kills(since, ["h3"]),
-    )
+    rc.assert_stops(since, graceful=[], hard=["h3"], grace=2)
     assert rc.show("h3", "ActiveState") == {"ActiveState": "inactive"}
     res = rc.run("start", NAME)
     assert res.rc == 0, res.text
@@ -586,15 +569,7 @@ def test_destroy_keeps_data_and_a_redeploy_brings_the_same_cluster_back(rc: Remo
     res = rc.run("--json", "destroy", NAME, "--grace", "3")
     assert res.rc == 0, res.text
     assert res.ended - res.started < 60, "destroy stops like `stop`: bounded, not TimeoutStopSec"
-    assert_stop_sequence(
-        _all_events(rc),
-        since,
-        graceful=["h1", "h2"],
-        hard=["h3"],
-        ended=res.ended,
-        grace=3,
-        killed=rc.kills(since, ["h3"]),
-    )
+    rc.assert_stops(since, graceful=["h1", "h2"], hard=["h3"], grace=3)
     assert json.loads(res.out)["stops"]["h3"]["result"] == "hard"
     for host in rc.hosts:
         evs = rc.events(host)  # the data is still there

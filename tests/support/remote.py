@@ -8,6 +8,7 @@ is a bounded poll of a condition.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -26,6 +27,7 @@ from roachctl.model.loader import load_topology
 from roachctl.operation.session import ssh_options
 from tests.support.bed import Bed
 from tests.support.release_fixtures import Releases
+from tests.support.stopcheck import assert_stop_sequence
 
 T = TypeVar("T")
 
@@ -106,11 +108,14 @@ class Remote:
         connections"), as if `ssh.persist` had passed: the next command connects anew, so it sees
         what sshd allows now (a connection keeps the settings it was made with)."""
         options = ssh_options(load_topology(self.topology), ssh_config=self.bed.ssh_config)
-        control_dir = OpenSSH(options, share_key=str(self.home.resolve())).control_dir
-        for sock in (p for p in control_dir.iterdir() if p.is_socket()):
-            subprocess.run(
-                ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, check=False
-            )
+        ssh = OpenSSH(options, share_key=str(self.home.resolve()))  # only for the dir it would use
+        try:
+            for sock in (p for p in ssh.control_dir.iterdir() if p.is_socket()):
+                subprocess.run(
+                    ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, check=False
+                )
+        finally:
+            asyncio.run(ssh.close())  # a private dir (sharing not possible) is removed, not leaked
 
     def status(self, *flags: str) -> dict[str, Any]:
         res = self.run("--json", "status", self.name, *flags)
@@ -129,6 +134,14 @@ class Remote:
 
     def all_events(self) -> dict[str, list[dict[str, Any]]]:
         return {h: self.events(h) for h in self.hosts}
+
+    def assert_stops(self, since: float, *, graceful: list[str], hard: list[str], grace: float) -> None:
+        """`assert_stop_sequence` on this cluster's event logs since `since`, each hard stop timed by
+        the SIGKILL in its host's journal (`kills`)."""
+        events = self.all_events()
+        assert_stop_sequence(
+            events, since, graceful=graceful, hard=hard, grace=grace, killed=self.kills(since, hard)
+        )
 
     def kills(self, since: float, expect: Iterable[str]) -> dict[str, float]:
         """{host: when systemd saw its node's main process die of SIGKILL} since `since` (epoch s), from

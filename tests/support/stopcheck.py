@@ -22,7 +22,7 @@ def assert_stop_sequence(
     *,
     graceful: Sequence[str],
     hard: Sequence[str],
-    ended: float,
+    ended: float | None = None,
     grace: float,
     slack: float = 8.0,
     killed: Mapping[str, float] | None = None,
@@ -50,6 +50,7 @@ def assert_stop_sequence(
         assert starts, (node, got)
         assert min(starts) >= previous_exit, f"{node} began draining while a graceful drain was running"
         if killed is None:
+            assert ended is not None, "give `ended` (the command's end) or `killed`"
             assert ended - min(starts) <= grace + slack, (node, ended - min(starts))
             continue
         assert node in killed, f"{node}: no SIGKILL in its journal"

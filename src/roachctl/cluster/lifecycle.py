@@ -675,7 +675,7 @@ async def _start_in_roll(
     *,
     ours: set[str],
     after: str = "left stopped",
-    timeout: float = READY_TIMEOUT,
+    timeout: float,
 ) -> bool:
     """The start half of a restart step: `systemctl start`, ready, then the health gate (tolerating
     `ours`). Records the node as restarted with its new MainPID; False (the failure recorded) when it
@@ -776,7 +776,7 @@ def left_stopped_by(steps: list[dict[str, Any]]) -> str:
 
 
 async def _refuse_if_nodes_down(
-    session: Session, everyone: list[NodeTarget], *, left_stopped: str = ""
+    session: Session, everyone: list[NodeTarget], *, left_stopped: str
 ) -> Observed:
     """A rolling restart waits for every node to be live before each step: with a node that is
     not running at all that gate can never open, so say so now instead of after the timeout.

@@ -91,7 +91,6 @@ class NodeClient:
         uses the new CA to prove that a node already trusts it."""
         self.session = session
         self._signer = signer
-        self._client: pki.KeyPair | None = None
 
     def client_files(self) -> dict[str, bytes]:
         """ca.crt + client.root.crt/key of this operation's short-lived cert (secure clusters)."""
@@ -107,12 +106,8 @@ class NodeClient:
     def _certs(self) -> tuple[bytes | None, bytes | None, bytes | None]:
         if not self.session.topology.secure:
             return None, None, None
-        if self._signer is None:
-            self._client = self.session.client_cert()
-        elif self._client is None:
-            self._client = self.session.home.ephemeral_client(signer=self._signer)
-        ca = self.session.home.trust_pem()
-        return ca, self._client.cert_pem(), self._client.key_pem()
+        client = self.session.client_cert(self._signer)
+        return self.session.home.trust_pem(), client.cert_pem(), client.key_pem()
 
     async def run(
         self,

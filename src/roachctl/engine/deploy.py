@@ -257,14 +257,14 @@ async def make_plan(
         )
     states: dict[str, HostState] = {}
     for host, probe in probes.items():
-        backend = fw.choose_backend(topology, probe.facts.firewall_active, probe.facts.firewall_backends)
+        backend, offline = fw.host_firewall(topology, probe.facts)
         states[host] = desired_state(
             topology,
             host,
             release=release_spec(topology, releases[probe.facts.arch]),
             certs=node_certs(home, topology, host, peers[host]),
             firewall_backend=backend,
-            firewalld_offline=fw.firewalld_offline(backend, probe.facts),
+            firewalld_offline=offline,
             peer_addresses=peers,
             owner=owner,
         )

@@ -104,14 +104,14 @@ async def collect(session: Session) -> dict[str, HostDrift]:
             if binary is None:  # not in this home's cache: the installed binary stands in for it
                 install = release_spec(topology, _Release(topology.version, facts.arch, "")).install_dir
                 binary = facts.path(f"{install}/cockroach").sha256
-            backend = fw.choose_backend(topology, facts.firewall_active, facts.firewall_backends)
+            backend, offline = fw.host_firewall(topology, facts)
             state = desired_state(
                 topology,
                 host,
                 release=release_spec(topology, _Release(topology.version, facts.arch, binary)),
                 certs=_saved_certs(session, host),
                 firewall_backend=backend,
-                firewalld_offline=fw.firewalld_offline(backend, facts),
+                firewalld_offline=offline,
                 peer_addresses=peers,
                 owner=owner,
             )

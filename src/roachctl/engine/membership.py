@@ -24,7 +24,7 @@ from roachctl.model.facts import HostFacts
 from roachctl.operation.session import Session
 from roachctl.plan import firewall as fw
 from roachctl.plan.desired import desired_state
-from roachctl.plan.diff import diff, fact_request
+from roachctl.plan.diff import diff, fact_request, firewalls
 from roachctl.plan.layout import layout_for
 from roachctl.plan.state import Change, ChangeKind, HostPlan, HostState, ReleaseSpec
 from roachctl.ui.env import Notify
@@ -51,13 +51,9 @@ def _release_as_installed(session: Session, host: str, facts: HostFacts) -> Rele
 
 def _membership_changes(state: HostState, plan: HostPlan) -> HostPlan:
     """Only the changes to the cockroach unit file and the firewall (see the module docstring)."""
-    files = {u.file.path for u in state.units}
-    if state.firewall.file is not None:
-        files.add(state.firewall.file.path)
+    files = {u.file.path for u in state.units} | {f.file.path for f in firewalls(state) if f.file}
     if state.firewall.unit is not None:
         files.add(state.firewall.unit.file.path)
-    if state.firewall.offline is not None and state.firewall.offline.file is not None:
-        files.add(state.firewall.offline.file.path)
     keep: list[Change] = []
     for change in plan.changes:
         unit_or_rules = change.kind in (ChangeKind.WRITE_FILE, ChangeKind.FIX_FILE) and change.target in files
@@ -79,14 +75,14 @@ async def plan_membership(session: Session) -> MembershipPlan:
     peers = deploy_mod._peer_addresses(topology, probes)
     states: dict[str, HostState] = {}
     for host, probe in probes.items():
-        backend = fw.choose_backend(topology, probe.facts.firewall_active, probe.facts.firewall_backends)
+        backend, offline = fw.host_firewall(topology, probe.facts)
         states[host] = desired_state(
             topology,
             host,
             release=_release_as_installed(session, host, probe.facts),
             certs=deploy_mod.node_certs(home, topology, host, peers[host]),
             firewall_backend=backend,
-            firewalld_offline=fw.firewalld_offline(backend, probe.facts),
+            firewalld_offline=offline,
             peer_addresses=peers,
             owner=home.owner_id(),
         )

@@ -11,6 +11,7 @@ pure and lives in `facts/parse.py`.
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from roachctl.exec.command import Command
 from roachctl.facts.parse import Item, ReportError, parse_report
 from roachctl.model.facts import HostFacts
 from roachctl.plan import bounds
+from roachctl.plan.firewall import FIREWALLD_NEVER_STARTS
 
 NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 _NFT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
@@ -94,7 +96,7 @@ if [ "$sd" = 1 ]; then
   fwd=$(systemctl show -p UnitFileState --value firewalld.service 2>/dev/null)
   printf 'fwd\t%s\n' "$fwd"
 fi
-case $fwd in ''|disabled|masked|masked-runtime) fwd_start=0 ;; *) fwd_start=1 ;; esac
+case $fwd in @FWD_NEVER_STARTS@) fwd_start=0 ;; *) fwd_start=1 ;; esac
 if command -v ss >/dev/null 2>&1; then
   ss -Htln 2>/dev/null | awk '{print "ss\t" $4}'
 else
@@ -218,7 +220,7 @@ while [ $# -ge 2 ]; do
   esac
 done
 printf 'end\n'
-"""
+""".replace("@FWD_NEVER_STARTS@", "|".join(shlex.quote(state) for state in FIREWALLD_NEVER_STARTS))
 
 
 @dataclass(frozen=True)

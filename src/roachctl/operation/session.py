@@ -64,11 +64,13 @@ class Session:
     def hosts(self) -> list[str]:
         return [n.host for n in self.topology.nodes]
 
-    def client_cert(self) -> pki.KeyPair:
-        """The command's short-lived root client cert for `cockroach` on the hosts (home.ephemeral_client):
-        one RSA key per command and signing CA (a CA rotation's phases each get their own), not one
-        per caller; a new one once it is CLIENT_CERT_REUSE_S old, well before it expires."""
-        now, signer = time.time(), self.home.ca()  # wall clock: a suspended laptop's certs age too
+    def client_cert(self, signer: pki.KeyPair | None = None) -> pki.KeyPair:
+        """The command's short-lived root client cert for `cockroach` on the hosts (home.ephemeral_client),
+        signed by `signer` (default: the home's signing CA): one RSA key per command and signer (a CA
+        rotation's phases and its probes of the other CA each get their own), not one per caller; a
+        new one once it is CLIENT_CERT_REUSE_S old, well before it expires."""
+        now = time.time()  # wall clock: a suspended laptop's certs age too
+        signer = signer or self.home.ca()
         key = signer.cert.fingerprint(hashes.SHA256())
         made = self._clients.get(key)
         if made is None or now - made[0] > CLIENT_CERT_REUSE_S:

@@ -42,7 +42,7 @@ def _units(state: HostState) -> tuple[UnitSpec, ...]:
     return state.units + ((state.firewall.unit,) if state.firewall.unit else ())
 
 
-def _firewalls(state: HostState) -> tuple[FirewallSpec, ...]:
+def firewalls(state: HostState) -> tuple[FirewallSpec, ...]:
     """The firewall rules of the backend in use, then firewalld's offline configuration if any."""
     fw = state.firewall
     return (fw, fw.offline) if fw.offline is not None else (fw,)
@@ -50,7 +50,7 @@ def _firewalls(state: HostState) -> tuple[FirewallSpec, ...]:
 
 def _files(state: HostState) -> tuple[FileSpec, ...]:
     """Plain files (certs, firewall rules) in apply order; unit files are handled with their units."""
-    return state.files + tuple(f.file for f in _firewalls(state) if f.file)
+    return state.files + tuple(f.file for f in firewalls(state) if f.file)
 
 
 def _release_paths(state: HostState) -> tuple[str, str, str]:
@@ -89,7 +89,7 @@ def required_nft_tables(state: HostState) -> list[str]:
 
 def required_fw_rules(state: HostState) -> list[str]:
     """The ufw/firewalld rule listings the diff reads (see `FirewallSpec.rules_fact`), offline ones too."""
-    return [f.rules_fact for f in _firewalls(state) if f.rules_fact]
+    return [f.rules_fact for f in firewalls(state) if f.rules_fact]
 
 
 def required_mount_parents(state: HostState) -> list[str]:
@@ -333,7 +333,7 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
     held = held_version(state, facts)
     files = [f for f in state.files if not (held and posixpath.dirname(f.path) == ROACHCTL_ETC)]
     yield from (_file_change(host, f, facts) for f in files)
-    rules = {id(f): _file_change(host, f.file, facts) if f.file else None for f in _firewalls(state)}
+    rules = {id(f): _file_change(host, f.file, facts) if f.file else None for f in firewalls(state)}
     for change in rules.values():
         if change is not None and change.kind == ChangeKind.FIX_FILE:
             yield change  # only mode/owner: the loaded rules are current
@@ -346,7 +346,7 @@ def _changes(state: HostState, facts: HostFacts) -> Iterator[Change | None]:
             host, ChangeKind.DAEMON_RELOAD, "systemd", "systemd has not loaded the current unit files"
         )
     yield from (_enable_change(host, u, facts) for u in _units(state))
-    yield from (_firewall_change(host, f, facts, rules[id(f)]) for f in _firewalls(state))
+    yield from (_firewall_change(host, f, facts, rules[id(f)]) for f in firewalls(state))
 
 
 def diff(state: HostState, facts: HostFacts) -> HostPlan:

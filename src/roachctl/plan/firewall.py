@@ -92,6 +92,13 @@ def firewalld_may_start(unit_file_state: str) -> bool:
     return unit_file_state not in FIREWALLD_NEVER_STARTS
 
 
+def host_firewall(topology: Topology, facts: HostFacts) -> tuple[str, bool]:
+    """(backend, firewalld_offline) of one host: where its rules go (`choose_backend`) and whether
+    firewalld's permanent configuration is written too (`firewalld_offline`); raises as they do."""
+    backend = choose_backend(topology, facts.firewall_active, facts.firewall_backends)
+    return backend, firewalld_offline(backend, facts)
+
+
 def firewalld_offline(backend: str, facts: HostFacts) -> bool:
     """Whether deploy must also write firewalld's permanent configuration offline on this host:
     rules go to `backend` (nftables or ufw) while an installed firewalld is not running but may
